@@ -1,0 +1,207 @@
+"""generate: write the simulator's raw files, in a format users bring.
+
+The default pipeline therefore goes through the real ingest path. Each source
+becomes a folder of long-layout files (one line per sentence row: id columns,
+then ``f0 .. f{dim-1}``) in Parquet, CSV(.gz) or JSON Lines (one example a line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from stages.common import atomic_directory, load_params, setup_logging, write_json
+from stages.simulator import ExampleTable, SimulatorConfig, SourceSpec, draw_source, iter_examples
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("parquet", "csv", "csv.gz", "jsonl")
+CHUNK_EXAMPLES = 256
+
+
+def long_table(table: ExampleTable, indices: list[int], rows: list[np.ndarray]) -> pa.Table:
+    """Examples as a long table: one line per sentence row, id columns then features."""
+    counts = np.array([r.shape[0] for r in rows])
+    stacked = np.concatenate(rows)
+    columns: dict[str, Any] = {
+        "example_id": np.repeat(table.example_id[indices], counts),
+        "group": np.repeat(table.group[indices], counts),
+        "label": np.repeat(table.label[indices], counts),
+        "true_label": np.repeat(table.true_label[indices], counts),
+    }
+    arrays = [pa.array(v) for v in columns.values()]
+    names = list(columns)
+    for j in range(stacked.shape[1]):
+        arrays.append(pa.array(stacked[:, j]))
+        names.append(f"f{j}")
+    return pa.Table.from_arrays(arrays, names=names)
+
+
+class _RawWriter:
+    """Append chunks of long-layout rows to one raw file of the chosen format."""
+
+    def __init__(self, path: Path, fmt: str) -> None:
+        self.path, self.fmt = path, fmt
+        self._parquet: pq.ParquetWriter | None = None
+        self._csv: pacsv.CSVWriter | None = None
+        self._stream = None
+        self._raw = None
+
+    def write(self, table: ExampleTable, indices: list[int], rows: list[np.ndarray]) -> None:
+        if self.fmt == "jsonl":
+            if self._stream is None:
+                self._stream = open(self.path, "w")
+            for i, r in zip(indices, rows, strict=True):
+                record = {
+                    "example_id": table.example_id[i],
+                    "group": table.group[i],
+                    "label": int(table.label[i]),
+                    "true_label": int(table.true_label[i]),
+                    "rows": np.round(r.astype(np.float64), 5).tolist(),
+                }
+                self._stream.write(json.dumps(record) + "\n")
+            return
+        long = long_table(table, indices, rows)
+        if self.fmt == "parquet":
+            if self._parquet is None:
+                self._parquet = pq.ParquetWriter(self.path, long.schema, compression="zstd")
+            self._parquet.write_table(long)
+        else:
+            if self._csv is None:
+                self._raw = open(self.path, "wb")
+                # mtime=0 keeps the gzip header, and so the file, byte-identical across runs.
+                self._stream = (
+                    gzip.GzipFile(fileobj=self._raw, mode="wb", mtime=0)
+                    if self.fmt == "csv.gz"
+                    else self._raw
+                )
+                self._csv = pacsv.CSVWriter(self._stream, long.schema)
+            self._csv.write_table(long)
+
+    def close(self) -> None:
+        if self._parquet is not None:
+            self._parquet.close()
+        if self._csv is not None:
+            self._csv.close()
+        if self._stream is not None:
+            self._stream.close()
+        if self._raw is not None and self._raw is not self._stream:
+            self._raw.close()
+
+
+def write_source(
+    table: ExampleTable,
+    config: SimulatorConfig,
+    directory: Path,
+    *,
+    fmt: str,
+    files: int,
+    seed: int,
+    source_index: int,
+) -> list[str]:
+    """Write one source's examples into ``files`` raw files; return their names."""
+    if fmt not in FORMATS:
+        raise ValueError(f"generate.format must be one of {FORMATS}, got {fmt!r}")
+    directory.mkdir(parents=True, exist_ok=True)
+    bounds = np.linspace(0, len(table), max(1, files) + 1).astype(int)
+    names = []
+    progress = tqdm(total=len(table), desc=f"generate {directory.name}", unit="ex", mininterval=2)
+    examples = iter_examples(table, config, seed=seed, source_index=source_index)
+    for part, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+        name = f"part-{part:03d}.{fmt}"
+        writer = _RawWriter(directory / name, fmt)
+        indices: list[int] = []
+        rows: list[np.ndarray] = []
+        for _ in range(lo, hi):
+            i, r = next(examples)
+            indices.append(i)
+            rows.append(r)
+            if len(indices) == CHUNK_EXAMPLES:
+                writer.write(table, indices, rows)
+                progress.update(len(indices))
+                indices, rows = [], []
+        if indices:
+            writer.write(table, indices, rows)
+            progress.update(len(indices))
+        writer.close()
+        if hi > lo:
+            names.append(name)
+        else:
+            (directory / name).unlink(missing_ok=True)
+    progress.close()
+    return names
+
+
+def summarize(table: ExampleTable, spec: SourceSpec) -> dict[str, Any]:
+    """What was drawn, for the record next to the raw files."""
+    n = len(table)
+    return {
+        "examples": n,
+        "population": spec.examples,
+        "negative_rate": spec.negative_rate,
+        "groups": int(len(np.unique(table.group))),
+        "labelled_positive": int(table.label.sum()),
+        "true_positive": int(table.true_label.sum()),
+        "rows": int(table.n_rows.sum()),
+    }
+
+
+def generate(params: dict[str, Any], out: Path) -> dict[str, Any]:
+    """Draw every source and write its raw files under ``out/<source>/``."""
+    config = SimulatorConfig.from_params(params)
+    seed = int(params["seed"])
+    fmt = params.get("format", "parquet")
+    shared = float(params.get("shared_groups", 0.0))
+    summary: dict[str, Any] = {"seed": seed, "format": fmt, "dim": config.dim, "sources": {}}
+    next_group = 0
+    first_groups: np.ndarray | None = None
+    with atomic_directory(out) as tmp:
+        for source_index, (name, spec_params) in enumerate(params["sources"].items()):
+            spec = SourceSpec(name, int(spec_params["examples"]), float(spec_params["negative_rate"]))
+            table, next_group = draw_source(
+                spec,
+                config,
+                seed=seed,
+                source_index=source_index,
+                first_group=next_group,
+                shared_groups=first_groups,
+                shared_fraction=shared,
+            )
+            if first_groups is None:
+                first_groups = np.unique(table.group_index)
+            files = write_source(
+                table,
+                config,
+                tmp / name,
+                fmt=fmt,
+                files=int(params.get("files_per_source", 1)),
+                seed=seed,
+                source_index=source_index,
+            )
+            summary["sources"][name] = {**summarize(table, spec), "files": files}
+            log.info("%s: %s", name, summary["sources"][name])
+        write_json(tmp / "simulation.json", summary)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--out", required=True, type=Path)
+    args = parser.parse_args(argv)
+    setup_logging()
+    generate(load_params(args.params, "generate"), args.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,198 @@
+"""The simulator's statistics match its params, and its output is deterministic."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stages.generate import generate
+from stages.simulator import (
+    SimulatorConfig,
+    SourceSpec,
+    draw_group_sizes,
+    draw_rows,
+    draw_source,
+    iter_examples,
+    relation_patterns,
+)
+
+SEED = 7
+
+
+def _draw(examples: int, negative_rate: float = 1.0, **config):
+    cfg = SimulatorConfig(dim=8, **config)
+    table, _ = draw_source(
+        SourceSpec("s", examples, negative_rate), cfg, seed=SEED, source_index=0, first_group=0
+    )
+    return table, cfg
+
+
+def test_prior_and_label_noise_match_params():
+    table, cfg = _draw(200_000, prior=0.01, kb_false_positive=0.2, kb_missing=0.15)
+    true_prior = table.true_label.mean()
+    assert abs(true_prior - 0.01) < 0.003, true_prior
+    labelled = table.label == 1
+    kb_fp = np.mean(table.true_label[labelled] == 0)
+    kb_missing = np.mean(table.label[table.true_label == 1] == 0)
+    assert abs(kb_fp - 0.2) < 0.04, kb_fp
+    assert abs(kb_missing - 0.15) < 0.04, kb_missing
+
+
+def test_group_sizes_have_the_requested_mean_and_add_up():
+    rng = np.random.default_rng(0)
+    sizes = draw_group_sizes(50_000, 4.0, rng)
+    assert sizes.sum() == 50_000
+    assert sizes.min() >= 1
+    assert abs(sizes.mean() - 4.0) < 0.1
+    table, _ = _draw(40_000, group_size_mean=6.0)
+    per_group = len(table) / len(np.unique(table.group))
+    assert abs(per_group - 6.0) < 0.3
+
+
+def test_upstream_thinning_keeps_positives_and_the_negative_rate():
+    full, _ = _draw(60_000, negative_rate=1.0)
+    thinned, _ = _draw(60_000, negative_rate=0.1)
+    assert thinned.label.sum() == full.label.sum()  # every labelled positive kept
+    kept = (thinned.label == 0).sum() / (full.label == 0).sum()
+    assert abs(kept - 0.1) < 0.01, kept
+
+
+def test_labels_cluster_by_group():
+    table, _ = _draw(100_000, prior=0.02, group_positive_concentration=0.5)
+    groups, inverse = np.unique(table.group, return_inverse=True)
+    pos_per_group = np.bincount(inverse, weights=table.true_label)
+    size = np.bincount(inverse)
+    multi = size >= 2
+    # Given one positive in a group, another member is positive far more often than the prior.
+    with_pos = multi & (pos_per_group >= 1)
+    others_pos = (pos_per_group[with_pos] - 1) / (size[with_pos] - 1)
+    assert others_pos.mean() > 5 * 0.02
+
+
+def _matched(rows: np.ndarray, patterns: np.ndarray, length: int) -> float:
+    """Best alignment score of an ordered pattern run against the rows."""
+    scores = [
+        sum(float(rows[s + k] @ patterns[k]) for k in range(length))
+        for s in range(rows.shape[0] - length + 1)
+    ]
+    return max(scores) / (length * patterns.shape[1])
+
+
+def test_evidence_runs_in_positives_and_decoys_in_negatives():
+    cfg = SimulatorConfig(
+        dim=64,
+        evidence_min_len=5,
+        evidence_max_len=5,
+        evidence_strength=1.0,
+        decoy_rate=0.3,
+        decoy_strength=1.0,
+        group_signal=0.0,
+        min_rows=10,
+        max_rows=20,
+        prior=0.2,
+        kb_false_positive=0.0,
+        kb_missing=0.0,
+    )
+    table, _ = draw_source(SourceSpec("s", 600, 1.0), cfg, seed=SEED, source_index=0, first_group=0)
+    patterns = relation_patterns(cfg, seed=SEED)[:5]
+    forward, backward = [], []
+    for i, rows in iter_examples(table, cfg, seed=SEED, source_index=0):
+        forward.append(_matched(rows, patterns, 5))
+        backward.append(_matched(rows, patterns[::-1], 5))
+    forward, backward = np.array(forward), np.array(backward)
+    pos = table.true_label == 1
+    assert np.all(forward[pos] > 0.5)  # every true relation has its ordered run
+    assert np.all(forward[~pos] < 0.5)  # negatives never do
+    decoy_share = np.mean(backward[~pos] > 0.5)
+    assert abs(decoy_share - 0.3) < 0.07, decoy_share
+
+
+def test_group_signature_makes_examples_of_a_group_alike():
+    cfg = SimulatorConfig(dim=64, group_signal=1.0, group_size_mean=5.0, min_rows=10, max_rows=10)
+    table, _ = draw_source(SourceSpec("s", 200, 1.0), cfg, seed=SEED, source_index=0, first_group=0)
+    means = np.stack([r.mean(axis=0) for _, r in iter_examples(table, cfg, seed=SEED, source_index=0)])
+    means /= np.linalg.norm(means, axis=1, keepdims=True)
+    sim = means @ means.T
+    same = table.group[:, None] == table.group[None, :]
+    off_diag = ~np.eye(len(table), dtype=bool)
+    assert sim[same & off_diag].mean() > 0.5
+    assert abs(sim[~same].mean()) < 0.1
+
+
+def test_invalid_params_name_the_key():
+    with pytest.raises(ValueError, match="generate.prior"):
+        SimulatorConfig.from_params({"prior": 1.5})
+    with pytest.raises(ValueError, match="negative_rate"):
+        SourceSpec("pool", 10, 0.0).validate()
+
+
+def _params(fmt: str) -> dict:
+    return {
+        "seed": 3,
+        "dim": 6,
+        "prior": 0.05,
+        "min_rows": 2,
+        "max_rows": 12,
+        "group_size_mean": 3.0,
+        "shared_groups": 0.3,
+        "format": fmt,
+        "files_per_source": 2,
+        "sources": {
+            "pool": {"examples": 300, "negative_rate": 0.2},
+            "production": {"examples": 100, "negative_rate": 1.0},
+        },
+    }
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "csv.gz", "jsonl"])
+def test_generate_is_deterministic_in_every_format(tmp_path, fmt):
+    a = generate(_params(fmt), tmp_path / "a")
+    time.sleep(1.1)  # a timestamp in any header would now differ
+    b = generate(_params(fmt), tmp_path / "b")
+    assert a == b
+    assert _digest(tmp_path / "a") == _digest(tmp_path / "b")
+    assert set(a["sources"]) == {"pool", "production"}
+    files = sorted((tmp_path / "a" / "pool").iterdir())
+    assert [f.name for f in files] == [f"part-000.{fmt}", f"part-001.{fmt}"]
+
+
+def test_generate_shares_some_groups_across_sources(tmp_path):
+    import pyarrow.parquet as pq
+
+    generate(_params("parquet"), tmp_path / "raw")
+    groups = {
+        name: set(pq.read_table(tmp_path / "raw" / name, columns=["group"]).column(0).to_pylist())
+        for name in ("pool", "production")
+    }
+    assert groups["pool"] & groups["production"]
+    no_share = {**_params("parquet"), "shared_groups": 0.0}
+    generate(no_share, tmp_path / "raw2")
+    groups2 = {
+        name: set(pq.read_table(tmp_path / "raw2" / name, columns=["group"]).column(0).to_pylist())
+        for name in ("pool", "production")
+    }
+    assert not groups2["pool"] & groups2["production"]
+
+
+def test_rows_of_an_example_do_not_depend_on_other_examples():
+    cfg = SimulatorConfig(dim=8)
+    table, _ = draw_source(SourceSpec("s", 50, 1.0), cfg, seed=SEED, source_index=0, first_group=0)
+    streamed = dict(iter_examples(table, cfg, seed=SEED, source_index=0))
+    patterns = relation_patterns(cfg, seed=SEED)
+    for i in (0, 17, len(table) - 1):  # drawn alone, without the examples before it
+        alone = draw_rows(
+            table, i, cfg, patterns=patterns, seed=SEED, source_index=0, signatures={}
+        )
+        np.testing.assert_array_equal(streamed[i], alone)
