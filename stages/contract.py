@@ -9,8 +9,8 @@ lists so a reader can fetch the metadata columns without touching them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import pyarrow as pa
@@ -64,7 +64,9 @@ def shard_paths(dataset_dir: str | Path) -> list[Path]:
     """The dataset's shards in their canonical order."""
     paths = sorted(Path(dataset_dir).glob(SHARD_GLOB))
     if not paths:
-        raise FileNotFoundError(f"{dataset_dir}: no {SHARD_GLOB} shards; run the ingest stage first")
+        raise FileNotFoundError(
+            f"{dataset_dir}: no {SHARD_GLOB} shards; run the ingest stage first"
+        )
     return paths
 
 
@@ -166,7 +168,9 @@ class DatasetWriter:
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
         flat = pa.array(np.concatenate(arrays).reshape(-1), type=DTYPES[self.dtype])
         rows = pa.FixedSizeListArray.from_arrays(flat, self.dim)
-        return pa.ListArray.from_arrays(pa.array(offsets), rows, type=feature_type(self.dim, self.dtype))
+        return pa.ListArray.from_arrays(
+            pa.array(offsets), rows, type=feature_type(self.dim, self.dtype)
+        )
 
     def _flush(self) -> None:
         buf = self._buffer
@@ -204,7 +208,7 @@ class DatasetWriter:
         self._writer.close()
         self._writer = None
 
-    def __enter__(self) -> "DatasetWriter":
+    def __enter__(self) -> DatasetWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

@@ -167,7 +167,9 @@ def generate(params: dict[str, Any], out: Path) -> dict[str, Any]:
     first_groups: np.ndarray | None = None
     with atomic_directory(out) as tmp:
         for source_index, (name, spec_params) in enumerate(params["sources"].items()):
-            spec = SourceSpec(name, int(spec_params["examples"]), float(spec_params["negative_rate"]))
+            spec = SourceSpec(
+                name, int(spec_params["examples"]), float(spec_params["negative_rate"])
+            )
             table, next_group = draw_source(
                 spec,
                 config,

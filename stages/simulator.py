@@ -18,8 +18,9 @@ Everything here is pure: functions take a config and a seed and return arrays.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -44,7 +45,7 @@ class SimulatorConfig:
     kb_missing: float = 0.1
 
     @classmethod
-    def from_params(cls, params: dict[str, Any]) -> "SimulatorConfig":
+    def from_params(cls, params: dict[str, Any]) -> SimulatorConfig:
         """Build from the ``generate`` params section, ignoring its non-model keys."""
         names = {f.name for f in fields(cls)}
         config = cls(**{k: v for k, v in params.items() if k in names})
@@ -61,7 +62,11 @@ class SimulatorConfig:
             ("group_size_mean", self.group_size_mean >= 1, ">= 1"),
             ("group_positive_concentration", self.group_positive_concentration > 0, "> 0"),
             ("evidence_min_len", self.evidence_min_len >= 1, ">= 1"),
-            ("evidence_max_len", self.evidence_max_len >= self.evidence_min_len, ">= evidence_min_len"),
+            (
+                "evidence_max_len",
+                self.evidence_max_len >= self.evidence_min_len,
+                ">= evidence_min_len",
+            ),
             ("decoy_rate", 0 <= self.decoy_rate <= 1, "in [0, 1]"),
             ("kb_false_positive", 0 <= self.kb_false_positive < 1, "in [0, 1)"),
             ("kb_missing", 0 <= self.kb_missing < 1, "in [0, 1)"),
@@ -81,7 +86,9 @@ class SourceSpec:
 
     def validate(self) -> None:
         if self.examples < 0:
-            raise ValueError(f"generate.sources.{self.name}.examples must be >= 0, got {self.examples}")
+            raise ValueError(
+                f"generate.sources.{self.name}.examples must be >= 0, got {self.examples}"
+            )
         if not 0 < self.negative_rate <= 1:
             raise ValueError(
                 f"generate.sources.{self.name}.negative_rate must be in (0, 1], "
@@ -112,10 +119,14 @@ def relation_patterns(config: SimulatorConfig, *, seed: int) -> np.ndarray:
 
 def group_signature(group_index: int, *, dim: int, seed: int) -> np.ndarray:
     """A group's signature, a function of the group and the seed only."""
-    return np.random.default_rng([seed, 2, int(group_index)]).standard_normal(dim).astype(np.float32)
+    return (
+        np.random.default_rng([seed, 2, int(group_index)]).standard_normal(dim).astype(np.float32)
+    )
 
 
-def group_relation_rate(group_index: np.ndarray, config: SimulatorConfig, *, seed: int) -> np.ndarray:
+def group_relation_rate(
+    group_index: np.ndarray, config: SimulatorConfig, *, seed: int
+) -> np.ndarray:
     """Each group's own relation rate, Beta-distributed with mean ``prior``.
 
     A small concentration makes groups differ a lot, so labels cluster by group
@@ -244,12 +255,15 @@ def iter_examples(
     patterns = relation_patterns(config, seed=seed)
     signatures: dict[int, np.ndarray] = {}
     for i in range(len(table)):
-        yield i, draw_rows(
-            table,
+        yield (
             i,
-            config,
-            patterns=patterns,
-            seed=seed,
-            source_index=source_index,
-            signatures=signatures,
+            draw_rows(
+                table,
+                i,
+                config,
+                patterns=patterns,
+                seed=seed,
+                source_index=source_index,
+                signatures=signatures,
+            ),
         )

@@ -100,7 +100,7 @@ def test_evidence_runs_in_positives_and_decoys_in_negatives():
     table, _ = draw_source(SourceSpec("s", 600, 1.0), cfg, seed=SEED, source_index=0, first_group=0)
     patterns = relation_patterns(cfg, seed=SEED)[:5]
     forward, backward = [], []
-    for i, rows in iter_examples(table, cfg, seed=SEED, source_index=0):
+    for _i, rows in iter_examples(table, cfg, seed=SEED, source_index=0):
         forward.append(_matched(rows, patterns, 5))
         backward.append(_matched(rows, patterns[::-1], 5))
     forward, backward = np.array(forward), np.array(backward)
@@ -114,7 +114,9 @@ def test_evidence_runs_in_positives_and_decoys_in_negatives():
 def test_group_signature_makes_examples_of_a_group_alike():
     cfg = SimulatorConfig(dim=64, group_signal=1.0, group_size_mean=5.0, min_rows=10, max_rows=10)
     table, _ = draw_source(SourceSpec("s", 200, 1.0), cfg, seed=SEED, source_index=0, first_group=0)
-    means = np.stack([r.mean(axis=0) for _, r in iter_examples(table, cfg, seed=SEED, source_index=0)])
+    means = np.stack(
+        [r.mean(axis=0) for _, r in iter_examples(table, cfg, seed=SEED, source_index=0)]
+    )
     means /= np.linalg.norm(means, axis=1, keepdims=True)
     sim = means @ means.T
     same = table.group[:, None] == table.group[None, :]
