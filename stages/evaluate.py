@@ -1,0 +1,702 @@
+"""Evaluate stage: metrics at the production prior, a threshold from dev_b, test with error bars.
+
+Scores ``dev_a``, ``dev_b`` and ``test`` once, then everything is a pure function
+of the predictions table (``example_id, split, group, label, weight, score,
+probability``):
+
+- ``sample`` metrics count examples as they are in the split;
+- ``prior`` metrics weight them (manifest weights, negatives rescaled so the
+  weighted positive fraction equals the production prior). For the thinned
+  ``dev_a`` this is a projection; ``dev_b`` and ``test`` are production-ratio
+  data, so it is a measurement;
+- ``probability`` is the score mapped to the production prior with the
+  ``beta`` recorded by train (Dal Pozzolo / Elkan);
+- the threshold minimises expected cost on ``dev_b`` at the prior and is applied
+  unchanged to every split; the Bayes threshold ``c_FP / (c_FP + c_FN)`` is
+  reported beside it;
+- group-level bootstrap intervals on ``dev_a`` (the projection) and ``test``.
+
+Usage::
+
+    python -m stages.evaluate --params params.yaml --dataset data/dataset \
+        --manifest data/manifest.parquet --model-dir models --reports reports
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.exceptions import UndefinedMetricWarning
+from sklearn.metrics import (
+    average_precision_score,
+    brier_score_loss,
+    class_likelihood_ratios,
+    f1_score,
+    log_loss,
+    precision_recall_curve,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+    roc_curve,
+)
+
+from stages import common, priors
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("dev_a", "dev_b", "test")
+VIEWS = ("sample", "prior")
+PREDICTION_COLUMNS = ("example_id", "split", "group", "label", "weight", "score", "probability")
+MANIFEST_COLUMNS = ("example_id", "group", "label", "split", "upstream_rate", "kept", "weight")
+CI_METRICS = ("precision", "recall", "f1", "expected_cost")
+CURVE_POINTS = 200  # plot files are kept in git: curves are thinned to about this many points
+CLASSIC = {"tp": 97, "fn": 3, "fp": 3, "tn": 197, "negative_factor": 50}
+
+
+# ----------------------------------------------------------------------------- params
+
+
+def check_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Validate the ``evaluate`` section; returns it with defaults filled in."""
+    cost = params.get("cost") or {}
+    boot = params.get("bootstrap") or {}
+    out = {
+        "prior": params.get("prior"),
+        "cost_fp": float(cost.get("false_positive", 1.0)),
+        "cost_fn": float(cost.get("false_negative", 10.0)),
+        "resamples": int(boot.get("resamples", 1000)),
+        "level": float(boot.get("level", 0.95)),
+        "seed": int(boot.get("seed", 0)),
+        "batch_size": int(params.get("batch_size", 64)),
+        "calibration_bins": int(params.get("calibration_bins", 10)),
+    }
+    if out["prior"] is not None and not 0.0 < float(out["prior"]) < 1.0:
+        raise ValueError(f"evaluate.prior must be null or in (0, 1), got {out['prior']!r}")
+    priors.bayes_threshold(cost_fp=out["cost_fp"], cost_fn=out["cost_fn"])  # validates costs
+    if out["resamples"] < 1:
+        raise ValueError(f"evaluate.bootstrap.resamples must be >= 1, got {out['resamples']}")
+    if not 0.0 < out["level"] < 1.0:
+        raise ValueError(f"evaluate.bootstrap.level must be in (0, 1), got {out['level']}")
+    if out["batch_size"] < 1 or out["calibration_bins"] < 1:
+        raise ValueError(
+            "evaluate.batch_size and evaluate.calibration_bins must be >= 1, got "
+            f"{out['batch_size']}, {out['calibration_bins']}"
+        )
+    return out
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def evaluation_rows(manifest: pd.DataFrame) -> pd.DataFrame:
+    """Kept rows of the evaluated splits, in manifest (dataset) order."""
+    missing = sorted(set(MANIFEST_COLUMNS) - set(manifest.columns))
+    if missing:
+        raise ValueError(f"manifest lacks columns {missing}; it needs {list(MANIFEST_COLUMNS)}")
+    rows = manifest[manifest["kept"].astype(bool) & manifest["split"].isin(SPLITS)]
+    absent = [s for s in SPLITS if not (rows["split"] == s).any()]
+    if absent:
+        raise ValueError(f"manifest has no kept rows in splits {absent}; evaluate needs {SPLITS}")
+    return rows.reset_index(drop=True)
+
+
+def estimate_production_prior(manifest: pd.DataFrame) -> tuple[float, str]:
+    """The production prior from production-ratio rows (upstream rate 1), weighted.
+
+    Falls back to every kept row when no source is at the production ratio.
+    Returns the prior and a phrase saying where it came from.
+    """
+    kept = manifest[manifest["kept"].astype(bool)]
+    production = kept[np.isclose(kept["upstream_rate"].to_numpy(np.float64), 1.0)]
+    if len(production) and production["label"].nunique() == 2:
+        source = f"production-ratio rows (upstream_rate 1), n={len(production)}"
+        rows = production
+    else:
+        logger.warning("no production-ratio rows with both labels; estimating from all kept rows")
+        source = f"all kept rows, weighted, n={len(kept)}"
+        rows = kept
+    prior = priors.estimate_prior(rows["label"].to_numpy(), rows["weight"].to_numpy(np.float64))
+    return prior, source
+
+
+def build_predictions(
+    rows: pd.DataFrame,
+    scores: np.ndarray,
+    *,
+    beta: float,
+    shift: tuple[float, float] | None = None,
+) -> pd.DataFrame:
+    """The predictions table: ``score`` as the model gave it, ``probability`` at the prior.
+
+    ``shift=(from_prior, to_prior)`` further moves the corrected probabilities
+    when ``evaluate.prior`` differs from the prior the weights restore.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.shape != (len(rows),):
+        raise ValueError(f"scores must have shape ({len(rows)},), got {scores.shape}")
+    if not np.all(np.isfinite(scores)):
+        raise ValueError(f"{int((~np.isfinite(scores)).sum())} scores are not finite")
+    probability = priors.correct_prior(scores, beta=beta)
+    if shift is not None:
+        probability = priors.shift_prior(probability, from_prior=shift[0], to_prior=shift[1])
+    return pd.DataFrame(
+        {
+            "example_id": rows["example_id"].astype(str).to_numpy(),
+            "split": rows["split"].astype(str).to_numpy(),
+            "group": rows["group"].astype(str).to_numpy(),
+            "label": rows["label"].to_numpy().astype(np.int8),
+            "weight": rows["weight"].to_numpy(np.float64),
+            "score": scores,
+            "probability": probability,
+        }
+    )
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def _safe(fn, *args, **kwargs) -> float:
+    """A sklearn metric, NaN where it is undefined (one class only, no predicted positive)."""
+    try:
+        return float(fn(*args, **kwargs))
+    except ValueError:
+        return float("nan")
+
+
+def view_weights(frame: pd.DataFrame, *, view: str, prior: float) -> np.ndarray:
+    """Per-example weights of one view: ones as sampled, weights moved to ``prior`` at the prior."""
+    if view == "sample":
+        return np.ones(len(frame))
+    if view == "prior":
+        return priors.weights_at_prior(
+            frame["label"].to_numpy(), frame["weight"].to_numpy(np.float64), prior=prior
+        )
+    raise ValueError(f"view must be one of {VIEWS}, got {view!r}")
+
+
+def decision_metrics(
+    labels: np.ndarray,
+    predicted: np.ndarray,
+    weights: np.ndarray,
+    *,
+    cost_fp: float,
+    cost_fn: float,
+) -> dict[str, Any]:
+    """Metrics of one yes/no rule: sklearn's with ``sample_weight``, plus cost and alert counts."""
+    cm = priors.confusion(labels, predicted, weights)
+    kw = {"sample_weight": weights, "zero_division": np.nan}
+    with warnings.catch_warnings():  # undefined LR+ (no false positives) is reported as null
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        lr_plus, _ = class_likelihood_ratios(
+            labels, predicted, labels=[0, 1], sample_weight=weights, replace_undefined_by=np.nan
+        )
+    out = {
+        "precision": _safe(precision_score, labels, predicted, **kw),
+        "recall": _safe(recall_score, labels, predicted, **kw),
+        "f1": _safe(f1_score, labels, predicted, **kw),
+        "lr_plus": float(lr_plus),
+        "expected_cost": priors.expected_cost(cm, cost_fp=cost_fp, cost_fn=cost_fn),
+        "confusion": cm.as_dict(),
+        "confusion_per_1000": cm.scaled(priors.PER_EXAMPLES / cm.total).as_dict()
+        if cm.total > 0
+        else None,
+    }
+    out.update({f"{k}_per_1000": v for k, v in priors.production_terms(cm).items()})
+    return out
+
+
+def view_metrics(
+    frame: pd.DataFrame,
+    *,
+    view: str,
+    prior: float,
+    threshold: float,
+    cost_fp: float,
+    cost_fn: float,
+) -> dict[str, Any]:
+    """All metrics of one split in one view at the probability threshold."""
+    y = frame["label"].to_numpy().astype(int)
+    w = view_weights(frame, view=view, prior=prior)
+    # the score is calibrated at the training prior, the probability at the production prior
+    p = frame["score" if view == "sample" else "probability"].to_numpy(np.float64)
+    predicted = (frame["probability"].to_numpy(np.float64) >= threshold).astype(int)
+    out = decision_metrics(y, predicted, w, cost_fp=cost_fp, cost_fn=cost_fn)
+    out.update(
+        {
+            "examples": int(len(frame)),
+            "positives": int(y.sum()),
+            "positive_fraction": float(np.dot(y, w) / w.sum()) if w.sum() > 0 else float("nan"),
+            "average_precision": _safe(average_precision_score, y, p, sample_weight=w),
+            "roc_auc": _safe(roc_auc_score, y, p, sample_weight=w),
+            "log_loss": _safe(log_loss, y, p, sample_weight=w, labels=[0, 1]),
+            "brier": _safe(brier_score_loss, y, p, sample_weight=w, labels=[0, 1]),
+            "probability_scored": "score" if view == "sample" else "probability",
+        }
+    )
+    return out
+
+
+def bootstrap_intervals(
+    frame: pd.DataFrame,
+    *,
+    prior: float,
+    threshold: float,
+    cost_fp: float,
+    cost_fn: float,
+    resamples: int,
+    level: float,
+    seed: int,
+) -> dict[str, list[float]]:
+    """Group-bootstrap intervals of precision, recall, F1 and expected cost at the prior."""
+    y = frame["label"].to_numpy().astype(int)
+    w = frame["weight"].to_numpy(np.float64)
+    predicted = (frame["probability"].to_numpy(np.float64) >= threshold).astype(int)
+
+    def statistic(multiplicity: np.ndarray) -> dict[str, float]:
+        weights = priors.weights_at_prior(y, w * multiplicity, prior=prior)
+        cm = priors.confusion(y, predicted, weights)
+        out = {k: v for k, v in priors.rates(cm).items() if k in CI_METRICS}
+        out["expected_cost"] = priors.expected_cost(cm, cost_fp=cost_fp, cost_fn=cost_fn)
+        return out
+
+    result = priors.group_bootstrap(
+        frame["group"].to_numpy(), statistic, resamples=resamples, level=level, seed=seed
+    )
+    return {f"{name}_ci": list(result.intervals[name]) for name in CI_METRICS}
+
+
+def compute_metrics(
+    predictions: pd.DataFrame,
+    *,
+    prior: float,
+    cost_fp: float,
+    cost_fn: float,
+    resamples: int,
+    level: float,
+    seed: int,
+    beta: float = 1.0,
+) -> dict[str, Any]:
+    """metrics.json as a dict: per split and view, the thresholds, and intervals.
+
+    ``beta`` only converts thresholds to the raw-score scale for the report.
+    """
+    missing = sorted(set(PREDICTION_COLUMNS) - set(predictions.columns))
+    if missing:
+        raise ValueError(f"predictions lack columns {missing}")
+    by_split = {s: predictions[predictions["split"] == s] for s in SPLITS}
+    dev_b = by_split["dev_b"]
+    threshold, _ = priors.cost_minimising_threshold(
+        dev_b["label"].to_numpy(),
+        dev_b["probability"].to_numpy(np.float64),
+        view_weights(dev_b, view="prior", prior=prior),
+        cost_fp=cost_fp,
+        cost_fn=cost_fn,
+    )
+    bayes = priors.bayes_threshold(cost_fp=cost_fp, cost_fn=cost_fn)
+    common_kw = {"prior": prior, "cost_fp": cost_fp, "cost_fn": cost_fn}
+    metrics: dict[str, Any] = {
+        "prior": prior,
+        "beta": beta,
+        "cost": {
+            "false_positive": cost_fp,
+            "false_negative": cost_fn,
+            "unit": f"per {priors.PER_EXAMPLES} production examples",
+        },
+        "threshold": threshold,
+        "threshold_score": float(priors.invert_prior_correction(min(threshold, 1.0), beta=beta)),
+        "threshold_source": "minimum expected cost on dev_b at the prior",
+        "bayes_threshold": bayes,
+        "bayes_threshold_score": float(priors.invert_prior_correction(bayes, beta=beta)),
+    }
+    for split, frame in by_split.items():
+        metrics[split] = {
+            view: view_metrics(frame, view=view, threshold=threshold, **common_kw) for view in VIEWS
+        }
+        # beside the chosen rule: the Bayes rule on probabilities, and the shipped 0.5 on scores
+        y = frame["label"].to_numpy().astype(int)
+        w = view_weights(frame, view="prior", prior=prior)
+        metrics[split]["prior_at_bayes_threshold"] = decision_metrics(
+            y,
+            (frame["probability"].to_numpy() >= bayes).astype(int),
+            w,
+            cost_fp=cost_fp,
+            cost_fn=cost_fn,
+        )
+        metrics[split]["prior_at_score_half"] = decision_metrics(
+            y, (frame["score"].to_numpy() >= 0.5).astype(int), w, cost_fp=cost_fp, cost_fn=cost_fn
+        )
+    for split in ("dev_a", "test"):
+        metrics[split]["prior"].update(
+            bootstrap_intervals(
+                by_split[split],
+                threshold=threshold,
+                resamples=resamples,
+                level=level,
+                seed=seed,
+                **common_kw,
+            )
+        )
+    metrics["bootstrap"] = {"resamples": resamples, "level": level, "seed": seed, "unit": "group"}
+    metrics["classic_example"] = classic_example()
+    return common.finite_or_none(metrics)
+
+
+def classic_example() -> dict[str, float]:
+    """TP 97, FN 3, FP 3, TN 197 at 1:2, and the same rule with negatives x50 (1:100)."""
+    c = CLASSIC
+    sampled = priors.Confusion(tn=c["tn"], fp=c["fp"], fn=c["fn"], tp=c["tp"])
+    projected = priors.Confusion(
+        tn=c["tn"] * c["negative_factor"], fp=c["fp"] * c["negative_factor"], fn=c["fn"], tp=c["tp"]
+    )
+    pi_s = (c["tp"] + c["fn"]) / sampled.total
+    pi = (c["tp"] + c["fn"]) / projected.total
+    return {
+        "precision_sampled": priors.rates(sampled)["precision"],
+        "precision_projected": priors.rates(projected)["precision"],
+        "precision_siblini": priors.calibrated_precision(
+            c["tp"], c["fp"], sample_prior=pi_s, prior=pi
+        ),
+        "recall": priors.rates(sampled)["recall"],
+    }
+
+
+# ----------------------------------------------------------------------------- plots
+
+
+def _thin(records: list[dict[str, float]], points: int = CURVE_POINTS) -> list[dict[str, float]]:
+    if len(records) <= points:
+        return records
+    keep = np.unique(np.linspace(0, len(records) - 1, points).round().astype(int))
+    return [records[i] for i in keep]
+
+
+def plot_data(
+    predictions: pd.DataFrame, metrics: dict[str, Any], *, prior: float, calibration_bins: int
+) -> dict[str, list[dict[str, Any]]]:
+    """Data series for ``dvc plots``: file stem -> list of records."""
+    cost_fp = metrics["cost"]["false_positive"]
+    cost_fn = metrics["cost"]["false_negative"]
+    threshold = metrics["threshold"]
+    frames = {s: predictions[predictions["split"] == s] for s in SPLITS}
+    out: dict[str, list[dict[str, Any]]] = {}
+
+    curves = {"pr_dev_a_sample": ("dev_a", "sample"), "pr_dev_a_prior": ("dev_a", "prior")}
+    curves.update({"pr_dev_b_prior": ("dev_b", "prior"), "pr_test_prior": ("test", "prior")})
+    for name, (split, view) in curves.items():
+        frame = frames[split]
+        w = view_weights(frame, view=view, prior=prior)
+        precision, recall, _ = precision_recall_curve(
+            frame["label"], frame["probability"], sample_weight=w
+        )
+        out[name] = _thin(
+            [
+                {"recall": float(r), "precision": float(p)}
+                for p, r in zip(precision, recall, strict=True)
+            ]
+        )
+    for split in SPLITS:
+        frame = frames[split]
+        w = view_weights(frame, view="prior", prior=prior)
+        fpr, tpr, _ = roc_curve(frame["label"], frame["probability"], sample_weight=w)
+        out[f"roc_{split}"] = _thin(
+            [{"fpr": float(a), "tpr": float(b)} for a, b in zip(fpr, tpr, strict=True)]
+        )
+        table = priors.weighted_calibration(
+            frame["label"].to_numpy(), frame["probability"].to_numpy(), w, n_bins=calibration_bins
+        )
+        out[f"calibration_{split}"] = [
+            {"predicted": float(a), "observed": float(b), "weight": float(c)}
+            for a, b, c in zip(table["predicted"], table["observed"], table["weight"], strict=True)
+        ]
+        # rows for the confusion_normalized template: prior-free (rates per actual class)
+        predicted = (frame["probability"].to_numpy() >= threshold).astype(int)
+        out[f"confusion_{split}"] = [
+            {"actual": int(a), "predicted": int(b)}
+            for a, b in zip(frame["label"], predicted, strict=True)
+        ]
+    dev_b = frames["dev_b"]
+    curve = priors.cost_curve(
+        dev_b["label"].to_numpy(),
+        dev_b["probability"].to_numpy(),
+        view_weights(dev_b, view="prior", prior=prior),
+        cost_fp=cost_fp,
+        cost_fn=cost_fn,
+    )
+    finite = np.isfinite(curve.thresholds)
+    out["cost_dev_b"] = _thin(
+        [
+            {"threshold": float(t), "expected_cost": float(c)}
+            for t, c in zip(curve.thresholds[finite][::-1], curve.costs[finite][::-1], strict=True)
+        ]
+    )
+    return out
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.{digits}f}"
+
+
+def _ci(view: dict[str, Any], name: str, digits: int = 3) -> str:
+    ci = view.get(f"{name}_ci")
+    text = _fmt(view.get(name), digits)
+    if ci and None not in ci:
+        text += f" [{_fmt(ci[0], digits)}, {_fmt(ci[1], digits)}]"
+    return text
+
+
+def render_report(metrics: dict[str, Any]) -> str:
+    """reports/report.md: the table, the worked example and the threshold in production terms."""
+    level = int(round(metrics["bootstrap"]["level"] * 100))
+    cost = metrics["cost"]
+    rows = [
+        ("dev_a as sampled", metrics["dev_a"]["sample"], "counts"),
+        ("dev_a projected to the prior", metrics["dev_a"]["prior"], "per 1,000"),
+        ("dev_b measured at the prior", metrics["dev_b"]["prior"], "per 1,000"),
+        ("test measured at the prior", metrics["test"]["prior"], "per 1,000"),
+    ]
+    lines = [
+        "# Evaluation at the production prior",
+        "",
+        "Generated by `python -m stages.evaluate`; do not edit by hand.",
+        "",
+        f"- Production prior: **{_fmt(metrics['prior'], 4)}** "
+        f"(1:{_fmt(1 / metrics['prior'] - 1, 0) if metrics['prior'] else 'n/a'}); "
+        f"{metrics.get('prior_source', '')}.",
+        f"- Prior correction: `p = beta*s / (beta*s - s + 1)` with beta = "
+        f"{_fmt(metrics['beta'], 4)} from train"
+        + (
+            f", then moved from the prior train's weights describe "
+            f"({_fmt(metrics['prior_of_model'], 4)}) to this one."
+            if metrics.get("prior_of_model") and metrics["prior_of_model"] != metrics["prior"]
+            else "."
+        ),
+        f"- Costs: false positive {cost['false_positive']:g}, false negative "
+        f"{cost['false_negative']:g}; expected cost is {cost['unit']}.",
+        f"- Threshold chosen on dev_b (minimum expected cost): probability >= "
+        f"**{_fmt(metrics['threshold'], 4)}** (raw score >= {_fmt(metrics['threshold_score'], 4)}); "
+        f"Bayes threshold c_FP/(c_FP+c_FN) = {_fmt(metrics['bayes_threshold'], 4)} "
+        f"(raw score {_fmt(metrics['bayes_threshold_score'], 4)}).",
+        f"- Intervals: {level}% group bootstrap ({metrics['bootstrap']['resamples']} resamples "
+        "of entity groups).",
+        "",
+        "## Dev and test, at the chosen threshold",
+        "",
+        "| set | precision | recall | F1 | AP | ROC AUC | LR+ | expected cost | "
+        "TP | FP | FN | TN | confusion in |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, view, unit in rows:
+        cm = view["confusion"] if unit == "counts" else view["confusion_per_1000"] or {}
+        digits = 0 if unit == "counts" else 1
+        lines.append(
+            f"| {name} | {_ci(view, 'precision')} | {_ci(view, 'recall')} | {_ci(view, 'f1')} | "
+            f"{_fmt(view['average_precision'])} | {_fmt(view['roc_auc'])} | "
+            f"{_fmt(view['lr_plus'], 1)} | {_ci(view, 'expected_cost', 1)} | "
+            + " | ".join(_fmt(cm.get(k), digits) for k in ("tp", "fp", "fn", "tn"))
+            + f" | {unit} |"
+        )
+    test, proj = metrics["test"]["prior"], metrics["dev_a"]["prior"]
+    sampled = metrics["dev_a"]["sample"]
+    ci = proj.get("precision_ci") or [None, None]
+    inside = (
+        None if None in ci or test["precision"] is None else ci[0] <= test["precision"] <= ci[1]
+    )
+    verdict = {
+        None: "cannot be compared (undefined precision)",
+        True: "lies inside",
+        False: "lies outside",
+    }[inside]
+    lines += [
+        "",
+        f"dev_a as sampled has precision {_fmt(sampled['precision'])}; projected to the prior it "
+        f"is {_fmt(proj['precision'])}, {level}% interval [{_fmt(ci[0])}, {_fmt(ci[1])}]. "
+        f"Test precision measured at the prior, {_fmt(test['precision'])}, {verdict} that "
+        "interval.",
+        "",
+        "Expected cost, log loss and Brier score at the prior (probabilities after correction):",
+        "",
+        "| set | log loss | Brier | expected cost | at Bayes threshold | at raw score 0.5 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for split in SPLITS:
+        view = metrics[split]["prior"]
+        lines.append(
+            f"| {split} | {_fmt(view['log_loss'], 4)} | {_fmt(view['brier'], 4)} | "
+            f"{_fmt(view['expected_cost'], 1)} | "
+            f"{_fmt(metrics[split]['prior_at_bayes_threshold']['expected_cost'], 1)} | "
+            f"{_fmt(metrics[split]['prior_at_score_half']['expected_cost'], 1)} |"
+        )
+    classic = metrics["classic_example"]
+    lines += [
+        "",
+        "## Why dev looks better than production: the classic example",
+        "",
+        "At 1:2 a classifier with TP 97, FN 3, FP 3, TN 197 has precision 97/(97+3) = "
+        f"{_fmt(classic['precision_sampled'], 2)} and recall {_fmt(classic['recall'], 2)}. "
+        "Production is 1:100, so each negative in the dev set stands for 50: multiply the "
+        "negative row by 50 (FP 150, TN 9,850). Recall is unchanged; precision becomes "
+        f"97/(97+150) = {_fmt(classic['precision_projected'])}. Siblini et al.'s calibrated "
+        f"precision gives the same number ({_fmt(classic['precision_siblini'])}). Recall and "
+        "LR+ do not depend on the class ratio; precision, F1, AP and expected cost do.",
+        "",
+        "## What the threshold means in production",
+        "",
+    ]
+    terms = metrics["test"]["prior"]
+    lines += [
+        f"Per 1,000 production examples (test, at the prior), the rule raises "
+        f"**{_fmt(terms['alerts_per_1000'], 1)} alerts**, of which "
+        f"{_fmt(terms['true_alerts_per_1000'], 1)} are true and "
+        f"{_fmt(terms['false_alerts_per_1000'], 1)} false; of "
+        f"{_fmt(terms['positives_per_1000'], 1)} positives it misses "
+        f"{_fmt(terms['missed_per_1000'], 1)}. Expected cost "
+        f"{_ci(terms, 'expected_cost', 1)} per 1,000.",
+        "",
+        "For comparison, the shipped rule (raw score >= 0.5, which silently assumes a false "
+        f"negative costs 1/beta = {_fmt(1 / metrics['beta'] if metrics['beta'] else None, 0)} "
+        "false positives) raises "
+        f"{_fmt(metrics['test']['prior_at_score_half']['alerts_per_1000'], 1)} alerts per 1,000 "
+        f"with precision {_fmt(metrics['test']['prior_at_score_half']['precision'])}.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- stage
+
+
+def evaluate_predictions(
+    predictions: pd.DataFrame,
+    *,
+    params: dict[str, Any],
+    prior: float,
+    prior_source: str,
+    beta: float,
+    extra: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]], str]:
+    """Everything after scoring: (metrics, plot data, report text); ``extra`` goes into metrics."""
+    opts = check_params(params)
+    metrics = compute_metrics(
+        predictions,
+        prior=prior,
+        cost_fp=opts["cost_fp"],
+        cost_fn=opts["cost_fn"],
+        resamples=opts["resamples"],
+        level=opts["level"],
+        seed=opts["seed"],
+        beta=beta,
+    )
+    metrics["prior_source"] = prior_source
+    metrics.update(common.finite_or_none(extra or {}))
+    plots = plot_data(predictions, metrics, prior=prior, calibration_bins=opts["calibration_bins"])
+    return metrics, plots, render_report(metrics)
+
+
+def score_examples(
+    model_dir: Path,
+    dataset_dir: Path,
+    example_ids: list[str],
+    *,
+    batch_size: int,
+    min_rows: int = 1,
+) -> np.ndarray:
+    """Load models/model.keras (safe mode) and score ``example_ids`` streaming from Parquet."""
+    common.quiet_tensorflow()
+    import keras
+
+    import stages.cnn  # noqa: F401  registers the custom layers before loading
+    from stages.batches import predict_scores
+
+    model = keras.saving.load_model(model_dir / "model.keras", safe_mode=True)
+    return predict_scores(model, dataset_dir, example_ids, batch_size=batch_size, min_rows=min_rows)
+
+
+def write_outputs(
+    reports: Path,
+    predictions: pd.DataFrame,
+    metrics: dict[str, Any],
+    plots: dict[str, list[dict[str, Any]]],
+    report: str,
+) -> None:
+    """Rewrite the stage's outputs under ``reports`` (and nothing else there)."""
+    import shutil
+
+    reports.mkdir(parents=True, exist_ok=True)
+    predictions.to_parquet(reports / "predictions.parquet", index=False)
+    common.write_json(reports / "metrics.json", metrics)
+    (reports / "report.md").write_text(report)
+    plot_dir = reports / "evaluate_plots"
+    shutil.rmtree(plot_dir, ignore_errors=True)
+    for name, records in plots.items():
+        common.write_json(plot_dir / f"{name}.json", records)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--dataset", type=Path, required=True)
+    parser.add_argument("--manifest", type=Path, required=True)
+    parser.add_argument("--model-dir", type=Path, required=True)
+    parser.add_argument("--reports", type=Path, required=True)
+    args = parser.parse_args(argv)
+    common.setup_logging()
+
+    params = common.load_params(args.params, "evaluate")
+    opts = check_params(params)
+    manifest = pd.read_parquet(args.manifest)
+    rows = evaluation_rows(manifest)
+    train_info = json.loads((args.model_dir / "train.json").read_text())
+    beta = float(train_info["beta"])
+
+    estimated, source = estimate_production_prior(manifest)
+    prior = estimated if opts["prior"] is None else float(opts["prior"])
+    if opts["prior"] is not None:
+        source = "evaluate.prior"
+    # beta restores the prior of the population train's weights describe; when that differs
+    # from the production prior used here, move the probabilities on (Saerens et al. 2002)
+    model_prior = train_info.get("production_prior_estimate")
+    shift = None
+    if model_prior is not None and 0 < model_prior < 1 and not np.isclose(model_prior, prior):
+        shift = (float(model_prior), prior)
+    logger.info("production prior %.5f (%s); beta %.5f; shift %s", prior, source, beta, shift)
+
+    scores = score_examples(
+        args.model_dir,
+        args.dataset,
+        rows["example_id"].tolist(),
+        batch_size=opts["batch_size"],
+        min_rows=int(train_info.get("min_rows", 1)),  # pad as train did when it scored
+    )
+    predictions = build_predictions(rows, scores, beta=beta, shift=shift)
+    metrics, plots, report = evaluate_predictions(
+        predictions,
+        params=params,
+        prior=prior,
+        prior_source=source,
+        beta=beta,
+        extra={"prior_estimated": estimated, "prior_of_model": model_prior},
+    )
+    write_outputs(args.reports, predictions, metrics, plots, report)
+    for split in SPLITS:
+        logger.info(
+            "%s precision sampled %s, at prior %s",
+            split,
+            metrics[split]["sample"]["precision"],
+            metrics[split]["prior"]["precision"],
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,360 @@
+"""Evaluate stage: pure metrics on a predictions table, and the stage end to end on a tiny model."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import average_precision_score, f1_score, precision_score, recall_score
+
+from stages import evaluate, priors
+
+PRIOR = 0.02
+BETA = 0.05
+PARAMS = {
+    "prior": None,
+    "cost": {"false_positive": 1, "false_negative": 10},
+    "bootstrap": {"resamples": 60, "level": 0.9, "seed": 3},
+    "calibration_bins": 5,
+    "batch_size": 8,
+}
+
+
+def make_split(rng: np.random.Generator, name: str, n_groups: int, keep: float) -> pd.DataFrame:
+    """Groups of 1-4 examples at PRIOR; negatives kept with rate ``keep`` and weighted 1/keep."""
+    sizes = rng.integers(1, 5, n_groups)
+    groups = np.repeat(np.arange(n_groups), sizes)
+    labels = (rng.random(len(groups)) < PRIOR).astype(np.int8)
+    frame = pd.DataFrame(
+        {
+            "example_id": [f"{name}-{i:05d}" for i in range(len(groups))],
+            "split": name,
+            "group": [f"{name}-g{g}" for g in groups],
+            "label": labels,
+        }
+    )
+    frame = frame[(frame["label"] == 1) | (rng.random(len(frame)) < keep)].copy()
+    frame["weight"] = np.where(frame["label"] == 1, 1.0, 1.0 / keep)
+    return frame
+
+
+@pytest.fixture(scope="module")
+def predictions() -> pd.DataFrame:
+    """A predictions table whose scores are calibrated at the thinned prior (beta = BETA)."""
+    rng = np.random.default_rng(42)
+    frame = pd.concat(
+        [
+            make_split(rng, "dev_a", 1500, BETA),
+            make_split(rng, "dev_b", 1200, 1.0),
+            make_split(rng, "test", 1200, 1.0),
+        ],
+        ignore_index=True,
+    )
+    # production probability from a logistic model, then the score a thinned model would give
+    logit = 2.5 * frame["label"].to_numpy() + 1.2 * rng.normal(size=len(frame)) - 5.0
+    probability = 1.0 / (1.0 + np.exp(-logit))
+    frame["score"] = priors.invert_prior_correction(probability, beta=BETA)
+    frame["probability"] = priors.correct_prior(frame["score"].to_numpy(), beta=BETA)
+    return frame.reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def evaluated(predictions):
+    return evaluate.evaluate_predictions(
+        predictions, params=PARAMS, prior=PRIOR, prior_source="fixture", beta=BETA
+    )
+
+
+REQUIRED = [
+    f"{split}.{view}.{name}"
+    for split in ("dev_a", "dev_b", "test")
+    for view in ("sample", "prior")
+    for name in ("precision", "recall", "f1", "average_precision")
+] + ["dev_b.prior.expected_cost", "test.prior.expected_cost", "threshold"]
+
+
+def lookup(metrics: dict, dotted: str):
+    value = metrics
+    for key in dotted.split("."):
+        value = value[key]
+    return value
+
+
+def assert_finite_or_null(value, where="metrics"):
+    if isinstance(value, dict):
+        for k, v in value.items():
+            assert_finite_or_null(v, f"{where}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            assert_finite_or_null(v, f"{where}[{i}]")
+    elif isinstance(value, float):
+        assert math.isfinite(value), where
+
+
+def check_metrics_file(path: Path) -> dict:
+    """Required keys present, numbers finite or null, CIs as [low, high]."""
+    text = path.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    metrics = json.loads(text)
+    for key in REQUIRED:
+        value = lookup(metrics, key)
+        assert value is None or isinstance(value, (int, float)), key
+    assert isinstance(metrics["threshold"], float)
+    for name in ("precision_ci", "recall_ci"):
+        low, high = metrics["test"]["prior"][name]
+        assert low <= high
+    assert_finite_or_null(metrics)
+    return metrics
+
+
+def test_metrics_written_have_required_keys_and_agree_with_sklearn(
+    predictions, evaluated, tmp_path
+):
+    metrics, plots, report = evaluated
+    evaluate.write_outputs(tmp_path, predictions, metrics, plots, report)
+    written = check_metrics_file(tmp_path / "metrics.json")
+    table = pd.read_parquet(tmp_path / "predictions.parquet")
+    assert list(table.columns) == list(evaluate.PREDICTION_COLUMNS)
+    threshold = written["threshold"]
+    for split in evaluate.SPLITS:
+        frame = table[table["split"] == split]
+        y = frame["label"].to_numpy()
+        pred = (frame["probability"] >= threshold).astype(int)
+        w = priors.weights_at_prior(y, frame["weight"].to_numpy(), prior=written["prior"])
+        prior_view, sample_view = written[split]["prior"], written[split]["sample"]
+        assert prior_view["precision"] == pytest.approx(precision_score(y, pred, sample_weight=w))
+        assert prior_view["recall"] == pytest.approx(recall_score(y, pred, sample_weight=w))
+        assert prior_view["f1"] == pytest.approx(f1_score(y, pred, sample_weight=w))
+        assert prior_view["average_precision"] == pytest.approx(
+            average_precision_score(y, frame["probability"], sample_weight=w)
+        )
+        assert sample_view["precision"] == pytest.approx(precision_score(y, pred))
+        assert sample_view["average_precision"] == pytest.approx(
+            average_precision_score(y, frame["score"])
+        )
+        assert prior_view["positive_fraction"] == pytest.approx(written["prior"])
+    # the threshold is the dev_b cost minimum, and the same rule is used on test
+    dev_b = table[table["split"] == "dev_b"]
+    w = priors.weights_at_prior(dev_b["label"].to_numpy(), dev_b["weight"].to_numpy(), prior=PRIOR)
+    expected, cost = priors.cost_minimising_threshold(
+        dev_b["label"], dev_b["probability"], w, cost_fp=1, cost_fn=10
+    )
+    assert threshold == pytest.approx(expected)
+    assert written["dev_b"]["prior"]["expected_cost"] == pytest.approx(cost)
+
+
+def test_thinned_dev_a_looks_better_as_sampled_than_at_the_prior(evaluated):
+    metrics, _, _ = evaluated
+    dev_a = metrics["dev_a"]
+    assert dev_a["sample"]["precision"] > dev_a["prior"]["precision"] + 0.2
+    # recall does not depend on the prior
+    assert dev_a["sample"]["recall"] == pytest.approx(dev_a["prior"]["recall"])
+    # dev_b/test are at the production ratio: weights are 1, sample and prior nearly agree
+    assert metrics["test"]["sample"]["precision"] == pytest.approx(
+        metrics["test"]["prior"]["precision"], abs=0.05
+    )
+    low, high = dev_a["prior"]["precision_ci"]
+    assert low < dev_a["prior"]["precision"] < high
+
+
+def test_threshold_near_bayes_on_calibrated_scores(evaluated):
+    metrics, _, _ = evaluated
+    assert metrics["bayes_threshold"] == pytest.approx(1 / 11)
+    assert metrics["bayes_threshold_score"] == pytest.approx(
+        float(priors.invert_prior_correction(1 / 11, beta=BETA))
+    )
+    # searched on a few thousand examples: same order as the analytic optimum
+    assert 0.3 * metrics["bayes_threshold"] < metrics["threshold"] < 3 * metrics["bayes_threshold"]
+
+
+def test_report_has_table_classic_example_and_production_terms(evaluated):
+    metrics, _, report = evaluated
+    for row in (
+        "dev_a as sampled",
+        "dev_a projected to the prior",
+        "dev_b measured at the prior",
+        "test measured at the prior",
+    ):
+        assert f"| {row} |" in report
+    assert "97/(97+150) = 0.393" in report
+    assert "precision 97/(97+3) = 0.97" in report
+    assert f"{metrics['test']['prior']['alerts_per_1000']:.1f} alerts" in report
+    assert metrics["classic_example"]["precision_projected"] == pytest.approx(97 / 247)
+    assert metrics["classic_example"]["precision_siblini"] == pytest.approx(97 / 247)
+
+
+def test_plot_data_series(evaluated, predictions):
+    _, plots, _ = evaluated
+    for name in ("pr_dev_a_sample", "pr_dev_a_prior", "pr_test_prior"):
+        assert {"recall", "precision"} <= set(plots[name][0])
+        assert len(plots[name]) <= evaluate.CURVE_POINTS
+    assert len(plots["confusion_test"]) == int((predictions["split"] == "test").sum())
+    assert {"threshold", "expected_cost"} <= set(plots["cost_dev_b"][0])
+    thresholds = [r["threshold"] for r in plots["cost_dev_b"]]
+    assert thresholds == sorted(thresholds)
+
+
+def test_outputs_are_deterministic(predictions, evaluated, tmp_path):
+    again = evaluate.evaluate_predictions(
+        predictions, params=PARAMS, prior=PRIOR, prior_source="fixture", beta=BETA
+    )
+    evaluate.write_outputs(tmp_path / "a", predictions, *evaluated)
+    evaluate.write_outputs(tmp_path / "b", predictions, *again)
+    for name in ("metrics.json", "report.md", "predictions.parquet"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_estimate_production_prior_uses_production_ratio_rows():
+    manifest = pd.DataFrame(
+        {
+            "label": [1, 0, 0, 0, 1, 0],
+            "upstream_rate": [1.0, 1.0, 1.0, 1.0, 0.05, 0.05],
+            "kept": [True, True, True, False, True, True],
+            "weight": [1.0, 1.0, 2.0, 1.0, 1.0, 20.0],
+        }
+    )
+    prior, source = evaluate.estimate_production_prior(manifest)
+    assert prior == pytest.approx(1 / 4)  # kept production rows: 1 positive, weight 3 of negatives
+    assert "production-ratio" in source
+
+
+def test_build_predictions_corrects_and_shifts():
+    rows = pd.DataFrame(
+        {
+            "example_id": ["a", "b"],
+            "split": ["test", "test"],
+            "group": ["g", "h"],
+            "label": [0, 1],
+            "weight": [1.0, 1.0],
+        }
+    )
+    out = evaluate.build_predictions(rows, np.array([0.2, 0.9]), beta=0.1)
+    np.testing.assert_allclose(out["probability"], priors.correct_prior([0.2, 0.9], beta=0.1))
+    shifted = evaluate.build_predictions(rows, np.array([0.2, 0.9]), beta=0.1, shift=(0.02, 0.01))
+    assert (shifted["probability"] < out["probability"]).all()
+    with pytest.raises(ValueError, match=r"scores must have shape \(2,\)"):
+        evaluate.build_predictions(rows, np.array([0.2]), beta=0.1)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"prior": 1.5}, r"evaluate.prior must be null or in \(0, 1\), got 1.5"),
+        ({"cost": {"false_positive": -1}}, "costs must be finite and >= 0"),
+        ({"bootstrap": {"resamples": 0}}, "resamples must be >= 1, got 0"),
+        ({"bootstrap": {"level": 1.2}}, r"level must be in \(0, 1\), got 1.2"),
+        ({"batch_size": 0}, "batch_size and evaluate.calibration_bins must be >= 1"),
+    ],
+)
+def test_bad_params_raise_with_message(params, message):
+    with pytest.raises(ValueError, match=message):
+        evaluate.check_params(params)
+
+
+def test_evaluation_rows_needs_every_split():
+    manifest = pd.DataFrame(
+        {c: [] for c in evaluate.MANIFEST_COLUMNS}
+        | {"split": pd.Series([], dtype=str), "kept": pd.Series([], dtype=bool)}
+    )
+    with pytest.raises(ValueError, match="no kept rows in splits"):
+        evaluate.evaluation_rows(manifest)
+    with pytest.raises(ValueError, match=r"manifest lacks columns \['weight'\]"):
+        evaluate.evaluation_rows(manifest.drop(columns="weight"))
+
+
+# ----------------------------------------------------------------------------- the stage
+
+
+DIM = 16
+
+
+def write_stage_inputs(root: Path) -> tuple[Path, Path, Path]:
+    """A tiny dataset, manifest and untrained CNN bundle under ``root``."""
+    from stages import common, contract
+    from stages.cnn import build_cnn
+
+    rng = np.random.default_rng(0)
+    records = []
+    dataset = root / "data" / "dataset"
+    with common.atomic_directory(dataset) as tmp:
+        with contract.DatasetWriter(tmp, dim=DIM, row_group_size=16, shard_size=40) as writer:
+            for i in range(90):
+                split = ("dev_a", "dev_b", "test")[i % 3]
+                label = int(i % 9 < 3)  # 1:2 in every split
+                rows = rng.normal(size=(int(rng.integers(2, 8)), DIM)) + label
+                group = f"g{i // 2}"
+                upstream = 0.05 if split == "dev_a" else 1.0
+                writer.add(
+                    example_id=f"e{i:03d}",
+                    group=group,
+                    label=label,
+                    source="pool" if split == "dev_a" else "production",
+                    negative_rate=upstream,
+                    rows=rows,
+                )
+                records.append(
+                    {
+                        "example_id": f"e{i:03d}",
+                        "group": group,
+                        "label": label,
+                        "split": split,
+                        "upstream_rate": upstream,
+                        "kept": True,
+                        "weight": 1.0 if label else 1.0 / upstream,
+                    }
+                )
+    manifest = root / "data" / "manifest.parquet"
+    pd.DataFrame(records).to_parquet(manifest)
+    model_dir = root / "models"
+    model_dir.mkdir()
+    build_cnn(dim=DIM, filter_sizes=(2, 3), filters=4, seed=1).save(model_dir / "model.keras")
+    (model_dir / "train.json").write_text(
+        json.dumps(
+            {
+                "dim": DIM,
+                "beta": 0.1,
+                "training_prior": 1 / 3,
+                "production_prior_estimate": 0.25,
+                "params": {},
+            }
+        )
+    )
+    return dataset, manifest, model_dir
+
+
+def test_stage_main_end_to_end(tmp_path):
+    pytest.importorskip("tensorflow")
+    import yaml
+
+    dataset, manifest, model_dir = write_stage_inputs(tmp_path)
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"evaluate": PARAMS}))
+    reports = tmp_path / "reports"
+    argv = [
+        "--params", str(params), "--dataset", str(dataset), "--manifest", str(manifest),
+        "--model-dir", str(model_dir), "--reports", str(reports),
+    ]  # fmt: skip
+    evaluate.main(argv)
+    metrics = check_metrics_file(reports / "metrics.json")
+    table = pd.read_parquet(reports / "predictions.parquet")
+    assert len(table) == 90 and set(table["split"]) == set(evaluate.SPLITS)
+    assert table["score"].between(0, 1).all()
+    # production-ratio rows (dev_b, test) are 1:2 here, so the estimated prior is 1/3; beta maps
+    # scores to the 0.25 that train's weights describe, and the stage moves them on to 1/3
+    assert metrics["prior"] == pytest.approx(1 / 3)
+    assert metrics["prior_of_model"] == pytest.approx(0.25)
+    corrected = priors.correct_prior(table["score"], beta=0.1)
+    np.testing.assert_allclose(
+        table["probability"], priors.shift_prior(corrected, from_prior=0.25, to_prior=1 / 3)
+    )
+    assert (reports / "report.md").read_text().startswith("# Evaluation at the production prior")
+    plot_files = {p.stem for p in (reports / "evaluate_plots").glob("*.json")}
+    assert {"pr_dev_a_sample", "pr_dev_a_prior", "pr_test_prior", "cost_dev_b"} <= plot_files
+    # scoring is deterministic: a second run writes the same predictions
+    first = (reports / "predictions.parquet").read_bytes()
+    evaluate.main(argv)
+    assert (reports / "predictions.parquet").read_bytes() == first
