@@ -85,14 +85,6 @@ def read_metadata(dataset_dir: str | Path, columns: Iterable[str] = METADATA_COL
     return dataset.to_table(columns=columns)
 
 
-def rows_to_numpy(features: pa.ListArray | pa.ChunkedArray, index: int) -> np.ndarray:
-    """One example's rows as a ``(n_rows, dim)`` float32 array."""
-    value = features[index]
-    rows = value.values  # FixedSizeListArray of the example's rows
-    dim = rows.type.list_size
-    return rows.values.to_numpy(zero_copy_only=False).astype(np.float32).reshape(-1, dim)
-
-
 class DatasetWriter:
     """Append examples to a folder of Parquet shards in the canonical schema.
 

@@ -1,0 +1,453 @@
+"""Audit stage: which of the usual causes of a dev/production gap does the data show?
+
+Reads the manifest and, streaming row group by row group, the dataset's features, and
+writes ``audit.md`` (for people) and ``audit.json`` (a DVC metrics file):
+
+- leakage: groups shared between any two splits (kept rows);
+- per split: examples, positives, negatives, the ratio, the prior estimated from weights;
+- sampling bias: kept versus thinned-away negatives of each thinned split (kept versus
+  all, tested on independent samples), by a two-sample KS test on per-example feature
+  summaries and the AUC of a cross-validated domain classifier;
+- distribution shift: the same comparison between the ratio-adjusted splits (train,
+  dev_a) and the production-ratio splits (dev_b, test), per label;
+- test size: positives in dev_b and test and the Wilson half-width of precision they allow;
+- a plain-language summary naming the causes found.
+
+A comparison is flagged only when a difference is both large (KS statistic or AUC over
+its threshold) and significant (Bonferroni-corrected p-value under ``alpha``), so tiny
+samples do not cry wolf and huge ones do not flag trivial differences.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from scipy import stats as sps
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from tqdm import tqdm
+
+from stages import common, contract, sampling
+
+log = logging.getLogger(__name__)
+
+SUMMARIES = ("n_rows", "row_mean_mean", "row_mean_std", "row_norm_max")
+CAUSES = {
+    "test_too_small": "a test set too small",
+    "distribution_shift": "a distribution shift",
+    "leakage": "leakage",
+    "biased_undersampling": "biased undersampling",
+}
+PROSE = ("summary", "causes")
+DEFAULTS: dict[str, Any] = {
+    "seed": 0,
+    "alpha": 0.01,
+    "ks_max": 0.1,
+    "domain_auc_max": 0.6,
+    "min_examples": 20,
+    "ci_z": 1.96,
+    "ci_precision": 0.5,
+    "ci_recall": 0.5,
+    "ci_half_width_max": 0.05,
+    "adjusted_splits": ["train", "dev_a"],
+    "production_splits": ["dev_b", "test"],
+}
+
+
+def summarize_features(features: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Per example: n_rows, mean and std over rows of the row means, and the largest row norm."""
+    if isinstance(features, pa.ChunkedArray):
+        features = features.combine_chunks()
+    offsets = np.asarray(features.offsets, dtype=np.int64)
+    offsets = offsets - offsets[0]
+    rows = features.flatten()  # respects slicing, unlike .values
+    dim = rows.type.list_size
+    values = rows.flatten().to_numpy(zero_copy_only=False).astype(np.float32).reshape(-1, dim)
+    n = np.diff(offsets)
+    if np.any(n < 1):
+        raise ValueError("every example must have at least one row")
+    starts = offsets[:-1]
+    row_mean = values.mean(axis=1, dtype=np.float64)
+    row_norm = np.sqrt(np.einsum("ij,ij->i", values, values, dtype=np.float64))
+    mean = np.add.reduceat(row_mean, starts) / n
+    var = np.add.reduceat(row_mean**2, starts) / n - mean**2
+    return np.column_stack(
+        [
+            n.astype(np.float64),
+            mean,
+            np.sqrt(np.maximum(var, 0.0)),
+            np.maximum.reduceat(row_norm, starts),
+        ]
+    )
+
+
+def feature_summaries(dataset_dir: str | Path, example_ids: Sequence[str]) -> np.ndarray:
+    """Summaries for ``example_ids`` (rows in that order), reading one row group at a time."""
+    position = {eid: i for i, eid in enumerate(example_ids)}
+    out = np.full((len(example_ids), len(SUMMARIES)), np.nan)
+    files = [pq.ParquetFile(p) for p in contract.shard_paths(dataset_dir)]
+    units = [(f, i) for f in files for i in range(f.num_row_groups)]
+    for parquet_file, i in tqdm(units, desc="audit: feature summaries", unit="row group"):
+        table = parquet_file.read_row_group(i, columns=[contract.EXAMPLE_ID, contract.FEATURES])
+        if table.num_rows == 0:
+            continue
+        ids = table.column(contract.EXAMPLE_ID).to_pylist()
+        wanted = [(j, position[e]) for j, e in enumerate(ids) if e in position]
+        if not wanted:
+            continue
+        summary = summarize_features(table.column(contract.FEATURES))
+        rows, targets = map(list, zip(*wanted, strict=True))
+        out[targets] = summary[rows]
+    missing = int(np.isnan(out[:, 0]).sum())
+    if missing:
+        raise ValueError(f"{missing} manifest example ids are not in the dataset {dataset_dir}")
+    return out
+
+
+def compare_samples(
+    a: np.ndarray,
+    b: np.ndarray,
+    *,
+    alpha: float,
+    ks_max: float,
+    domain_auc_max: float,
+    min_examples: int,
+    seed: int,
+) -> dict[str, Any]:
+    """Do samples ``a`` and ``b`` (rows: examples, columns: ``SUMMARIES``) differ?
+
+    KS per summary, and the out-of-fold AUC of a logistic regression telling a from b,
+    with a one-sided Mann-Whitney p-value on its scores. Flag when a statistic exceeds
+    its threshold with a Bonferroni-corrected p-value below ``alpha``.
+    """
+    result: dict[str, Any] = {"n_a": len(a), "n_b": len(b), "flag": False}
+    if min(len(a), len(b)) < min_examples:
+        result["skipped"] = f"fewer than {min_examples} examples on one side"
+        return result
+    n_tests = len(SUMMARIES) + 1
+    level = alpha / n_tests
+    result["ks"] = {}
+    for j, name in enumerate(SUMMARIES):
+        test = sps.ks_2samp(a[:, j], b[:, j])
+        result["ks"][name] = {"statistic": float(test.statistic), "pvalue": float(test.pvalue)}
+    x = np.vstack([a, b])
+    y = np.concatenate([np.ones(len(a), dtype=int), np.zeros(len(b), dtype=int)])
+    folds = min(5, len(a), len(b))
+    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    score = cross_val_predict(model, x, y, cv=cv, method="predict_proba")[:, 1]
+    auc = float(roc_auc_score(y, score))
+    auc_p = float(sps.mannwhitneyu(score[y == 1], score[y == 0], alternative="greater").pvalue)
+    result["domain_auc"] = auc
+    result["domain_pvalue"] = auc_p
+    worst = max(result["ks"], key=lambda k: result["ks"][k]["statistic"])
+    result["largest_ks"] = worst
+    result["flag"] = bool(
+        any(v["statistic"] > ks_max and v["pvalue"] < level for v in result["ks"].values())
+        or (auc > domain_auc_max and auc_p < level)
+    )
+    return result
+
+
+def leakage(groups: np.ndarray, splits: np.ndarray) -> dict[str, Any]:
+    """Groups shared between each pair of splits, and in total."""
+    members = {s: set(groups[splits == s]) for s in sampling.SPLITS}
+    pairs = {
+        f"{a}-{b}": len(members[a] & members[b])
+        for a, b in itertools.combinations(sampling.SPLITS, 2)
+    }
+    counts: dict[Any, int] = {}
+    for s in sampling.SPLITS:
+        for g in members[s]:
+            counts[g] = counts.get(g, 0) + 1
+    shared = {g for g, c in counts.items() if c > 1}
+    return {
+        "shared_groups": len(shared),
+        "examples_in_shared_groups": int(np.isin(groups, list(shared)).sum()) if shared else 0,
+        "pairs": pairs,
+    }
+
+
+def split_table(labels: np.ndarray, weights: np.ndarray, splits: np.ndarray) -> dict[str, Any]:
+    """Per split (kept rows): counts, the negative:positive ratio and the weighted prior."""
+    out = {}
+    for s in sampling.SPLITS:
+        m = splits == s
+        pos = int(np.sum(labels[m] == 1))
+        neg = int(np.sum(labels[m] == 0))
+        weighted_neg = float(weights[m & (labels == 0)].sum())
+        out[s] = {
+            "examples": int(m.sum()),
+            "positives": pos,
+            "negatives": neg,
+            "ratio": neg / pos if pos else math.nan,
+            "prior": pos / (pos + neg) if pos + neg else math.nan,
+            "weighted_negatives": weighted_neg,
+            "prior_estimate": pos / (pos + weighted_neg) if pos + weighted_neg else math.nan,
+        }
+    return out
+
+
+def precision_resolution(
+    positives: Mapping[str, int],
+    *,
+    z: float,
+    precision: float,
+    recall: float,
+    half_width_max: float,
+) -> dict[str, Any]:
+    """How precisely the production-ratio splits can measure precision.
+
+    Precision is a proportion over predicted positives; a model with the reference
+    ``recall`` and ``precision`` predicts ``positives * recall / precision`` of them.
+    """
+    smallest = min(positives, key=positives.get)
+    n_min = positives[smallest]
+    predicted = n_min * recall / precision
+    half = sampling.wilson_half_width(precision, predicted, z=z)
+    needed = math.ceil(
+        sampling.trials_for_half_width(precision, half_width_max, z=z) * precision / recall
+    )
+    return {
+        "positives": dict(positives),
+        "smallest_split": smallest,
+        "smallest_positives": n_min,
+        "precision_ci_half_width": half,
+        "positives_needed": needed,
+        "flag": bool(not half <= half_width_max),  # NaN (no positives) is too small as well
+    }
+
+
+def audit(
+    manifest: pa.Table, summaries: np.ndarray, *, params: Mapping[str, Any]
+) -> dict[str, Any]:
+    """All audit numbers and the list of causes found; ``summaries`` align with ``manifest``."""
+    p = {**DEFAULTS, **params}
+    extra = sorted(set(params) - set(DEFAULTS))
+    if extra:
+        raise ValueError(f"audit: unknown param(s) {extra}; allowed are {sorted(DEFAULTS)}")
+    unknown = sorted(
+        (set(p["adjusted_splits"]) | set(p["production_splits"])) - set(sampling.SPLITS)
+    )
+    if unknown:
+        raise ValueError(f"audit: unknown split(s) {unknown}; allowed are {list(sampling.SPLITS)}")
+    if len(summaries) != manifest.num_rows:
+        raise ValueError(f"summaries have {len(summaries)} rows, manifest {manifest.num_rows}")
+    compare = {k: p[k] for k in ("alpha", "ks_max", "domain_auc_max", "min_examples", "seed")}
+
+    def col(name: str) -> np.ndarray:
+        return np.asarray(manifest.column(name).to_numpy(zero_copy_only=False))
+
+    groups = col("group").astype(object)
+    splits = col(sampling.SPLIT).astype(object)
+    labels = col("label").astype(np.int8)
+    kept = col(sampling.KEPT).astype(bool)
+    weights = col(sampling.WEIGHT).astype(np.float64)
+    rate = col(sampling.DOWNSAMPLE_RATE).astype(np.float64)
+
+    report: dict[str, Any] = {
+        "leakage": leakage(groups[kept], splits[kept]),
+        "splits": split_table(labels[kept], weights[kept], splits[kept]),
+    }
+    bias = {}
+    for s in sampling.SPLITS:
+        neg = (splits == s) & (labels == 0)
+        if not np.any(neg & ~kept) and not np.any(neg & (rate < 1)):
+            continue
+        bias[s] = compare_samples(summaries[neg & kept], summaries[neg & ~kept], **compare)
+    report["sampling_bias"] = bias
+
+    adjusted = np.isin(splits, p["adjusted_splits"])
+    production = np.isin(splits, p["production_splits"])
+    report["shift"] = {
+        name: compare_samples(
+            summaries[adjusted & (labels == y)], summaries[production & (labels == y)], **compare
+        )
+        for name, y in (("negatives", 0), ("positives", 1))
+    }
+    report["test_size"] = precision_resolution(
+        {s: report["splits"][s]["positives"] for s in p["production_splits"]},
+        z=p["ci_z"],
+        precision=p["ci_precision"],
+        recall=p["ci_recall"],
+        half_width_max=p["ci_half_width_max"],
+    )
+    flags = {
+        "leakage": report["leakage"]["shared_groups"] > 0,
+        "biased_undersampling": any(v["flag"] for v in bias.values()),
+        "distribution_shift": any(v["flag"] for v in report["shift"].values()),
+        "test_too_small": report["test_size"]["flag"],
+    }
+    report["flags"] = flags
+    report["causes"] = [c for c in CAUSES if flags[c]]
+    report["summary"] = summarize(report)
+    return report
+
+
+def summarize(report: Mapping[str, Any]) -> str:
+    """A few plain sentences: which usual causes of a dev/production gap the data shows."""
+    found = [CAUSES[c] for c in report["causes"]]
+    lines = []
+    if found:
+        lines.append("The data shows " + ", ".join(found) + ".")
+    else:
+        lines.append(
+            "The data shows none of the usual causes (test set too small, distribution "
+            "shift, leakage, biased undersampling)."
+        )
+    if report["flags"]["leakage"]:
+        lk = report["leakage"]
+        lines.append(
+            f"{lk['shared_groups']} groups ({lk['examples_in_shared_groups']} examples) "
+            "appear in more than one split, so dev scores are optimistic; split by group."
+        )
+    for s, v in report["sampling_bias"].items():
+        if v["flag"]:
+            lines.append(
+                f"Kept negatives of {s} do not look like all its negatives (largest KS on "
+                f"{v['largest_ks']}, domain AUC {v['domain_auc']:.2f}): the sampler is "
+                "biased and weighted metrics cannot undo it."
+            )
+    for name, v in report["shift"].items():
+        if v["flag"]:
+            lines.append(
+                f"The ratio-adjusted {name} differ from the production {name} (largest KS "
+                f"on {v['largest_ks']}, domain AUC {v['domain_auc']:.2f}): dev_a results "
+                "will not transfer to production even after reweighting."
+            )
+    ts = report["test_size"]
+    if ts["flag"]:
+        lines.append(
+            f"{ts['smallest_split']} has {ts['smallest_positives']} positives: precision "
+            f"is known only to about +/-{ts['precision_ci_half_width']:.2f}; about "
+            f"{ts['positives_needed']} positives would be needed for the target width."
+        )
+    priors = {s: v["prior"] for s, v in report["splits"].items() if v["examples"]}
+    estimates = [v["prior_estimate"] for v in report["splits"].values() if v["examples"]]
+    if priors and estimates:
+        lines.append(
+            "Whatever else holds, the splits differ in prior (raw "
+            + ", ".join(f"{s} {v:.3f}" for s, v in priors.items())
+            + f"; weighted estimates {min(estimates):.4f} to {max(estimates):.4f}): "
+            "report precision-type metrics at the production prior, not at the thinned one."
+        )
+    return " ".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return "n/a" if not math.isfinite(value) else f"{value:.4g}"
+    return str(value)
+
+
+def render_markdown(report: Mapping[str, Any]) -> str:
+    """The audit as a short Markdown page."""
+    out = [
+        "# Data audit",
+        "",
+        "## Summary",
+        "",
+        report["summary"],
+        "",
+        "## Per split (kept rows)",
+        "",
+    ]
+    cols = [
+        "examples",
+        "positives",
+        "negatives",
+        "ratio",
+        "prior",
+        "weighted_negatives",
+        "prior_estimate",
+    ]
+    out += ["| split | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for s, v in report["splits"].items():
+        out.append(f"| {s} | " + " | ".join(_fmt(v[c]) for c in cols) + " |")
+    lk = report["leakage"]
+    out += [
+        "",
+        "## Leakage",
+        "",
+        f"Groups in more than one split: **{lk['shared_groups']}** "
+        f"({lk['examples_in_shared_groups']} examples).",
+        "",
+        "| pair | shared groups |",
+        "|---|---|",
+    ]
+    out += [f"| {k} | {v} |" for k, v in lk["pairs"].items()]
+
+    def comparison(title: str, items: Mapping[str, Any]) -> list[str]:
+        rows = ["", f"## {title}", ""]
+        if not items:
+            return rows + ["Nothing to compare."]
+        rows += [
+            "| compared | n_a | n_b | largest KS | KS p | domain AUC | AUC p | flag |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for k, v in items.items():
+            if "skipped" in v:
+                rows.append(
+                    f"| {k} | {v['n_a']} | {v['n_b']} | skipped: {v['skipped']} | | | | no |"
+                )
+                continue
+            ks = v["ks"][v["largest_ks"]]
+            rows.append(
+                f"| {k} | {v['n_a']} | {v['n_b']} | {v['largest_ks']} {_fmt(ks['statistic'])} | "
+                f"{_fmt(ks['pvalue'])} | {_fmt(v['domain_auc'])} | {_fmt(v['domain_pvalue'])} | "
+                f"{'**yes**' if v['flag'] else 'no'} |"
+            )
+        return rows
+
+    out += comparison("Sampling bias: kept vs thinned-away negatives", report["sampling_bias"])
+    out += comparison("Distribution shift: ratio-adjusted vs production splits", report["shift"])
+    ts = report["test_size"]
+    out += [
+        "",
+        "## Test size",
+        "",
+        "Positives: " + ", ".join(f"{k} {v}" for k, v in ts["positives"].items()) + ".",
+        f"Smallest: {ts['smallest_split']} with {ts['smallest_positives']}; precision "
+        f"95% CI half-width about {_fmt(ts['precision_ci_half_width'])}; positives needed "
+        f"for the target width: {ts['positives_needed']}.",
+        "",
+    ]
+    return "\n".join(out)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--manifest", required=True)
+    parser.add_argument("--report", required=True, help="Markdown report")
+    parser.add_argument("--metrics", required=True, help="JSON metrics")
+    args = parser.parse_args(argv)
+    common.setup_logging()
+    params = common.load_params(args.params, "audit")
+
+    manifest = sampling.read_manifest(args.manifest)
+    summaries = feature_summaries(args.dataset, manifest.column("example_id").to_pylist())
+    report = audit(manifest, summaries, params=params)
+    # The metrics file keeps numbers and flags; the prose lives in the Markdown report.
+    common.write_json(args.metrics, {k: v for k, v in report.items() if k not in PROSE})
+    path = Path(args.report)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_markdown(report))
+    log.info("%s", report["summary"])
+
+
+if __name__ == "__main__":
+    main()

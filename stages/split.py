@@ -1,0 +1,263 @@
+"""Split stage: assign every example to train, dev_a, dev_b or test, by entity group.
+
+Each source feeds some splits with given fractions (``split.feeds``): in the reference
+setup the thinned distant-supervision pool feeds train and dev_a, and the
+production-ratio sample feeds dev_b and test; in the single-pool setup one
+production-ratio source feeds all four and the downsample stage thins train and dev_a.
+
+A unit (a group, or an example with ``split.by: example``) gets a uniform number from a
+seeded hash of its key and is cut into a split by the fractions of its deciding source.
+
+Cross-source conflict rule. A group can occur in several sources that feed different
+splits (an entity pair in the KB pool and in the production sample). The whole group
+goes where its highest-priority source sends it (``split.priority``; default: the
+production-ratio sources first, i.e. the source with the highest upstream negative rate).
+Examples of the group from other sources follow it if their source feeds that split
+(counted as ``moved`` when their own source would have sent them elsewhere) and are
+dropped otherwise (``cross_source_conflict``). Dropping from the pool rather than from
+the production sample keeps dev_b and test a random sample of production.
+
+Every example read is either assigned or dropped for one reason (``not_sampled`` when
+the fractions of its source sum to less than 1, ``unfed_source`` for a source that
+``feeds`` does not list, ``cross_source_conflict``); the metrics say how many of each.
+
+Only metadata is read; the manifest points into the dataset and copies no features.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from stages import common, contract, sampling
+
+log = logging.getLogger(__name__)
+
+BY = ("group", "example")
+ASSIGN = ("hash", "quota")
+DROP_REASONS = ("not_sampled", "unfed_source", "cross_source_conflict")
+
+
+def source_priority(
+    metadata: pa.Table, feeds: Mapping[str, Mapping[str, float]], priority: Sequence[str] | None
+) -> list[str]:
+    """Fed sources, most authoritative first: ``priority`` if given, else by upstream rate.
+
+    Without an explicit order, a source with a higher upstream negative rate (closer to
+    production) wins, ties broken by name, so the production sample keeps its groups.
+    ``priority`` may name sources that the data has but ``feeds`` does not (their
+    examples are dropped anyway, so one priority list serves both setups); a name found
+    in neither is a typo and raises.
+    """
+    sources = np.asarray(
+        metadata.column(contract.SOURCE).to_numpy(zero_copy_only=False), dtype=object
+    )
+    if priority is not None:
+        unknown = sorted(set(priority) - set(feeds) - set(sources))
+        if unknown:
+            raise ValueError(
+                f"split.priority names source(s) {unknown} that are neither in feeds "
+                f"{sorted(feeds)} nor in the data {sorted(set(sources))}"
+            )
+        listed = [s for s in priority if s in feeds]
+        return listed + sorted(s for s in feeds if s not in listed)
+    rates = metadata.column(contract.NEGATIVE_RATE).to_numpy()
+    rate_of = {s: float(rates[sources == s].max()) if np.any(sources == s) else 0.0 for s in feeds}
+    return sorted(feeds, key=lambda s: (-rate_of[s], s))
+
+
+def assign_splits(
+    metadata: pa.Table,
+    *,
+    seed: int,
+    feeds: Mapping[str, Mapping[str, float]],
+    by: str = "group",
+    assign: str = "hash",
+    priority: Sequence[str] | None = None,
+) -> tuple[pa.Table, dict[str, Any]]:
+    """Assign examples to splits; return the split manifest (dataset order) and counts.
+
+    ``assign: hash`` cuts the raw hash: stable (a unit's split never changes when units
+    are added) and stratified in expectation. ``assign: quota`` cuts the hash rank
+    within strata (deciding source, group has a positive), giving exact quotas per
+    stratum but letting units near the cuts move when the data grows.
+    """
+    if by not in BY:
+        raise ValueError(f"split.by must be one of {list(BY)}, got {by!r}")
+    if assign not in ASSIGN:
+        raise ValueError(f"split.assign must be one of {list(ASSIGN)}, got {assign!r}")
+    if not isinstance(feeds, Mapping) or not feeds:
+        raise ValueError(f"split.feeds must map source -> {{split: fraction}}, got {feeds!r}")
+    feeds = {s: sampling.validate_fractions(f, name=f"split.feeds.{s}") for s, f in feeds.items()}
+    order = source_priority(metadata, feeds, priority)
+    rank_of = {s: i for i, s in enumerate(order)}
+
+    def col(name: str) -> np.ndarray:
+        return np.asarray(metadata.column(name).to_numpy(zero_copy_only=False), dtype=object)
+
+    sources = col(contract.SOURCE)
+    labels = metadata.column(contract.LABEL).to_numpy().astype(np.int8)
+    unit_keys = col(contract.GROUP if by == "group" else contract.EXAMPLE_ID)
+    codes, uniques = pd.factorize(pd.Series(unit_keys, dtype=object), sort=False)
+    n_units = len(uniques)
+    fed = np.array([s in feeds for s in sources], dtype=bool)
+    src_rank = np.array([rank_of.get(s, len(order)) for s in sources], dtype=np.int64)
+
+    u = sampling.stable_uniform(uniques, seed=seed, salt=f"split:{by}")
+    decider_rank = np.full(n_units, len(order), dtype=np.int64)
+    np.minimum.at(decider_rank, codes, src_rank)
+    if assign == "quota":
+        has_positive = np.zeros(n_units, dtype=np.int8)
+        np.maximum.at(has_positive, codes, labels)
+        u = sampling.stratified_uniform(u, decider_rank * 2 + has_positive)
+
+    # Each unit takes the split of the first source, in priority order, that samples it.
+    unit_split = np.full(n_units, "", dtype=object)
+    for source in order:
+        present = np.zeros(n_units, dtype=bool)
+        present[codes[sources == source]] = True
+        open_ = present & (unit_split == "")
+        unit_split[open_] = sampling.bucket(u[open_], feeds[source])
+
+    split = unit_split[codes]
+    own = np.full(len(codes), "", dtype=object)
+    for source in feeds:
+        mask = sources == source
+        own[mask] = sampling.bucket(u[codes[mask]], feeds[source])
+    allowed = np.array(
+        [s in feeds and sp in feeds[s] for s, sp in zip(sources, split, strict=True)], dtype=bool
+    )
+    reason = np.full(len(codes), "", dtype=object)
+    reason[~fed] = "unfed_source"
+    reason[fed & (split == "")] = "not_sampled"
+    reason[fed & (split != "") & ~allowed] = "cross_source_conflict"
+    assigned = reason == ""
+    moved = assigned & (own != split)
+    if np.any(~fed):
+        log.warning(
+            "sources %s are not in split.feeds; their examples are dropped",
+            sorted(set(sources[~fed])),
+        )
+
+    idx = np.flatnonzero(assigned)
+    kept = metadata.take(pa.array(idx, type=pa.int64()))
+    manifest = pa.table(
+        {
+            "example_id": kept.column(contract.EXAMPLE_ID),
+            "group": kept.column(contract.GROUP),
+            "label": kept.column(contract.LABEL),
+            "source": kept.column(contract.SOURCE),
+            "n_rows": kept.column(contract.N_ROWS),
+            "true_label": kept.column(contract.TRUE_LABEL),
+            sampling.SPLIT: pa.array(split[idx].tolist(), type=pa.string()),
+            sampling.UPSTREAM_RATE: kept.column(contract.NEGATIVE_RATE),
+        }
+    ).cast(sampling.SPLIT_MANIFEST_SCHEMA)
+
+    groups = col(contract.GROUP)
+    stats = split_stats(
+        groups=groups,
+        labels=labels,
+        sources=sources,
+        split=split,
+        assigned=assigned,
+        reason=reason,
+        moved=moved,
+    )
+    # Groups whose sources disagree: the conflicts the priority rule had to resolve.
+    unit_own = pd.DataFrame({"unit": codes[fed], "own": own[fed]}).drop_duplicates()
+    stats["conflict_units"] = int((unit_own.groupby("unit").size() > 1).sum())
+    stats["params"] = {"by": by, "assign": assign, "priority": order, "seed": seed}
+    return manifest, stats
+
+
+def split_stats(
+    *,
+    groups: np.ndarray,
+    labels: np.ndarray,
+    sources: np.ndarray,
+    split: np.ndarray,
+    assigned: np.ndarray,
+    reason: np.ndarray,
+    moved: np.ndarray,
+) -> dict[str, Any]:
+    """Counts for the metrics file: read = assigned + sum of dropped, per split and source."""
+    frame = pd.DataFrame(
+        {
+            "group": groups,
+            "label": labels,
+            "source": sources,
+            "split": split,
+            "assigned": assigned,
+            "reason": reason,
+            "moved": moved,
+        }
+    )
+    per_split = {}
+    for name in sampling.SPLITS:
+        part = frame[frame["assigned"] & (frame["split"] == name)]
+        positive_groups = part.loc[part["label"] == 1, "group"].nunique()
+        per_split[name] = {
+            "examples": len(part),
+            "positives": int((part["label"] == 1).sum()),
+            "negatives": int((part["label"] == 0).sum()),
+            "groups": int(part["group"].nunique()),
+            "positive_groups": int(positive_groups),
+        }
+    per_source = {}
+    for source, part in frame.groupby("source", sort=True):
+        per_source[str(source)] = {
+            "read": len(part),
+            "assigned": int(part["assigned"].sum()),
+            "moved": int(part["moved"].sum()),
+            "dropped": {r: int((part["reason"] == r).sum()) for r in DROP_REASONS},
+        }
+    return {
+        "read": len(frame),
+        "assigned": int(frame["assigned"].sum()),
+        "moved": int(frame["moved"].sum()),
+        "dropped": {r: int((frame["reason"] == r).sum()) for r in DROP_REASONS},
+        "splits": per_split,
+        "sources": per_source,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--dataset", required=True, help="canonical dataset folder")
+    parser.add_argument("--out", required=True, help="split manifest (Parquet)")
+    parser.add_argument("--metrics", required=True, help="split metrics (JSON)")
+    args = parser.parse_args(argv)
+    common.setup_logging()
+    params = common.load_params(args.params, "split")
+
+    metadata = contract.read_metadata(args.dataset)
+    manifest, stats = assign_splits(
+        metadata,
+        seed=params["seed"],
+        feeds=params["feeds"],
+        by=params.get("by", "group"),
+        assign=params.get("assign", "hash"),
+        priority=params.get("priority"),
+    )
+    sampling.write_table_atomic(manifest, args.out)
+    common.write_json(args.metrics, stats)
+    log.info(
+        "read %d, assigned %d, moved %d, dropped %s; per split %s",
+        stats["read"],
+        stats["assigned"],
+        stats["moved"],
+        stats["dropped"],
+        {k: v["examples"] for k, v in stats["splits"].items()},
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,225 @@
+"""Audit: flags a planted leak, a planted biased sampler and a planted shift; quiet on clean data."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow.compute as pc
+import pytest
+import yaml
+from scipy import stats as sps
+
+from stages import audit, contract, downsample, sampling, split
+
+DIM = 16
+FEEDS = {"pool": {"train": 0.8, "dev_a": 0.2}, "production": {"dev_b": 0.5, "test": 0.5}}
+QUIET = {"ci_half_width_max": 0.49}  # tiny data: do not let the test-size check speak
+
+
+def write_dataset(path, *, seed: int = 0, shift: float = 0.0, groups: int = 70):
+    """Pool and production groups drawn alike; ``shift`` scales production rows."""
+    rng = np.random.default_rng(seed)
+    with contract.DatasetWriter(path, dim=DIM, row_group_size=32) as writer:
+        for source, rate in (("pool", 0.5), ("production", 1.0)):
+            for g in range(groups):
+                positive_group = rng.random() < 0.3
+                for k in range(int(rng.integers(1, 5))):
+                    n_rows = int(rng.integers(2, 16))
+                    scale = 1.0 + (shift if source == "production" else 0.0)
+                    writer.add(
+                        example_id=f"{source}-{g:03d}-{k}",
+                        group=f"{source}-g{g:03d}",
+                        label=int(positive_group and rng.random() < 0.6),
+                        source=source,
+                        negative_rate=rate,
+                        rows=rng.normal(size=(n_rows, DIM)) * scale,
+                    )
+    return path
+
+
+def build_manifest(dataset, *, by: str = "group", ratio=2):
+    split_manifest, _ = split.assign_splits(
+        contract.read_metadata(dataset), seed=3, feeds=FEEDS, by=by
+    )
+    manifest, _ = downsample.downsample(
+        split_manifest, seed=4, ratio=ratio, splits=["train", "dev_a"]
+    )
+    return manifest
+
+
+def run_audit(dataset, manifest, **params):
+    summaries = audit.feature_summaries(dataset, manifest.column("example_id").to_pylist())
+    return audit.audit(manifest, summaries, params=params)
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory):
+    return write_dataset(tmp_path_factory.mktemp("clean") / "ds")
+
+
+def test_feature_summaries_stream_and_match_a_direct_computation(clean):
+    table = contract.read_metadata(clean, [contract.EXAMPLE_ID])
+    ids = table.column(contract.EXAMPLE_ID).to_pylist()[::-1][:50]  # any order, any subset
+    got = audit.feature_summaries(clean, ids)
+    import pyarrow.dataset as pads
+
+    full = pads.dataset([str(p) for p in contract.shard_paths(clean)]).to_table()
+    position = {e: i for i, e in enumerate(full.column(contract.EXAMPLE_ID).to_pylist())}
+    for row, eid in zip(got, ids, strict=True):
+        x = np.array(full.column(contract.FEATURES)[position[eid]].as_py(), dtype=np.float32)
+        means = x.mean(axis=1)
+        expected = [len(x), means.mean(), means.std(), np.linalg.norm(x, axis=1).max()]
+        np.testing.assert_allclose(row, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_summarize_features_respects_sliced_arrays(clean):
+    table = contract.read_metadata(clean, [contract.EXAMPLE_ID])  # ensure dataset exists
+    import pyarrow.dataset as pads
+
+    features = (
+        pads.dataset([str(p) for p in contract.shard_paths(clean)])
+        .to_table(columns=[contract.FEATURES])
+        .column(0)
+        .combine_chunks()
+    )
+    whole = audit.summarize_features(features)
+    np.testing.assert_allclose(audit.summarize_features(features.slice(5, 7)), whole[5:12])
+    assert whole.shape == (table.num_rows, len(audit.SUMMARIES))
+
+
+def test_clean_data_is_quiet(clean):
+    manifest = build_manifest(clean)
+    report = run_audit(clean, manifest, **QUIET)
+    assert report["leakage"]["shared_groups"] == 0
+    assert report["causes"] == [], report["summary"]
+    assert "none of the usual causes" in report["summary"]
+    assert set(report["sampling_bias"]) == {"train", "dev_a"}
+    assert "domain_auc" in report["sampling_bias"]["train"]  # the comparison ran, not skipped
+    assert "domain_auc" in report["shift"]["negatives"]
+
+
+def test_per_split_counts_and_weighted_prior(clean):
+    manifest = build_manifest(clean)
+    report = run_audit(clean, manifest, **QUIET)
+    kept = manifest.filter(manifest.column("kept"))
+    for name, row in report["splits"].items():
+        part = kept.filter(pc.equal(kept.column("split"), name))
+        labels = part.column("label").to_numpy()
+        weights = part.column("weight").to_numpy()
+        assert row["examples"] == part.num_rows
+        assert row["positives"] == int(labels.sum())
+        assert row["negatives"] + row["positives"] == row["examples"]
+        pos = labels.sum()
+        assert row["prior_estimate"] == pytest.approx(pos / (pos + weights[labels == 0].sum()))
+    # the pool's thinning (0.5 upstream, then to 1:2) is undone by the weights
+    assert report["splits"]["train"]["prior"] > report["splits"]["train"]["prior_estimate"]
+
+
+def test_planted_leak_is_flagged(clean):
+    report = run_audit(clean, build_manifest(clean, by="example"), **QUIET)
+    assert report["leakage"]["shared_groups"] > 0
+    assert report["leakage"]["pairs"]["train-dev_a"] > 0
+    assert "leakage" in report["causes"]
+    assert "appear in more than one split" in report["summary"]
+    assert "leakage" in audit.render_markdown(report)
+
+
+def test_planted_biased_sampler_is_flagged(clean):
+    manifest = build_manifest(clean)
+    # a sampler that keeps only the short negatives of train
+    label = manifest.column("label").to_numpy()
+    n_rows = manifest.column("n_rows").to_numpy()
+    in_train = np.asarray(manifest.column("split").to_pylist()) == "train"
+    kept = manifest.column("kept").to_numpy(zero_copy_only=False).copy()
+    neg = in_train & (label == 0)
+    kept[neg] = n_rows[neg] <= np.median(n_rows[neg])
+    i = manifest.schema.get_field_index("kept")
+    biased = manifest.set_column(i, manifest.schema.field(i), [kept.tolist()])
+    report = run_audit(clean, biased, **QUIET)
+    assert report["sampling_bias"]["train"]["flag"]
+    assert report["sampling_bias"]["train"]["largest_ks"] == "n_rows"
+    assert not report["sampling_bias"]["dev_a"]["flag"]
+    assert report["causes"] == ["biased_undersampling"]
+
+
+def test_planted_shift_is_flagged(tmp_path):
+    dataset = write_dataset(tmp_path / "ds", shift=0.5)
+    report = run_audit(dataset, build_manifest(dataset), **QUIET)
+    assert report["shift"]["negatives"]["flag"]
+    assert "distribution_shift" in report["causes"]
+    assert "biased_undersampling" not in report["causes"]
+
+
+def test_small_test_set_is_flagged_with_the_interval_it_allows(clean):
+    report = run_audit(clean, build_manifest(clean))  # default: half-width <= 0.05
+    ts = report["test_size"]
+    assert ts["flag"] and "test_too_small" in report["causes"]
+    assert ts["smallest_positives"] == min(
+        report["splits"][s]["positives"] for s in ("dev_b", "test")
+    )
+    assert ts["positives_needed"] > ts["smallest_positives"]
+    assert ts["precision_ci_half_width"] > 0.05
+
+
+def test_precision_resolution_needs_enough_positives():
+    res = audit.precision_resolution(
+        {"dev_b": 400, "test": 100}, z=1.96, precision=0.5, recall=0.5, half_width_max=0.05
+    )
+    assert res["smallest_split"] == "test" and res["flag"]
+    needed = res["positives_needed"]
+    ok = audit.precision_resolution(
+        {"test": needed}, z=1.96, precision=0.5, recall=0.5, half_width_max=0.05
+    )
+    short = audit.precision_resolution(
+        {"test": needed - 1}, z=1.96, precision=0.5, recall=0.5, half_width_max=0.05
+    )
+    assert not ok["flag"] and short["flag"]
+    assert audit.precision_resolution(
+        {"test": 0}, z=1.96, precision=0.5, recall=0.5, half_width_max=0.05
+    )["flag"]
+
+
+@pytest.mark.parametrize("k,n", [(5, 20), (50, 100), (1, 40)])
+def test_wilson_half_width_matches_scipy(k, n):
+    ci = sps.binomtest(k, n).proportion_ci(method="wilson")
+    assert sampling.wilson_half_width(k / n, n) == pytest.approx((ci.high - ci.low) / 2, rel=1e-3)
+
+
+def test_bad_params_name_the_value(clean):
+    manifest = build_manifest(clean)
+    summaries = np.zeros((manifest.num_rows, len(audit.SUMMARIES)))
+    with pytest.raises(ValueError, match=r"unknown param\(s\) \['ks_limit'\]"):
+        audit.audit(manifest, summaries, params={"ks_limit": 0.1})
+    with pytest.raises(ValueError, match=r"unknown split\(s\) \['prod'\]"):
+        audit.audit(manifest, summaries, params={"production_splits": ["prod"]})
+    with pytest.raises(ValueError, match="summaries have 3 rows"):
+        audit.audit(manifest, summaries[:3], params={})
+
+
+def test_main_writes_markdown_and_json_metrics(tmp_path, clean):
+    manifest_path = tmp_path / "manifest.parquet"
+    sampling.write_table_atomic(build_manifest(clean), manifest_path)
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"audit": {"seed": 1}}))
+    report, metrics = tmp_path / "r" / "audit.md", tmp_path / "r" / "audit.json"
+    audit.main(
+        [
+            "--params",
+            str(params),
+            "--dataset",
+            str(clean),
+            "--manifest",
+            str(manifest_path),
+            "--report",
+            str(report),
+            "--metrics",
+            str(metrics),
+        ]
+    )
+    data = json.loads(metrics.read_text())
+    assert data["leakage"]["shared_groups"] == 0
+    assert data["flags"]["leakage"] is False
+    text = report.read_text()
+    assert text.startswith("# Data audit") and "## Summary" in text
+    assert "summary" not in data and set(data["flags"]) == set(audit.CAUSES)

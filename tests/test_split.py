@@ -1,0 +1,299 @@
+"""Split stage: no group in two splits, sizes add up, conflicts resolved and counted, stable."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from stages import contract, sampling, split
+
+REFERENCE_FEEDS = {"pool": {"train": 0.8, "dev_a": 0.2}, "production": {"dev_b": 0.5, "test": 0.5}}
+SINGLE_FEEDS = {"production": {"train": 0.6, "dev_a": 0.1, "dev_b": 0.15, "test": 0.15}}
+
+
+def make_examples(
+    *, n_groups: dict[str, int], shared: int = 0, seed: int = 0, start: int = 0
+) -> list[dict]:
+    """Examples of groups per source (1-4 each, ~1 in 5 groups has positives).
+
+    ``shared`` groups occur in every source; ``start`` offsets group numbers so a second
+    call adds new groups.
+    """
+    rng = np.random.default_rng(seed)
+    rates = {"pool": 0.25, "production": 1.0}
+    plan = [(s, f"{s}-g{start + i:04d}") for s, n in n_groups.items() for i in range(n)]
+    plan += [(s, f"shared-g{start + i:04d}") for i in range(shared) for s in n_groups]
+    examples = []
+    for source, group in plan:
+        positive_group = rng.random() < 0.2
+        for k in range(int(rng.integers(1, 5))):
+            examples.append(
+                dict(
+                    example_id=f"{group}-{source}-{k}",
+                    group=group,
+                    label=int(positive_group and rng.random() < 0.7),
+                    source=source,
+                    negative_rate=rates.get(source, 1.0),
+                    rows=rng.normal(size=(int(rng.integers(1, 4)), 4)),
+                )
+            )
+    return examples
+
+
+def write_dataset(path, examples: list[dict], *, dim: int = 4, row_group_size: int = 64):
+    with contract.DatasetWriter(path, dim=dim, row_group_size=row_group_size) as writer:
+        for ex in examples:
+            writer.add(**ex)
+    return path
+
+
+@pytest.fixture
+def reference(tmp_path):
+    examples = make_examples(n_groups={"pool": 60, "production": 60}, shared=6, seed=1)
+    return contract.read_metadata(write_dataset(tmp_path / "ds", examples))
+
+
+def split_of(manifest) -> dict[str, str]:
+    return dict(
+        zip(
+            manifest.column("example_id").to_pylist(),
+            manifest.column("split").to_pylist(),
+            strict=True,
+        )
+    )
+
+
+def groups_per_split(manifest) -> dict[str, set]:
+    groups = np.array(manifest.column("group").to_pylist(), dtype=object)
+    splits = np.array(manifest.column("split").to_pylist(), dtype=object)
+    return {s: set(groups[splits == s]) for s in sampling.SPLITS}
+
+
+def assert_no_group_in_two_splits(manifest):
+    members = groups_per_split(manifest)
+    for a in sampling.SPLITS:
+        for b in sampling.SPLITS:
+            if a < b:
+                assert not members[a] & members[b], (a, b)
+
+
+def assert_sizes_add_up(metadata, manifest, stats):
+    assert stats["read"] == metadata.num_rows
+    assert stats["read"] == stats["assigned"] + sum(stats["dropped"].values())
+    assert manifest.num_rows == stats["assigned"]
+    assert sum(v["examples"] for v in stats["splits"].values()) == stats["assigned"]
+    for v in stats["splits"].values():
+        assert v["positives"] + v["negatives"] == v["examples"]
+    for v in stats["sources"].values():
+        assert v["read"] == v["assigned"] + sum(v["dropped"].values())
+    # dataset order: the manifest's ids are a subsequence of the dataset's
+    position = {e: i for i, e in enumerate(metadata.column("example_id").to_pylist())}
+    order = [position[e] for e in manifest.column("example_id").to_pylist()]
+    assert order == sorted(order)
+
+
+def test_reference_setup_is_leak_free_and_adds_up(reference):
+    manifest, stats = split.assign_splits(reference, seed=7, feeds=REFERENCE_FEEDS)
+    assert manifest.schema.equals(sampling.SPLIT_MANIFEST_SCHEMA)
+    assert_no_group_in_two_splits(manifest)
+    assert_sizes_add_up(reference, manifest, stats)
+    sources = np.array(manifest.column("source").to_pylist(), dtype=object)
+    splits = np.array(manifest.column("split").to_pylist(), dtype=object)
+    assert set(splits[sources == "pool"]) == {"train", "dev_a"}
+    assert set(splits[sources == "production"]) == {"dev_b", "test"}
+    rate = manifest.column("upstream_rate").to_numpy()
+    assert np.all(rate[sources == "pool"] == 0.25) and np.all(rate[sources == "production"] == 1.0)
+
+
+def test_cross_source_groups_follow_priority_and_are_counted(reference):
+    groups = np.array(reference.column("group").to_pylist(), dtype=object)
+    sources = np.array(reference.column("source").to_pylist(), dtype=object)
+    shared = np.char.startswith(groups.astype(str), "shared-")
+    for winner, loser in (("production", "pool"), ("pool", "production")):
+        manifest, stats = split.assign_splits(
+            reference, seed=7, feeds=REFERENCE_FEEDS, priority=[winner, loser]
+        )
+        assert_no_group_in_two_splits(manifest)
+        assert stats["dropped"]["cross_source_conflict"] == int(np.sum(shared & (sources == loser)))
+        assert stats["sources"][loser]["dropped"]["cross_source_conflict"] > 0
+        assert stats["conflict_units"] == len(set(groups[shared]))
+        kept = set(manifest.column("example_id").to_pylist())
+        ids = np.array(reference.column("example_id").to_pylist(), dtype=object)
+        assert set(ids[shared & (sources == winner)]) <= kept
+        assert not set(ids[shared & (sources == loser)]) & kept
+
+
+def test_default_priority_protects_the_production_sample(reference):
+    manifest, stats = split.assign_splits(reference, seed=7, feeds=REFERENCE_FEEDS, priority=None)
+    assert stats["params"]["priority"] == ["production", "pool"]
+    assert stats["sources"]["production"]["dropped"]["cross_source_conflict"] == 0
+
+
+def test_shared_groups_move_when_the_winning_source_feeds_their_split(reference):
+    feeds = {
+        "production": {"train": 0.4, "dev_a": 0.2, "dev_b": 0.2, "test": 0.2},
+        "pool": {"dev_a": 0.5, "train": 0.5},  # cut in the other order: half the shared groups move
+    }
+    manifest, stats = split.assign_splits(reference, seed=3, feeds=feeds, priority=["production"])
+    assert_no_group_in_two_splits(manifest)
+    assert_sizes_add_up(reference, manifest, stats)
+    assert stats["moved"] == stats["sources"]["pool"]["moved"] > 0
+    assert stats["sources"]["production"]["moved"] == 0
+    # every moved or dropped pool example belongs to a shared group
+    pool_shared = sum(
+        1
+        for g, s in zip(
+            reference.column("group").to_pylist(),
+            reference.column("source").to_pylist(),
+            strict=True,
+        )
+        if s == "pool" and g.startswith("shared-")
+    )
+    pool = stats["sources"]["pool"]
+    assert pool["moved"] + pool["dropped"]["cross_source_conflict"] <= pool_shared
+
+
+def test_single_production_pool_feeds_all_four_splits(tmp_path):
+    examples = make_examples(n_groups={"production": 200}, seed=2)
+    metadata = contract.read_metadata(write_dataset(tmp_path / "ds", examples))
+    manifest, stats = split.assign_splits(metadata, seed=11, feeds=SINGLE_FEEDS)
+    assert_no_group_in_two_splits(manifest)
+    assert_sizes_add_up(metadata, manifest, stats)
+    assert stats["assigned"] == metadata.num_rows
+    groups = {s: v["groups"] for s, v in stats["splits"].items()}
+    total = sum(groups.values())
+    for s, fraction in SINGLE_FEEDS["production"].items():
+        # binomial sampling error of a hash cut over 200 groups, 4 sd
+        assert abs(groups[s] / total - fraction) < 4 * np.sqrt(fraction * (1 - fraction) / total)
+
+
+def test_reference_priority_list_also_serves_the_single_pool_setup(reference):
+    manifest, stats = split.assign_splits(
+        reference, seed=7, feeds=SINGLE_FEEDS, priority=["production", "pool"]
+    )
+    assert_no_group_in_two_splits(manifest)
+    assert_sizes_add_up(reference, manifest, stats)
+    n_pool = sum(s == "pool" for s in reference.column("source").to_pylist())
+    assert stats["dropped"]["unfed_source"] == n_pool
+    assert set(manifest.column("source").to_pylist()) == {"production"}
+
+
+def test_dropped_examples_are_counted_by_reason(tmp_path):
+    examples = make_examples(n_groups={"production": 100, "other": 10}, seed=4)
+    metadata = contract.read_metadata(write_dataset(tmp_path / "ds", examples))
+    manifest, stats = split.assign_splits(
+        metadata, seed=5, feeds={"production": {"train": 0.3, "test": 0.3}}
+    )
+    assert_sizes_add_up(metadata, manifest, stats)
+    n_other = sum(ex["source"] == "other" for ex in examples)
+    assert stats["dropped"]["unfed_source"] == n_other
+    assert 0 < stats["dropped"]["not_sampled"] < metadata.num_rows - n_other
+    assert set(manifest.column("split").to_pylist()) == {"train", "test"}
+
+
+def test_same_seed_gives_byte_identical_manifest(tmp_path):
+    dataset = write_dataset(
+        tmp_path / "ds", make_examples(n_groups={"pool": 30, "production": 30}, shared=3)
+    )
+    params = tmp_path / "params.yaml"
+    outputs = []
+    for run, seed in enumerate((1, 1, 2)):
+        params.write_text(yaml.safe_dump({"split": {"seed": seed, "feeds": REFERENCE_FEEDS}}))
+        out = tmp_path / f"run{run}" / "manifest.parquet"
+        metrics = tmp_path / f"run{run}" / "split.json"
+        split.main(
+            [
+                "--params",
+                str(params),
+                "--dataset",
+                str(dataset),
+                "--out",
+                str(out),
+                "--metrics",
+                str(metrics),
+            ]
+        )
+        outputs.append(out.read_bytes())
+        assert json.loads(metrics.read_text())["read"] == pq.read_metadata(out).num_rows + sum(
+            json.loads(metrics.read_text())["dropped"].values()
+        )
+    assert outputs[0] == outputs[1]
+    assert outputs[0] != outputs[2]
+
+
+def test_existing_assignments_stay_put_when_data_grows(tmp_path):
+    old = make_examples(n_groups={"pool": 40, "production": 40}, shared=4, seed=1)
+    new = make_examples(n_groups={"pool": 40, "production": 40}, shared=4, seed=9, start=1000)
+    before = split.assign_splits(
+        contract.read_metadata(write_dataset(tmp_path / "a", old)), seed=7, feeds=REFERENCE_FEEDS
+    )[0]
+    grown = contract.read_metadata(write_dataset(tmp_path / "b", new[:50] + old + new[50:]))
+    after = split.assign_splits(grown, seed=7, feeds=REFERENCE_FEEDS)[0]
+    assert after.num_rows > before.num_rows
+    b, a = split_of(before), split_of(after)
+    assert {e: a[e] for e in b} == b
+
+
+def test_quota_assignment_balances_positive_groups(tmp_path):
+    examples = make_examples(n_groups={"production": 150}, seed=6)
+    metadata = contract.read_metadata(write_dataset(tmp_path / "ds", examples))
+    feeds = {"production": {"train": 0.5, "dev_b": 0.25, "test": 0.25}}
+    manifest, stats = split.assign_splits(metadata, seed=1, feeds=feeds, assign="quota")
+    assert_no_group_in_two_splits(manifest)
+    pos = {s: stats["splits"][s]["positive_groups"] for s in feeds["production"]}
+    total_pos = sum(pos.values())
+    assert total_pos > 10
+    for s, fraction in feeds["production"].items():
+        assert abs(pos[s] - fraction * total_pos) <= 1, (s, pos)
+
+
+def test_split_by_example_leaks_groups(reference):
+    manifest, _ = split.assign_splits(reference, seed=7, feeds=REFERENCE_FEEDS, by="example")
+    members = groups_per_split(manifest)
+    assert members["train"] & members["dev_a"] or members["dev_b"] & members["test"]
+    assert manifest.num_rows == reference.num_rows
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"by": "entity"}, "split.by must be one of"),
+        ({"assign": "random"}, "split.assign must be one of"),
+        ({"feeds": {"pool": {"training": 1.0}}}, "unknown split(s) ['training']"),
+        ({"feeds": {"pool": {"train": 0.8, "dev_a": 0.3}}}, "sum to at most 1"),
+        ({"feeds": {"pool": {"train": -0.1}}}, "must be in [0, 1]"),
+        ({"feeds": {}}, "split.feeds must map"),
+        ({"priority": ["kb"]}, "neither in feeds"),
+    ],
+)
+def test_bad_params_name_the_value(reference, kwargs, message):
+    kwargs = {"feeds": REFERENCE_FEEDS, **kwargs}
+    with pytest.raises(ValueError, match=None) as err:
+        split.assign_splits(reference, seed=1, **kwargs)
+    assert message in str(err.value)
+
+
+def test_stable_uniform_depends_only_on_key_seed_and_salt():
+    keys = [f"k{i}" for i in range(2000)]
+    u = sampling.stable_uniform(keys, seed=3, salt="split")
+    assert np.all((u >= 0) & (u < 1))
+    reversed_u = sampling.stable_uniform(keys[::-1], seed=3, salt="split")[::-1]
+    np.testing.assert_array_equal(u, reversed_u)
+    np.testing.assert_array_equal(u[:10], sampling.stable_uniform(keys[:10], seed=3, salt="split"))
+    assert not np.array_equal(u, sampling.stable_uniform(keys, seed=4, salt="split"))
+    assert not np.array_equal(u, sampling.stable_uniform(keys, seed=3, salt="downsample"))
+    from scipy import stats as sps
+
+    assert sps.kstest(u, "uniform").pvalue > 1e-3
+    with pytest.raises(ValueError, match="seed must be an integer"):
+        sampling.stable_uniform(keys, seed=-1, salt="x")
+
+
+def test_bucket_cuts_by_cumulative_fractions():
+    u = np.array([0.0, 0.29, 0.3, 0.59, 0.6, 0.99])
+    got = sampling.bucket(u, {"train": 0.3, "dev_a": 0.3})
+    assert got.tolist() == ["train", "train", "dev_a", "dev_a", "", ""]
