@@ -150,10 +150,14 @@ class DatasetWriter:
         buf[TRUE_LABEL].append(None if true_label is None else int(true_label))
         buf[N_ROWS].append(rows.shape[0])
         buf[FEATURES].append(rows.astype(self.numpy_dtype, copy=False))
-        if len(buf[EXAMPLE_ID]) >= self.row_group_size or (
-            self._in_shard + len(buf[EXAMPLE_ID]) >= self.shard_size
-        ):
+        if len(buf[EXAMPLE_ID]) >= min(self.row_group_size, self._room_in_shard()):
             self._flush()
+
+    def _room_in_shard(self) -> int:
+        """Examples the current shard still takes; a full (or no) shard means a new one."""
+        if self._writer is None or self._in_shard >= self.shard_size:
+            return self.shard_size
+        return self.shard_size - self._in_shard
 
     def _features_array(self, arrays: list[np.ndarray]) -> pa.Array:
         lengths = np.fromiter((a.shape[0] for a in arrays), dtype=np.int32, count=len(arrays))
@@ -189,7 +193,12 @@ class DatasetWriter:
         self._in_shard = 0
         path = self.directory / f"part-{self._shard_index:05d}.parquet"
         self._writer = pq.ParquetWriter(
-            path, self.schema, compression=self.compression, write_statistics=[EXAMPLE_ID, LABEL]
+            path,
+            self.schema,
+            compression=self.compression,
+            write_statistics=[EXAMPLE_ID, LABEL],
+            # Dictionary-encoding random floats only costs time (about 4x on write).
+            use_dictionary=[EXAMPLE_ID, GROUP, SOURCE],
         )
 
     def close(self) -> None:

@@ -1,0 +1,89 @@
+"""The canonical dataset: schema, shard and row-group layout, metadata-only reads."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from stages.contract import (
+    FEATURES,
+    METADATA_COLUMNS,
+    DatasetWriter,
+    dataset_dim,
+    dataset_schema,
+    read_metadata,
+    shard_paths,
+)
+
+
+def _write(path, n, *, row_group_size=2, shard_size=4, dtype="float16"):
+    rng = np.random.default_rng(0)
+    rows = {}
+    with DatasetWriter(
+        path, dim=3, dtype=dtype, row_group_size=row_group_size, shard_size=shard_size
+    ) as w:
+        for i in range(n):
+            r = rng.standard_normal((1 + i % 4, 3))
+            rows[f"e{i}"] = r
+            w.add(
+                example_id=f"e{i}",
+                group=f"g{i // 2}",
+                label=i % 2,
+                source="s",
+                negative_rate=0.5,
+                rows=r,
+                true_label=None if i == 0 else i % 2,
+            )
+    return rows
+
+
+def test_shards_and_row_groups_have_the_requested_sizes(tmp_path):
+    _write(tmp_path, 10, row_group_size=2, shard_size=4)
+    shards = shard_paths(tmp_path)
+    assert [p.name for p in shards] == [f"part-0000{i}.parquet" for i in range(3)]
+    layout = [
+        [
+            pq.ParquetFile(p).metadata.row_group(g).num_rows
+            for g in range(pq.ParquetFile(p).num_row_groups)
+        ]
+        for p in shards
+    ]
+    assert layout == [[2, 2], [2, 2], [2]]
+
+
+def test_features_round_trip_in_order_with_their_dtype(tmp_path):
+    rows = _write(tmp_path, 7, dtype="float32")
+    table = pq.read_table(shard_paths(tmp_path))
+    assert table.schema.equals(dataset_schema(3, "float32"), check_metadata=False)
+    assert dataset_dim(tmp_path) == 3
+    for i, value in enumerate(table.column(FEATURES).to_pylist()):
+        np.testing.assert_allclose(np.array(value), rows[f"e{i}"].astype(np.float32), rtol=1e-6)
+    assert table.column("n_rows").to_pylist() == [1 + i % 4 for i in range(7)]
+    assert table.column("true_label").to_pylist()[:2] == [None, 1]
+
+
+def test_metadata_reads_never_touch_features(tmp_path):
+    _write(tmp_path, 5)
+    meta = read_metadata(tmp_path)
+    assert meta.column_names == list(METADATA_COLUMNS)
+    assert meta.column("example_id").to_pylist() == [f"e{i}" for i in range(5)]
+    with pytest.raises(ValueError, match="never reads features"):
+        read_metadata(tmp_path, columns=["example_id", FEATURES])
+
+
+def test_bad_shapes_and_params_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        dataset_schema(3, "float64")
+    with DatasetWriter(tmp_path / "d", dim=3) as w:
+        with pytest.raises(ValueError, match="example 'x': rows must have shape"):
+            w.add(
+                example_id="x",
+                group="g",
+                label=0,
+                source="s",
+                negative_rate=1,
+                rows=np.zeros((0, 3)),
+            )
+    with pytest.raises(FileNotFoundError, match="run the ingest stage"):
+        shard_paths(tmp_path / "nowhere")
