@@ -143,9 +143,7 @@ def build_predictions(
         raise ValueError(f"scores must have shape ({len(rows)},), got {scores.shape}")
     if not np.all(np.isfinite(scores)):
         raise ValueError(f"{int((~np.isfinite(scores)).sum())} scores are not finite")
-    probability = priors.correct_prior(scores, beta=beta)
-    if shift is not None:
-        probability = priors.shift_prior(probability, from_prior=shift[0], to_prior=shift[1])
+    probability = priors.probability_at_prior(scores, beta=beta, shift=shift)
     return pd.DataFrame(
         {
             "example_id": rows["example_id"].astype(str).to_numpy(),
@@ -667,9 +665,7 @@ def main(argv: list[str] | None = None) -> None:
     # beta restores the prior of the population train's weights describe; when that differs
     # from the production prior used here, move the probabilities on (Saerens et al. 2002)
     model_prior = train_info.get("production_prior_estimate")
-    shift = None
-    if model_prior is not None and 0 < model_prior < 1 and not np.isclose(model_prior, prior):
-        shift = (float(model_prior), prior)
+    shift = priors.prior_shift(model_prior=model_prior, prior=prior)
     logger.info("production prior %.5f (%s); beta %.5f; shift %s", prior, source, beta, shift)
 
     scores = score_examples(

@@ -12,9 +12,7 @@ written into a temporary folder and renamed into place only on success.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
 import sys
 import time
 from collections import Counter
@@ -27,11 +25,19 @@ from tqdm import tqdm
 
 from stages import contract
 from stages.common import atomic_directory, load_params, setup_logging, write_json
-from stages.rawio import RawDataError, RawReader, Reject, SourceSpec, list_files, max_abs_for
+from stages.rawio import (
+    ON_ERROR,
+    RawDataError,
+    RawReader,
+    Reject,
+    RejectsFile,
+    SourceSpec,
+    list_files,
+    max_abs_for,
+)
 
 log = logging.getLogger(__name__)
 
-ON_ERROR = ("fail", "quarantine")
 PARAM_KEYS = ("on_error", "dtype", "row_group_size", "shard_size", "chunk_rows", "sources")
 
 
@@ -219,29 +225,6 @@ def reconcile(result: IngestResult, config: IngestConfig) -> dict[str, Any]:
     }
 
 
-class RejectsFile:
-    """JSON Lines of rejects, written beside the target and renamed into place on close."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = self.path.with_name(f".{self.path.name}.tmp")
-        self._file = open(self._tmp, "w")
-
-    def write(self, reject: Reject) -> None:
-        self._file.write(json.dumps(reject.to_record(), sort_keys=True) + "\n")
-
-    def close(self) -> None:
-        self._file.close()
-        os.replace(self._tmp, self.path)
-
-    def __enter__(self) -> RejectsFile:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
 def _dir_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.glob(contract.SHARD_GLOB)) if path.is_dir() else 0
 
@@ -276,13 +259,9 @@ def main(argv: list[str] | None = None) -> None:
             pass
     seconds = time.perf_counter() - start
     metrics = reconcile(result, config)
-    raw_mb = metrics["bytes_read"] / 1e6
-    metrics.update(
-        seconds=round(seconds, 3),
-        bytes_written=_dir_bytes(args.out) if result.failure is None else 0,
-        mb_per_s=round(raw_mb / seconds, 3) if seconds > 0 else None,
-        rows_per_s=round(metrics["rows_read"] / seconds, 1) if seconds > 0 else None,
-    )
+    # No timings here: metrics are compared across branches and must be deterministic.
+    # Throughput is measured by benchmarks/bench_ingest.py.
+    metrics["bytes_written"] = _dir_bytes(args.out) if result.failure is None else 0
     write_json(args.metrics, metrics)
     if result.failure is not None:
         log.error("ingest failed (on_error: fail): %s", result.failure.message)

@@ -435,3 +435,25 @@ def group_bootstrap(
             low, high = np.quantile(finite, [alpha, 1.0 - alpha])
             intervals[name] = (float(low), float(high))
     return BootstrapResult(intervals=intervals, samples=samples, level=level)
+
+
+def prior_shift(*, model_prior: float | None, prior: float) -> tuple[float, float] | None:
+    """The extra prior move evaluate makes after ``beta``: ``(from, to)``, or None.
+
+    ``beta`` restores the prior that train's weights describe (``model_prior``);
+    evaluate moves on to its own production prior when the two differ
+    (Saerens et al. 2002). Used by evaluate, the bundle and score alike.
+    """
+    if model_prior is not None and 0 < model_prior < 1 and not np.isclose(model_prior, prior):
+        return float(model_prior), float(prior)
+    return None
+
+
+def probability_at_prior(
+    scores: np.ndarray, *, beta: float, shift: tuple[float, float] | None = None
+) -> np.ndarray:
+    """Raw sigmoid scores -> probabilities at the production prior (``beta``, then ``shift``)."""
+    probability = correct_prior(np.asarray(scores, dtype=np.float64), beta=beta)
+    if shift is not None:
+        probability = shift_prior(probability, from_prior=shift[0], to_prior=shift[1])
+    return probability

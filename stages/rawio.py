@@ -27,6 +27,7 @@ import gzip
 import io
 import json
 import logging
+import os
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ from stages.contract import EXAMPLE_ID, GROUP, LABEL, TRUE_LABEL
 log = logging.getLogger(__name__)
 
 FORMATS = ("csv", "parquet", "jsonl")
+ON_ERROR = ("fail", "quarantine")  # stop at the first rejected example, or write it aside and go on
 EXTENSIONS = {
     ".csv": "csv",
     ".csv.gz": "csv",
@@ -168,8 +170,8 @@ class Example:
 
     source: str
     example_id: str
-    group: str
-    label: int
+    group: str | None  # None only when read without requiring groups (scoring)
+    label: int | None  # None only when read without requiring labels (scoring)
     true_label: int | None
     rows: np.ndarray
     file: str
@@ -203,6 +205,29 @@ class Reject:
             "message": self.message,
             "n_rows": self.n_rows,
         }
+
+
+class RejectsFile:
+    """JSON Lines of rejects, written beside the target and renamed into place on close."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = self.path.with_name(f".{self.path.name}.tmp")
+        self._file = open(self._tmp, "w")
+
+    def write(self, reject: Reject) -> None:
+        self._file.write(json.dumps(reject.to_record(), sort_keys=True) + "\n")
+
+    def close(self) -> None:
+        self._file.close()
+        os.replace(self._tmp, self.path)
+
+    def __enter__(self) -> RejectsFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def infer_format(path: Path) -> str | None:
@@ -365,16 +390,35 @@ class RawReader:
     """
 
     def __init__(
-        self, *, chunk_rows: int = 8192, dim: int | None = None, max_abs: float | None = None
+        self,
+        *,
+        chunk_rows: int = 8192,
+        dim: int | None = None,
+        max_abs: float | None = None,
+        required_roles: Sequence[str] = REQUIRED_ROLES,
+        dim_owner: str = "the dataset",
+        dim_origin: str | None = None,
     ) -> None:
         if chunk_rows < 1:
             raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows!r}")
         if dim is not None and dim < 1:
             raise ValueError(f"dim must be >= 1, got {dim!r}")
+        required_roles = tuple(required_roles)
+        if EXAMPLE_ID not in required_roles or not set(required_roles) <= set(REQUIRED_ROLES):
+            raise ValueError(
+                f"required_roles must include {EXAMPLE_ID!r} and be among {REQUIRED_ROLES}, "
+                f"got {required_roles!r}"
+            )
         self.chunk_rows = chunk_rows
         self.dim = dim
-        self.dim_origin = "the dim argument" if dim is not None else None
+        self.dim_origin = (dim_origin or "the dim argument") if dim is not None else None
+        self.dim_owner = dim_owner
         self.max_abs = max_abs
+        # Scoring reads unlabelled files: group and label may then be absent (or empty);
+        # when present they are validated as in ingest.
+        self.required_roles = required_roles
+        self.labels_required = LABEL in required_roles
+        self.groups_required = GROUP in required_roles
         self.rows_read = 0
         self._seen: dict[str, int] = {}
         self._files: list[tuple[str, str]] = []  # (source, file) by index, for duplicate messages
@@ -507,7 +551,7 @@ class RawReader:
             source=state.spec.name,
             example_id=pending.example_id,
             group=pending.group,
-            label=int(pending.label),
+            label=None if pending.label == -1 else int(pending.label),
             true_label=None if pending.true_label == -1 else pending.true_label,
             rows=rows,
             file=state.file,
@@ -582,8 +626,8 @@ class RawReader:
             else None,
             (NON_FINITE, ~finite.all(axis=1) & ~non_numeric.any(axis=1)),
             (NON_NUMERIC, non_numeric.any(axis=1)),
-            (BAD_LABEL, (labels < 0) | (true_labels == -2)),
-            (MISSING_GROUP, _is_none(groups)),
+            (BAD_LABEL, (labels == -2) | (true_labels == -2)),
+            (MISSING_GROUP, _is_none(groups) if self.groups_required else np.zeros(n, bool)),
             (MISSING_ID, _is_none(ids)),
             (DIM_MISMATCH, np.full(n, not state.dim_ok)),
         ]
@@ -596,15 +640,15 @@ class RawReader:
             code = _ROW_CODES[codes[i]]
             if code == DIM_MISMATCH:
                 return (
-                    f"file has {state.file_dim} feature columns but the dataset has dim {self.dim} "
-                    f"(set by {self.dim_origin})"
+                    f"file has {state.file_dim} feature columns but {self.dim_owner} has dim "
+                    f"{self.dim} (set by {self.dim_origin})"
                 )
             if code == MISSING_ID:
                 return "missing example_id"
             if code == MISSING_GROUP:
                 return "missing group"
             if code == BAD_LABEL:
-                if labels[i] < 0:
+                if labels[i] == -2:
                     return f"label must be 0 or 1, got {raw_value(i, LABEL)!r}"
                 return f"true_label must be 0, 1 or empty, got {raw_value(i, TRUE_LABEL)!r}"
             if code == NON_NUMERIC:
@@ -614,10 +658,10 @@ class RawReader:
                 )
             if code == NON_FINITE:
                 j = int(np.flatnonzero(~finite[i])[0])
-                return f"non-finite value {features[i, j]!r} in feature column {feature_names[j]!r}"
+                return f"non-finite value {float(features[i, j])!r} in feature column {feature_names[j]!r}"
             j = int(np.flatnonzero(np.abs(features[i]) > self.max_abs)[0])
             return (
-                f"value {features[i, j]!r} in feature column {feature_names[j]!r} exceeds "
+                f"value {float(features[i, j])!r} in feature column {feature_names[j]!r} exceeds "
                 f"{self.max_abs:g} (the output dtype's range)"
             )
 
@@ -655,6 +699,7 @@ class RawReader:
             features = np.zeros((n, 0))
             non_numeric = np.zeros((n, 0), bool)
         tl = roles.get(TRUE_LABEL)
+        label_col, group_col = roles.get(LABEL), roles.get(GROUP)
 
         def raw_value(i: int, what: str | int) -> Any:
             j = feature_idx[what] if isinstance(what, int) else roles[what]
@@ -663,8 +708,12 @@ class RawReader:
         return self._validate(
             state=state,
             ids=_ids_to_numpy(col(roles[EXAMPLE_ID])),
-            groups=_ids_to_numpy(col(roles[GROUP])),
-            labels=_labels_to_codes(col(roles[LABEL]), n, optional=False),
+            groups=_ids_to_numpy(col(group_col)) if group_col is not None else np.full(n, None),
+            labels=_labels_to_codes(
+                col(label_col) if label_col is not None else None,
+                n,
+                optional=not self.labels_required,
+            ),
             true_labels=_labels_to_codes(col(tl) if tl is not None else None, n, optional=True),
             features=features,
             non_numeric=non_numeric,
@@ -691,7 +740,8 @@ class RawReader:
                 ok = wanted in names
                 index = names.index(wanted) if ok else None
             if not ok:
-                if role == TRUE_LABEL and role not in spec.columns:
+                optional = role == TRUE_LABEL or role not in self.required_roles
+                if optional and role not in spec.columns:
                     roles[role] = None
                     continue
                 return self._reject(
@@ -913,7 +963,12 @@ class RawReader:
         wrong = [i for i, n in enumerate(lengths) if n != self.dim]
         group = record.get(GROUP)
         group = None if group in (None, "") else str(group)
-        label = _parse_label(record.get(LABEL))
+        label_raw = record.get(LABEL)
+        label = _parse_label(label_raw)
+        # -1: absent, allowed when labels are optional (scoring); -2: invalid
+        label_code = label if label is not None else -2
+        if label_raw in (None, "") and not self.labels_required:
+            label_code = -1
         tl_raw = record.get(TRUE_LABEL)
         true_label = (
             -1
@@ -925,11 +980,19 @@ class RawReader:
             i = wrong[0]
             got = "not a list" if lengths[i] < 0 else f"{lengths[i]} values"
             problem = f"row {i} has {got}, expected dim {self.dim} (set by {self.dim_origin})"
-            codes = np.full(n, _CODE[WRONG_COLUMNS], np.int8)
+            code = WRONG_COLUMNS
+            if len(set(lengths)) == 1 and lengths[0] > 0:
+                # Every row agrees on another width: the example has another dimension.
+                code = DIM_MISMATCH
+                problem = (
+                    f"rows have {lengths[0]} values but {self.dim_owner} has dim {self.dim} "
+                    f"(set by {self.dim_origin})"
+                )
+            codes = np.full(n, _CODE[code], np.int8)
             return _Chunk(
                 ids=np.array([example_id] * n, object),
                 groups=np.array([group] * n, object),
-                labels=np.full(n, -2 if label is None else label, np.int8),
+                labels=np.full(n, label_code, np.int8),
                 true_labels=np.full(n, true_label, np.int8),
                 features=np.zeros((n, 0)),
                 positions=np.full(n, line_no, np.int64),
@@ -951,7 +1014,7 @@ class RawReader:
             state=state,
             ids=np.array([example_id] * n, object),
             groups=np.array([group] * n, object),
-            labels=np.full(n, -2 if label is None else label, np.int8),
+            labels=np.full(n, label_code, np.int8),
             true_labels=np.full(n, true_label, np.int8),
             features=features,
             non_numeric=non_numeric,
@@ -1010,10 +1073,12 @@ def max_abs_for(dtype: str) -> float:
 __all__ = [
     "Example",
     "FORMATS",
+    "ON_ERROR",
     "REASONS",
     "RawDataError",
     "RawReader",
     "Reject",
+    "RejectsFile",
     "SourceSpec",
     "infer_format",
     "list_files",

@@ -45,6 +45,18 @@ TINY_PARAMS: dict[str, Any] = {
             },
         },
     },
+    "train": {
+        "filter_sizes": [2, 3, 4],
+        "filters": 8,
+        "batch_size": 16,
+        "epochs": 2,
+        "log_every": 2,
+        "eval_every": 5,
+        "eval_batch_size": 32,
+        "checkpoint_every": 4,
+        "pool_size": 200,
+    },
+    "evaluate": {"bootstrap": {"resamples": 200}},
 }
 
 

@@ -1,0 +1,336 @@
+"""bundle stage: one versioned folder holding everything needed to score new examples.
+
+``bundle/`` (``paths.bundle``) is a single DVC output, so a teammate can
+``dvc pull bundle`` alone and run ``python -m stages.score`` without the
+dataset, the manifest or any other stage. It holds:
+
+- ``model.keras``: the trained model, copied byte for byte from train; Keras 3
+  format with registered layers only, loaded with ``safe_mode=True`` (no
+  Lambda layers, no pickles);
+- ``bundle.json``: the feature dimension and dtype the model was trained on,
+  the prior correction evaluate applies (``beta`` from train, plus the prior
+  shift evaluate makes when its production prior differs from the one the
+  training weights restore), the production prior, the threshold chosen on
+  ``dev_b`` and what it applies to (the probability at the prior), the cost
+  settings, the train and evaluate params, and a content hash over all of it
+  and the model's bytes.
+
+The stage checks what it writes: mapping evaluate's own raw scores
+(``reports/predictions.parquet``) through the bundle's prior correction must
+give evaluate's probabilities, and the model must load in safe mode with the
+recorded dimension; otherwise it fails.
+
+This module is also the bundle's reader (``load_bundle``), used by ``stages.score``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from stages import common, contract, priors
+from stages.rawio import max_abs_for
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+MODEL_FILE = "model.keras"
+SPEC_FILE = "bundle.json"
+HASH_KEY = "content_hash"
+THRESHOLD_APPLIES_TO = "probability"  # at the production prior, after the prior correction
+PROBABILITY_TOLERANCE = 1e-12  # evaluate's probabilities vs the bundle's map of its scores
+
+
+# ----------------------------------------------------------------------------- prior correction
+
+
+# ----------------------------------------------------------------------------- the spec
+
+
+def file_sha256(path: str | Path, *, block: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def content_hash(spec: dict[str, Any]) -> str:
+    """sha256 of the spec without its hash; the spec holds the model file's sha256."""
+    body = {k: v for k, v in spec.items() if k != HASH_KEY}
+    text = json.dumps(common.finite_or_none(body), sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def build_spec(
+    *,
+    train_record: dict[str, Any],
+    metrics: dict[str, Any],
+    evaluate_params: dict[str, Any],
+    dataset_dim: int,
+    dataset_dtype: str,
+    model_sha256: str,
+) -> dict[str, Any]:
+    """bundle.json's content (with its hash) from train.json, metrics.json and params.
+
+    ValueError when the inputs disagree (train's dim vs the dataset's, train's
+    beta vs the one evaluate used) or lack what scoring needs.
+    """
+    for key in ("dim", "beta", "params"):
+        if key not in train_record:
+            raise ValueError(f"train.json lacks {key!r}; it needs dim, beta and params")
+    for key in ("threshold", "prior", "beta", "cost"):
+        if metrics.get(key) is None:
+            raise ValueError(f"metrics.json has no {key!r}; rerun the evaluate stage")
+    if int(train_record["dim"]) != int(dataset_dim):
+        raise ValueError(
+            f"train.json has dim {train_record['dim']} but the dataset has dim {dataset_dim}"
+        )
+    beta = float(train_record["beta"])
+    if not np.isclose(beta, float(metrics["beta"]), rtol=1e-12, atol=0):
+        raise ValueError(
+            f"train.json has beta {beta} but metrics.json {metrics['beta']}: evaluate is stale"
+        )
+    if dataset_dtype not in contract.DTYPES:
+        raise ValueError(
+            f"dataset dtype must be one of {sorted(contract.DTYPES)}, got {dataset_dtype!r}"
+        )
+    prior = float(metrics["prior"])
+    model_prior = metrics.get("prior_of_model", train_record.get("production_prior_estimate"))
+    shift = priors.prior_shift(model_prior=model_prior, prior=prior)
+    params = train_record["params"]
+    cost = metrics["cost"]
+    spec: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "model": {
+            "file": MODEL_FILE,
+            "sha256": model_sha256,
+            "format": "keras",
+            "load": "keras.saving.load_model(path, safe_mode=True) after importing stages.cnn",
+        },
+        "dim": int(dataset_dim),
+        # Features are rounded to the dataset's dtype before scoring, as ingest stored them.
+        "dtype": dataset_dtype,
+        "max_abs": max_abs_for(dataset_dtype),
+        "min_rows": int(train_record.get("min_rows", max(params.get("filter_sizes", [1])))),
+        "prior_correction": {
+            "beta": beta,
+            "formula": "p = beta*s / (beta*s - s + 1), s = raw score",
+            "shift": None if shift is None else {"from_prior": shift[0], "to_prior": shift[1]},
+        },
+        "production_prior": prior,
+        "prior_source": metrics.get("prior_source"),
+        "threshold": {
+            "value": float(metrics["threshold"]),
+            "applies_to": THRESHOLD_APPLIES_TO,
+            "rule": "decision = 1 if probability >= value else 0",
+            "source": metrics.get("threshold_source", "evaluate"),
+            "raw_score_equivalent": metrics.get("threshold_score"),
+        },
+        "cost": {
+            "false_positive": float(cost["false_positive"]),
+            "false_negative": float(cost["false_negative"]),
+            "expected_cost": "per example: (1-p)*false_positive if decided positive, "
+            "else p*false_negative",
+        },
+        "params": {"train": params, "evaluate": evaluate_params},
+        "train": {
+            k: train_record.get(k)
+            for k in (
+                "training_prior",
+                "production_prior_estimate",
+                "best_step",
+                "select_metric",
+                "best_value",
+            )
+        },
+    }
+    spec = common.finite_or_none(spec)
+    spec[HASH_KEY] = content_hash(spec)
+    return spec
+
+
+def spec_shift(spec: dict[str, Any]) -> tuple[float, float] | None:
+    shift = spec["prior_correction"]["shift"]
+    return None if shift is None else (float(shift["from_prior"]), float(shift["to_prior"]))
+
+
+def check_against_predictions(spec: dict[str, Any], predictions: pd.DataFrame) -> dict[str, Any]:
+    """Map evaluate's raw scores through the bundle; they must give evaluate's probabilities.
+
+    Returns a summary; ValueError when any probability differs by more than
+    ``PROBABILITY_TOLERANCE`` or any decision at the threshold differs.
+    """
+    for column in ("score", "probability"):
+        if column not in predictions.columns:
+            raise ValueError(f"predictions lack column {column!r}")
+    if predictions.empty:
+        raise ValueError("predictions are empty: nothing to check the prior correction against")
+    scores = predictions["score"].to_numpy(np.float64)
+    expected = predictions["probability"].to_numpy(np.float64)
+    got = priors.probability_at_prior(
+        scores, beta=spec["prior_correction"]["beta"], shift=spec_shift(spec)
+    )
+    diff = float(np.max(np.abs(got - expected)))
+    threshold = spec["threshold"]["value"]
+    disagree = int(np.sum((got >= threshold) != (expected >= threshold)))
+    if diff > PROBABILITY_TOLERANCE or disagree:
+        raise ValueError(
+            f"the bundle's prior correction does not reproduce evaluate's probabilities "
+            f"(max difference {diff:.3g}, {disagree} decisions differ); is evaluate stale?"
+        )
+    return {"examples": int(len(scores)), "max_abs_probability_difference": diff}
+
+
+# ----------------------------------------------------------------------------- read and write
+
+
+def write_bundle(target: str | Path, *, model_path: str | Path, spec: dict[str, Any]) -> None:
+    """Replace ``target`` with the model and bundle.json, atomically."""
+    if file_sha256(model_path) != spec["model"]["sha256"]:
+        raise ValueError(f"{model_path} changed since the spec was built")
+    with common.atomic_directory(target) as tmp:
+        shutil.copyfile(model_path, tmp / MODEL_FILE)
+        common.write_json(tmp / SPEC_FILE, spec)
+
+
+def read_spec(bundle_dir: str | Path, *, verify: bool = True) -> dict[str, Any]:
+    """bundle.json, checked: format version, content hash, and the model file's sha256."""
+    bundle_dir = Path(bundle_dir)
+    path = bundle_dir / SPEC_FILE
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{bundle_dir} is not a model bundle (no {SPEC_FILE}); build it with the bundle "
+            "stage or fetch it with `dvc pull` of the bundle folder"
+        )
+    spec = json.loads(path.read_text())
+    version = spec.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ValueError(
+            f"{path}: format_version {version!r} is not supported; this code reads {FORMAT_VERSION}"
+        )
+    if verify:
+        if spec.get(HASH_KEY) != content_hash(spec):
+            raise ValueError(f"{path}: content hash does not match; the bundle was edited")
+        model = bundle_dir / spec["model"]["file"]
+        if not model.is_file() or file_sha256(model) != spec["model"]["sha256"]:
+            raise ValueError(f"{model}: missing or not the model this bundle was built with")
+    return spec
+
+
+@dataclass
+class Bundle:
+    """A loaded bundle: its spec and the Keras model."""
+
+    path: Path
+    spec: dict[str, Any]
+    model: Any
+
+    @property
+    def dim(self) -> int:
+        return int(self.spec["dim"])
+
+    @property
+    def threshold(self) -> float:
+        return float(self.spec["threshold"]["value"])
+
+    def probability(self, scores: np.ndarray) -> np.ndarray:
+        return priors.probability_at_prior(
+            scores, beta=self.spec["prior_correction"]["beta"], shift=spec_shift(self.spec)
+        )
+
+
+def load_model(path: str | Path):
+    """Load a ``.keras`` file in safe mode: registered layers only, no Lambda, no pickles."""
+    common.quiet_tensorflow()
+    import keras
+
+    import stages.cnn  # noqa: F401  registers the custom layers (package "stages")
+
+    return keras.saving.load_model(path, safe_mode=True, compile=False)
+
+
+def model_dim(model) -> int:
+    """Feature dimension of the model's ``features`` input."""
+    from stages.cnn import FEATURES_INPUT
+
+    inputs = model.input if isinstance(model.input, dict) else {FEATURES_INPUT: model.input}
+    return int(inputs[FEATURES_INPUT].shape[-1])
+
+
+def load_bundle(bundle_dir: str | Path) -> Bundle:
+    """Read and verify a bundle, then load its model in safe mode."""
+    spec = read_spec(bundle_dir)
+    model = load_model(Path(bundle_dir) / spec["model"]["file"])
+    if model_dim(model) != int(spec["dim"]):
+        raise ValueError(
+            f"{bundle_dir}: the model takes dim {model_dim(model)} but bundle.json says {spec['dim']}"
+        )
+    return Bundle(Path(bundle_dir), spec, model)
+
+
+# ----------------------------------------------------------------------------- stage
+
+
+def dataset_dtype(dataset_dir: str | Path) -> str:
+    schema = pq.read_schema(contract.shard_paths(dataset_dir)[0])
+    return schema.metadata[b"dtype"].decode()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--model-dir", type=Path, required=True)
+    parser.add_argument("--dataset", type=Path, required=True, help="for its dim and dtype only")
+    parser.add_argument("--metrics", type=Path, required=True, help="evaluate's metrics.json")
+    parser.add_argument("--predictions", type=Path, required=True, help="evaluate's predictions")
+    parser.add_argument("--out", type=Path, required=True, help="bundle folder")
+    args = parser.parse_args(argv)
+    common.setup_logging()
+
+    evaluate_params = copy.deepcopy(common.load_params(args.params, "evaluate"))
+    train_record = json.loads((args.model_dir / "train.json").read_text())
+    metrics = json.loads(args.metrics.read_text())
+    model_path = args.model_dir / MODEL_FILE
+    spec = build_spec(
+        train_record=train_record,
+        metrics=metrics,
+        evaluate_params=evaluate_params,
+        dataset_dim=contract.dataset_dim(args.dataset),
+        dataset_dtype=dataset_dtype(args.dataset),
+        model_sha256=file_sha256(model_path),
+    )
+    checked = check_against_predictions(
+        spec, pd.read_parquet(args.predictions, columns=["score", "probability"])
+    )
+    model = load_model(model_path)
+    if model_dim(model) != spec["dim"]:
+        raise ValueError(
+            f"{model_path} takes dim {model_dim(model)}, the dataset has {spec['dim']}"
+        )
+    write_bundle(args.out, model_path=model_path, spec=spec)
+    logger.info(
+        "wrote %s: dim %d, beta %.5g, shift %s, threshold %.5g on %s (checked on %d predictions)",
+        args.out,
+        spec["dim"],
+        spec["prior_correction"]["beta"],
+        spec["prior_correction"]["shift"],
+        spec["threshold"]["value"],
+        THRESHOLD_APPLIES_TO,
+        checked["examples"],
+    )
+
+
+if __name__ == "__main__":
+    main()

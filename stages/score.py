@@ -1,0 +1,438 @@
+"""score: new examples -> raw score, probability at the production prior, decision, expected cost.
+
+Reads raw files in any format ingest accepts (CSV, CSV.gz, Parquet, JSON Lines;
+one file or a folder), with ingest's reader and so the same validation, the
+same ``on_error`` modes and the same messages; ``group`` and ``label`` columns
+are optional here. Writes Parquet or CSV, chosen by the output's extension,
+one row per example in input order:
+
+- ``example_id``;
+- ``score``: the model's raw sigmoid output (calibrated at the training prior);
+- ``probability``: the score mapped to the production prior with the bundle's
+  prior correction, exactly as evaluate maps it;
+- ``decision``: 1 where ``probability >= threshold`` (the threshold evaluate
+  chose on dev_b), else 0;
+- ``expected_cost``: the example's expected cost under the bundle's costs,
+  ``(1 - p) * c_FP`` if decided positive, else ``p * c_FN``.
+
+Streaming: examples are read ``pool_size`` at a time (default eight batches),
+sorted by length, cut into batches of ``batch_size`` and scored; each pool's
+rows are written before the next is read, so memory is bounded by a pool, not by
+the input. Features are rounded to the dtype the training dataset stored
+(float16 by default), as ingest would have, so scores match evaluate's.
+
+Usage::
+
+    python -m stages.score --bundle bundle --input new_data/ --output scores.parquet
+    ds-score --bundle bundle --input new.csv --on-error quarantine --output scores.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from stages import common, contract
+from stages.batches import pad_batch
+from stages.bundle import SPEC_FILE, Bundle, load_bundle
+from stages.rawio import (
+    DIM_MISMATCH,
+    FORMATS,
+    ON_ERROR,
+    RawDataError,
+    RawReader,
+    Reject,
+    RejectsFile,
+    SourceSpec,
+    list_files,
+)
+
+logger = logging.getLogger(__name__)
+
+OUTPUT_SCHEMA = pa.schema(
+    [
+        pa.field("example_id", pa.string(), nullable=False),
+        pa.field("score", pa.float64(), nullable=False),
+        pa.field("probability", pa.float64(), nullable=False),
+        pa.field("decision", pa.int8(), nullable=False),
+        pa.field("expected_cost", pa.float64(), nullable=False),
+    ]
+)
+OUTPUT_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".csv.gz": "csv"}
+POOL_BATCHES = 8
+
+
+# ----------------------------------------------------------------------------- pure functions
+
+
+def output_format(path: str | Path) -> str:
+    """``parquet`` or ``csv`` from the output's extension; ValueError for anything else."""
+    name = Path(path).name.lower()
+    for ext in sorted(OUTPUT_FORMATS, key=len, reverse=True):
+        if name.endswith(ext):
+            return OUTPUT_FORMATS[ext]
+    raise ValueError(
+        f"output {str(path)!r}: extension must be one of {sorted(OUTPUT_FORMATS)} "
+        "(it chooses Parquet or CSV)"
+    )
+
+
+def decide(probability: np.ndarray, *, threshold: float) -> np.ndarray:
+    """1 where the probability at the prior reaches the threshold (evaluate's ``>=`` rule)."""
+    return (np.asarray(probability, dtype=np.float64) >= threshold).astype(np.int8)
+
+
+def expected_costs(
+    probability: np.ndarray, decision: np.ndarray, *, cost_fp: float, cost_fn: float
+) -> np.ndarray:
+    """Each example's expected cost: ``(1-p) c_FP`` if flagged (a possible false alarm), else ``p c_FN``."""
+    p = np.asarray(probability, dtype=np.float64)
+    flagged = np.asarray(decision).astype(bool)
+    if p.shape != flagged.shape:
+        raise ValueError(f"probability and decision shapes differ: {p.shape} vs {flagged.shape}")
+    if cost_fp < 0 or cost_fn < 0:
+        raise ValueError(f"costs must be >= 0, got cost_fp={cost_fp}, cost_fn={cost_fn}")
+    return np.where(flagged, (1.0 - p) * cost_fp, p * cost_fn)
+
+
+def score_arrays(
+    model,
+    arrays: Sequence[np.ndarray],
+    *,
+    dim: int,
+    batch_size: int,
+    dtype: str = "float16",
+    min_rows: int = 1,
+) -> np.ndarray:
+    """Raw scores of ``(n_rows, dim)`` arrays, in their order; batches are bucketed by length.
+
+    Values are first rounded to ``dtype`` (what the dataset stored at training time).
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+    if dtype not in contract.DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(contract.DTYPES)}, got {dtype!r}")
+    from stages.cnn import FEATURES_INPUT, LENGTHS_INPUT
+
+    numpy_dtype = np.float16 if dtype == "float16" else np.float32
+    scores = np.empty(len(arrays), dtype=np.float64)
+    lengths = np.fromiter((a.shape[0] for a in arrays), dtype=np.int64, count=len(arrays))
+    order = np.argsort(lengths, kind="stable")
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        features, lens = pad_batch(
+            [arrays[i].astype(numpy_dtype, copy=False) for i in idx], dim=dim, min_rows=min_rows
+        )
+        out = model.predict_on_batch({FEATURES_INPUT: features, LENGTHS_INPUT: lens})
+        scores[idx] = np.asarray(out, dtype=np.float64).reshape(-1)
+    return scores
+
+
+def score_table(bundle: Bundle, example_ids: Sequence[str], scores: np.ndarray) -> pa.Table:
+    """The output rows: id, raw score, probability at the prior, decision, expected cost."""
+    probability = bundle.probability(scores)
+    decision = decide(probability, threshold=bundle.threshold)
+    cost = bundle.spec["cost"]
+    columns = [
+        pa.array(list(example_ids), pa.string()),
+        pa.array(scores, pa.float64()),
+        pa.array(probability, pa.float64()),
+        pa.array(decision, pa.int8()),
+        pa.array(
+            expected_costs(
+                probability,
+                decision,
+                cost_fp=cost["false_positive"],
+                cost_fn=cost["false_negative"],
+            ),
+            pa.float64(),
+        ),
+    ]
+    return pa.Table.from_arrays(columns, schema=OUTPUT_SCHEMA)
+
+
+# ----------------------------------------------------------------------------- streaming
+
+
+class ScoresWriter:
+    """Parquet or CSV rows, written beside the target and renamed into place on success."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.format = output_format(self.path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = self.path.with_name(f".{self.path.name}.tmp")
+        self.rows = 0
+        if self.format == "parquet":
+            self._writer = pq.ParquetWriter(self._tmp, OUTPUT_SCHEMA, compression="zstd")
+            self._sink = None
+        else:
+            compression = "gzip" if self.path.name.lower().endswith(".gz") else None
+            self._sink = pa.output_stream(str(self._tmp), compression=compression)
+            self._writer = pacsv.CSVWriter(self._sink, OUTPUT_SCHEMA)
+
+    def write(self, table: pa.Table) -> None:
+        self._writer.write_table(table)
+        self.rows += table.num_rows
+
+    def close(self) -> None:
+        if self.rows == 0 and self.format == "csv":
+            self._writer.write_table(OUTPUT_SCHEMA.empty_table())  # the header line
+        self._writer.close()
+        if self._sink is not None:
+            self._sink.close()
+        os.replace(self._tmp, self.path)
+
+    def discard(self) -> None:
+        self._writer.close()
+        if self._sink is not None:
+            self._sink.close()
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> ScoresWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.discard()
+
+
+@dataclass
+class ScoreSummary:
+    """What one run did: examples scored and rejected (by reason), decisions, timing."""
+
+    scored: int = 0
+    rejected: int = 0
+    rejected_by_reason: Counter = field(default_factory=Counter)
+    positives: int = 0
+    expected_cost: float = 0.0
+    rows: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "examples_read": self.scored + self.rejected,
+            "examples_scored": self.scored,
+            "examples_rejected": self.rejected,
+            "rejected_by_reason": dict(sorted(self.rejected_by_reason.items())),
+            "decided_positive": self.positives,
+            "expected_cost_total": self.expected_cost,
+            "rows_scored": self.rows,
+            "seconds": round(self.seconds, 3),
+            "examples_per_s": round(self.scored / self.seconds, 1) if self.seconds > 0 else None,
+        }
+
+
+def input_spec(path: str | Path, *, format: str | None = None, delimiter: str = ",") -> SourceSpec:
+    """The input as a raw source (labels optional); ValueError/FileNotFoundError if unusable."""
+    params: dict[str, Any] = {"path": str(path), "negative_rate": 1.0, "delimiter": delimiter}
+    if format is not None:
+        params["format"] = format
+    spec = SourceSpec.from_params("input", params)
+    list_files(spec)  # a missing input or an unknown extension is an error before any work
+    return spec
+
+
+def score_source(
+    bundle: Bundle,
+    spec: SourceSpec,
+    writer: ScoresWriter,
+    *,
+    on_error: str = "fail",
+    on_reject: Callable[[Reject], None] = lambda reject: None,
+    batch_size: int = 64,
+    pool_size: int | None = None,
+    chunk_rows: int = 8192,
+    progress: bool | None = None,
+) -> ScoreSummary:
+    """Score every example of ``spec`` into ``writer``, a pool at a time.
+
+    Each reject goes to ``on_reject``. In ``fail`` mode the first one raises
+    ``RawDataError`` with ingest's message; in ``quarantine`` mode it is skipped.
+    A file whose feature dimension differs from the bundle's always raises: the
+    bundle cannot score it.
+    """
+    if on_error not in ON_ERROR:
+        raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+    pool_size = pool_size or POOL_BATCHES * batch_size
+    if pool_size < batch_size:
+        raise ValueError(f"pool_size must be >= batch_size ({batch_size}), got {pool_size!r}")
+    spec_file = bundle.path / SPEC_FILE
+    reader = RawReader(
+        chunk_rows=chunk_rows,
+        dim=bundle.dim,
+        max_abs=float(bundle.spec["max_abs"]),
+        required_roles=(contract.EXAMPLE_ID,),
+        dim_owner="the model bundle",
+        dim_origin=str(spec_file),
+    )
+    summary = ScoreSummary()
+    pool_ids: list[str] = []
+    pool_rows: list[np.ndarray] = []
+    started = time.perf_counter()
+
+    def flush() -> None:
+        if not pool_ids:
+            return
+        scores = score_arrays(
+            bundle.model,
+            pool_rows,
+            dim=bundle.dim,
+            batch_size=batch_size,
+            dtype=bundle.spec["dtype"],
+            min_rows=int(bundle.spec.get("min_rows", 1)),
+        )
+        table = score_table(bundle, pool_ids, scores)
+        writer.write(table)
+        summary.scored += table.num_rows
+        summary.positives += int(np.sum(table.column("decision").to_numpy()))
+        summary.expected_cost += float(np.sum(table.column("expected_cost").to_numpy()))
+        summary.rows += sum(a.shape[0] for a in pool_rows)
+        pool_ids.clear()
+        pool_rows.clear()
+
+    bar = tqdm(desc="score", unit="ex", mininterval=2, disable=True if progress is False else None)
+    try:
+        for item in reader.read_source(spec):
+            bar.update()
+            if isinstance(item, Reject):
+                summary.rejected += 1
+                summary.rejected_by_reason[item.reason] += 1
+                on_reject(item)
+                if on_error == "fail" or item.reason == DIM_MISMATCH:
+                    raise RawDataError(item)
+                continue
+            pool_ids.append(item.example_id)
+            pool_rows.append(item.rows)
+            if len(pool_ids) >= pool_size:
+                flush()
+        flush()
+    finally:
+        bar.close()
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def score_file(
+    bundle: Bundle,
+    input_path: str | Path,
+    output_path: str | Path,
+    *,
+    format: str | None = None,
+    delimiter: str = ",",
+    on_error: str = "fail",
+    rejects_path: str | Path | None = None,
+    batch_size: int = 64,
+    pool_size: int | None = None,
+    chunk_rows: int = 8192,
+    progress: bool | None = None,
+) -> ScoreSummary:
+    """Score ``input_path`` into ``output_path`` (Parquet or CSV by extension), atomically.
+
+    Rejects go to ``rejects_path`` (JSON Lines, as ingest writes them) when given.
+    On failure nothing is left at ``output_path``.
+    """
+    if on_error not in ON_ERROR:
+        raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+    output_format(output_path)
+    spec = input_spec(input_path, format=format, delimiter=delimiter)
+    rejects = RejectsFile(Path(rejects_path)) if rejects_path is not None else None
+    try:
+        with ScoresWriter(output_path) as writer:
+            return score_source(
+                bundle,
+                spec,
+                writer,
+                on_error=on_error,
+                on_reject=rejects.write if rejects else (lambda reject: None),
+                batch_size=batch_size,
+                pool_size=pool_size,
+                chunk_rows=chunk_rows,
+                progress=progress,
+            )
+    finally:
+        if rejects is not None:
+            rejects.close()
+
+
+# ----------------------------------------------------------------------------- command
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="ds-score", description=__doc__.splitlines()[0].split(": ", 1)[1]
+    )
+    parser.add_argument("--bundle", type=Path, required=True, help="model bundle folder")
+    parser.add_argument("--input", type=Path, required=True, help="raw file or folder")
+    parser.add_argument("--format", choices=FORMATS, help="default: from each file's extension")
+    parser.add_argument("--delimiter", default=",", help="CSV delimiter (default ',')")
+    parser.add_argument("--on-error", choices=ON_ERROR, default="fail")
+    parser.add_argument(
+        "--rejects",
+        type=Path,
+        help="JSON Lines of rejected examples; default with quarantine: OUTPUT.rejects.jsonl",
+    )
+    parser.add_argument("--output", type=Path, required=True, help=".parquet, .csv or .csv.gz")
+    parser.add_argument("--batch-size", type=int, default=64, help="examples per model call")
+    parser.add_argument(
+        "--pool-size",
+        type=int,
+        help=f"examples read, length-sorted and written together (default {POOL_BATCHES} batches)",
+    )
+    parser.add_argument("--chunk-rows", type=int, default=8192, help="raw rows read per chunk")
+    args = parser.parse_args(argv)
+    if args.rejects is None and args.on_error == "quarantine":
+        args.rejects = args.output.with_name(args.output.name + ".rejects.jsonl")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    common.setup_logging()
+    try:
+        output_format(args.output)
+        input_spec(args.input, format=args.format, delimiter=args.delimiter)
+        bundle = load_bundle(args.bundle)
+        summary = score_file(
+            bundle,
+            args.input,
+            args.output,
+            format=args.format,
+            delimiter=args.delimiter,
+            on_error=args.on_error,
+            rejects_path=args.rejects,
+            batch_size=args.batch_size,
+            pool_size=args.pool_size,
+            chunk_rows=args.chunk_rows,
+        )
+    except RawDataError as exc:
+        logger.error("score failed (on_error: %s): %s", args.on_error, exc)
+        if exc.reject.reason != DIM_MISMATCH and args.on_error == "fail":
+            logger.error("use --on-error quarantine to skip bad examples and go on")
+        sys.exit(1)
+    except (ValueError, FileNotFoundError) as exc:
+        logger.error("score: %s", exc)
+        sys.exit(1)
+    logger.info("wrote %s: %s", args.output, summary.as_dict())
+    if args.rejects is not None and summary.rejected:
+        logger.warning("%d examples rejected; see %s", summary.rejected, args.rejects)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,306 @@
+"""bundle: what it records, that it reproduces evaluate's probabilities, and how it refuses to load.
+
+``build_pipeline`` makes a tiny dataset, manifest, model and train.json, runs
+the evaluate stage and the bundle stage on them; test_score.py reuses it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from stages import bundle, common, contract, evaluate, priors
+
+common.quiet_tensorflow()
+
+import keras  # noqa: E402
+
+from stages import cnn  # noqa: E402
+
+DIM = 16
+FILTER_SIZES = [2, 3]
+MODEL_PRIOR = 0.08  # the prior train's weights describe (train.json production_prior_estimate)
+BETA = 0.25
+
+
+def make_examples(n: int, *, seed: int) -> list[dict[str, Any]]:
+    """``n`` examples of 1-9 rows, groups of two, labels alternating by group."""
+    rng = np.random.default_rng(seed)
+    return [
+        {
+            "example_id": f"x{i:03d}",
+            "group": f"g{i // 2:03d}",
+            "label": int((i // 2) % 5 in (0, 2)),
+            "rows": rng.normal(size=(int(rng.integers(1, 10)), DIM)) * 2.0,
+        }
+        for i in range(n)
+    ]
+
+
+def write_dataset(directory: Path, examples: list[dict[str, Any]]) -> None:
+    with contract.DatasetWriter(directory, dim=DIM, row_group_size=8, shard_size=40) as writer:
+        for ex in examples:
+            writer.add(
+                example_id=ex["example_id"],
+                group=ex["group"],
+                label=ex["label"],
+                source="tiny",
+                negative_rate=1.0,
+                rows=ex["rows"],
+            )
+
+
+def make_manifest(examples: list[dict[str, Any]]) -> pd.DataFrame:
+    """dev_a thinned (negatives kept at 0.5, one thinned away), dev_b and test production-ratio."""
+    splits = ["dev_a", "dev_b", "test"]
+    frame = pd.DataFrame(
+        {
+            "example_id": [e["example_id"] for e in examples],
+            "group": [e["group"] for e in examples],
+            "label": np.array([e["label"] for e in examples], np.int8),
+            "source": "tiny",
+            "n_rows": np.array([len(e["rows"]) for e in examples], np.int32),
+            "split": [splits[(i // 2) % 3] for i in range(len(examples))],
+            "upstream_rate": 1.0,
+        }
+    )
+    thinned = (frame["split"] == "dev_a") & (frame["label"] == 0)
+    frame["downsample_rate"] = np.where(thinned, 0.5, 1.0)
+    frame["kept"] = True
+    frame.loc[frame.index[thinned][0], "kept"] = False
+    frame["weight"] = np.where(frame["label"] == 0, 1.0 / frame["downsample_rate"], 1.0)
+    return frame
+
+
+def save_model(model_dir: Path, *, dim: int = DIM, seed: int = 3) -> None:
+    model = cnn.build_cnn(
+        dim=dim, filter_sizes=FILTER_SIZES, filters=4, dropout=0.5, l2=0.0, seed=seed
+    )
+    # Spread the untrained scores out so thresholds and decisions are not all alike.
+    kernel, bias = model.get_layer("score").get_weights()
+    model.get_layer("score").set_weights([kernel * 8.0, bias])
+    model_dir.mkdir(parents=True, exist_ok=True)
+    model.save(model_dir / "model.keras")
+    record = {
+        "dim": dim,
+        "beta": BETA,
+        "training_prior": 0.3,
+        "production_prior_estimate": MODEL_PRIOR,
+        "params": {"filter_sizes": FILTER_SIZES, "filters": 4, "seed": seed},
+        "min_rows": max(FILTER_SIZES),
+        "best_step": 7,
+    }
+    common.write_json(model_dir / "train.json", record)
+
+
+def build_pipeline(root: Path, *, prior: float | None) -> dict[str, Path]:
+    """Dataset, manifest, model, then the evaluate and bundle stages, under ``root``."""
+    paths = {
+        "params": root / "params.yaml",
+        "dataset": root / "data" / "dataset",
+        "manifest": root / "data" / "manifest.parquet",
+        "model_dir": root / "models",
+        "reports": root / "reports",
+        "bundle": root / "bundle",
+    }
+    examples = make_examples(90, seed=5)
+    write_dataset(paths["dataset"], examples)
+    make_manifest(examples).to_parquet(paths["manifest"], index=False)
+    save_model(paths["model_dir"])
+    params = {
+        "evaluate": {
+            "prior": prior,
+            "cost": {"false_positive": 1, "false_negative": 10},
+            "bootstrap": {"resamples": 10, "level": 0.9, "seed": 1},
+            "calibration_bins": 4,
+            "batch_size": 8,
+        }
+    }
+    paths["params"].write_text(yaml.safe_dump(params))
+    evaluate.main(
+        ["--params", str(paths["params"]), "--dataset", str(paths["dataset"])]
+        + ["--manifest", str(paths["manifest"]), "--model-dir", str(paths["model_dir"])]
+        + ["--reports", str(paths["reports"])]
+    )
+    bundle.main(
+        ["--params", str(paths["params"]), "--model-dir", str(paths["model_dir"])]
+        + ["--dataset", str(paths["dataset"]), "--metrics", str(paths["reports"] / "metrics.json")]
+        + ["--predictions", str(paths["reports"] / "predictions.parquet")]
+        + ["--out", str(paths["bundle"])]
+    )
+    return paths
+
+
+@pytest.fixture(
+    scope="module", params=[None, MODEL_PRIOR], ids=["shifted-to-estimated-prior", "no-shift"]
+)
+def pipeline(request, tmp_path_factory) -> dict[str, Path]:
+    return build_pipeline(tmp_path_factory.mktemp("pipeline"), prior=request.param)
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+# ----------------------------------------------------------------------------- the stage
+
+
+def test_bundle_records_what_scoring_needs(pipeline: dict[str, Path]) -> None:
+    spec = read_json(pipeline["bundle"] / "bundle.json")
+    metrics = read_json(pipeline["reports"] / "metrics.json")
+    train = read_json(pipeline["model_dir"] / "train.json")
+    assert sorted(p.name for p in pipeline["bundle"].iterdir()) == ["bundle.json", "model.keras"]
+    assert (pipeline["bundle"] / "model.keras").read_bytes() == (
+        pipeline["model_dir"] / "model.keras"
+    ).read_bytes()
+    assert spec["dim"] == DIM and spec["dtype"] == "float16" and spec["max_abs"] == 65504.0
+    assert spec["prior_correction"]["beta"] == train["beta"]
+    assert spec["production_prior"] == metrics["prior"]
+    assert spec["threshold"]["value"] == metrics["threshold"]
+    assert spec["threshold"]["applies_to"] == "probability"
+    assert spec["cost"]["false_positive"] == 1 and spec["cost"]["false_negative"] == 10
+    assert spec["params"]["train"] == train["params"]
+    assert spec["params"]["evaluate"] == yaml.safe_load(pipeline["params"].read_text())["evaluate"]
+    assert spec["content_hash"] == bundle.content_hash(spec)
+    # evaluate moved probabilities on from the prior train's weights describe, iff the priors differ
+    shift = spec["prior_correction"]["shift"]
+    if np.isclose(metrics["prior"], MODEL_PRIOR):
+        assert shift is None
+    else:
+        assert shift == {"from_prior": MODEL_PRIOR, "to_prior": metrics["prior"]}
+
+
+def test_bundle_maps_scores_like_evaluate(pipeline: dict[str, Path]) -> None:
+    spec = bundle.read_spec(pipeline["bundle"])
+    predictions = pd.read_parquet(pipeline["reports"] / "predictions.parquet")
+    got = priors.probability_at_prior(
+        predictions["score"].to_numpy(), beta=BETA, shift=bundle.spec_shift(spec)
+    )
+    np.testing.assert_allclose(got, predictions["probability"], rtol=0, atol=1e-15)
+    # the rule the bundle states gives evaluate's decisions and thus its test confusion matrix
+    test = predictions[predictions["split"] == "test"]
+    metrics = read_json(pipeline["reports"] / "metrics.json")
+    predicted = (test["probability"] >= spec["threshold"]["value"]).astype(int)
+    tp = float((predicted * test["label"]).sum())
+    assert tp == pytest.approx(metrics["test"]["sample"]["confusion"]["tp"])
+
+
+def test_stage_output_is_deterministic(pipeline: dict[str, Path], tmp_path: Path) -> None:
+    again = tmp_path / "again"
+    bundle.main(
+        ["--params", str(pipeline["params"]), "--model-dir", str(pipeline["model_dir"])]
+        + ["--dataset", str(pipeline["dataset"])]
+        + ["--metrics", str(pipeline["reports"] / "metrics.json")]
+        + ["--predictions", str(pipeline["reports"] / "predictions.parquet")]
+        + ["--out", str(again)]
+    )
+    for name in ("bundle.json", "model.keras"):
+        assert (again / name).read_bytes() == (pipeline["bundle"] / name).read_bytes()
+
+
+def test_stale_predictions_are_refused(pipeline: dict[str, Path]) -> None:
+    spec = bundle.read_spec(pipeline["bundle"])
+    predictions = pd.read_parquet(pipeline["reports"] / "predictions.parquet")
+    predictions["probability"] = priors.probability_at_prior(predictions["score"], beta=BETA * 2)
+    with pytest.raises(ValueError, match="does not reproduce evaluate's probabilities"):
+        bundle.check_against_predictions(spec, predictions)
+
+
+# ----------------------------------------------------------------------------- building the spec
+
+
+def spec_inputs(**changes: Any) -> dict[str, Any]:
+    inputs = {
+        "train_record": {"dim": DIM, "beta": 0.02, "params": {"filter_sizes": [2]}, "min_rows": 2},
+        "metrics": {
+            "threshold": 0.09,
+            "prior": 0.01,
+            "beta": 0.02,
+            "cost": {"false_positive": 1, "false_negative": 10},
+            "prior_of_model": 0.01,
+        },
+        "evaluate_params": {"prior": None},
+        "dataset_dim": DIM,
+        "dataset_dtype": "float16",
+        "model_sha256": "0" * 64,
+    }
+    inputs.update(changes)
+    return inputs
+
+
+def test_prior_shift_follows_evaluates_rule() -> None:
+    assert priors.prior_shift(model_prior=None, prior=0.01) is None
+    assert priors.prior_shift(model_prior=0.01, prior=0.01 + 1e-12) is None
+    assert priors.prior_shift(model_prior=0.05, prior=0.01) == (0.05, 0.01)
+    spec = bundle.build_spec(**spec_inputs())
+    assert spec["prior_correction"]["shift"] is None
+    # Elkan's worked example: beta 0.02, costs 1:10 -> raw score 0.833 is probability 1/11
+    p = priors.probability_at_prior(np.array([1 / 11 / (1 / 11 + 0.02 * 10 / 11)]), beta=0.02)
+    assert p[0] == pytest.approx(1 / 11)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"dataset_dim": DIM + 1}, f"train.json has dim {DIM} but the dataset has dim {DIM + 1}"),
+        ({"train_record": {"dim": DIM, "params": {}}}, "train.json lacks 'beta'"),
+        ({"metrics": {"prior": 0.01, "beta": 0.02, "cost": {}}}, "metrics.json has no 'threshold'"),
+        ({"dataset_dtype": "int8"}, "dataset dtype must be one of"),
+    ],
+)
+def test_inconsistent_inputs_are_named(changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        bundle.build_spec(**spec_inputs(**changes))
+
+
+def test_beta_disagreeing_with_evaluate_is_refused() -> None:
+    metrics = {**spec_inputs()["metrics"], "beta": 0.5}
+    with pytest.raises(ValueError, match="train.json has beta 0.02 but metrics.json 0.5"):
+        bundle.build_spec(**spec_inputs(metrics=metrics))
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def test_load_bundle_gives_the_model_and_its_dim(pipeline: dict[str, Path]) -> None:
+    loaded = bundle.load_bundle(pipeline["bundle"])
+    assert loaded.dim == DIM and bundle.model_dim(loaded.model) == DIM
+    assert loaded.threshold == read_json(pipeline["reports"] / "metrics.json")["threshold"]
+
+
+def test_edited_bundle_is_refused(pipeline: dict[str, Path], tmp_path: Path) -> None:
+    copy = tmp_path / "bundle"
+    shutil.copytree(pipeline["bundle"], copy)
+    spec = read_json(copy / "bundle.json")
+    spec["threshold"]["value"] = 0.5
+    common.write_json(copy / "bundle.json", spec)
+    with pytest.raises(ValueError, match="content hash does not match"):
+        bundle.load_bundle(copy)
+    shutil.copy(pipeline["bundle"] / "bundle.json", copy / "bundle.json")
+    (copy / "model.keras").write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="not the model this bundle was built with"):
+        bundle.load_bundle(copy)
+    with pytest.raises(FileNotFoundError, match="is not a model bundle"):
+        bundle.load_bundle(tmp_path / "nowhere")
+
+
+def test_lambda_layers_are_refused_in_safe_mode(tmp_path: Path) -> None:
+    """A bundle whose model holds a Lambda (arbitrary code) never loads, even with a valid hash."""
+    inputs = keras.Input(shape=(None, DIM), name="features")
+    lengths = keras.Input(shape=(), name="lengths", dtype="int32")
+    pooled = keras.layers.GlobalMaxPooling1D()(keras.layers.Lambda(lambda x: x * 2.0)(inputs))
+    model = keras.Model({"features": inputs, "lengths": lengths}, keras.layers.Dense(1)(pooled))
+    model.save(tmp_path / "model.keras")
+    spec = bundle.build_spec(
+        **spec_inputs(model_sha256=bundle.file_sha256(tmp_path / "model.keras"))
+    )
+    bundle.write_bundle(tmp_path / "bundle", model_path=tmp_path / "model.keras", spec=spec)
+    with pytest.raises(ValueError, match="safe_mode"):
+        bundle.load_bundle(tmp_path / "bundle")
