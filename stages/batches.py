@@ -1,0 +1,272 @@
+"""Length-bucketed batches streamed from the Parquet dataset, and batch scoring.
+
+Nothing here loads all features. An epoch is planned from metadata alone
+(``plan_batches``): row groups are visited in a seeded random order and pooled
+until ``pool_size`` examples are gathered; the pool is sorted by ``n_rows`` and
+cut into batches (so padding stays small), and the pool's batches are emitted in
+a random order. ``BatchReader`` then executes a plan, reading each row group once
+with ``pyarrow`` and keeping only the pool in memory, so peak memory depends on
+``pool_size`` and the row-group size, not on the dataset's size.
+
+``tf.data.Dataset.from_generator(...).prefetch`` runs the reader in a background
+thread, overlapping Parquet reads with training compute.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from stages import common, contract
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DatasetIndex:
+    """Where every example of the dataset lives: shard, row group and row within it."""
+
+    shards: tuple[Path, ...]
+    dim: int
+    example_ids: np.ndarray  # object array, dataset order
+    n_rows: np.ndarray  # int64, dataset order
+    row_group: np.ndarray  # global row-group number of each example
+    offset: np.ndarray  # row of the example inside its row group
+    group_shard: np.ndarray  # shard of each global row group
+    group_local: np.ndarray  # row-group number inside its shard
+
+    def positions(self, example_ids: Sequence[str]) -> np.ndarray:
+        """Dataset positions of ``example_ids``; ValueError naming ids that are not in the dataset."""
+        lookup = {eid: i for i, eid in enumerate(self.example_ids.tolist())}
+        positions = np.fromiter((lookup.get(e, -1) for e in example_ids), dtype=np.int64)
+        missing = [e for e, p in zip(example_ids, positions, strict=True) if p < 0]
+        if missing:
+            raise ValueError(
+                f"{len(missing)} example ids are not in the dataset, e.g. {missing[:3]}; "
+                "the manifest and the dataset are out of sync"
+            )
+        return positions
+
+
+def index_dataset(dataset_dir: str | Path) -> DatasetIndex:
+    """Index the dataset from its metadata and Parquet footers only."""
+    shards = tuple(contract.shard_paths(dataset_dir))
+    meta = contract.read_metadata(dataset_dir, columns=[contract.EXAMPLE_ID, contract.N_ROWS])
+    group_shard, group_local, group_sizes = [], [], []
+    for s, path in enumerate(shards):
+        md = pq.ParquetFile(path).metadata
+        for g in range(md.num_row_groups):
+            group_shard.append(s)
+            group_local.append(g)
+            group_sizes.append(md.row_group(g).num_rows)
+    sizes = np.asarray(group_sizes, dtype=np.int64)
+    if sizes.sum() != meta.num_rows:
+        raise ValueError(
+            f"{dataset_dir}: row groups hold {sizes.sum()} rows, metadata {meta.num_rows}"
+        )
+    row_group = np.repeat(np.arange(len(sizes)), sizes)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    offset = np.arange(meta.num_rows) - starts[row_group]
+    return DatasetIndex(
+        shards=shards,
+        dim=contract.dataset_dim(dataset_dir),
+        example_ids=np.asarray(meta.column(contract.EXAMPLE_ID).to_pylist(), dtype=object),
+        n_rows=meta.column(contract.N_ROWS).to_numpy().astype(np.int64),
+        row_group=row_group,
+        offset=offset,
+        group_shard=np.asarray(group_shard, dtype=np.int64),
+        group_local=np.asarray(group_local, dtype=np.int64),
+    )
+
+
+def plan_batches(
+    row_group: np.ndarray,
+    n_rows: np.ndarray,
+    *,
+    batch_size: int,
+    pool_size: int,
+    rng: np.random.Generator | None = None,
+) -> list[np.ndarray]:
+    """Cut examples into length-bucketed batches; returns arrays of indices into the inputs.
+
+    ``row_group`` and ``n_rows`` describe the selected examples. Row groups are
+    visited in a random order (dataset order when ``rng`` is None), examples are
+    pooled until ``pool_size``, each pool is sorted by length and cut into
+    batches; a pool's incomplete last batch is carried into the next pool, so all
+    batches but one (from the last pool) are full. With ``rng`` the batches of each pool are
+    emitted in a random order. Every example appears exactly once.
+    """
+    row_group = np.asarray(row_group)
+    n_rows = np.asarray(n_rows)
+    if row_group.shape != n_rows.shape or row_group.ndim != 1:
+        raise ValueError(
+            f"row_group and n_rows must be 1-d of equal length, got {row_group.shape}, {n_rows.shape}"
+        )
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+    if pool_size < batch_size:
+        raise ValueError(f"pool_size must be >= batch_size ({batch_size}), got {pool_size!r}")
+    groups = np.unique(row_group)
+    if rng is not None:
+        groups = rng.permutation(groups)
+    members = {g: np.flatnonzero(row_group == g) for g in groups.tolist()}
+    batches: list[np.ndarray] = []
+    pool = np.empty(0, dtype=np.int64)
+
+    def flush(pool: np.ndarray, final: bool) -> np.ndarray:
+        if rng is not None:
+            pool = rng.permutation(pool)  # random order among equal lengths
+        pool = pool[np.argsort(n_rows[pool], kind="stable")]
+        n_full = len(pool) // batch_size
+        cut = [pool[i * batch_size : (i + 1) * batch_size] for i in range(n_full)]
+        rest = pool[n_full * batch_size :]
+        if final and len(rest):
+            cut.append(rest)
+            rest = rest[:0]
+        if rng is not None:
+            cut = [cut[i] for i in rng.permutation(len(cut))]
+        batches.extend(cut)
+        return rest
+
+    for g in groups.tolist():
+        pool = np.concatenate([pool, members[g]])
+        if len(pool) >= pool_size:
+            pool = flush(pool, final=False)
+    flush(pool, final=True)
+    return batches
+
+
+def pad_batch(
+    arrays: Sequence[np.ndarray], *, dim: int, min_rows: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stack ``(n_i, dim)`` arrays into zero-padded float32 ``[batch, rows, dim]`` plus lengths."""
+    lengths = np.fromiter((a.shape[0] for a in arrays), dtype=np.int32, count=len(arrays))
+    rows = max(int(lengths.max(initial=0)), min_rows)
+    out = np.zeros((len(arrays), rows, dim), dtype=np.float32)
+    for i, a in enumerate(arrays):
+        out[i, : a.shape[0]] = a
+    return out, lengths
+
+
+class BatchReader:
+    """Execute batch plans against the Parquet dataset, reading each row group once.
+
+    ``positions`` are the dataset positions of the selected examples; plans index
+    into them. A row group is read the first time one of its selected examples
+    is needed; each example is dropped from memory once it has been batched.
+    """
+
+    def __init__(self, index: DatasetIndex, positions: np.ndarray, *, min_rows: int = 1) -> None:
+        self.index = index
+        self.positions = np.asarray(positions, dtype=np.int64)
+        self.min_rows = int(min_rows)
+        self.row_group = index.row_group[self.positions]
+        self.n_rows = index.n_rows[self.positions]
+        self._files: dict[int, pq.ParquetFile] = {}
+        self.row_groups_read = 0
+
+    def _file(self, shard: int) -> pq.ParquetFile:
+        if shard not in self._files:
+            self._files[shard] = pq.ParquetFile(self.index.shards[shard])
+        return self._files[shard]
+
+    def _read_group(self, group: int, wanted: np.ndarray) -> dict[int, np.ndarray]:
+        """Rows of the selected examples ``wanted`` (indices into positions) in one row group."""
+        table = self._file(int(self.index.group_shard[group])).read_row_group(
+            int(self.index.group_local[group]), columns=[contract.FEATURES]
+        )
+        self.row_groups_read += 1
+        column = table.column(0)
+        features = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+        if features.offset or features.values.offset:
+            features = pa.concat_arrays([features])  # materialise a slice
+        offsets = features.offsets.to_numpy()
+        flat = features.values.values.to_numpy(zero_copy_only=False).reshape(-1, self.index.dim)
+        rows = {}
+        for i in wanted.tolist():
+            r = int(self.index.offset[self.positions[i]])
+            rows[i] = flat[offsets[r] : offsets[r + 1]].copy()
+        return rows
+
+    def iter_batches(
+        self, plan: Sequence[np.ndarray], *, start: int = 0
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Yield ``(batch_indices, features, lengths)`` for ``plan[start:]``."""
+        cache: dict[int, np.ndarray] = {}
+        loaded: set[int] = set()
+        selected_by_group: dict[int, np.ndarray] = {}
+        for batch in plan[start:]:
+            for g in np.unique(self.row_group[batch]).tolist():
+                if g in loaded:
+                    continue
+                if not selected_by_group:
+                    order = np.argsort(self.row_group, kind="stable")
+                    bounds = np.flatnonzero(np.diff(self.row_group[order])) + 1
+                    for chunk in np.split(order, bounds):
+                        if len(chunk):
+                            selected_by_group[int(self.row_group[chunk[0]])] = chunk
+                cache.update(self._read_group(g, selected_by_group[g]))
+                loaded.add(g)
+            features, lengths = pad_batch(
+                [cache.pop(int(i)) for i in batch], dim=self.index.dim, min_rows=self.min_rows
+            )
+            yield batch, features, lengths
+
+
+def predict_scores(
+    model,
+    dataset_dir: str | Path,
+    example_ids: Sequence[str],
+    *,
+    batch_size: int,
+    pool_size: int | None = None,
+    min_rows: int = 1,
+    index: DatasetIndex | None = None,
+) -> np.ndarray:
+    """Sigmoid scores (float64) of ``example_ids``, in that order, streamed from Parquet.
+
+    Examples are read in dataset order and length-bucketed, then the scores are
+    put back in the order asked for.
+    """
+    common.quiet_tensorflow()
+    import tensorflow as tf
+
+    from stages.cnn import FEATURES_INPUT, LENGTHS_INPUT
+
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+    index = index or index_dataset(dataset_dir)
+    positions = index.positions(list(example_ids))
+    scores = np.full(len(positions), np.nan, dtype=np.float64)
+    if len(positions) == 0:
+        return scores
+    reader = BatchReader(index, positions, min_rows=min_rows)
+    plan = plan_batches(
+        reader.row_group,
+        reader.n_rows,
+        batch_size=batch_size,
+        pool_size=pool_size or 20 * batch_size,
+    )
+
+    def features_only() -> Iterator:
+        for _, features, lengths in reader.iter_batches(plan):
+            yield {FEATURES_INPUT: features, LENGTHS_INPUT: lengths}
+
+    dataset = tf.data.Dataset.from_generator(
+        features_only,
+        output_signature={
+            FEATURES_INPUT: tf.TensorSpec((None, None, index.dim), tf.float32),
+            LENGTHS_INPUT: tf.TensorSpec((None,), tf.int32),
+        },
+    ).prefetch(2)
+    predicted = np.asarray(
+        model.predict(dataset, steps=len(plan), verbose=0), dtype=np.float64
+    ).reshape(-1)
+    scores[np.concatenate(plan)] = predicted
+    return scores

@@ -1,0 +1,161 @@
+"""The Kim-style sentence-set CNN (Kim 2014), with masking for variable-length examples.
+
+An example is a ``(rows, dim)`` matrix of sentence vectors. Each filter height ``h``
+is a ``Conv1D`` over rows spanning all ``dim`` columns, then ReLU and a max over
+the row windows; the pooled maps of all heights are concatenated, dropped out
+and fed to one sigmoid unit.
+
+Variable length is handled by two registered layers (no ``Lambda``, so the saved
+model loads with ``safe_mode=True``):
+
+- ``ZeroPadRows`` zeroes every row at or beyond an example's length and pads the
+  batch to at least ``max(filter_sizes)`` rows, so padding content never reaches
+  a convolution and short examples still have one window per filter height;
+- ``MaskedGlobalMaxPool`` sets windows that start after the last full window to
+  ``-inf`` before the max. An example shorter than ``h`` keeps exactly one
+  window: its rows followed by zeros, the same zeros whatever the padding was.
+
+Padding an example with extra rows therefore never changes its score.
+
+L2 follows the Keras convention: ``keras.regularizers.L2(l)`` adds
+``l * sum(w**2)`` to the loss (twice TensorFlow's ``l2_loss`` for the same ``l``),
+applied to every convolution kernel and to the output kernel; biases are not
+penalised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from stages import common
+
+common.quiet_tensorflow()
+
+import keras  # noqa: E402
+from keras import ops  # noqa: E402
+
+FEATURES_INPUT = "features"
+LENGTHS_INPUT = "lengths"
+
+
+@keras.saving.register_keras_serializable(package="stages")
+class ZeroPadRows(keras.layers.Layer):
+    """Zero rows at or beyond each example's length; pad to at least ``min_rows`` rows."""
+
+    def __init__(self, min_rows: int = 1, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.min_rows = int(min_rows)
+
+    def call(self, inputs):
+        features, lengths = inputs
+        batch = ops.shape(features)[0]
+        rows = ops.shape(features)[1]
+        dim = ops.shape(features)[2]
+        extra = ops.maximum(self.min_rows - rows, 0)
+        features = ops.concatenate(
+            [features, ops.zeros((batch, extra, dim), dtype=features.dtype)], axis=1
+        )
+        positions = ops.arange(ops.shape(features)[1], dtype="int32")
+        mask = ops.expand_dims(positions, 0) < ops.expand_dims(ops.cast(lengths, "int32"), 1)
+        return features * ops.cast(ops.expand_dims(mask, -1), features.dtype)
+
+    def compute_output_shape(self, input_shape):
+        shape = input_shape[0]
+        return (shape[0], None, shape[2])
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "min_rows": self.min_rows}
+
+
+@keras.saving.register_keras_serializable(package="stages")
+class MaskedGlobalMaxPool(keras.layers.Layer):
+    """Max over row windows of a ``valid`` convolution, ignoring windows in the padding.
+
+    With ``n`` real rows and filter height ``h`` the valid windows are the first
+    ``max(n - h + 1, 1)``; the rest are set to ``-inf`` before the max.
+    """
+
+    def __init__(self, kernel_size: int = 1, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.kernel_size = int(kernel_size)
+
+    def call(self, inputs):
+        conv, lengths = inputs
+        windows = ops.maximum(ops.cast(lengths, "int32") - self.kernel_size + 1, 1)
+        positions = ops.arange(ops.shape(conv)[1], dtype="int32")
+        valid = ops.expand_dims(positions, 0) < ops.expand_dims(windows, 1)
+        neg_inf = ops.cast(float("-inf"), conv.dtype)
+        return ops.max(ops.where(ops.expand_dims(valid, -1), conv, neg_inf), axis=1)
+
+    def compute_output_shape(self, input_shape):
+        shape = input_shape[0]
+        return (shape[0], shape[2])
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "kernel_size": self.kernel_size}
+
+
+def build_cnn(
+    *,
+    dim: int,
+    filter_sizes: Sequence[int] = (5, 6, 7, 8, 9, 10),
+    filters: int = 125,
+    dropout: float = 0.5,
+    l2: float = 0.001,
+    seed: int = 0,
+) -> keras.Model:
+    """The uncompiled CNN; inputs ``{"features": [batch, rows, dim], "lengths": [batch]}``.
+
+    Outputs the sigmoid probability of the positive class, shape ``[batch, 1]``,
+    in float32 even under a mixed-precision policy.
+    """
+    if dim < 1:
+        raise ValueError(f"dim must be a positive integer, got {dim!r}")
+    filter_sizes = [int(h) for h in filter_sizes]
+    if not filter_sizes or min(filter_sizes) < 1:
+        raise ValueError(
+            f"filter_sizes must be a non-empty list of positive ints, got {filter_sizes}"
+        )
+    if filters < 1:
+        raise ValueError(f"filters must be a positive integer, got {filters!r}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+    if l2 < 0:
+        raise ValueError(f"l2 must be >= 0, got {l2!r}")
+
+    regularizer = keras.regularizers.L2(l2) if l2 > 0 else None
+    features = keras.Input(shape=(None, dim), name=FEATURES_INPUT, dtype="float32")
+    lengths = keras.Input(shape=(), name=LENGTHS_INPUT, dtype="int32")
+    rows = ZeroPadRows(min_rows=max(filter_sizes), name="zero_pad_rows")([features, lengths])
+    pooled = []
+    for i, height in enumerate(filter_sizes):
+        conv = keras.layers.Conv1D(
+            filters,
+            height,
+            padding="valid",
+            activation="relu",
+            kernel_regularizer=regularizer,
+            kernel_initializer=keras.initializers.GlorotUniform(seed=seed + i),
+            name=f"conv_{height}",
+        )(rows)
+        pooled.append(
+            MaskedGlobalMaxPool(kernel_size=height, name=f"max_pool_{height}")([conv, lengths])
+        )
+    merged = keras.layers.Concatenate(name="concat")(pooled) if len(pooled) > 1 else pooled[0]
+    merged = keras.layers.Dropout(dropout, seed=seed, name="dropout")(merged)
+    output = keras.layers.Dense(
+        1,
+        activation="sigmoid",
+        kernel_regularizer=regularizer,
+        kernel_initializer=keras.initializers.GlorotUniform(seed=seed + len(filter_sizes)),
+        dtype="float32",
+        name="score",
+    )(merged)
+    return keras.Model(
+        inputs={FEATURES_INPUT: features, LENGTHS_INPUT: lengths}, outputs=output, name="kim_cnn"
+    )
+
+
+def flops_per_example(*, n_rows: int, dim: int, filter_sizes: Sequence[int], filters: int) -> float:
+    """Multiply-add FLOPs (2 per MAC) of one forward pass of the convolutions for ``n_rows`` rows."""
+    return float(sum(2 * h * dim * filters * max(n_rows - h + 1, 1) for h in filter_sizes))

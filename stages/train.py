@@ -1,0 +1,687 @@
+"""Train the CNN from the Parquet dataset and the manifest, with step-level DVCLive curves.
+
+Reads the kept ``train`` and ``dev_a`` rows of the manifest; writes
+``model.keras`` and ``train.json`` (what evaluation needs: dim, beta, the
+training prior, sampling rates, params) into ``--model-dir``, and DVCLive curves
+into ``--live-dir``.
+
+Curves. Every ``log_every`` steps: loss, precision, recall and F1 of the training
+batches since the previous log (the Keras metrics are reset after each log, so
+nothing is cumulative); in weighted mode the counts carry the training weights. Every ``eval_every`` steps and at the end of each epoch:
+the same on ``dev_a`` twice, as sampled and weighted to the production prior
+(``sample_weight`` = the manifest's ``weight``), plus average precision. The
+model kept is the one with the best ``dev_a`` metric at the production prior
+(``select_metric``); ``patience`` evaluations without improvement stop training.
+
+Balancing. ``balance: downsample`` trains on the thinned rows with unit weights.
+``balance: weighted`` (with ``downsample.ratio: null``) trains on unthinned rows
+with a weighted loss: ``loss_weight: example`` uses the manifest weights (the
+model then sees the production prior, beta = 1), ``loss_weight: class`` uses
+scikit-learn's balanced class weights. Weights are rescaled to mean 1, which
+changes the step size, not the optimum. ``beta`` in ``train.json`` is always
+``(sum of training weights / sum of production weights over negatives)`` divided
+by the same ratio over positives: the fraction of production negatives the model
+effectively saw, to plug into ``p = beta*p_s / (beta*p_s - p_s + 1)``.
+
+Resuming. Keras' ``BackupAndRestore`` restores the epoch, not the batch, so fit
+runs in checkpoint-sized Keras "epochs" of ``checkpoint_every`` steps over an
+endless stream whose data epochs are planned from ``(seed, epoch)``; a restarted
+run resumes the stream at exactly the checkpointed step. The backup folder is not
+a DVC output and is removed after success; a backup from different params is
+discarded.
+
+Reproducibility. ``keras.utils.set_random_seed`` plus TensorFlow op determinism:
+on the same machine and thread count, a rerun gives identical metrics (the tests
+check equality to 1e-6); across machines or TensorFlow builds expect float32
+round-off differences (about 1e-4 relative after a few hundred steps).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import math
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import average_precision_score, log_loss, precision_recall_fscore_support
+from sklearn.utils.class_weight import compute_class_weight
+from tqdm import tqdm
+
+from stages import common
+
+common.quiet_tensorflow()
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from stages import batches, cnn  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+BALANCE_MODES = ("downsample", "weighted")
+LOSS_WEIGHTS = ("class", "example")
+PRECISIONS = ("float32", "mixed_bfloat16")
+SCORE_NAMES = ("loss", "precision", "recall", "f1", "average_precision")
+LOWER_IS_BETTER = {"loss"}
+MANIFEST_COLUMNS = (
+    "example_id",
+    "label",
+    "split",
+    "kept",
+    "weight",
+    "upstream_rate",
+    "downsample_rate",
+    "source",
+)
+
+DEFAULTS: dict[str, Any] = {
+    "seed": 0,
+    "filter_sizes": [5, 6, 7, 8, 9, 10],
+    "filters": 125,
+    "dropout": 0.5,
+    "l2": 0.001,
+    "learning_rate": 0.001,
+    "batch_size": 60,
+    "epochs": 2,
+    "log_every": 10,
+    "eval_every": 100,
+    "eval_batch_size": 100,
+    "balance": "downsample",
+    "loss_weight": "example",
+    "select_metric": "average_precision",
+    "patience": None,
+    "threshold": 0.5,
+    "pool_size": 1200,
+    "prefetch": 2,
+    "checkpoint_every": 50,
+    "precision": "float32",
+}
+
+
+def resolve_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Defaults overlaid with ``params``; ValueError for unknown keys or bad values."""
+    unknown = sorted(set(params) - set(DEFAULTS))
+    if unknown:
+        raise ValueError(f"unknown train params {unknown}; allowed: {sorted(DEFAULTS)}")
+    p = {**DEFAULTS, **params}
+    choices = {"balance": BALANCE_MODES, "loss_weight": LOSS_WEIGHTS, "precision": PRECISIONS}
+    choices["select_metric"] = SCORE_NAMES
+    for key, allowed in choices.items():
+        if p[key] not in allowed:
+            raise ValueError(f"train.{key} must be one of {list(allowed)}, got {p[key]!r}")
+    for key in (
+        "batch_size",
+        "epochs",
+        "log_every",
+        "eval_every",
+        "eval_batch_size",
+        "checkpoint_every",
+    ):
+        if not isinstance(p[key], int) or p[key] < 1:
+            raise ValueError(f"train.{key} must be a positive integer, got {p[key]!r}")
+    if p["checkpoint_every"] % p["log_every"]:
+        raise ValueError(
+            f"train.checkpoint_every ({p['checkpoint_every']}) must be a multiple of "
+            f"train.log_every ({p['log_every']}) so that no log window straddles a restart"
+        )
+    if p["pool_size"] < p["batch_size"]:
+        raise ValueError(
+            f"train.pool_size must be >= batch_size ({p['batch_size']}), got {p['pool_size']!r}"
+        )
+    if p["patience"] is not None and (not isinstance(p["patience"], int) or p["patience"] < 1):
+        raise ValueError(
+            f"train.patience must be null or a positive integer, got {p['patience']!r}"
+        )
+    return p
+
+
+# --------------------------------------------------------------------------- weights and priors
+
+
+def training_weights(
+    labels: np.ndarray, manifest_weight: np.ndarray, *, balance: str, loss_weight: str
+) -> np.ndarray:
+    """Per-example loss weights, rescaled to mean 1 (unit weights for ``downsample``)."""
+    labels = np.asarray(labels)
+    if balance not in BALANCE_MODES:
+        raise ValueError(f"balance must be one of {list(BALANCE_MODES)}, got {balance!r}")
+    if loss_weight not in LOSS_WEIGHTS:
+        raise ValueError(f"loss_weight must be one of {list(LOSS_WEIGHTS)}, got {loss_weight!r}")
+    if balance == "downsample":
+        weights = np.ones(len(labels))
+    elif loss_weight == "example":
+        weights = np.asarray(manifest_weight, dtype=np.float64)
+    else:
+        classes = np.array([0, 1])
+        if set(np.unique(labels)) != {0, 1}:
+            raise ValueError("loss_weight='class' needs both labels in the training rows")
+        per_class = compute_class_weight("balanced", classes=classes, y=labels)
+        weights = per_class[labels.astype(int)]
+    return weights / weights.mean()
+
+
+def effective_beta(
+    labels: np.ndarray, manifest_weight: np.ndarray, train_weight: np.ndarray
+) -> float:
+    """Fraction of production negatives the model effectively saw, relative to positives.
+
+    ``manifest_weight`` counts how many production examples a kept row stands
+    for; ``train_weight`` is how much the loss counted it.
+    """
+    labels = np.asarray(labels).astype(bool)
+    m = np.asarray(manifest_weight, dtype=np.float64)
+    t = np.asarray(train_weight, dtype=np.float64)
+    if labels.all() or not labels.any():
+        raise ValueError("effective_beta needs both positive and negative training rows")
+    neg = t[~labels].sum() / m[~labels].sum()
+    pos = t[labels].sum() / m[labels].sum()
+    return float(neg / pos)
+
+
+def training_prior(labels: np.ndarray, train_weight: np.ndarray) -> float:
+    """Positive share of the training loss: the prior the model's scores are calibrated to."""
+    labels = np.asarray(labels).astype(bool)
+    t = np.asarray(train_weight, dtype=np.float64)
+    return float(t[labels].sum() / t.sum())
+
+
+# --------------------------------------------------------------------------- scores
+
+
+def classification_scores(
+    y_true: np.ndarray,
+    y_score: np.ndarray,
+    sample_weight: np.ndarray | None = None,
+    *,
+    threshold: float = 0.5,
+) -> dict[str, float]:
+    """Loss, precision, recall, F1 (positive when ``score > threshold``, as Keras counts) and AP."""
+    y_true = np.asarray(y_true).astype(int)
+    y_score = np.asarray(y_score, dtype=np.float64)
+    both = len(np.unique(y_true)) == 2
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        y_true,
+        (y_score > threshold).astype(int),
+        average="binary",
+        sample_weight=sample_weight,
+        zero_division=0.0,
+    )
+    return {
+        "loss": float(
+            log_loss(
+                y_true, np.clip(y_score, 1e-7, 1 - 1e-7), sample_weight=sample_weight, labels=[0, 1]
+            )
+        ),
+        "precision": float(precision),
+        "recall": float(recall),
+        "f1": float(f1),
+        "average_precision": float(
+            average_precision_score(y_true, y_score, sample_weight=sample_weight)
+        )
+        if both
+        else math.nan,
+    }
+
+
+def window_scores(logs: dict[str, float]) -> dict[str, float]:
+    """Loss, precision, recall and F1 from the (windowed) confusion counts Keras accumulated."""
+    tp, fp, fn = (float(logs[k]) for k in ("tp", "fp", "fn"))
+    precision = tp / (tp + fp) if tp + fp > 0 else 0.0
+    recall = tp / (tp + fn) if tp + fn > 0 else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+    return {"loss": float(logs["loss"]), "precision": precision, "recall": recall, "f1": f1}
+
+
+def is_better(value: float, best: float | None, *, metric: str) -> bool:
+    """Whether ``value`` beats ``best`` for ``metric`` (NaN never does)."""
+    if value is None or math.isnan(value):
+        return False
+    if best is None:
+        return True
+    return value < best if metric in LOWER_IS_BETTER else value > best
+
+
+# --------------------------------------------------------------------------- data
+
+
+def select_rows(manifest: pd.DataFrame, split: str) -> pd.DataFrame:
+    """Kept rows of one split, in manifest (dataset) order."""
+    missing = sorted(set(MANIFEST_COLUMNS) - set(manifest.columns))
+    if missing:
+        raise ValueError(f"manifest lacks columns {missing}; run the downsample stage")
+    rows = manifest[(manifest["split"] == split) & manifest["kept"].astype(bool)].reset_index(
+        drop=True
+    )
+    if rows.empty:
+        raise ValueError(f"manifest has no kept rows in split {split!r}")
+    return rows
+
+
+class TrainingStream:
+    """An endless, seeded stream of training batches; data epoch ``e`` is planned from ``(seed, e)``."""
+
+    def __init__(
+        self,
+        reader: batches.BatchReader,
+        labels: np.ndarray,
+        weights: np.ndarray,
+        *,
+        batch_size: int,
+        pool_size: int,
+        seed: int,
+    ) -> None:
+        self.reader = reader
+        self.labels = np.asarray(labels, dtype=np.float32)
+        self.weights = np.asarray(weights, dtype=np.float32)
+        self.batch_size = batch_size
+        self.pool_size = pool_size
+        self.seed = seed
+        self.steps_per_epoch = math.ceil(len(self.labels) / batch_size)
+
+    def plan(self, epoch: int) -> list[np.ndarray]:
+        rng = np.random.default_rng([self.seed, epoch])
+        return batches.plan_batches(
+            self.reader.row_group,
+            self.reader.n_rows,
+            batch_size=self.batch_size,
+            pool_size=self.pool_size,
+            rng=rng,
+        )
+
+    def iterate(
+        self, *, start_step: int, total_steps: int
+    ) -> Iterator[tuple[dict, np.ndarray, np.ndarray]]:
+        """Batches for global steps ``start_step .. total_steps - 1``."""
+        step = start_step
+        while step < total_steps:
+            epoch, skip = divmod(step, self.steps_per_epoch)
+            for batch, features, lengths in self.reader.iter_batches(self.plan(epoch), start=skip):
+                yield (
+                    {cnn.FEATURES_INPUT: features, cnn.LENGTHS_INPUT: lengths},
+                    self.labels[batch],
+                    self.weights[batch],
+                )
+                step += 1
+                if step >= total_steps:
+                    return
+
+    def dataset(self, *, start_step: int, total_steps: int, prefetch: int) -> tf.data.Dataset:
+        dim = self.reader.index.dim
+        signature = (
+            {
+                cnn.FEATURES_INPUT: tf.TensorSpec((None, None, dim), tf.float32),
+                cnn.LENGTHS_INPUT: tf.TensorSpec((None,), tf.int32),
+            },
+            tf.TensorSpec((None,), tf.float32),
+            tf.TensorSpec((None,), tf.float32),
+        )
+        return tf.data.Dataset.from_generator(
+            lambda: self.iterate(start_step=start_step, total_steps=total_steps),
+            output_signature=signature,
+        ).prefetch(prefetch)
+
+
+# --------------------------------------------------------------------------- callback
+
+
+class StepCurves(keras.callbacks.Callback):
+    """Windowed training curves, dev_a evaluations, best-model selection and early stopping.
+
+    Global step = Keras epoch * ``checkpoint_every`` + batch + 1. The training
+    metrics are reset after every log, so each logged value covers the window
+    since the previous log. State needed after a restart (best value, patience
+    counter) is saved next to the best weights at every checkpoint.
+    """
+
+    def __init__(
+        self,
+        *,
+        live,
+        evaluate_dev: Callable[[keras.Model], dict[str, dict[str, float]]],
+        log_every: int,
+        eval_every: int,
+        steps_per_epoch: int,
+        checkpoint_every: int,
+        total_steps: int,
+        select_metric: str,
+        patience: int | None,
+        state_dir: Path,
+        start_step: int = 0,
+    ) -> None:
+        super().__init__()
+        self.live = live
+        self.evaluate_dev = evaluate_dev
+        self.log_every = log_every
+        self.eval_every = eval_every
+        self.steps_per_epoch = steps_per_epoch
+        self.checkpoint_every = checkpoint_every
+        self.total_steps = total_steps
+        self.select_metric = select_metric
+        self.patience = patience
+        self.state_dir = Path(state_dir)
+        self.start_step = start_step
+        self.state: dict[str, Any] = {
+            "best_value": None,
+            "best_step": None,
+            "best_scores": None,
+            "evals_since_best": 0,
+        }
+        self.best_weights: list[np.ndarray] | None = None
+        state_file = self.state_dir / "state.json"
+        if start_step and state_file.exists():
+            self.state = json.loads(state_file.read_text())
+            if self.best_weights_path.exists():
+                with np.load(self.best_weights_path) as saved:
+                    self.best_weights = [saved[f"w{i}"] for i in range(len(saved.files))]
+        self._epoch = 0
+        self._progress = None
+
+    @property
+    def best_weights_path(self) -> Path:
+        return self.state_dir / "best_weights.npz"
+
+    def restore_best(self) -> None:
+        """Put the best evaluated weights back into the model."""
+        if self.best_weights is None:
+            raise RuntimeError("no dev_a evaluation ran, so there is no best model")
+        self.model.set_weights(self.best_weights)
+
+    def _seed_generators(self) -> list:
+        # Dropout's random state is a variable that save_weights does not store.
+        return [
+            layer.seed_generator for layer in self.model.layers if hasattr(layer, "seed_generator")
+        ]
+
+    def on_train_begin(self, logs=None):
+        for generator, value in zip(
+            self._seed_generators(), self.state.get("seed_states", []), strict=False
+        ):
+            generator.state.assign(np.asarray(value, dtype=generator.state.dtype))
+        self._progress = tqdm(
+            total=self.total_steps, initial=self.start_step, desc="train", unit="step", disable=None
+        )
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self._epoch * self.checkpoint_every + batch + 1
+        self._progress.update(1)
+        last = step >= self.total_steps
+        if step % self.log_every == 0 or last:
+            self.live.step = step
+            for name, value in window_scores(logs).items():
+                self.live.log_metric(f"train/{name}", value)
+            self.model.reset_metrics()
+        if step % self.eval_every == 0 or step % self.steps_per_epoch == 0 or last:
+            self._evaluate(step)
+        if last:
+            self.model.stop_training = True
+
+    def _evaluate(self, step: int) -> None:
+        scores = self.evaluate_dev(self.model)
+        self.live.step = step
+        for view, values in scores.items():
+            for name, value in values.items():
+                self.live.log_metric(f"dev_a/{view}/{name}", value)
+        value = scores["prior"][self.select_metric]
+        if is_better(value, self.state["best_value"], metric=self.select_metric):
+            self.state.update(
+                best_value=value, best_step=step, best_scores=scores, evals_since_best=0
+            )
+            self.best_weights = [np.array(w) for w in self.model.get_weights()]
+        else:
+            self.state["evals_since_best"] += 1
+            if self.patience is not None and self.state["evals_since_best"] >= self.patience:
+                logger.info(
+                    "early stop at step %d: best %s at step %s",
+                    step,
+                    self.select_metric,
+                    self.state["best_step"],
+                )
+                self.model.stop_training = True
+        logger.info("step %d dev_a prior %s = %.4f", step, self.select_metric, value)
+
+    def on_epoch_end(self, epoch, logs=None):
+        # Runs just before BackupAndRestore saves the matching checkpoint (it comes later in the list).
+        self.state["seed_states"] = [np.asarray(g.state).tolist() for g in self._seed_generators()]
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        if self.best_weights is not None:
+            tmp = self.state_dir / "best_weights.tmp.npz"
+            np.savez(tmp, **{f"w{i}": w for i, w in enumerate(self.best_weights)})
+            tmp.replace(self.best_weights_path)
+        common.write_json(self.state_dir / "state.json", self.state)
+
+    def on_train_end(self, logs=None):
+        self._progress.close()
+
+
+# --------------------------------------------------------------------------- training
+
+
+def run_fingerprint(params: dict[str, Any], train_ids: list[str], dim: int) -> str:
+    """Identifies a training run so that a backup from other params or data is not resumed."""
+    text = json.dumps({"params": params, "dim": dim, "ids": train_ids}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def resume_step(backup_dir: Path, fingerprint: str, checkpoint_every: int) -> int:
+    """Global step to resume from; 0 (after discarding a stale backup) when there is none."""
+    meta = backup_dir / "keras" / "training_metadata.json"
+    stamp = backup_dir / "fingerprint.txt"
+    if meta.exists() and stamp.exists() and stamp.read_text() == fingerprint:
+        return int(json.loads(meta.read_text())["epoch"]) * checkpoint_every
+    if backup_dir.exists():
+        logger.info("discarding backup %s from another run", backup_dir)
+        shutil.rmtree(backup_dir)
+    backup_dir.mkdir(parents=True)
+    stamp.write_text(fingerprint)
+    return 0
+
+
+def trim_curves(live_dir: Path, *, after_step: int) -> None:
+    """Drop curve rows logged after the checkpoint a resumed run restarts from."""
+    for path in Path(live_dir, "plots", "metrics").rglob("*.tsv"):
+        frame = pd.read_csv(path, sep="\t")
+        frame[frame["step"] <= after_step].to_csv(path, sep="\t", index=False)
+
+
+def train_model(
+    *,
+    dataset_dir: str | Path,
+    manifest: pd.DataFrame,
+    params: dict[str, Any],
+    live_dir: str | Path,
+    backup_dir: str | Path,
+    callbacks: list | None = None,
+) -> tuple[keras.Model, dict[str, Any]]:
+    """Train (or resume) and return the best model with the ``train.json`` record."""
+    from dvclive import Live
+
+    p = resolve_params(params)
+    keras.utils.set_random_seed(p["seed"])
+    tf.config.experimental.enable_op_determinism()
+    keras.mixed_precision.set_dtype_policy(p["precision"])
+
+    index = batches.index_dataset(dataset_dir)
+    train_rows = select_rows(manifest, "train")
+    dev_rows = select_rows(manifest, "dev_a")
+    labels = train_rows["label"].to_numpy().astype(int)
+    manifest_weight = train_rows["weight"].to_numpy(dtype=np.float64)
+    weights = training_weights(
+        labels, manifest_weight, balance=p["balance"], loss_weight=p["loss_weight"]
+    )
+    if p["balance"] == "weighted" and (train_rows["downsample_rate"] < 1).any():
+        logger.warning("balance=weighted on thinned training rows: set downsample.ratio to null")
+    min_rows = max(p["filter_sizes"])
+
+    reader = batches.BatchReader(
+        index, index.positions(train_rows["example_id"].tolist()), min_rows=min_rows
+    )
+    stream = TrainingStream(
+        reader,
+        labels,
+        weights,
+        batch_size=p["batch_size"],
+        pool_size=p["pool_size"],
+        seed=p["seed"],
+    )
+    total_steps = p["epochs"] * stream.steps_per_epoch
+    keras_epochs = math.ceil(total_steps / p["checkpoint_every"])
+
+    backup_dir = Path(backup_dir)
+    fingerprint = run_fingerprint(p, train_rows["example_id"].tolist(), index.dim)
+    start = resume_step(backup_dir, fingerprint, p["checkpoint_every"])
+    if start:
+        logger.info("resuming from step %d of %d", start, total_steps)
+        trim_curves(Path(live_dir), after_step=start)
+
+    model = cnn.build_cnn(
+        dim=index.dim,
+        filter_sizes=p["filter_sizes"],
+        filters=p["filters"],
+        dropout=p["dropout"],
+        l2=p["l2"],
+        seed=p["seed"],
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=p["learning_rate"]),
+        loss=keras.losses.BinaryCrossentropy(),
+        metrics=[
+            keras.metrics.TruePositives(thresholds=p["threshold"], name="tp"),
+            keras.metrics.FalsePositives(thresholds=p["threshold"], name="fp"),
+            keras.metrics.FalseNegatives(thresholds=p["threshold"], name="fn"),
+        ],
+    )
+
+    dev_ids = dev_rows["example_id"].tolist()
+    dev_labels = dev_rows["label"].to_numpy().astype(int)
+    dev_weight = dev_rows["weight"].to_numpy(dtype=np.float64)
+
+    def evaluate_dev(m: keras.Model) -> dict[str, dict[str, float]]:
+        scores = batches.predict_scores(
+            m, dataset_dir, dev_ids, batch_size=p["eval_batch_size"], min_rows=min_rows, index=index
+        )
+        return {
+            "sampled": classification_scores(dev_labels, scores, threshold=p["threshold"]),
+            "prior": classification_scores(
+                dev_labels, scores, dev_weight, threshold=p["threshold"]
+            ),
+        }
+
+    live = Live(str(live_dir), dvcyaml=False, save_dvc_exp=False, resume=bool(start), report=None)
+    curves = StepCurves(
+        live=live,
+        evaluate_dev=evaluate_dev,
+        log_every=p["log_every"],
+        eval_every=p["eval_every"],
+        steps_per_epoch=stream.steps_per_epoch,
+        checkpoint_every=p["checkpoint_every"],
+        total_steps=total_steps,
+        select_metric=p["select_metric"],
+        patience=p["patience"],
+        state_dir=backup_dir / "best",
+        start_step=start,
+    )
+    backup = keras.callbacks.BackupAndRestore(
+        str(backup_dir / "keras"), save_freq="epoch", delete_checkpoint=False
+    )
+    started = time.perf_counter()
+    model.fit(
+        stream.dataset(start_step=start, total_steps=total_steps, prefetch=p["prefetch"]),
+        epochs=keras_epochs,
+        steps_per_epoch=p["checkpoint_every"],
+        callbacks=[curves, backup, *(callbacks or [])],
+        shuffle=False,  # the stream shuffles, seeded per epoch
+        verbose=0,
+    )
+    seconds = time.perf_counter() - started
+    curves.restore_best()
+
+    state = curves.state
+    live.summary = {
+        "best_step": state["best_step"],
+        f"best_{p['select_metric']}": state["best_value"],
+        "dev_a": state["best_scores"],
+    }
+    live.step = state["best_step"]
+    live.make_summary()
+
+    rates = (
+        train_rows.groupby("source")[["upstream_rate", "downsample_rate"]]
+        .agg(["min", "max"])
+        .to_dict(orient="index")
+    )
+    record = {
+        "dim": index.dim,
+        "beta": effective_beta(labels, manifest_weight, weights),
+        "training_prior": training_prior(labels, weights),
+        "production_prior_estimate": training_prior(labels, manifest_weight),
+        "params": p,
+        "sampling": {
+            "balance": p["balance"],
+            "loss_weight": p["loss_weight"] if p["balance"] == "weighted" else None,
+            "rates_by_source": {
+                src: {f"{a}_{b}": v for (a, b), v in r.items()} for src, r in rates.items()
+            },
+            "train_examples": int(len(labels)),
+            "train_positives": int(labels.sum()),
+        },
+        "min_rows": min_rows,
+        "steps": total_steps,
+        "steps_per_epoch": stream.steps_per_epoch,
+        "resumed_from_step": start,
+        "best_step": state["best_step"],
+        "select_metric": p["select_metric"],
+        "best_value": state["best_value"],
+    }
+    logger.info(
+        "trained %d steps in %.0f s (%.1f examples/s)",
+        total_steps - start,
+        seconds,
+        (total_steps - start) * p["batch_size"] / max(seconds, 1e-9),
+    )
+    return model, record
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--manifest", required=True)
+    parser.add_argument("--model-dir", required=True)
+    parser.add_argument("--live-dir", required=True)
+    parser.add_argument(
+        "--backup-dir", default=".cache/train_backup", help="not a DVC output; removed on success"
+    )
+    args = parser.parse_args(argv)
+    common.setup_logging()
+
+    params = common.load_params(args.params, "train")
+    manifest = pd.read_parquet(args.manifest, columns=list(MANIFEST_COLUMNS))
+    model, record = train_model(
+        dataset_dir=args.dataset,
+        manifest=manifest,
+        params=params,
+        live_dir=args.live_dir,
+        backup_dir=args.backup_dir,
+    )
+    with common.atomic_directory(args.model_dir) as tmp:
+        model.save(tmp / "model.keras")
+        common.write_json(tmp / "train.json", record)
+    shutil.rmtree(args.backup_dir, ignore_errors=True)
+    logger.info(
+        "wrote %s (beta %.4f, best step %s)", args.model_dir, record["beta"], record["best_step"]
+    )
+
+
+if __name__ == "__main__":
+    main()

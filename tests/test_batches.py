@@ -1,0 +1,149 @@
+"""The streaming reader: bucketing, epoch plans, row-group reads and predict_scores order."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from stages import batches, contract
+from stages.common import atomic_directory
+
+DIM = 8
+
+
+def write_dataset(path, lengths, *, row_group_size=4, shard_size=10, seed=0):
+    """Rows of example i are filled with i + row/100 so a batch can be checked exactly."""
+    rng = np.random.default_rng(seed)
+    with (
+        atomic_directory(path) as tmp,
+        contract.DatasetWriter(
+            tmp, dim=DIM, dtype="float32", row_group_size=row_group_size, shard_size=shard_size
+        ) as writer,
+    ):
+        for i, n in enumerate(lengths):
+            rows = i + np.arange(n)[:, None] / 100 + np.zeros((n, DIM))
+            writer.add(
+                example_id=f"ex{i:03d}",
+                group=f"g{i // 3}",
+                label=int(rng.random() < 0.3),
+                source="pool",
+                negative_rate=1.0,
+                rows=rows,
+            )
+    return path
+
+
+@pytest.fixture
+def lengths():
+    return np.random.default_rng(1).integers(1, 30, size=37)
+
+
+@pytest.fixture
+def dataset(tmp_path, lengths):
+    return write_dataset(tmp_path / "dataset", lengths)
+
+
+def test_index_maps_every_example_to_its_row(dataset, lengths):
+    index = batches.index_dataset(dataset)
+    assert index.dim == DIM
+    assert len(index.shards) == 4  # 37 examples, 10 per shard
+    np.testing.assert_array_equal(index.n_rows, lengths)
+    reader = batches.BatchReader(index, np.arange(len(lengths)))
+    plan = [np.array([i]) for i in range(len(lengths))]
+    for batch, features, lens in reader.iter_batches(plan):
+        i = int(batch[0])
+        assert lens[0] == lengths[i]
+        np.testing.assert_allclose(features[0, :, 0], i + np.arange(lengths[i]) / 100, atol=1e-6)
+
+
+def test_positions_reject_unknown_ids(dataset):
+    index = batches.index_dataset(dataset)
+    with pytest.raises(ValueError, match="not in the dataset.*nope"):
+        index.positions(["ex000", "nope"])
+
+
+def test_plan_covers_each_example_once_and_buckets_lengths(lengths):
+    row_group = np.arange(len(lengths)) // 4
+    rng = np.random.default_rng(3)
+    plan = batches.plan_batches(row_group, lengths, batch_size=5, pool_size=40, rng=rng)
+    flat = np.concatenate(plan)
+    assert sorted(flat.tolist()) == list(range(len(lengths)))
+    assert sorted(len(b) for b in plan) == [len(lengths) % 5] + [5] * (len(plan) - 1)
+    # one pool holds the whole data: each batch is a contiguous run of sorted lengths
+    padded = sum(len(b) * lengths[b].max() for b in plan)
+    random_batches = np.array_split(np.random.default_rng(0).permutation(len(lengths)), len(plan))
+    padded_random = sum(len(b) * lengths[b].max() for b in random_batches)
+    assert padded < padded_random
+    spans = [lengths[b].max() - lengths[b].min() for b in plan]
+    assert max(spans) <= np.ptp(lengths) / 2
+
+
+def test_plan_differs_by_epoch_seed_and_repeats_with_same_seed(lengths):
+    row_group = np.arange(len(lengths)) // 4
+
+    def plan(seed):
+        p = batches.plan_batches(
+            row_group, lengths, batch_size=5, pool_size=10, rng=np.random.default_rng(seed)
+        )
+        return [b.tolist() for b in p]
+
+    assert plan(1) == plan(1)
+    assert plan(1) != plan(2)
+
+
+def test_plan_validates_options(lengths):
+    with pytest.raises(ValueError, match="pool_size must be >= batch_size"):
+        batches.plan_batches(np.zeros(3), np.ones(3), batch_size=5, pool_size=2)
+    with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
+        batches.plan_batches(np.zeros(3), np.ones(3), batch_size=0, pool_size=2)
+
+
+def test_reader_reads_each_row_group_once_and_pads_to_min_rows(dataset, lengths):
+    index = batches.index_dataset(dataset)
+    selected = np.arange(0, len(lengths), 2)
+    reader = batches.BatchReader(index, selected, min_rows=12)
+    plan = batches.plan_batches(
+        reader.row_group, reader.n_rows, batch_size=3, pool_size=6, rng=np.random.default_rng(0)
+    )
+    seen = []
+    for batch, features, lens in reader.iter_batches(plan):
+        assert features.shape[1] == max(12, lens.max())
+        assert features.dtype == np.float32
+        for row, i in enumerate(batch):
+            n = lengths[selected[i]]
+            assert lens[row] == n
+            assert np.all(features[row, n:] == 0)
+            np.testing.assert_allclose(
+                features[row, :n, 0], selected[i] + np.arange(n) / 100, atol=1e-6
+            )
+        seen.extend(batch.tolist())
+    assert sorted(seen) == list(range(len(selected)))
+    assert reader.row_groups_read == len(np.unique(index.row_group[selected]))
+
+
+def test_reader_can_start_mid_plan(dataset, lengths):
+    index = batches.index_dataset(dataset)
+    reader = batches.BatchReader(index, np.arange(len(lengths)))
+    plan = batches.plan_batches(reader.row_group, reader.n_rows, batch_size=4, pool_size=8)
+    full = [b.tolist() for b, _, _ in reader.iter_batches(plan)]
+    tail = [(b.tolist(), f) for b, f, _ in reader.iter_batches(plan, start=3)]
+    assert [b for b, _ in tail] == full[3:]
+
+
+class MeanModel:
+    """Stands in for a Keras model: the score is the mean of the first column over real rows."""
+
+    def predict(self, dataset, steps=None, verbose=0):
+        out = []
+        for x in dataset:
+            f, n = x["features"].numpy(), x["lengths"].numpy()
+            out.extend(f[i, : n[i], 0].mean() for i in range(len(n)))
+        return np.asarray(out, dtype=np.float32)[:, None]
+
+
+def test_predict_scores_follow_requested_order(dataset, lengths):
+    ids = [f"ex{i:03d}" for i in (30, 2, 17, 5, 36, 0, 11)]
+    scores = batches.predict_scores(MeanModel(), dataset, ids, batch_size=3)
+    expected = [i + (lengths[i] - 1) / 200 for i in (30, 2, 17, 5, 36, 0, 11)]
+    assert scores.dtype == np.float64
+    np.testing.assert_allclose(scores, expected, rtol=1e-5)
