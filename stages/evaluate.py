@@ -28,6 +28,7 @@ import argparse
 import json
 import logging
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,7 @@ VIEWS = ("sample", "prior")
 PREDICTION_COLUMNS = ("example_id", "split", "group", "label", "weight", "score", "probability")
 MANIFEST_COLUMNS = ("example_id", "group", "label", "split", "upstream_rate", "kept", "weight")
 CI_METRICS = ("precision", "recall", "f1", "expected_cost")
+SHIPPED_SCORE = 0.5  # the rule the classic team shipped: the thinned model's raw score at 0.5
 CURVE_POINTS = 200  # plot files are kept in git: curves are thinned to about this many points
 CLASSIC = {"tp": 97, "fn": 3, "fp": 3, "tn": 197, "negative_factor": 50}
 
@@ -243,19 +245,18 @@ def view_metrics(
 
 def bootstrap_intervals(
     frame: pd.DataFrame,
+    predicted: np.ndarray,
     *,
     prior: float,
-    threshold: float,
     cost_fp: float,
     cost_fn: float,
     resamples: int,
     level: float,
     seed: int,
 ) -> dict[str, list[float]]:
-    """Group-bootstrap intervals of precision, recall, F1 and expected cost at the prior."""
+    """Group-bootstrap intervals of a rule's precision, recall, F1 and expected cost at the prior."""
     y = frame["label"].to_numpy().astype(int)
     w = frame["weight"].to_numpy(np.float64)
-    predicted = (frame["probability"].to_numpy(np.float64) >= threshold).astype(int)
 
     def statistic(multiplicity: np.ndarray) -> dict[str, float]:
         weights = priors.weights_at_prior(y, w * multiplicity, prior=prior)
@@ -327,20 +328,21 @@ def compute_metrics(
             cost_fp=cost_fp,
             cost_fn=cost_fn,
         )
-        metrics[split]["prior_at_score_half"] = decision_metrics(
-            y, (frame["score"].to_numpy() >= 0.5).astype(int), w, cost_fp=cost_fp, cost_fn=cost_fn
-        )
+        # The shipped rule: raw score >= 0.5, what the team saw on dev_a and shipped.
+        shipped = (frame["score"].to_numpy() >= SHIPPED_SCORE).astype(int)
+        metrics[split]["shipped"] = {
+            "sample": decision_metrics(
+                y, shipped, np.ones(len(frame)), cost_fp=cost_fp, cost_fn=cost_fn
+            ),
+            "prior": decision_metrics(y, shipped, w, cost_fp=cost_fp, cost_fn=cost_fn),
+        }
+    boot_kw = {"resamples": resamples, "level": level, "seed": seed, **common_kw}
     for split in ("dev_a", "test"):
-        metrics[split]["prior"].update(
-            bootstrap_intervals(
-                by_split[split],
-                threshold=threshold,
-                resamples=resamples,
-                level=level,
-                seed=seed,
-                **common_kw,
-            )
-        )
+        frame = by_split[split]
+        chosen = (frame["probability"].to_numpy(np.float64) >= threshold).astype(int)
+        shipped = (frame["score"].to_numpy() >= SHIPPED_SCORE).astype(int)
+        metrics[split]["prior"].update(bootstrap_intervals(frame, chosen, **boot_kw))
+        metrics[split]["shipped"]["prior"].update(bootstrap_intervals(frame, shipped, **boot_kw))
     metrics["bootstrap"] = {"resamples": resamples, "level": level, "seed": seed, "unit": "group"}
     metrics["classic_example"] = classic_example()
     return common.finite_or_none(metrics)
@@ -454,16 +456,61 @@ def _ci(view: dict[str, Any], name: str, digits: int = 3) -> str:
     return text
 
 
+def rule_table(
+    metrics: dict[str, Any], view_of: Callable[[str, str], dict[str, Any]], level: int
+) -> list[str]:
+    """Markdown lines: dev_a as sampled and projected, dev_b and test measured, and the verdict."""
+    rows = [
+        ("dev_a as sampled", view_of("dev_a", "sample"), "counts"),
+        ("dev_a projected to the prior", view_of("dev_a", "prior"), "per 1,000"),
+        ("dev_b measured at the prior", view_of("dev_b", "prior"), "per 1,000"),
+        ("test measured at the prior", view_of("test", "prior"), "per 1,000"),
+    ]
+    lines = [
+        "| set | precision | recall | F1 | LR+ | expected cost | TP | FP | FN | TN | confusion in |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, view, unit in rows:
+        cm = view["confusion"] if unit == "counts" else view["confusion_per_1000"] or {}
+        digits = 0 if unit == "counts" else 1
+        lines.append(
+            f"| {name} | {_ci(view, 'precision')} | {_ci(view, 'recall')} | {_ci(view, 'f1')} | "
+            f"{_fmt(view['lr_plus'], 1)} | {_ci(view, 'expected_cost', 1)} | "
+            + " | ".join(_fmt(cm.get(k), digits) for k in ("tp", "fp", "fn", "tn"))
+            + f" | {unit} |"
+        )
+    sampled, proj, test = (view for _, view, _ in (rows[0], rows[1], rows[3]))
+    ci = proj.get("precision_ci") or [None, None]
+    inside = (
+        None if None in ci or test["precision"] is None else ci[0] <= test["precision"] <= ci[1]
+    )
+    verdict = {
+        None: "cannot be compared (undefined precision)",
+        True: "lies inside",
+        False: "lies outside",
+    }[inside]
+    lines += [
+        "",
+        f"dev_a as sampled has precision {_fmt(sampled['precision'])}; projected to the prior it "
+        f"is {_fmt(proj['precision'])}, {level}% interval [{_fmt(ci[0])}, {_fmt(ci[1])}]. "
+        f"Test precision measured at the prior, {_fmt(test['precision'])}, {verdict} that "
+        "interval.",
+        "",
+    ]
+    if sampled["confusion"].get("fp") == 0:
+        lines[-1:-1] = [
+            "",
+            "dev_a has no false positive under this rule, so every bootstrap resample has "
+            "precision 1 and the interval collapses to a point: dev_a holds too few negatives "
+            "to project precision this far into the tail. Trust dev_b and test here.",
+        ]
+    return lines
+
+
 def render_report(metrics: dict[str, Any]) -> str:
     """reports/report.md: the table, the worked example and the threshold in production terms."""
     level = int(round(metrics["bootstrap"]["level"] * 100))
     cost = metrics["cost"]
-    rows = [
-        ("dev_a as sampled", metrics["dev_a"]["sample"], "counts"),
-        ("dev_a projected to the prior", metrics["dev_a"]["prior"], "per 1,000"),
-        ("dev_b measured at the prior", metrics["dev_b"]["prior"], "per 1,000"),
-        ("test measured at the prior", metrics["test"]["prior"], "per 1,000"),
-    ]
     lines = [
         "# Evaluation at the production prior",
         "",
@@ -489,52 +536,28 @@ def render_report(metrics: dict[str, Any]) -> str:
         f"- Intervals: {level}% group bootstrap ({metrics['bootstrap']['resamples']} resamples "
         "of entity groups).",
         "",
-        "## Dev and test, at the chosen threshold",
+        "## What the team saw, and what production gives: the shipped rule (raw score >= 0.5)",
         "",
-        "| set | precision | recall | F1 | AP | ROC AUC | LR+ | expected cost | "
-        "TP | FP | FN | TN | confusion in |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for name, view, unit in rows:
-        cm = view["confusion"] if unit == "counts" else view["confusion_per_1000"] or {}
-        digits = 0 if unit == "counts" else 1
-        lines.append(
-            f"| {name} | {_ci(view, 'precision')} | {_ci(view, 'recall')} | {_ci(view, 'f1')} | "
-            f"{_fmt(view['average_precision'])} | {_fmt(view['roc_auc'])} | "
-            f"{_fmt(view['lr_plus'], 1)} | {_ci(view, 'expected_cost', 1)} | "
-            + " | ".join(_fmt(cm.get(k), digits) for k in ("tp", "fp", "fn", "tn"))
-            + f" | {unit} |"
-        )
-    test, proj = metrics["test"]["prior"], metrics["dev_a"]["prior"]
-    sampled = metrics["dev_a"]["sample"]
-    ci = proj.get("precision_ci") or [None, None]
-    inside = (
-        None if None in ci or test["precision"] is None else ci[0] <= test["precision"] <= ci[1]
-    )
-    verdict = {
-        None: "cannot be compared (undefined precision)",
-        True: "lies inside",
-        False: "lies outside",
-    }[inside]
-    lines += [
+        *rule_table(metrics, lambda split, view: metrics[split]["shipped"][view], level),
+        "## Dev and test at the threshold chosen on dev_b",
         "",
-        f"dev_a as sampled has precision {_fmt(sampled['precision'])}; projected to the prior it "
-        f"is {_fmt(proj['precision'])}, {level}% interval [{_fmt(ci[0])}, {_fmt(ci[1])}]. "
-        f"Test precision measured at the prior, {_fmt(test['precision'])}, {verdict} that "
-        "interval.",
+        *rule_table(metrics, lambda split, view: metrics[split][view], level),
+        "Threshold-free scores, and expected cost per 1,000 under each rule, at the prior "
+        "(probabilities after correction):",
         "",
-        "Expected cost, log loss and Brier score at the prior (probabilities after correction):",
-        "",
-        "| set | log loss | Brier | expected cost | at Bayes threshold | at raw score 0.5 |",
-        "|---|---|---|---|---|---|",
+        "| set | AP as sampled | AP at the prior | ROC AUC | log loss | Brier | "
+        "expected cost, chosen | at Bayes threshold | at raw score 0.5 |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for split in SPLITS:
         view = metrics[split]["prior"]
         lines.append(
-            f"| {split} | {_fmt(view['log_loss'], 4)} | {_fmt(view['brier'], 4)} | "
+            f"| {split} | {_fmt(metrics[split]['sample']['average_precision'])} | "
+            f"{_fmt(view['average_precision'])} | {_fmt(view['roc_auc'])} | "
+            f"{_fmt(view['log_loss'], 4)} | {_fmt(view['brier'], 4)} | "
             f"{_fmt(view['expected_cost'], 1)} | "
             f"{_fmt(metrics[split]['prior_at_bayes_threshold']['expected_cost'], 1)} | "
-            f"{_fmt(metrics[split]['prior_at_score_half']['expected_cost'], 1)} |"
+            f"{_fmt(metrics[split]['shipped']['prior']['expected_cost'], 1)} |"
         )
     classic = metrics["classic_example"]
     lines += [
@@ -565,8 +588,8 @@ def render_report(metrics: dict[str, Any]) -> str:
         "For comparison, the shipped rule (raw score >= 0.5, which silently assumes a false "
         f"negative costs 1/beta = {_fmt(1 / metrics['beta'] if metrics['beta'] else None, 0)} "
         "false positives) raises "
-        f"{_fmt(metrics['test']['prior_at_score_half']['alerts_per_1000'], 1)} alerts per 1,000 "
-        f"with precision {_fmt(metrics['test']['prior_at_score_half']['precision'])}.",
+        f"{_fmt(metrics['test']['shipped']['prior']['alerts_per_1000'], 1)} alerts per 1,000 "
+        f"with precision {_fmt(metrics['test']['shipped']['prior']['precision'])}.",
         "",
     ]
     return "\n".join(lines)

@@ -137,6 +137,20 @@ def test_metrics_written_have_required_keys_and_agree_with_sklearn(
             average_precision_score(y, frame["score"])
         )
         assert prior_view["positive_fraction"] == pytest.approx(written["prior"])
+        # the shipped rule (raw score >= 0.5), as sampled and at the prior
+        shipped = (frame["score"] >= 0.5).astype(int)
+        assert written[split]["shipped"]["prior"]["precision"] == pytest.approx(
+            precision_score(y, shipped, sample_weight=w)
+        )
+        assert written[split]["shipped"]["sample"]["precision"] == pytest.approx(
+            precision_score(y, shipped)
+        )
+        assert written[split]["shipped"]["sample"]["recall"] == pytest.approx(
+            recall_score(y, shipped)
+        )
+    for split in ("dev_a", "test"):
+        low, high = written[split]["shipped"]["prior"]["precision_ci"]
+        assert low <= written[split]["shipped"]["prior"]["precision"] <= high
     # the threshold is the dev_b cost minimum, and the same rule is used on test
     dev_b = table[table["split"] == "dev_b"]
     w = priors.weights_at_prior(dev_b["label"].to_numpy(), dev_b["weight"].to_numpy(), prior=PRIOR)
@@ -179,7 +193,8 @@ def test_report_has_table_classic_example_and_production_terms(evaluated):
         "dev_b measured at the prior",
         "test measured at the prior",
     ):
-        assert f"| {row} |" in report
+        assert report.count(f"| {row} |") == 2  # the shipped rule and the chosen threshold
+    assert "shipped rule (raw score >= 0.5)" in report
     assert "97/(97+150) = 0.393" in report
     assert "precision 97/(97+3) = 0.97" in report
     assert f"{metrics['test']['prior']['alerts_per_1000']:.1f} alerts" in report
