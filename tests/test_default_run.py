@@ -1,0 +1,75 @@
+"""The committed default run: current, and showing the classic symptom.
+
+`make repro` on the built-in data takes minutes, too long for every test run,
+so its small results are committed (dvc.lock, reports/). These tests check
+that they were produced by the code and params now in the repository (the
+hashes DVC recorded), then check what they show. A code or params change
+without a fresh `make repro` fails here, naming the stale stage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+LOCK = ROOT / "dvc.lock"
+
+pytestmark = pytest.mark.skipif(not LOCK.exists(), reason="no committed default run (dvc.lock)")
+
+
+def md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def lock_stages() -> dict:
+    return yaml.safe_load(LOCK.read_text())["stages"]
+
+
+def test_committed_run_matches_the_code_and_params_in_the_repository():
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    stale = []
+    for name, stage in lock_stages().items():
+        for dep in stage.get("deps", []):
+            path = ROOT / dep["path"]
+            if dep["path"].startswith("stages/") and md5(path) != dep["md5"]:
+                stale.append(f"{name}: {dep['path']} changed")
+        for section, recorded in stage.get("params", {}).get("params.yaml", {}).items():
+            if params.get(section) != recorded:
+                stale.append(f"{name}: params section {section!r} changed")
+        for out in stage.get("metrics", []) + stage.get("outs", []):
+            path = ROOT / out["path"]
+            if path.is_file() and out["path"].startswith("reports/") and md5(path) != out["md5"]:
+                stale.append(f"{name}: {out['path']} differs from what the run wrote")
+    assert not stale, "stale default run; run `make repro` and commit:\n" + "\n".join(stale)
+
+
+def test_default_run_shows_the_classic_symptom():
+    metrics = json.loads((ROOT / "reports/metrics.json").read_text())
+    seen = metrics["dev_a"]["shipped"]["sample"]["precision"]
+    projected_low, projected_high = metrics["dev_a"]["shipped"]["prior"]["precision_ci"]
+    production = metrics["test"]["shipped"]["prior"]["precision"]
+    # What the team saw on the thinned dev set with the shipped rule (raw score >= 0.5) ...
+    assert seen > 0.9
+    # ... and what production gives: far lower, and predicted by dev_a's projection.
+    assert production < seen - 0.3
+    assert projected_low <= production <= projected_high
+    # Recall does not depend on the prior: dev_a's is a fair guess of production's.
+    assert metrics["dev_a"]["shipped"]["sample"]["recall"] == pytest.approx(
+        metrics["test"]["shipped"]["prior"]["recall"], abs=0.15
+    )
+    # The threshold chosen on dev_b costs less on test than the shipped rule.
+    assert (
+        metrics["test"]["prior"]["expected_cost"]
+        < metrics["test"]["shipped"]["prior"]["expected_cost"]
+    )
+
+
+def test_default_audit_has_no_leak_and_flags_the_small_test_set():
+    audit = json.loads((ROOT / "reports/audit.json").read_text())
+    assert audit["leakage"]["shared_groups"] == 0
+    assert audit["flags"]["test_too_small"] is True
