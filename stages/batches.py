@@ -142,6 +142,29 @@ def plan_batches(
     return batches
 
 
+def shard_examples(row_group: np.ndarray, *, num_shards: int, shard: int) -> np.ndarray:
+    """Indices of the examples that input shard ``shard`` of ``num_shards`` reads.
+
+    Sharding is by row group, the unit a reader touches: the row groups that hold
+    selected examples are numbered in dataset order and shard ``i`` takes numbers
+    ``i, i + n, i + 2n, ...``. Shards are disjoint, together hold every example,
+    and no row group is read by two shards, so no worker reads the whole dataset.
+    """
+    row_group = np.asarray(row_group)
+    if not isinstance(num_shards, int) or num_shards < 1:
+        raise ValueError(f"num_shards must be a positive integer, got {num_shards!r}")
+    if not isinstance(shard, int) or not 0 <= shard < num_shards:
+        raise ValueError(f"shard must be an integer in [0, {num_shards}), got {shard!r}")
+    groups = np.unique(row_group)
+    if len(groups) < num_shards:
+        raise ValueError(
+            f"{len(groups)} row groups cannot feed {num_shards} input shards; "
+            "use fewer workers or a smaller ingest.row_group_size"
+        )
+    rank = np.searchsorted(groups, row_group)
+    return np.flatnonzero(rank % num_shards == shard)
+
+
 def pad_batch(
     arrays: Sequence[np.ndarray], *, dim: int, min_rows: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -30,6 +30,20 @@ run resumes the stream at exactly the checkpointed step. The backup folder is no
 a DVC output and is removed after success; a backup from different params is
 discarded.
 
+Distribution (``strategy``). ``default`` runs on one device; ``mirrored`` on every
+local GPU (one CPU replica when there is none); ``multi_worker`` on one process
+per machine through ``MultiWorkerMirroredStrategy``, the cluster read from
+``TF_CONFIG``. ``batch_size`` is the global batch, split evenly over the
+replicas, so step size, steps per epoch and the curves' step axis do not depend
+on the hardware. Under ``multi_worker`` the training rows are split by row group
+into one input shard per replica and each worker reads only its own
+(``distribute_datasets_from_function``); global batch ``k`` is batch ``k`` of every
+shard, and a one-process run with ``input_shards`` equal to that replica count
+sees the same global batches (used to check a multi-worker run). Only the chief
+(task ``chief``, else worker 0) evaluates ``dev_a``, logs DVCLive curves, keeps
+the backup and writes the model; the other workers write theirs into a temporary
+folder that is deleted. ``patience`` needs ``strategy`` other than ``multi_worker``.
+
 Reproducibility. ``keras.utils.set_random_seed`` plus TensorFlow op determinism:
 on the same machine and thread count, a rerun gives identical metrics (the tests
 check equality to 1e-6); across machines or TensorFlow builds expect float32
@@ -43,7 +57,9 @@ import hashlib
 import json
 import logging
 import math
+import os
 import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -69,6 +85,7 @@ logger = logging.getLogger(__name__)
 BALANCE_MODES = ("downsample", "weighted")
 LOSS_WEIGHTS = ("class", "example")
 PRECISIONS = ("float32", "mixed_bfloat16")
+STRATEGIES = ("default", "mirrored", "multi_worker")
 SCORE_NAMES = ("loss", "precision", "recall", "f1", "average_precision")
 LOWER_IS_BETTER = {"loss"}
 MANIFEST_COLUMNS = (
@@ -103,6 +120,8 @@ DEFAULTS: dict[str, Any] = {
     "prefetch": 2,
     "checkpoint_every": 50,
     "precision": "float32",
+    "strategy": "default",
+    "input_shards": None,
 }
 
 
@@ -113,6 +132,7 @@ def resolve_params(params: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"unknown train params {unknown}; allowed: {sorted(DEFAULTS)}")
     p = {**DEFAULTS, **params}
     choices = {"balance": BALANCE_MODES, "loss_weight": LOSS_WEIGHTS, "precision": PRECISIONS}
+    choices["strategy"] = STRATEGIES
     choices["select_metric"] = SCORE_NAMES
     for key, allowed in choices.items():
         if p[key] not in allowed:
@@ -140,7 +160,125 @@ def resolve_params(params: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(
             f"train.patience must be null or a positive integer, got {p['patience']!r}"
         )
+    shards = p["input_shards"]
+    if shards is not None and (not isinstance(shards, int) or shards < 1):
+        raise ValueError(f"train.input_shards must be null or a positive integer, got {shards!r}")
+    if shards is not None and p["batch_size"] % shards:
+        raise ValueError(
+            f"train.batch_size ({p['batch_size']}) must be a multiple of "
+            f"train.input_shards ({shards}): every shard contributes an equal part of a batch"
+        )
+    if p["strategy"] == "multi_worker" and p["patience"] is not None:
+        raise ValueError(
+            "train.patience must be null with strategy multi_worker: only the chief evaluates "
+            f"dev_a, so the other workers cannot know when to stop (got {p['patience']!r})"
+        )
     return p
+
+
+# --------------------------------------------------------------------------- distribution
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """The ``tf.distribute`` strategy for ``train.strategy``.
+
+    ``default``: one device. ``mirrored``: every local GPU, variables mirrored and
+    gradients all-reduced (one CPU replica on a machine without GPUs).
+    ``multi_worker``: one process per machine, the cluster read from ``TF_CONFIG``;
+    ``CommunicationImplementation.AUTO`` picks NCCL between GPUs and RING on CPUs.
+    """
+    if name not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {list(STRATEGIES)}, got {name!r}")
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if not os.environ.get("TF_CONFIG"):
+        raise ValueError(
+            "strategy multi_worker needs TF_CONFIG (cluster and this task), e.g. "
+            '{"cluster": {"worker": ["host1:port", "host2:port"]}, '
+            '"task": {"type": "worker", "index": 0}}'
+        )
+    options = tf.distribute.experimental.CommunicationOptions(
+        implementation=tf.distribute.experimental.CommunicationImplementation.AUTO
+    )
+    patch_keras_multi_worker_logs()
+    return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+
+
+def patch_keras_multi_worker_logs() -> None:
+    """Make Keras 3 ``fit`` under MultiWorkerMirroredStrategy average scalar logs.
+
+    Keras 3.15 reduces every per-step log with ``strategy.reduce("MEAN", v, axis=0)``
+    under multi-worker collectives, which fails on scalars ("Invalid reduction
+    dimension 0 for input with 0 dimensions"; tensorflow/tensorflow#72388), so a
+    compiled model with metrics cannot ``fit``. Scalars are averaged over replicas
+    instead: the loss becomes the global-batch mean (replica batches are equal) and
+    the confusion counts the mean count, whose ratios (precision, recall, F1) are the
+    global ones. Applied only by ``multi_worker`` runs.
+    """
+    from keras.src.backend.tensorflow import trainer as tf_trainer
+
+    original = getattr(tf_trainer.reduce_per_replica, "__wrapped__", tf_trainer.reduce_per_replica)
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction in ("auto", "mean") and tf_trainer._collective_all_reduce_multi_worker(
+            strategy
+        ):
+
+            def reduce(v):
+                if getattr(v, "shape", None) is not None and v.shape.rank == 0:
+                    return strategy.reduce("MEAN", v, axis=None)
+                return original(v, strategy, reduction)
+
+            return keras.tree.map_structure(reduce, values)
+        return original(values, strategy, reduction)
+
+    reduce_per_replica.__wrapped__ = original
+    tf_trainer.reduce_per_replica = reduce_per_replica
+
+
+def is_chief(cluster: dict[str, list[str]], task_type: str | None, task_id: int | None) -> bool:
+    """Whether this task is the chief: task ``chief``, else ``worker`` 0 (TF's convention)."""
+    if not cluster or task_type is None:
+        return True
+    if task_type == "chief":
+        return True
+    return task_type == "worker" and task_id == 0 and "chief" not in cluster
+
+
+def describe_strategy(strategy: tf.distribute.Strategy) -> dict[str, Any]:
+    """Replicas, workers and whether this process is the chief."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    cluster = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    task_type = getattr(resolver, "task_type", None)
+    task_id = getattr(resolver, "task_id", None)
+    workers = sum(len(cluster.get(t, [])) for t in ("chief", "worker")) or 1
+    return {
+        "replicas": int(strategy.num_replicas_in_sync),
+        "workers": workers,
+        "task_type": task_type,
+        "task_id": task_id,
+        "chief": is_chief(cluster, task_type, task_id),
+    }
+
+
+def resolve_input_shards(input_shards: int | None, *, strategy: str, replicas: int) -> int:
+    """How many Parquet shards make up each global batch.
+
+    ``multi_worker`` reads one shard per replica (each worker only its own), so
+    null means ``replicas`` there and 1 otherwise. With ``default`` or
+    ``mirrored``, ``input_shards: R`` reproduces an ``R``-replica multi-worker
+    run's batches on one machine.
+    """
+    if strategy == "multi_worker":
+        if input_shards not in (None, replicas):
+            raise ValueError(
+                f"train.input_shards must be null or {replicas} (the number of replicas) with "
+                f"strategy multi_worker, got {input_shards!r}"
+            )
+        return replicas
+    return input_shards or 1
 
 
 # --------------------------------------------------------------------------- weights and priors
@@ -266,7 +404,14 @@ def select_rows(manifest: pd.DataFrame, split: str) -> pd.DataFrame:
 
 
 class TrainingStream:
-    """An endless, seeded stream of training batches; data epoch ``e`` is planned from ``(seed, e)``."""
+    """An endless, seeded stream of training batches; data epoch ``e`` is planned from ``(seed, e)``.
+
+    With ``num_shards`` > 1 the training rows are split by row group into input
+    shards (``batches.shard_examples``); each shard streams its own endless
+    sequence of data epochs in batches of ``batch_size / num_shards``, and global
+    batch ``k`` is made of batch ``k`` of every shard. A multi-worker run reads only
+    its own shards; one process reading all shards sees the same global batches.
+    """
 
     def __init__(
         self,
@@ -277,45 +422,90 @@ class TrainingStream:
         batch_size: int,
         pool_size: int,
         seed: int,
+        num_shards: int = 1,
     ) -> None:
+        if batch_size % num_shards:
+            raise ValueError(
+                f"batch_size ({batch_size}) must be a multiple of num_shards ({num_shards})"
+            )
         self.reader = reader
         self.labels = np.asarray(labels, dtype=np.float32)
         self.weights = np.asarray(weights, dtype=np.float32)
         self.batch_size = batch_size
         self.pool_size = pool_size
         self.seed = seed
+        self.num_shards = num_shards
+        self.shard_batch = batch_size // num_shards
         self.steps_per_epoch = math.ceil(len(self.labels) / batch_size)
+        self.members = [
+            batches.shard_examples(reader.row_group, num_shards=num_shards, shard=s)
+            for s in range(num_shards)
+        ]
+        self.shard_steps = [math.ceil(len(m) / self.shard_batch) for m in self.members]
 
-    def plan(self, epoch: int) -> list[np.ndarray]:
-        rng = np.random.default_rng([self.seed, epoch])
-        return batches.plan_batches(
-            self.reader.row_group,
-            self.reader.n_rows,
-            batch_size=self.batch_size,
-            pool_size=self.pool_size,
-            rng=rng,
+    def plan(self, epoch: int, shard: int = 0) -> list[np.ndarray]:
+        """Batches (indices into the training rows) of data epoch ``epoch`` of one shard."""
+        key = [self.seed, epoch] if self.num_shards == 1 else [self.seed, epoch, shard]
+        members = self.members[shard]
+        plan = batches.plan_batches(
+            self.reader.row_group[members],
+            self.reader.n_rows[members],
+            batch_size=self.shard_batch,
+            pool_size=max(self.pool_size // self.num_shards, self.shard_batch),
+            rng=np.random.default_rng(key),
+        )
+        return [members[b] for b in plan]
+
+    def _shard_batches(self, shard: int, start_step: int) -> Iterator[tuple]:
+        epoch, skip = divmod(start_step, self.shard_steps[shard])
+        while True:
+            yield from self.reader.iter_batches(self.plan(epoch, shard), start=skip)
+            epoch, skip = epoch + 1, 0
+
+    def _element(self, batch: np.ndarray, features: np.ndarray, lengths: np.ndarray) -> tuple:
+        return (
+            {cnn.FEATURES_INPUT: features, cnn.LENGTHS_INPUT: lengths},
+            self.labels[batch],
+            self.weights[batch],
         )
 
     def iterate(
-        self, *, start_step: int, total_steps: int
+        self, *, start_step: int, total_steps: int, shards: list[int] | None = None
     ) -> Iterator[tuple[dict, np.ndarray, np.ndarray]]:
-        """Batches for global steps ``start_step .. total_steps - 1``."""
-        step = start_step
-        while step < total_steps:
-            epoch, skip = divmod(step, self.steps_per_epoch)
-            for batch, features, lengths in self.reader.iter_batches(self.plan(epoch), start=skip):
-                yield (
-                    {cnn.FEATURES_INPUT: features, cnn.LENGTHS_INPUT: lengths},
-                    self.labels[batch],
-                    self.weights[batch],
-                )
-                step += 1
-                if step >= total_steps:
-                    return
+        """Global batches for steps ``start_step .. total_steps - 1``, made of ``shards``."""
+        shards = list(range(self.num_shards)) if shards is None else shards
+        streams = [self._shard_batches(s, start_step) for s in shards]
+        for _ in range(start_step, total_steps):
+            parts = [next(stream) for stream in streams]
+            if len(parts) == 1:
+                yield self._element(*parts[0])
+                continue
+            batch = np.concatenate([p[0] for p in parts])
+            features, lengths = batches.pad_batch(
+                [f[i, :n] for _, f, lens in parts for i, n in enumerate(lens)],
+                dim=self.reader.index.dim,
+                min_rows=max(f.shape[1] for _, f, _ in parts),
+            )
+            yield self._element(batch, features, lengths)
 
-    def dataset(self, *, start_step: int, total_steps: int, prefetch: int) -> tf.data.Dataset:
+    def iterate_replicas(
+        self, *, start_step: int, total_steps: int, shards: list[int]
+    ) -> Iterator[tuple[dict, np.ndarray, np.ndarray]]:
+        """Per-replica batches for one worker: at each step, one batch of each of ``shards``."""
+        streams = [self._shard_batches(s, start_step) for s in shards]
+        for _ in range(start_step, total_steps):
+            for stream in streams:
+                yield self._element(*next(stream))
+
+    def dummy_batch(self) -> tuple:
+        """A one-example batch of the stream's structure (for building a model's metrics)."""
+        features = np.zeros((1, self.reader.min_rows, self.reader.index.dim), dtype=np.float32)
+        lengths = np.ones(1, dtype=np.int32)
+        return self._element(np.zeros(1, dtype=np.int64), features, lengths)
+
+    def _signature(self) -> tuple:
         dim = self.reader.index.dim
-        signature = (
+        return (
             {
                 cnn.FEATURES_INPUT: tf.TensorSpec((None, None, dim), tf.float32),
                 cnn.LENGTHS_INPUT: tf.TensorSpec((None,), tf.int32),
@@ -323,10 +513,43 @@ class TrainingStream:
             tf.TensorSpec((None,), tf.float32),
             tf.TensorSpec((None,), tf.float32),
         )
+
+    def dataset(self, *, start_step: int, total_steps: int, prefetch: int) -> tf.data.Dataset:
+        """Global batches of all shards (``default``/``mirrored`` split them across replicas)."""
         return tf.data.Dataset.from_generator(
             lambda: self.iterate(start_step=start_step, total_steps=total_steps),
-            output_signature=signature,
+            output_signature=self._signature(),
         ).prefetch(prefetch)
+
+    def distributed_dataset(
+        self, strategy: tf.distribute.Strategy, *, start_step: int, total_steps: int, prefetch: int
+    ):
+        """Per-worker input: worker ``i`` of ``n`` reads only shards ``i, i + n, ...``."""
+        if strategy.num_replicas_in_sync != self.num_shards:
+            raise ValueError(
+                f"{strategy.num_replicas_in_sync} replicas need as many input shards, "
+                f"got {self.num_shards}"
+            )
+
+        def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
+            shards = list(
+                range(context.input_pipeline_id, self.num_shards, context.num_input_pipelines)
+            )
+            logger.info(
+                "input pipeline %d of %d reads shards %s (%d examples)",
+                context.input_pipeline_id,
+                context.num_input_pipelines,
+                shards,
+                sum(len(self.members[s]) for s in shards),
+            )
+            return tf.data.Dataset.from_generator(
+                lambda: self.iterate_replicas(
+                    start_step=start_step, total_steps=total_steps, shards=shards
+                ),
+                output_signature=self._signature(),
+            ).prefetch(prefetch)
+
+        return strategy.distribute_datasets_from_function(dataset_fn)
 
 
 # --------------------------------------------------------------------------- callback
@@ -345,7 +568,7 @@ class StepCurves(keras.callbacks.Callback):
         self,
         *,
         live,
-        evaluate_dev: Callable[[keras.Model], dict[str, dict[str, float]]],
+        evaluate_dev: Callable[[keras.Model], dict[str, dict[str, float]]] | None,
         log_every: int,
         eval_every: int,
         steps_per_epoch: int,
@@ -421,8 +644,9 @@ class StepCurves(keras.callbacks.Callback):
             for name, value in window_scores(logs).items():
                 self.live.log_metric(f"train/{name}", value)
             self.model.reset_metrics()
-        if step % self.eval_every == 0 or step % self.steps_per_epoch == 0 or last:
-            self._evaluate(step)
+        evaluation_step = step % self.eval_every == 0 or step % self.steps_per_epoch == 0
+        if self.evaluate_dev is not None and (evaluation_step or last):
+            self._evaluate(step)  # None on non-chief workers: only the chief evaluates
         if last:
             self.model.stop_training = True
 
@@ -503,13 +727,55 @@ def train_model(
     backup_dir: str | Path,
     callbacks: list | None = None,
 ) -> tuple[keras.Model, dict[str, Any]]:
-    """Train (or resume) and return the best model with the ``train.json`` record."""
+    """Train (or resume) and return the best model with the ``train.json`` record.
+
+    Under ``multi_worker`` every worker calls this; only the chief writes to
+    ``live_dir`` and ``backup_dir`` and evaluates ``dev_a``. The other workers write
+    their curves and backups into a temporary folder deleted before returning, and
+    resume from a copy of the chief's backup when ``backup_dir`` is on a shared
+    file system. Their returned model holds the final weights, not the best ones.
+    """
+    p = resolve_params(params)
+    # MultiWorkerMirroredStrategy must exist before other TensorFlow ops run.
+    strategy = make_strategy(p["strategy"])
+    role = describe_strategy(strategy)
+    if role["chief"]:
+        return _train(strategy, role, p, dataset_dir, manifest, live_dir, backup_dir, callbacks)
+    scratch = Path(tempfile.mkdtemp(prefix=f"train-worker{role['task_id']}-"))
+    try:
+        worker_backup = scratch / "backup"
+        if Path(backup_dir).exists():
+            shutil.copytree(backup_dir, worker_backup)
+        return _train(
+            strategy, role, p, dataset_dir, manifest, scratch / "live", worker_backup, callbacks
+        )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _train(
+    strategy: tf.distribute.Strategy,
+    role: dict[str, Any],
+    p: dict[str, Any],
+    dataset_dir: str | Path,
+    manifest: pd.DataFrame,
+    live_dir: str | Path,
+    backup_dir: str | Path,
+    callbacks: list | None,
+) -> tuple[keras.Model, dict[str, Any]]:
     from dvclive import Live
 
-    p = resolve_params(params)
     keras.utils.set_random_seed(p["seed"])
     tf.config.experimental.enable_op_determinism()
     keras.mixed_precision.set_dtype_policy(p["precision"])
+    num_shards = resolve_input_shards(
+        p["input_shards"], strategy=p["strategy"], replicas=role["replicas"]
+    )
+    if p["batch_size"] % role["replicas"]:
+        raise ValueError(
+            f"train.batch_size ({p['batch_size']}) is the global batch and must be a multiple "
+            f"of the number of replicas ({role['replicas']})"
+        )
 
     index = batches.index_dataset(dataset_dir)
     train_rows = select_rows(manifest, "train")
@@ -533,6 +799,7 @@ def train_model(
         batch_size=p["batch_size"],
         pool_size=p["pool_size"],
         seed=p["seed"],
+        num_shards=num_shards,
     )
     total_steps = p["epochs"] * stream.steps_per_epoch
     keras_epochs = math.ceil(total_steps / p["checkpoint_every"])
@@ -544,31 +811,44 @@ def train_model(
         logger.info("resuming from step %d of %d", start, total_steps)
         trim_curves(Path(live_dir), after_step=start)
 
-    model = cnn.build_cnn(
-        dim=index.dim,
-        filter_sizes=p["filter_sizes"],
-        filters=p["filters"],
-        dropout=p["dropout"],
-        l2=p["l2"],
-        seed=p["seed"],
-    )
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=p["learning_rate"]),
-        loss=keras.losses.BinaryCrossentropy(),
-        metrics=[
-            keras.metrics.TruePositives(thresholds=p["threshold"], name="tp"),
-            keras.metrics.FalsePositives(thresholds=p["threshold"], name="fp"),
-            keras.metrics.FalseNegatives(thresholds=p["threshold"], name="fn"),
-        ],
-    )
+    architecture = {
+        "dim": index.dim,
+        "filter_sizes": p["filter_sizes"],
+        "filters": p["filters"],
+        "dropout": p["dropout"],
+        "l2": p["l2"],
+        "seed": p["seed"],
+    }
+    with strategy.scope():
+        model = cnn.build_cnn(**architecture)
+        model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate=p["learning_rate"]),
+            loss=keras.losses.BinaryCrossentropy(),
+            metrics=[
+                keras.metrics.TruePositives(thresholds=p["threshold"], name="tp"),
+                keras.metrics.FalsePositives(thresholds=p["threshold"], name="fp"),
+                keras.metrics.FalseNegatives(thresholds=p["threshold"], name="fn"),
+            ],
+        )
+    # Under a distribution strategy, dev_a is scored by a plain copy of the model: its
+    # predict() runs on this process alone, with no collective op the other workers
+    # would have to join.
+    scorer = model if p["strategy"] == "default" else cnn.build_cnn(**architecture)
 
     dev_ids = dev_rows["example_id"].tolist()
     dev_labels = dev_rows["label"].to_numpy().astype(int)
     dev_weight = dev_rows["weight"].to_numpy(dtype=np.float64)
 
     def evaluate_dev(m: keras.Model) -> dict[str, dict[str, float]]:
+        if scorer is not m:
+            scorer.set_weights(m.get_weights())
         scores = batches.predict_scores(
-            m, dataset_dir, dev_ids, batch_size=p["eval_batch_size"], min_rows=min_rows, index=index
+            scorer,
+            dataset_dir,
+            dev_ids,
+            batch_size=p["eval_batch_size"],
+            min_rows=min_rows,
+            index=index,
         )
         return {
             "sampled": classification_scores(dev_labels, scores, threshold=p["threshold"]),
@@ -580,7 +860,7 @@ def train_model(
     live = Live(str(live_dir), dvcyaml=False, save_dvc_exp=False, resume=bool(start), report=None)
     curves = StepCurves(
         live=live,
-        evaluate_dev=evaluate_dev,
+        evaluate_dev=evaluate_dev if role["chief"] else None,
         log_every=p["log_every"],
         eval_every=p["eval_every"],
         steps_per_epoch=stream.steps_per_epoch,
@@ -594,9 +874,23 @@ def train_model(
     backup = keras.callbacks.BackupAndRestore(
         str(backup_dir / "keras"), save_freq="epoch", delete_checkpoint=False
     )
+    if p["strategy"] == "multi_worker":
+        data = stream.distributed_dataset(
+            strategy, start_step=start, total_steps=total_steps, prefetch=p["prefetch"]
+        )
+    else:
+        data = stream.dataset(start_step=start, total_steps=total_steps, prefetch=p["prefetch"])
+    if p["strategy"] != "default":
+        # Under a strategy, Keras 3.15's fit() builds the model from one batch it pulls off
+        # the input iterator and never trains on (``_maybe_symbolic_build``), which would
+        # shift the step-exact stream by a batch; it also cannot reduce dict-structured
+        # per-replica input. Build from a dummy batch instead and skip that step.
+        with strategy.scope():
+            model._symbolic_build(data_batch=stream.dummy_batch())
+        model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
     started = time.perf_counter()
     model.fit(
-        stream.dataset(start_step=start, total_steps=total_steps, prefetch=p["prefetch"]),
+        data,
         epochs=keras_epochs,
         steps_per_epoch=p["checkpoint_every"],
         callbacks=[curves, backup, *(callbacks or [])],
@@ -604,7 +898,8 @@ def train_model(
         verbose=0,
     )
     seconds = time.perf_counter() - started
-    curves.restore_best()
+    if role["chief"]:
+        curves.restore_best()
 
     state = curves.state
     live.summary = {
@@ -612,7 +907,7 @@ def train_model(
         f"best_{p['select_metric']}": state["best_value"],
         "dev_a": state["best_scores"],
     }
-    live.step = state["best_step"]
+    live.step = state["best_step"] or 0
     live.make_summary()
 
     rates = (
@@ -634,6 +929,15 @@ def train_model(
             },
             "train_examples": int(len(labels)),
             "train_positives": int(labels.sum()),
+        },
+        "distribution": {
+            "strategy": p["strategy"],
+            "replicas": role["replicas"],
+            "workers": role["workers"],
+            "input_shards": num_shards,
+            "global_batch": p["batch_size"],
+            "replica_batch": p["batch_size"] // role["replicas"],
+            "chief": role["chief"],
         },
         "min_rows": min_rows,
         "steps": total_steps,
@@ -674,6 +978,13 @@ def main(argv: list[str] | None = None) -> None:
         live_dir=args.live_dir,
         backup_dir=args.backup_dir,
     )
+    if not record["distribution"]["chief"]:
+        # TF's multi-worker guidance: every worker saves (saving may need collective
+        # ops), the non-chief ones into a temporary folder that is then deleted.
+        with tempfile.TemporaryDirectory() as tmp:
+            model.save(Path(tmp) / "model.keras")
+        logger.info("worker done; the chief writes %s", args.model_dir)
+        return
     with common.atomic_directory(args.model_dir) as tmp:
         model.save(tmp / "model.keras")
         common.write_json(tmp / "train.json", record)
