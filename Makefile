@@ -55,7 +55,7 @@ bench: $(STAMP)
 clean-venv:
 	rm -rf $(VENV)
 
-# Team (docs/teamwork.md): send / fetch every DVC output and the run-cache.
+# Team (README, "Working as a team"): send / fetch every DVC output and the run-cache.
 # `make push` uses the default remote; `make push REMOTE=team` picks another.
 .PHONY: push pull
 push: $(STAMP)
