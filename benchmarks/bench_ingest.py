@@ -8,6 +8,11 @@ already-built canonical table (what pyarrow alone needs to write the output).
 
     python benchmarks/bench_ingest.py --examples 300          # ~2-3 minutes on 2 cores
     python benchmarks/bench_ingest.py --formats parquet --examples 1000
+    python benchmarks/bench_ingest.py --formats parquet --scales 4 --files 8 --workers 1 2
+
+``--files N`` splits the raw data into N files and ``--workers 1 2 ...`` runs ingest
+with each ``ingest.workers`` value on the same files, recording the speedup over
+one worker and whether the dataset is byte-identical to the one-worker run.
 
 Results go to benchmarks/results/ingest.json and a markdown table is printed.
 """
@@ -38,7 +43,15 @@ from stages import contract  # noqa: E402
 
 
 def write_raw(
-    path: Path, *, fmt: str, examples: int, dim: int, seed: int, min_rows: int, max_rows: int
+    path: Path,
+    *,
+    fmt: str,
+    examples: int,
+    dim: int,
+    seed: int,
+    min_rows: int,
+    max_rows: int,
+    first_id: int = 0,
 ) -> int:
     """Write ``examples`` long-layout examples chunk by chunk; return the sentence row count."""
     rng = np.random.default_rng(seed)
@@ -47,7 +60,7 @@ def write_raw(
     writer: Any = None
     per_chunk = 64
     for lo in range(0, examples, per_chunk):
-        ids = np.arange(lo, min(lo + per_chunk, examples))
+        ids = first_id + np.arange(lo, min(lo + per_chunk, examples))
         counts = rng.integers(min_rows, max_rows + 1, size=len(ids))
         n = int(counts.sum())
         features = rng.standard_normal((n, dim), dtype=np.float32)
@@ -69,7 +82,9 @@ def write_raw(
     return rows_total
 
 
-def run_ingest(raw: Path, work: Path, *, chunk_rows: int, dtype: str) -> dict[str, Any]:
+def run_ingest(
+    raw: Path, work: Path, *, chunk_rows: int, dtype: str, workers: int = 1
+) -> dict[str, Any]:
     """Run the stage in a child process; return its metrics plus peak RSS and wall time."""
     params = work / "params.yaml"
     params.write_text(
@@ -79,6 +94,7 @@ def run_ingest(raw: Path, work: Path, *, chunk_rows: int, dtype: str) -> dict[st
                     "on_error": "fail",
                     "dtype": dtype,
                     "chunk_rows": chunk_rows,
+                    "workers": workers,
                     "sources": {"bench": {"path": str(raw), "negative_rate": 1.0}},
                 }
             }
@@ -99,6 +115,8 @@ def run_ingest(raw: Path, work: Path, *, chunk_rows: int, dtype: str) -> dict[st
     result = json.loads(metrics.read_text())
     result["peak_rss_mb"] = usage.ru_maxrss / 1024  # Linux reports KiB
     result["wall_s"] = wall
+    # CPU of the stage and its waited-for worker processes: the work, whatever the load.
+    result["cpu_s"] = usage.ru_utime + usage.ru_stime
     return result
 
 
@@ -122,6 +140,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-rows", type=int, default=100)
     parser.add_argument("--chunk-rows", type=int, default=None, help="default: params.yaml")
     parser.add_argument("--dtype", default="float16")
+    parser.add_argument("--files", type=int, default=1, help="raw files the data is split into")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1], help="ingest.workers values")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "ingest.json")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -136,46 +156,82 @@ def main(argv: list[str] | None = None) -> None:
             for scale in args.scales:
                 work = work_root / f"{fmt}-{scale}x"
                 work.mkdir()
-                raw = work / f"raw.{fmt}"
                 n_examples = args.examples * scale
                 print(f"writing {fmt} {scale}x ({n_examples} examples) ...", file=sys.stderr)
-                write_raw(
-                    raw,
-                    fmt=fmt,
-                    examples=n_examples,
-                    dim=args.dim,
-                    seed=args.seed + scale,
-                    min_rows=args.min_rows,
-                    max_rows=args.max_rows,
-                )
-                print(f"ingesting {fmt} {scale}x ...", file=sys.stderr)
-                m = run_ingest(raw, work, chunk_rows=chunk_rows, dtype=args.dtype)
-                ref = time_pyarrow_write(work / "dataset", work)
-                raw_mb = raw.stat().st_size / 1e6
-                results.append(
-                    {
-                        "format": fmt,
-                        "scale": scale,
-                        "examples": m["examples_written"],
-                        "rows": m["rows_read"],
-                        "raw_mb": raw_mb,
-                        "dataset_mb": m["bytes_written"] / 1e6,
-                        "ingest_s": m["wall_s"],
-                        "ingest_mb_per_s": raw_mb / m["wall_s"],
-                        "ingest_rows_per_s": m["rows_read"] / m["wall_s"],
-                        "peak_rss_mb": m["peak_rss_mb"],
-                        "pyarrow_write_s": ref["seconds"],
-                        "pyarrow_write_rows_per_s": m["rows_read"] / ref["seconds"],
-                        "pyarrow_write_raw_mb_per_s": raw_mb / ref["seconds"],
-                    }
-                )
+                if args.files == 1:
+                    raw = work / f"raw.{fmt}"
+                    paths = [raw]
+                else:
+                    raw = work / "raw"
+                    raw.mkdir()
+                    paths = [raw / f"part-{k:03d}.{fmt}" for k in range(args.files)]
+                for k, path in enumerate(paths):
+                    write_raw(
+                        path,
+                        fmt=fmt,
+                        examples=n_examples // len(paths),
+                        dim=args.dim,
+                        seed=args.seed + scale + 1000 * k,
+                        min_rows=args.min_rows,
+                        max_rows=args.max_rows,
+                        first_id=k * n_examples,
+                    )
+                raw_mb = sum(path.stat().st_size for path in paths) / 1e6
+                baseline: dict[str, Any] = {}
+                for workers in args.workers:
+                    print(f"ingesting {fmt} {scale}x, {workers} workers ...", file=sys.stderr)
+                    out = work / "dataset"
+                    shutil.rmtree(out, ignore_errors=True)
+                    m = run_ingest(raw, work, chunk_rows=chunk_rows, dtype=args.dtype,
+                                   workers=workers)  # fmt: skip
+                    shards = {q.name: q.read_bytes() for q in contract.shard_paths(out)}
+                    baseline.setdefault("shards", shards)
+                    baseline.setdefault("wall_s", m["wall_s"])
+                    ref = time_pyarrow_write(out, work)
+                    results.append(
+                        {
+                            "format": fmt,
+                            "scale": scale,
+                            "files": len(paths),
+                            "workers": workers,
+                            "speedup_vs_first_workers": baseline["wall_s"] / m["wall_s"],
+                            "identical_to_first_workers": shards == baseline["shards"],
+                            **_row(m, ref, raw_mb),
+                        }
+                    )
+                del baseline
                 shutil.rmtree(work)
     finally:
         shutil.rmtree(work_root, ignore_errors=True)
+    _report(args, results, chunk_rows)
 
+
+def _row(m: dict[str, Any], ref: dict[str, float], raw_mb: float) -> dict[str, Any]:
+    return {
+        "examples": m["examples_written"],
+        "rows": m["rows_read"],
+        "raw_mb": raw_mb,
+        "dataset_mb": m["bytes_written"] / 1e6,
+        "ingest_s": m["wall_s"],
+        "ingest_mb_per_s": raw_mb / m["wall_s"],
+        "ingest_rows_per_s": m["rows_read"] / m["wall_s"],
+        "peak_rss_mb": m["peak_rss_mb"],
+        "cpu_s": m["cpu_s"],
+        "load_1m": os.getloadavg()[0],
+        "pyarrow_write_s": ref["seconds"],
+        "pyarrow_write_rows_per_s": m["rows_read"] / ref["seconds"],
+        "pyarrow_write_raw_mb_per_s": raw_mb / ref["seconds"],
+    }
+
+
+def _report(args: argparse.Namespace, results: list[dict[str, Any]], chunk_rows: int) -> None:
     ratios = {}
     for fmt in args.formats:
-        peaks = {r["scale"]: r["peak_rss_mb"] for r in results if r["format"] == fmt}
+        peaks = {
+            r["scale"]: r["peak_rss_mb"]
+            for r in results
+            if r["format"] == fmt and r["workers"] == args.workers[0]
+        }
         lo, hi = min(peaks), max(peaks)
         ratios[fmt] = peaks[hi] / peaks[lo]
     summary = {
@@ -192,13 +248,15 @@ def main(argv: list[str] | None = None) -> None:
     args.out.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
 
     print(
-        "| format | scale | examples | rows | raw MB | ingest s | ingest MB/s | ingest rows/s "
-        "| peak RSS MB | pyarrow write s | pyarrow rows/s |"
+        "| format | scale | files | workers | speedup | identical | examples | rows | raw MB "
+        "| ingest s | ingest MB/s | ingest rows/s | peak RSS MB | pyarrow write s | pyarrow rows/s |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(
-            f"| {r['format']} | {r['scale']}x | {r['examples']} | {r['rows']} | {r['raw_mb']:.0f} "
+            f"| {r['format']} | {r['scale']}x | {r['files']} | {r['workers']} "
+            f"| {r['speedup_vs_first_workers']:.2f} | {r['identical_to_first_workers']} "
+            f"| {r['examples']} | {r['rows']} | {r['raw_mb']:.0f} "
             f"| {r['ingest_s']:.1f} | {r['ingest_mb_per_s']:.1f} | {r['ingest_rows_per_s']:.0f} "
             f"| {r['peak_rss_mb']:.0f} | {r['pyarrow_write_s']:.2f} "
             f"| {r['pyarrow_write_rows_per_s']:.0f} |"
@@ -207,7 +265,7 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"\n{fmt}: peak RSS {max(args.scales)}x / {min(args.scales)}x = {ratio:.2f} (bound: < 1.5)"
         )
-    if not summary["bounded_memory"]:
+    if not summary["bounded_memory"] or not all(r["identical_to_first_workers"] for r in results):
         sys.exit(1)
 
 

@@ -194,6 +194,9 @@ class Reject:
     reason: str
     message: str
     n_rows: int = 0
+    # Where the rejected example tried to claim its example_id (first row or line); None when
+    # it never did. Parallel ingest uses it to redo cross-file duplicate checks in file order.
+    claimed_at: int | None = None
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -496,11 +499,7 @@ class RawReader:
             )
         else:
             source, file = self._files[first]
-            pending.error = (
-                DUPLICATE_ID,
-                position,
-                f"duplicate example_id, already read from {file} (source {source!r})",
-            )
+            pending.error = (DUPLICATE_ID, position, duplicate_problem(file, source))
         return pending
 
     def _extend(self, pending: _Pending, chunk: _Chunk, s: int, e: int) -> None:
@@ -544,7 +543,9 @@ class RawReader:
         if pending.error is None and pending.n_rows == 0:
             pending.error = (EMPTY_EXAMPLE, pending.position, "example has no rows")
         if pending.error is not None:
-            yield self._reject(state, pending.example_id, *pending.error, n_rows=pending.n_rows)
+            reject = self._reject(state, pending.example_id, *pending.error, n_rows=pending.n_rows)
+            reject.claimed_at = pending.position if pending.example_id is not None else None
+            yield reject
             return
         rows = pending.parts[0].copy() if len(pending.parts) == 1 else np.concatenate(pending.parts)
         yield Example(
@@ -559,16 +560,14 @@ class RawReader:
         )
 
     def _reject(self, state, example_id, reason, position, problem, *, n_rows=0) -> Reject:
-        where = f"{state.file}, {state.kind} {position}" if position is not None else state.file
-        who = f"example {example_id!r}" if example_id is not None else "example_id unknown"
-        return Reject(
+        return make_reject(
             source=state.spec.name,
             file=state.file,
-            position=position,
             position_kind=state.kind,
             example_id=example_id,
             reason=reason,
-            message=f"{where}: {who}: {problem}",
+            position=position,
+            problem=problem,
             n_rows=n_rows,
         )
 
@@ -580,7 +579,7 @@ class RawReader:
             f"file is unreadable or truncated after {state.rows} rows "
             f"({type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''})"
         )
-        yield self._reject(
+        reject = self._reject(
             state,
             example_id,
             UNREADABLE_FILE,
@@ -588,6 +587,8 @@ class RawReader:
             problem,
             n_rows=pending.n_rows if pending else 0,
         )
+        reject.claimed_at = pending.position if example_id is not None else None
+        yield reject
 
     def _check_dim(self, file_dim: int, state: _FileState) -> bool:
         """Fix dim from the first file; return whether this file matches it."""
@@ -952,9 +953,11 @@ class RawReader:
             )
         if not rows:
             self._start(example_id, line_no, state)  # an empty example still claims its id
-            return self._reject(
+            reject = self._reject(
                 state, example_id, EMPTY_EXAMPLE, line_no, "example has no rows ('rows' is empty)"
             )
+            reject.claimed_at = line_no
+            return reject
         lengths = [len(r) if isinstance(r, list) else -1 for r in rows]
         if self.dim is None and lengths[0] > 0:
             self._check_dim(lengths[0], state)
@@ -1065,6 +1068,37 @@ def csv_text(rows: Sequence[Sequence[Any]]) -> str:
     return buffer.getvalue()
 
 
+def make_reject(
+    *,
+    source: str,
+    file: str,
+    position_kind: str,
+    example_id: str | None,
+    reason: str,
+    position: int | None,
+    problem: str,
+    n_rows: int = 0,
+) -> Reject:
+    """A ``Reject`` whose message names file, line or row, example_id and problem."""
+    where = f"{file}, {position_kind} {position}" if position is not None else file
+    who = f"example {example_id!r}" if example_id is not None else "example_id unknown"
+    return Reject(
+        source=source,
+        file=file,
+        position=position,
+        position_kind=position_kind,
+        example_id=example_id,
+        reason=reason,
+        message=f"{where}: {who}: {problem}",
+        n_rows=n_rows,
+    )
+
+
+def duplicate_problem(first_file: str, first_source: str) -> str:
+    """The problem text of an example_id first read from another file."""
+    return f"duplicate example_id, already read from {first_file} (source {first_source!r})"
+
+
 def max_abs_for(dtype: str) -> float:
     """Largest finite magnitude of an output dtype."""
     return float(np.finfo({"float16": np.float16, "float32": np.float32}[dtype]).max)
@@ -1080,7 +1114,9 @@ __all__ = [
     "Reject",
     "RejectsFile",
     "SourceSpec",
+    "duplicate_problem",
     "infer_format",
     "list_files",
+    "make_reject",
     "max_abs_for",
 ]

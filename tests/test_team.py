@@ -266,7 +266,7 @@ def test_branches_compare_in_a_fresh_clone(alice: dict[str, Any], weighted: dict
     reason=(
         "DVC 3.67: a stage with a `cache: false` output is never saved to the run-cache, and "
         "`dvc push --run-cache` pushes the run records but not the outputs that live in git "
-        "(metrics), so a teammate's restore finds them missing; see the README, \"Working as a team\""
+        '(metrics), so a teammate\'s restore finds them missing; see the README, "Working as a team"'
     ),
 )
 def test_already_run_values_come_from_the_run_cache(
