@@ -176,15 +176,7 @@ def ingest_sources(
                         continue
                     if writer is None:
                         writer = _open_writer(out_dir, reader.dim, config)
-                    writer.add(
-                        example_id=item.example_id,
-                        group=item.group,
-                        label=item.label,
-                        source=spec.name,
-                        negative_rate=spec.negative_rate,
-                        rows=item.rows,
-                        true_label=item.true_label,
-                    )
+                    _add(writer, item, spec)
                     count.examples_written += 1
                     count.rows_written += item.n_rows
                 if result.failure is not None:
