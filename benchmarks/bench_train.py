@@ -13,7 +13,7 @@ plus achieved FLOP/s against a large float32 matmul, and the input pipeline's
 peak resident memory at two dataset sizes (child processes, no model).
 Writes ``benchmarks/results/train.json`` and prints a markdown table.
 
-    python benchmarks/bench_train.py [--examples 480] [--steps 4] [--rounds 4]
+    python benchmarks/bench_train.py [--examples 1200] [--steps 19] [--rounds 2] [--skip-bf16]
 """
 
 from __future__ import annotations
@@ -120,11 +120,12 @@ def matmul_flops(tf, n: int = 2048, repeats: int = 10, rounds: int = 5) -> float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--examples", type=int, default=480)
-    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--examples", type=int, default=1200)  # one pool of the stage default
+    parser.add_argument("--steps", type=int, default=19)  # warmup + steps = one epoch
     parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--memory-sizes", type=int, nargs=2, default=[500, 2000])
+    parser.add_argument("--rounds", type=int, default=2)
+    # both above the 1,200-example pool, so the pool (not the data) bounds memory
+    parser.add_argument("--memory-sizes", type=int, nargs=2, default=[1500, 6000])
     parser.add_argument("--skip-bf16", action="store_true")
     parser.add_argument("--memory-child")
     args = parser.parse_args()
