@@ -58,10 +58,11 @@ clean-venv:
 	rm -rf $(VENV)
 
 # Team (README, "Working as a team"): send / fetch every DVC output and the run-cache.
-# `make push` uses the default remote; `make push REMOTE=team` picks another.
+# `make push` uses the default remote; `make push REMOTE=team` picks another. It is
+# `dvc push --run-cache` plus the outputs of earlier runs, which that command leaves behind.
 .PHONY: push pull
 push: $(STAMP)
-	$(BIN)/dvc push --run-cache $(if $(REMOTE),-r $(REMOTE))
+	$(BIN)/python -m stages.team push $(if $(REMOTE),-r $(REMOTE))
 
 pull: $(STAMP)
 	$(BIN)/dvc pull --run-cache $(if $(REMOTE),-r $(REMOTE))

@@ -661,7 +661,8 @@ def write_outputs(
     plot_dir = reports / "evaluate_plots"
     shutil.rmtree(plot_dir, ignore_errors=True)
     for name, records in plots.items():
-        common.write_json(plot_dir / f"{name}.json", records)
+        kind, rest = name.split("_", 1)  # one folder per kind: pr/dev_a_sample.json
+        common.write_json(plot_dir / kind / f"{rest}.json", records)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,9 +9,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from sklearn.metrics import average_precision_score, f1_score, precision_score, recall_score
 
 from stages import evaluate, priors
+from tests.conftest import ROOT
 
 PRIOR = 0.02
 BETA = 0.05
@@ -343,7 +345,6 @@ def write_stage_inputs(root: Path) -> tuple[Path, Path, Path]:
 
 def test_stage_main_end_to_end(tmp_path):
     pytest.importorskip("tensorflow")
-    import yaml
 
     dataset, manifest, model_dir = write_stage_inputs(tmp_path)
     params = tmp_path / "params.yaml"
@@ -367,8 +368,14 @@ def test_stage_main_end_to_end(tmp_path):
         table["probability"], priors.shift_prior(corrected, from_prior=0.25, to_prior=1 / 3)
     )
     assert (reports / "report.md").read_text().startswith("# Evaluation at the production prior")
-    plot_files = {p.stem for p in (reports / "evaluate_plots").glob("*.json")}
-    assert {"pr_dev_a_sample", "pr_dev_a_prior", "pr_test_prior", "cost_dev_b"} <= plot_files
+    plot_dir = reports / "evaluate_plots"
+    plot_files = {p.relative_to(plot_dir).as_posix() for p in plot_dir.rglob("*.json")}
+    expected = {"pr/dev_a_sample.json", "pr/dev_a_prior.json", "pr/test_prior.json"}
+    assert expected | {"cost/dev_b.json", "confusion/test.json"} <= plot_files
+    # every file lies in a folder that dvc.yaml declares as one of the stage's plots
+    stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["evaluate"]
+    declared = {next(iter(entry)).rsplit("/", 1)[-1] for entry in stage["plots"]}
+    assert {name.split("/")[0] for name in plot_files} == declared
     # scoring is deterministic: a second run writes the same predictions
     first = (reports / "predictions.parquet").read_bytes()
     evaluate.main(argv)
