@@ -1,12 +1,13 @@
 """Push to a DVC remote everything a teammate needs, including the run-cache's outputs.
 
-``dvc push --run-cache`` (DVC 3.67) sends the workspace's outputs and the run-cache's
-*records*, but not the outputs those records point to: an earlier run's model, predictions
-and metrics never reach the remote, so a teammate who sets a param back to a value someone
-already ran finds the record, misses its outputs and reruns the stage. This module does the
-same push, then sends every object that a local run-cache record refers to and the local
-cache holds. ``dvc repro --pull`` on the other side fetches the records and, per stage, the
-matched run's outputs.
+``dvc push --run-cache`` (DVC 3.67) sends the outputs in ``dvc.lock`` and the run-cache's
+*records*, but not the outputs those records point to: neither an earlier run's model and
+predictions, nor the metrics and plots that git holds for the current run (DVC copies those
+into the cache for the run-cache, and ``dvc push`` skips them as ``cache: false``). A
+teammate who sets a param to a value someone already ran finds the record, misses its
+outputs and reruns the stage. This module does the same push, then sends every object that
+a local run-cache record points to and the local cache holds. ``dvc repro --pull`` on the
+other side fetches the records and, per stage, the matched run's outputs.
 
     python -m stages.team push [-r REMOTE] [-j JOBS]     # what `make push` runs
 """
@@ -79,8 +80,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     summary = push(remote=args.remote, jobs=args.jobs)
     print(
-        f"pushed: {summary.workspace_files} workspace file(s); {summary.run_records} run "
-        f"record(s); {summary.run_objects} new object(s) of earlier runs"
+        f"dvc push --run-cache: {summary.workspace_files} file(s), {summary.run_records} run "
+        f"record(s) sent; then {summary.run_objects} more file(s) the records point to"
     )
     if summary.run_objects_failed:
         raise SystemExit(f"failed to push {summary.run_objects_failed} run-cache object(s)")

@@ -271,7 +271,7 @@ def test_already_run_values_come_from_the_run_cache(
 ):
     """Bob sets Alice's branch values on main: nothing runs; then back: nothing runs."""
     # `stages.team push` sent the objects of the runs DVC only keeps records of
-    assert "object(s) of earlier runs" in weighted["pushed"], weighted["pushed"]
+    assert "more file(s) the records point to" in weighted["pushed"], weighted["pushed"]
     repo = bob["repo"]
     set_params(repo, WEIGHTED)
     out = sh(["dvc", "repro", "--pull"], repo, AWS_ENV).stdout  # fetches the cached run's outputs
