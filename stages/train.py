@@ -956,6 +956,57 @@ def _train(
     return model, record
 
 
+# Zip entry time for every member of a saved model: the earliest a zip can hold.
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def _renumber_shared_objects(config: Any, ids: dict[int, int] | None = None) -> Any:
+    """``config`` with every ``shared_object_id`` replaced by its rank of first appearance."""
+    ids = {} if ids is None else ids
+    if isinstance(config, list):
+        return [_renumber_shared_objects(item, ids) for item in config]
+    if not isinstance(config, dict):
+        return config
+    out = {}
+    for key, value in config.items():
+        if key == "shared_object_id":
+            out[key] = ids.setdefault(value, len(ids))
+        else:
+            out[key] = _renumber_shared_objects(value, ids)
+    return out
+
+
+def save_model(model: keras.Model, path: Path) -> None:
+    """``model.save``, made byte-reproducible: the same weights give the same file.
+
+    Keras stamps ``metadata.json`` with the save time (``date_saved``, never read back), the
+    weights entry with the file's time, and ``config.json`` with the memory address of each
+    shared object (``shared_object_id``, here the L2 regularizer every conv layer shares).
+    The time is dropped, the entry times fixed and the ids renumbered 0, 1, ... in order of
+    appearance (loading only matches them within the file), so a rerun that learns the same
+    weights leaves ``dvc status`` and the DVC cache unchanged.
+    """
+    import zipfile
+
+    path = Path(path)
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        raw = Path(tmp) / path.name
+        model.save(raw)
+        with zipfile.ZipFile(raw) as src, zipfile.ZipFile(path, "w") as dst:
+            for info in src.infolist():
+                data = src.read(info)
+                if info.filename == "metadata.json":
+                    metadata = json.loads(data)
+                    metadata.pop("date_saved", None)
+                    data = json.dumps(metadata, sort_keys=True).encode()
+                elif info.filename == "config.json":
+                    data = json.dumps(_renumber_shared_objects(json.loads(data))).encode()
+                entry = zipfile.ZipInfo(info.filename, date_time=ZIP_EPOCH)
+                entry.compress_type = info.compress_type
+                entry.external_attr = 0o644 << 16
+                dst.writestr(entry, data)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml")
@@ -986,7 +1037,7 @@ def main(argv: list[str] | None = None) -> None:
         logger.info("worker done; the chief writes %s", args.model_dir)
         return
     with common.atomic_directory(args.model_dir) as tmp:
-        model.save(tmp / "model.keras")
+        save_model(model, tmp / "model.keras")
         common.write_json(tmp / "train.json", record)
     shutil.rmtree(args.backup_dir, ignore_errors=True)
     logger.info(

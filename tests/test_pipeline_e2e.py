@@ -91,3 +91,10 @@ def test_dvc_repro_runs_every_stage_then_nothing(project: Path):
     again = run(["dvc", "repro"], project)
     assert "Running stage" not in again.stdout, again.stdout
     assert "up to date" in run(["dvc", "status"], project).stdout
+
+    # Determinism: training again from scratch, in a new process, writes the same bytes.
+    lock = (project / "dvc.lock").read_text()
+    retrained = run(["dvc", "repro", "--force", "--single-item", "train"], project)
+    assert "Running stage 'train'" in retrained.stdout, retrained.stdout
+    assert (project / "dvc.lock").read_text() == lock
+    assert "up to date" in run(["dvc", "status"], project).stdout
