@@ -53,6 +53,7 @@ lock:
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_ingest.py
 	$(BIN)/python benchmarks/bench_train.py
+	$(BIN)/python benchmarks/bench_onednn.py
 
 clean-venv:
 	rm -rf $(VENV)
