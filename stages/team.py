@@ -5,9 +5,11 @@
 predictions, nor the metrics and plots that git holds for the current run (DVC copies those
 into the cache for the run-cache, and ``dvc push`` skips them as ``cache: false``). A
 teammate who sets a param to a value someone already ran finds the record, misses its
-outputs and reruns the stage. This module does the same push, then sends every object that
-a local run-cache record points to and the local cache holds. ``dvc repro --pull`` on the
-other side fetches the records and, per stage, the matched run's outputs.
+outputs and reruns the stage. This module does the same push, then sends the outputs that
+local run-cache records point to, each one only if the local cache holds all of it (a
+folder's listing never goes without its files). Records fetched from a teammate may point to
+outputs this clone never had: those are skipped and counted, not an error. ``dvc repro
+--pull`` on the other side fetches the records and, per stage, the matched run's outputs.
 
     python -m stages.team push [-r REMOTE] [-j JOBS]     # what `make push` runs
 """
@@ -19,16 +21,20 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 
 @dataclass(frozen=True)
 class PushSummary:
-    """Counts of one push: workspace outputs, run records, and run-cache objects."""
+    """One push: what ``dvc push`` sent, then what the run records point to."""
 
-    workspace_files: int
-    run_records: int
-    run_objects: int
-    run_objects_failed: int
+    files: int  # outputs of the current dvc.lock (``dvc push``)
+    run_records: int  # run-cache records sent
+    run_files: int  # files the records point to, sent now (not already on the remote)
+    outputs_skipped: int  # record outputs the local cache lacks (in whole or in part)
+    failed: int
 
 
 def run_cache_entries(runs_dir: Path) -> Iterator[tuple[str, str]]:
@@ -40,36 +46,75 @@ def run_cache_entries(runs_dir: Path) -> Iterator[tuple[str, str]]:
             yield record.parent.name, record.name
 
 
+def held_objects(repo: Any, record: dict[str, Any]) -> tuple[set, int]:
+    """(objects of the record's outputs that the local cache holds in full, outputs skipped).
+
+    A folder counts only if its listing and every file in it are here; otherwise none of it
+    is sent, so the remote never gets a listing whose files are missing.
+    """
+    from dvc.cachemgr import LEGACY_HASH_NAMES
+    from dvc_data.hashfile.hash_info import HashInfo
+    from dvc_data.hashfile.tree import Tree
+    from dvc_objects.errors import ObjectFormatError
+
+    objects: set = set()
+    skipped = 0
+    for out in record.get("outs", []):
+        # dvc.lock's format: `hash: md5` marks DVC 3 hashes; without it, DVC 2's md5
+        name = out.get("hash", "md5-dos2unix")
+        value = out.get("md5")
+        if not value:
+            continue
+        cache = repo.cache.legacy if name in LEGACY_HASH_NAMES else repo.cache.local
+        hash_info = HashInfo(name, value)
+        if not cache.exists(value):
+            skipped += 1
+            continue
+        if not hash_info.isdir:
+            objects.add(hash_info)
+            continue
+        try:
+            files = {oid for _, _, oid in Tree.load(cache, hash_info, hash_name=name)}
+        except ObjectFormatError:  # a corrupted listing: nothing of it is sent
+            skipped += 1
+            continue
+        if all(cache.exists(oid.value) for oid in files):
+            objects |= files | {hash_info}
+        else:
+            skipped += 1
+    return objects, skipped
+
+
 def push(
     repo_root: str | Path = ".", remote: str | None = None, jobs: int | None = None
 ) -> PushSummary:
-    """``dvc push --run-cache``, then the objects the local run-cache records refer to."""
-    from dvc.repo import Repo
+    """``dvc push --run-cache``, then the outputs the local run-cache records point to."""
+    from dvc.repo import Repo, lock_repo
 
-    with Repo(os.fspath(repo_root)) as repo:
-        workspace = repo.push(remote=remote, jobs=jobs, run_cache=True)
-        entries = list(run_cache_entries(Path(repo.stage_cache.cache_dir)))
-        used = repo.stage_cache.get_used_objs(entries, remote=remote, jobs=jobs)
-        sent = failed = 0
-        for odb, objs in used.items():
-            # Only what this clone holds: records fetched from the remote point to objects
-            # that are already there, or were never pushed by whoever ran them.
-            held = {obj for obj in objs if _held(repo, obj)}
-            if not held:
-                continue
-            result = repo.cloud.push(held, jobs=jobs, remote=remote, odb=odb)
-            sent += len(result.transferred)
-            failed += len(result.failed)
-    return PushSummary(workspace, len(entries), sent, failed)
-
-
-def _held(repo, hash_info) -> bool:
-    """Whether the local cache has the object (a file, or a directory's listing)."""
-    cache = repo.cache.legacy if hash_info.name == "md5-dos2unix" else repo.cache.local
-    return cache.exists(hash_info.value)
+    with Repo(os.fspath(repo_root)) as repo, lock_repo(repo):
+        records = repo.stage_cache.push(remote)  # RunCacheNotSupported on an HTTP remote
+        files = repo.push(remote=remote, jobs=jobs)
+        objects: set = set()
+        skipped = 0
+        runs_dir = Path(repo.stage_cache.cache_dir)
+        for key, value in run_cache_entries(runs_dir):
+            record = yaml.safe_load((runs_dir / key[:2] / key / value).read_text()) or {}
+            held, missing = held_objects(repo, record)
+            objects |= held
+            skipped += missing
+        result = repo.cloud.push(objects, jobs=jobs, remote=remote) if objects else None
+    return PushSummary(
+        files=files,
+        run_records=len(records),
+        run_files=len(result.transferred) if result else 0,
+        outputs_skipped=skipped,
+        failed=len(result.failed) if result else 0,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
+    from dvc.exceptions import DvcException
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     push_cmd = commands.add_parser("push", help="push outputs, run records and their outputs")
@@ -78,13 +123,21 @@ def main(argv: list[str] | None = None) -> None:
     )
     push_cmd.add_argument("-j", "--jobs", type=int, default=None)
     args = parser.parse_args(argv)
-    summary = push(remote=args.remote, jobs=args.jobs)
+    try:
+        summary = push(remote=args.remote, jobs=args.jobs)
+    except DvcException as exc:
+        raise SystemExit(f"ERROR: {exc}") from exc
     print(
-        f"dvc push --run-cache: {summary.workspace_files} file(s), {summary.run_records} run "
-        f"record(s) sent; then {summary.run_objects} more file(s) the records point to"
+        f"dvc push --run-cache: {summary.files} file(s) and {summary.run_records} run "
+        f"record(s) sent; then {summary.run_files} more file(s) the records point to"
     )
-    if summary.run_objects_failed:
-        raise SystemExit(f"failed to push {summary.run_objects_failed} run-cache object(s)")
+    if summary.outputs_skipped:
+        print(
+            f"skipped {summary.outputs_skipped} output(s) of run records that this clone's "
+            "cache lacks (records fetched from a teammate, or removed by dvc gc)"
+        )
+    if summary.failed:
+        raise SystemExit(f"ERROR: failed to push {summary.failed} file(s)")
 
 
 if __name__ == "__main__":

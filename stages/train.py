@@ -958,6 +958,7 @@ def _train(
 
 # Zip entry time for every member of a saved model: the earliest a zip can hold.
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+ZIP_EPOCH_TEXT = "1980-01-01@00:00:00"  # the same, as Keras writes ``date_saved``
 
 
 def _renumber_shared_objects(config: Any, ids: dict[int, int] | None = None) -> Any:
@@ -979,12 +980,12 @@ def _renumber_shared_objects(config: Any, ids: dict[int, int] | None = None) -> 
 def save_model(model: keras.Model, path: Path) -> None:
     """``model.save``, made byte-reproducible: the same weights give the same file.
 
-    Keras stamps ``metadata.json`` with the save time (``date_saved``, never read back), the
-    weights entry with the file's time, and ``config.json`` with the memory address of each
-    shared object (``shared_object_id``, here the L2 regularizer every conv layer shares).
-    The time is dropped, the entry times fixed and the ids renumbered 0, 1, ... in order of
-    appearance (loading only matches them within the file), so a rerun that learns the same
-    weights leaves ``dvc status`` and the DVC cache unchanged.
+    Keras stamps ``metadata.json`` with the save time (``date_saved``), the weights entry
+    with the file's time, and ``config.json`` with the memory address of each shared object
+    (``shared_object_id``, here the L2 regularizer every conv layer shares). The times are
+    fixed to 1980-01-01 and the ids renumbered 0, 1, ... in order of appearance (loading only
+    matches them within the file), so a rerun that learns the same weights leaves
+    ``dvc status`` and the DVC cache unchanged.
     """
     import zipfile
 
@@ -997,13 +998,14 @@ def save_model(model: keras.Model, path: Path) -> None:
                 data = src.read(info)
                 if info.filename == "metadata.json":
                     metadata = json.loads(data)
-                    metadata.pop("date_saved", None)
+                    metadata["date_saved"] = ZIP_EPOCH_TEXT  # read by KerasFileEditor
                     data = json.dumps(metadata, sort_keys=True).encode()
                 elif info.filename == "config.json":
                     data = json.dumps(_renumber_shared_objects(json.loads(data))).encode()
                 entry = zipfile.ZipInfo(info.filename, date_time=ZIP_EPOCH)
                 entry.compress_type = info.compress_type
                 entry.external_attr = 0o644 << 16
+                entry.create_system = 3  # Unix, also when saved on Windows
                 dst.writestr(entry, data)
 
 

@@ -276,6 +276,7 @@ def test_saved_model_is_byte_reproducible_and_loads(tmp_path):
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), first.predict(x, verbose=0))
     for name in ("a", "b"):  # the renumbered shared regularizer loads as before
         assert loaded.get_layer(name).kernel_regularizer.get_config() == {"l2": 0.001}
+    keras.saving.KerasFileEditor(str(tmp_path / "first.keras")).summary()  # reads date_saved
 
 
 def test_weighted_mode_trains_at_the_production_prior(data, tmp_path):
