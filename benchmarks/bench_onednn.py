@@ -7,7 +7,7 @@ heights 5-10 x 125 maps, dropout 0.5, L2 0.001, Adam 0.001), op determinism on a
 ``stages.train``, batches of 60 examples at five row counts (one warm-up pass to trace
 each shape), then ``--passes`` timed passes. Settings alternate, ``--rounds`` times each.
 
-    python benchmarks/bench_onednn.py            # ~2 minutes on 2 cores
+    python benchmarks/bench_onednn.py            # ~6 minutes on 2 cores
 
 Results go to benchmarks/results/onednn.json and a markdown table is printed.
 """
@@ -66,7 +66,7 @@ def child(passes: int) -> dict:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--passes", type=int, default=4)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -88,7 +88,9 @@ def main(argv: list[str] | None = None) -> None:
     summary = {}
     for setting, results in runs.items():
         steps = sum(r["steps"] for r in results)
+        per_round = [1000 * r["wall_s"] / r["steps"] for r in results]
         summary[setting] = {
+            "ms_per_step_wall_range": [min(per_round), max(per_round)],
             "ms_per_step_wall": 1000 * sum(r["wall_s"] for r in results) / steps,
             "ms_per_step_cpu": 1000 * sum(r["cpu_s"] for r in results) / steps,
             "weights_checksums": sorted({r["weights_checksum"] for r in results}),
@@ -103,13 +105,17 @@ def main(argv: list[str] | None = None) -> None:
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
-    print("| TF_ENABLE_ONEDNN_OPTS | ms/step (wall) | ms/step (CPU) | weights checksum |")
-    print("|---|---|---|---|")
+    print(
+        "| TF_ENABLE_ONEDNN_OPTS | ms/step (wall) | rounds' range | ms/step (CPU) "
+        "| weights checksum |"
+    )
+    print("|---|---|---|---|---|")
     for setting, row in summary.items():
         checksums = ", ".join(f"{c:.6f}" for c in row["weights_checksums"])
+        low, high = row["ms_per_step_wall_range"]
         print(
-            f"| {setting} | {row['ms_per_step_wall']:.0f} | {row['ms_per_step_cpu']:.0f} "
-            f"| {checksums} |"
+            f"| {setting} | {row['ms_per_step_wall']:.0f} | {low:.0f}-{high:.0f} "
+            f"| {row['ms_per_step_cpu']:.0f} | {checksums} |"
         )
     print(f"oneDNN off is {report['off_speedup_wall']:.2f}x faster (wall)")
 
