@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
 from stages import team
-from tests.conftest import ROOT, tool_env
+from tests.conftest import ROOT, run
 
 SCRIPT = """\
 import json, pathlib, yaml
@@ -45,9 +44,7 @@ DVC_YAML = {
 
 
 def sh(cmd: list[str], cwd: Path) -> str:
-    proc = subprocess.run(cmd, cwd=cwd, env=tool_env(), capture_output=True, text=True)
-    assert proc.returncode == 0, f"{cmd}: {proc.stdout}\n{proc.stderr}"
-    return proc.stdout
+    return run(cmd, cwd).stdout
 
 
 def set_a(repo: Path, value: int) -> None:
@@ -139,13 +136,7 @@ def test_command_line_summary_and_errors(project: Path):
     out = sh(["python", "-m", "stages.team", "push"], project)
     assert out.startswith("dvc push --run-cache: "), out
     assert "run record(s) sent; then" in out and "more file(s) the records point to" in out
-    bad = subprocess.run(
-        ["python", "-m", "stages.team", "push", "-r", "nowhere"],
-        cwd=project,
-        env=tool_env(),
-        capture_output=True,
-        text=True,
-    )
+    bad = run(["python", "-m", "stages.team", "push", "-r", "nowhere"], project, check=False)
     assert bad.returncode != 0
     assert bad.stderr.startswith("ERROR: ") and "nowhere" in bad.stderr, bad.stderr
     assert "Traceback" not in bad.stderr
