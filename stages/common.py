@@ -8,6 +8,7 @@ import logging
 import math
 import os
 import shutil
+import stat
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -65,17 +66,44 @@ def write_json(path: str | Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it.
+
+    ``os.umask`` can only be read by setting it, which for a moment gives every
+    other thread's new files the wrong mode; Linux reports it in
+    ``/proc/self/status``. Elsewhere a probe folder made with mode 0o777 shows it.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with tempfile.TemporaryDirectory() as scratch:
+        probe = os.path.join(scratch, "probe")
+        os.mkdir(probe, 0o777)
+        return 0o777 & ~stat.S_IMODE(os.stat(probe).st_mode)
+
+
+def umask_mode(base: int = 0o777) -> int:
+    """``base`` as the umask lets it through: the mode ``open``/``mkdir`` would give."""
+    return base & ~current_umask()
+
+
 @contextlib.contextmanager
 def atomic_directory(target: str | Path) -> Iterator[Path]:
     """Yield a temporary folder beside ``target``; it replaces ``target`` only on success.
 
     An interrupted writer therefore never leaves a partial folder at ``target``
-    that looks complete.
+    that looks complete. The folder gets the mode the umask gives (``mkdtemp``
+    alone would make it owner-only).
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
+        os.chmod(tmp, umask_mode(0o777))
         yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
