@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -62,8 +63,12 @@ def write_json(path: str | Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(finite_or_none(data), indent=2, sort_keys=True, allow_nan=False) + "\n"
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a half-written temp must not outlive the failure
+        raise
 
 
 def current_umask() -> int:
@@ -91,13 +96,36 @@ def umask_mode(base: int = 0o777) -> int:
     return base & ~current_umask()
 
 
+def _temp_dir_pattern(target: Path) -> re.Pattern[str]:
+    # tempfile.mkdtemp(prefix=".NAME.", suffix=".tmp") inserts 8 of [a-z0-9_]
+    return re.compile(rf"\.{re.escape(target.name)}\.[a-z0-9_]{{8}}\.tmp")
+
+
+def remove_stale_temp_dirs(target: str | Path) -> list[Path]:
+    """Delete the temporary folders that killed ``atomic_directory`` runs left beside ``target``.
+
+    Only names ``atomic_directory`` makes for this target (``.NAME.xxxxxxxx.tmp``)
+    are touched. Returns what was removed.
+    """
+    target = Path(target)
+    pattern = _temp_dir_pattern(target)
+    removed = []
+    if target.parent.is_dir():
+        for entry in target.parent.iterdir():
+            if pattern.fullmatch(entry.name) and entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(entry)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_directory(target: str | Path) -> Iterator[Path]:
     """Yield a temporary folder beside ``target``; it replaces ``target`` only on success.
 
     An interrupted writer therefore never leaves a partial folder at ``target``
     that looks complete. The folder gets the mode the umask gives (``mkdtemp``
-    alone would make it owner-only).
+    alone would make it owner-only), and on success the temporary folders of
+    earlier, killed runs for the same target are removed.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -111,3 +139,4 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
     if target.exists():
         shutil.rmtree(target)
     os.replace(tmp, target)
+    remove_stale_temp_dirs(target)

@@ -1,15 +1,18 @@
-"""common: atomic folders follow the umask."""
+"""common: atomic folders follow the umask and clean up after killed runs; git ignores temporaries."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import stat
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from stages import common
+from tests.conftest import ROOT
 
 
 @pytest.fixture
@@ -41,3 +44,89 @@ def test_atomic_directory_follows_the_umask(
         (tmp / "bundle.json").write_text("{}")
     assert mode(tmp_path / "bundle") == expected
     assert mode(tmp_path / "bundle" / "bundle.json") == expected & 0o666
+
+
+def test_atomic_directory_removes_temporaries_of_killed_runs(tmp_path: Path) -> None:
+    stale = tmp_path / ".dataset.3q7_cj1n.tmp"  # what a SIGKILLed ingest leaves
+    (stale / "sub").mkdir(parents=True)
+    (stale / "sub" / "shard-00000.parquet").write_bytes(b"partial")
+    keep = [
+        tmp_path / ".dataset.json.tmp",  # write_json's temp of another file
+        tmp_path / ".other.abcd1234.tmp",  # another target's folder
+        tmp_path / "dataset.abcd1234.tmp",  # not hidden: not ours
+    ]
+    keep[0].write_text("{}")
+    keep[1].mkdir()
+    keep[2].mkdir()
+    with common.atomic_directory(tmp_path / "dataset") as tmp:
+        assert stale.exists()  # nothing is removed before this run succeeds
+        (tmp / "x").write_text("done")
+    assert not stale.exists()
+    assert (tmp_path / "dataset" / "x").read_text() == "done"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["dataset"] + [p.name for p in keep]
+    )
+
+
+def test_failed_atomic_directory_leaves_target_and_no_temporary(tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "old").write_text("old")
+    with pytest.raises(RuntimeError), common.atomic_directory(tmp_path / "out") as tmp:
+        (tmp / "new").write_text("new")
+        raise RuntimeError("killed")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert (tmp_path / "out" / "old").read_text() == "old"
+
+
+def test_write_json_replaces_a_stale_temporary(tmp_path: Path) -> None:
+    (tmp_path / ".metrics.json.tmp").write_text('{"partial": ')
+    common.write_json(tmp_path / "metrics.json", {"a": 1})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]
+
+
+def test_write_json_leaves_no_temporary_when_it_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "metrics.json").write_text('{"old": 1}\n')
+
+    def fail(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(common.os, "replace", fail)
+    with pytest.raises(OSError, match="No space left"):
+        common.write_json(tmp_path / "metrics.json", {"new": 1})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]
+    assert (tmp_path / "metrics.json").read_text() == '{"old": 1}\n'
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_git_ignores_the_temporaries_of_interrupted_runs(tmp_path: Path) -> None:
+    """What a killed ingest, train, bundle or score leaves must not be committable."""
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    shutil.copy(ROOT / ".gitignore", tmp_path / ".gitignore")
+    temporaries = [
+        "data/.dataset.3q7_cj1n.tmp/shard-00000.parquet",  # atomic_directory's mkdtemp
+        "data/ingest/.rejects.jsonl.tmp",  # rawio.RejectsFile
+        ".scores_prev.csv.tmp",  # score's output
+        "out/.scores.parquet.tmp",
+        "reports/.metrics.json.tmp",  # write_json
+    ]
+    for name in temporaries + ["data/new.csv", "out/scores.tmp"]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x")
+    checked = subprocess.run(
+        ["git", "check-ignore", "--no-index", *temporaries, "data/.dataset.3q7_cj1n.tmp"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert checked.returncode == 0, checked.stderr
+    assert len(checked.stdout.splitlines()) == len(temporaries) + 1
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    assert sorted(status) == ["?? .gitignore", "?? data/new.csv", "?? out/scores.tmp"]
