@@ -72,6 +72,20 @@ def source_priority(
     return sorted(feeds, key=lambda s: (-rate_of[s], s))
 
 
+def bucket_all(u: np.ndarray, fractions: Mapping[str, float]) -> np.ndarray:
+    """``sampling.bucket``, except that fractions summing to 1 leave no unit unsampled.
+
+    Their float cumulative sum can end a hair below 1 (0.7 + 0.1 + 0.1 + 0.1 is
+    0.9999999999999999) and ``stable_uniform`` rounds the largest hashes to
+    ``1 - 2**-53`` or to 1.0, past the last cut; such units go to the last split
+    with a positive fraction instead of being dropped as ``not_sampled``.
+    """
+    out = sampling.bucket(u, fractions)
+    if abs(sum(fractions.values()) - 1.0) <= 1e-9:  # validate_fractions' tolerance
+        out[out == ""] = [name for name, f in fractions.items() if f > 0][-1]
+    return out
+
+
 def assign_splits(
     metadata: pa.Table,
     *,
@@ -123,13 +137,13 @@ def assign_splits(
         present = np.zeros(n_units, dtype=bool)
         present[codes[sources == source]] = True
         open_ = present & (unit_split == "")
-        unit_split[open_] = sampling.bucket(u[open_], feeds[source])
+        unit_split[open_] = bucket_all(u[open_], feeds[source])
 
     split = unit_split[codes]
     own = np.full(len(codes), "", dtype=object)
     for source in feeds:
         mask = sources == source
-        own[mask] = sampling.bucket(u[codes[mask]], feeds[source])
+        own[mask] = bucket_all(u[codes[mask]], feeds[source])
     allowed = np.array(
         [s in feeds and sp in feeds[s] for s, sp in zip(sources, split, strict=True)], dtype=bool
     )

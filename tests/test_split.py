@@ -297,3 +297,49 @@ def test_bucket_cuts_by_cumulative_fractions():
     u = np.array([0.0, 0.29, 0.3, 0.59, 0.6, 0.99])
     got = sampling.bucket(u, {"train": 0.3, "dev_a": 0.3})
     assert got.tolist() == ["train", "train", "dev_a", "dev_a", "", ""]
+
+
+# Fractions whose float sum is exactly 1, and ones whose sum only rounds to 1
+# (0.7 + 0.1 + 0.1 + 0.1 == 0.9999999999999999, one ulp short).
+FULL_FRACTIONS = [
+    {"train": 0.6, "dev_a": 0.1, "dev_b": 0.15, "test": 0.15},
+    {"train": 0.7, "dev_a": 0.1, "dev_b": 0.1, "test": 0.1},
+    {"train": 0.1, "dev_a": 0.2, "dev_b": 0.3, "test": 0.4},
+]
+
+
+@pytest.mark.parametrize("assign", split.ASSIGN)
+@pytest.mark.parametrize("fractions", FULL_FRACTIONS, ids=lambda f: "/".join(map(str, f.values())))
+def test_fractions_summing_to_one_drop_nothing(tmp_path, monkeypatch, fractions, assign):
+    """Every example of a source whose fractions sum to 1 is assigned: not one is not_sampled.
+
+    Random hashes almost never land in the last ulp below 1, so the extreme values the
+    hash can take are planted: ``stable_uniform`` is ``int / 2**64`` in float64, and the
+    largest 64-bit ints round to ``1 - 2**-53`` and to 1.0 itself.
+    """
+    extremes = np.asarray([0, 2**64 - 2**11, 2**64 - 1], dtype=np.float64) / 2.0**64
+    assert extremes.tolist() == [0.0, np.nextafter(1.0, 0.0), 1.0]
+    real_uniform = sampling.stable_uniform
+
+    def with_extremes(keys, *, seed, salt):
+        u = real_uniform(keys, seed=seed, salt=salt)
+        u[: len(extremes)] = extremes
+        return u
+
+    monkeypatch.setattr(sampling, "stable_uniform", with_extremes)
+    examples = make_examples(n_groups={"production": 120}, seed=8)
+    metadata = contract.read_metadata(write_dataset(tmp_path / "ds", examples))
+    manifest, stats = split.assign_splits(
+        metadata, seed=2, feeds={"production": fractions}, assign=assign
+    )
+    assert_sizes_add_up(metadata, manifest, stats)
+    assert stats["dropped"] == {reason: 0 for reason in split.DROP_REASONS}
+    assert stats["assigned"] == manifest.num_rows == metadata.num_rows
+    assert set(manifest.column("example_id").to_pylist()) == set(
+        metadata.column("example_id").to_pylist()
+    )
+    assert sum(v["groups"] for v in stats["splits"].values()) == 120
+    # the planted units (the first three groups) are among the assigned, in a fed split
+    first = {f"production-g{i:04d}" for i in range(len(extremes))}
+    placed = groups_per_split(manifest)
+    assert first <= set().union(*(placed[s] for s in fractions))
