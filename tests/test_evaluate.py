@@ -163,6 +163,85 @@ def test_metrics_written_have_required_keys_and_agree_with_sklearn(
     assert written["dev_b"]["prior"]["expected_cost"] == pytest.approx(cost)
 
 
+def brute_force_cut(y, p, w, *, cost_fp, cost_fn):
+    """The flag set ``p >= cut`` of least weighted cost, trying every cut (and flagging nothing).
+
+    Returns (flagged mask, cost per 1,000 of the weighted population); ties go to the
+    higher cut.
+    """
+    best_cost, best_flag = cost_fn * w[y == 1].sum(), np.zeros(len(y), dtype=bool)
+    for cut in np.unique(p)[::-1]:
+        flag = p >= cut
+        cost = cost_fp * w[flag & (y == 0)].sum() + cost_fn * w[~flag & (y == 1)].sum()
+        if cost < best_cost:
+            best_cost, best_flag = cost, flag
+    return best_flag, 1000 * best_cost / w.sum()
+
+
+def split_frame(rng, name, *, n, positive_rate, keep=1.0):
+    """``n`` examples at ``positive_rate``, negatives kept with rate ``keep`` (weight 1/keep)."""
+    y = (rng.random(n) < positive_rate).astype(np.int8)
+    frame = pd.DataFrame({"label": y})
+    frame = frame[(y == 1) | (rng.random(n) < keep)].reset_index(drop=True)
+    y = frame["label"].to_numpy()
+    probability = 1.0 / (1.0 + np.exp(-(2.0 * y + rng.normal(size=len(y)) - 2.0)))
+    frame["example_id"] = [f"{name}-{i:05d}" for i in range(len(y))]
+    frame["split"] = name
+    frame["group"] = [f"{name}-g{i // 2}" for i in range(len(y))]
+    frame["weight"] = np.where(y == 1, 1.0, 1.0 / keep)
+    frame["score"] = probability
+    frame["probability"] = probability
+    return frame[list(evaluate.PREDICTION_COLUMNS)]
+
+
+@pytest.mark.parametrize(
+    ("dev_b_kwargs", "prior"),
+    [
+        # dev_b's negatives thinned 1 in 20 with weights 20: sampled ~1:2.5 for a ~1:50 prior
+        ({"n": 20_000, "positive_rate": 0.02, "keep": 0.05}, None),
+        # dev_b unthinned (weights 1) at 1:4, evaluate.prior set to 1:99
+        ({"n": 4_000, "positive_rate": 0.2}, 0.01),
+    ],
+    ids=["thinned_dev_b_with_weights", "prior_far_from_sample_rate"],
+)
+def test_threshold_is_searched_with_weights_at_the_prior(dev_b_kwargs, prior):
+    """The dev_b threshold is the brute-force cost minimum at the prior, not as sampled."""
+    rng = np.random.default_rng(17)
+    dev_b = split_frame(rng, "dev_b", **dev_b_kwargs)
+    predictions = pd.concat(
+        [
+            split_frame(rng, "dev_a", n=300, positive_rate=0.3),
+            dev_b,
+            split_frame(rng, "test", n=300, positive_rate=0.05),
+        ],
+        ignore_index=True,
+    )
+    y, p, w = (dev_b[c].to_numpy() for c in ("label", "probability", "weight"))
+    if prior is None:  # the prior the recorded weights restore
+        prior = float(np.dot(y, w) / w.sum())
+    # weights at the prior, independently of priors.weights_at_prior: negatives rescaled so
+    # that positives weigh `prior` of the total
+    w_prior = w.copy()
+    w_prior[y == 0] *= w[y == 1].sum() / w[y == 0].sum() * (1 - prior) / prior
+    assert np.dot(y, w_prior) / w_prior.sum() == pytest.approx(prior)
+    costs = {"cost_fp": 1.0, "cost_fn": 10.0}
+    flag_prior, cost_prior = brute_force_cut(y, p, w_prior, **costs)
+    flag_sampled, _ = brute_force_cut(y, p, np.ones(len(y)), **costs)
+    # the two weightings pick clearly different rules, so the test can tell them apart
+    assert flag_sampled.sum() > 2 * flag_prior.sum() > 0
+
+    metrics = evaluate.compute_metrics(
+        predictions, prior=prior, resamples=5, level=0.9, seed=0, **costs
+    )
+    threshold = metrics["threshold"]
+    np.testing.assert_array_equal(p >= threshold, flag_prior)
+    # midway between the lowest flagged probability and the highest unflagged one
+    assert threshold == pytest.approx((p[flag_prior].min() + p[~flag_prior].max()) / 2)
+    assert not np.array_equal(p >= threshold, flag_sampled)
+    assert threshold > p[flag_sampled].min() + 0.1
+    assert metrics["dev_b"]["prior"]["expected_cost"] == pytest.approx(cost_prior)
+
+
 def test_thinned_dev_a_looks_better_as_sampled_than_at_the_prior(evaluated):
     metrics, _, _ = evaluated
     dev_a = metrics["dev_a"]
@@ -175,6 +254,65 @@ def test_thinned_dev_a_looks_better_as_sampled_than_at_the_prior(evaluated):
     )
     low, high = dev_a["prior"]["precision_ci"]
     assert low < dev_a["prior"]["precision"] < high
+
+
+def test_bootstrap_intervals_resample_whole_groups(monkeypatch):
+    """Few large groups sharing label and decision: the group interval is far wider.
+
+    40 groups of 25 examples each; every example of a group has its group's label and
+    decision. Resampling examples would treat the 1,000 examples as independent; the
+    group bootstrap sees only 40 units, so its intervals are about 5 (sqrt 25) times wider.
+    """
+    n_groups, size, prior, level, resamples = 40, 25, 0.1, 0.9, 400
+    group_label = np.array([1] * 12 + [0] * 28)
+    group_flag = np.array([1] * 8 + [0] * 4 + [1] * 6 + [0] * 22)
+    codes = np.repeat(np.arange(n_groups), size)
+    frame = pd.DataFrame(
+        {
+            "example_id": [f"e{i:04d}" for i in range(len(codes))],
+            "group": [f"g{c:02d}" for c in codes],
+            "label": group_label[codes].astype(np.int8),
+            "weight": 1.0,
+        }
+    )
+    y, predicted = frame["label"].to_numpy(), group_flag[codes]
+
+    multiplicities = []
+    real_bootstrap = priors.group_bootstrap
+
+    def recording(groups, statistic, **kwargs):
+        def spy(multiplicity):
+            multiplicities.append(multiplicity.copy())
+            return statistic(multiplicity)
+
+        return real_bootstrap(groups, spy, **kwargs)
+
+    monkeypatch.setattr(priors, "group_bootstrap", recording)
+    cis = evaluate.bootstrap_intervals(
+        frame, predicted, prior=prior, cost_fp=1, cost_fn=10,
+        resamples=resamples, level=level, seed=3,
+    )  # fmt: skip
+    # each resample weights whole groups: one multiplicity per group, n_groups groups drawn
+    assert len(multiplicities) == resamples
+    for m in multiplicities:
+        per_group = m.reshape(n_groups, size)
+        assert (per_group == per_group[:, :1]).all()
+        assert per_group[:, 0].sum() == n_groups
+
+    # the example-level bootstrap, computed here: resample the 1,000 rows independently
+    rng = np.random.default_rng(0)
+    draws = {"precision": [], "recall": []}
+    for _ in range(resamples):
+        w = np.bincount(rng.integers(0, len(y), len(y)), minlength=len(y)).astype(float)
+        w[y == 0] *= w[y == 1].sum() / w[y == 0].sum() * (1 - prior) / prior
+        tp, fp = w[(y == 1) & (predicted == 1)].sum(), w[(y == 0) & (predicted == 1)].sum()
+        draws["precision"].append(tp / (tp + fp))
+        draws["recall"].append(tp / w[y == 1].sum())
+    alpha = (1 - level) / 2
+    for name, values in draws.items():
+        low, high = np.quantile(values, [alpha, 1 - alpha])
+        group_low, group_high = cis[f"{name}_ci"]
+        assert group_high - group_low > 3 * (high - low), (name, cis[f"{name}_ci"], (low, high))
 
 
 def test_threshold_near_bayes_on_calibrated_scores(evaluated):
