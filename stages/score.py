@@ -35,7 +35,7 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -239,6 +239,73 @@ class ScoreSummary:
         }
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    """One file: the same inode where both exist (a symlink or hard link counts), else one path."""
+    if a.exists() and b.exists():
+        return os.path.samefile(a, b)
+    return a.resolve() == b.resolve()
+
+
+def check_paths(
+    input_path: str | Path,
+    outputs: Mapping[str, str | Path | None],
+    *,
+    input_option: str = "--input",
+) -> None:
+    """ValueError, before anything is read, if scoring would write over what it reads or writes.
+
+    ``outputs`` maps each written path's option name (``--output``, ``--rejects``,
+    ...; None: not given) to its path; ``input_path`` is ``input_option``'s. Refused:
+    an output that is the input file, or any file in the input folder, or lies in
+    that folder; two outputs that are one file; an output that is a folder. "The
+    same file" follows symlinks and hard links where the files exist, and compares
+    resolved paths where they do not yet.
+    """
+    source = Path(input_path)
+    given = [(option, Path(path)) for option, path in outputs.items() if path is not None]
+    for option, path in given:
+        if path.is_dir():
+            raise ValueError(f"{option} {path} is a folder; give it a file path")
+    for i, (option, path) in enumerate(given):
+        for other_option, other in given[:i]:
+            if _same_file(path, other):
+                raise ValueError(
+                    f"{option} {path} and {other_option} {other} are the same file; one would "
+                    f"overwrite the other: give {option} another path"
+                )
+    if source.is_dir():
+        folder = source.resolve()
+        inodes: dict[tuple[int, int], Path] | None = None
+        for option, path in given:
+            if path.resolve().is_relative_to(folder):
+                raise ValueError(
+                    f"{option} {path} is inside the {input_option} folder {source}; score would "
+                    "write into the data it reads (and the next run would read it as input): "
+                    f"give {option} a path outside {source}"
+                )
+            if path.exists():
+                if inodes is None:
+                    inodes = {}
+                    for p in source.rglob("*"):
+                        if p.is_file():
+                            st = p.stat()
+                            inodes.setdefault((st.st_dev, st.st_ino), p)
+                st = path.stat()
+                if (st.st_dev, st.st_ino) in inodes:
+                    raise ValueError(
+                        f"{option} {path} is the same file as {inodes[st.st_dev, st.st_ino]} in "
+                        f"the {input_option} folder {source}; scoring would overwrite its input: "
+                        f"give {option} another path"
+                    )
+    elif source.exists():
+        for option, path in given:
+            if _same_file(path, source):
+                raise ValueError(
+                    f"{option} {path} and {input_option} {source} are the same file; scoring would "
+                    f"overwrite its input: give {option} another path"
+                )
+
+
 def input_spec(path: str | Path, *, format: str | None = None, delimiter: str = ",") -> SourceSpec:
     """The input as a raw source (labels optional); ValueError/FileNotFoundError if unusable."""
     params: dict[str, Any] = {"path": str(path), "negative_rate": 1.0, "delimiter": delimiter}
@@ -346,10 +413,13 @@ def score_file(
     """Score ``input_path`` into ``output_path`` (Parquet or CSV by extension), atomically.
 
     Rejects go to ``rejects_path`` (JSON Lines, as ingest writes them) when given.
-    On failure nothing is left at ``output_path``.
+    On failure nothing is left at ``output_path``. ValueError before any reading if
+    the output or the rejects would overwrite the input or each other (``check_paths``).
     """
     if on_error not in ON_ERROR:
         raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+    outputs = {"output_path": output_path, "rejects_path": rejects_path}
+    check_paths(input_path, outputs, input_option="input_path")
     output_format(output_path)
     spec = input_spec(input_path, format=format, delimiter=delimiter)
     rejects = RejectsFile(Path(rejects_path)) if rejects_path is not None else None
@@ -406,6 +476,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     common.setup_logging()
     try:
+        check_paths(args.input, {"--output": args.output, "--rejects": args.rejects})
         output_format(args.output)
         input_spec(args.input, format=args.format, delimiter=args.delimiter)
         bundle = load_bundle(args.bundle)

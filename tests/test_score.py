@@ -6,6 +6,7 @@ import csv
 import gzip
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -423,6 +424,151 @@ def test_output_format_by_extension() -> None:
     assert score.output_format("b.csv.gz") == "csv"
     with pytest.raises(ValueError, match=r"extension must be one of .*'\.csv'"):
         score.output_format("b.json")
+
+
+# ----------------------------------------------------------------------------- paths
+
+
+def _one_file(tmp_path: Path) -> Path:
+    return write_csv(tmp_path / "new.csv", long_rows(small_examples()))
+
+
+def _folder(tmp_path: Path) -> Path:
+    (tmp_path / "new").mkdir()
+    write_csv(tmp_path / "new" / "a.csv", long_rows(small_examples()))
+    return tmp_path / "new"
+
+
+def _same_name(tmp_path: Path) -> tuple[list[str], str]:
+    new = _one_file(tmp_path)
+    return ["--input", str(new), "--output", str(new)], (
+        f"--output {new} and --input {new} are the same file; scoring would overwrite its input"
+    )
+
+
+def _symlink(tmp_path: Path) -> tuple[list[str], str]:
+    new = _one_file(tmp_path)
+    (tmp_path / "link.csv").symlink_to(new)
+    link = tmp_path / "link.csv"
+    return ["--input", str(new), "--output", str(link)], (
+        f"--output {link} and --input {new} are the same file"
+    )
+
+
+def _hardlink(tmp_path: Path) -> tuple[list[str], str]:
+    new = _one_file(tmp_path)
+    os.link(new, tmp_path / "hard.csv")
+    hard = tmp_path / "hard.csv"
+    return ["--input", str(new), "--output", str(hard)], (
+        f"--output {hard} and --input {new} are the same file"
+    )
+
+
+def _dotted(tmp_path: Path) -> tuple[list[str], str]:
+    new = _one_file(tmp_path)
+    other = tmp_path / "sub" / ".." / "new.csv"
+    return ["--input", str(new), "--output", str(other)], (
+        f"--output {other} and --input {new} are the same file"
+    )
+
+
+def _rejects_is_output(tmp_path: Path) -> tuple[list[str], str]:
+    path = _csv_with((3, 4), "abc")(tmp_path)
+    out = tmp_path / "out.csv"
+    argv = ["--input", str(path), "--output", str(out), "--rejects", str(out)]
+    return argv + ["--on-error", "quarantine"], (
+        f"--rejects {out} and --output {out} are the same file; one would overwrite the other"
+    )
+
+
+def _rejects_is_input(tmp_path: Path) -> tuple[list[str], str]:
+    new = _one_file(tmp_path)
+    return ["--input", str(new), "--output", str(tmp_path / "o.csv"), "--rejects", str(new)], (
+        f"--rejects {new} and --input {new} are the same file"
+    )
+
+
+def _output_in_input_folder(tmp_path: Path) -> tuple[list[str], str]:
+    folder = _folder(tmp_path)
+    return ["--input", str(folder), "--output", str(folder / "a.csv")], (
+        f"--output {folder / 'a.csv'} is inside the --input folder {folder}"
+    )
+
+
+def _new_output_in_input_folder(tmp_path: Path) -> tuple[list[str], str]:
+    folder = _folder(tmp_path)
+    return ["--input", str(folder), "--output", str(folder / "sub" / "scores.parquet")], (
+        f"--output {folder / 'sub' / 'scores.parquet'} is inside the --input folder {folder}"
+    )
+
+
+def _output_linked_into_input_folder(tmp_path: Path) -> tuple[list[str], str]:
+    folder = _folder(tmp_path)
+    os.link(folder / "a.csv", tmp_path / "out.csv")
+    return ["--input", str(folder), "--output", str(tmp_path / "out.csv")], (
+        f"--output {tmp_path / 'out.csv'} is the same file as {folder / 'a.csv'} in the "
+        f"--input folder {folder}"
+    )
+
+
+def _output_is_a_folder(tmp_path: Path) -> tuple[list[str], str]:
+    new = _one_file(tmp_path)
+    (tmp_path / "scores.csv").mkdir()
+    return ["--input", str(new), "--output", str(tmp_path / "scores.csv")], (
+        f"--output {tmp_path / 'scores.csv'} is a folder"
+    )
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        _same_name,
+        _symlink,
+        _hardlink,
+        _dotted,
+        _rejects_is_output,
+        _rejects_is_input,
+        _output_in_input_folder,
+        _new_output_in_input_folder,
+        _output_linked_into_input_folder,
+        _output_is_a_folder,
+    ],
+)
+def test_command_refuses_to_write_over_its_input_or_itself(
+    pipeline: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture, case
+) -> None:
+    """Nothing is read and nothing changes: one ERROR line naming both options and the path."""
+    argv, message = case(tmp_path)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    with caplog.at_level(logging.ERROR), pytest.raises(SystemExit) as info:
+        score.main(["--bundle", str(pipeline["bundle"]), *argv])
+    assert info.value.code == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "\n" not in errors[0], errors
+    assert message in errors[0]
+    after = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert after == before  # no scores over the raw data, no reject line on top of CSV rows
+
+
+def test_score_file_refuses_the_input_as_output(loaded: bundle.Bundle, tmp_path: Path) -> None:
+    new = _one_file(tmp_path)
+    raw = new.read_bytes()
+    with pytest.raises(ValueError, match="output_path .* and input_path .* are the same file"):
+        score.score_file(loaded, new, new)
+    with pytest.raises(ValueError, match="rejects_path .* and output_path .* are the same file"):
+        score.score_file(loaded, new, tmp_path / "o.csv", rejects_path=tmp_path / "o.csv")
+    assert new.read_bytes() == raw and not (tmp_path / "o.csv").exists()
+
+
+def test_rejects_and_output_may_sit_beside_the_input(
+    pipeline: dict[str, Path], tmp_path: Path
+) -> None:
+    folder = _folder(tmp_path)
+    score.main(
+        ["--bundle", str(pipeline["bundle"]), "--input", str(folder)]
+        + ["--output", str(tmp_path / "new.csv"), "--on-error", "quarantine"]
+    )
+    assert len(read_output(tmp_path / "new.csv")) == 4
 
 
 # ----------------------------------------------------------------------------- fresh clone
