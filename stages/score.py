@@ -190,12 +190,16 @@ class ScoresWriter:
         self.rows += table.num_rows
 
     def close(self) -> None:
-        if self.rows == 0 and self.format == "csv":
-            self._writer.write_table(OUTPUT_SCHEMA.empty_table())  # the header line
-        self._writer.close()
-        if self._sink is not None:
-            self._sink.close()
-        os.replace(self._tmp, self.path)
+        try:
+            if self.rows == 0 and self.format == "csv":
+                self._writer.write_table(OUTPUT_SCHEMA.empty_table())  # the header line
+            self._writer.close()
+            if self._sink is not None:
+                self._sink.close()
+            os.replace(self._tmp, self.path)
+        except BaseException:
+            self._tmp.unlink(missing_ok=True)  # nothing of a failed run stays beside the output
+            raise
 
     def discard(self) -> None:
         self._writer.close()

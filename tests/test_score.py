@@ -571,6 +571,45 @@ def test_rejects_and_output_may_sit_beside_the_input(
     assert len(read_output(tmp_path / "new.csv")) == 4
 
 
+# ----------------------------------------------------------------------------- temporaries
+
+
+def test_a_killed_runs_temporaries_are_gone_after_the_next_run(
+    pipeline: dict[str, Path], tmp_path: Path
+) -> None:
+    """A SIGKILLed score leaves .NAME.tmp beside the output and the rejects; the rerun takes them."""
+    path = _csv_with((3, 4), "abc")(tmp_path)
+    out = tmp_path / "scores.csv"
+    stale = [tmp_path / ".scores.csv.tmp", tmp_path / ".scores.csv.rejects.jsonl.tmp"]
+    for p in stale:
+        p.write_text("partial, from a killed run\n")
+    score.main(
+        ["--bundle", str(pipeline["bundle"]), "--input", str(path), "--output", str(out)]
+        + ["--on-error", "quarantine"]
+    )
+    assert read_output(out)["example_id"].tolist() == ["e0", "e2", "e3"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "bad.csv",
+        "scores.csv",
+        "scores.csv.rejects.jsonl",
+    ]
+
+
+@pytest.mark.parametrize("out", ["scores.csv", "scores.parquet"])
+def test_a_failed_rename_leaves_no_temporary(
+    loaded: bundle.Bundle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, out: str
+) -> None:
+    path = _one_file(tmp_path)
+
+    def fail(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(score.os, "replace", fail)
+    with pytest.raises(OSError, match="No space left"):
+        score.score_file(loaded, path, tmp_path / out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new.csv"]
+
+
 # ----------------------------------------------------------------------------- fresh clone
 
 
