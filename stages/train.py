@@ -28,7 +28,11 @@ runs in checkpoint-sized Keras "epochs" of ``checkpoint_every`` steps over an
 endless stream whose data epochs are planned from ``(seed, epoch)``; a restarted
 run resumes the stream at exactly the checkpointed step. The backup folder is not
 a DVC output and is removed after success; a backup from different params is
-discarded.
+discarded. The curves are kept with it: every checkpoint also writes the rows
+logged since the previous one (``curves/<step>.json``, before Keras writes its
+checkpoint), and a resumed run replays the rows up to its checkpoint into a fresh
+DVCLive directory, because ``dvc repro`` deletes the stage's curve files before
+it reruns the stage. The curves of a resumed run equal an uninterrupted run's.
 
 Distribution (``strategy``). ``default`` runs on one device; ``mirrored`` on every
 local GPU (one CPU replica when there is none); ``multi_worker`` on one process
@@ -561,7 +565,8 @@ class StepCurves(keras.callbacks.Callback):
     Global step = Keras epoch * ``checkpoint_every`` + batch + 1. The training
     metrics are reset after every log, so each logged value covers the window
     since the previous log. State needed after a restart (best value, patience
-    counter) is saved next to the best weights at every checkpoint.
+    counter) is saved next to the best weights at every checkpoint, and the curve
+    rows logged since the previous checkpoint into ``rows_dir`` (``save_curve_rows``).
     """
 
     def __init__(
@@ -577,10 +582,14 @@ class StepCurves(keras.callbacks.Callback):
         select_metric: str,
         patience: int | None,
         state_dir: Path,
+        rows_dir: Path | None = None,
         start_step: int = 0,
     ) -> None:
         super().__init__()
         self.live = live
+        self.rows_dir = None if rows_dir is None else Path(rows_dir)
+        self._rows: list[list] = []  # [step, name, value] logged since the last checkpoint
+        self._step = start_step
         self.evaluate_dev = evaluate_dev
         self.log_every = log_every
         self.eval_every = eval_every
@@ -637,12 +646,12 @@ class StepCurves(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         step = self._epoch * self.checkpoint_every + batch + 1
+        self._step = step
         self._progress.update(1)
         last = step >= self.total_steps
         if step % self.log_every == 0 or last:
-            self.live.step = step
             for name, value in window_scores(logs).items():
-                self.live.log_metric(f"train/{name}", value)
+                self._log(step, f"train/{name}", value)
             self.model.reset_metrics()
         evaluation_step = step % self.eval_every == 0 or step % self.steps_per_epoch == 0
         if self.evaluate_dev is not None and (evaluation_step or last):
@@ -650,12 +659,16 @@ class StepCurves(keras.callbacks.Callback):
         if last:
             self.model.stop_training = True
 
+    def _log(self, step: int, name: str, value: float) -> None:
+        self.live.step = step
+        self.live.log_metric(name, value)
+        self._rows.append([step, name, value])
+
     def _evaluate(self, step: int) -> None:
         scores = self.evaluate_dev(self.model)
-        self.live.step = step
         for view, values in scores.items():
             for name, value in values.items():
-                self.live.log_metric(f"dev_a/{view}/{name}", value)
+                self._log(step, f"dev_a/{view}/{name}", value)
         value = scores["prior"][self.select_metric]
         if is_better(value, self.state["best_value"], metric=self.select_metric):
             self.state.update(
@@ -675,7 +688,11 @@ class StepCurves(keras.callbacks.Callback):
         logger.info("step %d dev_a prior %s = %.4f", step, self.select_metric, value)
 
     def on_epoch_end(self, epoch, logs=None):
-        # Runs just before BackupAndRestore saves the matching checkpoint (it comes later in the list).
+        # Runs just before BackupAndRestore saves the matching checkpoint (it comes later in the
+        # list), so the saved rows always reach at least the step that a restart resumes from.
+        if self.rows_dir is not None:
+            save_curve_rows(self.rows_dir, step=self._step, rows=self._rows)
+        self._rows = []
         self.state["seed_states"] = [np.asarray(g.state).tolist() for g in self._seed_generators()]
         self.state_dir.mkdir(parents=True, exist_ok=True)
         if self.best_weights is not None:
@@ -716,6 +733,35 @@ def trim_curves(live_dir: Path, *, after_step: int) -> None:
     for path in Path(live_dir, "plots", "metrics").rglob("*.tsv"):
         frame = pd.read_csv(path, sep="\t")
         frame[frame["step"] <= after_step].to_csv(path, sep="\t", index=False)
+
+
+def save_curve_rows(rows_dir: Path, *, step: int, rows: list[list]) -> None:
+    """Write the curve rows ``[step, name, value]`` logged up to checkpoint ``step`` since
+    the previous checkpoint, atomically, as ``rows_dir/<step>.json`` (NaN kept as NaN)."""
+    rows_dir = Path(rows_dir)
+    rows_dir.mkdir(parents=True, exist_ok=True)
+    path = rows_dir / f"{step:012d}.json"
+    tmp = rows_dir / f".{path.name}.tmp"
+    tmp.write_text(json.dumps({"step": step, "rows": rows}))
+    os.replace(tmp, path)
+
+
+def load_curve_rows(rows_dir: Path, *, after_step: int) -> list[list] | None:
+    """The saved curve rows up to ``after_step``, in the order they were logged; None when
+    the backup holds none (made before rows were saved). Saved rows past ``after_step``
+    (logged by the killed run after its last complete checkpoint) are deleted."""
+    rows_dir = Path(rows_dir)
+    pieces = sorted(rows_dir.glob("*.json")) if rows_dir.is_dir() else []
+    rows: list[list] = []
+    found = False
+    for path in pieces:
+        piece = json.loads(path.read_text())
+        if piece["step"] > after_step:
+            path.unlink()
+            continue
+        found = True
+        rows.extend(row for row in piece["rows"] if row[0] <= after_step)
+    return rows if found else None
 
 
 def train_model(
@@ -807,8 +853,14 @@ def _train(
     backup_dir = Path(backup_dir)
     fingerprint = run_fingerprint(p, train_rows["example_id"].tolist(), index.dim)
     start = resume_step(backup_dir, fingerprint, p["checkpoint_every"])
+    rows_dir = backup_dir / "curves"
+    replay = load_curve_rows(rows_dir, after_step=start) if start else []
     if start:
         logger.info("resuming from step %d of %d", start, total_steps)
+    if replay is None:
+        # A backup without saved rows: keep what the live folder still holds (dvc repro
+        # deletes it before running the stage, so earlier rows may be missing).
+        logger.warning("backup %s holds no curve rows; keeping those in %s", backup_dir, live_dir)
         trim_curves(Path(live_dir), after_step=start)
 
     architecture = {
@@ -857,7 +909,14 @@ def _train(
             ),
         }
 
-    live = Live(str(live_dir), dvcyaml=False, save_dvc_exp=False, resume=bool(start), report=None)
+    # A fresh DVCLive folder (resume=False clears it) holding exactly the rows logged up to
+    # the checkpoint, replayed through DVCLive so the files are as it writes them.
+    live = Live(
+        str(live_dir), dvcyaml=False, save_dvc_exp=False, resume=replay is None, report=None
+    )
+    for step, name, value in replay or []:
+        live.step = step
+        live.log_metric(name, value)
     curves = StepCurves(
         live=live,
         evaluate_dev=evaluate_dev if role["chief"] else None,
@@ -869,6 +928,7 @@ def _train(
         select_metric=p["select_metric"],
         patience=p["patience"],
         state_dir=backup_dir / "best",
+        rows_dir=rows_dir,
         start_step=start,
     )
     backup = keras.callbacks.BackupAndRestore(

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import yaml
 
 from stages.contract import read_metadata
-from tests.conftest import run
+from tests.conftest import run, tool_env
 
 REQUIRED = [
     f"{split}.{view}.{name}"
@@ -98,3 +103,85 @@ def test_dvc_repro_runs_every_stage_then_nothing(project: Path):
     assert "Running stage 'train'" in retrained.stdout, retrained.stdout
     assert (project / "dvc.lock").read_text() == lock
     assert "up to date" in run(["dvc", "status"], project).stdout
+
+
+def curve_files(project: Path) -> dict[str, pd.DataFrame]:
+    """Every DVCLive curve file of the train stage, by path under reports/train/plots."""
+    plots = project / "reports/train/plots"
+    return {
+        path.relative_to(plots).as_posix(): pd.read_csv(path, sep="\t")
+        for path in sorted(plots.rglob("*.tsv"))
+    }
+
+
+def kill_after_checkpoint(cmd: list[str], project: Path, *, epochs: int) -> tuple[int, int]:
+    """Run ``cmd`` and SIGKILL its whole process group once the training backup holds
+    ``epochs`` checkpoints; return the killed run's exit status and the checkpointed epoch."""
+    meta = project / ".cache/train_backup/keras/training_metadata.json"
+    proc = subprocess.Popen(
+        cmd,
+        cwd=project,
+        env=tool_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group: dvc and the training process under it
+    )
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                epoch = int(json.loads(meta.read_text())["epoch"])
+            except (OSError, ValueError, KeyError):
+                epoch = 0  # not written yet, or caught mid-write
+            if epoch >= epochs:
+                os.killpg(proc.pid, signal.SIGKILL)  # a crash, an OOM kill, a preempted node
+                break
+            time.sleep(0.01)
+        else:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            _, stderr = proc.communicate()
+            raise AssertionError(f"no checkpoint to kill after (exit {proc.returncode}):\n{stderr}")
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return proc.returncode, epoch
+
+
+def test_training_killed_under_dvc_repro_resumes_with_complete_curves(project: Path):
+    """DVC deletes the stage's curve files before it reruns a killed training; the
+    resumed run must still end with the curves of an uninterrupted one."""
+    train_params = yaml.safe_load((project / "params.yaml").read_text())["train"]
+    every, log_every = train_params["checkpoint_every"], train_params["log_every"]
+
+    # Never completed with these params, so the run-cache cannot stand in for the resume.
+    returncode, epoch = kill_after_checkpoint(["dvc", "repro", "train"], project, epochs=2)
+    assert returncode == -signal.SIGKILL
+    assert not (project / "models/train.json").exists()
+
+    resumed = run(["dvc", "repro", "train"], project)
+    assert "Running stage 'train'" in resumed.stdout, resumed.stdout
+    record = json.loads((project / "models/train.json").read_text())
+    start, total = record["resumed_from_step"], record["steps"]
+    assert start >= epoch * every and 0 < start < total - log_every  # resumed mid-run
+    resumed_curves = curve_files(project)
+
+    fresh = run(["dvc", "repro", "--force", "--single-item", "train"], project)
+    assert "Running stage 'train'" in fresh.stdout, fresh.stdout
+    assert json.loads((project / "models/train.json").read_text())["resumed_from_step"] == 0
+    fresh_curves = curve_files(project)
+
+    assert fresh_curves["metrics/train/loss.tsv"]["step"].tolist() == sorted(
+        {*range(log_every, total + 1, log_every), total}
+    )
+    assert sorted(resumed_curves) == sorted(fresh_curves)
+    for name, expected in fresh_curves.items():
+        got = resumed_curves[name]
+        assert got["step"].tolist() == expected["step"].tolist(), name  # every step, once
+        assert list(got.columns) == list(expected.columns), name
+        np.testing.assert_allclose(
+            got.iloc[:, -1].to_numpy(float), expected.iloc[:, -1].to_numpy(float), atol=1e-6
+        )

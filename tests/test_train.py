@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -207,8 +208,14 @@ def full_run(data, tmp_path_factory):
     return model, record, tmp_path / "full" / "live"
 
 
+def curve_files(live_dir):
+    plots = live_dir / "plots"
+    return {p.relative_to(plots).as_posix(): p.read_text() for p in sorted(plots.rglob("*.tsv"))}
+
+
+@pytest.mark.parametrize("curves_deleted", [False, True], ids=["curves_kept", "curves_deleted"])
 def test_killed_training_resumes_from_checkpoint_and_matches_uninterrupted(
-    data, full_run, tmp_path
+    data, full_run, tmp_path, curves_deleted
 ):
     full_model, full, full_live = full_run
     total = full["steps"]
@@ -218,6 +225,9 @@ def test_killed_training_resumes_from_checkpoint_and_matches_uninterrupted(
     with pytest.raises(KeyboardInterrupt):
         run(data, tmp_path, name="killed", callbacks=[counter])
     assert (tmp_path / "killed" / "backup" / "keras").exists()
+    assert curve(tmp_path / "killed" / "live", "train/loss")["step"].max() == 6  # past step 4
+    if curves_deleted:  # as `dvc repro` does to the stage's plot outputs before rerunning it
+        shutil.rmtree(tmp_path / "killed" / "live")
 
     counter = StepCounter()
     model, resumed = run(data, tmp_path, name="killed", callbacks=[counter])
@@ -230,6 +240,8 @@ def test_killed_training_resumes_from_checkpoint_and_matches_uninterrupted(
     loss_resumed = curve(tmp_path / "killed" / "live", "train/loss")
     assert loss_resumed["step"].tolist() == loss_full["step"].tolist()  # no duplicated steps
     np.testing.assert_allclose(loss_resumed["loss"], loss_full["loss"], rtol=1e-5)
+    # every curve file, rows from before and after the restart, as DVCLive wrote them
+    assert curve_files(tmp_path / "killed" / "live") == curve_files(full_live)
 
 
 @pytest.mark.slow
