@@ -230,19 +230,36 @@ def precision_resolution(
     }
 
 
-def audit(
-    manifest: pa.Table, summaries: np.ndarray, *, params: Mapping[str, Any]
-) -> dict[str, Any]:
-    """All audit numbers and the list of causes found; ``summaries`` align with ``manifest``."""
+def check_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """``DEFAULTS`` overlaid with ``params``; ValueError naming the first bad key and value."""
     p = {**DEFAULTS, **params}
     extra = sorted(set(params) - set(DEFAULTS))
     if extra:
         raise ValueError(f"audit: unknown param(s) {extra}; allowed are {sorted(DEFAULTS)}")
+    check = common.check_number
+    check(p["seed"], "audit.seed", integer=True, minimum=0)
+    check(p["min_examples"], "audit.min_examples", integer=True, minimum=1)
+    for key in ("alpha", "ci_precision", "ci_recall"):
+        check(p[key], f"audit.{key}", minimum=0, maximum=1, min_open=True, max_open=key == "alpha")
+    for key in ("ks_max", "domain_auc_max", "ci_half_width_max"):
+        check(p[key], f"audit.{key}", minimum=0, min_open=True)
+    check(p["ci_z"], "audit.ci_z", minimum=0, min_open=True)
+    for key in ("adjusted_splits", "production_splits"):
+        if not isinstance(p[key], list) or not all(isinstance(x, str) for x in p[key]):
+            raise ValueError(f"audit.{key} must be a list of split names, got {p[key]!r}")
     unknown = sorted(
         (set(p["adjusted_splits"]) | set(p["production_splits"])) - set(sampling.SPLITS)
     )
     if unknown:
         raise ValueError(f"audit: unknown split(s) {unknown}; allowed are {list(sampling.SPLITS)}")
+    return p
+
+
+def audit(
+    manifest: pa.Table, summaries: np.ndarray, *, params: Mapping[str, Any]
+) -> dict[str, Any]:
+    """All audit numbers and the list of causes found; ``summaries`` align with ``manifest``."""
+    p = check_params(params)
     if len(summaries) != manifest.num_rows:
         raise ValueError(f"summaries have {len(summaries)} rows, manifest {manifest.num_rows}")
     compare = {k: p[k] for k in ("alpha", "ks_max", "domain_auc_max", "min_examples", "seed")}
@@ -437,6 +454,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     common.setup_logging()
     params = common.load_params(args.params, "audit")
+    check_params(params)  # before the features are read
 
     manifest = sampling.read_manifest(args.manifest)
     summaries = feature_summaries(args.dataset, manifest.column("example_id").to_pylist())
@@ -450,4 +468,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    common.run_main(main)

@@ -1,4 +1,4 @@
-"""Small helpers every stage uses: params, logging, quiet TensorFlow, atomic writes."""
+"""Small helpers every stage uses: params, logging, user errors, quiet TensorFlow, atomic writes."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ import os
 import re
 import shutil
 import stat
+import sys
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,18 +31,155 @@ def quiet_tensorflow() -> None:
     logging.getLogger("absl").setLevel(logging.ERROR)
 
 
+class _Formatter(logging.Formatter):
+    """Timestamped progress lines; errors as one plain ``ERROR: ...`` line for people."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(name)s %(levelname)s %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.levelno >= logging.ERROR and not record.exc_info:
+            return f"ERROR: {record.getMessage()}"
+        return super().format(record)
+
+
 def setup_logging(level: int = logging.INFO) -> None:
-    """Configure the root logger once, from a stage's ``main()``."""
-    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    """Configure the root logger once, from a stage's ``main()``.
+
+    Records at ERROR level print as ``ERROR: <message>`` (no timestamp), the line a
+    user's mistake ends with (see ``run_main``).
+    """
+    root = logging.getLogger()
+    if root.handlers:  # configured already (by run_main, a test harness or an embedding app)
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(_Formatter())
+    root.addHandler(handler)
+    root.setLevel(level)
+
+
+# A user's mistake, not a bug in the code: a bad param or input (ValueError is the project's
+# convention, rawio.RawDataError included), a path that is missing or of the wrong kind, or
+# params.yaml that is not YAML. Anything else (KeyError, TypeError, ...) is a bug and keeps
+# its traceback; validation turns wrong-typed or missing params into ValueError.
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError,
+    FileNotFoundError,
+    IsADirectoryError,
+    NotADirectoryError,
+    PermissionError,
+    yaml.YAMLError,
+)
+_OS_ERROR_WORDS = {
+    FileNotFoundError: "no such file or directory",
+    IsADirectoryError: "is a directory",
+    NotADirectoryError: "not a directory",
+    PermissionError: "permission denied",
+}
+TRACEBACK_ENV = "STAGES_TRACEBACK"  # set to 1 to see the traceback of a user error too
+
+
+def describe_user_error(exc: BaseException) -> str:
+    """One line for a user error: what is wrong, with the file, key or row and the value."""
+    if isinstance(exc, OSError) and exc.filename is not None:
+        text = f"{exc.filename}: {exc.strerror or exc}"
+    elif isinstance(exc, OSError) and len(exc.args) == 1 and not str(exc).split()[1:]:
+        # raise FileNotFoundError(path), as pyarrow does: say what is wrong with the path
+        text = f"{exc}: {_OS_ERROR_WORDS.get(type(exc), type(exc).__name__)}"
+    elif isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        text = f"{mark.name}, line {mark.line + 1}, column {mark.column + 1}: not valid YAML: "
+        text += " ".join(str(x) for x in (exc.context, exc.problem) if x)
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(text.split())  # one line, however the message was wrapped
+
+
+def run_main(main: Callable[[], object]) -> None:
+    """Run a stage's or command's ``main()``; a user error ends it with one ``ERROR:`` line.
+
+    Every ``if __name__ == "__main__"`` and console script goes through here, so
+    ``main()`` itself stays callable from tests, where the exception propagates. The
+    line goes to stderr (through logging, as ``ERROR: ...``) and the exit code is 1;
+    any other exception is a bug and prints its traceback as usual.
+    """
+    setup_logging()
+    try:
+        main()
+    except USER_ERRORS as exc:
+        if os.environ.get(TRACEBACK_ENV, "") not in ("", "0"):
+            raise
+        logging.getLogger("stages").error("%s", describe_user_error(exc))
+        sys.exit(1)
 
 
 def load_params(path: str | Path, section: str) -> dict[str, Any]:
-    """One section of params.yaml; dvc.yaml declares the whole section as a dependency."""
+    """One section of params.yaml; dvc.yaml declares the whole section as a dependency.
+
+    ValueError, naming the file (and line), when it is not YAML, not a mapping, has no
+    such section or the section is not a mapping.
+    """
     with open(path) as f:
-        params = yaml.safe_load(f) or {}
+        try:
+            params = yaml.safe_load(f) or {}
+        except yaml.YAMLError as exc:
+            raise ValueError(describe_user_error(exc)) from exc
+    if not isinstance(params, Mapping):
+        raise ValueError(f"{path}: must be a mapping of sections, got {type(params).__name__}")
     if section not in params:
         raise ValueError(f"{path}: no section {section!r}; sections are {sorted(params)}")
+    if params[section] is None:
+        return {}
+    if not isinstance(params[section], Mapping):
+        raise ValueError(
+            f"{path}: section {section!r} must be a mapping of keys, got {params[section]!r}"
+        )
     return params[section]
+
+
+def require(params: Mapping[str, Any], key: str, section: str) -> Any:
+    """``params[key]``, or ValueError naming ``section.key`` when it is missing."""
+    if key not in params:
+        raise ValueError(f"{section}.{key} is required; add it to params.yaml")
+    return params[key]
+
+
+def check_number(
+    value: Any,
+    key: str,
+    *,
+    integer: bool = False,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    min_open: bool = False,
+    max_open: bool = False,
+    none: bool = False,
+) -> Any:
+    """``value`` if it is a number (an int when ``integer``) in range; else ValueError.
+
+    ``key`` is the param's full path (``evaluate.bootstrap.level``); the message names
+    it, the value and what is allowed. ``none`` allows null. Booleans are not numbers.
+    """
+    if value is None and none:
+        return None
+    kinds = (int,) if integer else (int, float)
+    allowed = "an integer" if integer else "a number"
+    if minimum is not None or maximum is not None:
+        lo = "" if minimum is None else f"{'>' if min_open else '>='} {minimum:g}"
+        hi = "" if maximum is None else f"{'<' if max_open else '<='} {maximum:g}"
+        allowed += " " + " and ".join(x for x in (lo, hi) if x)
+    if none:
+        allowed = f"null or {allowed}"
+    ok = isinstance(value, kinds) and not isinstance(value, bool)
+    if ok and not integer:
+        ok = math.isfinite(value)
+    if ok and minimum is not None:
+        ok = value > minimum if min_open else value >= minimum
+    if ok and maximum is not None:
+        ok = value < maximum if max_open else value <= maximum
+    if not ok:
+        raise ValueError(f"{key} must be {allowed}, got {value!r}")
+    return value
 
 
 def finite_or_none(value: Any) -> Any:

@@ -86,11 +86,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     common.setup_logging()
     params = common.load_params(args.params, "downsample")
+    seed = common.require(params, "seed", "downsample")
+    common.check_number(seed, "downsample.seed", integer=True, minimum=0)
+    splits = params.get("splits", [])
+    if not isinstance(splits, list) or not all(isinstance(s, str) for s in splits):
+        raise ValueError(f"downsample.splits must be a list of split names, got {splits!r}")
+    common.check_number(
+        params.get("ratio"), "downsample.ratio", minimum=0, min_open=True, none=True
+    )  # negatives kept per positive
 
     manifest = sampling.read_manifest(args.split_manifest, schema=sampling.SPLIT_MANIFEST_SCHEMA)
-    out, stats = downsample(
-        manifest, seed=params["seed"], ratio=params.get("ratio"), splits=params.get("splits", [])
-    )
+    out, stats = downsample(manifest, seed=seed, ratio=params.get("ratio"), splits=splits)
     sampling.write_table_atomic(out, args.out)
     common.write_json(args.metrics, stats)
     for name, entry in stats["splits"].items():
@@ -98,4 +104,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    common.run_main(main)

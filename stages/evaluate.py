@@ -69,6 +69,20 @@ def check_params(params: dict[str, Any]) -> dict[str, Any]:
     """Validate the ``evaluate`` section; returns it with defaults filled in."""
     cost = params.get("cost") or {}
     boot = params.get("bootstrap") or {}
+    for key, value in (("cost", cost), ("bootstrap", boot)):
+        if not isinstance(value, dict):
+            raise ValueError(f"evaluate.{key} must be a mapping, got {value!r}")
+    # Types first (a ValueError naming the key, not a TypeError or a silent int(1.5)); the
+    # ranges below.
+    check = common.check_number
+    check(params.get("prior"), "evaluate.prior", none=True)
+    for key in ("false_positive", "false_negative"):
+        check(cost.get(key, 1.0), f"evaluate.cost.{key}")
+    check(boot.get("level", 0.95), "evaluate.bootstrap.level")
+    for key in ("resamples", "seed"):
+        check(boot.get(key, 0), f"evaluate.bootstrap.{key}", integer=True)
+    for key in ("batch_size", "calibration_bins"):
+        check(params.get(key, 1), f"evaluate.{key}", integer=True)
     out = {
         "prior": params.get("prior"),
         "cost_fp": float(cost.get("false_positive", 1.0)),
@@ -719,4 +733,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    common.run_main(main)

@@ -20,7 +20,15 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from stages.common import atomic_directory, load_params, setup_logging, write_json
+from stages.common import (
+    atomic_directory,
+    check_number,
+    load_params,
+    require,
+    run_main,
+    setup_logging,
+    write_json,
+)
 from stages.simulator import ExampleTable, SimulatorConfig, SourceSpec, draw_source, iter_examples
 
 log = logging.getLogger(__name__)
@@ -156,8 +164,36 @@ def summarize(table: ExampleTable, spec: SourceSpec) -> dict[str, Any]:
     }
 
 
+def check_params(params: dict[str, Any]) -> None:
+    """ValueError naming the first missing, wrong-typed or out-of-range ``generate`` param."""
+    check_number(require(params, "seed", "generate"), "generate.seed", integer=True, minimum=0)
+    fmt = params.get("format", "parquet")
+    if fmt not in FORMATS:
+        raise ValueError(f"generate.format must be one of {list(FORMATS)}, got {fmt!r}")
+    check_number(params.get("shared_groups", 0.0), "generate.shared_groups", minimum=0, maximum=1)
+    check_number(
+        params.get("files_per_source", 1), "generate.files_per_source", integer=True, minimum=1
+    )
+    sources = params.get("sources")
+    if not isinstance(sources, dict) or not sources:
+        raise ValueError(
+            f"generate.sources must map source name -> {{examples, negative_rate}}, got {sources!r}"
+        )
+    for name, spec in sources.items():
+        if not isinstance(spec, dict):
+            raise ValueError(
+                f"generate.sources.{name} must be a mapping with examples and negative_rate, "
+                f"got {spec!r}"
+            )
+        for key in ("examples", "negative_rate"):
+            if key not in spec:
+                raise ValueError(f"generate.sources.{name}.{key} is required")
+        SourceSpec(name, spec["examples"], spec["negative_rate"]).validate()
+
+
 def generate(params: dict[str, Any], out: Path) -> dict[str, Any]:
     """Draw every source and write its raw files under ``out/<source>/``."""
+    check_params(params)
     config = SimulatorConfig.from_params(params)
     seed = int(params["seed"])
     fmt = params.get("format", "parquet")
@@ -206,4 +242,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -497,17 +497,29 @@ def main(argv: list[str] | None = None) -> None:
             chunk_rows=args.chunk_rows,
         )
     except RawDataError as exc:
-        logger.error("score failed (on_error: %s): %s", args.on_error, exc)
+        hint = ""
         if exc.reject.reason != DIM_MISMATCH and args.on_error == "fail":
-            logger.error("use --on-error quarantine to skip bad examples and go on")
+            hint = "; use --on-error quarantine to skip bad examples and go on"
+        # one "ERROR: ..." line (common.setup_logging's format), no traceback
+        logger.error(
+            "score failed (on_error: %s): %s%s",
+            args.on_error,
+            common.describe_user_error(exc),
+            hint,
+        )
         sys.exit(1)
-    except (ValueError, FileNotFoundError) as exc:
-        logger.error("score: %s", exc)
+    except common.USER_ERRORS as exc:
+        logger.error("score: %s", common.describe_user_error(exc))
         sys.exit(1)
     logger.info("wrote %s: %s", args.output, summary.as_dict())
     if args.rejects is not None and summary.rejected:
         logger.warning("%d examples rejected; see %s", summary.rejected, args.rejects)
 
 
+def cli() -> None:
+    """The ``ds-score`` console script: ``main()`` with user errors as one ``ERROR:`` line."""
+    common.run_main(main)
+
+
 if __name__ == "__main__":
-    main()
+    cli()

@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from stages.common import check_number
+
 
 @dataclass(frozen=True)
 class SimulatorConfig:
@@ -53,7 +55,11 @@ class SimulatorConfig:
         return config
 
     def validate(self) -> None:
-        """Raise ``ValueError`` naming the first out-of-range value."""
+        """Raise ``ValueError`` naming the first wrong-typed or out-of-range value."""
+        for f in fields(self):  # a number of the field's kind first, so the ranges compare
+            check_number(
+                getattr(self, f.name), f"generate.{f.name}", integer=f.type in ("int", int)
+            )
         checks = [
             ("dim", self.dim >= 1, ">= 1"),
             ("prior", 0 < self.prior < 1, "in (0, 1)"),
@@ -85,6 +91,8 @@ class SourceSpec:
     negative_rate: float
 
     def validate(self) -> None:
+        check_number(self.examples, f"generate.sources.{self.name}.examples", integer=True)
+        check_number(self.negative_rate, f"generate.sources.{self.name}.negative_rate")
         if self.examples < 0:
             raise ValueError(
                 f"generate.sources.{self.name}.examples must be >= 0, got {self.examples}"

@@ -251,12 +251,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     common.setup_logging()
     params = common.load_params(args.params, "split")
+    seed = common.require(params, "seed", "split")
+    common.check_number(seed, "split.seed", integer=True, minimum=0)
+    priority = params.get("priority")
+    if priority is not None and (
+        not isinstance(priority, list) or not all(isinstance(s, str) for s in priority)
+    ):
+        raise ValueError(f"split.priority must be null or a list of source names, got {priority!r}")
 
     metadata = contract.read_metadata(args.dataset)
     manifest, stats = assign_splits(
         metadata,
-        seed=params["seed"],
-        feeds=params["feeds"],
+        seed=seed,
+        feeds=params.get("feeds"),
         by=params.get("by", "group"),
         assign=params.get("assign", "hash"),
         priority=params.get("priority"),
@@ -274,4 +281,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    common.run_main(main)

@@ -25,6 +25,8 @@ from typing import Any
 
 import yaml
 
+from stages import common
+
 
 @dataclass(frozen=True)
 class PushSummary:
@@ -141,4 +143,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    common.run_main(main)

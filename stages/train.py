@@ -1083,6 +1083,16 @@ def main(argv: list[str] | None = None) -> None:
     common.setup_logging()
 
     params = common.load_params(args.params, "train")
+    # Before any reading: a wrong-typed param is a ValueError naming it, not a TypeError later.
+    for key, default in DEFAULTS.items():
+        if key in params and isinstance(default, (int, float)):
+            common.check_number(params[key], f"train.{key}", integer=isinstance(default, int))
+    sizes = params.get("filter_sizes", DEFAULTS["filter_sizes"])
+    if not isinstance(sizes, list) or not sizes:
+        raise ValueError(f"train.filter_sizes must be a non-empty list of integers, got {sizes!r}")
+    for i, size in enumerate(sizes):
+        common.check_number(size, f"train.filter_sizes[{i}]", integer=True, minimum=1)
+    resolve_params(params)
     manifest = pd.read_parquet(args.manifest, columns=list(MANIFEST_COLUMNS))
     model, record = train_model(
         dataset_dir=args.dataset,
@@ -1108,4 +1118,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    common.run_main(main)
