@@ -30,6 +30,9 @@ import copy
 import hashlib
 import json
 import logging
+import math
+import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -205,8 +208,112 @@ def write_bundle(target: str | Path, *, model_path: str | Path, spec: dict[str, 
         common.write_json(tmp / SPEC_FILE, spec)
 
 
+_MISSING = object()
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_inside(bundle_dir: Path, ref: str) -> bool:
+    """``ref`` names a file inside ``bundle_dir``: relative, no ``..`` out, no folder link out.
+
+    The file itself may be a link (DVC's symlink and hardlink cache types make one);
+    its bytes are checked against the spec's sha256 anyway.
+    """
+    if not ref or "\0" in ref or Path(ref).is_absolute():
+        return False
+    parts = Path(os.path.normpath(ref)).parts
+    if not parts or parts[0] in (".", "..") or ref.endswith(("/", os.sep)):
+        return False
+    folder = bundle_dir.resolve()
+    return (bundle_dir / ref).parent.resolve().is_relative_to(folder)
+
+
+def _spec_rules(bundle_dir: Path) -> list[tuple[str, bool, Any, str]]:
+    """(key path, optional, check, what is allowed) for every field scoring reads, parents first."""
+    probability = lambda v: _is_number(v) and 0 < v < 1  # noqa: E731
+    return [
+        ("model", False, lambda v: isinstance(v, dict), "an object with file and sha256"),
+        (
+            "model.file",
+            False,
+            lambda v: isinstance(v, str) and _is_inside(bundle_dir, v),
+            f"a relative path to a file inside the bundle folder {bundle_dir} "
+            f"(the bundle stage writes {MODEL_FILE!r})",
+        ),
+        (
+            "model.sha256",
+            False,
+            lambda v: isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v) is not None,
+            "the model file's sha256 as 64 lowercase hex digits",
+        ),
+        ("dim", False, lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+        ("dtype", False, lambda v: v in contract.DTYPES, f"one of {sorted(contract.DTYPES)}"),
+        ("max_abs", False, lambda v: _is_number(v) and v > 0, "a finite number > 0"),
+        ("min_rows", True, lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+        ("prior_correction", False, lambda v: isinstance(v, dict), "an object with beta, shift"),
+        ("prior_correction.beta", False, lambda v: _is_number(v) and v > 0, "a finite number > 0"),
+        (
+            "prior_correction.shift",
+            False,
+            lambda v: v is None or isinstance(v, dict),
+            "null or an object with from_prior and to_prior",
+        ),
+        ("prior_correction.shift.from_prior", False, probability, "a number in (0, 1)"),
+        ("prior_correction.shift.to_prior", False, probability, "a number in (0, 1)"),
+        ("threshold", False, lambda v: isinstance(v, dict), "an object with value"),
+        (
+            "threshold.value",
+            False,
+            lambda v: _is_number(v) and v >= 0,
+            "a finite number >= 0 (the probability threshold; above 1 flags nothing)",
+        ),
+        (
+            "cost",
+            False,
+            lambda v: isinstance(v, dict),
+            "an object with false_positive and false_negative",
+        ),
+        ("cost.false_positive", False, lambda v: _is_number(v) and v >= 0, "a finite number >= 0"),
+        ("cost.false_negative", False, lambda v: _is_number(v) and v >= 0, "a finite number >= 0"),
+    ]
+
+
+def validate_spec(spec: Any, path: Path, bundle_dir: Path) -> None:
+    """ValueError naming ``path``, the field's key path, its value and what is allowed.
+
+    Checks every field that loading and scoring read, so a hand-edited or damaged
+    bundle.json fails here with one line instead of a ``KeyError`` or a wrong score.
+    A child is checked only when its parent is present (``prior_correction.shift``
+    may be null).
+    """
+    if not isinstance(spec, dict):
+        raise ValueError(f"{path}: must be a JSON object, got {type(spec).__name__}")
+    for key, optional, check, allowed in _spec_rules(bundle_dir):
+        *parents, name = key.split(".")
+        node: Any = spec
+        for parent in parents:
+            node = node.get(parent) if isinstance(node, dict) else None
+        if not isinstance(node, dict):
+            continue  # the parent is null where null is allowed (shift), else already refused
+        value = node.get(name, _MISSING)
+        if value is _MISSING:
+            if optional:
+                continue
+            raise ValueError(f"{path}: {key} is missing; it must be {allowed}")
+        if not check(value):
+            raise ValueError(f"{path}: {key} is {value!r}; it must be {allowed}")
+
+
 def read_spec(bundle_dir: str | Path, *, verify: bool = True) -> dict[str, Any]:
-    """bundle.json, checked: format version, content hash, and the model file's sha256."""
+    """bundle.json, checked: JSON, format version, every field scoring reads (``validate_spec``),
+    content hash, and the model file's sha256.
+    """
     bundle_dir = Path(bundle_dir)
     path = bundle_dir / SPEC_FILE
     if not path.is_file():
@@ -214,12 +321,21 @@ def read_spec(bundle_dir: str | Path, *, verify: bool = True) -> dict[str, Any]:
             f"{bundle_dir} is not a model bundle (no {SPEC_FILE}); build it with the bundle "
             "stage or fetch it with `dvc pull` of the bundle folder"
         )
-    spec = json.loads(path.read_text())
+    try:
+        spec = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(
+            f"{path}: not valid JSON ({exc}); rebuild the bundle with the bundle stage or "
+            "fetch it again with `dvc pull`"
+        ) from exc
+    if not isinstance(spec, dict):
+        raise ValueError(f"{path}: must be a JSON object, got {type(spec).__name__}")
     version = spec.get("format_version")
     if version != FORMAT_VERSION:
         raise ValueError(
             f"{path}: format_version {version!r} is not supported; this code reads {FORMAT_VERSION}"
         )
+    validate_spec(spec, path, bundle_dir)
     if verify:
         if spec.get(HASH_KEY) != content_hash(spec):
             raise ValueError(f"{path}: content hash does not match; the bundle was edited")

@@ -7,6 +7,7 @@ the evaluate stage and the bundle stage on them; test_score.py reuses it.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -304,3 +305,174 @@ def test_lambda_layers_are_refused_in_safe_mode(tmp_path: Path) -> None:
     bundle.write_bundle(tmp_path / "bundle", model_path=tmp_path / "model.keras", spec=spec)
     with pytest.raises(ValueError, match="safe_mode"):
         bundle.load_bundle(tmp_path / "bundle")
+
+
+# ----------------------------------------------------------------------------- a malformed spec
+
+
+def edited_copy(pipeline: dict[str, Path], tmp_path: Path, edit) -> Path:
+    """A copy of the bundle with ``edit(spec)`` applied and the content hash made to match.
+
+    The hash is no defence against an edit (anyone can recompute it), so each
+    refusal below must come from checking the field itself.
+    """
+    copy = tmp_path / "b" / "bundle"
+    shutil.copytree(pipeline["bundle"], copy)
+    spec = read_json(copy / "bundle.json")
+    edit(spec)
+    if isinstance(spec, dict):
+        spec[bundle.HASH_KEY] = bundle.content_hash(spec)
+    (copy / "bundle.json").write_text(json.dumps(spec))
+    return copy
+
+
+def _set(key: str, value: Any):
+    def edit(spec: dict[str, Any]) -> None:
+        *parents, name = key.split(".")
+        node = spec
+        for parent in parents:
+            node = node[parent]
+        if value is KeyError:
+            del node[name]
+        else:
+            node[name] = value
+
+    return edit
+
+
+def _model_beside_the_bundle(tmp_path: Path, pipeline: dict[str, Path]) -> Path:
+    """A genuine model (right sha256) outside the bundle folder: loadable if not refused."""
+    outside = tmp_path / "models" / "model.keras"
+    outside.parent.mkdir(parents=True)
+    shutil.copy(pipeline["bundle"] / "model.keras", outside)
+    return outside
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "../../models/model.keras",
+        "ABSOLUTE",
+        "./../../models/model.keras",
+        "x/../../../models/model.keras",
+    ],
+)
+def test_model_file_outside_the_bundle_is_refused(
+    pipeline: dict[str, Path], tmp_path: Path, ref: str
+) -> None:
+    outside = _model_beside_the_bundle(tmp_path, pipeline)
+    ref = str(outside) if ref == "ABSOLUTE" else ref
+    copy = edited_copy(pipeline, tmp_path, _set("model.file", ref))
+    assert (copy / ref).resolve() == outside.resolve()  # it would have loaded the outside model
+    with pytest.raises(ValueError) as info:
+        bundle.load_bundle(copy)
+    assert str(info.value) == (
+        f"{copy / 'bundle.json'}: model.file is {ref!r}; it must be a relative path to a file "
+        f"inside the bundle folder {copy} (the bundle stage writes 'model.keras')"
+    )
+
+
+def test_model_file_through_a_linked_folder_is_refused(
+    pipeline: dict[str, Path], tmp_path: Path
+) -> None:
+    outside = _model_beside_the_bundle(tmp_path, pipeline)
+    copy = edited_copy(pipeline, tmp_path, _set("model.file", "models/model.keras"))
+    (copy / "models").symlink_to(outside.parent)
+    with pytest.raises(
+        ValueError, match="model.file is 'models/model.keras'; it must be a relative"
+    ):
+        bundle.load_bundle(copy)
+
+
+def test_model_file_may_be_a_link_as_dvc_checks_it_out(
+    pipeline: dict[str, Path], tmp_path: Path
+) -> None:
+    """DVC's symlink cache type makes bundle/model.keras a link into .dvc/cache: still loads."""
+    outside = _model_beside_the_bundle(tmp_path, pipeline)
+    copy = edited_copy(pipeline, tmp_path, lambda spec: None)
+    (copy / "model.keras").unlink()
+    (copy / "model.keras").symlink_to(outside)
+    assert bundle.load_bundle(copy).dim == DIM
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (_set("model", KeyError), "model is missing; it must be an object with file and sha256"),
+        (_set("cost", KeyError), "cost is missing; it must be an object with false_positive and"),
+        (_set("model", "model.keras"), "model is 'model.keras'; it must be an object with file"),
+        (_set("model.file", KeyError), "model.file is missing; it must be a relative path"),
+        (_set("model.file", 3), "model.file is 3; it must be a relative path"),
+        (_set("model.file", ""), "model.file is ''; it must be a relative path"),
+        (_set("model.file", "."), "model.file is '.'; it must be a relative path"),
+        (_set("model.sha256", 7), "model.sha256 is 7; it must be the model file's sha256 as 64"),
+        (_set("dim", "16"), "dim is '16'; it must be an integer >= 1"),
+        (_set("dim", True), "dim is True; it must be an integer >= 1"),
+        (_set("dim", 0), "dim is 0; it must be an integer >= 1"),
+        (_set("dtype", "float64"), "dtype is 'float64'; it must be one of ['float16', 'float32']"),
+        (_set("max_abs", None), "max_abs is None; it must be a finite number > 0"),
+        (_set("min_rows", 0), "min_rows is 0; it must be an integer >= 1"),
+        (_set("prior_correction", KeyError), "prior_correction is missing; it must be an object"),
+        (_set("prior_correction.beta", -1), "prior_correction.beta is -1; it must be a finite"),
+        (_set("prior_correction.shift", 0.2), "prior_correction.shift is 0.2; it must be null or"),
+        (
+            _set("prior_correction.shift", {"from_prior": 0.08, "to_prior": 1.5}),
+            "prior_correction.shift.to_prior is 1.5; it must be a number in (0, 1)",
+        ),
+        (
+            _set("prior_correction.shift", {"to_prior": 0.5}),
+            "prior_correction.shift.from_prior is missing; it must be a number in (0, 1)",
+        ),
+        (_set("threshold", 0.3), "threshold is 0.3; it must be an object with value"),
+        (
+            _set("threshold.value", "0.3"),
+            "threshold.value is '0.3'; it must be a finite number >= 0",
+        ),
+        (
+            _set("cost.false_negative", -10),
+            "cost.false_negative is -10; it must be a finite number",
+        ),
+        (_set("cost.false_positive", KeyError), "cost.false_positive is missing; it must be a"),
+    ],
+)
+def test_malformed_spec_is_refused_naming_the_field(
+    pipeline: dict[str, Path], tmp_path: Path, edit, message: str
+) -> None:
+    copy = edited_copy(pipeline, tmp_path, edit)
+    with pytest.raises(ValueError) as info:
+        bundle.load_bundle(copy)
+    assert str(info.value).startswith(f"{copy / 'bundle.json'}: {message}")
+
+
+def test_spec_that_is_not_json_or_not_an_object_is_refused(
+    pipeline: dict[str, Path], tmp_path: Path
+) -> None:
+    copy = edited_copy(pipeline, tmp_path, lambda spec: None)
+    spec_path = copy / "bundle.json"
+    spec_path.write_text('{"model": ')
+    with pytest.raises(ValueError) as info:
+        bundle.load_bundle(copy)
+    assert str(info.value).startswith(
+        f"{spec_path}: not valid JSON (Expecting value: line 1 column 11 (char 10)); rebuild"
+    )
+    spec_path.write_text("[1, 2]")
+    with pytest.raises(ValueError, match=r"bundle.json: must be a JSON object, got list$"):
+        bundle.load_bundle(copy)
+
+
+def test_score_command_names_the_bad_field(
+    pipeline: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from stages import score
+
+    _model_beside_the_bundle(tmp_path, pipeline)
+    copy = edited_copy(pipeline, tmp_path, _set("model.file", "../../models/model.keras"))
+    raw = tmp_path / "new.csv"
+    raw.write_text("example_id," + ",".join(f"f{j}" for j in range(DIM)) + "\n")
+    with caplog.at_level(logging.ERROR), pytest.raises(SystemExit) as info:
+        score.main(
+            ["--bundle", str(copy), "--input", str(raw), "--output", str(tmp_path / "o.csv")]
+        )
+    assert info.value.code == 1
+    assert f"{copy / 'bundle.json'}: model.file is '../../models/model.keras'" in caplog.text
+    assert "KeyError" not in caplog.text and not (tmp_path / "o.csv").exists()
