@@ -33,14 +33,14 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from stages import contract
-from stages.common import atomic_directory, load_params, setup_logging, write_json
+from stages.common import atomic_directory, load_params, run_main, setup_logging, write_json
 from stages.rawio import (
     DUPLICATE_ID,
     EMPTY_EXAMPLE,
     ON_ERROR,
     UNREADABLE_FILE,
     Example,
-    RawDataError,
+    FileTally,
     RawReader,
     Reject,
     RejectsFile,
@@ -105,25 +105,59 @@ class IngestConfig:
 
 @dataclass
 class SourceCounts:
-    """Reconciliation counters of one source."""
+    """Reconciliation counters of one source.
+
+    What was read (``examples_read``, ``rows_read``) is counted by the reader from the
+    files (``rawio.FileTally``), apart from what was written or rejected, so a lost
+    example shows as a difference. Rejects of a whole file (wrong header, empty,
+    unreadable between examples) are ``files_rejected``: they hold no example.
+    """
 
     files: int = 0
     bytes_read: int = 0
+    examples_read: int = 0
+    rows_read: int = 0
+    blank_lines: int = 0
     examples_written: int = 0
     examples_rejected: int = 0
     rows_written: int = 0
     rows_rejected: int = 0
+    files_rejected: int = 0
     rejected_by_reason: Counter = field(default_factory=Counter)
+
+    def add_tally(self, tally: FileTally) -> None:
+        self.examples_read += tally.examples
+        self.rows_read += tally.rows
+        self.blank_lines += tally.blank_lines
+
+    def add_reject(self, reject: Reject) -> None:
+        if reject.scope == "file":
+            self.files_rejected += 1
+        else:
+            self.examples_rejected += 1
+            self.rows_rejected += reject.n_rows
+        self.rejected_by_reason[reject.reason] += 1
+
+    @property
+    def reconciled(self) -> bool:
+        return (
+            self.examples_read == self.examples_written + self.examples_rejected
+            and self.rows_read == self.rows_written + self.rows_rejected
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "files": self.files,
             "bytes_read": self.bytes_read,
-            "examples_read": self.examples_written + self.examples_rejected,
+            "examples_read": self.examples_read,
             "examples_written": self.examples_written,
             "examples_rejected": self.examples_rejected,
+            "rows_read": self.rows_read,
             "rows_written": self.rows_written,
             "rows_rejected": self.rows_rejected,
+            "blank_lines": self.blank_lines,
+            "files_rejected": self.files_rejected,
+            "reconciled": self.reconciled,
             "rejected_by_reason": dict(sorted(self.rejected_by_reason.items())),
         }
 
@@ -135,6 +169,7 @@ class IngestResult:
     counts: dict[str, SourceCounts]
     dim: int | None
     failure: Reject | None = None
+    written: int = 0  # examples written, all sources
 
 
 def ingest_sources(
@@ -166,9 +201,7 @@ def ingest_sources(
                 for item in reader.read_file(spec, path, fmt):
                     progress.update()
                     if isinstance(item, Reject):
-                        count.examples_rejected += 1
-                        count.rows_rejected += item.n_rows
-                        count.rejected_by_reason[item.reason] += 1
+                        count.add_reject(item)
                         on_reject(item)
                         if config.on_error == "fail":
                             result.failure = item
@@ -179,18 +212,14 @@ def ingest_sources(
                     _add(writer, item, spec)
                     count.examples_written += 1
                     count.rows_written += item.n_rows
+                    result.written += 1
+                count.add_tally(reader.tallies[-1])
                 if result.failure is not None:
                     break
             progress.close()
             if result.failure is not None:
                 break
             log.info("%s: %s", spec.name, count.as_dict())
-        if result.failure is None and reader.dim is None:
-            raise ValueError(
-                "no readable input: cannot tell the feature dimension; check the sources"
-            )
-        if writer is None and result.failure is None:
-            writer = _open_writer(out_dir, reader.dim, config)
         if writer is not None:
             writer.close()
     except BaseException:
@@ -238,6 +267,7 @@ class _FileItems:
     items: list[tuple[str, int, int] | Reject]
     dim_known: list[bool]
     dim: int | None
+    tally: FileTally | None = None
 
 
 def _read_file_task(task: _FileTask) -> _FileItems:
@@ -272,7 +302,7 @@ def _read_file_task(task: _FileTask) -> _FileItems:
         if writer is not None:
             writer.__exit__(*sys.exc_info())
         raise
-    return _FileItems(items=items, dim_known=dim_known, dim=reader.dim)
+    return _FileItems(items=items, dim_known=dim_known, dim=reader.dim, tally=reader.tallies[-1])
 
 
 def _add(writer: contract.DatasetWriter, item: Example, spec: SourceSpec) -> None:
@@ -409,14 +439,10 @@ def ingest_parallel(
             pool.shutdown(wait=True, cancel_futures=True)
             shutil.rmtree(spill_root, ignore_errors=True)
             raise
-        if result.failure is not None:
+        if result.failure is not None or result.written == 0:
             pool.shutdown(wait=True, cancel_futures=True)
             shutil.rmtree(spill_root, ignore_errors=True)
             return result
-        if dim is None:
-            raise ValueError(
-                "no readable input: cannot tell the feature dimension; check the sources"
-            )
         result.dim = dim
         shards = _plan_shards(tasks, kept, out_dir, dim, config)
         list(tqdm(pool.map(_write_shard_task, shards), total=len(shards), desc="write shards",
@@ -437,6 +463,7 @@ def _replay(
 ) -> np.ndarray:
     """Replay one file's items in order as the serial loop would; return kept spill indices."""
     kind = "row" if task.fmt == "parquet" else "line"
+    count.add_tally(done.tally)
     kept: list[int] = []
     spilled = -1
     for item, dim_known in zip(done.items, done.dim_known, strict=True):
@@ -466,10 +493,9 @@ def _replay(
             kept.append(spilled)
             count.examples_written += 1
             count.rows_written += n_rows
+            result.written += 1
             continue
-        count.examples_rejected += 1
-        count.rows_rejected += reject.n_rows
-        count.rejected_by_reason[reject.reason] += 1
+        count.add_reject(reject)
         on_reject(reject)
         if config.on_error == "fail":
             result.failure = reject
@@ -518,36 +544,65 @@ def _open_writer(out_dir: Path, dim: int, config: IngestConfig) -> contract.Data
 
 
 def reconcile(result: IngestResult, config: IngestConfig) -> dict[str, Any]:
-    """The metrics: examples read = written + rejected, overall, per source and per reason."""
+    """The metrics: read (counted from the files) = written + rejected, per source and reason.
+
+    After a fail-mode stop only part of the input was read and nothing was written:
+    ``examples_written`` is 0, ``examples_valid_before_stop`` says how many passed before
+    the bad one, and ``reconciled`` is null (the reader stopped inside a file).
+    """
     sources = {name: c.as_dict() for name, c in result.counts.items()}
     by_reason: Counter = Counter()
     for c in result.counts.values():
         by_reason.update(c.rejected_by_reason)
-    total = {
-        key: sum(s[key] for s in sources.values())
-        for key in (
-            "files",
-            "bytes_read",
-            "examples_read",
-            "examples_written",
-            "examples_rejected",
-            "rows_written",
-            "rows_rejected",
-        )
-    }
+    keys = ("files", "bytes_read", "examples_read", "examples_written", "examples_rejected",
+            "rows_read", "rows_written", "rows_rejected", "blank_lines", "files_rejected")  # fmt: skip
+    total = {key: sum(s[key] for s in sources.values()) for key in keys}
+    reconciled = all(c.reconciled for c in result.counts.values())
+    failed = result.failure is not None
+    if failed:
+        total["examples_valid_before_stop"] = total["examples_written"]
+        total["examples_written"] = total["rows_written"] = 0
+        for s in sources.values():
+            s["examples_written"] = s["rows_written"] = 0
+            s["reconciled"] = None
     return {
-        "status": "failed" if result.failure else "ok",
-        "error": result.failure.message if result.failure else None,
+        "status": "failed" if failed or result.written == 0 or not reconciled else "ok",
+        "error": result.failure.message if failed else None,
         "on_error": config.on_error,
         "dtype": config.dtype,
         "dim": result.dim,
         **total,
-        "rows_read": total["rows_written"] + total["rows_rejected"],
-        "reconciled": total["examples_read"]
-        == total["examples_written"] + total["examples_rejected"],
+        "reconciled": None if failed else reconciled,
         "rejected_by_reason": dict(sorted(by_reason.items())),
         "sources": sources,
     }
+
+
+def _not_reconciled(metrics: dict[str, Any]) -> str:
+    """The message of an ingest whose counts do not add up (a bug: something was lost)."""
+    parts = [
+        f"{name}: read {s['examples_read']} examples / {s['rows_read']} rows, wrote "
+        f"{s['examples_written']} / {s['rows_written']}, rejected {s['examples_rejected']} / "
+        f"{s['rows_rejected']}"
+        for name, s in metrics["sources"].items()
+        if not s["reconciled"]
+    ]
+    return "examples were lost between reading and writing (please report this bug): " + (
+        "; ".join(parts)
+    )
+
+
+def _nothing_written(metrics: dict[str, Any], rejects: Path) -> str:
+    reasons = ", ".join(f"{k}: {v}" for k, v in metrics["rejected_by_reason"].items()) or "none"
+    return (
+        f"no valid example in any source: {metrics['examples_read']} examples read, all "
+        f"rejected, and {metrics['files_rejected']} files rejected whole (by reason: {reasons}); "
+        f"see {rejects}"
+    )
+
+
+class _Stop(Exception):
+    """Leave the dataset folder as it was: the run failed."""
 
 
 def _dir_bytes(path: Path) -> int:
@@ -578,22 +633,34 @@ def main(argv: list[str] | None = None) -> None:
         try:
             with atomic_directory(args.out) as tmp:
                 result = ingest_sources(config, tmp, on_reject=rejects.write)
-                if result.failure is not None:
-                    raise RawDataError(result.failure)
-        except RawDataError:
+                metrics = reconcile(result, config)
+                if metrics["status"] != "ok":  # the previous dataset, if any, stays
+                    raise _Stop
+        except _Stop:
             pass
     seconds = time.perf_counter() - start
-    metrics = reconcile(result, config)
     # No timings here: metrics are compared across branches and must be deterministic.
     # Throughput is measured by benchmarks/bench_ingest.py.
-    metrics["bytes_written"] = _dir_bytes(args.out) if result.failure is None else 0
-    write_json(args.metrics, metrics)
+    metrics["bytes_written"] = _dir_bytes(args.out) if metrics["status"] == "ok" else 0
     if result.failure is not None:
-        log.error("ingest failed (on_error: fail): %s", result.failure.message)
+        write_json(args.metrics, metrics)
         log.error(
-            "set ingest.on_error: quarantine to write bad examples to %s and go on", args.rejects
+            "ingest failed (on_error: fail): %s (set ingest.on_error: quarantine to write bad "
+            "examples to %s and go on)",
+            result.failure.message,
+            args.rejects,
         )
         sys.exit(1)
+    if metrics["status"] != "ok":
+        message = (
+            _not_reconciled(metrics) if not metrics["reconciled"]
+            else _nothing_written(metrics, args.rejects)
+        )  # fmt: skip
+        metrics["error"] = message
+        write_json(args.metrics, metrics)
+        log.error("ingest failed: %s", message)
+        sys.exit(1)
+    write_json(args.metrics, metrics)
     log.info(
         "wrote %d examples (%d rejected) to %s in %.1fs",
         metrics["examples_written"],
@@ -604,4 +671,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -41,6 +41,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from stages.contract import EXAMPLE_ID, GROUP, LABEL, TRUE_LABEL
+from stages.csvrecords import iter_record_blocks
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ EMPTY_EXAMPLE = "empty_example"
 DIM_MISMATCH = "dim_mismatch"
 BAD_JSON = "bad_json"
 UNREADABLE_FILE = "unreadable_file"
+EMPTY_FILE = "empty_file"
 REASONS = (
     WRONG_COLUMNS,
     NON_NUMERIC,
@@ -92,6 +94,7 @@ REASONS = (
     DIM_MISMATCH,
     BAD_JSON,
     UNREADABLE_FILE,
+    EMPTY_FILE,
 )
 # Row-level codes as small integers, for vectorised checks (0 = row is fine).
 _ROW_CODES = (None, DIM_MISMATCH, MISSING_ID, MISSING_GROUP, BAD_LABEL, NON_NUMERIC, NON_FINITE,
@@ -197,6 +200,9 @@ class Reject:
     # Where the rejected example tried to claim its example_id (first row or line); None when
     # it never did. Parallel ingest uses it to redo cross-file duplicate checks in file order.
     claimed_at: int | None = None
+    # "example": one example (its rows, if any, are n_rows); "file": a file rejected before or
+    # after its examples (wrong header, empty, unreadable between examples), no example in it.
+    scope: str = "example"
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -207,6 +213,7 @@ class Reject:
             "reason": self.reason,
             "message": self.message,
             "n_rows": self.n_rows,
+            "scope": self.scope,
         }
 
 
@@ -274,14 +281,21 @@ def list_files(spec: SourceSpec) -> list[tuple[Path, str]]:
 
 
 def _parse_label(value: Any) -> int | None:
-    """0 or 1 from a number or numeric string; None for anything else."""
-    if value is None or isinstance(value, bool):
+    """0 or 1 from a number, a boolean, or its text (``"1"``, ``"1.0"``, ``"true"``); else None."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, str) and value.strip().lower() in _BOOL_TEXT:
+        return _BOOL_TEXT[value.strip().lower()]
+    if value is None:
         return None
     try:
         number = float(value)
     except (TypeError, ValueError):
         return None
     return int(number) if number in (0.0, 1.0) else None
+
+
+_BOOL_TEXT = {"true": 1, "false": 0}
 
 
 def _column_to_float(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -341,6 +355,9 @@ def _labels_to_codes(arr: pa.Array | None, n: int, *, optional: bool) -> np.ndar
     missing = arr.is_null().to_numpy(zero_copy_only=False)
     if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
         missing = missing | pc.equal(arr, "").fill_null(True).to_numpy(zero_copy_only=False)
+        text = pc.utf8_lower(pc.utf8_trim_whitespace(arr))
+        for word, code in _BOOL_TEXT.items():
+            codes[pc.equal(text, word).fill_null(False).to_numpy(zero_copy_only=False)] = code
     codes[missing] = -1 if optional else -2
     return codes
 
@@ -401,6 +418,8 @@ class RawReader:
         required_roles: Sequence[str] = REQUIRED_ROLES,
         dim_owner: str = "the dataset",
         dim_origin: str | None = None,
+        csv_block_bytes: int | None = None,
+        reject_empty_files: bool = True,
     ) -> None:
         if chunk_rows < 1:
             raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows!r}")
@@ -413,6 +432,12 @@ class RawReader:
                 f"got {required_roles!r}"
             )
         self.chunk_rows = chunk_rows
+        # A file with no example: an ``empty_file`` reject (ingest), or a warning (scoring,
+        # where an empty batch is normal).
+        self.reject_empty_files = reject_empty_files
+        # CSV bytes cut per block: about chunk_rows / 16 lines of 700 numbers, as many rows as
+        # a chunk's readahead held before (a longer record makes its block longer).
+        self._csv_block_bytes = csv_block_bytes or chunk_rows * 384
         self.dim = dim
         self.dim_origin = (dim_origin or "the dim argument") if dim is not None else None
         self.dim_owner = dim_owner
@@ -423,6 +448,7 @@ class RawReader:
         self.labels_required = LABEL in required_roles
         self.groups_required = GROUP in required_roles
         self.rows_read = 0
+        self.tallies: list[FileTally] = []  # one per file read, in order
         self._seen: dict[str, int] = {}
         self._files: list[tuple[str, str]] = []  # (source, file) by index, for duplicate messages
 
@@ -436,7 +462,32 @@ class RawReader:
         """Every example and reject of one file; an unreadable file ends in an ``unreadable_file`` reject."""
         self._files.append((spec.name, str(path)))
         kind = "row" if fmt == "parquet" else "line"
-        state = _FileState(spec=spec, file=str(path), file_index=len(self._files) - 1, kind=kind)
+        tally = FileTally(source=spec.name, file=str(path))
+        self.tallies.append(tally)
+        state = _FileState(
+            spec=spec, file=str(path), file_index=len(self._files) - 1, kind=kind, tally=tally
+        )
+        for item in self._read_items(spec, path, fmt, state):
+            tally.items += 1
+            yield item
+        tally.rows, tally.examples = state.rows, state.examples
+        tally.blank_lines = state.blank_lines
+        if tally.items == 0:
+            what = "0 bytes" if path.stat().st_size == 0 else "no data rows"
+            reject = self._reject(
+                state, None, EMPTY_FILE, None, f"file holds no example ({what})", scope="file"
+            )
+            if self.reject_empty_files:
+                yield reject
+            else:
+                log.warning("%s", reject.message)
+        tally.complete = True
+
+    def _read_items(
+        self, spec: SourceSpec, path: Path, fmt: str, state: _FileState
+    ) -> Iterator[Example | Reject]:
+        if path.stat().st_size == 0:
+            return
         reader = {"csv": self._csv_chunks, "parquet": self._parquet_chunks, "jsonl": self._jsonl}[
             fmt
         ]
@@ -479,6 +530,8 @@ class RawReader:
             example_id = ids[s]
             pending = state.pending
             if pending is None or example_id != pending.example_id:
+                if not isinstance(chunk, _Whole):  # JSON Lines count their lines instead
+                    state.examples += 1
                 yield from self._flush(state)
                 pending = state.pending = self._start(example_id, int(chunk.positions[s]), state)
             self._extend(pending, chunk, s, e)
@@ -559,8 +612,10 @@ class RawReader:
             position=pending.position,
         )
 
-    def _reject(self, state, example_id, reason, position, problem, *, n_rows=0) -> Reject:
-        return make_reject(
+    def _reject(
+        self, state, example_id, reason, position, problem, *, n_rows=0, scope="example"
+    ) -> Reject:
+        reject = make_reject(
             source=state.spec.name,
             file=state.file,
             position_kind=state.kind,
@@ -570,6 +625,8 @@ class RawReader:
             problem=problem,
             n_rows=n_rows,
         )
+        reject.scope = scope
+        return reject
 
     def _unreadable(self, state: _FileState, exc: BaseException) -> Iterator[Reject]:
         pending, state.pending = state.pending, None
@@ -586,6 +643,7 @@ class RawReader:
             position,
             problem,
             n_rows=pending.n_rows if pending else 0,
+            scope="example" if pending else "file",
         )
         reject.claimed_at = pending.position if example_id is not None else None
         yield reject
@@ -748,6 +806,7 @@ class RawReader:
                 return self._reject(
                     state, None, WRONG_COLUMNS, state.first_position,
                     f"no column {wanted!r} for {role} (file has {len(names)} columns: {names[:8]}...)",
+                    scope="file",
                 )  # fmt: skip
             roles[role] = index
         used = {i for i in roles.values() if i is not None}
@@ -762,12 +821,14 @@ class RawReader:
                     feature_idx.append(names.index(f))
                 else:
                     return self._reject(
-                        state, None, WRONG_COLUMNS, state.first_position, f"no feature column {f!r}"
-                    )
+                        state, None, WRONG_COLUMNS, state.first_position,
+                        f"no feature column {f!r}", scope="file",
+                    )  # fmt: skip
         if not feature_idx:
             return self._reject(
-                state, None, WRONG_COLUMNS, state.first_position, "no feature columns"
-            )
+                state, None, WRONG_COLUMNS, state.first_position, "no feature columns",
+                scope="file",
+            )  # fmt: skip
         return roles, feature_idx
 
     def _parquet_chunks(
@@ -804,47 +865,54 @@ class RawReader:
     def _csv_chunks(
         self, spec: SourceSpec, path: Path, state: _FileState
     ) -> Iterator[_Chunk | Reject]:
+        """Blocks of whole records (csvrecords) parsed by pyarrow; positions are physical lines."""
         state.first_position = 1
+        roles = feature_idx = None
+        n_cols = 0
         with pa.input_stream(str(path), compression="detect") as stream:
-            head = stream.read(1 << 20)
-        if not head:
-            return
-        sample_lines = head.split(b"\n")
-        first = next(
-            csv.reader([sample_lines[0].decode("utf-8").rstrip("\r")], delimiter=spec.delimiter)
-        )
-        n_cols = len(first)
-        names = first if spec.header else [str(i) for i in range(n_cols)]
-        resolved = self._resolve_columns(spec, names, state)
-        if isinstance(resolved, Reject):
-            yield resolved
-            return
-        roles, feature_idx = resolved
-        self._check_dim(len(feature_idx), state)
-        state.feature_names = [names[j] for j in feature_idx]
-        complete = sample_lines[:-1] if len(sample_lines) > 1 else sample_lines
-        line_bytes = max(1, sum(len(s) + 1 for s in complete) // max(1, len(complete)))
-        longest = max(len(s) + 1 for s in complete)
-        # pyarrow cuts CSV into byte blocks and reads a fixed number of blocks ahead; blocks
-        # of chunk_rows / 16 lines keep that readahead at about one chunk of memory.
-        block_size = int(min(max(self.chunk_rows * line_bytes // 16, 8 * longest), 1 << 30))
+            blocks = iter_record_blocks(
+                stream, delimiter=spec.delimiter, block_bytes=self._csv_block_bytes
+            )
+            for block in blocks:
+                state.blank_lines += block.blank_lines
+                if roles is None and len(block):
+                    first = next(
+                        csv.reader([block.record(0).decode("utf-8")], delimiter=spec.delimiter)
+                    )
+                    n_cols = len(first)
+                    state.first_position = int(block.lines[0])
+                    names = first if spec.header else [str(i) for i in range(n_cols)]
+                    resolved = self._resolve_columns(spec, names, state)
+                    if isinstance(resolved, Reject):
+                        yield resolved
+                        return
+                    roles, feature_idx = resolved
+                    self._check_dim(len(feature_idx), state)
+                    state.feature_names = [names[j] for j in feature_idx]
+                    if spec.header:
+                        block = block.drop_first()
+                if len(block):
+                    yield from self._csv_block(spec, block, roles, feature_idx, n_cols, state)
+
+    def _csv_block(self, spec, block, roles, feature_idx, n_cols, state) -> Iterator[_Chunk]:
+        """Parse one block of whole records; a record with the wrong field count rejects its example."""
         internal = [f"c{i}" for i in range(n_cols)]
         invalid: list[tuple[int, str, int]] = []
 
         def on_invalid(row) -> str:
-            invalid.append((int(row.number), row.text, int(row.actual_columns)))
+            invalid.append((int(row.number) - 1, row.text, int(row.actual_columns)))
             return "skip"
 
-        reader = pacsv.open_csv(
-            str(path),
+        table = pacsv.read_csv(
+            pa.py_buffer(block.data),
             read_options=pacsv.ReadOptions(
-                use_threads=False,
-                block_size=block_size,
-                column_names=internal,
-                skip_rows=1 if spec.header else 0,
+                use_threads=False, block_size=len(block.data) + 1, column_names=internal
             ),
             parse_options=pacsv.ParseOptions(
-                delimiter=spec.delimiter, invalid_row_handler=on_invalid, ignore_empty_lines=False
+                delimiter=spec.delimiter,
+                invalid_row_handler=on_invalid,
+                newlines_in_values=True,
+                ignore_empty_lines=False,
             ),
             convert_options=pacsv.ConvertOptions(
                 column_types={c: pa.string() for c in internal},
@@ -852,30 +920,29 @@ class RawReader:
                 quoted_strings_can_be_null=False,
             ),
         )
-        next_line = 2 if spec.header else 1
-        done = 0  # invalid rows already merged
-        for batch in reader:
-            n = batch.num_rows
-            lines = next_line + np.arange(n, dtype=np.int64)
-            skipped = [t for t in invalid[done:]]
-            for number, _, _ in sorted(skipped):
-                lines[lines >= number] += 1
-            last = int(lines[-1]) if n else next_line - 1
-            merged = [t for t in skipped if t[0] <= last]
-            done += len(merged)
-            chunk = self._table_chunk(batch, roles, feature_idx, lines, state)
-            cut = 0
-            for number, text, actual in sorted(merged):
-                at = int(np.searchsorted(lines, number))
+        if table.num_rows + len(invalid) != len(block):
+            raise pa.ArrowInvalid(
+                f"CSV quoting could not be read consistently between lines "
+                f"{int(block.lines[0])} and {int(block.lines[-1])}"
+            )
+        state.rows += len(block)
+        state.last_position = int(block.lines[-1])
+        bad = np.zeros(len(block), bool)
+        bad[[i for i, _, _ in invalid]] = True
+        lines = block.lines[~bad]
+        batch = table.combine_chunks().to_batches()
+        chunk = self._table_chunk(batch[0], roles, feature_idx, lines, state) if batch else None
+        cut = 0
+        for index, text, actual in invalid:
+            at = index - int(np.count_nonzero(bad[:index]))  # rows of the table before it
+            if chunk is not None:
                 yield self._slice(chunk, cut, at)
-                yield self._invalid_row_chunk(spec, roles, number, text, actual, n_cols, state)
-                cut = at
-            yield self._slice(chunk, cut, n)
-            state.rows += n + len(merged)
-            state.last_position = last
-            next_line = last + 1
-        for number, text, actual in sorted(invalid[done:]):
-            yield self._invalid_row_chunk(spec, roles, number, text, actual, n_cols, state)
+            yield self._invalid_row_chunk(
+                spec, roles, int(block.lines[index]), text, actual, n_cols, state
+            )
+            cut = at
+        if chunk is not None:
+            yield self._slice(chunk, cut, len(chunk))
 
     @staticmethod
     def _slice(chunk: _Chunk, lo: int, hi: int) -> _Chunk:
@@ -916,7 +983,9 @@ class RawReader:
             for line_no, line in enumerate(f, start=1):
                 state.last_position = line_no
                 if not line.strip():
+                    state.blank_lines += 1
                     continue
+                state.examples += 1
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError as exc:
@@ -943,6 +1012,7 @@ class RawReader:
         example_id = record.get(EXAMPLE_ID)
         example_id = None if example_id in (None, "") else str(example_id)
         rows = record.get("rows")
+        state.rows += _len(rows)
         if example_id is None:
             return self._reject(
                 state, None, MISSING_ID, line_no, "missing example_id", n_rows=_len(rows)
@@ -992,15 +1062,17 @@ class RawReader:
                     f"(set by {self.dim_origin})"
                 )
             codes = np.full(n, _CODE[code], np.int8)
-            return _Chunk(
-                ids=np.array([example_id] * n, object),
-                groups=np.array([group] * n, object),
-                labels=np.full(n, label_code, np.int8),
-                true_labels=np.full(n, true_label, np.int8),
-                features=np.zeros((n, 0)),
-                positions=np.full(n, line_no, np.int64),
-                codes=codes,
-                describe=lambda i: problem,
+            return _Whole(
+                _Chunk(
+                    ids=np.array([example_id] * n, object),
+                    groups=np.array([group] * n, object),
+                    labels=np.full(n, label_code, np.int8),
+                    true_labels=np.full(n, true_label, np.int8),
+                    features=np.zeros((n, 0)),
+                    positions=np.full(n, line_no, np.int64),
+                    codes=codes,
+                    describe=lambda i: problem,
+                )
             )
         if all(type(v) in _NUMBER for r in rows for v in r):
             features = np.array(rows, np.float64)
@@ -1037,15 +1109,38 @@ class _Whole(_Chunk):
 
 
 @dataclass
+class FileTally:
+    """What the reader took from one file, counted apart from what it made of it.
+
+    ``rows``: data rows (CSV: records found by the byte scanner, header and blank lines
+    excluded; Parquet: rows of the batches read; JSON Lines: the rows inside its
+    examples). ``examples``: runs of consecutive rows sharing an example_id (JSON Lines:
+    non-blank lines). The examples written plus the example rejects must add up to
+    both, or something was lost. ``complete``: the file was read to its end.
+    """
+
+    source: str
+    file: str
+    rows: int = 0
+    examples: int = 0
+    blank_lines: int = 0
+    items: int = 0
+    complete: bool = False
+
+
+@dataclass
 class _FileState:
     spec: SourceSpec
     file: str
     file_index: int
     kind: str
+    tally: FileTally | None = None
+    examples: int = 0
     pending: _Pending | None = None
     rows: int = 0
     last_position: int | None = None
     first_position: int | None = None
+    blank_lines: int = 0
     dim_ok: bool = True
     file_dim: int | None = None
     feature_names: list[str] | None = None

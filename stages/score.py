@@ -228,12 +228,28 @@ class ScoreSummary:
     expected_cost: float = 0.0
     rows: int = 0
     seconds: float = 0.0
+    # Counted by the reader from the files (rawio.FileTally), apart from what was scored.
+    examples_read: int = 0
+    rows_read: int = 0
+    rows_rejected: int = 0
+    files_rejected: int = 0
+
+    @property
+    def reconciled(self) -> bool:
+        return (
+            self.examples_read == self.scored + self.rejected
+            and self.rows_read == self.rows + self.rows_rejected
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "examples_read": self.scored + self.rejected,
+            "examples_read": self.examples_read,
             "examples_scored": self.scored,
             "examples_rejected": self.rejected,
+            "files_rejected": self.files_rejected,
+            "rows_read": self.rows_read,
+            "rows_rejected": self.rows_rejected,
+            "reconciled": self.reconciled,
             "rejected_by_reason": dict(sorted(self.rejected_by_reason.items())),
             "decided_positive": self.positives,
             "expected_cost_total": self.expected_cost,
@@ -352,6 +368,7 @@ def score_source(
         required_roles=(contract.EXAMPLE_ID,),
         dim_owner="the model bundle",
         dim_origin=str(spec_file),
+        reject_empty_files=False,
     )
     summary = ScoreSummary()
     pool_ids: list[str] = []
@@ -383,7 +400,11 @@ def score_source(
         for item in reader.read_source(spec):
             bar.update()
             if isinstance(item, Reject):
-                summary.rejected += 1
+                if item.scope == "file":
+                    summary.files_rejected += 1
+                else:
+                    summary.rejected += 1
+                    summary.rows_rejected += item.n_rows
                 summary.rejected_by_reason[item.reason] += 1
                 on_reject(item)
                 if on_error == "fail" or item.reason == DIM_MISMATCH:
@@ -396,6 +417,15 @@ def score_source(
         flush()
     finally:
         bar.close()
+    summary.examples_read = sum(t.examples for t in reader.tallies)
+    summary.rows_read = sum(t.rows for t in reader.tallies)
+    if not summary.reconciled:
+        raise RuntimeError(
+            f"examples were lost between reading and scoring (please report this bug): read "
+            f"{summary.examples_read} examples / {summary.rows_read} rows, scored "
+            f"{summary.scored} / {summary.rows}, rejected {summary.rejected} / "
+            f"{summary.rows_rejected}"
+        )
     summary.seconds = time.perf_counter() - started
     return summary
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import gzip
 import json
 from pathlib import Path
@@ -15,63 +14,17 @@ import pytest
 import yaml
 
 from stages import contract, ingest
-from stages.rawio import Example, RawReader, Reject, SourceSpec
-
-DIM = 8
-NAMES = ["example_id", "group", "label", "true_label"] + [f"f{j}" for j in range(DIM)]
-
-
-def make_examples(n: int = 6, *, prefix: str = "e", seed: int = 0) -> list[dict[str, Any]]:
-    """Tiny examples with 1-4 rows each, both labels, a few groups; values exact in float16."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for i in range(n):
-        rows = rng.integers(-64, 64, size=(int(rng.integers(1, 5)), DIM)) / 8.0
-        out.append(
-            {
-                "example_id": f"{prefix}{i}",
-                "group": f"g{i // 2}",
-                "label": i % 2,
-                "true_label": (i // 2) % 2,
-                "rows": rows,
-            }
-        )
-    return out
-
-
-def long_rows(examples: list[dict[str, Any]]) -> list[list[Any]]:
-    return [
-        [ex["example_id"], ex["group"], ex["label"], ex["true_label"], *map(float, row)]
-        for ex in examples
-        for row in ex["rows"]
-    ]
-
-
-def write_csv(path: Path, rows: list[list[Any]], *, header: list[str] | None = NAMES) -> Path:
-    opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "wt", newline="") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        if header is not None:
-            writer.writerow(header)
-        writer.writerows(rows)
-    return path
-
-
-def write_parquet(path: Path, rows: list[list[Any]], names: list[str] = NAMES) -> Path:
-    table = pa.Table.from_pylist([dict(zip(names, r, strict=True)) for r in rows])
-    pq.write_table(table, path, row_group_size=5)
-    return path
-
-
-def write_jsonl(path: Path, records: list[Any]) -> Path:
-    with open(path, "w") as f:
-        for r in records:
-            f.write((r if isinstance(r, str) else json.dumps(r)) + "\n")
-    return path
-
-
-def jsonl_records(examples: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{**ex, "rows": ex["rows"].tolist()} for ex in examples]
+from stages.rawio import Example, RawReader, Reject, SourceSpec, csv_text
+from tests.rawfiles import (
+    DIM,
+    NAMES,
+    jsonl_records,
+    long_rows,
+    make_examples,
+    write_csv,
+    write_jsonl,
+    write_parquet,
+)
 
 
 def read_all(path: Path, *, chunk_rows: int = 3, **spec: Any) -> list[Example | Reject]:
@@ -596,7 +549,9 @@ def test_fail_mode_stops_with_message_and_keeps_previous_dataset(tmp_path: Path)
     code, metrics, rejects = run_ingest(tmp_path, messy_sources(tmp_path))
     assert code == 1 and metrics["status"] == "failed"
     assert "a.csv, line 2: example 'e0': label must be 0 or 1, got '7'" in metrics["error"]
-    assert metrics["examples_rejected"] == 1 and metrics["reconciled"]
+    # Nothing was written, and the reader stopped inside a file: no claim of reconciliation.
+    assert metrics["examples_rejected"] == 1 and metrics["reconciled"] is None
+    assert metrics["examples_written"] == 0 and metrics["bytes_written"] == 0
     assert len(rejects) == 1 and rejects[0]["reason"] == "bad_label" and rejects[0]["line"] == 2
     assert {p.name: p.read_bytes() for p in contract.shard_paths(tmp_path / "dataset")} == before
     assert not list(tmp_path.glob(".dataset.*"))  # no temporary folder left behind
@@ -632,4 +587,194 @@ def test_missing_source_path_fails_with_metrics(tmp_path: Path) -> None:
     )
     assert code == 1 and rejects == []
     assert metrics["status"] == "failed" and "nowhere does not exist" in metrics["error"]
+    assert not (tmp_path / "dataset").exists()
+
+
+# ----------------------------------------------------------------------------- traps of real exports
+def _trap_csv(path: Path, rows: list[list[Any]], *, bom: bool = False, tail: str = "") -> Path:
+    """CSV text written with Python's csv module (which quotes newlines), optionally BOM'd."""
+    text = ("\ufeff" if bom else "") + ",".join(NAMES) + "\n" + csv_text(rows) + tail
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _assert_all_written(metrics: dict, rejects: list, n: int) -> None:
+    assert rejects == []
+    assert metrics["status"] == "ok" and metrics["reconciled"] is True
+    assert metrics["examples_read"] == metrics["examples_written"] == n
+
+
+def test_a_long_field_after_the_first_mib_loses_nothing(tmp_path: Path) -> None:
+    examples = make_examples(4000, seed=3)
+    examples[3000]["example_id"] = "e3000-" + "x" * 200_000  # a 200 KB id, far past 1 MiB
+    path = _trap_csv(tmp_path / "long.csv", long_rows(examples))
+    assert path.stat().st_size > 1 << 20
+    code, metrics, rejects = run_ingest(
+        tmp_path, {"s": {"path": str(path), "negative_rate": 1.0}}, on_error="quarantine"
+    )
+    assert code == 0
+    _assert_all_written(metrics, rejects, 4000)
+    ids = contract.read_metadata(tmp_path / "dataset")["example_id"].to_pylist()
+    assert ids == [ex["example_id"] for ex in examples]
+
+
+def test_quoted_newlines_in_ids_lose_nothing_and_lines_stay_physical(tmp_path: Path) -> None:
+    examples = make_examples(3000, seed=4)
+    for ex in examples:
+        ex["example_id"] = ex["example_id"] + "\nsecond line"  # legal CSV: quoted newline
+    rows = long_rows(examples)
+    path = _trap_csv(tmp_path / "nl.csv", rows)
+    code, metrics, rejects = run_ingest(
+        tmp_path, {"s": {"path": str(path), "negative_rate": 1.0}}, on_error="quarantine"
+    )
+    assert code == 0
+    _assert_all_written(metrics, rejects, 3000)
+    got = contract.read_metadata(tmp_path / "dataset")["example_id"].to_pylist()
+    assert got == [ex["example_id"] for ex in examples]
+    # A bad label in the last example: its line is the physical line (each row takes two).
+    rows[-1][2] = 7
+    _trap_csv(path, rows)
+    code, metrics, rejects = run_ingest(
+        tmp_path, {"s": {"path": str(path), "negative_rate": 1.0}}, on_error="quarantine"
+    )
+    physical = path.read_text().count("\n")  # the last row starts two lines before the end
+    assert [r["line"] for r in rejects] == [physical - 1]
+    assert (
+        path.read_text()
+        .splitlines()[physical - 2]
+        .startswith(f'"{examples[-1]["example_id"]}'.split("\n")[0])
+    )
+    assert f"line {physical - 1}: example " in rejects[0]["message"]
+    assert "label must be 0 or 1, got '7'" in rejects[0]["message"]
+    assert metrics["reconciled"] is True and metrics["examples_written"] == 2999
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_column(tmp_path: Path) -> None:
+    examples = make_examples(5)
+    path = _trap_csv(tmp_path / "excel.csv", long_rows(examples), bom=True)
+    code, metrics, rejects = run_ingest(tmp_path, {"s": {"path": str(path), "negative_rate": 1.0}})
+    assert code == 0
+    _assert_all_written(metrics, rejects, 5)
+    assert_dataset_matches(tmp_path / "dataset", examples, source="s", rate=1.0)
+
+
+def test_blank_lines_reject_nothing(tmp_path: Path) -> None:
+    examples = make_examples(4)
+    rows = long_rows(examples)
+    n0 = len(examples[0]["rows"])
+    text = csv_text(rows[:n0]) + "\n  \r\n" + csv_text(rows[n0:]) + "\n\n"
+    path = tmp_path / "blank.csv"
+    path.write_text(",".join(NAMES) + "\n" + text)
+    code, metrics, rejects = run_ingest(tmp_path, {"s": {"path": str(path), "negative_rate": 1.0}})
+    assert code == 0, metrics["error"]
+    _assert_all_written(metrics, rejects, 4)
+    assert metrics["blank_lines"] == 4
+    assert_dataset_matches(tmp_path / "dataset", examples, source="s", rate=1.0)
+    # Line numbers after the blank lines are still physical lines.
+    rows[n0][2] = 9
+    path.write_text(",".join(NAMES) + "\n" + csv_text(rows[:n0]) + "\n  \r\n" + csv_text(rows[n0:]))
+    code, metrics, rejects = run_ingest(tmp_path, {"s": {"path": str(path), "negative_rate": 1.0}})
+    assert code == 1 and rejects[0]["line"] == 2 + n0 + 2
+
+
+def test_all_input_rejected_is_a_clear_failure_with_metrics(tmp_path: Path) -> None:
+    rows = long_rows(make_examples(3))
+    for row in rows:
+        row[2] = "yes"
+    path = write_csv(tmp_path / "bad.csv", rows)
+    code, metrics, rejects = run_ingest(
+        tmp_path, {"s": {"path": str(path), "negative_rate": 1.0}}, on_error="quarantine"
+    )
+    assert code == 1 and metrics["status"] == "failed"
+    assert metrics["error"].startswith(
+        "no valid example in any source: 3 examples read, all rejected"
+    )
+    assert "bad_label: 3" in metrics["error"]
+    assert [r["reason"] for r in rejects] == ["bad_label"] * 3
+    assert metrics["examples_written"] == 0 and metrics["reconciled"] is True
+    assert not (tmp_path / "dataset").exists()
+
+
+def test_fail_mode_stop_reports_nothing_written(tmp_path: Path) -> None:
+    examples = make_examples(6)
+    rows = long_rows(examples)
+    rows[-1][2] = 5
+    path = write_csv(tmp_path / "late.csv", rows)
+    code, metrics, rejects = run_ingest(tmp_path, {"s": {"path": str(path), "negative_rate": 1.0}})
+    assert code == 1 and not (tmp_path / "dataset").exists()
+    assert metrics["examples_written"] == 0 and metrics["examples_valid_before_stop"] == 5
+    assert metrics["sources"]["s"]["examples_written"] == 0
+
+
+@pytest.mark.parametrize(
+    "name,content",
+    [
+        ("zero.csv", b""),
+        ("zero.jsonl", b""),
+        ("zero.parquet", b""),
+        ("header_only.csv", (",".join(NAMES) + "\n").encode()),
+        ("blank_only.jsonl", b"\n\n"),
+        ("no_rows.parquet", None),
+    ],
+)
+def test_a_file_with_no_example_is_rejected_the_same_way_in_every_format(
+    tmp_path: Path, name: str, content: bytes | None
+) -> None:
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    write_csv(folder / "a_good.csv", long_rows(make_examples(2)))
+    empty = folder / f"b_{name}"
+    if content is None:  # a Parquet file with every column and no row
+        types = [pa.string(), pa.string(), pa.int64(), pa.int64()] + [pa.float64()] * DIM
+        pq.write_table(pa.schema(list(zip(NAMES, types, strict=True))).empty_table(), empty)
+    else:
+        empty.write_bytes(content)
+    sources = {"s": {"path": str(folder), "negative_rate": 1.0}}
+    code, metrics, rejects = run_ingest(tmp_path, sources, on_error="quarantine")
+    assert code == 0 and metrics["examples_written"] == 2 and metrics["reconciled"]
+    assert [(r["reason"], r["scope"], r["example_id"]) for r in rejects] == [
+        ("empty_file", "file", None)
+    ]
+    assert rejects[0]["message"].startswith(f"{empty}: example_id unknown: file holds no example")
+    assert metrics["files_rejected"] == 1 and metrics["examples_rejected"] == 0
+    code, metrics, _ = run_ingest(tmp_path, sources)
+    assert code == 1 and "file holds no example" in metrics["error"]
+
+
+@pytest.mark.parametrize("kind", ["csv", "jsonl", "parquet"])
+def test_labels_may_be_booleans_in_every_format(tmp_path: Path, kind: str) -> None:
+    examples = make_examples(4)
+    for ex in examples:
+        ex["label"] = bool(ex["label"])
+    if kind == "csv":
+        rows = long_rows(examples)
+        for row in rows:
+            row[2] = {True: "TRUE", False: "false"}[row[2]]
+        path = write_csv(tmp_path / "b.csv", rows)
+    elif kind == "jsonl":
+        path = write_jsonl(tmp_path / "b.jsonl", jsonl_records(examples))
+    else:
+        path = write_parquet(tmp_path / "b.parquet", long_rows(examples))
+    code, metrics, rejects = run_ingest(tmp_path, {"s": {"path": str(path), "negative_rate": 1.0}})
+    assert code == 0 and rejects == []
+    labels = contract.read_metadata(tmp_path / "dataset")["label"].to_pylist()
+    assert labels == [int(ex["label"]) for ex in examples]
+
+
+def test_a_lost_example_fails_the_reconciliation(tmp_path: Path, monkeypatch) -> None:
+    """The counts of what was read come from the files, so a reader that drops an example fails."""
+    path = write_csv(tmp_path / "a.csv", long_rows(make_examples(5)))
+    original = RawReader._flush
+
+    def lossy(self, state):
+        items = list(original(self, state))
+        if items and getattr(items[0], "example_id", None) == "e2":
+            return iter(())  # a bug that silently loses one example
+        return iter(items)
+
+    monkeypatch.setattr(RawReader, "_flush", lossy)
+    code, metrics, _ = run_ingest(tmp_path, {"s": {"path": str(path), "negative_rate": 1.0}})
+    assert code == 1 and metrics["status"] == "failed" and metrics["reconciled"] is False
+    assert metrics["examples_read"] == 5 and metrics["examples_written"] == 4
+    assert "examples were lost between reading and writing" in metrics["error"]
     assert not (tmp_path / "dataset").exists()

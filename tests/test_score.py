@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 import json
 import logging
 import os
@@ -16,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from stages import bundle, contract, score
+from stages import bundle, contract, rawio, score
 from stages.rawio import RawDataError
 from tests.conftest import make_project, run
 from tests.test_bundle import DIM, build_pipeline
@@ -288,7 +289,10 @@ def test_quarantine_skips_the_bad_example_and_scores_the_rest(
     got = read_output(tmp_path / "scores.parquet")
     records = [json.loads(line) for line in rejects.read_text().splitlines()]
     assert [r["reason"] for r in records] == [case.removesuffix("_jsonl")]
-    assert summary.rejected == 1 and summary.scored == len(got)
+    # A file unreadable before its first example is rejected whole: no example in it.
+    whole_file = case == "unreadable_file" and records[0]["scope"] == "file"
+    assert (summary.rejected, summary.files_rejected) == ((0, 1) if whole_file else (1, 0))
+    assert summary.scored == len(got) and summary.reconciled
     assert summary.rejected_by_reason == {case.removesuffix("_jsonl"): 1}
     if example_id is not None:
         assert records[0]["example_id"] == example_id
@@ -648,3 +652,39 @@ def test_fresh_clone_scores_after_pulling_only_the_bundle(tmp_path: Path) -> Non
     np.testing.assert_allclose(
         merged["probability"], merged["probability_evaluate"], rtol=1e-5, atol=1e-9
     )
+
+
+# ----------------------------------------------------------------------------- traps of real exports
+def test_the_csv_traps_of_real_exports_score_every_example(
+    loaded: bundle.Bundle, tmp_path: Path
+) -> None:
+    """A BOM, blank lines, quoted newlines in ids and 200 KB ids: every example is scored."""
+    examples = small_examples(2000)
+    for ex in examples[::3]:
+        ex["example_id"] += "\nline two"
+    examples[1500]["example_id"] = "long-" + "x" * 200_000  # written on both its rows
+    examples[1600]["example_id"] = "long2-" + "y" * 200_000
+    rows = long_rows(examples)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(NAMES)
+    writer.writerows(rows[:10])
+    writer.writerows([])
+    text = buffer.getvalue() + "\n \r\n" + rawio.csv_text(rows[10:]) + "\n\n"
+    path = tmp_path / "export.csv"
+    path.write_text("\ufeff" + text, encoding="utf-8")
+    assert path.stat().st_size > 1 << 20
+    summary = score.score_file(loaded, path, tmp_path / "out.parquet", on_error="fail")
+    assert summary.scored == summary.examples_read == 2000 and summary.reconciled
+    got = read_output(tmp_path / "out.parquet")["example_id"].tolist()
+    assert got == [ex["example_id"] for ex in examples]
+    # Quarantine loses nothing either, and the reject names the physical line.
+    rows[-1][3] = "oops"
+    path.write_text(text.rsplit("\n", 4)[0] + "\n" + rawio.csv_text([rows[-1]]), encoding="utf-8")
+    summary = score.score_file(
+        loaded, path, tmp_path / "out.csv", on_error="quarantine", rejects_path=tmp_path / "r.jsonl"
+    )
+    assert summary.scored == 1999 and summary.rejected == 1 and summary.reconciled
+    (reject,) = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert reject["line"] == path.read_text().count("\n")
+    assert "non-numeric value 'oops' in feature column 'f2'" in reject["message"]

@@ -1,0 +1,82 @@
+"""csvrecords: whole records whatever the block size, physical lines, BOM, blank lines, quotes."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import numpy as np
+import pytest
+
+from stages.csvrecords import iter_record_blocks
+
+
+def records(data: bytes, block_bytes: int, delimiter: str = ",") -> tuple[list, int]:
+    """(line, record text) of every record, and the blank lines counted."""
+    out, blank = [], 0
+    for block in iter_record_blocks(io.BytesIO(data), delimiter=delimiter, block_bytes=block_bytes):
+        out += [(int(block.lines[i]), block.record(i)) for i in range(len(block))]
+        blank += block.blank_lines
+    return out, blank
+
+
+def python_csv(text: str, delimiter: str = ",") -> list[tuple[int, list[str]]]:
+    """(start line, fields) of every non-blank record, as Python's csv module reads them."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    out, line = [], 1
+    for fields in reader:
+        if any(f.strip() for f in fields) or len(fields) > 1:
+            out.append((line, fields))
+        line = reader.line_num + 1
+    return out
+
+
+MESSY = (
+    '\ufeffid,group,x\n1,"multi\nline",3\n\n  \r\n4,5\n6,"q""uo,te",8\n'
+    '9,a"b,10\n"' + "z" * 300 + '",1,2\r\n11,12,13'
+)
+
+
+@pytest.mark.parametrize("block_bytes", [1, 2, 3, 5, 17, 64, 1 << 20])
+def test_every_block_size_gives_the_same_records(block_bytes: int) -> None:
+    got, blank = records(MESSY.encode(), block_bytes)
+    assert blank == 2
+    assert [line for line, _ in got] == [1, 2, 6, 7, 8, 9, 10]
+    assert got[0][1] == b"id,group,x"  # the byte order mark is gone
+    assert got[1][1] == b'1,"multi\nline",3'
+    assert got[4][1] == b'9,a"b,10'  # a quote inside a field is a literal character
+
+
+def test_records_and_lines_agree_with_pythons_csv_module() -> None:
+    rng = np.random.default_rng(0)
+    pieces = ["plain", 'with "quote"', "new\nline", "two\n\nlines", "comma, inside", "", "  "]
+    rows = []
+    for _ in range(300):
+        rows.append([pieces[k] for k in rng.integers(0, len(pieces), 3)])
+        if rng.random() < 0.1:
+            rows.append([])  # a blank line
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    for row in rows:
+        writer.writerow(row) if row else buffer.write("\n")
+    text = buffer.getvalue()
+    expected = python_csv(text)
+    for block_bytes in (7, 100, 1 << 16):
+        got, _ = records(text.encode(), block_bytes)
+        assert [line for line, _ in got] == [line for line, _ in expected]
+        parsed = [next(csv.reader([r.decode()])) for _, r in got]
+        assert parsed == [fields for _, fields in expected]
+
+
+def test_a_record_longer_than_the_block_is_kept_whole() -> None:
+    long = b"a" * 100_000
+    got, _ = records(b"h\n" + long + b"\nb\n", block_bytes=1024)
+    assert [r for _, r in got] == [b"h", long, b"b"]
+
+
+def test_tab_delimiter_and_empty_input() -> None:
+    got, _ = records(b'a\t"x\ty"\nb\tc\n', 3, delimiter="\t")
+    assert [r for _, r in got] == [b'a\t"x\ty"', b"b\tc"]
+    assert records(b"", 8) == ([], 0)
+    assert records(b"\xef\xbb\xbf", 1) == ([], 0)
+    assert records(b"\n\n", 1) == ([], 2)
