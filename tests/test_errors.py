@@ -202,3 +202,26 @@ def test_load_params_refuses_a_section_that_is_not_a_mapping(tmp_path: Path) -> 
         common.load_params(path, "split")
     with pytest.raises(ValueError, match=r"split.seed is required"):
         common.require({}, "seed", "split")
+
+
+def _ingest(tmp_path: Path, values: dict[str, Any]) -> subprocess.CompletedProcess:
+    params = params_file(tmp_path, "ingest", values)
+    args = ["--params", params, "--out", "dataset", "--rejects", "rejects.jsonl"]
+    return stage("ingest", [*args, "--metrics", "ingest.json"], tmp_path)
+
+
+def test_ingest_wrong_type(tmp_path: Path) -> None:
+    sources = {"s": {"path": "raw", "negative_rate": 1.0}}
+    line = error_line(_ingest(tmp_path, {"chunk_rows": "many", "sources": sources}))
+    assert "ingest.chunk_rows must be a positive integer, got 'many'" in line
+
+
+def test_ingest_all_input_rejected_is_one_error_line(tmp_path: Path) -> None:
+    (tmp_path / "raw.csv").write_text("example_id,group,label,f0\ne0,g0,maybe,1.0\n")
+    sources = {"s": {"path": "raw.csv", "negative_rate": 1.0}}
+    line = error_line(_ingest(tmp_path, {"on_error": "quarantine", "sources": sources}))
+    assert "no valid example in any source: 1 examples read, all rejected" in line
+    assert "bad_label: 1" in line and "rejects.jsonl" in line
+    line = error_line(_ingest(tmp_path, {"on_error": "fail", "sources": sources}))
+    assert "raw.csv, line 2: example 'e0': label must be 0 or 1, got 'maybe'" in line
+    assert "set ingest.on_error: quarantine" in line
