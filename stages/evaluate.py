@@ -65,46 +65,39 @@ CLASSIC = {"tp": 97, "fn": 3, "fp": 3, "tn": 197, "negative_factor": 50}
 # ----------------------------------------------------------------------------- params
 
 
+_UNIT = {"minimum": 0, "maximum": 1, "min_open": True, "max_open": True}
+PARAMS_SCHEMA: dict[str, common.Spec] = {
+    "prior": common.Number(**_UNIT, none=True),
+    "cost": common.Section(
+        {"false_positive": common.Number(minimum=0), "false_negative": common.Number(minimum=0)}
+    ),
+    "bootstrap": common.Section(
+        {
+            "resamples": common.Integer(minimum=1),
+            "level": common.Number(**_UNIT),
+            "seed": common.Integer(minimum=0),
+        }
+    ),
+    "calibration_bins": common.Integer(minimum=1),
+    "batch_size": common.Integer(minimum=1),
+}
+
+
 def check_params(params: dict[str, Any]) -> dict[str, Any]:
-    """Validate the ``evaluate`` section; returns it with defaults filled in."""
-    cost = params.get("cost") or {}
-    boot = params.get("bootstrap") or {}
-    for key, value in (("cost", cost), ("bootstrap", boot)):
-        if not isinstance(value, dict):
-            raise ValueError(f"evaluate.{key} must be a mapping, got {value!r}")
-    # Types first (a ValueError naming the key, not a TypeError or a silent int(1.5)); the
-    # ranges below.
-    check = common.check_number
-    check(params.get("prior"), "evaluate.prior", none=True)
-    for key in ("false_positive", "false_negative"):
-        check(cost.get(key, 1.0), f"evaluate.cost.{key}")
-    check(boot.get("level", 0.95), "evaluate.bootstrap.level")
-    for key in ("resamples", "seed"):
-        check(boot.get(key, 0), f"evaluate.bootstrap.{key}", integer=True)
-    for key in ("batch_size", "calibration_bins"):
-        check(params.get(key, 1), f"evaluate.{key}", integer=True)
+    """Validate the whole ``evaluate`` section (every key required); the options it sets."""
+    common.check_section(params, PARAMS_SCHEMA, "evaluate")
+    cost, boot = params["cost"], params["bootstrap"]
     out = {
-        "prior": params.get("prior"),
-        "cost_fp": float(cost.get("false_positive", 1.0)),
-        "cost_fn": float(cost.get("false_negative", 10.0)),
-        "resamples": int(boot.get("resamples", 1000)),
-        "level": float(boot.get("level", 0.95)),
-        "seed": int(boot.get("seed", 0)),
-        "batch_size": int(params.get("batch_size", 64)),
-        "calibration_bins": int(params.get("calibration_bins", 10)),
+        "prior": params["prior"],
+        "cost_fp": float(cost["false_positive"]),
+        "cost_fn": float(cost["false_negative"]),
+        "resamples": int(boot["resamples"]),
+        "level": float(boot["level"]),
+        "seed": int(boot["seed"]),
+        "batch_size": int(params["batch_size"]),
+        "calibration_bins": int(params["calibration_bins"]),
     }
-    if out["prior"] is not None and not 0.0 < float(out["prior"]) < 1.0:
-        raise ValueError(f"evaluate.prior must be null or in (0, 1), got {out['prior']!r}")
-    priors.bayes_threshold(cost_fp=out["cost_fp"], cost_fn=out["cost_fn"])  # validates costs
-    if out["resamples"] < 1:
-        raise ValueError(f"evaluate.bootstrap.resamples must be >= 1, got {out['resamples']}")
-    if not 0.0 < out["level"] < 1.0:
-        raise ValueError(f"evaluate.bootstrap.level must be in (0, 1), got {out['level']}")
-    if out["batch_size"] < 1 or out["calibration_bins"] < 1:
-        raise ValueError(
-            "evaluate.batch_size and evaluate.calibration_bins must be >= 1, got "
-            f"{out['batch_size']}, {out['calibration_bins']}"
-        )
+    priors.bayes_threshold(cost_fp=out["cost_fp"], cost_fn=out["cost_fn"])  # not both zero
     return out
 
 

@@ -106,7 +106,7 @@ def test_evaluate_wrong_type(tmp_path: Path) -> None:
     params = params_file(tmp_path, "evaluate", {"bootstrap": {"resamples": 1.5}})
     args = ["--params", params, "--dataset", "dataset", "--manifest", "m.parquet"]
     proc = stage("evaluate", [*args, "--model-dir", "models", "--reports", "r"], tmp_path)
-    assert "evaluate.bootstrap.resamples must be an integer, got 1.5" in error_line(proc)
+    assert "evaluate.bootstrap.resamples must be an integer >= 1, got 1.5" in error_line(proc)
 
 
 def test_bundle_missing_input(tmp_path: Path) -> None:

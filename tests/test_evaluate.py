@@ -13,7 +13,7 @@ import yaml
 from sklearn.metrics import average_precision_score, f1_score, precision_score, recall_score
 
 from stages import evaluate, priors
-from tests.conftest import ROOT
+from tests.conftest import ROOT, deep_merge
 
 PRIOR = 0.02
 BETA = 0.05
@@ -398,16 +398,17 @@ def test_build_predictions_corrects_and_shifts():
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"prior": 1.5}, r"evaluate.prior must be null or in \(0, 1\), got 1.5"),
-        ({"cost": {"false_positive": -1}}, "costs must be finite and >= 0"),
-        ({"bootstrap": {"resamples": 0}}, "resamples must be >= 1, got 0"),
-        ({"bootstrap": {"level": 1.2}}, r"level must be in \(0, 1\), got 1.2"),
-        ({"batch_size": 0}, "batch_size and evaluate.calibration_bins must be >= 1"),
+        ({"prior": 1.5}, r"evaluate.prior must be null or a number > 0 and < 1, got 1.5"),
+        ({"cost": {"false_positive": -1}}, r"evaluate.cost.false_positive must be a number >= 0"),
+        ({"cost": {"false_positive": 0, "false_negative": 0}}, "both 0"),
+        ({"bootstrap": {"resamples": 0}}, "resamples must be an integer >= 1, got 0"),
+        ({"bootstrap": {"level": 1.2}}, r"level must be a number > 0 and < 1, got 1.2"),
+        ({"batch_size": 0}, "evaluate.batch_size must be an integer >= 1, got 0"),
     ],
 )
 def test_bad_params_raise_with_message(params, message):
     with pytest.raises(ValueError, match=message):
-        evaluate.check_params(params)
+        evaluate.check_params(deep_merge(PARAMS, params))
 
 
 def test_evaluation_rows_needs_every_split():

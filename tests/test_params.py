@@ -1,0 +1,180 @@
+"""One validation idiom for every stage's params section (issue 14): typos do not pass silently.
+
+Each stage declares its section as a schema (``stages.common.check_section``); unknown keys at
+any depth, missing keys, wrong types and out-of-range values end in one ValueError naming the
+full key path, the value and what is allowed, before any work.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+import yaml
+
+from stages import common, evaluate
+from tests.conftest import ROOT, TINY_PARAMS, deep_merge
+
+REAL = yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def section(name: str, override: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The real params.yaml section ``name`` with ``override`` merged in (nested)."""
+    return deep_merge(REAL[name], override or {})
+
+
+def without(params: dict[str, Any], *path: str) -> dict[str, Any]:
+    out = copy.deepcopy(params)
+    node = out
+    for key in path[:-1]:
+        node = node[key]
+    del node[path[-1]]
+    return out
+
+
+def refuse(check, params: dict[str, Any]) -> str:
+    with pytest.raises(ValueError) as err:
+        check(params)
+    return str(err.value)
+
+
+# ----------------------------------------------------------------------------- the validator
+
+SCHEMA = {
+    "seed": common.Integer(minimum=0),
+    "ratio": common.Number(minimum=0, min_open=True, none=True),
+    "mode": common.Choice("fast", "slow"),
+    "names": common.ListOf(common.Text()),
+    "inner": common.Section({"level": common.Number(minimum=0, maximum=1)}),
+    "sources": common.MapOf(
+        common.Section({"rate": common.Number(), "format": common.Optional(common.Text())})
+    ),
+}
+GOOD = {
+    "seed": 1,
+    "ratio": None,
+    "mode": "fast",
+    "names": ["a"],
+    "inner": {"level": 0.5},
+    "sources": {"a": {"rate": 1.0}, "b": {"rate": 0.5, "format": "csv"}},
+}
+
+
+def check(params):
+    return common.check_section(params, SCHEMA, "demo")
+
+
+def test_a_valid_section_passes_and_optional_keys_may_be_left_out():
+    assert check(GOOD) == GOOD
+
+
+def test_unknown_key_names_path_allowed_keys_and_a_close_one():
+    msg = refuse(check, {**GOOD, "sead": 1})
+    assert msg.startswith("demo.sead: unknown key")
+    assert "allowed keys in demo are ['seed', 'ratio', 'mode', 'names', 'inner', 'sources']" in msg
+    assert "did you mean 'seed'?" in msg
+    assert "did you mean" not in refuse(check, {**GOOD, "zzzzz": 1})
+
+
+def test_unknown_key_at_depth_inside_a_free_named_map():
+    params = deep_merge(GOOD, {"sources": {"b": {"fromat": "csv"}}})
+    msg = refuse(check, params)
+    assert "demo.sources.b.fromat: unknown key" in msg and "did you mean 'format'?" in msg
+
+
+def test_missing_key_is_required():
+    assert refuse(check, without(GOOD, "inner", "level")) == (
+        "demo.inner.level is required; add it to params.yaml"
+    )
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"seed": True}, "demo.seed must be an integer >= 0, got True"),  # bool is no number
+        ({"seed": 1.5}, "demo.seed must be an integer >= 0, got 1.5"),
+        ({"ratio": "two"}, "demo.ratio must be null or a number > 0, got 'two'"),
+        ({"mode": "fats"}, "demo.mode must be one of ['fast', 'slow'], got 'fats'"),
+        ({"names": "a"}, "demo.names must be a list, got 'a'"),
+        ({"names": ["a", 3]}, "demo.names[1] must be a non-empty string, got 3"),
+        ({"inner": 3}, "demo.inner must be a mapping with keys ['level'], got 3"),
+        ({"sources": {}}, "demo.sources must be a mapping of at least 1 name(s)"),
+    ],
+)
+def test_wrong_type_names_path_value_and_what_is_allowed(override, message):
+    assert message in refuse(check, {**GOOD, **override})
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"seed": -1}, "demo.seed must be an integer >= 0, got -1"),
+        ({"ratio": 0}, "demo.ratio must be null or a number > 0, got 0"),
+        ({"inner": {"level": 1.5}}, "demo.inner.level must be a number >= 0 and <= 1, got 1.5"),
+        ({"inner": {"level": float("nan")}}, "demo.inner.level must be a number"),
+    ],
+)
+def test_out_of_range_names_path_value_and_range(override, message):
+    assert message in refuse(check, {**GOOD, **override})
+
+
+def test_a_typo_is_reported_before_the_key_it_leaves_missing():
+    params = {**without(GOOD, "ratio"), "ration": 2}
+    assert "demo.ration: unknown key" in refuse(check, params)
+
+
+def test_an_empty_or_null_section_reports_the_first_missing_key():
+    assert refuse(check, None) == "demo.seed is required; add it to params.yaml"
+
+
+# ----------------------------------------------------------------------------- evaluate
+
+
+def test_evaluate_misspelt_cost_is_refused():
+    params = section("evaluate")
+    del params["cost"]["false_negative"]
+    params["cost"]["false_negatve"] = 5
+    msg = refuse(evaluate.check_params, params)
+    assert msg.startswith("evaluate.cost.false_negatve: unknown key (value 5)")
+    assert "['false_positive', 'false_negative']" in msg
+    assert "did you mean 'false_negative'?" in msg
+
+
+def test_evaluate_misspelt_bootstrap_key_is_refused():
+    params = section("evaluate", {"bootstrap": {"resample": 10}})
+    msg = refuse(evaluate.check_params, params)
+    assert "evaluate.bootstrap.resample: unknown key" in msg
+    assert "did you mean 'resamples'?" in msg
+
+
+def test_evaluate_missing_key_wrong_type_and_range():
+    assert refuse(
+        evaluate.check_params, without(section("evaluate"), "cost", "false_negative")
+    ) == ("evaluate.cost.false_negative is required; add it to params.yaml")
+    msg = refuse(evaluate.check_params, section("evaluate", {"calibration_bins": "10"}))
+    assert msg == "evaluate.calibration_bins must be an integer >= 1, got '10'"
+    msg = refuse(evaluate.check_params, section("evaluate", {"prior": 0}))
+    assert msg == "evaluate.prior must be null or a number > 0 and < 1, got 0"
+
+
+def test_evaluate_uses_the_costs_given():
+    opts = evaluate.check_params(section("evaluate", {"cost": {"false_negative": 5}}))
+    assert opts["cost_fn"] == 5.0
+
+
+# ----------------------------------------------------------------------------- real params.yaml
+
+CHECKS = {
+    "evaluate": evaluate.check_params,
+}
+
+
+@pytest.mark.parametrize("name", sorted(CHECKS))
+def test_every_section_of_params_yaml_is_valid(name):
+    CHECKS[name](copy.deepcopy(REAL[name]))
+
+
+@pytest.mark.parametrize("name", sorted(CHECKS))
+def test_tiny_test_params_are_valid(name):
+    CHECKS[name](deep_merge(REAL[name], TINY_PARAMS.get(name, {})))
