@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -25,6 +25,17 @@ import pyarrow as pa
 from stages import common, sampling
 
 log = logging.getLogger(__name__)
+
+PARAMS_SCHEMA: dict[str, common.Spec] = {
+    "seed": common.Integer(minimum=0),
+    "ratio": common.Number(minimum=0, min_open=True, none=True),  # negatives kept per positive
+    "splits": common.ListOf(common.Choice(*sampling.SPLITS), unique=True),
+}
+
+
+def check_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``downsample`` section, every key checked against ``PARAMS_SCHEMA``; else ValueError."""
+    return common.check_section(params, PARAMS_SCHEMA, "downsample")
 
 
 def downsample(
@@ -85,18 +96,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--metrics", required=True, help="downsample metrics (JSON)")
     args = parser.parse_args(argv)
     common.setup_logging()
-    params = common.load_params(args.params, "downsample")
-    seed = common.require(params, "seed", "downsample")
-    common.check_number(seed, "downsample.seed", integer=True, minimum=0)
-    splits = params.get("splits", [])
-    if not isinstance(splits, list) or not all(isinstance(s, str) for s in splits):
-        raise ValueError(f"downsample.splits must be a list of split names, got {splits!r}")
-    common.check_number(
-        params.get("ratio"), "downsample.ratio", minimum=0, min_open=True, none=True
-    )  # negatives kept per positive
-
+    params = check_params(common.load_params(args.params, "downsample"))
     manifest = sampling.read_manifest(args.split_manifest, schema=sampling.SPLIT_MANIFEST_SCHEMA)
-    out, stats = downsample(manifest, seed=seed, ratio=params.get("ratio"), splits=splits)
+    out, stats = downsample(
+        manifest, seed=params["seed"], ratio=params["ratio"], splits=params["splits"]
+    )
     sampling.write_table_atomic(out, args.out)
     common.write_json(args.metrics, stats)
     for name, entry in stats["splits"].items():

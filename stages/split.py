@@ -42,6 +42,22 @@ log = logging.getLogger(__name__)
 BY = ("group", "example")
 ASSIGN = ("hash", "quota")
 DROP_REASONS = ("not_sampled", "unfed_source", "cross_source_conflict")
+PARAMS_SCHEMA: dict[str, common.Spec] = {
+    "seed": common.Integer(minimum=0),
+    "by": common.Choice(*BY),
+    "assign": common.Choice(*ASSIGN),
+    # source -> {split: fraction}; assign_splits checks that a source's fractions sum to <= 1
+    "feeds": common.MapOf(common.MapOf(common.Number(minimum=0, maximum=1), keys=sampling.SPLITS)),
+    "priority": common.ListOf(common.Text(), unique=True, none=True),  # null: by upstream rate
+}
+
+
+def check_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``split`` section, every key checked (``PARAMS_SCHEMA``, feeds' sums); else ValueError."""
+    params = common.check_section(params, PARAMS_SCHEMA, "split")
+    for source, fractions in params["feeds"].items():
+        sampling.validate_fractions(fractions, name=f"split.feeds.{source}")
+    return params
 
 
 def source_priority(
@@ -250,23 +266,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--metrics", required=True, help="split metrics (JSON)")
     args = parser.parse_args(argv)
     common.setup_logging()
-    params = common.load_params(args.params, "split")
-    seed = common.require(params, "seed", "split")
-    common.check_number(seed, "split.seed", integer=True, minimum=0)
-    priority = params.get("priority")
-    if priority is not None and (
-        not isinstance(priority, list) or not all(isinstance(s, str) for s in priority)
-    ):
-        raise ValueError(f"split.priority must be null or a list of source names, got {priority!r}")
-
+    params = check_params(common.load_params(args.params, "split"))
     metadata = contract.read_metadata(args.dataset)
     manifest, stats = assign_splits(
         metadata,
-        seed=seed,
-        feeds=params.get("feeds"),
-        by=params.get("by", "group"),
-        assign=params.get("assign", "hash"),
-        priority=params.get("priority"),
+        seed=params["seed"],
+        feeds=params["feeds"],
+        by=params["by"],
+        assign=params["assign"],
+        priority=params["priority"],
     )
     sampling.write_table_atomic(manifest, args.out)
     common.write_json(args.metrics, stats)

@@ -8,6 +8,9 @@ import pytest
 import yaml
 
 from stages import downsample, sampling
+from tests.conftest import ROOT
+
+DOWNSAMPLE_PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())["downsample"]
 
 
 def split_manifest(
@@ -123,7 +126,8 @@ def test_main_writes_byte_identical_manifest(tmp_path, reference):
     source = tmp_path / "split.parquet"
     sampling.write_table_atomic(manifest, source)
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({"downsample": {"seed": 1, "ratio": 2, "splits": ["train"]}}))
+    values = {**DOWNSAMPLE_PARAMS, "seed": 1, "ratio": 2, "splits": ["train"]}
+    params.write_text(yaml.safe_dump({"downsample": values}))
     outputs = []
     for run in range(2):
         out = tmp_path / f"run{run}.parquet"

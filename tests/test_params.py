@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from stages import common, evaluate
+from stages import common, downsample, evaluate, split
 from tests.conftest import ROOT, TINY_PARAMS, deep_merge
 
 REAL = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -163,10 +163,93 @@ def test_evaluate_uses_the_costs_given():
     assert opts["cost_fn"] == 5.0
 
 
+# ----------------------------------------------------------------------------- split
+
+
+def test_split_misspelt_assign_is_refused():
+    params = {**without(section("split"), "assign"), "assgin": "quota"}
+    msg = refuse(split.check_params, params)
+    assert msg.startswith("split.assgin: unknown key (value 'quota')")
+    assert "did you mean 'assign'?" in msg
+
+
+def test_split_feed_is_a_clear_error_not_a_key_error():
+    params = section("split")
+    params["feed"] = params.pop("feeds")
+    msg = refuse(split.check_params, params)
+    assert msg.startswith("split.feed: unknown key")
+    assert "allowed keys in split are ['seed', 'by', 'assign', 'feeds', 'priority']" in msg
+    assert "did you mean 'feeds'?" in msg
+
+
+def test_split_feeds_are_checked_at_depth():
+    msg = refuse(split.check_params, section("split", {"feeds": {"pool": {"trian": 0.5}}}))
+    assert "split.feeds.pool.trian: unknown name" in msg and "did you mean 'train'?" in msg
+    msg = refuse(split.check_params, section("split", {"feeds": {"pool": {"train": True}}}))
+    assert msg == "split.feeds.pool.train must be a number >= 0 and <= 1, got True"
+    msg = refuse(split.check_params, section("split", {"feeds": {"pool": {"train": 0.9}}}))
+    assert "split.feeds.pool: fractions must sum to at most 1" in msg
+
+
+def test_split_missing_key_wrong_type_and_choice():
+    assert refuse(split.check_params, without(section("split"), "priority")) == (
+        "split.priority is required; add it to params.yaml"
+    )
+    assert refuse(split.check_params, section("split", {"priority": "pool"})) == (
+        "split.priority must be null or a list, got 'pool'"
+    )
+    msg = refuse(split.check_params, section("split", {"by": "groups"}))
+    assert (
+        msg == "split.by must be one of ['group', 'example'], got 'groups'; did you mean 'group'?"
+    )
+    assert split.check_params(section("split", {"priority": None}))["priority"] is None
+
+
+def test_split_main_refuses_before_reading_data(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({"split": {**section("split"), "assgin": "hash"}}))
+    args = ["--params", str(path), "--dataset", str(tmp_path / "nowhere")]
+    with pytest.raises(ValueError, match="split.assgin: unknown key"):
+        split.main([*args, "--out", str(tmp_path / "m"), "--metrics", str(tmp_path / "j")])
+
+
+# ----------------------------------------------------------------------------- downsample
+
+
+def test_downsample_ration_is_refused():
+    params = {**without(section("downsample"), "ratio"), "ration": 2}
+    msg = refuse(downsample.check_params, params)
+    assert msg.startswith("downsample.ration: unknown key (value 2)")
+    assert "allowed keys in downsample are ['seed', 'ratio', 'splits']" in msg
+    assert "did you mean 'ratio'?" in msg
+
+
+def test_downsample_split_is_refused():
+    params = section("downsample")
+    params["split"] = params.pop("splits")
+    msg = refuse(downsample.check_params, params)
+    assert msg.startswith("downsample.split: unknown key")
+    assert "did you mean 'splits'?" in msg
+
+
+def test_downsample_missing_key_wrong_type_and_range():
+    assert refuse(downsample.check_params, without(section("downsample"), "splits")) == (
+        "downsample.splits is required; add it to params.yaml"
+    )
+    msg = refuse(downsample.check_params, section("downsample", {"splits": ["train", "dev"]}))
+    assert msg.startswith("downsample.splits[1] must be one of ['train', 'dev_a', 'dev_b', 'test']")
+    assert refuse(downsample.check_params, section("downsample", {"ratio": 0})) == (
+        "downsample.ratio must be null or a number > 0, got 0"
+    )
+    assert downsample.check_params(section("downsample", {"ratio": None}))["ratio"] is None
+
+
 # ----------------------------------------------------------------------------- real params.yaml
 
 CHECKS = {
+    "downsample": downsample.check_params,
     "evaluate": evaluate.check_params,
+    "split": split.check_params,
 }
 
 

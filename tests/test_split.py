@@ -10,6 +10,9 @@ import pytest
 import yaml
 
 from stages import contract, sampling, split
+from tests.conftest import ROOT
+
+SPLIT_PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())["split"]
 
 REFERENCE_FEEDS = {"pool": {"train": 0.8, "dev_a": 0.2}, "production": {"dev_b": 0.5, "test": 0.5}}
 SINGLE_FEEDS = {"production": {"train": 0.6, "dev_a": 0.1, "dev_b": 0.15, "test": 0.15}}
@@ -202,7 +205,8 @@ def test_same_seed_gives_byte_identical_manifest(tmp_path):
     params = tmp_path / "params.yaml"
     outputs = []
     for run, seed in enumerate((1, 1, 2)):
-        params.write_text(yaml.safe_dump({"split": {"seed": seed, "feeds": REFERENCE_FEEDS}}))
+        split_params = {**SPLIT_PARAMS, "seed": seed, "feeds": REFERENCE_FEEDS}
+        params.write_text(yaml.safe_dump({"split": split_params}))
         out = tmp_path / f"run{run}" / "manifest.parquet"
         metrics = tmp_path / f"run{run}" / "split.json"
         split.main(
