@@ -20,15 +20,8 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from stages.common import (
-    atomic_directory,
-    check_number,
-    load_params,
-    require,
-    run_main,
-    setup_logging,
-    write_json,
-)
+from stages import common
+from stages.common import atomic_directory, load_params, run_main, setup_logging, write_json
 from stages.simulator import ExampleTable, SimulatorConfig, SourceSpec, draw_source, iter_examples
 
 log = logging.getLogger(__name__)
@@ -164,40 +157,52 @@ def summarize(table: ExampleTable, spec: SourceSpec) -> dict[str, Any]:
     }
 
 
-def check_params(params: dict[str, Any]) -> None:
-    """ValueError naming the first missing, wrong-typed or out-of-range ``generate`` param."""
-    check_number(require(params, "seed", "generate"), "generate.seed", integer=True, minimum=0)
-    fmt = params.get("format", "parquet")
-    if fmt not in FORMATS:
-        raise ValueError(f"generate.format must be one of {list(FORMATS)}, got {fmt!r}")
-    check_number(params.get("shared_groups", 0.0), "generate.shared_groups", minimum=0, maximum=1)
-    check_number(
-        params.get("files_per_source", 1), "generate.files_per_source", integer=True, minimum=1
-    )
-    sources = params.get("sources")
-    if not isinstance(sources, dict) or not sources:
-        raise ValueError(
-            f"generate.sources must map source name -> {{examples, negative_rate}}, got {sources!r}"
+_FRACTION = {"minimum": 0, "maximum": 1}
+_BELOW_ONE = {"minimum": 0, "maximum": 1, "max_open": True}
+PARAMS_SCHEMA: dict[str, common.Spec] = {
+    "seed": common.Integer(minimum=0),
+    # SimulatorConfig's fields; SimulatorConfig.validate adds the checks across fields
+    "dim": common.Integer(minimum=1),
+    "prior": common.Number(minimum=0, maximum=1, min_open=True, max_open=True),
+    "min_rows": common.Integer(minimum=1),
+    "max_rows": common.Integer(minimum=1),
+    "group_size_mean": common.Number(minimum=1),
+    "group_positive_concentration": common.Number(minimum=0, min_open=True),
+    "group_signal": common.Number(),
+    "evidence_min_len": common.Integer(minimum=1),
+    "evidence_max_len": common.Integer(minimum=1),
+    "evidence_strength": common.Number(),
+    "decoy_rate": common.Number(**_FRACTION),
+    "decoy_strength": common.Number(),
+    "kb_false_positive": common.Number(**_BELOW_ONE),
+    "kb_missing": common.Number(**_BELOW_ONE),
+    # the raw files
+    "shared_groups": common.Number(**_FRACTION),
+    "format": common.Choice(*FORMATS),
+    "files_per_source": common.Integer(minimum=1),
+    "sources": common.MapOf(
+        common.Section(
+            {
+                "examples": common.Integer(minimum=0),
+                "negative_rate": common.Number(minimum=0, maximum=1, min_open=True),
+            }
         )
-    for name, spec in sources.items():
-        if not isinstance(spec, dict):
-            raise ValueError(
-                f"generate.sources.{name} must be a mapping with examples and negative_rate, "
-                f"got {spec!r}"
-            )
-        for key in ("examples", "negative_rate"):
-            if key not in spec:
-                raise ValueError(f"generate.sources.{name}.{key} is required")
-        SourceSpec(name, spec["examples"], spec["negative_rate"]).validate()
+    ),
+}
+
+
+def check_params(params: dict[str, Any]) -> SimulatorConfig:
+    """The simulator config of a ``generate`` section with every key checked; else ValueError."""
+    common.check_section(params, PARAMS_SCHEMA, "generate")
+    return SimulatorConfig.from_params(params)
 
 
 def generate(params: dict[str, Any], out: Path) -> dict[str, Any]:
     """Draw every source and write its raw files under ``out/<source>/``."""
-    check_params(params)
-    config = SimulatorConfig.from_params(params)
+    config = check_params(params)
     seed = int(params["seed"])
-    fmt = params.get("format", "parquet")
-    shared = float(params.get("shared_groups", 0.0))
+    fmt = params["format"]
+    shared = float(params["shared_groups"])
     summary: dict[str, Any] = {"seed": seed, "format": fmt, "dim": config.dim, "sources": {}}
     next_group = 0
     first_groups: np.ndarray | None = None
@@ -222,7 +227,7 @@ def generate(params: dict[str, Any], out: Path) -> dict[str, Any]:
                 config,
                 tmp / name,
                 fmt=fmt,
-                files=int(params.get("files_per_source", 1)),
+                files=int(params["files_per_source"]),
                 seed=seed,
                 source_index=source_index,
             )

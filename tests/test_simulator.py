@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from stages.generate import generate
 from stages.simulator import (
@@ -19,6 +20,7 @@ from stages.simulator import (
     iter_examples,
     relation_patterns,
 )
+from tests.conftest import ROOT
 
 SEED = 7
 
@@ -133,7 +135,9 @@ def test_invalid_params_name_the_key():
 
 
 def _params(fmt: str) -> dict:
+    real = yaml.safe_load((ROOT / "params.yaml").read_text())["generate"]
     return {
+        **real,  # every key is required; the ones below differ
         "seed": 3,
         "dim": 6,
         "prior": 0.05,
