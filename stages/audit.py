@@ -51,18 +51,19 @@ CAUSES = {
     "biased_undersampling": "biased undersampling",
 }
 PROSE = ("summary", "causes")
-DEFAULTS: dict[str, Any] = {
-    "seed": 0,
-    "alpha": 0.01,
-    "ks_max": 0.1,
-    "domain_auc_max": 0.6,
-    "min_examples": 20,
-    "ci_z": 1.96,
-    "ci_precision": 0.5,
-    "ci_recall": 0.5,
-    "ci_half_width_max": 0.05,
-    "adjusted_splits": ["train", "dev_a"],
-    "production_splits": ["dev_b", "test"],
+_SPLITS = common.ListOf(common.Choice(*sampling.SPLITS), unique=True)
+PARAMS_SCHEMA: dict[str, common.Spec] = {
+    "seed": common.Integer(minimum=0),
+    "alpha": common.Number(minimum=0, maximum=1, min_open=True, max_open=True),
+    "ks_max": common.Number(minimum=0, min_open=True),
+    "domain_auc_max": common.Number(minimum=0, min_open=True),
+    "min_examples": common.Integer(minimum=1),
+    "ci_z": common.Number(minimum=0, min_open=True),
+    "ci_precision": common.Number(minimum=0, maximum=1, min_open=True),
+    "ci_recall": common.Number(minimum=0, maximum=1, min_open=True),
+    "ci_half_width_max": common.Number(minimum=0, min_open=True),
+    "adjusted_splits": _SPLITS,
+    "production_splits": _SPLITS,
 }
 
 
@@ -231,28 +232,8 @@ def precision_resolution(
 
 
 def check_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    """``DEFAULTS`` overlaid with ``params``; ValueError naming the first bad key and value."""
-    p = {**DEFAULTS, **params}
-    extra = sorted(set(params) - set(DEFAULTS))
-    if extra:
-        raise ValueError(f"audit: unknown param(s) {extra}; allowed are {sorted(DEFAULTS)}")
-    check = common.check_number
-    check(p["seed"], "audit.seed", integer=True, minimum=0)
-    check(p["min_examples"], "audit.min_examples", integer=True, minimum=1)
-    for key in ("alpha", "ci_precision", "ci_recall"):
-        check(p[key], f"audit.{key}", minimum=0, maximum=1, min_open=True, max_open=key == "alpha")
-    for key in ("ks_max", "domain_auc_max", "ci_half_width_max"):
-        check(p[key], f"audit.{key}", minimum=0, min_open=True)
-    check(p["ci_z"], "audit.ci_z", minimum=0, min_open=True)
-    for key in ("adjusted_splits", "production_splits"):
-        if not isinstance(p[key], list) or not all(isinstance(x, str) for x in p[key]):
-            raise ValueError(f"audit.{key} must be a list of split names, got {p[key]!r}")
-    unknown = sorted(
-        (set(p["adjusted_splits"]) | set(p["production_splits"])) - set(sampling.SPLITS)
-    )
-    if unknown:
-        raise ValueError(f"audit: unknown split(s) {unknown}; allowed are {list(sampling.SPLITS)}")
-    return p
+    """The ``audit`` section, every key checked against ``PARAMS_SCHEMA``; else ValueError."""
+    return common.check_section(params, PARAMS_SCHEMA, "audit")
 
 
 def audit(

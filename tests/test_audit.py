@@ -11,6 +11,10 @@ import yaml
 from scipy import stats as sps
 
 from stages import audit, contract, downsample, sampling, split
+from tests.conftest import ROOT
+
+# Every audit key is required; the tests' folds were drawn with seed 0.
+AUDIT_PARAMS = {**yaml.safe_load((ROOT / "params.yaml").read_text())["audit"], "seed": 0}
 
 DIM = 16
 FEEDS = {"pool": {"train": 0.8, "dev_a": 0.2}, "production": {"dev_b": 0.5, "test": 0.5}}
@@ -50,7 +54,7 @@ def build_manifest(dataset, *, by: str = "group", ratio=2):
 
 def run_audit(dataset, manifest, **params):
     summaries = audit.feature_summaries(dataset, manifest.column("example_id").to_pylist())
-    return audit.audit(manifest, summaries, params=params)
+    return audit.audit(manifest, summaries, params={**AUDIT_PARAMS, **params})
 
 
 @pytest.fixture(scope="module")
@@ -189,19 +193,21 @@ def test_wilson_half_width_matches_scipy(k, n):
 def test_bad_params_name_the_value(clean):
     manifest = build_manifest(clean)
     summaries = np.zeros((manifest.num_rows, len(audit.SUMMARIES)))
-    with pytest.raises(ValueError, match=r"unknown param\(s\) \['ks_limit'\]"):
-        audit.audit(manifest, summaries, params={"ks_limit": 0.1})
-    with pytest.raises(ValueError, match=r"unknown split\(s\) \['prod'\]"):
-        audit.audit(manifest, summaries, params={"production_splits": ["prod"]})
+    with pytest.raises(ValueError, match=r"audit.ks_limit: unknown key .*'ks_max'"):
+        audit.audit(manifest, summaries, params={**AUDIT_PARAMS, "ks_limit": 0.1})
+    with pytest.raises(ValueError, match=r"audit.production_splits\[0\] must be one of"):
+        audit.audit(manifest, summaries, params={**AUDIT_PARAMS, "production_splits": ["prod"]})
+    with pytest.raises(ValueError, match="audit.alpha is required"):
+        audit.audit(manifest, summaries, params={"seed": 0})
     with pytest.raises(ValueError, match="summaries have 3 rows"):
-        audit.audit(manifest, summaries[:3], params={})
+        audit.audit(manifest, summaries[:3], params=AUDIT_PARAMS)
 
 
 def test_main_writes_markdown_and_json_metrics(tmp_path, clean):
     manifest_path = tmp_path / "manifest.parquet"
     sampling.write_table_atomic(build_manifest(clean), manifest_path)
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({"audit": {"seed": 1}}))
+    params.write_text(yaml.safe_dump({"audit": {**AUDIT_PARAMS, "seed": 1}}))
     report, metrics = tmp_path / "r" / "audit.md", tmp_path / "r" / "audit.json"
     audit.main(
         [

@@ -44,6 +44,11 @@ def error_line(proc: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
+def real_section(section: str) -> dict[str, Any]:
+    """A section of the real params.yaml (every key of a section is required)."""
+    return yaml.safe_load((ROOT / "params.yaml").read_text())[section]
+
+
 def params_file(tmp_path: Path, section: str, values: dict[str, Any]) -> str:
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump({section: values}))
@@ -89,7 +94,7 @@ def test_audit_number_given_as_text(tmp_path: Path) -> None:
 
 
 def test_audit_missing_manifest(tmp_path: Path) -> None:
-    params = params_file(tmp_path, "audit", {})
+    params = params_file(tmp_path, "audit", real_section("audit"))
     args = ["--params", params, "--dataset", "dataset", "--manifest", "nowhere.parquet"]
     proc = stage("audit", [*args, "--report", "a.md", "--metrics", "a.json"], tmp_path)
     assert "nowhere.parquet: no such file or directory" in error_line(proc)

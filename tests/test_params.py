@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from stages import common, downsample, evaluate, generate, split
+from stages import audit, common, downsample, evaluate, generate, split
 from tests.conftest import ROOT, TINY_PARAMS, deep_merge
 
 REAL = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -284,7 +284,20 @@ def test_generate_missing_key_wrong_type_and_range(tmp_path):
 
 # ----------------------------------------------------------------------------- real params.yaml
 
+
+def test_audit_unknown_missing_and_out_of_range():
+    msg = refuse(audit.check_params, section("audit", {"ks_mx": 0.2}))
+    assert msg.startswith("audit.ks_mx: unknown key") and "did you mean 'ks_max'?" in msg
+    assert refuse(audit.check_params, without(section("audit"), "ci_z")) == (
+        "audit.ci_z is required; add it to params.yaml"
+    )
+    assert refuse(audit.check_params, section("audit", {"alpha": 1})) == (
+        "audit.alpha must be a number > 0 and < 1, got 1"
+    )
+
+
 CHECKS = {
+    "audit": audit.check_params,
     "downsample": downsample.check_params,
     "evaluate": evaluate.check_params,
     "generate": generate.check_params,
