@@ -42,6 +42,7 @@ class RecordBlock:
     starts: np.ndarray
     lines: np.ndarray
     blank_lines: int
+    quoted: bool = True  # whether ``data`` may hold a quote (and so a quoted newline)
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -54,9 +55,11 @@ class RecordBlock:
     def drop_first(self) -> RecordBlock:
         """The block without its first record (a header)."""
         if len(self.starts) <= 1:
-            return RecordBlock(b"", self.starts[:0], self.lines[:0], self.blank_lines)
+            return RecordBlock(b"", self.starts[:0], self.lines[:0], self.blank_lines, False)
         cut = int(self.starts[1])
-        return RecordBlock(self.data[cut:], self.starts[1:] - cut, self.lines[1:], self.blank_lines)
+        return RecordBlock(
+            self.data[cut:], self.starts[1:] - cut, self.lines[1:], self.blank_lines, self.quoted
+        )
 
 
 def _record_ends(buf: np.ndarray, delimiter: int) -> np.ndarray:
@@ -171,9 +174,10 @@ def _block(data: bytes, arr: np.ndarray, ends: np.ndarray, line: int) -> RecordB
     stops = np.concatenate((ends + 1, [len(data)])).astype(np.int64)
     if stops[-1] == starts[-1]:  # data ends in a newline: no record after it
         starts, stops = starts[:-1], stops[:-1]
-    # Every record holds its newline, so segments from one start to the next are exact.
-    content = ~_WHITESPACE[arr]
-    has_content = np.logical_or.reduceat(content, starts) if len(starts) else np.zeros(0, bool)
+    # A record whose first byte is not blank has content; the few others are looked at whole.
+    has_content = ~_WHITESPACE[arr[starts]] if len(starts) else np.zeros(0, bool)
+    for i in np.flatnonzero(~has_content).tolist():
+        has_content[i] = bool(data[starts[i] : stops[i]].strip())
     newlines = np.flatnonzero(arr == _NEWLINE)
     lines = line + np.searchsorted(newlines, starts)
     blank = int(np.count_nonzero(~has_content))
@@ -186,7 +190,8 @@ def _block(data: bytes, arr: np.ndarray, ends: np.ndarray, line: int) -> RecordB
         data = b"".join(pieces)
         starts = np.cumsum([0] + [len(p) for p in pieces[:-1]]).astype(np.int64)[: len(pieces)]
         lines = lines[keep]
-    return RecordBlock(data=data, starts=starts, lines=lines, blank_lines=blank)
+    quoted = bool(np.any(arr == _QUOTE))
+    return RecordBlock(data=data, starts=starts, lines=lines, blank_lines=blank, quoted=quoted)
 
 
 __all__ = ["BOM", "RecordBlock", "iter_record_blocks"]

@@ -435,9 +435,9 @@ class RawReader:
         # A file with no example: an ``empty_file`` reject (ingest), or a warning (scoring,
         # where an empty batch is normal).
         self.reject_empty_files = reject_empty_files
-        # CSV bytes cut per block: about chunk_rows / 16 lines of 700 numbers, as many rows as
-        # a chunk's readahead held before (a longer record makes its block longer).
-        self._csv_block_bytes = csv_block_bytes or chunk_rows * 384
+        # CSV bytes cut per block: about chunk_rows / 6 lines of 700 numbers (a longer record
+        # makes its block longer); per-block costs stay small, memory well under a chunk.
+        self._csv_block_bytes = csv_block_bytes or chunk_rows * 1024
         self.dim = dim
         self.dim_origin = (dim_origin or "the dim argument") if dim is not None else None
         self.dim_owner = dim_owner
@@ -911,7 +911,7 @@ class RawReader:
             parse_options=pacsv.ParseOptions(
                 delimiter=spec.delimiter,
                 invalid_row_handler=on_invalid,
-                newlines_in_values=True,
+                newlines_in_values=block.quoted,  # slower; only where a quote could hold one
                 ignore_empty_lines=False,
             ),
             convert_options=pacsv.ConvertOptions(
