@@ -103,54 +103,36 @@ MANIFEST_COLUMNS = (
     "source",
 )
 
-DEFAULTS: dict[str, Any] = {
-    "seed": 0,
-    "filter_sizes": [5, 6, 7, 8, 9, 10],
-    "filters": 125,
-    "dropout": 0.5,
-    "l2": 0.001,
-    "learning_rate": 0.001,
-    "batch_size": 60,
-    "epochs": 2,
-    "log_every": 10,
-    "eval_every": 100,
-    "eval_batch_size": 100,
-    "balance": "downsample",
-    "loss_weight": "example",
-    "select_metric": "average_precision",
-    "patience": None,
-    "threshold": 0.5,
-    "pool_size": 1200,
-    "prefetch": 2,
-    "checkpoint_every": 50,
-    "precision": "float32",
-    "strategy": "default",
-    "input_shards": None,
+_POSITIVE = common.Integer(minimum=1)
+PARAMS_SCHEMA: dict[str, common.Spec] = {
+    "seed": common.Integer(minimum=0),
+    "filter_sizes": common.ListOf(_POSITIVE, min_len=1),
+    "filters": _POSITIVE,
+    "dropout": common.Number(minimum=0, maximum=1, max_open=True),
+    "l2": common.Number(minimum=0),
+    "learning_rate": common.Number(minimum=0),  # 0 freezes the weights (a test uses it)
+    "batch_size": _POSITIVE,
+    "epochs": _POSITIVE,
+    "log_every": _POSITIVE,
+    "eval_every": _POSITIVE,
+    "eval_batch_size": _POSITIVE,
+    "balance": common.Choice(*BALANCE_MODES),
+    "loss_weight": common.Choice(*LOSS_WEIGHTS),
+    "select_metric": common.Choice(*SCORE_NAMES),
+    "patience": common.Integer(minimum=1, none=True),
+    "threshold": common.Number(minimum=0, maximum=1),
+    "pool_size": _POSITIVE,
+    "prefetch": common.Integer(minimum=0),
+    "checkpoint_every": _POSITIVE,
+    "precision": common.Choice(*PRECISIONS),
+    "strategy": common.Choice(*STRATEGIES),
+    "input_shards": common.Integer(minimum=1, none=True),
 }
 
 
 def resolve_params(params: dict[str, Any]) -> dict[str, Any]:
-    """Defaults overlaid with ``params``; ValueError for unknown keys or bad values."""
-    unknown = sorted(set(params) - set(DEFAULTS))
-    if unknown:
-        raise ValueError(f"unknown train params {unknown}; allowed: {sorted(DEFAULTS)}")
-    p = {**DEFAULTS, **params}
-    choices = {"balance": BALANCE_MODES, "loss_weight": LOSS_WEIGHTS, "precision": PRECISIONS}
-    choices["strategy"] = STRATEGIES
-    choices["select_metric"] = SCORE_NAMES
-    for key, allowed in choices.items():
-        if p[key] not in allowed:
-            raise ValueError(f"train.{key} must be one of {list(allowed)}, got {p[key]!r}")
-    for key in (
-        "batch_size",
-        "epochs",
-        "log_every",
-        "eval_every",
-        "eval_batch_size",
-        "checkpoint_every",
-    ):
-        if not isinstance(p[key], int) or p[key] < 1:
-            raise ValueError(f"train.{key} must be a positive integer, got {p[key]!r}")
+    """The ``train`` section, every key checked (``PARAMS_SCHEMA``, then across keys)."""
+    p = common.check_section(params, PARAMS_SCHEMA, "train")
     if p["checkpoint_every"] % p["log_every"]:
         raise ValueError(
             f"train.checkpoint_every ({p['checkpoint_every']}) must be a multiple of "
@@ -160,13 +142,7 @@ def resolve_params(params: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(
             f"train.pool_size must be >= batch_size ({p['batch_size']}), got {p['pool_size']!r}"
         )
-    if p["patience"] is not None and (not isinstance(p["patience"], int) or p["patience"] < 1):
-        raise ValueError(
-            f"train.patience must be null or a positive integer, got {p['patience']!r}"
-        )
     shards = p["input_shards"]
-    if shards is not None and (not isinstance(shards, int) or shards < 1):
-        raise ValueError(f"train.input_shards must be null or a positive integer, got {shards!r}")
     if shards is not None and p["batch_size"] % shards:
         raise ValueError(
             f"train.batch_size ({p['batch_size']}) must be a multiple of "
@@ -1083,16 +1059,7 @@ def main(argv: list[str] | None = None) -> None:
     common.setup_logging()
 
     params = common.load_params(args.params, "train")
-    # Before any reading: a wrong-typed param is a ValueError naming it, not a TypeError later.
-    for key, default in DEFAULTS.items():
-        if key in params and isinstance(default, (int, float)):
-            common.check_number(params[key], f"train.{key}", integer=isinstance(default, int))
-    sizes = params.get("filter_sizes", DEFAULTS["filter_sizes"])
-    if not isinstance(sizes, list) or not sizes:
-        raise ValueError(f"train.filter_sizes must be a non-empty list of integers, got {sizes!r}")
-    for i, size in enumerate(sizes):
-        common.check_number(size, f"train.filter_sizes[{i}]", integer=True, minimum=1)
-    resolve_params(params)
+    resolve_params(params)  # before any reading
     manifest = pd.read_parquet(args.manifest, columns=list(MANIFEST_COLUMNS))
     model, record = train_model(
         dataset_dir=args.dataset,

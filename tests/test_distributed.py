@@ -36,6 +36,7 @@ UPSTREAM = 0.05
 N_TRAIN, N_DEV, ROW_GROUP = 48, 16, 8
 
 TINY = {
+    **yaml.safe_load((ROOT / "params.yaml").read_text())["train"],  # every key is required
     "seed": 3,
     "filter_sizes": [2, 3],
     "filters": 8,
@@ -192,7 +193,7 @@ def test_global_batch_is_the_concatenation_of_the_shard_batches(data):
     [
         ({"strategy": "horovod"}, r"train.strategy must be one of \['default', 'mirrored', "),
         ({"input_shards": 3}, r"batch_size \(8\) must be a multiple of train.input_shards \(3\)"),
-        ({"input_shards": 0}, "train.input_shards must be null or a positive integer, got 0"),
+        ({"input_shards": 0}, "train.input_shards must be null or an integer >= 1, got 0"),
         ({"strategy": "multi_worker", "patience": 2}, "train.patience must be null with strategy"),
     ],
 )

@@ -104,7 +104,7 @@ def test_train_wrong_type(tmp_path: Path) -> None:
     params = params_file(tmp_path, "train", {"pool_size": "many"})
     args = ["--params", params, "--dataset", "dataset", "--manifest", "m.parquet"]
     proc = stage("train", [*args, "--model-dir", "models", "--live-dir", "live"], tmp_path)
-    assert "train.pool_size must be an integer, got 'many'" in error_line(proc)
+    assert "train.pool_size must be an integer >= 1, got 'many'" in error_line(proc)
 
 
 def test_evaluate_wrong_type(tmp_path: Path) -> None:

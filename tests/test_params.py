@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from stages import audit, common, downsample, evaluate, generate, split
+from stages import audit, common, downsample, evaluate, generate, split, train
+from stages.ingest import IngestConfig
 from tests.conftest import ROOT, TINY_PARAMS, deep_merge
 
 REAL = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -296,13 +297,34 @@ def test_audit_unknown_missing_and_out_of_range():
     )
 
 
+def test_train_unknown_missing_wrong_type():
+    msg = refuse(train.resolve_params, section("train", {"learnig_rate": 0.1}))
+    assert msg.startswith("train.learnig_rate: unknown key")
+    assert "did you mean 'learning_rate'?" in msg
+    assert refuse(train.resolve_params, without(section("train"), "patience")) == (
+        "train.patience is required; add it to params.yaml"
+    )
+    assert refuse(train.resolve_params, section("train", {"filter_sizes": [5, 0]})) == (
+        "train.filter_sizes[1] must be an integer >= 1, got 0"
+    )
+    assert refuse(train.resolve_params, section("train", {"epochs": True})) == (
+        "train.epochs must be an integer >= 1, got True"
+    )
+
+
 CHECKS = {
     "audit": audit.check_params,
     "downsample": downsample.check_params,
     "evaluate": evaluate.check_params,
     "generate": generate.check_params,
+    "ingest": IngestConfig.from_params,  # its own checks (not yet check_section)
     "split": split.check_params,
+    "train": train.resolve_params,
 }
+
+
+def test_every_stage_section_is_checked():
+    assert set(CHECKS) == set(REAL) - {"paths"}
 
 
 @pytest.mark.parametrize("name", sorted(CHECKS))

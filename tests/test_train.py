@@ -13,12 +13,14 @@ from sklearn.metrics import log_loss, precision_recall_fscore_support
 
 from stages import batches, contract, train
 from stages.common import atomic_directory
+from tests.conftest import ROOT
 
 keras = train.keras
 DIM = 16
 UPSTREAM, THIN = 0.05, 0.5
 
 TINY = {
+    **yaml.safe_load((ROOT / "params.yaml").read_text())["train"],  # every key is required
     "seed": 7,
     "filter_sizes": [2, 3],
     "filters": 8,
@@ -329,8 +331,8 @@ def test_beta_reflects_balancing_mode():
         ),
         ({"select_metric": "auc"}, "train.select_metric must be one of"),
         ({"checkpoint_every": 5}, "must be a multiple of train.log_every"),
-        ({"batch_size": 0}, "train.batch_size must be a positive integer, got 0"),
-        ({"colour": 1}, r"unknown train params \['colour'\]"),
+        ({"batch_size": 0}, "train.batch_size must be an integer >= 1, got 0"),
+        ({"colour": 1}, r"train.colour: unknown key \(value 1\); allowed keys in train are"),
     ],
 )
 def test_bad_params_are_named(override, message):
