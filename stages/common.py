@@ -347,7 +347,7 @@ class Flag(Spec):
 
 
 class ListOf(Spec):
-    """A list whose items each match ``item``; ``choices`` restricts string items."""
+    """A list whose items each match ``item`` (at least ``min_len``; ``unique``: no repeats)."""
 
     def __init__(
         self,
