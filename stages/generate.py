@@ -20,13 +20,22 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from stages import common
 from stages.common import atomic_directory, load_params, run_main, setup_logging, write_json
-from stages.simulator import ExampleTable, SimulatorConfig, SourceSpec, draw_source, iter_examples
+from stages.simulator import (
+    RAW_FORMATS,
+    ExampleTable,
+    SimulatorConfig,
+    SourceSpec,
+    check_params,
+    draw_sources,
+    iter_examples,
+    part_bounds,
+    sources_from_params,
+)
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("parquet", "csv", "csv.gz", "jsonl")
+FORMATS = RAW_FORMATS
 CHUNK_EXAMPLES = 256
 
 
@@ -114,7 +123,7 @@ def write_source(
     if fmt not in FORMATS:
         raise ValueError(f"generate.format must be one of {FORMATS}, got {fmt!r}")
     directory.mkdir(parents=True, exist_ok=True)
-    bounds = np.linspace(0, len(table), max(1, files) + 1).astype(int)
+    bounds = part_bounds(len(table), files)
     names = []
     progress = tqdm(total=len(table), desc=f"generate {directory.name}", unit="ex", mininterval=2)
     examples = iter_examples(table, config, seed=seed, source_index=source_index)
@@ -157,46 +166,6 @@ def summarize(table: ExampleTable, spec: SourceSpec) -> dict[str, Any]:
     }
 
 
-_FRACTION = {"minimum": 0, "maximum": 1}
-_BELOW_ONE = {"minimum": 0, "maximum": 1, "max_open": True}
-PARAMS_SCHEMA: dict[str, common.Spec] = {
-    "seed": common.Integer(minimum=0),
-    # SimulatorConfig's fields; SimulatorConfig.validate adds the checks across fields
-    "dim": common.Integer(minimum=1),
-    "prior": common.Number(minimum=0, maximum=1, min_open=True, max_open=True),
-    "min_rows": common.Integer(minimum=1),
-    "max_rows": common.Integer(minimum=1),
-    "group_size_mean": common.Number(minimum=1),
-    "group_positive_concentration": common.Number(minimum=0, min_open=True),
-    "group_signal": common.Number(),
-    "evidence_min_len": common.Integer(minimum=1),
-    "evidence_max_len": common.Integer(minimum=1),
-    "evidence_strength": common.Number(),
-    "decoy_rate": common.Number(**_FRACTION),
-    "decoy_strength": common.Number(),
-    "kb_false_positive": common.Number(**_BELOW_ONE),
-    "kb_missing": common.Number(**_BELOW_ONE),
-    # the raw files
-    "shared_groups": common.Number(**_FRACTION),
-    "format": common.Choice(*FORMATS),
-    "files_per_source": common.Integer(minimum=1),
-    "sources": common.MapOf(
-        common.Section(
-            {
-                "examples": common.Integer(minimum=0),
-                "negative_rate": common.Number(minimum=0, maximum=1, min_open=True),
-            }
-        )
-    ),
-}
-
-
-def check_params(params: dict[str, Any]) -> SimulatorConfig:
-    """The simulator config of a ``generate`` section with every key checked; else ValueError."""
-    common.check_section(params, PARAMS_SCHEMA, "generate")
-    return SimulatorConfig.from_params(params)
-
-
 def generate(params: dict[str, Any], out: Path) -> dict[str, Any]:
     """Draw every source and write its raw files under ``out/<source>/``."""
     config = check_params(params)
@@ -204,24 +173,11 @@ def generate(params: dict[str, Any], out: Path) -> dict[str, Any]:
     fmt = params["format"]
     shared = float(params["shared_groups"])
     summary: dict[str, Any] = {"seed": seed, "format": fmt, "dim": config.dim, "sources": {}}
-    next_group = 0
-    first_groups: np.ndarray | None = None
+    specs = sources_from_params(params)
+    tables = draw_sources(config, specs, seed=seed, shared_fraction=shared)
     with atomic_directory(out) as tmp:
-        for source_index, (name, spec_params) in enumerate(params["sources"].items()):
-            spec = SourceSpec(
-                name, int(spec_params["examples"]), float(spec_params["negative_rate"])
-            )
-            table, next_group = draw_source(
-                spec,
-                config,
-                seed=seed,
-                source_index=source_index,
-                first_group=next_group,
-                shared_groups=first_groups,
-                shared_fraction=shared,
-            )
-            if first_groups is None:
-                first_groups = np.unique(table.group_index)
+        for source_index, spec in enumerate(specs):
+            name, table = spec.name, tables[spec.name]
             files = write_source(
                 table,
                 config,

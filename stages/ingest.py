@@ -32,7 +32,7 @@ import numpy as np
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from stages import contract
+from stages import contract, simulated, simulator
 from stages.common import atomic_directory, load_params, run_main, setup_logging, write_json
 from stages.rawio import (
     DUPLICATE_ID,
@@ -46,7 +46,7 @@ from stages.rawio import (
     RejectsFile,
     SourceSpec,
     duplicate_problem,
-    list_files,
+    file_bytes,
     make_reject,
     max_abs_for,
 )
@@ -77,7 +77,10 @@ class IngestConfig:
     workers: int = 1
 
     @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> IngestConfig:
+    def from_params(
+        cls, params: Mapping[str, Any], *, simulation: Mapping[str, Any] | None = None
+    ) -> IngestConfig:
+        """Validate the section; ``simulation`` is the ``generate`` section (simulated sources)."""
         unknown = sorted(set(params) - set(PARAM_KEYS))
         if unknown:
             raise ValueError(f"ingest: unknown keys {unknown}; allowed: {list(PARAM_KEYS)}")
@@ -99,7 +102,10 @@ class IngestConfig:
         sources = params.get("sources") or {}
         if not isinstance(sources, Mapping) or not sources:
             raise ValueError("ingest.sources must map at least one source name to its settings")
-        specs = [SourceSpec.from_params(name, spec) for name, spec in sources.items()]
+        specs = [
+            SourceSpec.from_params(name, spec, simulation=simulation)
+            for name, spec in sources.items()
+        ]
         return cls(sources=specs, on_error=on_error, dtype=dtype, **sizes)
 
 
@@ -186,16 +192,20 @@ def ingest_sources(
     """
     if config.workers > 1:
         return ingest_parallel(config, out_dir, on_reject=on_reject)
-    reader = RawReader(chunk_rows=config.chunk_rows, max_abs=max_abs_for(config.dtype))
+    reader = RawReader(
+        chunk_rows=config.chunk_rows,
+        max_abs=max_abs_for(config.dtype),
+        formats=simulated.READERS,
+    )
     counts = {spec.name: SourceCounts() for spec in config.sources}
     writer: contract.DatasetWriter | None = None
     result = IngestResult(counts=counts, dim=None)
     try:
         for spec in config.sources:
-            files = list_files(spec)
+            files = simulated.list_source(spec)
             count = counts[spec.name]
             count.files = len(files)
-            count.bytes_read = sum(path.stat().st_size for path, _ in files)
+            count.bytes_read = sum(file_bytes(path, fmt) for path, fmt in files)
             progress = tqdm(desc=f"ingest {spec.name}", unit="ex", mininterval=2, leave=False)
             for path, fmt in files:
                 for item in reader.read_file(spec, path, fmt):
@@ -272,7 +282,11 @@ class _FileItems:
 
 def _read_file_task(task: _FileTask) -> _FileItems:
     reader = RawReader(
-        chunk_rows=task.chunk_rows, max_abs=task.max_abs, dim=task.dim, dim_origin=task.dim_origin
+        chunk_rows=task.chunk_rows,
+        max_abs=task.max_abs,
+        dim=task.dim,
+        dim_origin=task.dim_origin,
+        formats=simulated.READERS,
     )
     items: list[tuple[str, int, int] | Reject] = []
     dim_known: list[bool] = []
@@ -389,10 +403,10 @@ def ingest_parallel(
     if config.workers < 2:
         raise ValueError(f"ingest_parallel needs workers >= 2, got {config.workers!r}")
     max_abs = max_abs_for(config.dtype)
-    listed = [(spec, list_files(spec)) for spec in config.sources]
+    listed = [(spec, simulated.list_source(spec)) for spec in config.sources]
     files = [(spec, path, fmt) for spec, paths in listed for path, fmt in paths]
     dim, dim_origin, dim_file = _probe_dim(
-        files, RawReader(chunk_rows=config.chunk_rows, max_abs=max_abs)
+        files, RawReader(chunk_rows=config.chunk_rows, max_abs=max_abs, formats=simulated.READERS)
     )
     spill_root = out_dir / _SPILL
     tasks = [
@@ -423,7 +437,7 @@ def ingest_parallel(
             for spec, paths in listed:
                 count = counts[spec.name]
                 count.files = len(paths)
-                count.bytes_read = sum(path.stat().st_size for path, _ in paths)
+                count.bytes_read = sum(file_bytes(path, fmt) for path, fmt in paths)
                 for _ in paths:
                     task = tasks[position]
                     done = futures[position].result()
@@ -462,7 +476,7 @@ def _replay(
     on_reject: Callable[[Reject], None],
 ) -> np.ndarray:
     """Replay one file's items in order as the serial loop would; return kept spill indices."""
-    kind = "row" if task.fmt == "parquet" else "line"
+    kind = "line" if task.fmt in ("csv", "jsonl") else "row"
     count.add_tally(done.tally)
     kept: list[int] = []
     spilled = -1
@@ -609,6 +623,16 @@ def _dir_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.glob(contract.SHARD_GLOB)) if path.is_dir() else 0
 
 
+def simulation_params(params_path: str | Path) -> dict[str, Any] | None:
+    """The ``generate`` section (checked) when some source is ``format: simulated``, else None."""
+    sources = load_params(params_path, "ingest").get("sources") or {}
+    if not any(isinstance(s, Mapping) and s.get("format") == "simulated" for s in sources.values()):
+        return None
+    params = load_params(params_path, "generate")
+    simulator.check_params(params)
+    return params
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml")
@@ -618,9 +642,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     setup_logging()
     try:
-        config = IngestConfig.from_params(load_params(args.params, "ingest"))
+        config = IngestConfig.from_params(
+            load_params(args.params, "ingest"), simulation=simulation_params(args.params)
+        )
         for spec in config.sources:
-            list_files(
+            simulated.list_source(
                 spec
             )  # a missing or unrecognised input is a setup error: stop before reading
     except (ValueError, FileNotFoundError) as exc:

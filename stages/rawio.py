@@ -45,7 +45,8 @@ from stages.csvrecords import iter_record_blocks
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("csv", "parquet", "jsonl")
+FORMATS = ("csv", "parquet", "jsonl", "simulated")
+SIMULATED = "simulated"  # drawn by the built-in simulator (stages/simulator.py), no raw files
 ON_ERROR = ("fail", "quarantine")  # stop at the first rejected example, or write it aside and go on
 EXTENSIONS = {
     ".csv": "csv",
@@ -123,10 +124,20 @@ class SourceSpec:
     columns: Mapping[str, str | int] = field(default_factory=dict)
     features: Sequence[str | int] | None = None
     delimiter: str = ","
+    # format: simulated only: the ``generate`` params section the simulator draws from
+    simulation: Mapping[str, Any] | None = None
 
     @classmethod
-    def from_params(cls, name: str, params: Mapping[str, Any]) -> SourceSpec:
-        """Validate one source's params; raise ValueError naming the bad key or value."""
+    def from_params(
+        cls, name: str, params: Mapping[str, Any], *, simulation: Mapping[str, Any] | None = None
+    ) -> SourceSpec:
+        """Validate one source's params; raise ValueError naming the bad key or value.
+
+        A ``format: simulated`` source is drawn by the simulator from ``simulation`` (the
+        ``generate`` section), which must declare a source of the same name and rate.
+        """
+        if params.get("format") == SIMULATED:
+            return cls._simulated(name, params, simulation)
         unknown = sorted(set(params) - set(SOURCE_KEYS))
         if unknown:
             raise ValueError(
@@ -165,6 +176,35 @@ class SourceSpec:
         if not isinstance(delimiter, str) or len(delimiter) != 1:
             raise ValueError(f"source {name!r}: delimiter must be one character, got {delimiter!r}")
         return cls(name, Path(params["path"]), rate, fmt, header, columns, features, delimiter)
+
+    @classmethod
+    def _simulated(
+        cls, name: str, params: Mapping[str, Any], simulation: Mapping[str, Any] | None
+    ) -> SourceSpec:
+        key = f"ingest.sources.{name}"
+        allowed = ("path", "format", "negative_rate")
+        unknown = sorted(set(params) - set(allowed))
+        if unknown:
+            raise ValueError(
+                f"{key}: unknown keys {unknown} for format: simulated; allowed: {list(allowed)}"
+            )
+        missing = [k for k in allowed if k not in params]
+        if missing:
+            raise ValueError(f"{key}: {missing} required for format: simulated")
+        drawn = (simulation or {}).get("sources") or {}
+        if name not in drawn:
+            raise ValueError(
+                f"{key}: format: simulated, but generate.sources has no source {name!r} "
+                f"(it has {sorted(drawn)}); the simulator draws only the sources it declares"
+            )
+        rate = params["negative_rate"]
+        if rate != drawn[name]["negative_rate"]:
+            raise ValueError(
+                f"{key}.negative_rate is {rate!r} but the simulator thins this source with "
+                f"generate.sources.{name}.negative_rate = {drawn[name]['negative_rate']!r}; "
+                "make them equal"
+            )
+        return cls(name, Path(params["path"]), float(rate), SIMULATED, simulation=simulation)
 
 
 @dataclass
@@ -253,8 +293,13 @@ def list_files(spec: SourceSpec) -> list[tuple[Path, str]]:
     """The source's files with their formats, sorted by path; a folder is searched recursively.
 
     Hidden files are ignored; a file whose format is neither given nor implied
-    by its extension is an error, so nothing is skipped silently.
+    by its extension is an error, so nothing is skipped silently. (A simulated
+    source has no files: ``stages.simulated.list_parts``.)
     """
+    if spec.format == SIMULATED:
+        raise ValueError(
+            f"source {spec.name!r} is simulated: list its parts with stages.simulated.list_parts"
+        )
     if spec.path.is_file():
         candidates = [spec.path]
     elif spec.path.is_dir():
@@ -278,6 +323,11 @@ def list_files(spec: SourceSpec) -> list[tuple[Path, str]]:
     if not files:
         raise FileNotFoundError(f"source {spec.name!r}: no files under {spec.path}")
     return files
+
+
+def file_bytes(path: Path, fmt: str) -> int:
+    """Size of a listed file (0 for a simulated part, which is not a file)."""
+    return 0 if fmt == SIMULATED else path.stat().st_size
 
 
 def _parse_label(value: Any) -> int | None:
@@ -420,6 +470,7 @@ class RawReader:
         dim_origin: str | None = None,
         csv_block_bytes: int | None = None,
         reject_empty_files: bool = True,
+        formats: Mapping[str, Any] | None = None,
     ) -> None:
         if chunk_rows < 1:
             raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows!r}")
@@ -435,6 +486,9 @@ class RawReader:
         # A file with no example: an ``empty_file`` reject (ingest), or a warning (scoring,
         # where an empty batch is normal).
         self.reject_empty_files = reject_empty_files
+        # Readers of formats that are not files, by name: fn(reader, spec, path, state)
+        # yielding chunks, as stages.simulated.read_part does for format: simulated.
+        self._formats = dict(formats or {})
         # CSV bytes cut per block: about chunk_rows / 6 lines of 700 numbers (a longer record
         # makes its block longer); per-block costs stay small, memory well under a chunk.
         self._csv_block_bytes = csv_block_bytes or chunk_rows * 1024
@@ -461,7 +515,7 @@ class RawReader:
     def read_file(self, spec: SourceSpec, path: Path, fmt: str) -> Iterator[Example | Reject]:
         """Every example and reject of one file; an unreadable file ends in an ``unreadable_file`` reject."""
         self._files.append((spec.name, str(path)))
-        kind = "row" if fmt == "parquet" else "line"
+        kind = "row" if fmt in ("parquet", SIMULATED) else "line"
         tally = FileTally(source=spec.name, file=str(path))
         self.tallies.append(tally)
         state = _FileState(
@@ -473,7 +527,7 @@ class RawReader:
         tally.rows, tally.examples = state.rows, state.examples
         tally.blank_lines = state.blank_lines
         if tally.items == 0:
-            what = "0 bytes" if path.stat().st_size == 0 else "no data rows"
+            what = "0 bytes" if file_bytes(path, fmt) == 0 else "no data rows"
             reject = self._reject(
                 state, None, EMPTY_FILE, None, f"file holds no example ({what})", scope="file"
             )
@@ -486,11 +540,14 @@ class RawReader:
     def _read_items(
         self, spec: SourceSpec, path: Path, fmt: str, state: _FileState
     ) -> Iterator[Example | Reject]:
-        if path.stat().st_size == 0:
+        if fmt != SIMULATED and path.stat().st_size == 0:
             return
-        reader = {"csv": self._csv_chunks, "parquet": self._parquet_chunks, "jsonl": self._jsonl}[
-            fmt
-        ]
+        readers = {"csv": self._csv_chunks, "parquet": self._parquet_chunks, "jsonl": self._jsonl}
+        for name, read in self._formats.items():
+            readers[name] = lambda spec, path, state, read=read: read(self, spec, path, state)
+        if fmt not in readers:
+            raise ValueError(f"{path}: no reader for format {fmt!r} (known: {sorted(readers)})")
+        reader = readers[fmt]
         try:
             for item in reader(spec, path, state):
                 if isinstance(item, _Whole):

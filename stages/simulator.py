@@ -24,7 +24,11 @@ from typing import Any
 
 import numpy as np
 
+from stages import common
 from stages.common import check_number
+
+# The raw file formats generate writes (python -m stages.generate).
+RAW_FORMATS = ("parquet", "csv", "csv.gz", "jsonl")
 
 
 @dataclass(frozen=True)
@@ -257,12 +261,21 @@ def draw_rows(
 
 
 def iter_examples(
-    table: ExampleTable, config: SimulatorConfig, *, seed: int, source_index: int
+    table: ExampleTable,
+    config: SimulatorConfig,
+    *,
+    seed: int,
+    source_index: int,
+    start: int = 0,
+    stop: int | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield ``(index, rows)`` for each example of a drawn source, in order."""
+    """Yield ``(index, rows)`` for the examples ``start:stop`` of a drawn source, in order.
+
+    Each example has its own random stream, so a range gives the same rows as the whole.
+    """
     patterns = relation_patterns(config, seed=seed)
     signatures: dict[int, np.ndarray] = {}
-    for i in range(len(table)):
+    for i in range(start, len(table) if stop is None else stop):
         yield (
             i,
             draw_rows(
@@ -275,3 +288,91 @@ def iter_examples(
                 signatures=signatures,
             ),
         )
+
+
+def draw_sources(
+    config: SimulatorConfig,
+    sources: list[SourceSpec],
+    *,
+    seed: int,
+    shared_fraction: float,
+    until: str | None = None,
+) -> dict[str, ExampleTable]:
+    """Draw the sources in order; the later ones share groups with the first.
+
+    Each source's table depends on those before it (group numbers, shared groups),
+    so drawing one source draws the ones before it too (tables only: cheap).
+    ``until`` stops after that source.
+    """
+    tables: dict[str, ExampleTable] = {}
+    next_group = 0
+    first_groups: np.ndarray | None = None
+    for source_index, spec in enumerate(sources):
+        table, next_group = draw_source(
+            spec,
+            config,
+            seed=seed,
+            source_index=source_index,
+            first_group=next_group,
+            shared_groups=first_groups,
+            shared_fraction=shared_fraction,
+        )
+        if first_groups is None:
+            first_groups = np.unique(table.group_index)
+        tables[spec.name] = table
+        if spec.name == until:
+            break
+    return tables
+
+
+def part_bounds(n_examples: int, parts: int) -> np.ndarray:
+    """Where each of ``parts`` files (or parts) of a source starts and ends."""
+    return np.linspace(0, n_examples, max(1, parts) + 1).astype(int)
+
+
+def sources_from_params(params: dict[str, Any]) -> list[SourceSpec]:
+    """The simulator's sources (``generate.sources``), in order."""
+    return [
+        SourceSpec(name, int(p["examples"]), float(p["negative_rate"]))
+        for name, p in params["sources"].items()
+    ]
+
+
+_FRACTION = {"minimum": 0, "maximum": 1}
+_BELOW_ONE = {"minimum": 0, "maximum": 1, "max_open": True}
+PARAMS_SCHEMA: dict[str, common.Spec] = {
+    "seed": common.Integer(minimum=0),
+    # SimulatorConfig's fields; SimulatorConfig.validate adds the checks across fields
+    "dim": common.Integer(minimum=1),
+    "prior": common.Number(minimum=0, maximum=1, min_open=True, max_open=True),
+    "min_rows": common.Integer(minimum=1),
+    "max_rows": common.Integer(minimum=1),
+    "group_size_mean": common.Number(minimum=1),
+    "group_positive_concentration": common.Number(minimum=0, min_open=True),
+    "group_signal": common.Number(),
+    "evidence_min_len": common.Integer(minimum=1),
+    "evidence_max_len": common.Integer(minimum=1),
+    "evidence_strength": common.Number(),
+    "decoy_rate": common.Number(**_FRACTION),
+    "decoy_strength": common.Number(),
+    "kb_false_positive": common.Number(**_BELOW_ONE),
+    "kb_missing": common.Number(**_BELOW_ONE),
+    # the raw files
+    "shared_groups": common.Number(**_FRACTION),
+    "format": common.Choice(*RAW_FORMATS),
+    "files_per_source": common.Integer(minimum=1),
+    "sources": common.MapOf(
+        common.Section(
+            {
+                "examples": common.Integer(minimum=0),
+                "negative_rate": common.Number(minimum=0, maximum=1, min_open=True),
+            }
+        )
+    ),
+}
+
+
+def check_params(params: dict[str, Any]) -> SimulatorConfig:
+    """The simulator config of a ``generate`` section with every key checked; else ValueError."""
+    common.check_section(params, PARAMS_SCHEMA, "generate")
+    return SimulatorConfig.from_params(params)

@@ -258,6 +258,56 @@ def split_stats(
     }
 
 
+def _feed_line(source: str, feeds: Mapping[str, Mapping[str, float]]) -> str:
+    """A split.feeds line to add for ``source``: the splits nothing feeds yet, or all four."""
+    fed = {sp for fractions in feeds.values() for sp in fractions}
+    missing = [sp for sp in sampling.SPLITS if sp not in fed] or list(sampling.SPLITS)
+    share = round(1 / len(missing), 2)
+    return f"{source}: {{{', '.join(f'{sp}: {share}' for sp in missing)}}}"
+
+
+def check_feeds(sources: Sequence[str], feeds: Mapping[str, Mapping[str, float]]) -> None:
+    """Every source of the dataset is fed, and every fed source is in the dataset; else ValueError.
+
+    A source nobody feeds would be dropped whole; a feed naming no source is a typo or a
+    source that was never ingested. Both stop the pipeline with the line to fix.
+    """
+    unfed = sorted(set(sources) - set(feeds))
+    if unfed:
+        lines = "; ".join(repr(_feed_line(s, feeds)) for s in unfed)
+        raise ValueError(
+            f"split.feeds does not feed source(s) {unfed} declared in ingest.sources: all their "
+            f"examples would be dropped. Add to split.feeds: {lines} (fractions of a source "
+            "sum to at most 1)"
+        )
+    unknown = sorted(set(feeds) - set(sources))
+    if unknown:
+        raise ValueError(
+            f"split.feeds names source(s) {unknown} that the dataset does not hold (it holds "
+            f"{sorted(set(sources))}): declare them in ingest.sources or remove their lines "
+            "from split.feeds"
+        )
+
+
+def check_splits_filled(stats: Mapping[str, Any], feeds: Mapping[str, Mapping[str, float]]) -> None:
+    """Every split holds at least one example; else ValueError naming the split and its feeds."""
+    for name in sampling.SPLITS:
+        if stats["splits"].get(name, {}).get("examples", 0):
+            continue
+        feeding = {s: f[name] for s, f in feeds.items() if f.get(name)}
+        if not feeding:
+            raise ValueError(
+                f"split {name!r} gets no example: no source in split.feeds feeds it "
+                f"(split.feeds: {dict(feeds)}); every split is needed (train and dev_a to "
+                f"train and select, dev_b for the threshold, test for the estimate): give "
+                f"{name} a fraction in a source's line of split.feeds"
+            )
+        raise ValueError(
+            f"split {name!r} gets no example although split.feeds gives it {feeding}: the "
+            "source has too few groups for that fraction; raise the fraction or add data"
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml")
@@ -268,6 +318,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     common.setup_logging()
     params = check_params(common.load_params(args.params, "split"))
     metadata = contract.read_metadata(args.dataset)
+    check_feeds(metadata.column(contract.SOURCE).unique().to_pylist(), params["feeds"])
     manifest, stats = assign_splits(
         metadata,
         seed=params["seed"],
@@ -276,6 +327,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         assign=params["assign"],
         priority=params["priority"],
     )
+    check_splits_filled(stats, params["feeds"])
     sampling.write_table_atomic(manifest, args.out)
     common.write_json(args.metrics, stats)
     log.info(

@@ -37,10 +37,10 @@ TINY_PARAMS: dict[str, Any] = {
         "row_group_size": 32,
         "shard_size": 200,
         "sources": {
-            "pool": {"path": "data/raw/sim/pool", "format": "parquet", "negative_rate": 0.2},
+            "pool": {"path": "stages/simulator.py", "format": "simulated", "negative_rate": 0.2},
             "production": {
-                "path": "data/raw/sim/production",
-                "format": "parquet",
+                "path": "stages/simulator.py",
+                "format": "simulated",
                 "negative_rate": 1.0,
             },
         },

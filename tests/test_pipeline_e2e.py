@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from stages import simulator
 from stages.contract import read_metadata
 from tests.conftest import run, tool_env
 
@@ -42,7 +43,13 @@ pytestmark = pytest.mark.slow
 
 
 def stages_in(project: Path) -> list[str]:
-    return list(yaml.safe_load((project / "dvc.yaml").read_text())["stages"])
+    """Stage names as DVC prints them: a ``foreach`` over ingest.sources gives ``name@source``."""
+    stages = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
+    sources = yaml.safe_load((project / "params.yaml").read_text())["ingest"]["sources"]
+    names = []
+    for name, stage in stages.items():
+        names += [f"{name}@{key}" for key in sources] if "foreach" in stage else [name]
+    return names
 
 
 def test_dvc_repro_runs_every_stage_then_nothing(project: Path):
@@ -50,11 +57,19 @@ def test_dvc_repro_runs_every_stage_then_nothing(project: Path):
     for stage in stages_in(project):
         assert f"Running stage '{stage}'" in out.stdout, out.stdout
 
-    # generate -> ingest: every raw example is in the dataset or the rejects, counts reconcile.
-    simulation = json.loads((project / "data/raw/sim/simulation.json").read_text())
+    # simulated sources -> ingest: every drawn example is in the dataset, counts reconcile.
+    generate = yaml.safe_load((project / "params.yaml").read_text())["generate"]
+    tables = simulator.draw_sources(
+        simulator.SimulatorConfig.from_params(generate),
+        simulator.sources_from_params(generate),
+        seed=generate["seed"],
+        shared_fraction=generate["shared_groups"],
+    )
     ingest = json.loads((project / "reports/ingest.json").read_text())
     meta = read_metadata(project / "data/dataset")
-    drawn = sum(s["examples"] for s in simulation["sources"].values())
+    drawn = sum(len(t) for t in tables.values())
+    assert meta["example_id"].to_pylist() == [i for t in tables.values() for i in t.example_id]
+    assert not (project / "data/raw/sim").exists()  # nothing simulated is written as raw files
     assert meta.num_rows == drawn
     assert ingest["reconciled"] is True
     assert ingest["examples_read"] == ingest["examples_written"] + ingest["examples_rejected"]
@@ -88,8 +103,8 @@ def test_dvc_repro_runs_every_stage_then_nothing(project: Path):
     assert "test.prior.precision" in run(["dvc", "metrics", "show"], project).stdout
 
     # Stage outputs are ignored by git (DVC writes the ignores); small reports are not.
-    ignored = run(["git", "check-ignore", "data/dataset", "data/raw/sim"], project)
-    assert ignored.stdout.split() == ["data/dataset", "data/raw/sim"]
+    ignored = run(["git", "check-ignore", "data/dataset", "data/sources/pool.json"], project)
+    assert ignored.stdout.split() == ["data/dataset", "data/sources/pool.json"]
     assert run(["git", "check-ignore", "reports/ingest.json"], project, check=False).returncode == 1
 
     # Nothing changed: nothing reruns, and `dvc status` is clean.

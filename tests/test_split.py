@@ -347,3 +347,50 @@ def test_fractions_summing_to_one_drop_nothing(tmp_path, monkeypatch, fractions,
     first = {f"production-g{i:04d}" for i in range(len(extremes))}
     placed = groups_per_split(manifest)
     assert first <= set().union(*(placed[s] for s in fractions))
+
+
+# ----------------------------------------------------------------------------- loud feeds
+def _run_split(tmp_path, examples, feeds):
+    dataset = write_dataset(tmp_path / "ds", examples)
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"split": {**SPLIT_PARAMS, "feeds": feeds}}))
+    out = tmp_path / "manifest.parquet"
+    args = ["--params", str(params), "--dataset", str(dataset), "--out", str(out)]
+    with pytest.raises(ValueError) as info:
+        split.main([*args, "--metrics", str(tmp_path / "split.json")])
+    assert not out.exists() and not (tmp_path / "split.json").exists()  # nothing half-written
+    return str(info.value)
+
+
+def test_a_source_without_a_feed_stops_with_the_line_to_add(tmp_path):
+    examples = make_examples(n_groups={"pool": 20, "production": 20, "grouped": 10})
+    message = _run_split(tmp_path, examples, REFERENCE_FEEDS)
+    assert message.startswith(
+        "split.feeds does not feed source(s) ['grouped'] declared in ingest.sources: all their "
+        "examples would be dropped. Add to split.feeds: 'grouped: {train: 0.25, dev_a: 0.25, "
+        "dev_b: 0.25, test: 0.25}'"
+    )
+
+
+def test_a_feed_naming_an_unknown_source_stops(tmp_path):
+    examples = make_examples(n_groups={"pool": 20, "production": 20})
+    feeds = {**REFERENCE_FEEDS, "prodution": {"test": 0.1}}
+    message = _run_split(tmp_path, examples, feeds)
+    assert message.startswith(
+        "split.feeds names source(s) ['prodution'] that the dataset does not hold (it holds "
+        "['pool', 'production'])"
+    )
+
+
+def test_a_split_left_empty_stops_naming_it(tmp_path):
+    examples = make_examples(n_groups={"pool": 20, "production": 20})
+    feeds = {"pool": {"train": 0.8, "dev_a": 0.2}, "production": {"test": 1.0}}
+    message = _run_split(tmp_path, examples, feeds)
+    assert message.startswith("split 'dev_b' gets no example: no source in split.feeds feeds it")
+    # Fed, but too little data for the fraction: said so.
+    examples = make_examples(n_groups={"pool": 20, "production": 3})
+    feeds = {"pool": {"train": 0.8, "dev_a": 0.2}, "production": {"dev_b": 0.001, "test": 0.99}}
+    message = _run_split(tmp_path / "small", examples, feeds)
+    assert message.startswith(
+        "split 'dev_b' gets no example although split.feeds gives it {'production': 0.001}"
+    )

@@ -1,0 +1,93 @@
+"""The built-in simulator as an ingest source: ``format: simulated``, drawn in memory.
+
+A simulated source has no raw files. Its examples are the ones ``python -m
+stages.generate`` would write, drawn from the ``generate`` params in the same order
+and cut into the same parts (``generate.files_per_source``), so the dataset is the
+same as when the files are written and read back. Each part is read like a file
+(``simulator/<source>/part-NNN`` in messages, positions are rows within the part),
+so parallel ingest reads parts in parallel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stages import rawio, simulator
+from stages.rawio import SIMULATED, RawReader, SourceSpec
+
+
+def list_parts(spec: SourceSpec) -> list[tuple[Path, str]]:
+    """The non-empty parts of a simulated source, as (name, format) like ``rawio.list_files``."""
+    return [(Path(f"simulator/{spec.name}/part-{k:03d}"), SIMULATED) for k in _parts(spec)]
+
+
+def list_source(spec: SourceSpec) -> list[tuple[Path, str]]:
+    """A source's files, or a simulated source's parts."""
+    return list_parts(spec) if spec.format == SIMULATED else rawio.list_files(spec)
+
+
+def _parts(spec: SourceSpec) -> list[int]:
+    """The non-empty parts of a simulated source, as generate would write its files."""
+    sim = spec.simulation
+    examples = draw_tables(spec)[spec.name]
+    bounds = simulator.part_bounds(len(examples), int(sim["files_per_source"]))
+    return [k for k in range(len(bounds) - 1) if bounds[k + 1] > bounds[k]]
+
+
+def draw_tables(spec: SourceSpec) -> dict[str, simulator.ExampleTable]:
+    """The drawn tables of the simulator's sources up to this one (cheap: no rows)."""
+    sim = spec.simulation
+    return simulator.draw_sources(
+        simulator.SimulatorConfig.from_params(dict(sim)),
+        simulator.sources_from_params(dict(sim)),
+        seed=int(sim["seed"]),
+        shared_fraction=float(sim["shared_groups"]),
+        until=spec.name,
+    )
+
+
+def read_part(reader: RawReader, spec: SourceSpec, path: Path, state: Any) -> Iterator[Any]:
+    """One simulated part: the examples generate would write to that file, drawn in memory."""
+    sim = dict(spec.simulation)
+    config = simulator.SimulatorConfig.from_params(sim)
+    tables = draw_tables(spec)
+    table = tables[spec.name]
+    source_index = list(sim["sources"]).index(spec.name)
+    part = int(path.name.removeprefix("part-"))
+    bounds = simulator.part_bounds(len(table), int(sim["files_per_source"]))
+    reader._check_dim(config.dim, state)
+    state.first_position = 0
+    names = [f"f{j}" for j in range(config.dim)]
+    state.feature_names = names
+    start = int(bounds[part])
+    examples = simulator.iter_examples(
+        table, config, seed=int(sim["seed"]), source_index=source_index,
+        start=start, stop=int(bounds[part + 1]),
+    )  # fmt: skip
+    for i, rows in examples:
+        n = rows.shape[0]
+        state.rows += n
+        state.examples += 1
+        state.last_position = i - start
+        yield rawio._Whole(
+            reader._validate(
+                state=state,
+                ids=np.full(n, table.example_id[i], object),
+                groups=np.full(n, table.group[i], object),
+                labels=np.full(n, table.label[i], np.int8),
+                true_labels=np.full(n, table.true_label[i], np.int8),
+                features=rows.astype(np.float64),
+                non_numeric=np.zeros(rows.shape, bool),
+                positions=np.full(n, i - start, np.int64),
+                raw_value=lambda r, what: None,
+                feature_names=names,
+            )
+        )
+
+
+# Readers of the formats that are not files, for ``RawReader(formats=READERS)``.
+READERS = {SIMULATED: read_part}
