@@ -36,6 +36,7 @@ from keras import ops  # noqa: E402
 
 FEATURES_INPUT = "features"
 LENGTHS_INPUT = "lengths"
+OUTPUT_LAYER = "score"  # the float32 sigmoid output, under any dtype policy
 
 
 @keras.saving.register_keras_serializable(package="stages")
@@ -149,7 +150,7 @@ def build_cnn(
         kernel_regularizer=regularizer,
         kernel_initializer=keras.initializers.GlorotUniform(seed=seed + len(filter_sizes)),
         dtype="float32",
-        name="score",
+        name=OUTPUT_LAYER,
     )(merged)
     return keras.Model(
         inputs={FEATURES_INPUT: features, LENGTHS_INPUT: lengths}, outputs=output, name="kim_cnn"
@@ -159,3 +160,36 @@ def build_cnn(
 def flops_per_example(*, n_rows: int, dim: int, filter_sizes: Sequence[int], filters: int) -> float:
     """Multiply-add FLOPs (2 per MAC) of one forward pass of the convolutions for ``n_rows`` rows."""
     return float(sum(2 * h * dim * filters * max(n_rows - h + 1, 1) for h in filter_sizes))
+
+
+def model_precision(model: keras.Model) -> str:
+    """The dtype policy a model computes in: that of its convolutions (``float32``, ``mixed_bfloat16``)."""
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv1D):
+            return layer.dtype_policy.name
+    return model.dtype_policy.name
+
+
+def with_precision(model: keras.Model, precision: str) -> keras.Model:
+    """``model`` computing in ``precision``: the same weights, every layer's policy replaced.
+
+    Under ``mixed_bfloat16`` the weights are float32 already, so a model trained in bf16
+    scores in float32 (on a CPU without native bf16) by copying them into a float32 clone.
+    The output layer (``score``) stays float32 either way, as ``build_cnn`` makes it.
+    """
+    if model_precision(model) == precision:
+        return model
+
+    def clone_layer(layer: keras.layers.Layer) -> keras.layers.Layer:
+        config = layer.get_config()
+        if (
+            layer.name != OUTPUT_LAYER
+            and not isinstance(layer, keras.layers.InputLayer)
+            and "dtype" in config
+        ):
+            config["dtype"] = keras.DTypePolicy(precision)
+        return layer.__class__.from_config(config)
+
+    clone = keras.models.clone_model(model, clone_function=clone_layer)
+    clone.set_weights(model.get_weights())
+    return clone

@@ -48,7 +48,7 @@ from sklearn.metrics import (
     roc_curve,
 )
 
-from stages import common, priors
+from stages import common, hardware, priors
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +80,8 @@ PARAMS_SCHEMA: dict[str, common.Spec] = {
     ),
     "calibration_bins": common.Integer(minimum=1),
     "batch_size": common.Integer(minimum=1),
+    "precision": common.Choice(*hardware.PRECISIONS),  # scoring precision (stages.hardware)
+    "onednn": common.Choice(*hardware.ONEDNN_SETTINGS),
 }
 
 
@@ -96,6 +98,8 @@ def check_params(params: dict[str, Any]) -> dict[str, Any]:
         "seed": int(boot["seed"]),
         "batch_size": int(params["batch_size"]),
         "calibration_bins": int(params["calibration_bins"]),
+        "precision": params["precision"],
+        "onednn": params["onednn"],
     }
     priors.bayes_threshold(cost_fp=out["cost_fp"], cost_fn=out["cost_fn"])  # not both zero
     return out
@@ -639,15 +643,32 @@ def score_examples(
     *,
     batch_size: int,
     min_rows: int = 1,
+    precision: str = "auto",
+    onednn: str = "auto",
+    compute_record: dict[str, Any] | None = None,
 ) -> np.ndarray:
-    """Load models/model.keras (safe mode) and score ``example_ids`` streaming from Parquet."""
+    """Load models/model.keras (safe mode) and score ``example_ids`` streaming from Parquet.
+
+    ``precision``/``onednn`` as in ``stages.hardware``: a model trained in bf16 scores in
+    bf16 only where the CPU has it natively, in float32 elsewhere. The resolved choice is
+    stored into ``compute_record`` when given.
+    """
+    hardware.apply_onednn(hardware.machine_compute(precision, onednn))  # before TF's import
     common.quiet_tensorflow()
     import keras
 
-    import stages.cnn  # noqa: F401  registers the custom layers before loading
+    from stages import cnn  # registers the custom layers before loading
     from stages.batches import predict_scores
 
     model = keras.saving.load_model(model_dir / "model.keras", safe_mode=True)
+    trained_in = cnn.model_precision(model)
+    compute = hardware.machine_compute(precision, onednn, model_precision=trained_in)
+    logger.info(
+        "scoring in %s, oneDNN %s (%s)", compute.precision, compute.onednn_env, compute.reason
+    )
+    model = cnn.with_precision(model, compute.precision)
+    if compute_record is not None:
+        compute_record.update(compute.record(), model_trained_in=trained_in)
     return predict_scores(model, dataset_dir, example_ids, batch_size=batch_size, min_rows=min_rows)
 
 
@@ -699,12 +720,16 @@ def main(argv: list[str] | None = None) -> None:
     shift = priors.prior_shift(model_prior=model_prior, prior=prior)
     logger.info("production prior %.5f (%s); beta %.5f; shift %s", prior, source, beta, shift)
 
+    scoring: dict[str, Any] = {}
     scores = score_examples(
         args.model_dir,
         args.dataset,
         rows["example_id"].tolist(),
         batch_size=opts["batch_size"],
         min_rows=int(train_info.get("min_rows", 1)),  # pad as train did when it scored
+        precision=opts["precision"],
+        onednn=opts["onednn"],
+        compute_record=scoring,
     )
     predictions = build_predictions(rows, scores, beta=beta, shift=shift)
     metrics, plots, report = evaluate_predictions(
@@ -713,7 +738,12 @@ def main(argv: list[str] | None = None) -> None:
         prior=prior,
         prior_source=source,
         beta=beta,
-        extra={"prior_estimated": estimated, "prior_of_model": model_prior},
+        extra={
+            "prior_estimated": estimated,
+            "prior_of_model": model_prior,
+            # what trained the model and what scored it (stages.hardware)
+            "compute": {"train": train_info.get("compute"), "evaluate": scoring},
+        },
     )
     write_outputs(args.reports, predictions, metrics, plots, report)
     for split in SPLITS:

@@ -30,6 +30,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
@@ -46,7 +47,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from stages import common, contract
+from stages import common, contract, hardware
 from stages.batches import pad_batch
 from stages.bundle import SPEC_FILE, Bundle, load_bundle
 from stages.rawio import (
@@ -478,6 +479,23 @@ def score_file(
 # ----------------------------------------------------------------------------- command
 
 
+def load_compute_bundle(bundle_dir: Path, *, precision: str, onednn: str) -> Bundle:
+    """``load_bundle`` with oneDNN set before TensorFlow's import and the model in the
+    precision ``stages.hardware`` resolves (float32 unless this CPU has native bf16 and the
+    model was trained in bf16)."""
+    hardware.apply_onednn(hardware.machine_compute(precision, onednn))
+    bundle = load_bundle(bundle_dir)
+    from stages import cnn
+
+    compute = hardware.machine_compute(
+        precision, onednn, model_precision=cnn.model_precision(bundle.model)
+    )
+    logger.info(
+        "scoring in %s, oneDNN %s (%s)", compute.precision, compute.onednn_env, compute.reason
+    )
+    return dataclasses.replace(bundle, model=cnn.with_precision(bundle.model, compute.precision))
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="ds-score", description=__doc__.splitlines()[0].split(": ", 1)[1]
@@ -500,6 +518,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"examples read, length-sorted and written together (default {POOL_BATCHES} batches)",
     )
     parser.add_argument("--chunk-rows", type=int, default=8192, help="raw rows read per chunk")
+    parser.add_argument(
+        "--precision",
+        choices=hardware.PRECISIONS,
+        default="auto",
+        help="auto (default): a bf16-trained model in bf16 only on a CPU with native bf16, "
+        "else float32 (stages/hardware.py)",
+    )
+    parser.add_argument(
+        "--onednn",
+        choices=hardware.ONEDNN_SETTINGS,
+        default="auto",
+        help="TF_ENABLE_ONEDNN_OPTS: auto (default: on with native bf16), on or off; "
+        "an exported TF_ENABLE_ONEDNN_OPTS wins",
+    )
     args = parser.parse_args(argv)
     if args.rejects is None and args.on_error == "quarantine":
         args.rejects = args.output.with_name(args.output.name + ".rejects.jsonl")
@@ -513,7 +545,7 @@ def main(argv: list[str] | None = None) -> None:
         check_paths(args.input, {"--output": args.output, "--rejects": args.rejects})
         output_format(args.output)
         input_spec(args.input, format=args.format, delimiter=args.delimiter)
-        bundle = load_bundle(args.bundle)
+        bundle = load_compute_bundle(args.bundle, precision=args.precision, onednn=args.onednn)
         summary = score_file(
             bundle,
             args.input,

@@ -63,6 +63,7 @@ import logging
 import math
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -75,8 +76,11 @@ from sklearn.metrics import average_precision_score, log_loss, precision_recall_
 from sklearn.utils.class_weight import compute_class_weight
 from tqdm import tqdm
 
-from stages import common
+from stages import common, hardware
 
+# TensorFlow reads TF_ENABLE_ONEDNN_OPTS once, at import: set it from train.onednn and this
+# machine (stages.hardware) before the import below.
+hardware.prepare_onednn(sys.argv[1:] if __name__ == "__main__" else None, "train")
 common.quiet_tensorflow()
 
 import keras  # noqa: E402
@@ -88,7 +92,7 @@ logger = logging.getLogger(__name__)
 
 BALANCE_MODES = ("downsample", "weighted")
 LOSS_WEIGHTS = ("class", "example")
-PRECISIONS = ("float32", "mixed_bfloat16")
+PRECISIONS = hardware.PRECISIONS  # auto | float32 | mixed_bfloat16
 STRATEGIES = ("default", "mirrored", "multi_worker")
 SCORE_NAMES = ("loss", "precision", "recall", "f1", "average_precision")
 LOWER_IS_BETTER = {"loss"}
@@ -125,6 +129,7 @@ PARAMS_SCHEMA: dict[str, common.Spec] = {
     "prefetch": common.Integer(minimum=0),
     "checkpoint_every": _POSITIVE,
     "precision": common.Choice(*PRECISIONS),
+    "onednn": common.Choice(*hardware.ONEDNN_SETTINGS),
     "strategy": common.Choice(*STRATEGIES),
     "input_shards": common.Integer(minimum=1, none=True),
 }
@@ -157,6 +162,27 @@ def resolve_params(params: dict[str, Any]) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- distribution
+
+
+def resolve_compute(p: dict[str, Any]) -> hardware.Compute:
+    """``train.precision`` and ``train.onednn`` resolved for this machine (``stages.hardware``).
+
+    TensorFlow is imported already, so it answers whether a GPU is there and whether
+    oneDNN is on (``prepare_onednn`` set it from the params before the import).
+    """
+    compute = hardware.resolve_compute(
+        p["precision"],
+        p["onednn"],
+        hardware.read_cpu_flags(),
+        bool(tf.config.list_physical_devices("GPU")),
+        env_onednn=hardware.user_onednn_env(),
+        imported_onednn=hardware.tensorflow_onednn(),
+    )
+    hardware.warn_if_emulated(compute)
+    logger.info(
+        "compute: %s, oneDNN %s (%s)", compute.precision, compute.onednn_env, compute.reason
+    )
+    return compute
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
@@ -789,7 +815,8 @@ def _train(
 
     keras.utils.set_random_seed(p["seed"])
     tf.config.experimental.enable_op_determinism()
-    keras.mixed_precision.set_dtype_policy(p["precision"])
+    compute = resolve_compute(p)
+    keras.mixed_precision.set_dtype_policy(compute.precision)
     num_shards = resolve_input_shards(
         p["input_shards"], strategy=p["strategy"], replicas=role["replicas"]
     )
@@ -827,7 +854,10 @@ def _train(
     keras_epochs = math.ceil(total_steps / p["checkpoint_every"])
 
     backup_dir = Path(backup_dir)
-    fingerprint = run_fingerprint(p, train_rows["example_id"].tolist(), index.dim)
+    # a backup resumes only under the same resolved precision (auto differs between machines)
+    fingerprint = run_fingerprint(
+        {**p, "precision": compute.precision}, train_rows["example_id"].tolist(), index.dim
+    )
     start = resume_step(backup_dir, fingerprint, p["checkpoint_every"])
     rows_dir = backup_dir / "curves"
     replay = load_curve_rows(rows_dir, after_step=start) if start else []
@@ -975,6 +1005,7 @@ def _train(
             "replica_batch": p["batch_size"] // role["replicas"],
             "chief": role["chief"],
         },
+        "compute": {**compute.record(), "cpu_model": hardware.cpu_model()},
         "min_rows": min_rows,
         "steps": total_steps,
         "steps_per_epoch": stream.steps_per_epoch,

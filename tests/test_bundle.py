@@ -122,6 +122,8 @@ def build_pipeline(root: Path, *, prior: float | None) -> dict[str, Path]:
             "bootstrap": {"resamples": 10, "level": 0.9, "seed": 1},
             "calibration_bins": 4,
             "batch_size": 8,
+            "precision": "auto",
+            "onednn": "auto",
         }
     }
     paths["params"].write_text(yaml.safe_dump(params))

@@ -23,6 +23,8 @@ PARAMS = {
     "bootstrap": {"resamples": 60, "level": 0.9, "seed": 3},
     "calibration_bins": 5,
     "batch_size": 8,
+    "precision": "auto",
+    "onednn": "auto",
 }
 
 

@@ -1,0 +1,295 @@
+"""Hardware-aware compute: numeric precision and oneDNN, chosen from what the machine has.
+
+One rule for train, evaluate and score (``resolve_compute``, a pure function of the
+params, the CPU flags, whether a GPU is present and the environment):
+
+- **oneDNN** (``TF_ENABLE_ONEDNN_OPTS``): ``auto`` turns it on when the CPU has native
+  bfloat16 (``avx512_bf16`` or ``amx_bf16``) and there is no GPU; otherwise off (on a CPU
+  without native bf16 it was measured 1.26x slower, ``benchmarks/results/onednn.json``; on a
+  GPU the model does not run on oneDNN kernels). ``on``/``off`` force it. An explicit
+  ``TF_ENABLE_ONEDNN_OPTS`` in the environment wins over the params and is recorded as
+  such (``onednn_source: environment``).
+- **precision**: ``auto`` picks ``mixed_bfloat16`` when the CPU has native bf16, oneDNN is
+  on (bf16 without oneDNN's kernels is emulated) and there is no GPU; otherwise
+  ``float32``. On a GPU, ``auto`` stays ``float32``: the GPU's bf16 support is not known
+  before TensorFlow starts, and float32 gives the same numbers as a CPU run. For
+  inference (``model_precision`` given), ``auto`` never scores a float32-trained model in
+  bf16: a model is scored in bf16 only if it was trained in bf16 and this machine would
+  train in bf16; elsewhere it is scored in float32 (its weights are float32 either way).
+- ``float32``/``mixed_bfloat16`` in the params force the precision (a warning is logged
+  when bf16 would be emulated).
+
+The choice comes from flags, never from timing, so it is the same on every run of the
+same machine. TensorFlow reads ``TF_ENABLE_ONEDNN_OPTS`` once, when it is imported: call
+``apply_onednn`` before the first ``import tensorflow`` (``prepare_onednn`` does both steps
+for a stage that imports TensorFlow at module level). No TensorFlow import here.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+PRECISIONS = ("auto", "float32", "mixed_bfloat16")
+ONEDNN_SETTINGS = ("auto", "on", "off")
+ONEDNN_ENV = "TF_ENABLE_ONEDNN_OPTS"
+# Set beside ONEDNN_ENV to the value this code (or common.quiet_tensorflow) put there, so a
+# child process can tell an inherited default from a value a person exported.
+MARKER_ENV = "STAGES_ONEDNN_DEFAULT"
+NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+REPORTED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile")
+CPUINFO = Path("/proc/cpuinfo")
+_TRUE = ("1", "true")
+_FALSE = ("0", "false")
+
+
+@dataclass(frozen=True)
+class Compute:
+    """The resolved settings and why; ``record()`` is what train.json and metrics.json get."""
+
+    precision: str  # float32 | mixed_bfloat16
+    onednn: bool
+    device: str  # cpu | gpu
+    native_bf16: bool
+    precision_source: str  # params | auto
+    onednn_source: str  # params | auto | environment | tensorflow (imported before it was set)
+    cpu_flags: tuple[str, ...]  # the flags of REPORTED_FLAGS this CPU has
+    reason: str
+
+    @property
+    def onednn_env(self) -> str:
+        return "1" if self.onednn else "0"
+
+    def record(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["cpu_flags"] = list(self.cpu_flags)
+        return out
+
+
+def parse_onednn_env(value: str | None) -> bool | None:
+    """``TF_ENABLE_ONEDNN_OPTS`` as TensorFlow reads it: None when unset or empty."""
+    if value is None or value.strip() == "":
+        return None
+    text = value.strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"{ONEDNN_ENV} must be 0, 1, true or false, got {value!r}")
+
+
+def resolve_compute(
+    precision: str,
+    onednn: str,
+    cpu_flags: Iterable[str],
+    has_gpu: bool,
+    *,
+    env_onednn: str | None = None,
+    imported_onednn: bool | None = None,
+    model_precision: str | None = None,
+) -> Compute:
+    """The precision and oneDNN setting for this machine (see the module docstring).
+
+    ``precision`` is ``auto|float32|mixed_bfloat16``, ``onednn`` ``auto|on|off``;
+    ``cpu_flags`` the CPU's flags (``read_cpu_flags``); ``env_onednn`` a
+    ``TF_ENABLE_ONEDNN_OPTS`` a person set (``user_onednn_env``), which wins over the
+    params; ``imported_onednn`` what an already imported TensorFlow runs with
+    (``tensorflow_onednn``), which wins over everything, since it can no longer change;
+    ``model_precision`` the precision a model was trained in, for inference.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
+    if onednn not in ONEDNN_SETTINGS:
+        raise ValueError(f"onednn must be one of {list(ONEDNN_SETTINGS)}, got {onednn!r}")
+    if model_precision not in (None, "float32", "mixed_bfloat16"):
+        raise ValueError(
+            f"model_precision must be float32 or mixed_bfloat16, got {model_precision!r}"
+        )
+    flags = {f.lower() for f in cpu_flags}
+    native = any(f in flags for f in NATIVE_BF16_FLAGS)
+    device = "gpu" if has_gpu else "cpu"
+    bf16_machine = native and not has_gpu
+    hw = (
+        "GPU present"
+        if has_gpu
+        else ("CPU with native bf16" if native else "CPU without native bf16")
+    )
+    reasons = [hw]
+
+    env = parse_onednn_env(env_onednn)
+    if env is not None:
+        use_onednn, onednn_source = env, "environment"
+        why = f"{ONEDNN_ENV}={env_onednn} in the environment"
+    elif onednn != "auto":
+        use_onednn, onednn_source, why = onednn == "on", "params", "params"
+    else:
+        use_onednn, onednn_source, why = bf16_machine, "auto", "auto"
+    if imported_onednn is not None and bool(imported_onednn) != use_onednn:
+        # TensorFlow read the variable before this choice could apply (a test, an import)
+        why = f"TensorFlow was imported with it {'on' if imported_onednn else 'off'} ({why} wanted {'on' if use_onednn else 'off'})"
+        use_onednn, onednn_source = bool(imported_onednn), "tensorflow"
+    reasons.append(f"oneDNN {'on' if use_onednn else 'off'}: {why}")
+
+    if precision != "auto":
+        chosen, precision_source = precision, "params"
+        reasons.append(f"{precision}: params")
+    else:
+        precision_source = "auto"
+        if bf16_machine and use_onednn and model_precision in (None, "mixed_bfloat16"):
+            chosen = "mixed_bfloat16"
+            reasons.append("mixed_bfloat16: auto (native bf16 with oneDNN)")
+        else:
+            chosen = "float32"
+            why = (
+                "model trained in float32"
+                if bf16_machine and use_onednn
+                else ("GPU" if has_gpu else ("oneDNN off" if native else "no native bf16"))
+            )
+            reasons.append(f"float32: auto ({why})")
+    return Compute(
+        precision=chosen,
+        onednn=use_onednn,
+        device=device,
+        native_bf16=native,
+        precision_source=precision_source,
+        onednn_source=onednn_source,
+        cpu_flags=tuple(f for f in REPORTED_FLAGS if f in flags),
+        reason="; ".join(reasons),
+    )
+
+
+def read_cpu_flags(path: str | Path = CPUINFO) -> frozenset[str]:
+    """The CPU's feature flags from /proc/cpuinfo (x86 ``flags``, Arm ``Features``); empty elsewhere."""
+    try:
+        with open(path) as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip().lower() in ("flags", "features"):
+                    return frozenset(value.split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def cpu_model(path: str | Path = CPUINFO) -> str | None:
+    """The CPU's model name from /proc/cpuinfo, or None."""
+    try:
+        with open(path) as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip().lower() == "model name":
+                    return value.strip()
+    except OSError:
+        pass
+    return None
+
+
+def detect_gpu(environ: dict[str, str] | None = None, dev: str | Path = "/dev") -> bool:
+    """Whether an NVIDIA GPU is visible, without importing TensorFlow (cheap, no CUDA call).
+
+    ``CUDA_VISIBLE_DEVICES`` set to empty or ``-1`` hides every GPU; otherwise a GPU is
+    present when the driver exposes ``/dev/nvidia<N>``.
+    """
+    environ = os.environ if environ is None else environ
+    visible = environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible.strip() in ("", "-1"):
+        return False
+    try:
+        return any(p.name[len("nvidia") :].isdigit() for p in Path(dev).glob("nvidia*"))
+    except OSError:
+        return False
+
+
+def user_onednn_env(environ: dict[str, str] | None = None) -> str | None:
+    """``TF_ENABLE_ONEDNN_OPTS`` if a person set it; None if unset or set by this code."""
+    environ = os.environ if environ is None else environ
+    value = environ.get(ONEDNN_ENV)
+    if value is None or value == environ.get(MARKER_ENV):
+        return None
+    return value
+
+
+def machine_compute(precision: str, onednn: str, *, model_precision: str | None = None) -> Compute:
+    """``resolve_compute`` for this machine and this process's environment.
+
+    Before TensorFlow's import this is the choice to ``apply_onednn``; after it, oneDNN is
+    what TensorFlow runs with.
+    """
+    compute = resolve_compute(
+        precision,
+        onednn,
+        read_cpu_flags(),
+        detect_gpu(),
+        env_onednn=user_onednn_env(),
+        imported_onednn=tensorflow_onednn() if "tensorflow" in sys.modules else None,
+        model_precision=model_precision,
+    )
+    warn_if_emulated(compute)
+    return compute
+
+
+def warn_if_emulated(compute: Compute) -> None:
+    """Log a warning when bf16 was asked for where it is emulated."""
+    if compute.precision == "mixed_bfloat16" and not (compute.native_bf16 and compute.onednn):
+        logger.warning(
+            "mixed_bfloat16 without %s: bf16 is emulated here and many times slower",
+            "native bf16" if not compute.native_bf16 else "oneDNN",
+        )
+
+
+def apply_onednn(compute: Compute) -> None:
+    """Set ``TF_ENABLE_ONEDNN_OPTS`` for ``compute`` unless a person set it; before TF's import."""
+    if user_onednn_env() is None:
+        os.environ[ONEDNN_ENV] = compute.onednn_env
+        os.environ[MARKER_ENV] = compute.onednn_env
+
+
+def params_arg(argv: Sequence[str]) -> str | None:
+    """The value of ``--params`` in a command line (``--params X`` or ``--params=X``)."""
+    for i, arg in enumerate(argv):
+        if arg == "--params" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--params="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def prepare_onednn(
+    argv: Sequence[str] | None, section: str, default_params: str = "params.yaml"
+) -> None:
+    """Set oneDNN from ``section.onednn`` of the command line's params file, before TF's import.
+
+    For a stage module that imports TensorFlow at module level: ``argv`` is
+    ``sys.argv[1:]`` when the module runs as a script, else None (imported by a test or
+    another module: the ``auto`` choice for this machine). A params file that cannot be
+    read is left to ``main()`` to report; here it counts as ``auto``.
+    """
+    onednn = "auto"
+    if argv is not None:
+        import yaml
+
+        try:
+            with open(params_arg(argv) or default_params) as f:
+                value = (yaml.safe_load(f) or {}).get(section, {}).get("onednn", "auto")
+            if value in ONEDNN_SETTINGS:
+                onednn = value
+        except (OSError, yaml.YAMLError, AttributeError):
+            pass
+    apply_onednn(machine_compute("float32", onednn))
+
+
+def tensorflow_onednn() -> bool | None:
+    """Whether the imported TensorFlow runs with oneDNN (its own answer), or None if unknown."""
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+
+        return bool(_pywrap_util_port.IsMklEnabled())
+    except Exception:  # a private API: absent in some builds
+        return None

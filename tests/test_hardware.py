@@ -1,0 +1,282 @@
+"""Hardware-aware compute: the rule (pure), what train.json and metrics.json record,
+determinism under auto, and a bf16-trained model scored in float32."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+from stages import cnn, evaluate, hardware, train
+from tests.conftest import ROOT
+from tests.test_train import TINY, make_data
+
+keras = train.keras
+BF16 = {"fpu", "avx2", "avx512f", "avx512_bf16"}
+AMX = {"avx2", "amx_bf16", "amx_tile"}
+NO_BF16 = {"fpu", "avx2", "avx512f"}
+
+
+def resolve(precision="auto", onednn="auto", flags=BF16, gpu=False, **kw):
+    return hardware.resolve_compute(precision, onednn, flags, gpu, **kw)
+
+
+# ----------------------------------------------------------------------------- the rule
+
+
+@pytest.mark.parametrize("flags", [BF16, AMX], ids=["avx512_bf16", "amx_bf16"])
+def test_auto_with_native_bf16_is_onednn_and_bf16(flags):
+    c = resolve(flags=flags)
+    assert (c.precision, c.onednn, c.device, c.native_bf16) == ("mixed_bfloat16", True, "cpu", True)
+    assert (c.precision_source, c.onednn_source, c.onednn_env) == ("auto", "auto", "1")
+
+
+def test_auto_without_native_bf16_is_float32_onednn_off():
+    c = resolve(flags=NO_BF16)
+    assert (c.precision, c.onednn, c.native_bf16, c.onednn_env) == ("float32", False, False, "0")
+    assert c.cpu_flags == ("avx2", "avx512f")
+    assert resolve(flags=()).precision == "float32"  # no /proc/cpuinfo: the safe choice
+
+
+@pytest.mark.parametrize("flags", [BF16, NO_BF16])
+def test_auto_on_gpu_is_float32_onednn_off(flags):
+    c = resolve(flags=flags, gpu=True)
+    assert (c.precision, c.onednn, c.device) == ("float32", False, "gpu")
+    assert c.reason.startswith("GPU present")
+
+
+def test_params_override_precision_and_onednn():
+    c = resolve("float32", flags=BF16)
+    assert (c.precision, c.precision_source, c.onednn, c.onednn_source) == (
+        "float32",
+        "params",
+        True,
+        "auto",
+    )
+    c = resolve("mixed_bfloat16", flags=NO_BF16)  # asked for: honoured (and warned about)
+    assert (c.precision, c.onednn) == ("mixed_bfloat16", False)
+    c = resolve(onednn="on", flags=NO_BF16)
+    assert (c.onednn, c.onednn_source, c.precision) == (True, "params", "float32")
+    # oneDNN off: bf16 would be emulated, so auto precision falls back to float32
+    c = resolve(onednn="off", flags=BF16)
+    assert (c.onednn, c.precision) == (False, "float32")
+
+
+@pytest.mark.parametrize(
+    ("env", "onednn", "flags", "want_onednn", "want_precision"),
+    [
+        ("0", "auto", BF16, False, "float32"),
+        ("false", "on", BF16, False, "float32"),
+        ("1", "off", BF16, True, "mixed_bfloat16"),
+        ("1", "auto", NO_BF16, True, "float32"),
+        ("TRUE", "auto", NO_BF16, True, "float32"),
+    ],
+)
+def test_environment_wins_over_params(env, onednn, flags, want_onednn, want_precision):
+    c = resolve(onednn=onednn, flags=flags, env_onednn=env)
+    assert (c.onednn, c.onednn_source, c.precision) == (want_onednn, "environment", want_precision)
+    assert env in c.reason
+
+
+def test_empty_environment_is_unset_and_nonsense_is_refused():
+    assert resolve(env_onednn="").onednn_source == "auto"
+    with pytest.raises(ValueError, match="TF_ENABLE_ONEDNN_OPTS must be 0, 1, true or false"):
+        resolve(env_onednn="maybe")
+
+
+def test_imported_tensorflow_wins_and_is_recorded():
+    c = resolve(imported_onednn=False)  # wanted on, TensorFlow already runs without it
+    assert (c.onednn, c.onednn_source, c.precision) == (False, "tensorflow", "float32")
+    assert "wanted on" in c.reason
+    same = resolve(imported_onednn=True)
+    assert (same.onednn, same.onednn_source) == (True, "auto")
+
+
+@pytest.mark.parametrize(
+    ("model", "flags", "want"),
+    [
+        ("float32", BF16, "float32"),  # never score a float32 model in bf16 on auto
+        ("mixed_bfloat16", BF16, "mixed_bfloat16"),
+        ("mixed_bfloat16", NO_BF16, "float32"),  # bf16 model on a CPU without bf16
+    ],
+)
+def test_inference_precision_follows_the_model(model, flags, want):
+    assert resolve(flags=flags, model_precision=model).precision == want
+    assert resolve("float32", flags=flags, model_precision=model).precision == "float32"
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(ValueError, match="precision must be one of"):
+        resolve("bfloat16")
+    with pytest.raises(ValueError, match="onednn must be one of"):
+        resolve(onednn="yes")
+
+
+def test_same_inputs_same_choice():
+    assert resolve() == resolve()
+    assert resolve().record() == json.loads(json.dumps(resolve().record()))
+
+
+# ----------------------------------------------------------------------------- the readers
+
+
+def test_read_cpu_flags_and_model(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text(
+        "processor\t: 0\nmodel name\t: Test CPU 9000\nflags\t\t: fpu avx512f avx512_bf16\n\n"
+        "processor\t: 1\nflags\t\t: fpu avx512f avx512_bf16\n"
+    )
+    assert hardware.read_cpu_flags(info) == {"fpu", "avx512f", "avx512_bf16"}
+    assert hardware.cpu_model(info) == "Test CPU 9000"
+    assert hardware.read_cpu_flags(tmp_path / "missing") == frozenset()
+    assert hardware.cpu_model(tmp_path / "missing") is None
+
+
+def test_detect_gpu(tmp_path):
+    assert not hardware.detect_gpu({}, dev=tmp_path)
+    (tmp_path / "nvidiactl").touch()
+    assert not hardware.detect_gpu({}, dev=tmp_path)  # the control node alone is no GPU
+    (tmp_path / "nvidia0").touch()
+    assert hardware.detect_gpu({}, dev=tmp_path)
+    assert not hardware.detect_gpu({"CUDA_VISIBLE_DEVICES": "-1"}, dev=tmp_path)
+    assert not hardware.detect_gpu({"CUDA_VISIBLE_DEVICES": ""}, dev=tmp_path)
+
+
+def test_user_environment_is_told_from_our_default():
+    env = hardware.ONEDNN_ENV
+    assert hardware.user_onednn_env({}) is None
+    assert hardware.user_onednn_env({env: "1"}) == "1"
+    assert hardware.user_onednn_env({env: "0", hardware.MARKER_ENV: "0"}) is None
+    assert hardware.user_onednn_env({env: "1", hardware.MARKER_ENV: "0"}) == "1"
+
+
+def test_params_arg():
+    assert hardware.params_arg(["--params", "p.yaml", "--x"]) == "p.yaml"
+    assert hardware.params_arg(["--params=q.yaml"]) == "q.yaml"
+    assert hardware.params_arg(["--dataset", "d"]) is None
+
+
+# ----------------------------------------------------------------------------- train, evaluate
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_data(tmp_path_factory.mktemp("hw_data"))
+
+
+def run_train(data, root, **overrides):
+    dataset, manifest = data
+    return train.train_model(
+        dataset_dir=dataset,
+        manifest=manifest,
+        params={**TINY, "epochs": 1, **overrides},
+        live_dir=root / "live",
+        backup_dir=root / "backup",
+    )
+
+
+def test_train_records_the_choice_and_auto_is_deterministic(data, tmp_path):
+    model_a, rec_a = run_train(data, tmp_path / "a", precision="auto", onednn="auto")
+    model_b, rec_b = run_train(data, tmp_path / "b", precision="auto", onednn="auto")
+    compute = rec_a["compute"]
+    expected = hardware.resolve_compute(
+        "auto",
+        "auto",
+        hardware.read_cpu_flags(),
+        False,
+        env_onednn=hardware.user_onednn_env(),
+        imported_onednn=hardware.tensorflow_onednn(),
+    )
+    assert {k: compute[k] for k in expected.record()} == expected.record()
+    assert compute["onednn"] == hardware.tensorflow_onednn()  # what TensorFlow really runs
+    assert compute["cpu_model"] == hardware.cpu_model()
+    assert cnn.model_precision(model_a) == compute["precision"]
+    assert rec_a["compute"] == rec_b["compute"]
+    assert rec_a["best_value"] == rec_b["best_value"]
+    for wa, wb in zip(model_a.get_weights(), model_b.get_weights(), strict=True):
+        np.testing.assert_array_equal(wa, wb)
+    keras.mixed_precision.set_dtype_policy("float32")
+
+
+def test_bf16_trained_model_scores_in_float32(data, tmp_path):
+    dataset, manifest = data
+    model, rec = run_train(data, tmp_path / "bf16", precision="mixed_bfloat16")
+    keras.mixed_precision.set_dtype_policy("float32")
+    assert rec["compute"]["precision"] == "mixed_bfloat16"
+    model_dir = tmp_path / "models"
+    model_dir.mkdir()
+    train.save_model(model, model_dir / "model.keras")
+    ids = manifest["example_id"].tolist()
+    kw = {"batch_size": 8, "min_rows": max(TINY["filter_sizes"])}
+
+    as_bf16: dict = {}
+    bf16 = evaluate.score_examples(
+        model_dir, dataset, ids, precision="mixed_bfloat16", compute_record=as_bf16, **kw
+    )
+    as_f32: dict = {}
+    f32 = evaluate.score_examples(
+        model_dir, dataset, ids, precision="float32", compute_record=as_f32, **kw
+    )
+    assert as_bf16["model_trained_in"] == as_f32["model_trained_in"] == "mixed_bfloat16"
+    assert (as_bf16["precision"], as_f32["precision"]) == ("mixed_bfloat16", "float32")
+    assert np.isfinite(f32).all()
+    assert np.abs(f32 - bf16).max() < 0.02  # bf16 keeps ~3 significant digits
+    assert np.corrcoef(f32, bf16)[0, 1] > 0.999
+
+    # float32 scoring is exactly a float32 build of the same weights
+    loaded = keras.saving.load_model(model_dir / "model.keras", safe_mode=True)
+    f32_model = cnn.with_precision(loaded, "float32")
+    assert {layer.dtype_policy.name for layer in f32_model.layers} == {"float32"}
+    assert cnn.with_precision(f32_model, "float32") is f32_model
+    reference = cnn.build_cnn(
+        dim=16, filter_sizes=TINY["filter_sizes"], filters=TINY["filters"], dropout=0.1, l2=0.0
+    )
+    reference.set_weights(loaded.get_weights())
+    batch = {
+        "features": np.random.default_rng(1).normal(size=(4, 9, 16)).astype("float32"),
+        "lengths": np.array([9, 7, 5, 3], dtype="int32"),
+    }
+    np.testing.assert_array_equal(
+        f32_model.predict_on_batch(batch), reference.predict_on_batch(batch)
+    )
+    # back to bf16 for inference on a bf16 machine: the output layer stays float32
+    bf16_model = cnn.with_precision(f32_model, "mixed_bfloat16")
+    assert cnn.model_precision(bf16_model) == "mixed_bfloat16"
+    assert bf16_model.get_layer(cnn.OUTPUT_LAYER).dtype_policy.name == "float32"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("onednn", "env", "want", "source"),
+    [
+        ("on", None, True, "params"),
+        ("off", None, False, "params"),
+        ("on", "0", False, "environment"),
+    ],
+)
+def test_stage_sets_onednn_before_tensorflow_starts(data, tmp_path, onednn, env, want, source):
+    """`python -m stages.train` applies train.onednn before importing TensorFlow."""
+    dataset, manifest = data
+    manifest.to_parquet(tmp_path / "manifest.parquet")
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        yaml.safe_dump({"train": {**TINY, "epochs": 1, "precision": "float32", "onednn": onednn}})
+    )
+    environ = {
+        k: v for k, v in os.environ.items() if k not in (hardware.ONEDNN_ENV, hardware.MARKER_ENV)
+    }
+    if env is not None:
+        environ[hardware.ONEDNN_ENV] = env
+    cmd = [
+        sys.executable, "-m", "stages.train", "--params", str(params), "--dataset", str(dataset),
+        "--manifest", str(tmp_path / "manifest.parquet"), "--model-dir", str(tmp_path / "models"),
+        "--live-dir", str(tmp_path / "live"), "--backup-dir", str(tmp_path / "backup"),
+    ]  # fmt: skip
+    subprocess.run(cmd, cwd=ROOT, env=environ, check=True, capture_output=True)
+    compute = json.loads((tmp_path / "models" / "train.json").read_text())["compute"]
+    assert (compute["onednn"], compute["onednn_source"]) == (want, source)
