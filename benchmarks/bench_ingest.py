@@ -91,6 +91,7 @@ def run_ingest(
         yaml.safe_dump(
             {
                 "ingest": {
+                    **yaml.safe_load((ROOT / "params.yaml").read_text())["ingest"],
                     "on_error": "fail",
                     "dtype": dtype,
                     "chunk_rows": chunk_rows,

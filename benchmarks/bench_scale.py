@@ -11,7 +11,7 @@ sizes (``du`` counts a hardlinked file once, so ``workspace+cache`` shows whethe
 the cache copied).
 
 Per stage, wall time, peak RSS and disk are fitted by least squares against the
-size the stage works on (rows written for generate/ingest, examples for
+size the stage works on (rows drawn and written by ingest, examples for
 split/downsample/audit, training examples x epochs for train, scored examples
 for evaluate); the fit, its largest relative residual and the extrapolation to
 the reference scale go to benchmarks/results/scale.json.
@@ -45,7 +45,8 @@ sys.path.insert(0, str(ROOT))
 from tests.conftest import make_project, tool_env  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "scale.json"
-STAGES = ("generate", "ingest", "split", "downsample", "audit", "train", "evaluate")
+STAGES = ("source@pool", "source@production", "ingest", "split", "downsample", "audit", "train",
+          "evaluate")  # fmt: skip
 # Reference: 100k training examples at 1:2, i.e. the default run's training set x this factor.
 REFERENCE_TRAIN_EXAMPLES = 100_000
 
@@ -81,10 +82,17 @@ def stage_commands(project: Path) -> dict[str, str]:
             value = value[key]
         return str(value)
 
-    return {
-        name: re.sub(r"\$\{([^}]+)\}", fill, " ".join(stage["cmd"].split()))
-        for name, stage in spec["stages"].items()
-    }
+    commands = {}
+    for name, stage in spec["stages"].items():
+        if "foreach" in stage:  # source@<name>: one per declared source
+            for key, item in params["ingest"]["sources"].items():
+                cmd = (
+                    stage["do"]["cmd"].replace("${key}", key).replace("${item.path}", item["path"])
+                )
+                commands[f"{name}@{key}"] = re.sub(r"\$\{([^}]+)\}", fill, " ".join(cmd.split()))
+            continue
+        commands[name] = re.sub(r"\$\{([^}]+)\}", fill, " ".join(stage["cmd"].split()))
+    return commands
 
 
 def run_measured(cmd: str, cwd: Path) -> dict[str, float]:
@@ -193,7 +201,8 @@ def fit(xs: list[float], ys: list[float]) -> dict[str, float]:
 
 # Which size each stage's cost follows.
 DRIVER = {
-    "generate": "rows",
+    "source@pool": "rows",
+    "source@production": "rows",
     "ingest": "rows",
     "split": "examples",
     "downsample": "examples",

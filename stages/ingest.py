@@ -32,7 +32,7 @@ import numpy as np
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from stages import contract, simulated, simulator
+from stages import common, contract, simulated, simulator
 from stages.common import atomic_directory, load_params, run_main, setup_logging, write_json
 from stages.rawio import (
     DUPLICATE_ID,
@@ -53,15 +53,20 @@ from stages.rawio import (
 
 log = logging.getLogger(__name__)
 
-PARAM_KEYS = (
-    "on_error",
-    "dtype",
-    "row_group_size",
-    "shard_size",
-    "chunk_rows",
-    "workers",
-    "sources",
-)
+class _Any(common.Spec):
+    def check(self, value: Any, key: str) -> Any:
+        return value
+
+
+PARAMS_SCHEMA: dict[str, common.Spec] = {
+    "on_error": common.Choice(*ON_ERROR),
+    "dtype": common.Choice(*sorted(contract.DTYPES)),
+    "row_group_size": common.Integer(minimum=1),
+    "shard_size": common.Integer(minimum=1),
+    "chunk_rows": common.Integer(minimum=1),
+    "workers": common.Integer(minimum=1),
+    "sources": common.MapOf(_Any()),  # each source: SourceSpec.from_params, by its format
+}
 
 
 @dataclass(frozen=True)
@@ -69,39 +74,22 @@ class IngestConfig:
     """The ``ingest`` section of params.yaml, validated."""
 
     sources: list[SourceSpec]
-    on_error: str = "fail"
-    dtype: str = "float16"
-    row_group_size: int = 128
-    shard_size: int = 2048
-    chunk_rows: int = 8192
-    workers: int = 1
+    on_error: str
+    dtype: str
+    row_group_size: int
+    shard_size: int
+    chunk_rows: int
+    workers: int
 
     @classmethod
     def from_params(
         cls, params: Mapping[str, Any], *, simulation: Mapping[str, Any] | None = None
     ) -> IngestConfig:
         """Validate the section; ``simulation`` is the ``generate`` section (simulated sources)."""
-        unknown = sorted(set(params) - set(PARAM_KEYS))
-        if unknown:
-            raise ValueError(f"ingest: unknown keys {unknown}; allowed: {list(PARAM_KEYS)}")
-        on_error = params.get("on_error", "fail")
-        if on_error not in ON_ERROR:
-            raise ValueError(f"ingest.on_error must be one of {ON_ERROR}, got {on_error!r}")
-        dtype = params.get("dtype", "float16")
-        if dtype not in contract.DTYPES:
-            raise ValueError(
-                f"ingest.dtype must be one of {sorted(contract.DTYPES)}, got {dtype!r}"
-            )
-        sizes = {
-            k: params.get(k, getattr(cls, k))
-            for k in ("row_group_size", "shard_size", "chunk_rows", "workers")
-        }
-        for key, value in sizes.items():
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"ingest.{key} must be a positive integer, got {value!r}")
-        sources = params.get("sources") or {}
-        if not isinstance(sources, Mapping) or not sources:
-            raise ValueError("ingest.sources must map at least one source name to its settings")
+        common.check_section(params, PARAMS_SCHEMA, "ingest")
+        sources = params["sources"]
+        on_error, dtype = params["on_error"], params["dtype"]
+        sizes = {k: params[k] for k in ("row_group_size", "shard_size", "chunk_rows", "workers")}
         specs = [
             SourceSpec.from_params(name, spec, simulation=simulation)
             for name, spec in sources.items()
@@ -652,7 +640,7 @@ def main(argv: list[str] | None = None) -> None:
     except (ValueError, FileNotFoundError) as exc:
         RejectsFile(args.rejects).close()  # always written, here empty
         write_json(args.metrics, {"status": "failed", "error": str(exc)})
-        log.error("ingest: %s", exc)
+        log.error("%s", exc)
         sys.exit(1)
     start = time.perf_counter()
     with RejectsFile(args.rejects) as rejects:

@@ -40,6 +40,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from stages import common
 from stages.contract import EXAMPLE_ID, GROUP, LABEL, TRUE_LABEL
 from stages.csvrecords import iter_record_blocks
 
@@ -63,6 +64,29 @@ EXTENSIONS = {
 ROLES = (EXAMPLE_ID, GROUP, LABEL, TRUE_LABEL)
 REQUIRED_ROLES = (EXAMPLE_ID, GROUP, LABEL)
 SOURCE_KEYS = ("path", "format", "negative_rate", "header", "columns", "features", "delimiter")
+
+
+class _Column(common.Spec):
+    """A column: its name (a non-empty string) or its 0-based position (an integer)."""
+
+    def check(self, value: Any, key: str) -> Any:
+        if isinstance(value, bool) or not (
+            (isinstance(value, str) and value) or (isinstance(value, int) and value >= 0)
+        ):
+            raise ValueError(f"{key} must be a column name or a 0-based position, got {value!r}")
+        return value
+
+
+# One declared source (ingest.sources.<name>); the documented optional keys may be left out.
+SOURCE_SCHEMA: dict[str, common.Spec] = {
+    "path": common.Text(),
+    "format": common.Optional(common.Choice(*FORMATS)),
+    "negative_rate": common.Number(minimum=0, maximum=1, min_open=True),
+    "header": common.Optional(common.Flag()),
+    "columns": common.Optional(common.MapOf(_Column(), keys=ROLES, min_len=0)),
+    "features": common.Optional(common.ListOf(_Column(), min_len=1, none=True)),
+    "delimiter": common.Optional(common.Text()),
+}
 
 # Reason codes of rejected examples, in the order row-level checks are applied.
 WRONG_COLUMNS = "wrong_columns"
@@ -136,45 +160,31 @@ class SourceSpec:
         A ``format: simulated`` source is drawn by the simulator from ``simulation`` (the
         ``generate`` section), which must declare a source of the same name and rate.
         """
+        key = f"ingest.sources.{name}"
         if params.get("format") == SIMULATED:
             return cls._simulated(name, params, simulation)
-        unknown = sorted(set(params) - set(SOURCE_KEYS))
-        if unknown:
-            raise ValueError(
-                f"source {name!r}: unknown keys {unknown}; allowed: {list(SOURCE_KEYS)}"
-            )
-        if "path" not in params or "negative_rate" not in params:
-            raise ValueError(f"source {name!r}: 'path' and 'negative_rate' are required")
+        common.check_section(params, SOURCE_SCHEMA, key)
         rate = float(params["negative_rate"])
-        if not 0.0 < rate <= 1.0:
-            raise ValueError(f"source {name!r}: negative_rate must be in (0, 1], got {rate!r}")
         fmt = params.get("format")
-        if fmt is not None and fmt not in FORMATS:
-            raise ValueError(
-                f"source {name!r}: format must be one of {FORMATS} or omitted, got {fmt!r}"
-            )
         header = params.get("header", True)
-        if not isinstance(header, bool):
-            raise ValueError(f"source {name!r}: header must be true or false, got {header!r}")
         columns = dict(params.get("columns") or {})
-        bad_roles = sorted(set(columns) - set(ROLES))
-        if bad_roles:
-            raise ValueError(
-                f"source {name!r}: columns keys must be among {ROLES}, got {bad_roles}"
-            )
         if not header:
             missing = [r for r in REQUIRED_ROLES if r not in columns]
-            if missing or not all(isinstance(v, int) and v >= 0 for v in columns.values()):
+            if missing or not all(isinstance(v, int) for v in columns.values()):
                 raise ValueError(
-                    f"source {name!r}: with header: false, columns must map {REQUIRED_ROLES} "
+                    f"{key}.columns: with header: false, columns must map {REQUIRED_ROLES} "
                     f"(and optionally {TRUE_LABEL!r}) to 0-based positions, got {columns!r}"
                 )
         features = params.get("features")
-        if features is not None and (not isinstance(features, list) or not features):
-            raise ValueError(f"source {name!r}: features must be a non-empty list or omitted")
         delimiter = params.get("delimiter", ",")
-        if not isinstance(delimiter, str) or len(delimiter) != 1:
-            raise ValueError(f"source {name!r}: delimiter must be one character, got {delimiter!r}")
+        if len(delimiter) != 1:
+            raise ValueError(f"{key}.delimiter must be one character, got {delimiter!r}")
+        if fmt in (None, "csv") and not header and features is not None:
+            if not all(isinstance(f, int) for f in features):
+                raise ValueError(
+                    f"{key}.features: with header: false, features are 0-based positions, "
+                    f"got {features!r}"
+                )
         return cls(name, Path(params["path"]), rate, fmt, header, columns, features, delimiter)
 
     @classmethod
@@ -182,15 +192,8 @@ class SourceSpec:
         cls, name: str, params: Mapping[str, Any], simulation: Mapping[str, Any] | None
     ) -> SourceSpec:
         key = f"ingest.sources.{name}"
-        allowed = ("path", "format", "negative_rate")
-        unknown = sorted(set(params) - set(allowed))
-        if unknown:
-            raise ValueError(
-                f"{key}: unknown keys {unknown} for format: simulated; allowed: {list(allowed)}"
-            )
-        missing = [k for k in allowed if k not in params]
-        if missing:
-            raise ValueError(f"{key}: {missing} required for format: simulated")
+        schema = {k: v for k, v in SOURCE_SCHEMA.items() if k in ("path", "negative_rate")}
+        common.check_section(params, {**schema, "format": common.Choice(SIMULATED)}, key)
         drawn = (simulation or {}).get("sources") or {}
         if name not in drawn:
             raise ValueError(

@@ -11,6 +11,16 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import yaml
+
+# params.yaml's ingest section without its sources: the one place the defaults live.
+INGEST_PARAMS = {
+    k: v
+    for k, v in yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())[
+        "ingest"
+    ].items()
+    if k != "sources"
+}
 
 DIM = 8
 NAMES = ["example_id", "group", "label", "true_label"] + [f"f{j}" for j in range(DIM)]

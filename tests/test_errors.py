@@ -19,6 +19,7 @@ import yaml
 
 from stages import common
 from tests.conftest import ROOT, run, tool_env
+from tests.rawfiles import INGEST_PARAMS
 
 
 def stage(name: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
@@ -210,7 +211,7 @@ def test_load_params_refuses_a_section_that_is_not_a_mapping(tmp_path: Path) -> 
 
 
 def _ingest(tmp_path: Path, values: dict[str, Any]) -> subprocess.CompletedProcess:
-    params = params_file(tmp_path, "ingest", values)
+    params = params_file(tmp_path, "ingest", {**INGEST_PARAMS, **values})
     args = ["--params", params, "--out", "dataset", "--rejects", "rejects.jsonl"]
     return stage("ingest", [*args, "--metrics", "ingest.json"], tmp_path)
 
@@ -218,7 +219,7 @@ def _ingest(tmp_path: Path, values: dict[str, Any]) -> subprocess.CompletedProce
 def test_ingest_wrong_type(tmp_path: Path) -> None:
     sources = {"s": {"path": "raw", "negative_rate": 1.0}}
     line = error_line(_ingest(tmp_path, {"chunk_rows": "many", "sources": sources}))
-    assert "ingest.chunk_rows must be a positive integer, got 'many'" in line
+    assert line == "ERROR: ingest.chunk_rows must be an integer >= 1, got 'many'"
 
 
 def test_ingest_all_input_rejected_is_one_error_line(tmp_path: Path) -> None:

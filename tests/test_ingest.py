@@ -17,6 +17,7 @@ from stages import contract, ingest
 from stages.rawio import Example, RawReader, Reject, SourceSpec, csv_text
 from tests.rawfiles import (
     DIM,
+    INGEST_PARAMS,
     NAMES,
     jsonl_records,
     long_rows,
@@ -45,6 +46,7 @@ def run_ingest(tmp_path: Path, sources: dict[str, Any], **options: Any) -> tuple
         yaml.safe_dump(
             {
                 "ingest": {
+                    **INGEST_PARAMS,
                     "row_group_size": 2,
                     "shard_size": 4,
                     "chunk_rows": 3,
@@ -482,18 +484,49 @@ def test_feature_dimension_must_agree_across_sources(tmp_path: Path) -> None:
     assert "a.parquet" in metrics["error"] and "line 2" in metrics["error"]
 
 
-def test_source_spec_validation_names_the_bad_value() -> None:
-    with pytest.raises(ValueError, match=r"format must be one of .* got 'xls'"):
-        SourceSpec.from_params("s", {"path": "x", "negative_rate": 1.0, "format": "xls"})
-    with pytest.raises(ValueError, match=r"negative_rate must be in \(0, 1\], got 0.0"):
-        SourceSpec.from_params("s", {"path": "x", "negative_rate": 0})
-    with pytest.raises(ValueError, match="0-based positions"):
-        SourceSpec.from_params("s", {"path": "x", "negative_rate": 1, "header": False})
-    with pytest.raises(ValueError, match="unknown keys"):
-        SourceSpec.from_params("s", {"path": "x", "negative_rate": 1, "colums": {}})
-    with pytest.raises(ValueError, match="on_error must be one of"):
+def test_source_spec_validation_names_the_full_key_and_the_bad_value() -> None:
+    def refused(params: dict) -> str:
+        with pytest.raises(ValueError) as info:
+            SourceSpec.from_params("s", {"path": "x", "negative_rate": 1.0, **params})
+        return str(info.value)
+
+    assert refused({"format": "xls"}) == (
+        "ingest.sources.s.format must be one of ['csv', 'parquet', 'jsonl', 'simulated'], got 'xls'"
+    )
+    assert refused({"negative_rate": 0}) == (
+        "ingest.sources.s.negative_rate must be a number > 0 and <= 1, got 0"
+    )
+    assert "ingest.sources.s.columns: with header: false" in refused({"header": False})
+    assert refused({"colums": {}}).startswith(
+        "ingest.sources.s.colums: unknown key (value {}); allowed keys in ingest.sources.s are"
+    )
+    assert "did you mean 'columns'?" in refused({"colums": {}})
+    assert refused({"columns": {"label": -1}}) == (
+        "ingest.sources.s.columns.label must be a column name or a 0-based position, got -1"
+    )
+    assert refused({"columns": {"lable": "y"}}).startswith(
+        "ingest.sources.s.columns.lable: unknown name"
+    )
+    with pytest.raises(
+        ValueError, match=r"ingest.on_error must be one of \['fail', 'quarantine'\]"
+    ):
         ingest.IngestConfig.from_params(
-            {"on_error": "ignore", "sources": {"s": {"path": "x", "negative_rate": 1}}}
+            {
+                **INGEST_PARAMS,
+                "on_error": "ignore",
+                "sources": {"s": {"path": "x", "negative_rate": 1}},
+            }
+        )
+    with pytest.raises(
+        ValueError, match=r"ingest.chunk_row: unknown key .*did you mean 'chunk_rows'"
+    ):
+        ingest.IngestConfig.from_params(
+            {**INGEST_PARAMS, "chunk_row": 8, "sources": {"s": {"path": "x", "negative_rate": 1}}}
+        )
+    params = {k: v for k, v in INGEST_PARAMS.items() if k != "dtype"}
+    with pytest.raises(ValueError, match=r"ingest.dtype is required; add it to params.yaml"):
+        ingest.IngestConfig.from_params(
+            {**params, "sources": {"s": {"path": "x", "negative_rate": 1}}}
         )
 
 

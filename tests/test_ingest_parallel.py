@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from stages import contract, ingest
+from tests.rawfiles import INGEST_PARAMS
 
 DIM = 8
 NAMES = ["example_id", "group", "label", "true_label"] + [f"f{j}" for j in range(DIM)]
@@ -119,7 +120,7 @@ def run(tmp: Path, sources: dict[str, Any], **options: Any) -> dict[str, Any]:
     """Run the stage's main(); return exit code, metrics, rejects text and shard bytes."""
     tmp.mkdir(parents=True, exist_ok=True)
     params = tmp / "params.yaml"
-    settings = {"row_group_size": 2, "shard_size": 5, "chunk_rows": 3, **options}
+    settings = {**INGEST_PARAMS, "row_group_size": 2, "shard_size": 5, "chunk_rows": 3, **options}
     params.write_text(yaml.safe_dump({"ingest": {**settings, "sources": sources}}, sort_keys=False))
     code = 0
     try:
@@ -245,7 +246,7 @@ def test_everything_rejected_gives_the_same_empty_dataset(tmp_path: Path, parall
 
 
 def test_workers_must_be_a_positive_integer() -> None:
-    with pytest.raises(ValueError, match=r"ingest.workers must be a positive integer, got 0"):
+    with pytest.raises(ValueError, match=r"ingest.workers must be an integer >= 1, got 0"):
         ingest.IngestConfig.from_params(
-            {"workers": 0, "sources": {"s": {"path": "x", "negative_rate": 1}}}
+            {**INGEST_PARAMS, "workers": 0, "sources": {"s": {"path": "x", "negative_rate": 1}}}
         )
