@@ -33,6 +33,28 @@ def quiet_tensorflow() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning)
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     logging.getLogger("absl").setLevel(logging.ERROR)
+    if "tensorflow" not in sys.modules:
+        _import_tensorflow_silently()
+
+
+def _import_tensorflow_silently() -> None:
+    """Import TensorFlow and Keras with the C++ stderr closed.
+
+    TensorFlow logs "oneDNN custom operations are on" (and absl's pre-init notice)
+    from C++ at import whenever oneDNN is on, whatever TF_CPP_MIN_LOG_LEVEL says; the
+    import is the only moment it speaks unasked, so that is the moment to close fd 2.
+    A failing import still raises its Python exception with its message.
+    """
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import keras  # noqa: F401
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 class _Formatter(logging.Formatter):

@@ -231,3 +231,15 @@ def test_ingest_all_input_rejected_is_one_error_line(tmp_path: Path) -> None:
     line = error_line(_ingest(tmp_path, {"on_error": "fail", "sources": sources}))
     assert "raw.csv, line 2: example 'e0': label must be 0 or 1, got 'maybe'" in line
     assert "set ingest.on_error: quarantine" in line
+
+
+def test_tensorflow_starts_quietly_with_onednn_on(tmp_path: Path) -> None:
+    """TF's C++ 'oneDNN custom operations are on' notice ignores TF_CPP_MIN_LOG_LEVEL."""
+    env = tool_env()
+    env.update(PYTHONPATH=str(ROOT), TF_ENABLE_ONEDNN_OPTS="1")
+    code = "from stages import common; common.quiet_tensorflow(); import tensorflow as tf; tf.constant(1)"
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
