@@ -811,3 +811,52 @@ def test_a_lost_example_fails_the_reconciliation(tmp_path: Path, monkeypatch) ->
     assert metrics["examples_read"] == 5 and metrics["examples_written"] == 4
     assert "examples were lost between reading and writing" in metrics["error"]
     assert not (tmp_path / "dataset").exists()
+
+
+# --------------------------------------------------------------------------- gold labels
+
+
+@pytest.mark.parametrize("kind", ["csv", "jsonl", "jsonl_key_absent"])
+def test_partially_gold_labelled_source_ingests_nulls_where_unlabelled(
+    tmp_path: Path, kind: str
+) -> None:
+    """``true_label`` for some examples only: the rest are null, nothing is rejected."""
+    examples = make_examples(8)
+    unlabelled = {1, 4, 5}
+    for i in unlabelled:
+        examples[i]["true_label"] = None
+    if kind == "csv":  # csv.writer writes None as an empty field
+        path = write_csv(tmp_path / "gold.csv", long_rows(examples))
+    else:
+        records = jsonl_records(examples)
+        if kind == "jsonl_key_absent":
+            for i in unlabelled:
+                del records[i]["true_label"]
+        path = write_jsonl(tmp_path / "gold.jsonl", records)
+    code, metrics, rejects = run_ingest(tmp_path, {"s": {"path": str(path), "negative_rate": 1.0}})
+    assert code == 0 and rejects == []
+    meta = contract.read_metadata(tmp_path / "dataset", ["label", "true_label"])
+    assert meta["true_label"].to_pylist() == [ex["true_label"] for ex in examples]
+    assert meta["true_label"].null_count == len(unlabelled)
+    assert meta["label"].to_pylist() == [ex["label"] for ex in examples]  # distant labels kept
+    assert metrics["examples_written"] == 8
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_bad_gold_label_is_rejected_as_bad_label(tmp_path: Path, fmt: str) -> None:
+    examples = make_examples(4)
+    if fmt == "csv":
+        rows = long_rows(examples)
+        for row in rows:
+            if row[0] == "e2":
+                row[3] = "maybe"
+        path = write_csv(tmp_path / "bad.csv", rows)
+        shown = "'maybe'"
+    else:
+        records = jsonl_records(examples)
+        records[2]["true_label"] = 3
+        path = write_jsonl(tmp_path / "bad.jsonl", records)
+        shown = "3"
+    reject = only_reject(read_all(path))
+    assert reject.reason == "bad_label"
+    assert_message(reject, "'e2'", f"true_label must be 0, 1 or empty, got {shown}")
