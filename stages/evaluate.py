@@ -14,7 +14,12 @@ probability``):
 - the threshold minimises expected cost on ``dev_b`` at the prior and is applied
   unchanged to every split; the Bayes threshold ``c_FP / (c_FP + c_FN)`` is
   reported beside it;
-- group-level bootstrap intervals on ``dev_a`` (the projection) and ``test``.
+- group-level bootstrap intervals on ``dev_a`` (the projection) and ``test``;
+- where examples carry a gold label (``true_label``, null where nobody labelled
+  the example), the same metrics against gold on the gold-labelled examples
+  only (``{split}.gold``), at the gold-label production prior, and the label
+  noise of the distant labels (``{split}.label_noise``). The threshold may be
+  chosen against gold instead (``evaluate.threshold_labels: gold``).
 
 Usage::
 
@@ -55,6 +60,11 @@ logger = logging.getLogger(__name__)
 SPLITS = ("dev_a", "dev_b", "test")
 VIEWS = ("sample", "prior")
 PREDICTION_COLUMNS = ("example_id", "split", "group", "label", "weight", "score", "probability")
+GOLD = "true_label"  # optional predictions/manifest column: the gold label, null where unlabelled
+THRESHOLD_LABELS = ("distant", "gold")
+# threshold_labels: gold needs at least this much gold on dev_b: fewer gold positives than this
+# make the cost minimum one or two examples' decision
+GOLD_THRESHOLD_MIN = {"examples": 100, "positives": 10, "negatives": 10}
 MANIFEST_COLUMNS = ("example_id", "group", "label", "split", "upstream_rate", "kept", "weight")
 CI_METRICS = ("precision", "recall", "f1", "expected_cost")
 SHIPPED_SCORE = 0.5  # the rule the classic team shipped: the thinned model's raw score at 0.5
@@ -82,6 +92,7 @@ PARAMS_SCHEMA: dict[str, common.Spec] = {
     "batch_size": common.Integer(minimum=1),
     "precision": common.Choice(*hardware.PRECISIONS),  # scoring precision (stages.hardware)
     "onednn": common.Choice(*hardware.ONEDNN_SETTINGS),
+    "threshold_labels": common.Choice(*THRESHOLD_LABELS),  # choose dev_b's threshold on these
 }
 
 
@@ -100,6 +111,7 @@ def check_params(params: dict[str, Any]) -> dict[str, Any]:
         "calibration_bins": int(params["calibration_bins"]),
         "precision": params["precision"],
         "onednn": params["onednn"],
+        "threshold_labels": params["threshold_labels"],
     }
     priors.bayes_threshold(cost_fp=out["cost_fp"], cost_fn=out["cost_fn"])  # not both zero
     return out
@@ -139,6 +151,49 @@ def estimate_production_prior(manifest: pd.DataFrame) -> tuple[float, str]:
     return prior, source
 
 
+def gold_labels(frame: pd.DataFrame) -> np.ndarray:
+    """The ``true_label`` column as floats: 0, 1, or NaN where unlabelled (all NaN if absent)."""
+    if GOLD not in frame.columns:
+        return np.full(len(frame), np.nan)
+    values = frame[GOLD].astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = ~(np.isnan(values) | np.isin(values, (0.0, 1.0)))
+    if bad.any():
+        raise ValueError(f"{GOLD} must be 0, 1 or null, got {np.unique(values[bad])[:5].tolist()}")
+    return values
+
+
+def weighted_gold_prior(gold: np.ndarray, weights: np.ndarray) -> float | None:
+    """Weighted gold positive fraction of the labelled rows; None unless both classes occur."""
+    labelled = ~np.isnan(gold)
+    if not labelled.any() or len(np.unique(gold[labelled])) < 2:
+        return None
+    return priors.estimate_prior(gold[labelled].astype(np.int8), weights[labelled])
+
+
+def estimate_gold_prior(manifest: pd.DataFrame) -> tuple[float | None, str]:
+    """The gold-label production prior, estimated as :func:`estimate_production_prior` does.
+
+    From the gold-labelled production-ratio rows, weighted with the manifest weights
+    (which undo every thinning, so they restore the population for any label); falls
+    back to every gold-labelled kept row. ``None`` when the gold labels lack a class.
+    """
+    kept = manifest[manifest["kept"].astype(bool)]
+    gold = gold_labels(kept)
+    labelled = ~np.isnan(gold)
+    if not labelled.any():
+        return None, "no gold labels"
+    weights = kept["weight"].to_numpy(np.float64)
+    production = labelled & np.isclose(kept["upstream_rate"].to_numpy(np.float64), 1.0)
+    prior = weighted_gold_prior(np.where(production, gold, np.nan), weights)
+    if prior is not None:
+        return prior, f"gold-labelled production-ratio rows (upstream_rate 1), n={production.sum()}"
+    prior = weighted_gold_prior(gold, weights)
+    if prior is None:
+        return None, f"the {labelled.sum()} gold labels hold one class only"
+    logger.warning("no gold-labelled production-ratio rows with both labels; using all kept rows")
+    return prior, f"all gold-labelled kept rows, weighted, n={labelled.sum()}"
+
+
 def build_predictions(
     rows: pd.DataFrame,
     scores: np.ndarray,
@@ -157,7 +212,7 @@ def build_predictions(
     if not np.all(np.isfinite(scores)):
         raise ValueError(f"{int((~np.isfinite(scores)).sum())} scores are not finite")
     probability = priors.probability_at_prior(scores, beta=beta, shift=shift)
-    return pd.DataFrame(
+    out = pd.DataFrame(
         {
             "example_id": rows["example_id"].astype(str).to_numpy(),
             "split": rows["split"].astype(str).to_numpy(),
@@ -168,6 +223,11 @@ def build_predictions(
             "probability": probability,
         }
     )
+    if GOLD in rows.columns:  # the gold label travels with the prediction, null where unlabelled
+        out[GOLD] = pd.array(
+            [None if np.isnan(g) else int(g) for g in gold_labels(rows)], dtype="Int8"
+        )
+    return out
 
 
 # ----------------------------------------------------------------------------- metrics
@@ -181,7 +241,7 @@ def _safe(fn, *args, **kwargs) -> float:
         return float("nan")
 
 
-def view_weights(frame: pd.DataFrame, *, view: str, prior: float) -> np.ndarray:
+def view_weights(frame: pd.DataFrame, *, view: str, prior: float | None) -> np.ndarray:
     """Per-example weights of one view: ones as sampled, weights moved to ``prior`` at the prior."""
     if view == "sample":
         return np.ones(len(frame))
@@ -258,7 +318,7 @@ def bootstrap_intervals(
     frame: pd.DataFrame,
     predicted: np.ndarray,
     *,
-    prior: float,
+    prior: float | None,
     cost_fp: float,
     cost_fn: float,
     resamples: int,
@@ -282,6 +342,132 @@ def bootstrap_intervals(
     return {f"{name}_ci": list(result.intervals[name]) for name in CI_METRICS}
 
 
+# ----------------------------------------------------------------------------- gold labels
+
+
+def gold_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """The gold-labelled rows of ``frame``, ``label`` set to the gold label.
+
+    The distant label moves to ``distant_label``; every metric function then measures
+    against gold unchanged. Unlabelled rows are dropped, never counted as negatives.
+    """
+    gold = gold_labels(frame)
+    labelled = ~np.isnan(gold)
+    out = frame[labelled].copy()
+    out["distant_label"] = out["label"].to_numpy().astype(np.int8)
+    out["label"] = gold[labelled].astype(np.int8)
+    return out
+
+
+def gold_threshold_refusal(gold_dev_b: pd.DataFrame) -> str | None:
+    """Why dev_b's gold labels are too few to choose a threshold on, or None if enough."""
+    n = len(gold_dev_b)
+    positives = int(gold_dev_b["label"].sum())
+    have = {"examples": n, "positives": positives, "negatives": n - positives}
+    short = [k for k, need in GOLD_THRESHOLD_MIN.items() if have[k] < need]
+    if not short:
+        return None
+    need = ", ".join(f"{v} {k}" for k, v in GOLD_THRESHOLD_MIN.items())
+    return (
+        f"dev_b has {n} gold-labelled examples ({positives} gold positives, "
+        f"{n - positives} gold negatives); a threshold chosen on gold needs at least {need}"
+    )
+
+
+def dev_b_thresholds(
+    dev_b: pd.DataFrame, *, prior: float, gold_prior: float | None, cost_fp: float, cost_fn: float
+) -> dict[str, float | None]:
+    """dev_b's cost-minimising threshold against distant labels, and against gold if enough."""
+    out: dict[str, float | None] = {}
+    out["distant"], _ = priors.cost_minimising_threshold(
+        dev_b["label"].to_numpy(),
+        dev_b["probability"].to_numpy(np.float64),
+        view_weights(dev_b, view="prior", prior=prior),
+        cost_fp=cost_fp,
+        cost_fn=cost_fn,
+    )
+    gold = gold_frame(dev_b)
+    out["gold"] = None
+    if gold_threshold_refusal(gold) is None:
+        out["gold"], _ = priors.cost_minimising_threshold(
+            gold["label"].to_numpy(),
+            gold["probability"].to_numpy(np.float64),
+            view_weights(gold, view="prior", prior=gold_prior),
+            cost_fp=cost_fp,
+            cost_fn=cost_fn,
+        )
+    return out
+
+
+def label_noise(gold: pd.DataFrame, *, resamples: int, level: float, seed: int) -> dict[str, Any]:
+    """How the distant labels err where both labels exist, with group-bootstrap intervals.
+
+    The distant label is scored as a prediction of the gold one, with the manifest
+    weights (which undo every thinning, so the rates are the population's):
+    ``false_label_rate = P(gold 0 | distant 1) = 1 - precision`` and
+    ``missing_label_rate = P(distant 0 | gold 1) = 1 - recall``.
+    """
+    y, distant = gold["label"].to_numpy(), gold["distant_label"].to_numpy()
+    w = gold["weight"].to_numpy(np.float64)
+
+    def statistic(multiplicity: np.ndarray) -> dict[str, float]:
+        r = priors.rates(priors.confusion(y, distant, w * multiplicity))
+        return {"false_label_rate": 1 - r["precision"], "missing_label_rate": 1 - r["recall"]}
+
+    counts = priors.confusion(y, distant)
+    out: dict[str, Any] = statistic(np.ones(len(gold)))
+    boot = priors.group_bootstrap(
+        gold["group"].to_numpy(), statistic, resamples=resamples, level=level, seed=seed
+    )
+    out.update({f"{name}_ci": list(ci) for name, ci in boot.intervals.items()})
+    out.update(
+        {
+            "both_labelled": int(len(gold)),
+            "counts": {  # unweighted, distant label against gold
+                "both_positive": counts.tp,
+                "false_labels": counts.fp,  # distant 1, gold 0
+                "missing_labels": counts.fn,  # distant 0, gold 1
+                "both_negative": counts.tn,
+            },
+            "weights": "manifest weights (the population the split stands for)",
+            "interval": f"{int(round(level * 100))}% group bootstrap",
+        }
+    )
+    return out
+
+
+def gold_metrics(
+    frame: pd.DataFrame,
+    *,
+    gold_prior: float | None,
+    threshold: float,
+    cost_fp: float,
+    cost_fn: float,
+) -> dict[str, Any] | None:
+    """``{split}.gold``: the split's metrics against gold, on its gold-labelled rows only.
+
+    None when no example of the split carries a gold label (the keys are then omitted).
+    """
+    gold = gold_frame(frame)
+    if gold.empty:
+        return None
+    kw = {"prior": gold_prior, "threshold": threshold, "cost_fp": cost_fp, "cost_fn": cost_fn}
+    out: dict[str, Any] = {
+        "gold_examples": int(len(gold)),
+        "split_examples": int(len(frame)),
+        "labelled_fraction": len(gold) / len(frame),
+    }
+    out.update({view: view_metrics(gold, view=view, **kw) for view in VIEWS})
+    y = gold["label"].to_numpy().astype(int)
+    shipped = (gold["score"].to_numpy() >= SHIPPED_SCORE).astype(int)
+    w = view_weights(gold, view="prior", prior=gold_prior)
+    out["shipped"] = {
+        "sample": decision_metrics(y, shipped, np.ones(len(y)), cost_fp=cost_fp, cost_fn=cost_fn),
+        "prior": decision_metrics(y, shipped, w, cost_fp=cost_fp, cost_fn=cost_fn),
+    }
+    return out
+
+
 def compute_metrics(
     predictions: pd.DataFrame,
     *,
@@ -292,23 +478,42 @@ def compute_metrics(
     level: float,
     seed: int,
     beta: float = 1.0,
+    gold_prior: float | None = None,
+    gold_prior_source: str | None = None,
+    threshold_labels: str = "distant",
 ) -> dict[str, Any]:
     """metrics.json as a dict: per split and view, the thresholds, and intervals.
 
-    ``beta`` only converts thresholds to the raw-score scale for the report.
+    ``beta`` only converts thresholds to the raw-score scale for the report. Where
+    ``predictions`` has gold labels (``true_label``), ``gold_prior`` is the gold-label
+    production prior (estimated from the gold-labelled rows, weighted, when None).
+    ``threshold_labels`` says which labels dev_b's threshold is chosen on.
     """
     missing = sorted(set(PREDICTION_COLUMNS) - set(predictions.columns))
     if missing:
         raise ValueError(f"predictions lack columns {missing}")
+    if threshold_labels not in THRESHOLD_LABELS:
+        raise ValueError(
+            f"threshold_labels must be one of {THRESHOLD_LABELS}, got {threshold_labels!r}"
+        )
     by_split = {s: predictions[predictions["split"] == s] for s in SPLITS}
+    has_gold = bool((~np.isnan(gold_labels(predictions))).any())
+    if has_gold and gold_prior is None:
+        gold_prior = weighted_gold_prior(
+            gold_labels(predictions), predictions["weight"].to_numpy(np.float64)
+        )
+        gold_prior_source = gold_prior_source or "gold-labelled evaluated rows, weighted"
     dev_b = by_split["dev_b"]
-    threshold, _ = priors.cost_minimising_threshold(
-        dev_b["label"].to_numpy(),
-        dev_b["probability"].to_numpy(np.float64),
-        view_weights(dev_b, view="prior", prior=prior),
-        cost_fp=cost_fp,
-        cost_fn=cost_fn,
+    thresholds = dev_b_thresholds(
+        dev_b, prior=prior, gold_prior=gold_prior, cost_fp=cost_fp, cost_fn=cost_fn
     )
+    if threshold_labels == "gold" and thresholds["gold"] is None:
+        reason = gold_threshold_refusal(gold_frame(dev_b))
+        raise ValueError(
+            f"evaluate.threshold_labels is gold but {reason}; label more of dev_b, or set "
+            "evaluate.threshold_labels: distant"
+        )
+    threshold = float(thresholds[threshold_labels])
     bayes = priors.bayes_threshold(cost_fp=cost_fp, cost_fn=cost_fn)
     common_kw = {"prior": prior, "cost_fp": cost_fp, "cost_fn": cost_fn}
     metrics: dict[str, Any] = {
@@ -321,7 +526,10 @@ def compute_metrics(
         },
         "threshold": threshold,
         "threshold_score": float(priors.invert_prior_correction(min(threshold, 1.0), beta=beta)),
-        "threshold_source": "minimum expected cost on dev_b at the prior",
+        "threshold_source": "minimum expected cost on dev_b at the prior"
+        + (" against gold labels, at the gold-label prior" if threshold_labels == "gold" else ""),
+        "threshold_labels": threshold_labels,
+        "threshold_by_labels": thresholds if has_gold else {"distant": thresholds["distant"]},
         "bayes_threshold": bayes,
         "bayes_threshold_score": float(priors.invert_prior_correction(bayes, beta=beta)),
     }
@@ -347,6 +555,14 @@ def compute_metrics(
             ),
             "prior": decision_metrics(y, shipped, w, cost_fp=cost_fp, cost_fn=cost_fn),
         }
+        gold = gold_metrics(
+            frame, gold_prior=gold_prior, threshold=threshold, cost_fp=cost_fp, cost_fn=cost_fn
+        )
+        if gold is not None:  # a split without gold labels has no gold keys at all
+            metrics[split]["gold"] = gold
+            metrics[split]["label_noise"] = label_noise(
+                gold_frame(frame), resamples=resamples, level=level, seed=seed
+            )
     boot_kw = {"resamples": resamples, "level": level, "seed": seed, **common_kw}
     for split in ("dev_a", "test"):
         frame = by_split[split]
@@ -354,6 +570,16 @@ def compute_metrics(
         shipped = (frame["score"].to_numpy() >= SHIPPED_SCORE).astype(int)
         metrics[split]["prior"].update(bootstrap_intervals(frame, chosen, **boot_kw))
         metrics[split]["shipped"]["prior"].update(bootstrap_intervals(frame, shipped, **boot_kw))
+        if "gold" in metrics[split]:  # the same intervals against gold, at the gold prior
+            gold, view = gold_frame(frame), metrics[split]["gold"]
+            gold_kw = {**boot_kw, "prior": gold_prior}
+            chosen = (gold["probability"].to_numpy(np.float64) >= threshold).astype(int)
+            shipped = (gold["score"].to_numpy() >= SHIPPED_SCORE).astype(int)
+            view["prior"].update(bootstrap_intervals(gold, chosen, **gold_kw))
+            view["shipped"]["prior"].update(bootstrap_intervals(gold, shipped, **gold_kw))
+    if has_gold:
+        metrics["gold_prior"] = gold_prior
+        metrics["gold_prior_source"] = gold_prior_source
     metrics["bootstrap"] = {"resamples": resamples, "level": level, "seed": seed, "unit": "group"}
     metrics["classic_example"] = classic_example()
     return common.finite_or_none(metrics)
@@ -518,6 +744,122 @@ def rule_table(
     return lines
 
 
+def _pct(value: Any) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def gold_section(metrics: dict[str, Any]) -> list[str]:
+    """Markdown lines: distant- and gold-label precision and recall side by side, and the noise.
+
+    Empty when no split has gold labels.
+    """
+    splits = [s for s in SPLITS if "gold" in metrics[s]]
+    if not splits:
+        return []
+    level = int(round(metrics["bootstrap"]["level"] * 100))
+    lines = [
+        "## Distant labels against gold labels",
+        "",
+        "Every number above is measured against the distant-supervision labels. Where examples "
+        "also carry a gold label (`true_label`: a person's, or the simulator's truth), the same "
+        "rules are measured against gold on the gold-labelled examples only; unlabelled "
+        "examples are left out, never counted as negatives.",
+        "",
+        f"- Production prior from distant labels: {_fmt(metrics['prior'], 4)} "
+        f"({metrics.get('prior_source', '')}); from gold labels: "
+        f"{_fmt(metrics.get('gold_prior'), 4)} ({metrics.get('gold_prior_source') or 'n/a'}). "
+        "Gold metrics at the prior are at the gold-label prior.",
+        f"- Threshold chosen on dev_b against **{metrics['threshold_labels']}** labels "
+        f"(`evaluate.threshold_labels`); dev_b's cost minimum against distant labels is "
+        f"{_fmt(metrics['threshold_by_labels'].get('distant'), 4)}, against gold "
+        f"{_fmt(metrics['threshold_by_labels'].get('gold'), 4)}.",
+        "",
+        "| split | gold-labelled | of | false labels P(gold 0 \\| distant 1) | "
+        "missing labels P(distant 0 \\| gold 1) |",
+        "|---|---|---|---|---|",
+    ]
+    for split in splits:
+        gold, noise = metrics[split]["gold"], metrics[split]["label_noise"]
+        lines.append(
+            f"| {split} | {gold['gold_examples']} | {gold['split_examples']} | "
+            f"{_ci(noise, 'false_label_rate')} | {_ci(noise, 'missing_label_rate')} |"
+        )
+    lines += [
+        "",
+        f"Noise rates use the manifest weights; intervals are {level}% group bootstrap.",
+        "",
+        "| split | rule | view | precision, distant | precision, gold | recall, distant | "
+        "recall, gold |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    rules = {
+        "raw score >= 0.5": lambda m: m["shipped"],
+        "chosen threshold": lambda m: m,
+    }
+    for split in (s for s in ("dev_b", "test") if s in splits):
+        for rule, pick in rules.items():
+            for view, label in (("sample", "as sampled"), ("prior", "at the prior")):
+                d, g = pick(metrics[split])[view], pick(metrics[split]["gold"])[view]
+                lines.append(
+                    f"| {split} | {rule} | {label} | {_ci(d, 'precision')} | "
+                    f"{_ci(g, 'precision')} | {_ci(d, 'recall')} | {_ci(g, 'recall')} |"
+                )
+    partial = [
+        s
+        for s in splits
+        if metrics[s]["gold"]["gold_examples"] < metrics[s]["gold"]["split_examples"]
+    ]
+    lines += [""]
+    if partial:
+        lines += [
+            f"Only part of {', '.join(partial)} is gold-labelled: there the distant columns "
+            "cover the whole split and the gold columns the labelled part only, and the gold "
+            "numbers are unbiased only if that part was drawn at random.",
+            "",
+        ]
+    lines += [
+        "Which way the noise moves the distant-label numbers:",
+        "",
+        "- A **missing label** (the knowledge base lacks a relation the sentences express: "
+        "distant 0, gold 1) turns the model's correct alert into a distant-label false "
+        "positive, so it pulls distant **precision down**; where the model misses such an "
+        "example, distant labels call it a true negative, so distant **recall looks higher** "
+        "than it is. At the production prior alerts are few, so a handful of missing labels "
+        "among them is a large share of the measured false positives.",
+        "- A **false label** (a knowledge-base fact the sentences do not express: distant 1, "
+        "gold 0) turns the model's correct silence into a distant-label false negative, so it "
+        "pulls distant **recall down**; where the model alerts on it anyway, distant labels "
+        "call it a true positive, so distant **precision looks higher** than it is.",
+        "",
+    ]
+    if "test" in splits:
+        t, noise = metrics["test"], metrics["test"]["label_noise"]
+        d, g = t["prior"], t["gold"]["prior"]
+
+        def gap(name: str) -> str:
+            if d.get(name) is None or g.get(name) is None:
+                return "n/a"
+            return f"{g[name] - d[name]:+.3f}"
+
+        everyone = t["gold"]["gold_examples"] == t["gold"]["split_examples"]
+        lines += [
+            "Size of the effect on this run's test split ("
+            + (
+                "every example gold-labelled, as the built-in simulator does"
+                if everyone
+                else f"{t['gold']['gold_examples']} of {t['gold']['split_examples']} examples "
+                "gold-labelled"
+            )
+            + f"): {_pct(noise['false_label_rate'])} of distant positives are false and "
+            f"{_pct(noise['missing_label_rate'])} of gold positives carry no distant label. "
+            f"At the chosen threshold and the prior, precision is {_fmt(d['precision'])} "
+            f"against distant labels and {_fmt(g['precision'])} against gold ({gap('precision')}); "
+            f"recall {_fmt(d['recall'])} against {_fmt(g['recall'])} ({gap('recall')}).",
+            "",
+        ]
+    return lines
+
+
 def render_report(metrics: dict[str, Any]) -> str:
     """reports/report.md: the table, the worked example and the threshold in production terms."""
     level = int(round(metrics["bootstrap"]["level"] * 100))
@@ -543,7 +885,8 @@ def render_report(metrics: dict[str, Any]) -> str:
         f"- Threshold chosen on dev_b (minimum expected cost): probability >= "
         f"**{_fmt(metrics['threshold'], 4)}** (raw score >= {_fmt(metrics['threshold_score'], 4)}); "
         f"Bayes threshold c_FP/(c_FP+c_FN) = {_fmt(metrics['bayes_threshold'], 4)} "
-        f"(raw score {_fmt(metrics['bayes_threshold_score'], 4)}).",
+        f"(raw score {_fmt(metrics['bayes_threshold_score'], 4)}); chosen against "
+        f"{metrics.get('threshold_labels', 'distant')} labels.",
         f"- Intervals: {level}% group bootstrap ({metrics['bootstrap']['resamples']} resamples "
         "of entity groups).",
         "",
@@ -603,6 +946,7 @@ def render_report(metrics: dict[str, Any]) -> str:
         f"with precision {_fmt(metrics['test']['shipped']['prior']['precision'])}.",
         "",
     ]
+    lines += gold_section(metrics)
     return "\n".join(lines)
 
 
@@ -617,6 +961,8 @@ def evaluate_predictions(
     prior_source: str,
     beta: float,
     extra: dict[str, Any] | None = None,
+    gold_prior: float | None = None,
+    gold_prior_source: str | None = None,
 ) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]], str]:
     """Everything after scoring: (metrics, plot data, report text); ``extra`` goes into metrics."""
     opts = check_params(params)
@@ -629,6 +975,9 @@ def evaluate_predictions(
         level=opts["level"],
         seed=opts["seed"],
         beta=beta,
+        gold_prior=gold_prior,
+        gold_prior_source=gold_prior_source,
+        threshold_labels=opts["threshold_labels"],
     )
     metrics["prior_source"] = prior_source
     metrics.update(common.finite_or_none(extra or {}))
@@ -711,6 +1060,7 @@ def main(argv: list[str] | None = None) -> None:
     beta = float(train_info["beta"])
 
     estimated, source = estimate_production_prior(manifest)
+    gold_prior, gold_source = estimate_gold_prior(manifest) if GOLD in manifest else (None, None)
     prior = estimated if opts["prior"] is None else float(opts["prior"])
     if opts["prior"] is not None:
         source = "evaluate.prior"
@@ -738,6 +1088,8 @@ def main(argv: list[str] | None = None) -> None:
         prior=prior,
         prior_source=source,
         beta=beta,
+        gold_prior=gold_prior,
+        gold_prior_source=gold_source,
         extra={
             "prior_estimated": estimated,
             "prior_of_model": model_prior,

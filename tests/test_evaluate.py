@@ -25,6 +25,7 @@ PARAMS = {
     "batch_size": 8,
     "precision": "auto",
     "onednn": "auto",
+    "threshold_labels": "distant",
 }
 
 
@@ -463,6 +464,8 @@ def write_stage_inputs(root: Path) -> tuple[Path, Path, Path]:
                         "upstream_rate": upstream,
                         "kept": True,
                         "weight": 1.0 if label else 1.0 / upstream,
+                        # gold labels on test only (one distant label wrong), null elsewhere
+                        "true_label": (1 - label if i == 2 else label) if split == "test" else None,
                     }
                 )
     manifest = root / "data" / "manifest.parquet"
@@ -509,6 +512,12 @@ def test_stage_main_end_to_end(tmp_path):
         table["probability"], priors.shift_prior(corrected, from_prior=0.25, to_prior=1 / 3)
     )
     assert (reports / "report.md").read_text().startswith("# Evaluation at the production prior")
+    # gold labels on test only: gold keys there, none on dev_a/dev_b; the gold prior from test
+    assert "gold" not in metrics["dev_a"] and "gold" not in metrics["dev_b"]
+    assert metrics["test"]["gold"]["gold_examples"] == 30
+    assert metrics["test"]["label_noise"]["counts"]["false_labels"] == 1
+    assert metrics["gold_prior"] == pytest.approx(9 / 30) and "n=30" in metrics["gold_prior_source"]
+    assert table["true_label"].notna().sum() == 30
     plot_dir = reports / "evaluate_plots"
     plot_files = {p.relative_to(plot_dir).as_posix() for p in plot_dir.rglob("*.json")}
     expected = {"pr/dev_a_sample.json", "pr/dev_a_prior.json", "pr/test_prior.json"}

@@ -1,0 +1,327 @@
+"""Gold labels in evaluate: metrics against gold, label noise, the gold prior, threshold on gold.
+
+Fast: predictions tables are built directly, as in tests/test_evaluate.py; nothing is trained.
+Every number is recomputed here with scikit-learn from the per-example predictions and gold
+labels, with weights moved to the gold prior independently of ``priors.weights_at_prior``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import (
+    average_precision_score,
+    confusion_matrix,
+    f1_score,
+    precision_score,
+    recall_score,
+)
+
+from stages import evaluate, priors
+from tests.test_evaluate import PARAMS, assert_finite_or_null, brute_force_cut
+
+GOLD_PRIOR = 0.03  # truth in production
+KB_MISSING = 0.3  # P(distant 0 | gold 1)
+KB_FALSE = 0.004  # P(distant 1 | gold 0): about 1 in 8 distant positives false
+BETA = 0.05
+COSTS = {"cost_fp": 1.0, "cost_fn": 10.0}
+BOOT = {"resamples": 40, "level": 0.9, "seed": 5}
+
+
+def noisy_split(rng: np.random.Generator, name: str, n_groups: int, keep: float) -> pd.DataFrame:
+    """Gold labels at GOLD_PRIOR, distant labels with both kinds of noise, scores from the truth.
+
+    Distant negatives are kept with rate ``keep`` and weighted 1/keep (thinning sees only the
+    distant label, as the pipeline's does).
+    """
+    sizes = rng.integers(1, 5, n_groups)
+    groups = np.repeat(np.arange(n_groups), sizes)
+    n = len(groups)
+    gold = (rng.random(n) < GOLD_PRIOR).astype(np.int8)
+    distant = gold.copy()
+    distant[(gold == 1) & (rng.random(n) < KB_MISSING)] = 0
+    distant[(gold == 0) & (rng.random(n) < KB_FALSE)] = 1
+    frame = pd.DataFrame(
+        {
+            "example_id": [f"{name}-{i:05d}" for i in range(n)],
+            "split": name,
+            "group": [f"{name}-g{g}" for g in groups],
+            "label": distant,
+            evaluate.GOLD: gold,
+        }
+    )
+    frame = frame[(frame["label"] == 1) | (rng.random(n) < keep)].copy()
+    frame["weight"] = np.where(frame["label"] == 1, 1.0, 1.0 / keep)
+    logit = 3.0 * frame[evaluate.GOLD].to_numpy() + 1.2 * rng.normal(size=len(frame)) - 5.0
+    frame["probability"] = 1.0 / (1.0 + np.exp(-logit))
+    frame["score"] = priors.invert_prior_correction(frame["probability"].to_numpy(), beta=BETA)
+    return frame
+
+
+def with_gold(frame: pd.DataFrame, gold: np.ndarray) -> pd.DataFrame:
+    out = frame.copy()
+    out[evaluate.GOLD] = pd.array(
+        [None if np.isnan(g) else int(g) for g in gold.astype(float)], dtype="Int8"
+    )
+    return out
+
+
+@pytest.fixture(scope="module")
+def full() -> pd.DataFrame:
+    """Every example of every split gold-labelled, as the simulator does."""
+    rng = np.random.default_rng(7)
+    frame = pd.concat(
+        [
+            noisy_split(rng, "dev_a", 1500, BETA),
+            noisy_split(rng, "dev_b", 2500, 1.0),
+            noisy_split(rng, "test", 2500, 1.0),
+        ],
+        ignore_index=True,
+    )
+    return with_gold(frame, frame[evaluate.GOLD].to_numpy())
+
+
+@pytest.fixture(scope="module")
+def partial(full) -> pd.DataFrame:
+    """dev_a without any gold label, test gold-labelled on a random 40%."""
+    rng = np.random.default_rng(11)
+    gold = full[evaluate.GOLD].to_numpy(dtype=float, na_value=np.nan)
+    gold[(full["split"] == "dev_a").to_numpy()] = np.nan
+    gold[(full["split"] == "test").to_numpy() & (rng.random(len(full)) < 0.6)] = np.nan
+    return with_gold(full, gold)
+
+
+def metrics_of(predictions: pd.DataFrame, **kwargs) -> dict:
+    return evaluate.compute_metrics(predictions, prior=0.02, **COSTS, **BOOT, beta=BETA, **kwargs)
+
+
+def weights_at(y: np.ndarray, w: np.ndarray, prior: float) -> np.ndarray:
+    """Negatives rescaled so positives weigh ``prior`` of the total (independent of priors.py)."""
+    out = w.astype(float).copy()
+    out[y == 0] *= w[y == 1].sum() / w[y == 0].sum() * (1 - prior) / prior
+    return out
+
+
+def expected_gold_prior(predictions: pd.DataFrame) -> float:
+    gold = predictions[evaluate.GOLD].to_numpy(dtype=float, na_value=np.nan)
+    labelled = ~np.isnan(gold)
+    w = predictions["weight"].to_numpy()[labelled]
+    return float(np.dot(gold[labelled], w) / w.sum())
+
+
+def check_against_sklearn(metrics: dict, predictions: pd.DataFrame, split: str) -> None:
+    frame = predictions[predictions["split"] == split]
+    gold = frame[evaluate.GOLD].to_numpy(dtype=float, na_value=np.nan)
+    frame = frame[~np.isnan(gold)]
+    y = frame[evaluate.GOLD].to_numpy(dtype=int)
+    distant = frame["label"].to_numpy()
+    w_manifest = frame["weight"].to_numpy()
+    w = weights_at(y, w_manifest, metrics["gold_prior"])
+    view = metrics[split]["gold"]
+    assert view["gold_examples"] == len(frame)
+    rules = {
+        "chosen": (frame["probability"] >= metrics["threshold"]).astype(int).to_numpy(),
+        "shipped": (frame["score"] >= 0.5).astype(int).to_numpy(),
+    }
+    for rule, pred in rules.items():
+        views = view if rule == "chosen" else view["shipped"]
+        for name, weights in (("sample", None), ("prior", w)):
+            got = views[name]
+            assert got["precision"] == pytest.approx(
+                precision_score(y, pred, sample_weight=weights)
+            ), (rule, name)
+            assert got["recall"] == pytest.approx(recall_score(y, pred, sample_weight=weights))
+            assert got["f1"] == pytest.approx(f1_score(y, pred, sample_weight=weights))
+            tn, fp, fn, tp = confusion_matrix(y, pred, sample_weight=weights).ravel()
+            cm = got["confusion"]
+            assert [cm["tn"], cm["fp"], cm["fn"], cm["tp"]] == pytest.approx([tn, fp, fn, tp])
+            total = tn + fp + fn + tp
+            assert got["expected_cost"] == pytest.approx(1000 * (fp * 1.0 + fn * 10.0) / total)
+    assert view["sample"]["average_precision"] == pytest.approx(
+        average_precision_score(y, frame["score"])
+    )
+    assert view["prior"]["average_precision"] == pytest.approx(
+        average_precision_score(y, frame["probability"], sample_weight=w)
+    )
+    assert view["prior"]["positive_fraction"] == pytest.approx(metrics["gold_prior"])
+    # label noise: the distant label scored as a prediction of gold, with the manifest weights
+    noise = metrics[split]["label_noise"]
+    assert noise["false_label_rate"] == pytest.approx(
+        1 - precision_score(y, distant, sample_weight=w_manifest)
+    )
+    assert noise["missing_label_rate"] == pytest.approx(
+        1 - recall_score(y, distant, sample_weight=w_manifest)
+    )
+    assert noise["counts"]["false_labels"] == int(((distant == 1) & (y == 0)).sum())
+    assert noise["counts"]["missing_labels"] == int(((distant == 0) & (y == 1)).sum())
+    for name in ("false_label_rate", "missing_label_rate"):
+        low, high = noise[f"{name}_ci"]
+        assert low <= noise[name] <= high
+
+
+def test_gold_metrics_and_noise_equal_sklearn_on_every_split(full):
+    metrics = metrics_of(full)
+    assert metrics["gold_prior"] == pytest.approx(expected_gold_prior(full))
+    for split in evaluate.SPLITS:
+        check_against_sklearn(metrics, full, split)
+    # the simulated noise is what the rates measure (KB_MISSING of gold positives unlabelled)
+    assert metrics["test"]["label_noise"]["missing_label_rate"] == pytest.approx(
+        KB_MISSING, abs=0.1
+    )
+    # group-bootstrap intervals on test (and the dev_a projection) as for the distant labels
+    for split in ("dev_a", "test"):
+        for view in (metrics[split]["gold"]["prior"], metrics[split]["gold"]["shipped"]["prior"]):
+            for name in evaluate.CI_METRICS:
+                low, high = view[f"{name}_ci"]
+                assert low <= high
+    assert "precision_ci" not in metrics["dev_b"]["gold"]["prior"]
+    # missing labels make the model's true finds look like false positives
+    assert metrics["test"]["gold"]["prior"]["precision"] > metrics["test"]["prior"]["precision"]
+    assert metrics["threshold_labels"] == "distant"
+    assert_finite_or_null(metrics)
+
+
+def test_no_gold_labels_means_no_gold_keys(full, partial):
+    for predictions in (full.drop(columns=evaluate.GOLD), partial):
+        metrics = metrics_of(predictions)
+        assert "gold" not in metrics["dev_a"] and "label_noise" not in metrics["dev_a"]
+    none_at_all = metrics_of(full.drop(columns=evaluate.GOLD))
+    assert not any("gold" in metrics_key for metrics_key in none_at_all)
+    for split in evaluate.SPLITS:
+        assert "gold" not in none_at_all[split] and "label_noise" not in none_at_all[split]
+    assert list(none_at_all["threshold_by_labels"]) == ["distant"]
+    all_null = with_gold(full, np.full(len(full), np.nan))
+    assert "gold" not in metrics_of(all_null)["test"]
+    report = evaluate.render_report(
+        {**none_at_all, "classic_example": evaluate.classic_example(), "prior_source": "x"}
+    )
+    assert "gold" not in report.lower().replace("threshold_labels", "")
+
+
+def test_partially_labelled_test_split_counts_the_labelled_part_only(partial):
+    metrics = metrics_of(partial)
+    test = partial[partial["split"] == "test"]
+    labelled = int(test[evaluate.GOLD].notna().sum())
+    assert 0.3 * len(test) < labelled < 0.5 * len(test)
+    assert metrics["test"]["gold"]["gold_examples"] == labelled
+    assert metrics["test"]["gold"]["split_examples"] == len(test)
+    assert metrics["test"]["label_noise"]["both_labelled"] == labelled
+    assert metrics["gold_prior"] == pytest.approx(expected_gold_prior(partial))
+    for split in ("dev_b", "test"):
+        check_against_sklearn(metrics, partial, split)
+    # the distant-label metrics still cover the whole split
+    assert metrics["test"]["sample"]["examples"] == len(test)
+    low, high = metrics["test"]["gold"]["prior"]["precision_ci"]
+    assert low <= metrics["test"]["gold"]["prior"]["precision"] <= high
+    metrics["bootstrap"] = {"level": 0.9, "resamples": 40}
+    report = evaluate.render_report(
+        {**metrics, "classic_example": evaluate.classic_example(), "prior_source": "x"}
+    )
+    assert "Only part of test is gold-labelled" in report
+    assert f"{labelled} of {len(test)} examples gold-labelled" in report
+
+
+def test_threshold_labels_gold_picks_the_gold_cost_minimum(full):
+    distant = metrics_of(full)
+    gold = metrics_of(full, threshold_labels="gold")
+    assert gold["threshold_labels"] == "gold" and "against gold" in gold["threshold_source"]
+    dev_b = full[full["split"] == "dev_b"]
+    y = dev_b[evaluate.GOLD].to_numpy(dtype=int)
+    p = dev_b["probability"].to_numpy()
+    w = weights_at(y, dev_b["weight"].to_numpy(), gold["gold_prior"])
+    flag, cost = brute_force_cut(y, p, w, **COSTS)
+    np.testing.assert_array_equal(p >= gold["threshold"], flag)
+    assert gold["dev_b"]["gold"]["prior"]["expected_cost"] == pytest.approx(cost)
+    assert gold["threshold"] == pytest.approx(distant["threshold_by_labels"]["gold"])
+    assert gold["threshold_by_labels"]["distant"] == pytest.approx(distant["threshold"])
+    # noisy distant labels pick a different rule than the truth does
+    assert not np.array_equal(p >= gold["threshold"], p >= distant["threshold"])
+    # the gold threshold is applied to the distant-label metrics as well
+    test = full[full["split"] == "test"]
+    pred = (test["probability"] >= gold["threshold"]).astype(int)
+    assert gold["test"]["sample"]["precision"] == pytest.approx(
+        precision_score(test["label"], pred)
+    )
+    gold["bootstrap"] = {"level": 0.9, "resamples": 40}
+    report = evaluate.render_report(
+        {**gold, "classic_example": evaluate.classic_example(), "prior_source": "x"}
+    )
+    assert "chosen against gold labels" in report
+    assert "against **gold** labels" in report
+
+
+def test_threshold_on_gold_refuses_too_few_gold_labels(full):
+    gold = full[evaluate.GOLD].to_numpy(dtype=float, na_value=np.nan)
+    dev_b = (full["split"] == "dev_b").to_numpy()
+    keep = np.flatnonzero(dev_b & (gold == 1))[:5]  # 5 gold positives left on dev_b
+    gold[dev_b & (gold == 1)] = np.nan
+    gold[keep] = 1
+    few = with_gold(full, gold)
+    with pytest.raises(ValueError, match=r"threshold_labels is gold but dev_b has .* \(5 gold pos"):
+        metrics_of(few, threshold_labels="gold")
+    assert metrics_of(few)["threshold_by_labels"]["gold"] is None  # distant: fine, says so
+    with pytest.raises(ValueError, match="evaluate.threshold_labels must be one of"):
+        evaluate.check_params({**PARAMS, "threshold_labels": "human"})
+
+
+def test_report_puts_distant_and_gold_side_by_side(full):
+    metrics, _, report = evaluate.evaluate_predictions(
+        full, params=PARAMS, prior=0.02, prior_source="fixture", beta=BETA
+    )
+    assert "## Distant labels against gold labels" in report
+    for split in ("dev_b", "test"):
+        for rule in ("raw score >= 0.5", "chosen threshold"):
+            for view in ("as sampled", "at the prior"):
+                assert f"| {split} | {rule} | {view} |" in report
+    assert "missing label" in report and "false label" in report
+    assert "every example gold-labelled" in report
+    assert f"{100 * metrics['test']['label_noise']['missing_label_rate']:.1f}%" in report
+    assert f"from gold labels: {metrics['gold_prior']:.4f}" in report
+
+
+def test_gold_labels_travel_into_predictions_and_metrics_file(tmp_path, partial):
+    rows = partial.drop(columns=["score", "probability"])
+    out = evaluate.build_predictions(rows, partial["score"].to_numpy(), beta=BETA)
+    assert out[evaluate.GOLD].dtype == "Int8"
+    assert out[evaluate.GOLD].isna().sum() == partial[evaluate.GOLD].isna().sum()
+    metrics, plots, report = evaluate.evaluate_predictions(
+        out, params=PARAMS, prior=0.02, prior_source="fixture", beta=BETA
+    )
+    evaluate.write_outputs(tmp_path, out, metrics, plots, report)
+    back = pd.read_parquet(tmp_path / "predictions.parquet")
+    pd.testing.assert_series_equal(back[evaluate.GOLD], out[evaluate.GOLD])
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    assert "gold" not in written["dev_a"]
+    assert written["test"]["gold"]["gold_examples"] == int(
+        partial[partial["split"] == "test"][evaluate.GOLD].notna().sum()
+    )
+
+
+def test_gold_prior_is_estimated_like_the_distant_one():
+    manifest = pd.DataFrame(
+        {
+            "label": [1, 0, 0, 0, 1, 0, 0],
+            evaluate.GOLD: pd.array([1, 1, 0, 0, None, 0, None], dtype="Int8"),
+            "upstream_rate": [1.0, 1.0, 1.0, 1.0, 0.05, 0.05, 1.0],
+            "kept": [True, True, True, False, True, True, True],
+            "weight": [1.0, 1.0, 2.0, 1.0, 1.0, 20.0, 1.0],
+        }
+    )
+    prior, source = evaluate.estimate_gold_prior(manifest)
+    # kept, gold-labelled production rows: gold 1 (w 1), 1 (w 1), 0 (w 2)
+    assert prior == pytest.approx(2 / 4) and "production-ratio" in source and "n=3" in source
+    distant, _ = evaluate.estimate_production_prior(manifest)
+    assert distant == pytest.approx(1 / 5)
+    assert (
+        evaluate.estimate_gold_prior(
+            manifest.drop(columns=evaluate.GOLD).assign(
+                **{evaluate.GOLD: pd.array([None] * 7, dtype="Int8")}
+            )
+        )[0]
+        is None
+    )
+    with pytest.raises(ValueError, match="true_label must be 0, 1 or null"):
+        evaluate.gold_labels(pd.DataFrame({evaluate.GOLD: [0, 2]}))
