@@ -11,6 +11,9 @@ writes ``audit.md`` (for people) and ``audit.json`` (a DVC metrics file):
 - distribution shift: the same comparison between the ratio-adjusted splits (train,
   dev_a) and the production-ratio splits (dev_b, test), per label;
 - test size: positives in dev_b and test and the Wilson half-width of precision they allow;
+- label noise, where examples carry a gold label (``true_label``): per split, how many
+  distant positives gold calls negative and how many gold positives carry no distant
+  label, with Wilson intervals;
 - a plain-language summary naming the causes found.
 
 A comparison is flagged only when a difference is both large (KS statistic or AUC over
@@ -49,6 +52,7 @@ CAUSES = {
     "distribution_shift": "a distribution shift",
     "leakage": "leakage",
     "biased_undersampling": "biased undersampling",
+    "label_noise": "label noise (gold labels contradict the distant ones)",
 }
 PROSE = ("summary", "causes")
 _SPLITS = common.ListOf(common.Choice(*sampling.SPLITS), unique=True)
@@ -62,6 +66,7 @@ PARAMS_SCHEMA: dict[str, common.Spec] = {
     "ci_precision": common.Number(minimum=0, maximum=1, min_open=True),
     "ci_recall": common.Number(minimum=0, maximum=1, min_open=True),
     "ci_half_width_max": common.Number(minimum=0, min_open=True),
+    "label_noise_max": common.Number(minimum=0, maximum=1, max_open=True),
     "adjusted_splits": _SPLITS,
     "production_splits": _SPLITS,
 }
@@ -231,6 +236,50 @@ def precision_resolution(
     }
 
 
+def label_noise(
+    labels: np.ndarray,
+    gold: np.ndarray,
+    splits: np.ndarray,
+    *,
+    min_examples: int,
+    z: float,
+    rate_max: float,
+) -> dict[str, Any]:
+    """Per split with gold labels (NaN where none): how the distant labels err.
+
+    ``false_label_rate`` = P(gold 0 | distant 1), ``missing_label_rate`` = P(distant 0 |
+    gold 1), from unweighted counts of the kept rows with Wilson intervals at ``z``. In
+    thinned splits distant negatives were thinned away, so there the missing rate reads
+    low (the flag errs towards silence); evaluate reports the weighted rates. A split is
+    flagged when it has ``min_examples`` gold labels and a rate's lower bound exceeds
+    ``rate_max``.
+    """
+    level = 2 * sps.norm.cdf(z) - 1
+    out: dict[str, Any] = {}
+    for s in sampling.SPLITS:
+        mask = (splits == s) & ~np.isnan(gold)
+        if not mask.any():
+            continue
+        y, distant = gold[mask], labels[mask]
+        entry: dict[str, Any] = {"gold_examples": int(mask.sum())}
+        lows = []
+        for name, given, wrong in (
+            ("false_label_rate", distant == 1, y == 0),
+            ("missing_label_rate", y == 1, distant == 0),
+        ):
+            trials, k = int(given.sum()), int((given & wrong).sum())
+            if trials == 0:
+                entry[name], entry[f"{name}_ci"] = float("nan"), [float("nan")] * 2
+                continue
+            ci = sps.binomtest(k, trials).proportion_ci(confidence_level=level, method="wilson")
+            entry[name], entry[f"{name}_ci"] = k / trials, [float(ci.low), float(ci.high)]
+            entry[f"{name}_of"] = trials
+            lows.append(float(ci.low))
+        entry["flag"] = bool(mask.sum() >= min_examples and any(lo > rate_max for lo in lows))
+        out[s] = entry
+    return out
+
+
 def check_params(params: Mapping[str, Any]) -> dict[str, Any]:
     """The ``audit`` section, every key checked against ``PARAMS_SCHEMA``; else ValueError."""
     return common.check_section(params, PARAMS_SCHEMA, "audit")
@@ -275,6 +324,19 @@ def audit(
         )
         for name, y in (("negatives", 0), ("positives", 1))
     }
+    gold = (
+        np.asarray(manifest.column(contract.TRUE_LABEL).to_numpy(zero_copy_only=False), float)
+        if contract.TRUE_LABEL in manifest.column_names
+        else np.full(manifest.num_rows, np.nan)
+    )
+    report["label_noise"] = label_noise(
+        labels[kept],
+        gold[kept],
+        splits[kept],
+        min_examples=p["min_examples"],
+        z=p["ci_z"],
+        rate_max=p["label_noise_max"],
+    )
     report["test_size"] = precision_resolution(
         {s: report["splits"][s]["positives"] for s in p["production_splits"]},
         z=p["ci_z"],
@@ -287,6 +349,7 @@ def audit(
         "biased_undersampling": any(v["flag"] for v in bias.values()),
         "distribution_shift": any(v["flag"] for v in report["shift"].values()),
         "test_too_small": report["test_size"]["flag"],
+        "label_noise": any(v["flag"] for v in report["label_noise"].values()),
     }
     report["flags"] = flags
     report["causes"] = [c for c in CAUSES if flags[c]]
@@ -303,7 +366,7 @@ def summarize(report: Mapping[str, Any]) -> str:
     else:
         lines.append(
             "The data shows none of the usual causes (test set too small, distribution "
-            "shift, leakage, biased undersampling)."
+            "shift, leakage, biased undersampling, label noise)."
         )
     if report["flags"]["leakage"]:
         lk = report["leakage"]
@@ -324,6 +387,15 @@ def summarize(report: Mapping[str, Any]) -> str:
                 f"The ratio-adjusted {name} differ from the production {name} (largest KS "
                 f"on {v['largest_ks']}, domain AUC {v['domain_auc']:.2f}): dev_a results "
                 "will not transfer to production even after reweighting."
+            )
+    for s, v in report["label_noise"].items():
+        if v["flag"]:
+            lines.append(
+                f"Gold labels contradict the distant ones on {s}: "
+                f"{100 * v['false_label_rate']:.1f}% of distant positives are false and "
+                f"{100 * v['missing_label_rate']:.1f}% of gold positives carry no distant "
+                "label, so distant-label precision and recall are off; reports/report.md "
+                "sets them beside the gold-label ones."
             )
     ts = report["test_size"]
     if ts["flag"]:
@@ -411,6 +483,24 @@ def render_markdown(report: Mapping[str, Any]) -> str:
 
     out += comparison("Sampling bias: kept vs thinned-away negatives", report["sampling_bias"])
     out += comparison("Distribution shift: ratio-adjusted vs production splits", report["shift"])
+    if report.get("label_noise"):
+        out += [
+            "",
+            "## Label noise (where gold labels exist)",
+            "",
+            "| split | gold-labelled | false labels P(gold 0 \\| distant 1) | "
+            "missing labels P(distant 0 \\| gold 1) | flag |",
+            "|---|---|---|---|---|",
+        ]
+        for s, v in report["label_noise"].items():
+            cells = [
+                f"{_fmt(v[n])} [{_fmt(v[n + '_ci'][0])}, {_fmt(v[n + '_ci'][1])}]"
+                for n in ("false_label_rate", "missing_label_rate")
+            ]
+            out.append(
+                f"| {s} | {v['gold_examples']} | {cells[0]} | {cells[1]} | "
+                f"{'**yes**' if v['flag'] else 'no'} |"
+            )
     ts = report["test_size"]
     out += [
         "",

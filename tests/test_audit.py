@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 import yaml
@@ -229,3 +230,41 @@ def test_main_writes_markdown_and_json_metrics(tmp_path, clean):
     text = report.read_text()
     assert text.startswith("# Data audit") and "## Summary" in text
     assert "summary" not in data and set(data["flags"]) == set(audit.CAUSES)
+
+
+def with_gold(manifest, gold):
+    """The manifest with its ``true_label`` column replaced (None where unlabelled)."""
+    index = manifest.column_names.index(contract.TRUE_LABEL)
+    return manifest.set_column(index, contract.TRUE_LABEL, pa.array(gold, type=pa.int8()))
+
+
+def test_label_noise_is_named_when_gold_labels_show_it(clean):
+    manifest = build_manifest(clean)
+    label = manifest.column("label").to_numpy()
+    split_of = manifest.column("split").to_numpy(zero_copy_only=False)
+    # gold agrees with distant except on production splits, where a third of distant
+    # negatives are true relations the knowledge base lacks; dev_a carries no gold label
+    rng = np.random.default_rng(0)
+    gold = [
+        None if s == "dev_a" else int(y or (s in ("dev_b", "test") and rng.random() < 0.33))
+        for y, s in zip(label, split_of, strict=True)
+    ]
+    report = run_audit(clean, with_gold(manifest, gold), **QUIET)
+    assert "label_noise" in report["causes"] and "dev_a" not in report["label_noise"]
+    kept = manifest.column("kept").to_numpy()
+    for s in ("dev_b", "test"):
+        noise = report["label_noise"][s]
+        mask = kept & (split_of == s)
+        g, d = np.array(gold, dtype=float)[mask], label[mask]
+        assert noise["gold_examples"] == int(mask.sum())
+        assert noise["false_label_rate"] == 0.0
+        assert noise["missing_label_rate"] == pytest.approx(((d == 0) & (g == 1)).sum() / g.sum())
+        low, high = noise["missing_label_rate_ci"]
+        assert 0.05 < low < noise["missing_label_rate"] < high
+    assert report["label_noise"]["train"]["flag"] is False  # gold agrees there
+    assert "Gold labels contradict the distant ones on" in report["summary"]
+    assert "## Label noise" in audit.render_markdown(report)
+    # agreeing gold labels, or none at all (the clean manifest's column is all null): quiet
+    quiet = run_audit(clean, with_gold(manifest, label.tolist()), **QUIET)
+    assert "label_noise" not in quiet["causes"]
+    assert run_audit(clean, manifest, **QUIET)["label_noise"] == {}
