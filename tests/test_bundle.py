@@ -124,6 +124,7 @@ def build_pipeline(root: Path, *, prior: float | None) -> dict[str, Path]:
             "batch_size": 8,
             "precision": "auto",
             "onednn": "auto",
+            "threshold_labels": "distant",
         }
     }
     paths["params"].write_text(yaml.safe_dump(params))
