@@ -55,6 +55,8 @@ def test_default_run_shows_the_classic_symptom():
     production = metrics["test"]["shipped"]["prior"]["precision"]
     # What the team saw on the thinned dev set with the shipped rule (raw score >= 0.5) ...
     assert seen > 0.9
+    # ... and its projection to the production prior, narrow enough to act on.
+    assert projected_high - projected_low <= 0.3
     # ... and what production gives: far lower, and predicted by dev_a's projection.
     assert production < seen - 0.3
     assert projected_low <= production <= projected_high
@@ -73,3 +75,18 @@ def test_default_audit_has_no_leak_and_flags_the_small_test_set():
     audit = json.loads((ROOT / "reports/audit.json").read_text())
     assert audit["leakage"]["shared_groups"] == 0
     assert audit["flags"]["test_too_small"] is True
+
+
+def test_default_run_is_big_enough_to_show_curves_and_intervals():
+    """At least 500 training steps (curves, not points), 100+ positives in dev_b and test."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())["train"]
+    assert (params["log_every"], params["eval_every"]) == (10, 100)
+    curves = ROOT / "reports/train/plots/metrics"
+    loss_steps = [
+        int(line.split()[0]) for line in (curves / "train/loss.tsv").read_text().splitlines()[1:]
+    ]
+    assert loss_steps[-1] >= 500 and len(loss_steps) >= 50
+    dev_a_steps = (curves / "dev_a/prior/precision.tsv").read_text().splitlines()[1:]
+    assert len(dev_a_steps) >= 5
+    audit = json.loads((ROOT / "reports/audit.json").read_text())
+    assert min(audit["test_size"]["positives"].values()) >= 100
