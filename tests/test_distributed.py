@@ -50,6 +50,10 @@ TINY = {
     "eval_batch_size": 8,
     "pool_size": 16,
     "checkpoint_every": 4,
+    # float32 everywhere: the workers must match a replay to float round-off, which bfloat16
+    # (what precision: auto picks on a CPU with native bf16) would swamp.
+    "precision": "float32",
+    "onednn": "off",
 }
 
 

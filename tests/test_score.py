@@ -639,7 +639,9 @@ def test_fresh_clone_scores_after_pulling_only_the_bundle(tmp_path: Path) -> Non
     ):
         assert not (clone / absent).exists(), absent
 
-    raw = project / "data" / "raw" / "sim" / "production"  # production-ratio raw files, labelled
+    # The production source as raw files (the pipeline drew it in memory), labelled.
+    run(["python", "-m", "stages.generate", "--params", "params.yaml", "--out", "../raw"], project)
+    raw = tmp_path / "raw" / "production"
     out = clone / "scores.parquet"
     run(["python", "-m", "stages.score", "--bundle", "bundle", "--input", str(raw)]
         + ["--output", str(out)], clone)  # fmt: skip
