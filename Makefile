@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-from-lock
 export PATH := $(abspath $(BIN)):$(PATH)
 export TF_CPP_MIN_LOG_LEVEL := 3
 
-.PHONY: setup repro test test-fast lint format lock bench clean-venv
+.PHONY: setup repro test test-fast lint format lock bench reference clean-venv
 
 setup: $(STAMP)
 
@@ -54,6 +54,12 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_ingest.py
 	$(BIN)/python benchmarks/bench_train.py
 	$(BIN)/python benchmarks/bench_onednn.py
+
+# The reference scale end to end (benchmarks/params-reference.yaml): one real `dvc repro`,
+# stage by stage, in a fresh project under REFERENCE_WORK; results in benchmarks/results/.
+REFERENCE_WORK ?= /tmp/ds-reference
+reference: $(STAMP)
+	$(BIN)/python benchmarks/reference.py --work $(REFERENCE_WORK)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,0 +1,165 @@
+"""The reference scale, measured: one real `dvc repro`, stage by stage, in a fresh project.
+
+A project is made in ``--work`` (the code, dvc.yaml and params.yaml with
+benchmarks/params-reference.yaml merged in; git and DVC initialised), then every
+stage runs in pipeline order as ``dvc repro --single-item <stage>`` in a child
+process, measured with ``os.wait4``: wall seconds, CPU seconds (user + system of
+the whole process tree) and peak RSS. The sum is the end-to-end `dvc repro`.
+Then ``dvc checkout --relink`` and ``du`` give the disk. Results, with the CPU
+model and flags, go to benchmarks/results/reference.json.
+
+    make reference                                   # about 40 minutes on 2 cores
+    python benchmarks/reference.py --work /data/ref  # somewhere with ~60 GB free
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "reference.json"
+OVERRIDES = ROOT / "benchmarks" / "params-reference.yaml"
+BIN = Path(sys.executable).parent
+
+
+def merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        out[key] = merge(out[key], value) if isinstance(value, dict) and key in out else value
+    return out
+
+
+def env() -> dict[str, str]:
+    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+            "TF_CPP_MIN_LOG_LEVEL": "3"}  # fmt: skip
+
+
+def sh(cmd: list[str], cwd: Path) -> None:
+    subprocess.run(cmd, cwd=cwd, env=env(), check=True, capture_output=True)
+
+
+def make_project(work: Path) -> Path:
+    """A fresh git + DVC repository holding the code and the reference params."""
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    shutil.copytree(ROOT / "stages", work / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "dvc.yaml", work / "dvc.yaml")
+    params = merge(yaml.safe_load((ROOT / "params.yaml").read_text()),
+                   yaml.safe_load(OVERRIDES.read_text()))  # fmt: skip
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    sh(["git", "init", "-q", "-b", "main"], work)
+    sh(["dvc", "init", "-q"], work)
+    sh(["dvc", "config", "core.analytics", "false"], work)
+    sh(["git", "add", "-A"], work)
+    sh(["git", "-c", "user.name=ref", "-c", "user.email=ref@example.org", "commit", "-qm", "ref"],
+       work)  # fmt: skip
+    return work
+
+
+def stages_in_order(project: Path) -> list[str]:
+    spec = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
+    sources = yaml.safe_load((project / "params.yaml").read_text())["ingest"]["sources"]
+    names: list[str] = []
+    for name, stage in spec.items():
+        names += [f"{name}@{key}" for key in sources] if "foreach" in stage else [name]
+    # dvc.yaml lists the source stages first, then the pipeline in order
+    return names
+
+
+def measured(cmd: list[str], cwd: Path, log: Path) -> dict[str, float]:
+    start = time.perf_counter()
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env(), stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed; see {log}")
+    return {
+        "wall_s": round(wall, 1),
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+    }
+
+
+def du_gb(*paths: Path) -> float:
+    existing = [str(p) for p in paths if p.exists()]
+    if not existing:
+        return 0.0
+    out = subprocess.run(["du", "-scb", *existing], capture_output=True, text=True, check=True)
+    return round(int(out.stdout.splitlines()[-1].split()[0]) / 1e9, 2)
+
+
+def cpu() -> dict[str, Any]:
+    info = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines()
+                  if line.startswith("Model name")), platform.processor())  # fmt: skip
+    flags = next((line.split(":", 1)[1].split() for line in info.splitlines()
+                  if line.startswith("Flags")), [])  # fmt: skip
+    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+    return {"model": model, "cores": os.cpu_count(), "flags": [f for f in wanted if f in flags]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=Path("/tmp/ds-reference"))
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--keep", action="store_true", help="keep the project afterwards")
+    args = parser.parse_args()
+    project = make_project(args.work)
+    log = args.work.parent / f"{args.work.name}.log"
+    log.write_text("")
+    stages: dict[str, Any] = {}
+    for name in stages_in_order(project):
+        print(f"{name} ...", flush=True)
+        stages[name] = measured(["dvc", "repro", "--single-item", name], project, log)
+        print(f"  {stages[name]}", flush=True)
+    relink = measured(["dvc", "checkout", "--relink"], project, log)
+    ingest = json.loads((project / "reports/ingest.json").read_text())
+    train = json.loads((project / "models/train.json").read_text())
+    audit = json.loads((project / "reports/audit.json").read_text())
+    result = {
+        "cpu": cpu(),
+        "params_overrides": yaml.safe_load(OVERRIDES.read_text()),
+        "sizes": {
+            "examples": ingest["examples_written"],
+            "rows": ingest["rows_written"],
+            "dim": ingest["dim"],
+            "training_steps": train.get("step") or train.get("steps"),
+            "positives": audit.get("test_size", {}).get("positives"),
+        },
+        "compute": train.get("compute"),
+        "stages": stages,
+        "total": {
+            "wall_s": round(sum(s["wall_s"] for s in stages.values()), 1),
+            "cpu_s": round(sum(s["cpu_s"] for s in stages.values()), 1),
+            "peak_rss_mb": max(s["peak_rss_mb"] for s in stages.values()),
+        },
+        "dvc_checkout_relink": relink,
+        "disk_gb": {
+            "dataset": du_gb(project / "data" / "dataset"),
+            "cache": du_gb(project / ".dvc" / "cache"),
+            "workspace_plus_cache": du_gb(project / "data", project / "models", project / ".dvc"),
+        },
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result["total"]), "->", args.out)
+    if not args.keep:
+        shutil.rmtree(project)
+
+
+if __name__ == "__main__":
+    main()
