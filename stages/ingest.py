@@ -53,6 +53,7 @@ from stages.rawio import (
 
 log = logging.getLogger(__name__)
 
+
 class _Any(common.Spec):
     def check(self, value: Any, key: str) -> Any:
         return value
