@@ -75,8 +75,10 @@ def stages_in_order(project: Path) -> list[str]:
     names: list[str] = []
     for name, stage in spec.items():
         names += [f"{name}@{key}" for key in sources] if "foreach" in stage else [name]
-    # dvc.yaml lists the source stages first, then the pipeline in order
-    return names
+    # Pipeline order (dvc.yaml's order is not): each stage after the ones it reads.
+    order = ["source", "ingest", "split", "downsample", "audit", "train", "evaluate", "bundle"]
+    return sorted(names, key=lambda n: order.index(n.split("@")[0]) if n.split("@")[0] in order
+                  else len(order))  # fmt: skip
 
 
 def measured(cmd: list[str], cwd: Path, log: Path) -> dict[str, float]:
@@ -117,20 +119,32 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/ds-reference"))
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--keep", action="store_true", help="keep the project afterwards")
+    parser.add_argument(
+        "--resume", action="store_true", help="go on in --work after the stages --out holds"
+    )
     args = parser.parse_args()
-    project = make_project(args.work)
     log = args.work.parent / f"{args.work.name}.log"
-    log.write_text("")
     stages: dict[str, Any] = {}
+    if args.resume:
+        project = args.work
+        stages = json.loads(args.out.read_text())["stages"]
+    else:
+        project = make_project(args.work)
+        log.write_text("")
     for name in stages_in_order(project):
+        if name in stages:
+            continue
         print(f"{name} ...", flush=True)
         stages[name] = measured(["dvc", "repro", "--single-item", name], project, log)
         print(f"  {stages[name]}", flush=True)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"complete": False, "stages": stages}, indent=2) + "\n")
     relink = measured(["dvc", "checkout", "--relink"], project, log)
     ingest = json.loads((project / "reports/ingest.json").read_text())
     train = json.loads((project / "models/train.json").read_text())
     audit = json.loads((project / "reports/audit.json").read_text())
     result = {
+        "complete": True,
         "cpu": cpu(),
         "params_overrides": yaml.safe_load(OVERRIDES.read_text()),
         "sizes": {
