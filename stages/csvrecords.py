@@ -123,10 +123,18 @@ def _quoting_toggles(buf: np.ndarray, quotes: np.ndarray, delimiter: int) -> np.
     return np.asarray(toggles, np.int64)
 
 
+class UnclosedRecordError(ValueError):
+    """A record that never ends: an unclosed quote would otherwise swallow the whole file."""
+
+
 def iter_record_blocks(
-    stream, *, delimiter: str = ",", block_bytes: int = 1 << 22
+    stream, *, delimiter: str = ",", block_bytes: int = 1 << 22, max_record_bytes: int = 1 << 28
 ) -> Iterator[RecordBlock]:
-    """Read ``stream`` (a binary file object) as blocks of whole, non-blank CSV records."""
+    """Read ``stream`` (a binary file object) as blocks of whole, non-blank CSV records.
+
+    A record longer than ``max_record_bytes`` (256 MiB; in practice an unclosed quote)
+    raises ``UnclosedRecordError`` instead of reading the rest of the file into memory.
+    """
     if block_bytes < 1:
         raise ValueError(f"block_bytes must be >= 1, got {block_bytes!r}")
     sep = ord(delimiter)
@@ -156,6 +164,11 @@ def iter_record_blocks(
         elif ends.size:
             cut = int(ends[-1]) + 1
         else:
+            if len(buf) > max_record_bytes:
+                raise UnclosedRecordError(
+                    f"no record ends within {len(buf):,} bytes from line {line}: a quote opened "
+                    "there is never closed (or one field is longer than max_record_bytes)"
+                )
             carry = buf  # one record longer than a block: read on until it ends
             want = max(want, len(buf))
             continue
@@ -194,4 +207,4 @@ def _block(data: bytes, arr: np.ndarray, ends: np.ndarray, line: int) -> RecordB
     return RecordBlock(data=data, starts=starts, lines=lines, blank_lines=blank, quoted=quoted)
 
 
-__all__ = ["BOM", "RecordBlock", "iter_record_blocks"]
+__all__ = ["BOM", "RecordBlock", "UnclosedRecordError", "iter_record_blocks"]

@@ -42,7 +42,7 @@ import pyarrow.parquet as pq
 
 from stages import common
 from stages.contract import EXAMPLE_ID, GROUP, LABEL, TRUE_LABEL
-from stages.csvrecords import iter_record_blocks
+from stages.csvrecords import UnclosedRecordError, iter_record_blocks
 
 log = logging.getLogger(__name__)
 
@@ -472,6 +472,7 @@ class RawReader:
         dim_owner: str = "the dataset",
         dim_origin: str | None = None,
         csv_block_bytes: int | None = None,
+        csv_max_record_bytes: int = 1 << 28,
         reject_empty_files: bool = True,
         formats: Mapping[str, Any] | None = None,
     ) -> None:
@@ -495,6 +496,7 @@ class RawReader:
         # CSV bytes cut per block: about chunk_rows / 6 lines of 700 numbers (a longer record
         # makes its block longer); per-block costs stay small, memory well under a chunk.
         self._csv_block_bytes = csv_block_bytes or chunk_rows * 1024
+        self._csv_max_record_bytes = csv_max_record_bytes  # an unclosed quote stops here
         self.dim = dim
         self.dim_origin = (dim_origin or "the dim argument") if dim is not None else None
         self.dim_owner = dim_owner
@@ -562,7 +564,10 @@ class RawReader:
                 else:
                     yield from self._flush(state)
                     yield item
-        except (OSError, EOFError, zlib.error, pa.ArrowException, UnicodeDecodeError) as exc:
+        except (
+            OSError, EOFError, zlib.error, pa.ArrowException, UnicodeDecodeError,
+            UnclosedRecordError,
+        ) as exc:  # fmt: skip
             yield from self._unreadable(state, exc)
             return
         yield from self._flush(state)
@@ -931,7 +936,10 @@ class RawReader:
         n_cols = 0
         with pa.input_stream(str(path), compression="detect") as stream:
             blocks = iter_record_blocks(
-                stream, delimiter=spec.delimiter, block_bytes=self._csv_block_bytes
+                stream,
+                delimiter=spec.delimiter,
+                block_bytes=self._csv_block_bytes,
+                max_record_bytes=self._csv_max_record_bytes,
             )
             for block in blocks:
                 state.blank_lines += block.blank_lines

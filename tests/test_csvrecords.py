@@ -8,13 +8,18 @@ import io
 import numpy as np
 import pytest
 
-from stages.csvrecords import iter_record_blocks
+from stages.csvrecords import UnclosedRecordError, iter_record_blocks
 
 
-def records(data: bytes, block_bytes: int, delimiter: str = ",") -> tuple[list, int]:
+def records(
+    data: bytes, block_bytes: int, delimiter: str = ",", **options: int
+) -> tuple[list, int]:
     """(line, record text) of every record, and the blank lines counted."""
     out, blank = [], 0
-    for block in iter_record_blocks(io.BytesIO(data), delimiter=delimiter, block_bytes=block_bytes):
+    stream = io.BytesIO(data)
+    for block in iter_record_blocks(
+        stream, delimiter=delimiter, block_bytes=block_bytes, **options
+    ):
         out += [(int(block.lines[i]), block.record(i)) for i in range(len(block))]
         blank += block.blank_lines
     return out, blank
@@ -80,3 +85,9 @@ def test_tab_delimiter_and_empty_input() -> None:
     assert records(b"", 8) == ([], 0)
     assert records(b"\xef\xbb\xbf", 1) == ([], 0)
     assert records(b"\n\n", 1) == ([], 2)
+
+
+def test_an_unclosed_quote_stops_instead_of_reading_the_whole_file() -> None:
+    data = b"h\na\n" + b'"never closed\n' + b"x\n" * 1000
+    with pytest.raises(UnclosedRecordError, match="from line 3: a quote opened there is never"):
+        records(data, block_bytes=16, max_record_bytes=512)

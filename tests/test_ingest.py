@@ -860,3 +860,18 @@ def test_bad_gold_label_is_rejected_as_bad_label(tmp_path: Path, fmt: str) -> No
     reject = only_reject(read_all(path))
     assert reject.reason == "bad_label"
     assert_message(reject, "'e2'", f"true_label must be 0, 1 or empty, got {shown}")
+
+
+def test_an_unclosed_quote_is_an_unreadable_file_not_a_file_in_memory(tmp_path: Path) -> None:
+    rows = long_rows(make_examples(40))
+    text = ",".join(NAMES) + "\n" + csv_text(rows[:5]) + '"e-unclosed,g,0\n' + csv_text(rows[5:])
+    path = tmp_path / "broken.csv"
+    path.write_text(text)
+    source = SourceSpec.from_params("src", {"path": str(path), "negative_rate": 1.0})
+    reader = RawReader(chunk_rows=3, max_abs=65504.0, csv_block_bytes=64, csv_max_record_bytes=600)
+    items = list(reader.read_source(source))
+    reject = only_reject(items)
+    assert reject.reason == "unreadable_file"
+    assert "from line 7: a quote opened there is never closed" in reject.message
+    written = [i for i in items if isinstance(i, Example)]
+    assert written and all(i.example_id in {r[0] for r in rows[:5]} for i in written)
