@@ -329,9 +329,9 @@ def bootstrap_intervals(
     y = frame["label"].to_numpy().astype(int)
     w = frame["weight"].to_numpy(np.float64)
 
-    def statistic(multiplicity: np.ndarray) -> dict[str, float]:
-        weights = priors.weights_at_prior(y, w * multiplicity, prior=prior)
-        cm = priors.confusion(y, predicted, weights)
+    def statistic(multiplicity: np.ndarray) -> dict[str, np.ndarray]:
+        weights = priors.weights_at_prior_rows(y, w * multiplicity, prior=prior)
+        cm = priors.confusion_rows(y, predicted, weights)
         out = {k: v for k, v in priors.rates(cm).items() if k in CI_METRICS}
         out["expected_cost"] = priors.expected_cost(cm, cost_fp=cost_fp, cost_fn=cost_fn)
         return out
@@ -410,12 +410,12 @@ def label_noise(gold: pd.DataFrame, *, resamples: int, level: float, seed: int) 
     y, distant = gold["label"].to_numpy(), gold["distant_label"].to_numpy()
     w = gold["weight"].to_numpy(np.float64)
 
-    def statistic(multiplicity: np.ndarray) -> dict[str, float]:
-        r = priors.rates(priors.confusion(y, distant, w * multiplicity))
+    def statistic(multiplicity: np.ndarray) -> dict[str, np.ndarray]:
+        r = priors.rates(priors.confusion_rows(y, distant, w * multiplicity))
         return {"false_label_rate": 1 - r["precision"], "missing_label_rate": 1 - r["recall"]}
 
     counts = priors.confusion(y, distant)
-    out: dict[str, Any] = statistic(np.ones(len(gold)))
+    out: dict[str, Any] = {k: float(v[0]) for k, v in statistic(np.ones((1, len(gold)))).items()}
     boot = priors.group_bootstrap(
         gold["group"].to_numpy(), statistic, resamples=resamples, level=level, seed=seed
     )

@@ -201,8 +201,57 @@ def confusion(
     return Confusion(float(tn), float(fp), float(fn), float(tp))
 
 
-def _ratio(num: float, den: float) -> float:
-    return float(num / den) if den > 0 else float("nan")
+def _ratio(num, den):
+    """``num / den``, NaN where ``den <= 0``; a float for scalars, an array for arrays."""
+    num, den = np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64)
+    out = np.full(np.broadcast_shapes(num.shape, den.shape), np.nan)
+    np.divide(num, den, out=out, where=den > 0)
+    return float(out) if out.ndim == 0 else out
+
+
+def confusion_rows(labels: np.ndarray, predicted: np.ndarray, weights: np.ndarray) -> Confusion:
+    """Confusion counts for each row of a ``[k, n]`` weight matrix: a Confusion of arrays.
+
+    ``rates``, ``expected_cost`` and ``production_terms`` accept it as they accept
+    scalar counts. One matrix product per cell, for bootstrap resamples.
+    """
+    labels = _check_binary(labels).astype(bool)
+    predicted = _check_binary(predicted).astype(bool)
+    weights = np.atleast_2d(np.asarray(weights, dtype=np.float64))
+    if weights.shape[1] != len(labels) or len(predicted) != len(labels):
+        raise ValueError(
+            f"weights {weights.shape}, labels {len(labels)} and predicted {len(predicted)} "
+            "must describe the same examples"
+        )
+    cell = {
+        "tn": ~labels & ~predicted,
+        "fp": ~labels & predicted,
+        "fn": labels & ~predicted,
+        "tp": labels & predicted,
+    }
+    return Confusion(**{name: weights @ mask.astype(np.float64) for name, mask in cell.items()})
+
+
+def weights_at_prior_rows(
+    labels: np.ndarray, weights: np.ndarray, *, prior: float | None
+) -> np.ndarray:
+    """``weights_at_prior`` for each row of a ``[k, n]`` weight matrix.
+
+    A row in which one class has zero weight is left unchanged, as
+    ``weights_at_prior`` leaves such weights (without a warning per row).
+    """
+    weights = np.array(np.atleast_2d(weights), dtype=np.float64)
+    if prior is None:
+        return weights
+    prior = _check_rate("prior", prior)
+    positive = _check_binary(labels) == 1
+    pos_total = weights @ positive.astype(np.float64)
+    neg_total = weights @ (~positive).astype(np.float64)
+    ok = (pos_total > 0) & (neg_total > 0)
+    factor = np.ones(len(weights))
+    factor[ok] = pos_total[ok] / neg_total[ok] * odds(1.0 - prior)
+    weights[:, ~positive] *= factor[:, None]
+    return weights
 
 
 def rates(cm: Confusion) -> dict[str, float]:
@@ -378,6 +427,9 @@ def weighted_calibration(
 # ----------------------------------------------------------------------------- bootstrap
 
 
+BOOTSTRAP_CHUNK = 100  # resamples per vectorised step of group_bootstrap
+
+
 @dataclass(frozen=True)
 class BootstrapResult:
     """Percentile intervals and the resampled values they came from."""
@@ -389,21 +441,24 @@ class BootstrapResult:
 
 def group_bootstrap(
     groups: np.ndarray,
-    statistic: Callable[[np.ndarray], Mapping[str, float]],
+    statistic: Callable[[np.ndarray], Mapping[str, np.ndarray]],
     *,
     resamples: int,
     level: float,
     seed: int | np.random.Generator,
     progress: bool = False,
+    chunk: int = BOOTSTRAP_CHUNK,
 ) -> BootstrapResult:
-    """Percentile bootstrap that resamples whole groups with replacement.
+    """Percentile bootstrap that resamples whole groups with replacement, vectorised.
 
     Examples of one entity group are correlated, so resampling examples would
     understate the uncertainty. Each resample draws as many groups as there
-    are; ``statistic`` receives each example's multiplicity (how many times its
-    group was drawn, often 0) and multiplies it into its weights, which is the
-    same as concatenating the drawn groups' rows. Resamples where a statistic
-    is undefined (NaN) are left out of that statistic's interval.
+    are; ``statistic`` receives a ``[k, n]`` matrix, one row per resample, of each
+    example's multiplicity (how many times its group was drawn, often 0), which it
+    multiplies into its weights (the same as concatenating the drawn groups' rows),
+    and returns ``{name: k values}``. Resamples come ``chunk`` at a time, so memory is
+    ``chunk * n`` floats. Resamples where a statistic is undefined (NaN) are left out
+    of that statistic's interval. The draws are the same for any ``chunk``.
     """
     if int(resamples) < 1:
         raise ValueError(f"resamples must be >= 1, got {resamples!r}")
@@ -414,18 +469,25 @@ def group_bootstrap(
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     _, codes = np.unique(groups, return_inverse=True)
     n_groups = int(codes.max()) + 1
-    draws: dict[str, list[float]] = {}
-    iterator = range(int(resamples))
+    draws: dict[str, list[np.ndarray]] = {}
+    starts = range(0, int(resamples), max(int(chunk), 1))
     if progress:
         from tqdm import tqdm
 
-        iterator = tqdm(iterator, desc="bootstrap", unit="resample", leave=False)
-    for _ in iterator:
-        counts = np.bincount(rng.integers(0, n_groups, n_groups), minlength=n_groups)
-        for name, value in statistic(counts[codes].astype(np.float64)).items():
-            draws.setdefault(name, []).append(float(value))
+        starts = tqdm(starts, desc="bootstrap", unit="chunk", leave=False)
+    for start in starts:
+        k = min(int(chunk), int(resamples) - start)
+        drawn = rng.integers(0, n_groups, (k, n_groups))
+        flat = (np.arange(k)[:, None] * n_groups + drawn).ravel()
+        counts = np.bincount(flat, minlength=k * n_groups).reshape(k, n_groups)
+        values = statistic(counts[:, codes].astype(np.float64))
+        for name, value in values.items():
+            value = np.asarray(value, dtype=np.float64).reshape(-1)
+            if len(value) != k:
+                raise ValueError(f"statistic {name!r} gave {len(value)} values for {k} resamples")
+            draws.setdefault(name, []).append(value)
     alpha = (1.0 - level) / 2.0
-    samples = {name: np.asarray(values) for name, values in draws.items()}
+    samples = {name: np.concatenate(values) for name, values in draws.items()}
     intervals = {}
     for name, values in samples.items():
         finite = values[np.isfinite(values)]

@@ -285,7 +285,7 @@ def test_bootstrap_intervals_resample_whole_groups(monkeypatch):
 
     def recording(groups, statistic, **kwargs):
         def spy(multiplicity):
-            multiplicities.append(multiplicity.copy())
+            multiplicities.extend(multiplicity.copy())
             return statistic(multiplicity)
 
         return real_bootstrap(groups, spy, **kwargs)
