@@ -72,15 +72,12 @@ PARAMS_SCHEMA: dict[str, common.Spec] = {
 }
 
 
-def summarize_features(features: pa.Array | pa.ChunkedArray) -> np.ndarray:
+def summarize_features(
+    features: pa.Array | pa.ChunkedArray, *, dim: int, dtype: str = "float16"
+) -> np.ndarray:
     """Per example: n_rows, mean and std over rows of the row means, and the largest row norm."""
-    if isinstance(features, pa.ChunkedArray):
-        features = features.combine_chunks()
-    offsets = np.asarray(features.offsets, dtype=np.int64)
-    offsets = offsets - offsets[0]
-    rows = features.flatten()  # respects slicing, unlike .values
-    dim = rows.type.list_size
-    values = rows.flatten().to_numpy(zero_copy_only=False).astype(np.float32).reshape(-1, dim)
+    rows, offsets = contract.decode_features(features, dim=dim, dtype=dtype)
+    values = rows.astype(np.float32)
     n = np.diff(offsets)
     if np.any(n < 1):
         raise ValueError("every example must have at least one row")
@@ -104,6 +101,7 @@ def feature_summaries(dataset_dir: str | Path, example_ids: Sequence[str]) -> np
     position = {eid: i for i, eid in enumerate(example_ids)}
     out = np.full((len(example_ids), len(SUMMARIES)), np.nan)
     files = [pq.ParquetFile(p) for p in contract.shard_paths(dataset_dir)]
+    dim, dtype = contract.dataset_dim(dataset_dir), contract.dataset_dtype(dataset_dir)
     units = [(f, i) for f in files for i in range(f.num_row_groups)]
     for parquet_file, i in tqdm(units, desc="audit: feature summaries", unit="row group"):
         table = parquet_file.read_row_group(i, columns=[contract.EXAMPLE_ID, contract.FEATURES])
@@ -113,7 +111,7 @@ def feature_summaries(dataset_dir: str | Path, example_ids: Sequence[str]) -> np
         wanted = [(j, position[e]) for j, e in enumerate(ids) if e in position]
         if not wanted:
             continue
-        summary = summarize_features(table.column(contract.FEATURES))
+        summary = summarize_features(table.column(contract.FEATURES), dim=dim, dtype=dtype)
         rows, targets = map(list, zip(*wanted, strict=True))
         out[targets] = summary[rows]
     missing = int(np.isnan(out[:, 0]).sum())

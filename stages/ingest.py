@@ -360,9 +360,9 @@ def _copy_examples(writer: contract.DatasetWriter, spill: Path, indices: np.ndar
     groups = indices // _SPILL_ROW_GROUP
     for group in np.unique(groups):
         table = parquet.read_row_group(int(group))
-        features = table.column(contract.FEATURES).combine_chunks()
-        offsets = features.offsets.to_numpy()
-        flat = features.values.values.to_numpy(zero_copy_only=False).reshape(-1, writer.dim)
+        flat, offsets = contract.decode_features(
+            table.column(contract.FEATURES), dim=writer.dim, dtype=writer.dtype
+        )
         meta = table.drop_columns([contract.FEATURES]).to_pydict()
         for i in (indices[groups == group] - group * _SPILL_ROW_GROUP).tolist():
             writer.add(

@@ -72,7 +72,11 @@ def test_feature_summaries_stream_and_match_a_direct_computation(clean):
     full = pads.dataset([str(p) for p in contract.shard_paths(clean)]).to_table()
     position = {e: i for i, e in enumerate(full.column(contract.EXAMPLE_ID).to_pylist())}
     for row, eid in zip(got, ids, strict=True):
-        x = np.array(full.column(contract.FEATURES)[position[eid]].as_py(), dtype=np.float32)
+        rows, offsets = contract.decode_features(
+            full.column(contract.FEATURES), dim=contract.dataset_dim(clean), dtype="float16"
+        )
+        i = position[eid]
+        x = rows[offsets[i] : offsets[i + 1]].astype(np.float32)
         means = x.mean(axis=1)
         expected = [len(x), means.mean(), means.std(), np.linalg.norm(x, axis=1).max()]
         np.testing.assert_allclose(row, expected, rtol=1e-4, atol=1e-6)
@@ -88,8 +92,9 @@ def test_summarize_features_respects_sliced_arrays(clean):
         .column(0)
         .combine_chunks()
     )
-    whole = audit.summarize_features(features)
-    np.testing.assert_allclose(audit.summarize_features(features.slice(5, 7)), whole[5:12])
+    dim = contract.dataset_dim(clean)
+    whole = audit.summarize_features(features, dim=dim)
+    np.testing.assert_allclose(audit.summarize_features(features.slice(5, 7), dim=dim), whole[5:12])
     assert whole.shape == (table.num_rows, len(audit.SUMMARIES))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -11,7 +12,9 @@ from stages.contract import (
     METADATA_COLUMNS,
     DatasetWriter,
     dataset_dim,
+    dataset_dtype,
     dataset_schema,
+    decode_features,
     read_metadata,
     shard_paths,
 )
@@ -57,8 +60,28 @@ def test_features_round_trip_in_order_with_their_dtype(tmp_path):
     table = pq.read_table(shard_paths(tmp_path))
     assert table.schema.equals(dataset_schema(3, "float32"), check_metadata=False)
     assert dataset_dim(tmp_path) == 3
-    for i, value in enumerate(table.column(FEATURES).to_pylist()):
-        np.testing.assert_allclose(np.array(value), rows[f"e{i}"].astype(np.float32), rtol=1e-6)
+    assert dataset_dtype(tmp_path) == "float32"
+    flat, offsets = decode_features(table.column(FEATURES), dim=3, dtype="float32")
+    for i in range(7):
+        np.testing.assert_array_equal(
+            flat[offsets[i] : offsets[i + 1]], rows[f"e{i}"].astype(np.float32)
+        )
+    # a slice decodes to its own examples, and the values are stored uncompressed
+    sliced, sliced_offsets = decode_features(
+        table.column(FEATURES).slice(2, 3), dim=3, dtype="float32"
+    )
+    np.testing.assert_array_equal(sliced, flat[offsets[2] : offsets[5]])
+    np.testing.assert_array_equal(sliced_offsets, offsets[2:6] - offsets[2])
+    column = pq.ParquetFile(shard_paths(tmp_path)[0]).metadata.row_group(0)
+    codecs = {
+        column.column(j).path_in_schema: column.column(j).compression
+        for j in range(column.num_columns)
+    }
+    assert codecs[FEATURES] == "UNCOMPRESSED" and codecs["example_id"] == "ZSTD"
+    with pytest.raises(ValueError, match="not whole rows of 4"):
+        decode_features(table.column(FEATURES), dim=4, dtype="float32")
+    with pytest.raises(ValueError, match="expected binary"):
+        decode_features(pa.array([[[1.0, 2.0, 3.0]]]), dim=3, dtype="float32")
     assert table.column("n_rows").to_pylist() == [1 + i % 4 for i in range(7)]
     assert table.column("true_label").to_pylist()[:2] == [None, 1]
 

@@ -94,15 +94,10 @@ def assert_dataset_matches(
         np.testing.assert_array_equal(example_rows(features, i), ex["rows"])
 
 
-def example_rows(features: pa.ChunkedArray, index: int) -> np.ndarray:
-    """One example's rows; ``flatten`` honours slice offsets (``.values`` does not)."""
-    rows = features[index].values
-    return (
-        rows.flatten()
-        .to_numpy(zero_copy_only=False)
-        .astype(np.float32)
-        .reshape(-1, rows.type.list_size)
-    )
+def example_rows(features: pa.ChunkedArray, index: int, dtype: str = "float16") -> np.ndarray:
+    """One example's rows as float32 (the contract's decoder honours slice offsets)."""
+    rows, offsets = contract.decode_features(features, dim=DIM, dtype=dtype)
+    return rows[offsets[index] : offsets[index + 1]].astype(np.float32)
 
 
 # --------------------------------------------------------------------------- round trips
@@ -187,7 +182,7 @@ def test_float32_param_keeps_full_precision(tmp_path: Path) -> None:
     assert code == 0 and metrics["dtype"] == "float32"
     shard = contract.shard_paths(tmp_path / "dataset")[0]
     assert pq.read_schema(shard).metadata[b"dtype"] == b"float32"
-    rows = example_rows(pq.read_table(shard)["features"], 0)
+    rows = example_rows(pq.read_table(shard)["features"], 0, dtype="float32")
     np.testing.assert_array_equal(rows, examples[0]["rows"].astype(np.float32))
 
 

@@ -41,11 +41,14 @@ def loaded(pipeline: dict[str, Path]) -> bundle.Bundle:
 def dataset_examples(dataset_dir: Path, ids: list[str]) -> list[dict[str, Any]]:
     """Examples as the dataset stores them (float16 values, exact in float64), in ``ids`` order."""
     table = pa.concat_tables(pq.read_table(p) for p in contract.shard_paths(dataset_dir))
+    rows, offsets = contract.decode_features(
+        table["features"], dim=contract.dataset_dim(dataset_dir), dtype="float16"
+    )
     by_id = {
-        row["example_id"]: row
-        for row in table.select(["example_id", "group", "label", "features"]).to_pylist()
+        row["example_id"]: {**row, "rows": rows[offsets[j] : offsets[j + 1]].astype(np.float64)}
+        for j, row in enumerate(table.select(["example_id", "group", "label"]).to_pylist())
     }
-    return [{**by_id[i], "rows": np.asarray(by_id[i]["features"], dtype=np.float64)} for i in ids]
+    return [by_id[i] for i in ids]
 
 
 def long_rows(examples: list[dict[str, Any]], *, labelled: bool = False) -> list[list[Any]]:
