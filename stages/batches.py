@@ -15,12 +15,12 @@ thread, overlapping Parquet reads with training compute.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from stages import common, contract
@@ -34,6 +34,7 @@ class DatasetIndex:
 
     shards: tuple[Path, ...]
     dim: int
+    dtype: str  # of the stored features: float16 | float32
     example_ids: np.ndarray  # object array, dataset order
     n_rows: np.ndarray  # int64, dataset order
     row_group: np.ndarray  # global row-group number of each example
@@ -76,6 +77,7 @@ def index_dataset(dataset_dir: str | Path) -> DatasetIndex:
     return DatasetIndex(
         shards=shards,
         dim=contract.dataset_dim(dataset_dir),
+        dtype=contract.dataset_dtype(dataset_dir),
         example_ids=np.asarray(meta.column(contract.EXAMPLE_ID).to_pylist(), dtype=object),
         n_rows=meta.column(contract.N_ROWS).to_numpy().astype(np.int64),
         row_group=row_group,
@@ -205,17 +207,28 @@ class BatchReader:
             int(self.index.group_local[group]), columns=[contract.FEATURES]
         )
         self.row_groups_read += 1
-        column = table.column(0)
-        features = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-        if features.offset or features.values.offset:
-            features = pa.concat_arrays([features])  # materialise a slice
-        offsets = features.offsets.to_numpy()
-        flat = features.values.values.to_numpy(zero_copy_only=False).reshape(-1, self.index.dim)
+        flat, offsets = contract.decode_features(
+            table.column(0), dim=self.index.dim, dtype=self.index.dtype
+        )
         rows = {}
         for i in wanted.tolist():
             r = int(self.index.offset[self.positions[i]])
             rows[i] = flat[offsets[r] : offsets[r + 1]].copy()
         return rows
+
+    @property
+    def dim(self) -> int:
+        return self.index.dim
+
+    def iter_examples(self) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(index, rows)`` of every selected example, reading each row group once."""
+        order = np.argsort(self.row_group, kind="stable")
+        bounds = np.flatnonzero(np.diff(self.row_group[order])) + 1
+        for chunk in np.split(order, bounds):
+            if len(chunk):
+                rows = self._read_group(int(self.row_group[chunk[0]]), chunk)
+                for i in chunk.tolist():
+                    yield i, rows.pop(i)
 
     def iter_batches(
         self, plan: Sequence[np.ndarray], *, start: int = 0
@@ -242,6 +255,68 @@ class BatchReader:
             yield batch, features, lengths
 
 
+def forward(model) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """``model``'s inference call traced once: ``(features, lengths) -> float64 scores``.
+
+    One ``tf.function`` per model with a signature whose batch and row axes are
+    dynamic, so no batch shape retraces it (``model.predict`` builds a tf.data loop
+    per call and retraces as shapes change). Every scoring path calls this.
+    """
+    fn = _FORWARD.get(model)
+    if fn is None:
+        import tensorflow as tf
+
+        from stages.cnn import FEATURES_INPUT, LENGTHS_INPUT
+
+        dim = int(model.input[FEATURES_INPUT].shape[-1])
+        ref = weakref.ref(model)  # the cache must not keep its key alive
+
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec((None, None, dim), tf.float32),
+                tf.TensorSpec((None,), tf.int32),
+            ]
+        )
+        def call(features, lengths):
+            return ref()({FEATURES_INPUT: features, LENGTHS_INPUT: lengths}, training=False)
+
+        def fn(features: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+            out = call(features, lengths)
+            return np.asarray(out, dtype=np.float64).reshape(-1)
+
+        fn.traced = call  # for tests: ``fn.traced.experimental_get_tracing_count()``
+        _FORWARD[model] = fn
+    return fn
+
+
+_FORWARD: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def score_batches(
+    model, batch_iter: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]], n: int, *, dim: int
+) -> np.ndarray:
+    """Scores of ``n`` examples from ``(indices, features, lengths)`` batches, by index.
+
+    The batches are produced in a background thread (``tf.data`` prefetch) while the
+    model scores the previous one.
+    """
+    import tensorflow as tf
+
+    scores = np.full(n, np.nan, dtype=np.float64)
+    call = forward(model)
+    dataset = tf.data.Dataset.from_generator(
+        lambda: batch_iter,
+        output_signature=(
+            tf.TensorSpec((None,), tf.int64),
+            tf.TensorSpec((None, None, dim), tf.float32),
+            tf.TensorSpec((None,), tf.int32),
+        ),
+    ).prefetch(2)
+    for indices, features, lengths in dataset:
+        scores[indices.numpy()] = call(features, lengths)
+    return scores
+
+
 def predict_scores(
     model,
     dataset_dir: str | Path,
@@ -251,45 +326,84 @@ def predict_scores(
     pool_size: int | None = None,
     min_rows: int = 1,
     index: DatasetIndex | None = None,
+    compact: CompactSet | None = None,
 ) -> np.ndarray:
     """Sigmoid scores (float64) of ``example_ids``, in that order, streamed from Parquet.
 
     Examples are read in dataset order and length-bucketed, then the scores are
-    put back in the order asked for.
+    put back in the order asked for. With ``compact`` (a ``CompactSet`` holding
+    exactly these examples, in this order) the rows come from its local copy.
     """
     common.quiet_tensorflow()
-    import tensorflow as tf
-
-    from stages.cnn import FEATURES_INPUT, LENGTHS_INPUT
-
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
-    index = index or index_dataset(dataset_dir)
-    positions = index.positions(list(example_ids))
-    scores = np.full(len(positions), np.nan, dtype=np.float64)
-    if len(positions) == 0:
-        return scores
-    reader = BatchReader(index, positions, min_rows=min_rows)
+    if compact is not None:
+        if len(compact) != len(example_ids):
+            raise ValueError(
+                f"the compact set holds {len(compact)} examples, not {len(example_ids)}"
+            )
+        source = compact
+    else:
+        index = index or index_dataset(dataset_dir)
+        source = BatchReader(index, index.positions(list(example_ids)), min_rows=min_rows)
+    if len(example_ids) == 0:
+        return np.full(0, np.nan, dtype=np.float64)
     plan = plan_batches(
-        reader.row_group,
-        reader.n_rows,
+        source.row_group,
+        source.n_rows,
         batch_size=batch_size,
         pool_size=pool_size or 20 * batch_size,
     )
+    return score_batches(model, source.iter_batches(plan), len(example_ids), dim=source.dim)
 
-    def features_only() -> Iterator:
-        for _, features, lengths in reader.iter_batches(plan):
-            yield {FEATURES_INPUT: features, LENGTHS_INPUT: lengths}
 
-    dataset = tf.data.Dataset.from_generator(
-        features_only,
-        output_signature={
-            FEATURES_INPUT: tf.TensorSpec((None, None, index.dim), tf.float32),
-            LENGTHS_INPUT: tf.TensorSpec((None,), tf.int32),
-        },
-    ).prefetch(2)
-    predicted = np.asarray(
-        model.predict(dataset, steps=len(plan), verbose=0), dtype=np.float64
-    ).reshape(-1)
-    scores[np.concatenate(plan)] = predicted
-    return scores
+class CompactSet:
+    """The rows of selected examples, copied once from Parquet into one local array file.
+
+    For a set scored again and again (dev_a during training): the Parquet row groups
+    that hold its examples also hold many others (dev_a shares row groups with
+    train), so every streamed pass would read and decode all of them. The copy is a
+    ``.npy`` memory map in the dataset's dtype, so memory stays flat in the set's
+    size; batches are padded from it as ``BatchReader`` pads them.
+    """
+
+    def __init__(self, reader: BatchReader, path: str | Path) -> None:
+        self.path = Path(path)
+        self.dim = reader.index.dim
+        self.min_rows = reader.min_rows
+        self.n_rows = reader.n_rows.copy()
+        self.row_group = reader.row_group.copy()  # plans keep the dataset's order
+        self.starts = np.concatenate([[0], np.cumsum(self.n_rows)[:-1]]).astype(np.int64)
+        total = int(self.n_rows.sum())
+        rows = None
+        for i, example_rows in reader.iter_examples():
+            if rows is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                rows = np.lib.format.open_memmap(
+                    self.path, mode="w+", dtype=example_rows.dtype, shape=(total, self.dim)
+                )
+            rows[self.starts[i] : self.starts[i] + self.n_rows[i]] = example_rows
+        if rows is not None:
+            rows.flush()
+            del rows
+        self._rows = np.load(self.path, mmap_mode="r") if total else np.zeros((0, self.dim))
+
+    def __len__(self) -> int:
+        return len(self.n_rows)
+
+    def iter_batches(
+        self, plan: Sequence[np.ndarray], *, start: int = 0
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Yield ``(batch_indices, features, lengths)`` for ``plan[start:]``."""
+        for batch in plan[start:]:
+            features, lengths = pad_batch(
+                [self._rows[self.starts[i] : self.starts[i] + self.n_rows[i]] for i in batch],
+                dim=self.dim,
+                min_rows=self.min_rows,
+            )
+            yield batch, features, lengths
+
+    def close(self) -> None:
+        """Drop the memory map and delete the file."""
+        self._rows = None
+        self.path.unlink(missing_ok=True)

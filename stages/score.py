@@ -48,7 +48,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from stages import common, contract, hardware
-from stages.batches import pad_batch
+from stages.batches import forward, pad_batch
 from stages.bundle import SPEC_FILE, Bundle, load_bundle
 from stages.rawio import (
     DIM_MISMATCH,
@@ -127,8 +127,7 @@ def score_arrays(
         raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
     if dtype not in contract.DTYPES:
         raise ValueError(f"dtype must be one of {sorted(contract.DTYPES)}, got {dtype!r}")
-    from stages.cnn import FEATURES_INPUT, LENGTHS_INPUT
-
+    call = forward(model)
     numpy_dtype = np.float16 if dtype == "float16" else np.float32
     scores = np.empty(len(arrays), dtype=np.float64)
     lengths = np.fromiter((a.shape[0] for a in arrays), dtype=np.int64, count=len(arrays))
@@ -138,8 +137,7 @@ def score_arrays(
         features, lens = pad_batch(
             [arrays[i].astype(numpy_dtype, copy=False) for i in idx], dim=dim, min_rows=min_rows
         )
-        out = model.predict_on_batch({FEATURES_INPUT: features, LENGTHS_INPUT: lens})
-        scores[idx] = np.asarray(out, dtype=np.float64).reshape(-1)
+        scores[idx] = call(features, lens)
     return scores
 
 

@@ -897,16 +897,18 @@ def _train(
     dev_labels = dev_rows["label"].to_numpy().astype(int)
     dev_weight = dev_rows["weight"].to_numpy(dtype=np.float64)
 
+    # dev_a shares row groups with train: copied once, each evaluation reads only dev_a's rows
+    dev_set = None
+
     def evaluate_dev(m: keras.Model) -> dict[str, dict[str, float]]:
+        nonlocal dev_set
+        if dev_set is None:
+            dev_reader = batches.BatchReader(index, index.positions(dev_ids), min_rows=min_rows)
+            dev_set = batches.CompactSet(dev_reader, backup_dir / "dev_a.npy")
         if scorer is not m:
             scorer.set_weights(m.get_weights())
         scores = batches.predict_scores(
-            scorer,
-            dataset_dir,
-            dev_ids,
-            batch_size=p["eval_batch_size"],
-            min_rows=min_rows,
-            index=index,
+            scorer, dataset_dir, dev_ids, batch_size=p["eval_batch_size"], compact=dev_set
         )
         return {
             "sampled": classification_scores(dev_labels, scores, threshold=p["threshold"]),
@@ -955,14 +957,18 @@ def _train(
             model._symbolic_build(data_batch=stream.dummy_batch())
         model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
     started = time.perf_counter()
-    model.fit(
-        data,
-        epochs=keras_epochs,
-        steps_per_epoch=p["checkpoint_every"],
-        callbacks=[curves, backup, *(callbacks or [])],
-        shuffle=False,  # the stream shuffles, seeded per epoch
-        verbose=0,
-    )
+    try:
+        model.fit(
+            data,
+            epochs=keras_epochs,
+            steps_per_epoch=p["checkpoint_every"],
+            callbacks=[curves, backup, *(callbacks or [])],
+            shuffle=False,  # the stream shuffles, seeded per epoch
+            verbose=0,
+        )
+    finally:
+        if dev_set is not None:
+            dev_set.close()
     seconds = time.perf_counter() - started
     if role["chief"]:
         curves.restore_best()

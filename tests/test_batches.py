@@ -130,20 +130,70 @@ def test_reader_can_start_mid_plan(dataset, lengths):
     assert [b for b, _ in tail] == full[3:]
 
 
-class MeanModel:
-    """Stands in for a Keras model: the score is the mean of the first column over real rows."""
+def mean_model(dim: int = DIM):
+    """A real Keras model whose score is the mean of the first column over an example's real rows."""
+    import keras
+    from keras import ops
 
-    def predict(self, dataset, steps=None, verbose=0):
-        out = []
-        for x in dataset:
-            f, n = x["features"].numpy(), x["lengths"].numpy()
-            out.extend(f[i, : n[i], 0].mean() for i in range(len(n)))
-        return np.asarray(out, dtype=np.float32)[:, None]
+    features = keras.Input(shape=(None, dim), name="features")
+    lengths = keras.Input(shape=(), name="lengths", dtype="int32")
+
+    class FirstColumnMean(keras.layers.Layer):
+        def call(self, inputs):
+            f, n = inputs
+            mask = ops.expand_dims(ops.arange(ops.shape(f)[1]), 0) < ops.expand_dims(n, 1)
+            total = ops.sum(ops.where(mask, f[:, :, 0], 0.0), axis=1)
+            return ops.expand_dims(total / ops.cast(n, f.dtype), 1)
+
+    out = FirstColumnMean()([features, lengths])
+    return keras.Model({"features": features, "lengths": lengths}, out)
 
 
 def test_predict_scores_follow_requested_order(dataset, lengths):
     ids = [f"ex{i:03d}" for i in (30, 2, 17, 5, 36, 0, 11)]
-    scores = batches.predict_scores(MeanModel(), dataset, ids, batch_size=3)
+    scores = batches.predict_scores(mean_model(), dataset, ids, batch_size=3)
     expected = [i + (lengths[i] - 1) / 200 for i in (30, 2, 17, 5, 36, 0, 11)]
     assert scores.dtype == np.float64
     np.testing.assert_allclose(scores, expected, rtol=1e-5)
+
+
+def test_compact_set_scores_equal_streamed_scores(dataset, lengths, tmp_path):
+    """dev_a's local copy gives the scores of the streamed Parquet read, in the order asked for."""
+    index = batches.index_dataset(dataset)
+    ids = [f"ex{i:03d}" for i in (30, 2, 17, 5, 36, 0, 11, 12, 13)]
+    reader = batches.BatchReader(index, index.positions(ids), min_rows=3)
+    compact = batches.CompactSet(reader, tmp_path / "dev.npy")
+    assert len(compact) == len(ids)
+    assert np.load(tmp_path / "dev.npy", mmap_mode="r").shape == (
+        lengths[[30, 2, 17, 5, 36, 0, 11, 12, 13]].sum(),
+        DIM,
+    )
+    model = mean_model()
+    streamed = batches.predict_scores(model, dataset, ids, batch_size=4, min_rows=3, index=index)
+    local = batches.predict_scores(model, dataset, ids, batch_size=4, compact=compact)
+    np.testing.assert_array_equal(local, streamed)
+    expected = [i + (lengths[i] - 1) / 200 for i in (30, 2, 17, 5, 36, 0, 11, 12, 13)]
+    np.testing.assert_allclose(local, expected, rtol=1e-5)
+    # the same batches from both: the copy holds each example's exact rows
+    plan = batches.plan_batches(reader.row_group, reader.n_rows, batch_size=4, pool_size=8)
+    for (b1, f1, n1), (b2, f2, n2) in zip(
+        reader.iter_batches(plan), compact.iter_batches(plan), strict=True
+    ):
+        np.testing.assert_array_equal(b1, b2)
+        np.testing.assert_array_equal(f1, f2)
+        np.testing.assert_array_equal(n1, n2)
+    with pytest.raises(ValueError, match="holds 9 examples"):
+        batches.predict_scores(model, dataset, ids[:3], batch_size=4, compact=compact)
+    compact.close()
+    assert not (tmp_path / "dev.npy").exists()
+
+
+def test_forward_is_traced_once_for_every_batch_shape(dataset):
+    """No batch or row count retraces the scoring function."""
+    model = mean_model()
+    call = batches.forward(model)
+    assert batches.forward(model) is call
+    for n, rows in [(1, 3), (4, 17), (7, 2), (2, 40)]:
+        x = np.ones((n, rows, DIM), dtype=np.float32)
+        np.testing.assert_allclose(call(x, np.full(n, rows, np.int32)), np.ones(n))
+    assert call.traced.experimental_get_tracing_count() == 1
