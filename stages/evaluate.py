@@ -615,6 +615,7 @@ SERIES = {
     ("test", "prior"): "test at the production prior",
 }
 PR_SERIES = (("dev_a", "sample"), ("dev_a", "prior"), ("test", "prior"))
+PR_SHIPPED, PR_CHOSEN = "shipped rule (raw score >= 0.5)", "threshold chosen on dev_b"
 
 
 def _thin_on_grid(thresholds: np.ndarray, keep: int, points: int = CURVE_POINTS) -> np.ndarray:
@@ -667,9 +668,10 @@ def plot_data(
 ) -> dict[str, list[dict[str, Any]]]:
     """Data for ``dvc plots``: picture name -> records, each with a ``series`` label.
 
-    ``cost`` also holds the two thresholds the run reports (``kind`` ``chosen`` and
-    ``bayes``, at their expected cost on dev_b from ``metrics``) beside its curve
-    (``kind`` ``curve``), so the picture marks them from this run's own numbers.
+    Beside each curve (``kind`` ``curve``), points from this run's ``metrics``, so the
+    pictures mark its own numbers: ``precision_recall`` holds each series' operating point
+    under the shipped rule and under the chosen threshold; ``cost`` the chosen and the
+    Bayes threshold (``kind`` ``chosen``, ``bayes``) at their expected cost on dev_b.
     """
     cost_fp = metrics["cost"]["false_positive"]
     cost_fn = metrics["cost"]["false_negative"]
@@ -690,11 +692,25 @@ def plot_data(
         out["precision_recall"] += [
             {
                 "series": SERIES[split, view],
+                "kind": "curve",
                 "recall": float(recall[i]),
                 "precision": float(precision[i]),
             }
             for i in _thin_along(recall, precision)
         ]
+        # the two rules' operating points on the curve, from this run's metrics
+        for kind, view_metrics in (
+            (PR_SHIPPED, metrics[split]["shipped"][view]),
+            (PR_CHOSEN, metrics[split][view]),
+        ):
+            out["precision_recall"].append(
+                {
+                    "series": SERIES[split, view],
+                    "kind": kind,
+                    "recall": view_metrics["recall"],
+                    "precision": view_metrics["precision"],
+                }
+            )
     for split in SPLITS:
         frame = frames[split]
         w = view_weights(frame, view="prior", prior=prior)

@@ -356,7 +356,14 @@ def test_plot_data_series(evaluated, predictions):
         "dev_a projected to the production prior",
         "test at the production prior",
     }
-    assert (pr.groupby("series").size() <= evaluate.CURVE_POINTS + 2).all()
+    curves = pr[pr["kind"] == "curve"]
+    assert (curves.groupby("series").size() <= evaluate.CURVE_POINTS + 2).all()
+    # each series' operating points: the shipped rule's and the chosen threshold's metrics
+    points = pr[pr["kind"] != "curve"].set_index(["series", "kind"])
+    shipped = points.loc[("test at the production prior", evaluate.PR_SHIPPED)]
+    assert shipped["precision"] == metrics["test"]["shipped"]["prior"]["precision"]
+    chosen = points.loc[("dev_a as sampled", evaluate.PR_CHOSEN)]
+    assert chosen["recall"] == metrics["dev_a"]["sample"]["recall"]
     assert set(pd.DataFrame(plots["roc"])["series"]) == set(evaluate.SPLITS)
     # confusion: the share of each label flagged or not, per set, adding up to 1 per label
     confusion = pd.DataFrame(plots["confusion"])
