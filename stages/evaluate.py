@@ -606,58 +606,133 @@ def classic_example() -> dict[str, float]:
 
 # ----------------------------------------------------------------------------- plots
 
+# Series names as a reader sees them in the legends (dvc plots colour by them; see
+# .dvc/plots/): one file per picture, one `series` column, so no plot is titled by a path.
+SERIES = {
+    ("dev_a", "sample"): "dev_a as sampled",
+    ("dev_a", "prior"): "dev_a projected to the production prior",
+    ("dev_b", "prior"): "dev_b at the production prior",
+    ("test", "prior"): "test at the production prior",
+}
+PR_SERIES = (("dev_a", "sample"), ("dev_a", "prior"), ("test", "prior"))
+PR_SHIPPED, PR_CHOSEN = "shipped rule (raw score >= 0.5)", "threshold chosen on dev_b"
 
-def _thin(records: list[dict[str, float]], points: int = CURVE_POINTS) -> list[dict[str, float]]:
-    if len(records) <= points:
-        return records
-    keep = np.unique(np.linspace(0, len(records) - 1, points).round().astype(int))
-    return [records[i] for i in keep]
+
+def _thin_on_grid(thresholds: np.ndarray, keep: int, points: int = CURVE_POINTS) -> np.ndarray:
+    """Indices of an ascending threshold array, about evenly spaced in threshold from 0 to 1.
+
+    Most examples score near 0, so thinning by index would leave the few cuts worth
+    reading (0.01 to 1) with a handful of points; index ``keep`` (the minimum) stays.
+    """
+    grid = np.linspace(0.0, 1.0, points)
+    picked = np.searchsorted(thresholds, grid, side="left").clip(0, len(thresholds) - 1)
+    return np.unique(np.concatenate([picked, [0, len(thresholds) - 1, keep]]))
+
+
+def _thin_along(x: np.ndarray, y: np.ndarray, points: int = CURVE_POINTS) -> np.ndarray:
+    """Indices of a curve in the unit square, about evenly spaced along its length.
+
+    Thinning by index keeps points where examples are dense (low scores) and drops the
+    steep stretches a reader looks at (precision rising at high thresholds).
+    """
+    if len(x) <= points:
+        return np.arange(len(x))
+    length = np.concatenate([[0.0], np.cumsum(np.hypot(np.diff(x), np.diff(y)))])
+    picked = np.searchsorted(length, np.linspace(0.0, length[-1], points), side="left")
+    return np.unique(np.concatenate([picked.clip(0, len(x) - 1), [0, len(x) - 1]]))
+
+
+def _confusion_rates(frame: pd.DataFrame, threshold: float, name: str) -> list[dict[str, Any]]:
+    """Share of each distant label predicted 0 or 1 at ``threshold``: prior-free rates."""
+    predicted = (frame["probability"].to_numpy() >= threshold).astype(int)
+    actual = frame["label"].to_numpy().astype(int)
+    out = []
+    for a in (1, 0):
+        n = int((actual == a).sum())
+        for p in (1, 0):
+            k = int(((actual == a) & (predicted == p)).sum())
+            out.append(
+                {
+                    "series": name,
+                    "actual": a,
+                    "predicted": p,
+                    "examples": k,
+                    "rate": k / n if n else 0.0,
+                }
+            )
+    return out
 
 
 def plot_data(
     predictions: pd.DataFrame, metrics: dict[str, Any], *, prior: float, calibration_bins: int
 ) -> dict[str, list[dict[str, Any]]]:
-    """Data series for ``dvc plots``: file stem -> list of records."""
+    """Data for ``dvc plots``: picture name -> records, each with a ``series`` label.
+
+    Beside each curve (``kind`` ``curve``), points from this run's ``metrics``, so the
+    pictures mark its own numbers: ``precision_recall`` holds each series' operating point
+    under the shipped rule and under the chosen threshold; ``cost`` the chosen and the
+    Bayes threshold (``kind`` ``chosen``, ``bayes``) at their expected cost on dev_b.
+    """
     cost_fp = metrics["cost"]["false_positive"]
     cost_fn = metrics["cost"]["false_negative"]
     threshold = metrics["threshold"]
     frames = {s: predictions[predictions["split"] == s] for s in SPLITS}
-    out: dict[str, list[dict[str, Any]]] = {}
-
-    curves = {"pr_dev_a_sample": ("dev_a", "sample"), "pr_dev_a_prior": ("dev_a", "prior")}
-    curves.update({"pr_dev_b_prior": ("dev_b", "prior"), "pr_test_prior": ("test", "prior")})
-    for name, (split, view) in curves.items():
+    out: dict[str, list[dict[str, Any]]] = {
+        "precision_recall": [],
+        "roc": [],
+        "calibration": [],
+        "confusion": [],
+    }
+    for split, view in PR_SERIES:
         frame = frames[split]
         w = view_weights(frame, view=view, prior=prior)
         precision, recall, _ = precision_recall_curve(
             frame["label"], frame["probability"], sample_weight=w
         )
-        out[name] = _thin(
-            [
-                {"recall": float(r), "precision": float(p)}
-                for p, r in zip(precision, recall, strict=True)
-            ]
-        )
+        out["precision_recall"] += [
+            {
+                "series": SERIES[split, view],
+                "kind": "curve",
+                "recall": float(recall[i]),
+                "precision": float(precision[i]),
+            }
+            for i in _thin_along(recall, precision)
+        ]
+        # the two rules' operating points on the curve, from this run's metrics
+        for kind, view_metrics in (
+            (PR_SHIPPED, metrics[split]["shipped"][view]),
+            (PR_CHOSEN, metrics[split][view]),
+        ):
+            out["precision_recall"].append(
+                {
+                    "series": SERIES[split, view],
+                    "kind": kind,
+                    "recall": view_metrics["recall"],
+                    "precision": view_metrics["precision"],
+                }
+            )
     for split in SPLITS:
         frame = frames[split]
         w = view_weights(frame, view="prior", prior=prior)
+        # ROC is prior-free (rates within each class): the series is the set, not a view
         fpr, tpr, _ = roc_curve(frame["label"], frame["probability"], sample_weight=w)
-        out[f"roc_{split}"] = _thin(
-            [{"fpr": float(a), "tpr": float(b)} for a, b in zip(fpr, tpr, strict=True)]
-        )
+        out["roc"] += [
+            {"series": split, "fpr": float(fpr[i]), "tpr": float(tpr[i])}
+            for i in _thin_along(fpr, tpr)
+        ]
         table = priors.weighted_calibration(
             frame["label"].to_numpy(), frame["probability"].to_numpy(), w, n_bins=calibration_bins
         )
-        out[f"calibration_{split}"] = [
-            {"predicted": float(a), "observed": float(b), "weight": float(c)}
+        out["calibration"] += [
+            {
+                "series": SERIES[split, "prior"],
+                "predicted": float(a),
+                "observed": float(b),
+                "weight": float(c),
+            }
             for a, b, c in zip(table["predicted"], table["observed"], table["weight"], strict=True)
         ]
-        # rows for the confusion_normalized template: prior-free (rates per actual class)
-        predicted = (frame["probability"].to_numpy() >= threshold).astype(int)
-        out[f"confusion_{split}"] = [
-            {"actual": int(a), "predicted": int(b)}
-            for a, b in zip(frame["label"], predicted, strict=True)
-        ]
+        out["confusion"] += _confusion_rates(frame, threshold, split)
     dev_b = frames["dev_b"]
     curve = priors.cost_curve(
         dev_b["label"].to_numpy(),
@@ -667,12 +742,30 @@ def plot_data(
         cost_fn=cost_fn,
     )
     finite = np.isfinite(curve.thresholds)
-    out["cost_dev_b"] = _thin(
-        [
-            {"threshold": float(t), "expected_cost": float(c)}
-            for t, c in zip(curve.thresholds[finite][::-1], curve.costs[finite][::-1], strict=True)
-        ]
+    thresholds, costs = curve.thresholds[finite][::-1], curve.costs[finite][::-1]
+    name = SERIES["dev_b", "prior"]
+    out["cost"] = [
+        {
+            "series": name,
+            "kind": "curve",
+            "threshold": float(thresholds[i]),
+            "expected_cost": float(costs[i]),
+        }
+        for i in _thin_on_grid(thresholds, int(np.argmin(costs)))
+    ]
+    marks = (
+        ("chosen", "chosen on dev_b", threshold, metrics["dev_b"]["prior"]["expected_cost"]),
+        (
+            "bayes",
+            "Bayes, c_FP/(c_FP+c_FN)",
+            metrics["bayes_threshold"],
+            metrics["dev_b"]["prior_at_bayes_threshold"]["expected_cost"],
+        ),
     )
+    out["cost"] += [
+        {"series": label, "kind": kind, "threshold": float(t), "expected_cost": float(c)}
+        for kind, label, t, c in marks
+    ]
     return out
 
 
@@ -1037,9 +1130,8 @@ def write_outputs(
     (reports / "report.md").write_text(report)
     plot_dir = reports / "evaluate_plots"
     shutil.rmtree(plot_dir, ignore_errors=True)
-    for name, records in plots.items():
-        kind, rest = name.split("_", 1)  # one folder per kind: pr/dev_a_sample.json
-        common.write_json(plot_dir / kind / f"{rest}.json", records)
+    for name, records in plots.items():  # one file per picture: evaluate_plots/cost.json
+        common.write_json(plot_dir / f"{name}.json", records)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -103,6 +103,8 @@ def make_project(path: Path, overrides: dict[str, Any] | None = None) -> Path:
     (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["git", "init", "-q", "-b", "main"], path)
     run(["dvc", "init", "-q"], path)
+    # dvc.yaml's plots name the templates kept in the repository (.dvc/plots/)
+    shutil.copytree(ROOT / ".dvc" / "plots", path / ".dvc" / "plots")
     for key, value in [
         ("core.analytics", "false"),
         ("core.check_update", "false"),

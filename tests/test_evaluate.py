@@ -346,14 +346,55 @@ def test_report_has_table_classic_example_and_production_terms(evaluated):
 
 
 def test_plot_data_series(evaluated, predictions):
-    _, plots, _ = evaluated
-    for name in ("pr_dev_a_sample", "pr_dev_a_prior", "pr_test_prior"):
-        assert {"recall", "precision"} <= set(plots[name][0])
-        assert len(plots[name]) <= evaluate.CURVE_POINTS
-    assert len(plots["confusion_test"]) == int((predictions["split"] == "test").sum())
-    assert {"threshold", "expected_cost"} <= set(plots["cost_dev_b"][0])
-    thresholds = [r["threshold"] for r in plots["cost_dev_b"]]
-    assert thresholds == sorted(thresholds)
+    metrics, plots, _ = evaluated
+    assert set(plots) == {"precision_recall", "roc", "calibration", "cost", "confusion"}
+    for name, records in plots.items():
+        assert records and all(set(r) == set(records[0]) for r in records), name
+    pr = pd.DataFrame(plots["precision_recall"])
+    assert set(pr["series"]) == {
+        "dev_a as sampled",
+        "dev_a projected to the production prior",
+        "test at the production prior",
+    }
+    curves = pr[pr["kind"] == "curve"]
+    assert (curves.groupby("series").size() <= evaluate.CURVE_POINTS + 2).all()
+    # each series' operating points: the shipped rule's and the chosen threshold's metrics
+    points = pr[pr["kind"] != "curve"].set_index(["series", "kind"])
+    shipped = points.loc[("test at the production prior", evaluate.PR_SHIPPED)]
+    assert shipped["precision"] == metrics["test"]["shipped"]["prior"]["precision"]
+    chosen = points.loc[("dev_a as sampled", evaluate.PR_CHOSEN)]
+    assert chosen["recall"] == metrics["dev_a"]["sample"]["recall"]
+    assert set(pd.DataFrame(plots["roc"])["series"]) == set(evaluate.SPLITS)
+    # confusion: the share of each label flagged or not, per set, adding up to 1 per label
+    confusion = pd.DataFrame(plots["confusion"])
+    assert len(confusion) == 4 * len(evaluate.SPLITS)
+    np.testing.assert_allclose(confusion.groupby(["series", "actual"])["rate"].sum(), 1.0)
+    test = predictions[predictions["split"] == "test"]
+    flagged = (test["probability"] >= metrics["threshold"]) & (test["label"] == 1)
+    tp = confusion.query("series == 'test' and actual == 1 and predicted == 1")["examples"]
+    assert tp.item() == int(flagged.sum())
+    # cost: the curve in threshold order, and the run's two thresholds at their dev_b cost
+    cost = pd.DataFrame(plots["cost"])
+    curve = cost[cost["kind"] == "curve"]
+    assert curve["threshold"].is_monotonic_increasing
+    assert curve["expected_cost"].min() == pytest.approx(metrics["dev_b"]["prior"]["expected_cost"])
+    marks = cost[cost["kind"] != "curve"].set_index("kind")
+    assert marks.loc["chosen", "threshold"] == metrics["threshold"]
+    assert marks.loc["bayes", "threshold"] == metrics["bayes_threshold"]
+    bayes_cost = metrics["dev_b"]["prior_at_bayes_threshold"]["expected_cost"]
+    assert marks.loc["bayes", "expected_cost"] == pytest.approx(bayes_cost)
+
+
+def test_thinning_keeps_the_steep_stretch_of_a_curve():
+    """Evenly along the curve, not by index: a jump carried by few points keeps points."""
+    x = np.concatenate([np.linspace(0, 0.1, 10_000), [0.1, 0.1, 1.0]])
+    y = np.concatenate([np.zeros(10_000), [0.5, 1.0, 1.0]])
+    kept = evaluate._thin_along(x, y, points=50)
+    assert len(kept) <= 52 and kept[0] == 0 and kept[-1] == len(x) - 1
+    assert {10_000, 10_001} <= set(kept)  # the jump's points survive
+    thresholds = np.concatenate([np.geomspace(1e-12, 0.01, 10_000), [0.3, 0.6, 0.9]])
+    kept = evaluate._thin_on_grid(thresholds, keep=5, points=20)
+    assert {5, 10_000, 10_001, 10_002} <= set(kept) and len(kept) <= 23
 
 
 def test_outputs_are_deterministic(predictions, evaluated, tmp_path):
@@ -519,13 +560,12 @@ def test_stage_main_end_to_end(tmp_path):
     assert metrics["gold_prior"] == pytest.approx(9 / 30) and "n=30" in metrics["gold_prior_source"]
     assert table["true_label"].notna().sum() == 30
     plot_dir = reports / "evaluate_plots"
-    plot_files = {p.relative_to(plot_dir).as_posix() for p in plot_dir.rglob("*.json")}
-    expected = {"pr/dev_a_sample.json", "pr/dev_a_prior.json", "pr/test_prior.json"}
-    assert expected | {"cost/dev_b.json", "confusion/test.json"} <= plot_files
-    # every file lies in a folder that dvc.yaml declares as one of the stage's plots
+    plot_files = {p.relative_to(plot_dir).as_posix() for p in plot_dir.rglob("*")}
+    # one file per picture, each declared in dvc.yaml as one of the stage's plots
     stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["evaluate"]
     declared = {next(iter(entry)).rsplit("/", 1)[-1] for entry in stage["plots"]}
-    assert {name.split("/")[0] for name in plot_files} == declared
+    pictures = {"precision_recall", "cost", "roc", "calibration", "confusion"}
+    assert plot_files == declared == {f"{name}.json" for name in pictures}
     # scoring is deterministic: a second run writes the same predictions
     first = (reports / "predictions.parquet").read_bytes()
     evaluate.main(argv)

@@ -18,6 +18,7 @@ import yaml
 from stages import simulator
 from stages.contract import read_metadata
 from tests.conftest import run, tool_env
+from tests.test_plots import declared_plots
 
 REQUIRED = [
     f"{split}.{view}.{name}"
@@ -101,6 +102,11 @@ def test_dvc_repro_runs_every_stage_then_nothing(project: Path):
     assert set(predictions["split"]) == {"dev_a", "dev_b", "test"}
     assert len(predictions) == len(kept[kept["split"] != "train"])
     assert "test.prior.precision" in run(["dvc", "metrics", "show"], project).stdout
+    # every plot dvc.yaml declares is drawn from this run's files, with data
+    shown = json.loads(run(["dvc", "plots", "show", "--json"], project).stdout)
+    assert not shown.get("errors"), shown["errors"]
+    assert list(shown["data"]) == declared_plots(project)
+    assert all(e[0]["content"]["data"]["values"] for e in shown["data"].values())
 
     # Stage outputs are ignored by git (DVC writes the ignores); small reports are not.
     ignored = run(["git", "check-ignore", "data/dataset"], project)

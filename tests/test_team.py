@@ -260,7 +260,7 @@ def test_branches_compare_in_a_fresh_clone(alice: dict[str, Any], weighted: dict
     revisions = {name: set(entry["revisions"]) for name, v in plots["data"].items() for entry in v}
     # overlays from dvc.yaml's top level, and files drawn alone as their stage declares them
     cost, loss = (
-        "reports/evaluate_plots/cost/dev_b.json",
+        "reports/evaluate_plots/cost.json",
         "reports/train/plots/metrics/train/loss.tsv",
     )
     for name in ("precision_recall", "dev_a_precision", cost, loss):
