@@ -224,6 +224,52 @@ class Reference:
             raise ValueError("the reference has no dev_b rows")
 
 
+REFERENCE_SPLITS = ("dev_a", "dev_b")
+
+
+def reference_from_rows(
+    split: np.ndarray,
+    group: np.ndarray,
+    label: np.ndarray,
+    weight: np.ndarray,
+    probability: np.ndarray,
+    *,
+    prior: float,
+    training_prior: float | None,
+    calibration: cal.Calibration,
+) -> Reference:
+    """dev_b's rows, plus the rows the calibration was fitted on, as a :class:`Reference`.
+
+    ``probability`` is prior-corrected, before recalibration; ``weight`` the manifest
+    weight. The fit weights repeat the fit: dev_b at the production ``prior``, dev_a
+    at ``training_prior`` (its rows as sampled when that is unknown).
+    """
+    split = np.asarray(split).astype(str)
+    keep = split == "dev_b"
+    if calibration.fitted_on == "dev_a":
+        keep |= split == "dev_a"
+    label = priors._check_binary(np.asarray(label)[keep])
+    weight = np.asarray(weight, dtype=np.float64)[keep]
+    split = split[keep]
+    fit_weight = np.ones(len(label))
+    for name, at in (("dev_b", prior), ("dev_a", training_prior)):
+        rows = split == name
+        if rows.any():
+            fit_weight[rows] = (
+                priors.weights_at_prior(label[rows], weight[rows], prior=at)
+                if at is not None
+                else 1.0
+            )
+    return Reference(
+        split=split,
+        group=np.asarray(group).astype(str)[keep],
+        label=label,
+        weight=weight,
+        fit_weight=fit_weight,
+        probability=_probabilities(np.asarray(probability, dtype=np.float64)[keep]),
+    )
+
+
 def _interval(values: np.ndarray, level: float) -> list[float | None]:
     finite = values[np.isfinite(values)]
     if len(finite) == 0:

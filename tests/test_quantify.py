@@ -282,3 +282,23 @@ def test_calibration_records_are_validated() -> None:
     assert cal.Calibration.from_dict(fit.as_dict()) == fit
     p = np.array([0.0, 0.01, 0.5, 1.0])
     np.testing.assert_array_equal(cal.IDENTITY.apply(p), p)
+
+
+def test_logistic_fit_survives_saturated_scores() -> None:
+    """A float32 sigmoid saturates: log-odds pile up at +-27.6 and a plain Newton step from
+    the identity overshoots by orders of magnitude; the damped fit must stay finite and
+    lower the loss."""
+    rng = np.random.default_rng(43)
+    y = (rng.random(4000) < 0.3).astype(int)
+    x = np.where(y == 1, 27.6, -27.6)
+    noisy = rng.random(4000) < 0.05
+    x[noisy] = -x[noisy]  # a few confident mistakes
+    middle = rng.random(4000) < 0.2  # and some scores that did not saturate
+    x[middle] = rng.normal(size=int(middle.sum())) + np.where(y[middle] == 1, 1.0, -1.0)
+    fit = cal.fit_calibration(expit_of(x), y, method="platt", fitted_on="dev_b")
+    assert np.isfinite(fit.slope) and 0 < fit.slope < 1
+    assert cal.weighted_log_loss(y, fit.apply(expit_of(x))) < cal.weighted_log_loss(y, expit_of(x))
+
+
+def expit_of(x: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-x))
