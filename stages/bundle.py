@@ -189,7 +189,12 @@ def spec_shift(spec: dict[str, Any]) -> tuple[float, float] | None:
 def spec_calibration(spec: dict[str, Any]) -> cal.Calibration:
     """The recalibration after the prior correction; the identity for a format 1 bundle."""
     record = spec.get("calibration")
-    return cal.IDENTITY if record is None else cal.Calibration.from_dict(record)
+    if record is None:
+        return cal.IDENTITY
+    try:
+        return cal.Calibration.from_dict(record)
+    except ValueError as exc:  # e.g. knots that are not monotone
+        raise ValueError(f"{SPEC_FILE}: calibration: {exc}") from exc
 
 
 def reference_table(
@@ -402,6 +407,18 @@ def _spec_rules_v2(bundle_dir: Path) -> list[tuple[str, bool, Any, str]]:
         ("calibration.slope", False, lambda v: _is_number(v) and v > 0, "a finite number > 0"),
         ("calibration.intercept", False, _is_number, "a finite number"),
         ("calibration.offset", False, _is_number, "a finite number"),
+        (
+            "calibration.knots_x",
+            True,
+            lambda v: isinstance(v, list) and all(_is_number(x) for x in v),
+            "a list of finite numbers (isotonic: the log-odds knots)",
+        ),
+        (
+            "calibration.knots_y",
+            True,
+            lambda v: isinstance(v, list) and all(_is_number(x) and 0 <= x <= 1 for x in v),
+            "a list of probabilities (isotonic: the calibrated value at each knot)",
+        ),
         (
             "reference",
             False,

@@ -13,7 +13,12 @@ prior-corrected probability ``p`` (METHODS.md section 2):
   at the training prior, on the raw score's log-odds, before the prior
   correction; the correction adds ``offset = log(beta) + shift`` to the log-odds,
   so the fit becomes ``slope * logit(p) + intercept + offset * (1 - slope)``;
-- ``platt`` fitted on ``dev_b`` at the production prior, on ``logit(p)``.
+- ``platt`` fitted on ``dev_b`` at the production prior, on ``logit(p)``;
+- ``isotonic`` (Zadrozny and Elkan 2002) fitted on ``dev_b`` at the production
+  prior: a monotone step map of ``logit(p)``, stored as its knots and applied by
+  linear interpolation (``sklearn.isotonic.IsotonicRegression``'s own rule). A
+  network's float32 sigmoid saturates, so many raw scores are exactly 1; no
+  two-parameter map can give that pile its own rate, a step map can.
 
 The candidate with the lowest weighted log loss on ``dev_b`` at the prior is
 chosen; a candidate fitted on ``dev_b`` is scored by group-wise cross-fitting
@@ -22,7 +27,7 @@ there, so that it is not judged on the rows it was fitted to.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from scipy.special import expit, logit
@@ -31,11 +36,14 @@ from sklearn.model_selection import GroupKFold
 
 from stages import priors
 
-METHODS = ("none", "temperature", "platt")
+METHODS = ("none", "temperature", "platt", "isotonic")
 FIT_SPLITS = ("dev_a", "dev_b")
 EPS = 1e-12  # probabilities are clipped to [EPS, 1 - EPS] before taking log-odds
 NEWTON_STEPS = 100
 CV_FOLDS = 5
+# isotonic outputs kept in [b, 1 - b], b = max(1e-6, 0.5 / rows): a step with no negative (or
+# no positive) among a few rows is no evidence of a probability of 1 (or 0)
+ISOTONIC_BOUND = 1e-6
 
 
 @dataclass(frozen=True)
@@ -48,8 +56,26 @@ class Calibration:
     intercept: float = 0.0
     # logit(p) - logit(what the fit saw): log(beta) (+ shift) for a dev_a fit, 0 for dev_b
     offset: float = 0.0
+    # isotonic only: the step map's knots, log-odds in and probabilities out, nondecreasing
+    knots_x: tuple[float, ...] = field(default=())
+    knots_y: tuple[float, ...] = field(default=())
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "knots_x", tuple(float(v) for v in self.knots_x))
+        object.__setattr__(self, "knots_y", tuple(float(v) for v in self.knots_y))
+        if self.method == "isotonic":
+            kx, ky = np.asarray(self.knots_x), np.asarray(self.knots_y)
+            if len(kx) == 0 or len(kx) != len(ky):
+                raise ValueError(
+                    f"isotonic calibration needs knots_x and knots_y of one length >= 1, got "
+                    f"{len(kx)} and {len(ky)}"
+                )
+            if not (np.all(np.isfinite(kx)) and np.all(np.diff(kx) >= 0)):
+                raise ValueError("calibration knots_x must be finite and nondecreasing")
+            if not (np.all((ky >= 0) & (ky <= 1)) and np.all(np.diff(ky) >= 0)):
+                raise ValueError("calibration knots_y must be nondecreasing probabilities")
+        elif self.knots_x or self.knots_y:
+            raise ValueError(f"calibration knots are for method isotonic, not {self.method!r}")
         if self.method not in METHODS:
             raise ValueError(f"calibration method must be one of {METHODS}, got {self.method!r}")
         if self.fitted_on is not None and self.fitted_on not in FIT_SPLITS:
@@ -64,13 +90,15 @@ class Calibration:
 
     @property
     def is_identity(self) -> bool:
-        return self.slope == 1.0 and self.intercept == 0.0
+        return self.method != "isotonic" and self.slope == 1.0 and self.intercept == 0.0
 
     def apply(self, probability: np.ndarray) -> np.ndarray:
         """Calibrated probabilities; the identity returns the input values unchanged."""
         p = np.asarray(probability, dtype=np.float64)
         if self.is_identity:
             return p.copy()
+        if self.method == "isotonic":
+            return np.interp(log_odds(p), self.knots_x, self.knots_y)
         return expit(self.slope * log_odds(p) + self.intercept)
 
     def invert(self, probability: np.ndarray | float) -> np.ndarray:
@@ -78,10 +106,15 @@ class Calibration:
         p = np.asarray(probability, dtype=np.float64)
         if self.is_identity:
             return p.copy()
+        if self.method == "isotonic":  # the lowest input reaching p (steps are flat)
+            i = np.searchsorted(self.knots_y, p, side="left")
+            return expit(np.asarray(self.knots_x)[np.minimum(i, len(self.knots_x) - 1)])
         return expit((log_odds(p) - self.intercept) / self.slope)
 
     def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+        record = asdict(self)
+        record["knots_x"], record["knots_y"] = list(self.knots_x), list(self.knots_y)
+        return record
 
     @classmethod
     def from_dict(cls, record: dict[str, object]) -> Calibration:
@@ -178,6 +211,8 @@ def fit_calibration(
     if method == "none":
         return IDENTITY
     x = log_odds(probability) - offset
+    if method == "isotonic":
+        return fit_isotonic(x, labels, weights, fitted_on=fitted_on)
     slope, intercept = fit_logistic(x, labels, weights, fit_intercept=method == "platt")
     if slope <= 0:
         raise ValueError(f"the {method} fit on {fitted_on} has slope {slope:.3g} <= 0")
@@ -188,6 +223,28 @@ def fit_calibration(
         slope=slope,
         intercept=intercept + offset * (1.0 - slope),
         offset=float(offset),
+    )
+
+
+def fit_isotonic(
+    x: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None, *, fitted_on: str
+) -> Calibration:
+    """Weighted isotonic regression of the labels on log-odds ``x``, as its knots."""
+    from sklearn.isotonic import IsotonicRegression
+
+    y = priors._check_binary(labels).astype(np.float64)
+    w = priors._check_weights(weights, len(y))
+    if np.sum(w * y) <= 0 or np.sum(w * (1 - y)) <= 0:
+        raise ValueError("a calibration fit needs positive weight in both classes")
+    bound = max(ISOTONIC_BOUND, 0.5 / max(int(np.count_nonzero(w)), 1))
+    model = IsotonicRegression(y_min=bound, y_max=1.0 - bound, out_of_bounds="clip").fit(
+        x, y, sample_weight=w
+    )
+    return Calibration(
+        method="isotonic",
+        fitted_on=fitted_on,
+        knots_x=tuple(model.X_thresholds_),
+        knots_y=tuple(model.y_thresholds_),
     )
 
 
@@ -308,18 +365,20 @@ def choose_calibration(
             candidates.append(
                 (fit, weighted_log_loss(y_b, fit.apply(p_b), w_b), "dev_b, out of sample")
             )
-    try:
-        fit = fit_calibration(p_b, y_b, w_b, method="platt", fitted_on="dev_b")
-        loss = cross_fitted_log_loss(p_b, y_b, w_b, g_b, method="platt")
-        candidates.append((fit, loss, f"dev_b, {CV_FOLDS}-fold group cross-fitting"))
-    except ValueError:
-        pass
+    for method in ("platt", "isotonic"):
+        try:
+            fit = fit_calibration(p_b, y_b, w_b, method=method, fitted_on="dev_b")
+            loss = cross_fitted_log_loss(p_b, y_b, w_b, g_b, method=method)
+            candidates.append((fit, loss, f"dev_b, {CV_FOLDS}-fold group cross-fitting"))
+        except ValueError:
+            pass
     table = [
         {
             "method": c.method,
             "fitted_on": c.fitted_on,
             "slope": c.slope,
             "intercept": c.intercept,
+            "knots": len(c.knots_x),
             "dev_b_log_loss": loss,
             "scored_on": how,
         }

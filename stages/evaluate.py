@@ -978,8 +978,8 @@ def fit_recalibration(
     """Choose the recalibration by dev_b's log loss at the prior (``stages.calibration``).
 
     Candidates: none, temperature and Platt on dev_a at the training prior (before
-    the prior correction), Platt on dev_b at the production prior (scored by group
-    cross-fitting). Returns the chosen map and the record for metrics.json.
+    the prior correction), Platt and isotonic on dev_b at the production prior
+    (scored by group cross-fitting). Returns the chosen map and the record for metrics.json.
     """
     frames = {s: predictions[predictions["split"] == s] for s in ("dev_a", "dev_b")}
     dev_b = frames["dev_b"]
@@ -1179,8 +1179,13 @@ def label_free_lines(metrics: dict[str, Any]) -> list[str]:
         lines += [
             f"Recalibration: **{chosen['method']}**"
             + (f" fitted on {chosen['fitted_on']}" if chosen.get("fitted_on") else "")
-            + f" ({record['chosen_by']}); slope {_fmt(chosen['slope'])}, intercept "
-            f"{_fmt(chosen['intercept'])} on the log-odds of the prior-corrected probability.",
+            + f" ({record['chosen_by']}); "
+            + (
+                f"a step map with {len(chosen.get('knots_x') or [])} knots"
+                if chosen["method"] == "isotonic"
+                else f"slope {_fmt(chosen['slope'])}, intercept {_fmt(chosen['intercept'])}"
+            )
+            + " on the log-odds of the prior-corrected probability.",
             "",
             "| candidate | fitted on | dev_b log loss | scored |",
             "|---|---|---|---|",

@@ -478,7 +478,7 @@ def test_model_file_may_be_a_link_as_dvc_checks_it_out(
         (_set("cost.false_positive", KeyError), "cost.false_positive is missing; it must be a"),
         (_set("format_version", 3), "format_version 3 is not supported; this code reads 1 or 2"),
         (_set("calibration", KeyError), "calibration is missing; it must be an object with"),
-        (_set("calibration.method", "isotonic"), "calibration.method is 'isotonic'; it must be"),
+        (_set("calibration.method", "spline"), "calibration.method is 'spline'; it must be"),
         (_set("calibration.slope", 0), "calibration.slope is 0; it must be a finite number > 0"),
         (_set("calibration.fitted_on", "test"), "calibration.fitted_on is 'test'; it must be"),
         (_set("reference", KeyError), "reference is missing; it must be null or an object"),

@@ -261,19 +261,19 @@ def test_choose_calibration_picks_the_lowest_dev_b_log_loss_and_records_all() ->
     best, table = cal.choose_calibration(
         dev_a=None, dev_b=(p, y, np.ones(6000), groups), dev_a_offset=0.0
     )
-    assert {row["method"] for row in table} == {"none", "platt"}
+    assert {row["method"] for row in table} == {"none", "platt", "isotonic"}
     losses = {row["method"]: row["dev_b_log_loss"] for row in table}
     assert best.method == min(losses, key=losses.get)
     over = priors.shift_prior(p, from_prior=0.02, to_prior=0.06)
     best, _ = cal.choose_calibration(
         dev_a=None, dev_b=(over, y, np.ones(6000), groups), dev_a_offset=0.0
     )
-    assert best.method == "platt" and best.fitted_on == "dev_b"
+    assert best.method in ("platt", "isotonic") and best.fitted_on == "dev_b"
 
 
 def test_calibration_records_are_validated() -> None:
     with pytest.raises(ValueError, match="method must be one of"):
-        cal.Calibration(method="isotonic")
+        cal.Calibration(method="spline")
     with pytest.raises(ValueError, match="slope must be > 0"):
         cal.Calibration(method="platt", fitted_on="dev_b", slope=-1.0)
     with pytest.raises(ValueError, match=r"unknown keys \['bias'\]"):
@@ -302,3 +302,33 @@ def test_logistic_fit_survives_saturated_scores() -> None:
 
 def expit_of(x: np.ndarray) -> np.ndarray:
     return 1 / (1 + np.exp(-x))
+
+
+def test_isotonic_gives_a_saturated_pile_its_own_rate() -> None:
+    """Raw scores saturate at 1 for most alerts; isotonic maps that pile to its observed rate,
+    where a two-parameter map cannot, and CBPE precision then matches the measured one."""
+    rng = np.random.default_rng(47)
+    n = 40_000
+    y = (rng.random(n) < 0.01).astype(int)
+    x = rng.normal(size=n) + np.where(y == 1, 3.0, -3.0)
+    saturated = (y == 1) & (rng.random(n) < 0.6) | (y == 0) & (rng.random(n) < 0.0005)
+    x[saturated] = 27.6  # the float32 sigmoid's 1.0, clipped
+    p = expit_of(x)
+    iso = cal.fit_calibration(p, y, method="isotonic", fitted_on="dev_b")
+    platt = cal.fit_calibration(p, y, method="platt", fitted_on="dev_b")
+    pile = x == 27.6
+    # the pile's value: its own rate, or pooled with its neighbours where PAV must keep order
+    assert iso.apply(p)[pile][0] == pytest.approx(y[pile].mean(), abs=0.05)
+    assert abs(platt.apply(p)[pile][0] - y[pile].mean()) > abs(
+        iso.apply(p)[pile][0] - y[pile].mean()
+    )
+    decision = (p >= 0.5).astype(int)
+    measured = quantify.measured_performance(y, decision, cost_fp=1, cost_fn=10)["precision"]
+    for fit, tolerance in ((iso, 0.02),):
+        est = quantify.expected_performance(fit.apply(p), decision, cost_fp=1, cost_fn=10)
+        assert est["precision"] == pytest.approx(measured, abs=tolerance)
+    assert cal.weighted_log_loss(y, iso.apply(p)) < cal.weighted_log_loss(y, platt.apply(p))
+    again = cal.Calibration.from_dict(json.loads(json.dumps(iso.as_dict())))
+    np.testing.assert_array_equal(again.apply(p), iso.apply(p))
+    with pytest.raises(ValueError, match="knots_y must be nondecreasing"):
+        cal.Calibration(method="isotonic", fitted_on="dev_b", knots_x=(0, 1), knots_y=(0.5, 0.1))
