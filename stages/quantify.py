@@ -399,7 +399,6 @@ def estimate_batch(
     def pair(name: str) -> dict[str, Any]:
         return {"value": point[name], "ci": ci[name]}
 
-    p_cal = calibration.apply(p_raw)
     interval = (
         f"{int(round(level * 100))}% percentile bootstrap, {int(resamples)} resamples of the "
         f"batch's {'groups' if groups is not None else 'examples'}"
@@ -419,8 +418,9 @@ def estimate_batch(
             "pacc": pair("pacc"),
             "rates_from": "dev_b, as stored in the bundle",
         }
-        dev_b_p = calibration.apply(reference.probability[reference.split == "dev_b"])
-        ks = ks_2samp(p_cal, dev_b_p)
+        # on the prior-corrected probabilities: an isotonic map has few distinct values,
+        # and ties would blunt the test (it is unchanged by any strictly monotone map)
+        ks = ks_2samp(p_raw, reference.probability[reference.split == "dev_b"])
         ks_stat, ks_p = float(ks.statistic), float(ks.pvalue)
     else:
         reason = "not available: the bundle stores no dev_b reference (built before format 2)"
@@ -450,7 +450,9 @@ def estimate_batch(
             "prior_shift": shifted,
             "score_shift_ks": ks_stat,
             "p_value": ks_p,
-            "against": "dev_b's calibrated probabilities" if reference else None,
+            "against": "dev_b's probabilities (prior-corrected, before recalibration)"
+            if reference
+            else None,
         },
         "calibration": calibration.as_dict(),
         "warnings": warnings,
