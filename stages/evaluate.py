@@ -1127,6 +1127,45 @@ def label_free_metrics(
     return out
 
 
+PRIOR_FACTORS = (0.5, 0.75, 1.0, 1.5, 2.0)  # prior sensitivity: half to twice the estimate
+
+
+def prior_sensitivity(
+    predictions: pd.DataFrame,
+    *,
+    prior: float,
+    threshold: float,
+    cost_fp: float,
+    cost_fn: float,
+    split: str = "test",
+) -> list[dict[str, float]]:
+    """``split``'s precision, recall, alerts and cost at the threshold across plausible priors.
+
+    The rule stays as the bundle ships it (probability at the estimated prior >=
+    threshold); only the class balance the split is weighted to moves, because the
+    prior is often a guess.
+    """
+    frame = predictions[predictions["split"] == split]
+    y = frame["label"].to_numpy().astype(int)
+    decision = (frame["probability"].to_numpy(np.float64) >= threshold).astype(int)
+    out = []
+    for factor in PRIOR_FACTORS:
+        at = float(min(prior * factor, 0.5))
+        w = view_weights(frame, view="prior", prior=at)
+        m = decision_metrics(y, decision, w, cost_fp=cost_fp, cost_fn=cost_fn)
+        out.append(
+            {
+                "factor": factor,
+                "prior": at,
+                "precision": m["precision"],
+                "recall": m["recall"],
+                "alerts_per_1000": m["alerts_per_1000"],
+                "expected_cost": m["expected_cost"],
+            }
+        )
+    return out
+
+
 def add_label_free(
     metrics: dict[str, Any],
     predictions: pd.DataFrame,
@@ -1146,6 +1185,17 @@ def add_label_free(
         for key in ("threshold", "bayes_threshold"):
             uncal = float(calibration.invert(min(metrics[key], 1.0)))
             metrics[f"{key}_score"] = float(priors.invert_prior_correction(uncal, beta=beta))
+    metrics["prior_sensitivity"] = {
+        "split": "test",
+        "rule": "probability >= threshold, unchanged",
+        "rows": prior_sensitivity(
+            predictions,
+            prior=prior,
+            threshold=threshold,
+            cost_fp=metrics["cost"]["false_positive"],
+            cost_fn=metrics["cost"]["false_negative"],
+        ),
+    }
     boot = metrics["bootstrap"]
     metrics["label_free"] = label_free_metrics(
         predictions,
@@ -1217,6 +1267,24 @@ def label_free_lines(metrics: dict[str, Any]) -> list[str]:
         "equal-weight bins, with the weights at the prior.",
         "",
     ]
+    sensitivity = metrics.get("prior_sensitivity")
+    if sensitivity:
+        lines += [
+            "## Prior sensitivity: test at the threshold, across plausible priors",
+            "",
+            "The prior is often a guess. The same rule (probability >= threshold) on test, "
+            "weighted to half to twice the production prior:",
+            "",
+            "| prior | x estimate | precision | recall | alerts per 1,000 | expected cost per 1,000 |",
+            "|---|---|---|---|---|---|",
+            *(
+                f"| {_fmt(r['prior'], 4)} | {r['factor']:g} | {_fmt(r['precision'])} | "
+                f"{_fmt(r['recall'])} | {_fmt(r['alerts_per_1000'], 1)} | "
+                f"{_fmt(r['expected_cost'], 1)} |"
+                for r in sensitivity["rows"]
+            ),
+            "",
+        ]
     free = metrics.get("label_free")
     if not free:
         return lines

@@ -590,3 +590,11 @@ def test_evaluate_reports_calibration_and_the_label_free_estimates(calibrated):
     assert free["test_at_1_30"]["drift"]["prior_shift"] is True
     assert "## What the label-free estimate would have said" in report
     assert "## Calibration at the prior" in report
+    # prior sensitivity: recall is prior-free, precision falls and alerts shrink with the prior
+    rows = metrics["prior_sensitivity"]["rows"]
+    assert [r["factor"] for r in rows] == list(evaluate.PRIOR_FACTORS)
+    assert len({round(r["recall"], 12) for r in rows}) == 1
+    assert all(a["precision"] < b["precision"] for a, b in zip(rows, rows[1:], strict=False))
+    one = next(r for r in rows if r["factor"] == 1.0)
+    assert one["precision"] == pytest.approx(metrics["test"]["prior"]["precision"])
+    assert "## Prior sensitivity" in report
