@@ -14,27 +14,33 @@ The batches reuse test's 167 positives, so their errors share test's own
 calibration error: this measures the estimator with this model's calibration,
 not fresh simulator draws (see README, "Production without labels").
 
-    python benchmarks/bench_label_free.py --run /work/main --out benchmarks/results/label_free.json
+    python benchmarks/bench_label_free.py   # after `make repro` (or `dvc pull`)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from stages import calibration as cal
-from stages import common, evaluate, priors, quantify
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from stages import calibration as cal  # noqa: E402
+from stages import common, evaluate, priors, quantify  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", type=Path, required=True, help="a repo with a finished run")
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--run", type=Path, default=ROOT, help="a repo with a finished run")
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "benchmarks" / "results" / "label_free.json"
+    )
     parser.add_argument("--ratios", type=int, nargs="+", default=[50, 100, 200])
     parser.add_argument("--replicates", type=int, default=50)
     parser.add_argument("--batch-size", type=int, default=10_000)

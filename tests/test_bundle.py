@@ -234,6 +234,16 @@ def test_reference_holds_dev_b_as_evaluate_saw_it(pipeline: dict[str, Path]) -> 
     assert len(np.unique(ref.group[rows])) == dev_b["group"].nunique()
 
 
+def test_a_changed_reference_file_is_refused(pipeline: dict[str, Path], tmp_path: Path) -> None:
+    copy = tmp_path / "bundle"
+    shutil.copytree(pipeline["bundle"], copy)
+    table = pd.read_parquet(copy / "reference.parquet")
+    table.loc[0, "label"] = 1 - table.loc[0, "label"]
+    table.to_parquet(copy / "reference.parquet")
+    with pytest.raises(ValueError, match="reference.parquet: missing or not the reference"):
+        bundle.load_bundle(copy)
+
+
 def test_a_format_1_bundle_still_scores_without_recalibration(
     pipeline: dict[str, Path], tmp_path: Path
 ) -> None:
