@@ -13,7 +13,15 @@ dataset, the manifest or any other stage. It holds:
   training weights restore), the production prior, the threshold chosen on
   ``dev_b`` and what it applies to (the probability at the prior), the cost
   settings, the train and evaluate params, and a content hash over all of it
-  and the model's bytes.
+  and the model's bytes;
+- format 2 adds ``calibration`` (the recalibration evaluate chose, applied after
+  the prior correction: ``stages.calibration``) and ``reference``, naming
+  ``reference.parquet``: dev_b's rows (group codes, labels, weights and
+  prior-corrected probabilities; dev_a's too when the recalibration was fitted
+  there), which ``score --summary`` needs for the ACC/PACC cross-check, the KS
+  test and intervals that include dev_b's own uncertainty. Format 1 bundles still
+  load: no recalibration, and the summary reports the cross-check and KS test as
+  not available.
 
 The stage checks what it writes: mapping evaluate's own raw scores
 (``reports/predictions.parquet``) through the bundle's prior correction must
@@ -42,13 +50,17 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from stages import common, contract, priors
+from stages import calibration as cal
+from stages import common, contract, priors, quantify
 from stages.rawio import max_abs_for
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # 1: before recalibration and the reference (issue 16)
 MODEL_FILE = "model.keras"
+REFERENCE_FILE = "reference.parquet"
+REFERENCE_COLUMNS = ("split", "group", "label", "weight", "fit_weight", "probability")
 SPEC_FILE = "bundle.json"
 HASH_KEY = "content_hash"
 THRESHOLD_APPLIES_TO = "probability"  # at the production prior, after the prior correction
@@ -84,8 +96,11 @@ def build_spec(
     dataset_dim: int,
     dataset_dtype: str,
     model_sha256: str,
+    reference: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """bundle.json's content (with its hash) from train.json, metrics.json and params.
+
+    ``reference`` describes ``reference.parquet`` (file, sha256, counts) or is None.
 
     ValueError when the inputs disagree (train's dim vs the dataset's, train's
     beta vs the one evaluate used) or lack what scoring needs.
@@ -147,6 +162,8 @@ def build_spec(
             "expected_cost": "per example: (1-p)*false_positive if decided positive, "
             "else p*false_negative",
         },
+        "calibration": (metrics.get("calibration") or {}).get("chosen") or cal.IDENTITY.as_dict(),
+        "reference": reference,
         "params": {"train": params, "evaluate": evaluate_params},
         "train": {
             k: train_record.get(k)
@@ -169,6 +186,78 @@ def spec_shift(spec: dict[str, Any]) -> tuple[float, float] | None:
     return None if shift is None else (float(shift["from_prior"]), float(shift["to_prior"]))
 
 
+def spec_calibration(spec: dict[str, Any]) -> cal.Calibration:
+    """The recalibration after the prior correction; the identity for a format 1 bundle."""
+    record = spec.get("calibration")
+    if record is None:
+        return cal.IDENTITY
+    try:
+        return cal.Calibration.from_dict(record)
+    except ValueError as exc:  # e.g. knots that are not monotone
+        raise ValueError(f"{SPEC_FILE}: calibration: {exc}") from exc
+
+
+def reference_table(
+    predictions: pd.DataFrame,
+    *,
+    prior: float,
+    training_prior: float | None,
+    calibration: cal.Calibration,
+) -> pd.DataFrame:
+    """reference.parquet's rows from evaluate's predictions; groups become integer codes.
+
+    The codes keep which rows share an entity (the bootstrap resamples them whole)
+    without putting entity names into the bundle.
+    """
+    uncal = (
+        "probability_prior_corrected"
+        if "probability_prior_corrected" in predictions.columns
+        else "probability"
+    )
+    ref = quantify.reference_from_rows(
+        predictions["split"].to_numpy(),
+        predictions["group"].to_numpy(),
+        predictions["label"].to_numpy(),
+        predictions["weight"].to_numpy(np.float64),
+        predictions[uncal].to_numpy(np.float64),
+        prior=prior,
+        training_prior=training_prior,
+        calibration=calibration,
+    )
+    _, codes = np.unique(ref.group, return_inverse=True)
+    return pd.DataFrame(
+        {
+            "split": ref.split,
+            "group": codes.astype(np.int32),
+            "label": ref.label.astype(np.int8),
+            "weight": ref.weight,
+            "fit_weight": ref.fit_weight,
+            "probability": ref.probability,
+        }
+    )
+
+
+def reference_bytes(table: pd.DataFrame) -> bytes:
+    """reference.parquet as bytes (so its sha256 can go into the spec before writing)."""
+    import io
+
+    buffer = io.BytesIO()
+    table.to_parquet(buffer, index=False, compression="zstd")
+    return buffer.getvalue()
+
+
+def reference_record(table: pd.DataFrame, data: bytes) -> dict[str, Any]:
+    dev_b = table["split"] == "dev_b"
+    return {
+        "file": REFERENCE_FILE,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "rows": int(len(table)),
+        "dev_b_rows": int(dev_b.sum()),
+        "dev_b_positives": int(table.loc[dev_b, "label"].sum()),
+        "probability": "prior-corrected, before the recalibration",
+    }
+
+
 def check_against_predictions(spec: dict[str, Any], predictions: pd.DataFrame) -> dict[str, Any]:
     """Map evaluate's raw scores through the bundle; they must give evaluate's probabilities.
 
@@ -182,8 +271,10 @@ def check_against_predictions(spec: dict[str, Any], predictions: pd.DataFrame) -
         raise ValueError("predictions are empty: nothing to check the prior correction against")
     scores = predictions["score"].to_numpy(np.float64)
     expected = predictions["probability"].to_numpy(np.float64)
-    got = priors.probability_at_prior(
-        scores, beta=spec["prior_correction"]["beta"], shift=spec_shift(spec)
+    got = spec_calibration(spec).apply(
+        priors.probability_at_prior(
+            scores, beta=spec["prior_correction"]["beta"], shift=spec_shift(spec)
+        )
     )
     diff = float(np.max(np.abs(got - expected)))
     threshold = spec["threshold"]["value"]
@@ -199,12 +290,25 @@ def check_against_predictions(spec: dict[str, Any], predictions: pd.DataFrame) -
 # ----------------------------------------------------------------------------- read and write
 
 
-def write_bundle(target: str | Path, *, model_path: str | Path, spec: dict[str, Any]) -> None:
-    """Replace ``target`` with the model and bundle.json, atomically."""
+def write_bundle(
+    target: str | Path,
+    *,
+    model_path: str | Path,
+    spec: dict[str, Any],
+    reference: bytes | None = None,
+) -> None:
+    """Replace ``target`` with the model, bundle.json and reference.parquet, atomically."""
     if file_sha256(model_path) != spec["model"]["sha256"]:
         raise ValueError(f"{model_path} changed since the spec was built")
+    record = spec.get("reference")
+    if (reference is None) != (record is None) or (
+        reference is not None and hashlib.sha256(reference).hexdigest() != record["sha256"]
+    ):
+        raise ValueError("the reference bytes do not match the spec's reference record")
     with common.atomic_directory(target) as tmp:
         shutil.copyfile(model_path, tmp / MODEL_FILE)
+        if reference is not None:
+            (tmp / record["file"]).write_bytes(reference)
         common.write_json(tmp / SPEC_FILE, spec)
 
 
@@ -284,6 +388,58 @@ def _spec_rules(bundle_dir: Path) -> list[tuple[str, bool, Any, str]]:
     ]
 
 
+def _spec_rules_v2(bundle_dir: Path) -> list[tuple[str, bool, Any, str]]:
+    """The fields format 2 adds: the recalibration and the labelled reference."""
+    return [
+        (
+            "calibration",
+            False,
+            lambda v: isinstance(v, dict),
+            "an object with method, fitted_on, slope, intercept, offset",
+        ),
+        ("calibration.method", False, lambda v: v in cal.METHODS, f"one of {list(cal.METHODS)}"),
+        (
+            "calibration.fitted_on",
+            False,
+            lambda v: v is None or v in cal.FIT_SPLITS,
+            f"null or one of {list(cal.FIT_SPLITS)}",
+        ),
+        ("calibration.slope", False, lambda v: _is_number(v) and v > 0, "a finite number > 0"),
+        ("calibration.intercept", False, _is_number, "a finite number"),
+        ("calibration.offset", False, _is_number, "a finite number"),
+        (
+            "calibration.knots_x",
+            True,
+            lambda v: isinstance(v, list) and all(_is_number(x) for x in v),
+            "a list of finite numbers (isotonic: the log-odds knots)",
+        ),
+        (
+            "calibration.knots_y",
+            True,
+            lambda v: isinstance(v, list) and all(_is_number(x) and 0 <= x <= 1 for x in v),
+            "a list of probabilities (isotonic: the calibrated value at each knot)",
+        ),
+        (
+            "reference",
+            False,
+            lambda v: v is None or isinstance(v, dict),
+            f"null or an object with file and sha256 (the bundle stage writes {REFERENCE_FILE!r})",
+        ),
+        (
+            "reference.file",
+            False,
+            lambda v: isinstance(v, str) and _is_inside(bundle_dir, v),
+            f"a relative path to a file inside the bundle folder {bundle_dir}",
+        ),
+        (
+            "reference.sha256",
+            False,
+            lambda v: isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v) is not None,
+            "the reference file's sha256 as 64 lowercase hex digits",
+        ),
+    ]
+
+
 def validate_spec(spec: Any, path: Path, bundle_dir: Path) -> None:
     """ValueError naming ``path``, the field's key path, its value and what is allowed.
 
@@ -294,7 +450,10 @@ def validate_spec(spec: Any, path: Path, bundle_dir: Path) -> None:
     """
     if not isinstance(spec, dict):
         raise ValueError(f"{path}: must be a JSON object, got {type(spec).__name__}")
-    for key, optional, check, allowed in _spec_rules(bundle_dir):
+    rules = _spec_rules(bundle_dir)
+    if spec.get("format_version", FORMAT_VERSION) >= 2:
+        rules += _spec_rules_v2(bundle_dir)
+    for key, optional, check, allowed in rules:
         *parents, name = key.split(".")
         node: Any = spec
         for parent in parents:
@@ -331,9 +490,10 @@ def read_spec(bundle_dir: str | Path, *, verify: bool = True) -> dict[str, Any]:
     if not isinstance(spec, dict):
         raise ValueError(f"{path}: must be a JSON object, got {type(spec).__name__}")
     version = spec.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS or isinstance(version, bool):
         raise ValueError(
-            f"{path}: format_version {version!r} is not supported; this code reads {FORMAT_VERSION}"
+            f"{path}: format_version {version!r} is not supported; this code reads "
+            f"{' or '.join(map(str, READABLE_VERSIONS))}"
         )
     validate_spec(spec, path, bundle_dir)
     if verify:
@@ -342,6 +502,11 @@ def read_spec(bundle_dir: str | Path, *, verify: bool = True) -> dict[str, Any]:
         model = bundle_dir / spec["model"]["file"]
         if not model.is_file() or file_sha256(model) != spec["model"]["sha256"]:
             raise ValueError(f"{model}: missing or not the model this bundle was built with")
+        record = spec.get("reference")
+        if record is not None:
+            ref = bundle_dir / record["file"]
+            if not ref.is_file() or file_sha256(ref) != record["sha256"]:
+                raise ValueError(f"{ref}: missing or not the reference this bundle was built with")
     return spec
 
 
@@ -361,9 +526,41 @@ class Bundle:
     def threshold(self) -> float:
         return float(self.spec["threshold"]["value"])
 
-    def probability(self, scores: np.ndarray) -> np.ndarray:
+    @property
+    def prior(self) -> float:
+        return float(self.spec["production_prior"])
+
+    @property
+    def calibration(self) -> cal.Calibration:
+        return spec_calibration(self.spec)
+
+    def prior_corrected(self, scores: np.ndarray) -> np.ndarray:
+        """Raw scores -> probabilities at the prior, before the recalibration."""
         return priors.probability_at_prior(
             scores, beta=self.spec["prior_correction"]["beta"], shift=spec_shift(self.spec)
+        )
+
+    def probability(self, scores: np.ndarray) -> np.ndarray:
+        """Raw scores -> calibrated probabilities at the prior (what the threshold applies to)."""
+        return self.calibration.apply(self.prior_corrected(scores))
+
+    def reference(self) -> quantify.Reference | None:
+        """dev_b's labelled rows (reference.parquet), or None for a bundle without them."""
+        record = self.spec.get("reference")
+        if record is None:
+            return None
+        path = self.path / record["file"]
+        table = pd.read_parquet(path)
+        missing = sorted(set(REFERENCE_COLUMNS) - set(table.columns))
+        if missing:
+            raise ValueError(f"{path}: lacks columns {missing}; it needs {list(REFERENCE_COLUMNS)}")
+        return quantify.Reference(
+            split=table["split"].astype(str).to_numpy(),
+            group=table["group"].to_numpy(),
+            label=table["label"].to_numpy().astype(np.int8),
+            weight=table["weight"].to_numpy(np.float64),
+            fit_weight=table["fit_weight"].to_numpy(np.float64),
+            probability=table["probability"].to_numpy(np.float64),
         )
 
 
@@ -419,6 +616,15 @@ def main(argv: list[str] | None = None) -> None:
     train_record = json.loads((args.model_dir / "train.json").read_text())
     metrics = json.loads(args.metrics.read_text())
     model_path = args.model_dir / MODEL_FILE
+    predictions = pd.read_parquet(args.predictions)
+    calibration_record = metrics.get("calibration") or {}
+    table = reference_table(
+        predictions,
+        prior=float(metrics["prior"]),
+        training_prior=calibration_record.get("training_prior", train_record.get("training_prior")),
+        calibration=cal.Calibration.from_dict(calibration_record.get("chosen", {})),
+    )
+    reference = reference_bytes(table)
     spec = build_spec(
         train_record=train_record,
         metrics=metrics,
@@ -426,16 +632,15 @@ def main(argv: list[str] | None = None) -> None:
         dataset_dim=contract.dataset_dim(args.dataset),
         dataset_dtype=dataset_dtype(args.dataset),
         model_sha256=file_sha256(model_path),
+        reference=reference_record(table, reference),
     )
-    checked = check_against_predictions(
-        spec, pd.read_parquet(args.predictions, columns=["score", "probability"])
-    )
+    checked = check_against_predictions(spec, predictions)
     model = load_model(model_path)
     if model_dim(model) != spec["dim"]:
         raise ValueError(
             f"{model_path} takes dim {model_dim(model)}, the dataset has {spec['dim']}"
         )
-    write_bundle(args.out, model_path=model_path, spec=spec)
+    write_bundle(args.out, model_path=model_path, spec=spec, reference=reference)
     logger.info(
         "wrote %s: dim %d, beta %.5g, shift %s, threshold %.5g on %s (checked on %d predictions)",
         args.out,

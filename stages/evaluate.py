@@ -53,7 +53,8 @@ from sklearn.metrics import (
     roc_curve,
 )
 
-from stages import common, hardware, priors
+from stages import calibration as cal
+from stages import common, hardware, priors, quantify
 
 logger = logging.getLogger(__name__)
 
@@ -1040,7 +1041,381 @@ def render_report(metrics: dict[str, Any]) -> str:
         "",
     ]
     lines += gold_section(metrics)
+    lines += label_free_lines(metrics)
     return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- recalibration
+
+
+UNCALIBRATED = "probability_prior_corrected"  # predictions column: before recalibration
+LABEL_FREE_SPLITS = ("dev_b", "test")
+LABEL_FREE_RATIOS = (30, 100, 250)  # test resampled to 1:N (N negatives a positive), labels hidden
+
+
+def calibration_offset(*, beta: float, shift: tuple[float, float] | None) -> float:
+    """``logit(p at the prior) - logit(raw score)``: what the prior correction adds."""
+    offset = float(np.log(beta))
+    if shift is not None:
+        offset += float(np.log(priors.odds(shift[1]) / priors.odds(shift[0])))
+    return offset
+
+
+def fit_recalibration(
+    predictions: pd.DataFrame,
+    *,
+    prior: float,
+    training_prior: float | None,
+    offset: float,
+) -> tuple[cal.Calibration, dict[str, Any]]:
+    """Choose the recalibration by dev_b's log loss at the prior (``stages.calibration``).
+
+    Candidates: none, temperature and Platt on dev_a at the training prior (before
+    the prior correction), Platt and isotonic on dev_b at the production prior
+    (scored by group cross-fitting). Returns the chosen map and the record for metrics.json.
+    """
+    frames = {s: predictions[predictions["split"] == s] for s in ("dev_a", "dev_b")}
+    dev_b = frames["dev_b"]
+    dev_b_args = (
+        dev_b["probability"].to_numpy(np.float64),
+        dev_b["label"].to_numpy(),
+        view_weights(dev_b, view="prior", prior=prior),
+        dev_b["group"].to_numpy(),
+    )
+    dev_a = frames["dev_a"]
+    dev_a_args = None
+    if len(dev_a) and dev_a["label"].nunique() == 2:
+        weights = dev_a["weight"].to_numpy(np.float64)
+        dev_a_args = (
+            dev_a["probability"].to_numpy(np.float64),
+            dev_a["label"].to_numpy(),
+            priors.weights_at_prior(dev_a["label"].to_numpy(), weights, prior=training_prior)
+            if training_prior is not None
+            else np.ones(len(dev_a)),
+        )
+    chosen, candidates = cal.choose_calibration(
+        dev_a=dev_a_args, dev_b=dev_b_args, dev_a_offset=offset
+    )
+    record = {
+        "chosen": chosen.as_dict(),
+        "chosen_by": "lowest dev_b log loss at the prior (dev_b fits: group cross-fitted)",
+        "candidates": candidates,
+        "training_prior": training_prior,
+        "applies_to": "sigmoid(slope * logit(p) + intercept), p = probability after the "
+        "prior correction",
+    }
+    return chosen, record
+
+
+def recalibrate_predictions(
+    predictions: pd.DataFrame, calibration: cal.Calibration
+) -> pd.DataFrame:
+    """``probability`` recalibrated; the prior-corrected one kept as ``probability_prior_corrected``."""
+    out = predictions.copy()
+    corrected = out["probability"].to_numpy(np.float64)
+    out.insert(out.columns.get_loc("probability"), UNCALIBRATED, corrected)
+    out["probability"] = calibration.apply(corrected)
+    return out
+
+
+def calibration_metrics(
+    predictions: pd.DataFrame, *, prior: float, calibration_bins: int
+) -> dict[str, dict[str, Any]]:
+    """Per split at the prior: calibration-in-the-large and weighted calibration error."""
+    out: dict[str, dict[str, Any]] = {}
+    for split in SPLITS:
+        frame = predictions[predictions["split"] == split]
+        y, w = frame["label"].to_numpy(), view_weights(frame, view="prior", prior=prior)
+        entry = cal.calibration_quality(
+            y, frame["probability"].to_numpy(np.float64), w, n_bins=calibration_bins
+        )
+        if UNCALIBRATED in frame.columns:
+            entry["before_recalibration"] = cal.calibration_quality(
+                y, frame[UNCALIBRATED].to_numpy(np.float64), w, n_bins=calibration_bins
+            )
+        out[split] = entry
+    return out
+
+
+def _resampled_to_prior(
+    frame: pd.DataFrame, target: float, rng: np.random.Generator
+) -> pd.DataFrame | None:
+    """``frame`` with positives or negatives subsampled so its positive fraction is ``target``."""
+    y = frame["label"].to_numpy()
+    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+    if len(pos) == 0 or len(neg) == 0:
+        return None
+    if target < len(pos) / len(y):
+        k = int(round(target * len(neg) / (1 - target)))
+        pos = np.sort(rng.choice(pos, size=k, replace=False)) if k >= 1 else None
+    else:
+        k = int(round(len(pos) * (1 - target) / target))
+        neg = np.sort(rng.choice(neg, size=k, replace=False)) if k >= 1 else None
+    if pos is None or neg is None:
+        return None
+    return frame.iloc[np.sort(np.concatenate([pos, neg]))]
+
+
+def label_free_metrics(
+    predictions: pd.DataFrame,
+    *,
+    prior: float,
+    threshold: float,
+    cost_fp: float,
+    cost_fn: float,
+    calibration: cal.Calibration,
+    training_prior: float | None,
+    resamples: int,
+    level: float,
+    seed: int,
+) -> dict[str, Any]:
+    """What the label-free estimate would have said on dev_b, test and test at other priors.
+
+    Each batch is estimated as ``score --summary`` does (labels hidden, dev_b as the
+    reference, resampled by group), and the measured numbers (manifest weights, so
+    at the batch's own label rate) stand beside the estimates.
+    """
+    uncal = UNCALIBRATED if UNCALIBRATED in predictions.columns else "probability"
+    reference = quantify.reference_from_rows(
+        predictions["split"].to_numpy(),
+        predictions["group"].to_numpy(),
+        predictions["label"].to_numpy(),
+        predictions["weight"].to_numpy(np.float64),
+        predictions[uncal].to_numpy(np.float64),
+        prior=prior,
+        training_prior=training_prior,
+        calibration=calibration,
+    )
+    kw = {"prior": prior, "threshold": threshold, "cost_fp": cost_fp, "cost_fn": cost_fn}
+    rng = np.random.default_rng(seed)
+    batches: dict[str, pd.DataFrame] = {
+        s: predictions[predictions["split"] == s] for s in LABEL_FREE_SPLITS
+    }
+    for ratio in LABEL_FREE_RATIOS:
+        resampled = _resampled_to_prior(batches["test"], 1.0 / (1.0 + ratio), rng)
+        if resampled is not None:
+            batches[f"test_at_1_{ratio}"] = resampled
+    out: dict[str, Any] = {}
+    for name, frame in batches.items():
+        summary = quantify.estimate_batch(
+            frame[uncal].to_numpy(np.float64),
+            calibration=calibration,
+            reference=reference,
+            groups=frame["group"].to_numpy(),
+            resamples=resamples,
+            level=level,
+            seed=seed,
+            **kw,
+        )
+        y, w = frame["label"].to_numpy(), frame["weight"].to_numpy(np.float64)
+        decision = (frame["probability"].to_numpy(np.float64) >= threshold).astype(int)
+        summary["measured"] = {
+            "prior": priors.estimate_prior(y, w),
+            **quantify.measured_performance(
+                y, decision, weights=w, cost_fp=cost_fp, cost_fn=cost_fn
+            ),
+        }
+        summary["in_sample"] = name == "dev_b"  # dev_b is also the reference (and maybe the fit)
+        out[name] = summary
+    return out
+
+
+PRIOR_FACTORS = (0.5, 0.75, 1.0, 1.5, 2.0)  # prior sensitivity: half to twice the estimate
+
+
+def prior_sensitivity(
+    predictions: pd.DataFrame,
+    *,
+    prior: float,
+    threshold: float,
+    cost_fp: float,
+    cost_fn: float,
+    split: str = "test",
+) -> list[dict[str, float]]:
+    """``split``'s precision, recall, alerts and cost at the threshold across plausible priors.
+
+    The rule stays as the bundle ships it (probability at the estimated prior >=
+    threshold); only the class balance the split is weighted to moves, because the
+    prior is often a guess.
+    """
+    frame = predictions[predictions["split"] == split]
+    y = frame["label"].to_numpy().astype(int)
+    decision = (frame["probability"].to_numpy(np.float64) >= threshold).astype(int)
+    out = []
+    for factor in PRIOR_FACTORS:
+        at = float(min(prior * factor, 0.5))
+        w = view_weights(frame, view="prior", prior=at)
+        m = decision_metrics(y, decision, w, cost_fp=cost_fp, cost_fn=cost_fn)
+        out.append(
+            {
+                "factor": factor,
+                "prior": at,
+                "precision": m["precision"],
+                "recall": m["recall"],
+                "alerts_per_1000": m["alerts_per_1000"],
+                "expected_cost": m["expected_cost"],
+            }
+        )
+    return out
+
+
+def add_label_free(
+    metrics: dict[str, Any],
+    predictions: pd.DataFrame,
+    *,
+    calibration: cal.Calibration,
+    training_prior: float | None,
+    calibration_bins: int,
+) -> dict[str, Any]:
+    """metrics.json's calibration and label-free keys, added to ``metrics`` (returned)."""
+    prior, threshold = metrics["prior"], metrics["threshold"]
+    for split, entry in calibration_metrics(
+        predictions, prior=prior, calibration_bins=calibration_bins
+    ).items():
+        metrics[split]["calibration_at_prior"] = entry
+    if not calibration.is_identity:  # the raw-score equivalents go through the recalibration
+        beta = metrics["beta"]
+        for key in ("threshold", "bayes_threshold"):
+            uncal = float(calibration.invert(min(metrics[key], 1.0)))
+            metrics[f"{key}_score"] = float(priors.invert_prior_correction(uncal, beta=beta))
+    metrics["prior_sensitivity"] = {
+        "split": "test",
+        "rule": "probability >= threshold, unchanged",
+        "rows": prior_sensitivity(
+            predictions,
+            prior=prior,
+            threshold=threshold,
+            cost_fp=metrics["cost"]["false_positive"],
+            cost_fn=metrics["cost"]["false_negative"],
+        ),
+    }
+    boot = metrics["bootstrap"]
+    metrics["label_free"] = label_free_metrics(
+        predictions,
+        prior=prior,
+        threshold=threshold,
+        cost_fp=metrics["cost"]["false_positive"],
+        cost_fn=metrics["cost"]["false_negative"],
+        calibration=calibration,
+        training_prior=training_prior,
+        resamples=boot["resamples"],
+        level=boot["level"],
+        seed=boot["seed"],
+    )
+    return common.finite_or_none(metrics)
+
+
+def _est(entry: dict[str, Any], digits: int = 3) -> str:
+    ci = entry.get("ci") or [None, None]
+    text = _fmt(entry.get("value"), digits)
+    if None not in ci:
+        text += f" [{_fmt(ci[0], digits)}, {_fmt(ci[1], digits)}]"
+    return text
+
+
+def label_free_lines(metrics: dict[str, Any]) -> list[str]:
+    """Markdown: calibration at the prior, and the label-free estimates beside the measurements."""
+    lines = ["## Calibration at the prior", ""]
+    record = metrics.get("calibration")
+    if record:
+        chosen = record["chosen"]
+        lines += [
+            f"Recalibration: **{chosen['method']}**"
+            + (f" fitted on {chosen['fitted_on']}" if chosen.get("fitted_on") else "")
+            + f" ({record['chosen_by']}); "
+            + (
+                f"a step map with {len(chosen.get('knots_x') or [])} knots"
+                if chosen["method"] == "isotonic"
+                else f"slope {_fmt(chosen['slope'])}, intercept {_fmt(chosen['intercept'])}"
+            )
+            + " on the log-odds of the prior-corrected probability.",
+            "",
+            "| candidate | fitted on | dev_b log loss | scored |",
+            "|---|---|---|---|",
+            *(
+                f"| {c['method']} | {c['fitted_on'] or '-'} | {_fmt(c['dev_b_log_loss'], 5)} | "
+                f"{c['scored_on']} |"
+                for c in record["candidates"]
+            ),
+            "",
+        ]
+    lines += [
+        "| split | label rate at the prior | mean probability, prior-corrected | "
+        "mean probability, recalibrated | calibration error, prior-corrected | recalibrated |",
+        "|---|---|---|---|---|---|",
+    ]
+    for split in SPLITS:
+        c = metrics[split].get("calibration_at_prior")
+        if not c:
+            continue
+        b = c.get("before_recalibration") or c
+        lines.append(
+            f"| {split} | {_fmt(c['label_rate'], 4)} | {_fmt(b['mean_probability'], 4)} | "
+            f"{_fmt(c['mean_probability'], 4)} | {_fmt(b['calibration_error'], 4)} | "
+            f"{_fmt(c['calibration_error'], 4)} |"
+        )
+    lines += [
+        "",
+        "Calibration error: the weighted mean of |mean probability - observed rate| over "
+        "equal-weight bins, with the weights at the prior.",
+        "",
+    ]
+    sensitivity = metrics.get("prior_sensitivity")
+    if sensitivity:
+        lines += [
+            "## Prior sensitivity: test at the threshold, across plausible priors",
+            "",
+            "The prior is often a guess. The same rule (probability >= threshold) on test, "
+            "weighted to half to twice the production prior:",
+            "",
+            "| prior | x estimate | precision | recall | alerts per 1,000 | expected cost per 1,000 |",
+            "|---|---|---|---|---|---|",
+            *(
+                f"| {_fmt(r['prior'], 4)} | {r['factor']:g} | {_fmt(r['precision'])} | "
+                f"{_fmt(r['recall'])} | {_fmt(r['alerts_per_1000'], 1)} | "
+                f"{_fmt(r['expected_cost'], 1)} |"
+                for r in sensitivity["rows"]
+            ),
+            "",
+        ]
+    free = metrics.get("label_free")
+    if not free:
+        return lines
+    lines += [
+        "## What the label-free estimate would have said",
+        "",
+        "Each batch estimated with its labels hidden, as `python -m stages.score --summary` "
+        "does: EM on the recalibrated probabilities, ACC and PACC with dev_b's rates, and the "
+        "threshold's performance from the probabilities moved to the estimated prior (CBPE). "
+        "Intervals resample the batch's groups and dev_b's (the recalibration refitted on "
+        "each). dev_b is its own reference (in sample); `test_at_1_N` is test with positives "
+        "or negatives subsampled to 1:N.",
+        "",
+        "| batch | examples | measured prior | EM | ACC | PACC | prior shift | KS p |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, s in free.items():
+        est, cross = s["estimated_prior"], s["estimated_prior"]["cross_check"]
+        lines.append(
+            f"| {name} | {s['examples']} | {_fmt(s['measured']['prior'], 4)} | "
+            f"{_est(est, 4)} | {_est(cross.get('acc', {}), 4)} | {_est(cross.get('pacc', {}), 4)} | "
+            f"{s['drift']['prior_shift']} | {_fmt(s['drift']['p_value'], 3)} |"
+        )
+    lines += [
+        "",
+        "| batch | precision measured | estimated | recall measured | estimated | "
+        "alerts per 1,000 | cost per 1,000 measured | estimated |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, s in free.items():
+        e, m = s["estimated_at_threshold"], s["measured"]
+        lines.append(
+            f"| {name} | {_fmt(m['precision'])} | {_est(e['precision'])} | {_fmt(m['recall'])} | "
+            f"{_est(e['recall'])} | {_fmt(m['alerts_per_1000'], 1)} | "
+            f"{_fmt(m['expected_cost'], 1)} | {_est(e['expected_cost'], 1)} |"
+        )
+    lines.append("")
+    return lines
 
 
 # ----------------------------------------------------------------------------- stage
@@ -1056,8 +1431,15 @@ def evaluate_predictions(
     extra: dict[str, Any] | None = None,
     gold_prior: float | None = None,
     gold_prior_source: str | None = None,
+    calibration: cal.Calibration | None = None,
+    training_prior: float | None = None,
 ) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]], str]:
-    """Everything after scoring: (metrics, plot data, report text); ``extra`` goes into metrics."""
+    """Everything after scoring: (metrics, plot data, report text); ``extra`` goes into metrics.
+
+    ``calibration`` is the recalibration already applied to ``probability`` (the
+    prior-corrected values kept in ``probability_prior_corrected``); the label-free
+    estimators start from the prior-corrected values and refit it when resampling.
+    """
     opts = check_params(params)
     metrics = compute_metrics(
         predictions,
@@ -1074,6 +1456,13 @@ def evaluate_predictions(
     )
     metrics["prior_source"] = prior_source
     metrics.update(common.finite_or_none(extra or {}))
+    metrics = add_label_free(
+        metrics,
+        predictions,
+        calibration=calibration or cal.IDENTITY,
+        training_prior=training_prior,
+        calibration_bins=opts["calibration_bins"],
+    )
     plots = plot_data(predictions, metrics, prior=prior, calibration_bins=opts["calibration_bins"])
     return metrics, plots, render_report(metrics)
 
@@ -1174,6 +1563,15 @@ def main(argv: list[str] | None = None) -> None:
         compute_record=scoring,
     )
     predictions = build_predictions(rows, scores, beta=beta, shift=shift)
+    training_prior = train_info.get("training_prior")
+    calibration, calibration_record = fit_recalibration(
+        predictions,
+        prior=prior,
+        training_prior=training_prior,
+        offset=calibration_offset(beta=beta, shift=shift),
+    )
+    logger.info("recalibration: %s", calibration)
+    predictions = recalibrate_predictions(predictions, calibration)
     metrics, plots, report = evaluate_predictions(
         predictions,
         params=params,
@@ -1182,7 +1580,10 @@ def main(argv: list[str] | None = None) -> None:
         beta=beta,
         gold_prior=gold_prior,
         gold_prior_source=gold_source,
+        calibration=calibration,
+        training_prior=training_prior,
         extra={
+            "calibration": calibration_record,
             "prior_estimated": estimated,
             "prior_of_model": model_prior,
             # what trained the model and what scored it (stages.hardware)

@@ -21,9 +21,19 @@ rows are written before the next is read, so memory is bounded by a pool, not by
 the input. Features are rounded to the dtype the training dataset stored
 (float16 by default), as ingest would have, so scores match evaluate's.
 
+With ``--summary S.json`` the batch is also estimated without labels
+(``stages.quantify``): its prior by EM with a 95% interval and an ACC/PACC
+cross-check against dev_b's rates from the bundle, the threshold's expected
+precision, recall, alerts per 1,000 and cost at that prior, and drift
+(``prior_shift``: the interval excludes the bundle's prior; a KS test against
+dev_b's probabilities). ``S.md`` beside it renders the same. Labels, where the
+input has them, are measured beside the estimates. ``--adapt-prior`` rewrites the
+output with probabilities and decisions at the estimated prior.
+
 Usage::
 
     python -m stages.score --bundle bundle --input new_data/ --output scores.parquet
+    python -m stages.score --bundle bundle --input new.csv --output s.csv --summary s.json
     ds-score --bundle bundle --input new.csv --on-error quarantine --output scores.csv
 """
 
@@ -47,13 +57,14 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from stages import common, contract, hardware
+from stages import common, contract, hardware, quantify
 from stages.batches import forward, pad_batch
 from stages.bundle import SPEC_FILE, Bundle, load_bundle
 from stages.rawio import (
     DIM_MISMATCH,
     FORMATS,
     ON_ERROR,
+    Example,
     RawDataError,
     RawReader,
     Reject,
@@ -346,10 +357,12 @@ def score_source(
     pool_size: int | None = None,
     chunk_rows: int = 8192,
     progress: bool | None = None,
+    on_example: Callable[[Example], None] | None = None,
 ) -> ScoreSummary:
     """Score every example of ``spec`` into ``writer``, a pool at a time.
 
-    Each reject goes to ``on_reject``. In ``fail`` mode the first one raises
+    Each valid example goes to ``on_example`` (if given) as it is read, in output
+    order; each reject goes to ``on_reject``. In ``fail`` mode the first one raises
     ``RawDataError`` with ingest's message; in ``quarantine`` mode it is skipped.
     A file whose feature dimension differs from the bundle's always raises: the
     bundle cannot score it.
@@ -409,6 +422,8 @@ def score_source(
                 if on_error == "fail" or item.reason == DIM_MISMATCH:
                     raise RawDataError(item)
                 continue
+            if on_example is not None:
+                on_example(item)
             pool_ids.append(item.example_id)
             pool_rows.append(item.rows)
             if len(pool_ids) >= pool_size:
@@ -442,6 +457,7 @@ def score_file(
     pool_size: int | None = None,
     chunk_rows: int = 8192,
     progress: bool | None = None,
+    on_example: Callable[[Example], None] | None = None,
 ) -> ScoreSummary:
     """Score ``input_path`` into ``output_path`` (Parquet or CSV by extension), atomically.
 
@@ -468,10 +484,288 @@ def score_file(
                 pool_size=pool_size,
                 chunk_rows=chunk_rows,
                 progress=progress,
+                on_example=on_example,
             )
     finally:
         if rejects is not None:
             rejects.close()
+
+
+# ----------------------------------------------------------------------------- summary
+
+
+@dataclass
+class BatchRecord:
+    """What the label-free summary needs of each scored example, in output order."""
+
+    example_ids: list[str] = field(default_factory=list)
+    groups: list[str | None] = field(default_factory=list)
+    labels: list[int | None] = field(default_factory=list)
+
+    def add(self, example: Example) -> None:
+        self.example_ids.append(example.example_id)
+        self.groups.append(example.group)
+        self.labels.append(example.label)
+
+
+def read_scores(path: str | Path) -> pa.Table:
+    """The output's rows back, as written (Parquet or CSV)."""
+    if output_format(path) == "parquet":
+        return pq.read_table(path)
+    options = pacsv.ConvertOptions(column_types=OUTPUT_SCHEMA)
+    return pacsv.read_csv(path, convert_options=options)
+
+
+def batch_summary(
+    bundle: Bundle,
+    scores: np.ndarray,
+    record: BatchRecord,
+    *,
+    adapt_prior: bool = False,
+    resamples: int | None = None,
+    level: float | None = None,
+    seed: int | None = None,
+) -> tuple[dict[str, Any], np.ndarray | None]:
+    """The ``--summary`` content for one scored batch (``stages.quantify.estimate_batch``),
+    and the calibrated probabilities moved to the estimated prior (None when empty).
+
+    Intervals resample the batch's groups when every example has one (its examples
+    otherwise) and dev_b's groups from the bundle. Resamples, level and seed default
+    to the bundle's ``evaluate.bootstrap`` params. Labels, where every example has
+    one, are measured beside the estimates (on the labelled examples where only some do).
+    """
+    boot = (bundle.spec.get("params", {}).get("evaluate") or {}).get("bootstrap") or {}
+    resamples = int(resamples if resamples is not None else boot.get("resamples", 1000))
+    level = float(level if level is not None else boot.get("level", 0.95))
+    seed = int(seed if seed is not None else boot.get("seed", 0))
+    cost = bundle.spec["cost"]
+    cost_fp, cost_fn = float(cost["false_positive"]), float(cost["false_negative"])
+    threshold, prior = bundle.threshold, bundle.prior
+    n = len(scores)
+    if n == 0:
+        empty = {
+            "examples": 0,
+            "bundle_prior": prior,
+            "estimated_prior": None,
+            "estimated_at_threshold": None,
+            "drift": None,
+            "warnings": ["the batch is empty: nothing to estimate"],
+        }
+        return empty, None
+    groups = None if any(g is None for g in record.groups) else np.asarray(record.groups)
+    corrected = bundle.prior_corrected(scores)
+    kw = {
+        "prior": prior,
+        "threshold": threshold,
+        "cost_fp": cost_fp,
+        "cost_fn": cost_fn,
+        "calibration": bundle.calibration,
+        "reference": bundle.reference(),
+        "groups": groups,
+        "resamples": resamples,
+        "level": level,
+        "seed": seed,
+    }
+    summary = quantify.estimate_batch(corrected, **kw)
+    probability = bundle.probability(scores)
+    decision = decide(probability, threshold=threshold)
+    estimate = summary["estimated_prior"]["value"]
+    moved, adapted = quantify.adapt_to_prior(
+        probability, from_prior=prior, to_prior=estimate, threshold=threshold
+    )
+    summary["adapt_prior"] = {
+        "applied": bool(adapt_prior),
+        "to_prior": estimate,
+        "alerts_per_1000_before": float(1000 * decision.mean()),
+        "alerts_per_1000_after": float(1000 * adapted.mean()),
+        "decisions_changed": int((decision != adapted).sum()),
+        "estimated_at_threshold_after": {
+            k: v
+            for k, v in quantify.estimate_batch(corrected, adapt=True, **kw)[
+                "estimated_at_threshold"
+            ].items()
+            if k in ("precision", "recall", "alerts_per_1000", "expected_cost")
+        },
+    }
+    labelled = np.array([label is not None for label in record.labels])
+    if labelled.any():
+        y = np.array([label for label in record.labels if label is not None], dtype=np.int8)
+        measured: dict[str, Any] = {
+            "labelled_examples": int(labelled.sum()),
+            "prior": float(y.mean()),
+            **quantify.measured_performance(
+                y, decision[labelled], cost_fp=cost_fp, cost_fn=cost_fn
+            ),
+            "labels": "the input's label column, each example weighing 1 (a production-ratio "
+            "batch)",
+        }
+        if adapt_prior:
+            measured["after_adapt_prior"] = quantify.measured_performance(
+                y, adapted[labelled], cost_fp=cost_fp, cost_fn=cost_fn
+            )
+        summary["measured"] = measured
+    summary["examples"] = n
+    summary["groups"] = "resampled whole" if groups is not None else "absent: examples resampled"
+    return common.finite_or_none(summary), moved
+
+
+def adapt_output(path: str | Path, bundle: Bundle, moved: np.ndarray, *, threshold: float) -> None:
+    """Rewrite the output with probabilities at the estimated prior and their decisions."""
+    table = read_scores(path)
+    decision = decide(moved, threshold=threshold)
+    cost = bundle.spec["cost"]
+    columns = [
+        table.column("example_id"),
+        table.column("score"),
+        pa.array(moved, pa.float64()),
+        pa.array(decision, pa.int8()),
+        pa.array(
+            expected_costs(
+                moved, decision, cost_fp=cost["false_positive"], cost_fn=cost["false_negative"]
+            ),
+            pa.float64(),
+        ),
+    ]
+    with ScoresWriter(path) as writer:
+        writer.write(pa.Table.from_arrays(columns, schema=OUTPUT_SCHEMA))
+
+
+def _pair(entry: dict[str, Any] | None, digits: int = 3) -> str:
+    if not entry or entry.get("value") is None:
+        return "n/a"
+    text = f"{entry['value']:.{digits}f}"
+    ci = entry.get("ci") or [None, None]
+    if None not in ci:
+        text += f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
+    return text
+
+
+def _num(value: Any, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def render_summary(summary: dict[str, Any]) -> str:
+    """The summary as Markdown, for people: the same numbers as the JSON."""
+    lines = [
+        "# Batch summary, without labels",
+        "",
+        f"- Examples: {summary['examples']}; the bundle's prior: {_num(summary['bundle_prior'], 4)}.",
+    ]
+    est = summary.get("estimated_prior")
+    if est is None:
+        lines += ["", *(f"- Warning: {w}" for w in summary.get("warnings", [])), ""]
+        return "\n".join(lines)
+    cross, drift = est["cross_check"], summary["drift"]
+    measured = summary.get("measured")
+    lines += [
+        f"- Estimated prior: **{_pair(est, 4)}** ({est['method']}; {est['interval']}).",
+        "- Cross-check: "
+        + (
+            f"ACC {_pair(cross['acc'], 4)}, PACC {_pair(cross['pacc'], 4)} ({cross['rates_from']})."
+            if "acc" in cross
+            else f"{cross['reason']}."
+        ),
+        f"- Prior shift: **{'yes' if drift['prior_shift'] else 'no'}** (the interval "
+        f"{'excludes' if drift['prior_shift'] else 'includes'} the bundle's prior). "
+        + (
+            f"Score distribution against dev_b: KS {_num(drift['score_shift_ks'])}, "
+            f"p = {drift['p_value']:.3g}."
+            if drift["score_shift_ks"] is not None
+            else "Score-distribution test: not available (no dev_b reference in the bundle)."
+        ),
+    ]
+    if measured:
+        lines.append(
+            f"- Measured prior ({measured['labelled_examples']} labelled examples): "
+            f"{_num(measured['prior'], 4)}."
+        )
+    at = summary["estimated_at_threshold"]
+    lines += [
+        "",
+        f"At the bundle's threshold (probability >= {at['threshold']:.4g}), decisions "
+        f"{at['decisions']}:",
+        "",
+        "| | estimated | measured |",
+        "|---|---|---|",
+    ]
+    for name, label, digits in (
+        ("precision", "precision", 3),
+        ("recall", "recall", 3),
+        ("alerts_per_1000", "alerts per 1,000", 1),
+        ("expected_cost", "expected cost per 1,000", 1),
+    ):
+        lines.append(
+            f"| {label} | {_pair(at[name], digits)} | "
+            f"{_num(measured.get(name), digits) if measured else '-'} |"
+        )
+    adapt = summary["adapt_prior"]
+    after = adapt["estimated_at_threshold_after"]
+    lines += [
+        "",
+        (
+            "With `--adapt-prior` (applied to this output): "
+            if adapt["applied"]
+            else "Re-deciding at the estimated prior (`--adapt-prior`) would give: "
+        )
+        + f"alerts per 1,000 {adapt['alerts_per_1000_before']:.1f} -> "
+        f"{adapt['alerts_per_1000_after']:.1f} ({adapt['decisions_changed']} decisions "
+        f"change), estimated precision {_pair(after['precision'])}, recall "
+        f"{_pair(after['recall'])}, expected cost {_pair(after['expected_cost'], 1)} per 1,000.",
+        "",
+    ]
+    lines += [f"- Warning: {w}" for w in summary.get("warnings", [])]
+    return "\n".join(lines) + "\n"
+
+
+def summary_markdown_path(path: str | Path) -> Path:
+    """S.md beside S.json."""
+    path = Path(path)
+    return (
+        path.with_suffix(".md")
+        if path.suffix.lower() == ".json"
+        else path.with_name(path.name + ".md")
+    )
+
+
+def write_summary(
+    path: str | Path,
+    bundle: Bundle,
+    output_path: str | Path,
+    record: BatchRecord,
+    scoring: ScoreSummary,
+    *,
+    adapt_prior: bool = False,
+    resamples: int | None = None,
+    seed: int | None = None,
+) -> dict[str, Any]:
+    """Estimate the scored batch without labels; write S.json and S.md (and adapt the output)."""
+    table = read_scores(output_path)
+    ids = table.column("example_id").to_pylist()
+    if ids != record.example_ids:
+        raise RuntimeError(
+            f"the output {output_path} does not hold the examples just scored, in order "
+            "(please report this bug)"
+        )
+    scores = table.column("score").to_numpy().astype(np.float64)
+    summary, moved = batch_summary(
+        bundle, scores, record, adapt_prior=adapt_prior, resamples=resamples, seed=seed
+    )
+    if adapt_prior and moved is not None:
+        adapt_output(output_path, bundle, moved, threshold=bundle.threshold)
+    summary["scoring"] = scoring.as_dict()
+    summary["bundle"] = {
+        "path": str(bundle.path),
+        "content_hash": bundle.spec.get("content_hash"),
+        "format_version": bundle.spec.get("format_version"),
+    }
+    for warning in summary.get("warnings", []):
+        logger.warning("%s", warning)
+    common.write_json(path, summary)
+    markdown = summary_markdown_path(path)
+    tmp = markdown.with_name(f".{markdown.name}.tmp")
+    tmp.write_text(render_summary(common.finite_or_none(summary)))
+    os.replace(tmp, markdown)
+    return summary
 
 
 # ----------------------------------------------------------------------------- command
@@ -530,7 +824,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="TF_ENABLE_ONEDNN_OPTS: auto (default: on with native bf16), on or off; "
         "an exported TF_ENABLE_ONEDNN_OPTS wins",
     )
+    parser.add_argument(
+        "--summary",
+        type=Path,
+        help="write the label-free batch summary here (JSON), and its Markdown beside it (.md)",
+    )
+    parser.add_argument(
+        "--adapt-prior",
+        action="store_true",
+        help="with --summary: rewrite probabilities and decisions at the estimated prior",
+    )
+    parser.add_argument(
+        "--resamples",
+        type=int,
+        help="bootstrap resamples of the summary's intervals (default: the bundle's "
+        "evaluate.bootstrap.resamples)",
+    )
+    parser.add_argument("--seed", type=int, help="bootstrap seed (default: the bundle's)")
     args = parser.parse_args(argv)
+    if args.adapt_prior and args.summary is None:
+        parser.error("--adapt-prior needs --summary (the estimate it adapts to goes there)")
+    if args.resamples is not None and args.resamples < 1:
+        parser.error(f"--resamples must be an integer >= 1, got {args.resamples}")
     if args.rejects is None and args.on_error == "quarantine":
         args.rejects = args.output.with_name(args.output.name + ".rejects.jsonl")
     return args
@@ -540,10 +855,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     common.setup_logging()
     try:
-        check_paths(args.input, {"--output": args.output, "--rejects": args.rejects})
+        written = {"--output": args.output, "--rejects": args.rejects, "--summary": args.summary}
+        if args.summary is not None:
+            written["--summary (its .md)"] = summary_markdown_path(args.summary)
+        check_paths(args.input, written)
         output_format(args.output)
         input_spec(args.input, format=args.format, delimiter=args.delimiter)
         bundle = load_compute_bundle(args.bundle, precision=args.precision, onednn=args.onednn)
+        record = BatchRecord()
         summary = score_file(
             bundle,
             args.input,
@@ -555,7 +874,19 @@ def main(argv: list[str] | None = None) -> None:
             batch_size=args.batch_size,
             pool_size=args.pool_size,
             chunk_rows=args.chunk_rows,
+            on_example=record.add if args.summary is not None else None,
         )
+        if args.summary is not None:
+            batch = write_summary(
+                args.summary,
+                bundle,
+                args.output,
+                record,
+                summary,
+                adapt_prior=args.adapt_prior,
+                resamples=args.resamples,
+                seed=args.seed,
+            )
     except RawDataError as exc:
         hint = ""
         if exc.reject.reason != DIM_MISMATCH and args.on_error == "fail":
@@ -572,6 +903,16 @@ def main(argv: list[str] | None = None) -> None:
         logger.error("score: %s", common.describe_user_error(exc))
         sys.exit(1)
     logger.info("wrote %s: %s", args.output, summary.as_dict())
+    if args.summary is not None and batch.get("estimated_prior"):
+        est = batch["estimated_prior"]
+        logger.info(
+            "wrote %s: estimated prior %.5f %s (bundle %.5f), prior shift %s",
+            args.summary,
+            est["value"],
+            est["ci"],
+            batch["bundle_prior"],
+            batch["drift"]["prior_shift"],
+        )
     if args.rejects is not None and summary.rejected:
         logger.warning("%d examples rejected; see %s", summary.rejected, args.rejects)
 

@@ -160,7 +160,11 @@ def test_bundle_records_what_scoring_needs(pipeline: dict[str, Path]) -> None:
     spec = read_json(pipeline["bundle"] / "bundle.json")
     metrics = read_json(pipeline["reports"] / "metrics.json")
     train = read_json(pipeline["model_dir"] / "train.json")
-    assert sorted(p.name for p in pipeline["bundle"].iterdir()) == ["bundle.json", "model.keras"]
+    assert sorted(p.name for p in pipeline["bundle"].iterdir()) == [
+        "bundle.json",
+        "model.keras",
+        "reference.parquet",
+    ]
     assert (pipeline["bundle"] / "model.keras").read_bytes() == (
         pipeline["model_dir"] / "model.keras"
     ).read_bytes()
@@ -184,9 +188,16 @@ def test_bundle_records_what_scoring_needs(pipeline: dict[str, Path]) -> None:
 def test_bundle_maps_scores_like_evaluate(pipeline: dict[str, Path]) -> None:
     spec = bundle.read_spec(pipeline["bundle"])
     predictions = pd.read_parquet(pipeline["reports"] / "predictions.parquet")
-    got = priors.probability_at_prior(
+    corrected = priors.probability_at_prior(
         predictions["score"].to_numpy(), beta=BETA, shift=bundle.spec_shift(spec)
     )
+    np.testing.assert_allclose(
+        corrected, predictions["probability_prior_corrected"], rtol=0, atol=1e-15
+    )
+    # then evaluate's recalibration, as the bundle records it
+    metrics = read_json(pipeline["reports"] / "metrics.json")
+    assert spec["calibration"] == metrics["calibration"]["chosen"]
+    got = bundle.spec_calibration(spec).apply(corrected)
     np.testing.assert_allclose(got, predictions["probability"], rtol=0, atol=1e-15)
     # the rule the bundle states gives evaluate's decisions and thus its test confusion matrix
     test = predictions[predictions["split"] == "test"]
@@ -205,8 +216,47 @@ def test_stage_output_is_deterministic(pipeline: dict[str, Path], tmp_path: Path
         + ["--predictions", str(pipeline["reports"] / "predictions.parquet")]
         + ["--out", str(again)]
     )
-    for name in ("bundle.json", "model.keras"):
+    for name in ("bundle.json", "model.keras", "reference.parquet"):
         assert (again / name).read_bytes() == (pipeline["bundle"] / name).read_bytes()
+
+
+def test_reference_holds_dev_b_as_evaluate_saw_it(pipeline: dict[str, Path]) -> None:
+    loaded = bundle.load_bundle(pipeline["bundle"])
+    ref = loaded.reference()
+    predictions = pd.read_parquet(pipeline["reports"] / "predictions.parquet")
+    dev_b = predictions[predictions["split"] == "dev_b"]
+    rows = ref.split == "dev_b"
+    assert rows.sum() == len(dev_b) == loaded.spec["reference"]["dev_b_rows"]
+    np.testing.assert_array_equal(ref.label[rows], dev_b["label"])
+    np.testing.assert_allclose(ref.probability[rows], dev_b["probability_prior_corrected"])
+    # groups travel as codes: the same partition of rows, no entity names
+    assert ref.group.dtype.kind == "i"
+    assert len(np.unique(ref.group[rows])) == dev_b["group"].nunique()
+
+
+def test_a_changed_reference_file_is_refused(pipeline: dict[str, Path], tmp_path: Path) -> None:
+    copy = tmp_path / "bundle"
+    shutil.copytree(pipeline["bundle"], copy)
+    table = pd.read_parquet(copy / "reference.parquet")
+    table.loc[0, "label"] = 1 - table.loc[0, "label"]
+    table.to_parquet(copy / "reference.parquet")
+    with pytest.raises(ValueError, match="reference.parquet: missing or not the reference"):
+        bundle.load_bundle(copy)
+
+
+def test_a_format_1_bundle_still_scores_without_recalibration(
+    pipeline: dict[str, Path], tmp_path: Path
+) -> None:
+    def downgrade(spec: dict[str, Any]) -> None:
+        spec["format_version"] = 1
+        del spec["calibration"], spec["reference"]
+
+    copy = edited_copy(pipeline, tmp_path, downgrade)
+    (copy / "reference.parquet").unlink()
+    old = bundle.load_bundle(copy)
+    scores = np.array([0.1, 0.5, 0.9])
+    np.testing.assert_array_equal(old.probability(scores), old.prior_corrected(scores))
+    assert old.reference() is None
 
 
 def test_stale_predictions_are_refused(pipeline: dict[str, Path]) -> None:
@@ -436,6 +486,14 @@ def test_model_file_may_be_a_link_as_dvc_checks_it_out(
             "cost.false_negative is -10; it must be a finite number",
         ),
         (_set("cost.false_positive", KeyError), "cost.false_positive is missing; it must be a"),
+        (_set("format_version", 3), "format_version 3 is not supported; this code reads 1 or 2"),
+        (_set("calibration", KeyError), "calibration is missing; it must be an object with"),
+        (_set("calibration.method", "spline"), "calibration.method is 'spline'; it must be"),
+        (_set("calibration.slope", 0), "calibration.slope is 0; it must be a finite number > 0"),
+        (_set("calibration.fitted_on", "test"), "calibration.fitted_on is 'test'; it must be"),
+        (_set("reference", KeyError), "reference is missing; it must be null or an object"),
+        (_set("reference.file", "/etc/passwd"), "reference.file is '/etc/passwd'; it must be a"),
+        (_set("reference.sha256", "x"), "reference.sha256 is 'x'; it must be the reference"),
     ],
 )
 def test_malformed_spec_is_refused_naming_the_field(

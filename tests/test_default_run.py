@@ -90,3 +90,15 @@ def test_default_run_is_big_enough_to_show_curves_and_intervals():
     assert len(dev_a_steps) >= 5
     audit = json.loads((ROOT / "reports/audit.json").read_text())
     assert min(audit["test_size"]["positives"].values()) >= 100
+
+
+def test_default_run_label_free_estimates_cover_what_test_measured():
+    """Issue 16: with test's labels hidden, EM's interval holds test's label rate and CBPE's
+    holds the precision measured at the chosen threshold."""
+    metrics = json.loads((ROOT / "reports/metrics.json").read_text())
+    test = metrics["label_free"]["test"]
+    low, high = test["estimated_prior"]["ci"]
+    assert low <= test["measured"]["prior"] <= high
+    low, high = test["estimated_at_threshold"]["precision"]["ci"]
+    assert low <= test["measured"]["precision"] <= high
+    assert test["drift"]["prior_shift"] is False

@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from stages import bundle, contract, rawio, score
+from stages import bundle, contract, priors, rawio, score
 from stages.rawio import RawDataError
 from tests.conftest import make_project, run
 from tests.test_bundle import DIM, build_pipeline
@@ -633,7 +634,11 @@ def test_fresh_clone_scores_after_pulling_only_the_bundle(tmp_path: Path) -> Non
     clone = tmp_path / "clone"
     run(["git", "clone", "-q", str(project), str(clone)], tmp_path)
     run(["dvc", "pull", "bundle"], clone)
-    assert sorted(p.name for p in (clone / "bundle").iterdir()) == ["bundle.json", "model.keras"]
+    assert sorted(p.name for p in (clone / "bundle").iterdir()) == [
+        "bundle.json",
+        "model.keras",
+        "reference.parquet",
+    ]
     for absent in (
         "models",
         "data/dataset",
@@ -647,8 +652,14 @@ def test_fresh_clone_scores_after_pulling_only_the_bundle(tmp_path: Path) -> Non
     raw = tmp_path / "raw" / "production"
     out = clone / "scores.parquet"
     run(["python", "-m", "stages.score", "--bundle", "bundle", "--input", str(raw)]
-        + ["--output", str(out)], clone)  # fmt: skip
+        + ["--output", str(out), "--summary", "summary.json", "--resamples", "50"], clone)  # fmt: skip
     got = pd.read_parquet(out)
+    # the labelled production sample's summary: the measured prior inside the estimate's interval
+    summary = json.loads((clone / "summary.json").read_text())
+    low, high = summary["estimated_prior"]["ci"]
+    assert summary["measured"]["labelled_examples"] == len(got)
+    assert low <= summary["measured"]["prior"] <= high, (summary["measured"], low, high)
+    assert (clone / "summary.md").is_file()
     predictions = pd.read_parquet(project / "reports" / "predictions.parquet")
     production = predictions[predictions["split"].isin(["dev_b", "test"])]
     merged = production.merge(got, on="example_id", suffixes=("_evaluate", ""))
@@ -693,3 +704,135 @@ def test_the_csv_traps_of_real_exports_score_every_example(
     (reject,) = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
     assert reject["line"] == path.read_text().count("\n")
     assert "non-numeric value 'oops' in feature column 'f2'" in reject["message"]
+
+
+# ----------------------------------------------------------------------------- --summary
+
+
+SUMMARY_KEYS = {"examples", "bundle_prior", "estimated_prior", "estimated_at_threshold", "drift"}
+
+
+def _score_with_summary(
+    pipeline: dict[str, Path], tmp_path: Path, *, labelled: bool, extra: list[str] = ()
+) -> tuple[dict[str, Any], Path, pd.DataFrame]:
+    predictions = pd.read_parquet(pipeline["reports"] / "predictions.parquet")
+    test = predictions[predictions["split"] != "dev_a"].reset_index(drop=True)
+    examples = dataset_examples(pipeline["dataset"], test["example_id"].tolist())
+    names = ["example_id", "group", "label", *NAMES[1:]] if labelled else NAMES
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    raw = write_csv(tmp_path / "in.csv", long_rows(examples, labelled=labelled), names)
+    out, summary = tmp_path / "scores.parquet", tmp_path / "s.json"
+    score.main(
+        ["--bundle", str(pipeline["bundle"]), "--input", str(raw), "--output", str(out)]
+        + ["--summary", str(summary), "--resamples", "40", *extra]
+    )
+    return json.loads(summary.read_text()), out, test
+
+
+def test_summary_end_to_end_with_a_real_bundle(pipeline: dict[str, Path], tmp_path: Path) -> None:
+    got, out, batch = _score_with_summary(pipeline, tmp_path, labelled=False)
+    assert SUMMARY_KEYS <= set(got)
+    assert got["examples"] == len(batch)
+    spec = json.loads((pipeline["bundle"] / "bundle.json").read_text())
+    assert got["bundle_prior"] == spec["production_prior"]
+    est = got["estimated_prior"]
+    assert {"value", "ci", "method", "cross_check"} <= set(est)
+    assert est["ci"][0] <= est["value"] <= est["ci"][1]
+    assert {"acc", "pacc"} <= set(est["cross_check"])  # format 2: dev_b's rates are there
+    for name in ("precision", "recall", "alerts_per_1000", "expected_cost"):
+        assert set(got["estimated_at_threshold"][name]) == {"value", "ci"}
+    assert isinstance(got["drift"]["prior_shift"], bool)
+    assert 0 <= got["drift"]["score_shift_ks"] <= 1 and 0 <= got["drift"]["p_value"] <= 1
+    assert "measured" not in got  # no labels in the input
+    # the estimate is evaluate's: the same estimator on the same probabilities
+    scored = read_output(out)
+    alerts = 1000 * scored["decision"].mean()
+    assert got["estimated_at_threshold"]["alerts_per_1000"]["value"] == pytest.approx(alerts)
+    assert got["adapt_prior"]["applied"] is False
+    assert got["adapt_prior"]["alerts_per_1000_before"] == pytest.approx(alerts)
+    markdown = (tmp_path / "s.md").read_text()
+    assert markdown.startswith("# Batch summary, without labels")
+    assert "Estimated prior" in markdown and "Prior shift" in markdown
+
+
+def test_summary_measures_labels_beside_the_estimates(
+    pipeline: dict[str, Path], tmp_path: Path
+) -> None:
+    got, out, batch = _score_with_summary(pipeline, tmp_path, labelled=True)
+    measured = got["measured"]
+    assert measured["labelled_examples"] == len(batch)
+    assert measured["prior"] == pytest.approx(batch["label"].mean())
+    decision = read_output(out)["decision"].to_numpy()
+    y = batch["label"].to_numpy()
+    tp, fp = float((decision * y).sum()), float((decision * (1 - y)).sum())
+    if tp + fp:
+        assert measured["precision"] == pytest.approx(tp / (tp + fp))
+    assert "| precision |" in (tmp_path / "s.md").read_text()
+
+
+def test_adapt_prior_rewrites_probabilities_and_decisions_at_the_estimate(
+    pipeline: dict[str, Path], tmp_path: Path
+) -> None:
+    plain, plain_out, _ = _score_with_summary(pipeline, tmp_path / "a", labelled=False)
+    got, out, _ = _score_with_summary(
+        pipeline, tmp_path / "b", labelled=False, extra=["--adapt-prior"]
+    )
+    before, after = read_output(plain_out), read_output(out)
+    estimate, prior = got["estimated_prior"]["value"], got["bundle_prior"]
+    estimate = min(max(estimate, 1e-9), 1 - 1e-9)  # an estimate of 0 or 1 is moved to just inside
+    moved = priors.shift_prior(
+        before["probability"].to_numpy(), from_prior=prior, to_prior=estimate
+    )
+    np.testing.assert_allclose(after["probability"], moved, rtol=1e-12)
+    threshold = json.loads((pipeline["bundle"] / "bundle.json").read_text())["threshold"]["value"]
+    np.testing.assert_array_equal(after["decision"], (moved >= threshold).astype(int))
+    adapt = got["adapt_prior"]
+    assert adapt["applied"] is True and adapt["to_prior"] == got["estimated_prior"]["value"]
+    assert adapt["alerts_per_1000_before"] == pytest.approx(1000 * before["decision"].mean())
+    assert adapt["alerts_per_1000_after"] == pytest.approx(1000 * after["decision"].mean())
+    assert adapt["decisions_changed"] == int((before["decision"] != after["decision"]).sum())
+    assert plain["estimated_prior"] == got["estimated_prior"]  # same seed, same estimate
+
+
+def test_summary_of_an_empty_batch_warns_and_adapt_prior_needs_a_summary(
+    pipeline: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    raw = write_csv(tmp_path / "in.csv", [])
+    summary = tmp_path / "s.json"
+    score.main(
+        ["--bundle", str(pipeline["bundle"]), "--input", str(raw)]
+        + ["--output", str(tmp_path / "o.csv"), "--summary", str(summary)]
+    )
+    got = json.loads(summary.read_text())
+    assert got["examples"] == 0 and got["estimated_prior"] is None
+    assert "empty" in got["warnings"][0]
+    with pytest.raises(SystemExit) as info:
+        score.main(
+            ["--bundle", str(pipeline["bundle"]), "--input", str(raw)]
+            + ["--output", str(tmp_path / "o.csv"), "--adapt-prior"]
+        )
+    assert info.value.code == 2 and "--adapt-prior needs --summary" in capsys.readouterr().err
+
+
+def test_summary_from_a_format_1_bundle_says_not_available(
+    pipeline: dict[str, Path], tmp_path: Path
+) -> None:
+    old = tmp_path / "old"
+    shutil.copytree(pipeline["bundle"], old)
+    spec = json.loads((old / "bundle.json").read_text())
+    spec["format_version"] = 1
+    del spec["calibration"], spec["reference"]
+    spec["content_hash"] = bundle.content_hash(spec)
+    (old / "bundle.json").write_text(json.dumps(spec))
+    (old / "reference.parquet").unlink()
+    raw = write_jsonl(tmp_path / "x.jsonl", jsonl_records(small_examples(6)))
+    summary = tmp_path / "s.json"
+    score.main(
+        ["--bundle", str(old), "--input", str(raw), "--output", str(tmp_path / "o.csv")]
+        + ["--summary", str(summary), "--resamples", "20"]
+    )
+    got = json.loads(summary.read_text())
+    cross = got["estimated_prior"]["cross_check"]
+    assert cross["available"] is False and "not available" in cross["reason"]
+    assert got["drift"]["score_shift_ks"] is None and got["drift"]["p_value"] is None
+    assert any("too few" in w for w in got["warnings"])  # six examples: a warning, no crash

@@ -1,0 +1,470 @@
+"""Label-free estimation for a scored batch: its prior, the threshold's performance, drift.
+
+Pure functions on arrays; no files. METHODS.md section 7 has the sources:
+
+- ``em_prior``: the EM / SLD prior estimate (Saerens, Latinne, Decaestecker 2002)
+  on probabilities calibrated at ``prior``. For two classes the EM fixed point is
+  the maximum-likelihood mixture weight, and the log-likelihood is concave in it,
+  so it is found directly with ``scipy.optimize.brentq`` on the score equation
+  instead of iterating (the tests check it against QuaPy's EMQ and a plain
+  iteration);
+- ``adjusted_count`` (ACC, Forman 2008) and ``probabilistic_adjusted_count``
+  (PACC, Bella et al. 2010) with a labelled reference's rates (dev_b);
+- ``expected_performance``: confidence-based performance estimation (NannyML's
+  CBPE) at a threshold, from calibrated probabilities at the batch's prior;
+- ``estimate_batch``: all of the above with percentile-bootstrap intervals that
+  resample the batch (by group where groups are known) *and* the labelled
+  reference (by group), refitting the recalibration on the resampled reference
+  where it was fitted there, so that the reference's own uncertainty is in every
+  interval; plus a KS test of the batch's probabilities against the reference's.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.optimize import brentq
+from scipy.stats import ks_2samp
+
+from stages import calibration as cal
+from stages import priors
+
+logger = logging.getLogger(__name__)
+
+MIN_EXPECTED_POSITIVES = 10.0  # fewer estimated positives in a batch: a plain warning
+EM_METHOD = "EM (Saerens et al. 2002) on the calibrated probabilities"
+
+
+def _wsum(weights: np.ndarray, values: np.ndarray | float) -> float:
+    """``sum(weights * values)`` without BLAS: a threaded ``ddot`` crawls on busy small machines."""
+    return float(np.sum(weights * values))
+
+
+def _probabilities(probability: np.ndarray, name: str = "probability") -> np.ndarray:
+    p = np.asarray(probability, dtype=np.float64)
+    if p.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {p.shape}")
+    if not np.all(np.isfinite(p)) or np.any((p < 0) | (p > 1)):
+        raise ValueError(f"{name} must be finite probabilities in [0, 1]")
+    return p
+
+
+# ----------------------------------------------------------------------------- prior estimates
+
+
+def em_prior(probability: np.ndarray, *, prior: float, weights: np.ndarray | None = None) -> float:
+    """The batch prior that EM / SLD converges to, for probabilities calibrated at ``prior``.
+
+    Each example's likelihood ratio is ``r = odds(p) / odds(prior)``; the EM fixed
+    point solves ``sum w (r - 1) / (pi r + 1 - pi) = 0``, which is decreasing in
+    ``pi``, so it is 0 or 1 at the ends or the unique root between.
+    """
+    p = np.clip(_probabilities(probability), cal.EPS, 1.0 - cal.EPS)
+    w = priors._check_weights(weights, len(p))
+    prior = priors._check_rate("prior", prior)
+    if len(p) == 0 or w.sum() <= 0:
+        raise ValueError("em_prior needs at least one example with positive weight")
+    a = priors.odds(p) / priors.odds(prior) - 1.0
+
+    def score(pi: float) -> float:  # d/dpi of the log-likelihood, up to a positive factor
+        return float(_wsum(w, a / (1.0 + pi * a)))
+
+    if score(0.0) <= 0:
+        return 0.0
+    if score(1.0) >= 0:
+        return 1.0
+    return float(brentq(score, 0.0, 1.0, xtol=1e-12, rtol=1e-10))
+
+
+def adjusted_count(
+    decision: np.ndarray, *, tpr: float, fpr: float, weights: np.ndarray | None = None
+) -> float:
+    """ACC: ``(cc - fpr) / (tpr - fpr)`` clipped to [0, 1]; NaN where ``tpr <= fpr``."""
+    d = priors._check_binary(decision).astype(np.float64)
+    w = priors._check_weights(weights, len(d))
+    if w.sum() <= 0:
+        raise ValueError("adjusted_count needs at least one example with positive weight")
+    if not tpr > fpr:
+        return float("nan")
+    cc = float(_wsum(w, d) / w.sum())
+    return float(np.clip((cc - fpr) / (tpr - fpr), 0.0, 1.0))
+
+
+def probabilistic_adjusted_count(
+    probability: np.ndarray,
+    *,
+    mean_positive: float,
+    mean_negative: float,
+    weights: np.ndarray | None = None,
+) -> float:
+    """PACC: ``(mean p - E[p|neg]) / (E[p|pos] - E[p|neg])`` clipped to [0, 1]."""
+    p = _probabilities(probability)
+    w = priors._check_weights(weights, len(p))
+    if w.sum() <= 0:
+        raise ValueError("probabilistic_adjusted_count needs positive total weight")
+    if not mean_positive > mean_negative:
+        return float("nan")
+    pcc = float(_wsum(w, p) / w.sum())
+    return float(np.clip((pcc - mean_negative) / (mean_positive - mean_negative), 0.0, 1.0))
+
+
+def reference_rates(
+    labels: np.ndarray,
+    probability: np.ndarray,
+    *,
+    threshold: float,
+    weights: np.ndarray | None = None,
+) -> dict[str, float]:
+    """What ACC and PACC need from a labelled set: tpr, fpr and the class-conditional mean p."""
+    y = priors._check_binary(labels)
+    p = _probabilities(probability)
+    w = priors._check_weights(weights, len(y))
+    pos, neg = w * (y == 1), w * (y == 0)
+    if pos.sum() <= 0 or neg.sum() <= 0:
+        nan = float("nan")
+        return {"tpr": nan, "fpr": nan, "mean_positive": nan, "mean_negative": nan}
+    flagged = (p >= threshold).astype(np.float64)
+    return {
+        "tpr": float(_wsum(pos, flagged) / pos.sum()),
+        "fpr": float(_wsum(neg, flagged) / neg.sum()),
+        "mean_positive": float(_wsum(pos, p) / pos.sum()),
+        "mean_negative": float(_wsum(neg, p) / neg.sum()),
+    }
+
+
+# ----------------------------------------------------------------------------- performance
+
+
+def expected_performance(
+    probability: np.ndarray,
+    decision: np.ndarray,
+    *,
+    cost_fp: float,
+    cost_fn: float,
+    weights: np.ndarray | None = None,
+    per: float = priors.PER_EXAMPLES,
+) -> dict[str, float]:
+    """CBPE: expected precision, recall, alerts and cost per ``per`` from calibrated ``p``.
+
+    ``probability`` must be calibrated at the batch's own prior; ``decision`` is the
+    rule being judged. Expected TP = sum(d p), FP = sum(d (1-p)), FN = sum((1-d) p).
+    """
+    p = _probabilities(probability)
+    d = priors._check_binary(decision).astype(np.float64)
+    w = priors._check_weights(weights, len(p))
+    if p.shape != d.shape:
+        raise ValueError(f"probability and decision shapes differ: {p.shape} vs {d.shape}")
+    cm = priors.Confusion(
+        tn=float(_wsum(w, (1 - d) * (1 - p))),
+        fp=float(_wsum(w, d * (1 - p))),
+        fn=float(_wsum(w, (1 - d) * p)),
+        tp=float(_wsum(w, d * p)),
+    )
+    return performance_of(cm, cost_fp=cost_fp, cost_fn=cost_fn, per=per)
+
+
+def performance_of(
+    cm: priors.Confusion, *, cost_fp: float, cost_fn: float, per: float = priors.PER_EXAMPLES
+) -> dict[str, float]:
+    """Precision, recall, alerts and expected cost per ``per`` of one (expected) confusion."""
+    r = priors.rates(cm)
+    return {
+        "precision": r["precision"],
+        "recall": r["recall"],
+        "alerts_per_1000": priors.production_terms(cm, per=per)["alerts"],
+        "expected_cost": priors.expected_cost(cm, cost_fp=cost_fp, cost_fn=cost_fn, per=per),
+    }
+
+
+def measured_performance(
+    labels: np.ndarray,
+    decision: np.ndarray,
+    *,
+    cost_fp: float,
+    cost_fn: float,
+    weights: np.ndarray | None = None,
+) -> dict[str, float]:
+    """The same four numbers measured against labels (for batches that carry them)."""
+    cm = priors.confusion(labels, decision, weights)
+    return performance_of(cm, cost_fp=cost_fp, cost_fn=cost_fn)
+
+
+# ----------------------------------------------------------------------------- one batch
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The labelled rows a batch is compared with, as the bundle stores them.
+
+    ``probability`` is prior-corrected and not yet recalibrated, so that a
+    bootstrap can refit the recalibration; ``split`` says which rows are dev_b
+    (rates, KS) and which the calibration was fitted on; ``fit_weight`` is the
+    weight each row had in that fit (at the training prior on dev_a, at the
+    production prior on dev_b).
+    """
+
+    split: np.ndarray
+    group: np.ndarray
+    label: np.ndarray
+    weight: np.ndarray
+    fit_weight: np.ndarray
+    probability: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = len(self.split)
+        for name in ("group", "label", "weight", "fit_weight", "probability"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(
+                    f"reference column {name} has {len(getattr(self, name))} rows, not {n}"
+                )
+        if not (np.asarray(self.split) == "dev_b").any():
+            raise ValueError("the reference has no dev_b rows")
+
+
+REFERENCE_SPLITS = ("dev_a", "dev_b")
+
+
+def reference_from_rows(
+    split: np.ndarray,
+    group: np.ndarray,
+    label: np.ndarray,
+    weight: np.ndarray,
+    probability: np.ndarray,
+    *,
+    prior: float,
+    training_prior: float | None,
+    calibration: cal.Calibration,
+) -> Reference:
+    """dev_b's rows, plus the rows the calibration was fitted on, as a :class:`Reference`.
+
+    ``probability`` is prior-corrected, before recalibration; ``weight`` the manifest
+    weight. The fit weights repeat the fit: dev_b at the production ``prior``, dev_a
+    at ``training_prior`` (its rows as sampled when that is unknown).
+    """
+    split = np.asarray(split).astype(str)
+    keep = split == "dev_b"
+    if calibration.fitted_on == "dev_a":
+        keep |= split == "dev_a"
+    label = priors._check_binary(np.asarray(label)[keep])
+    weight = np.asarray(weight, dtype=np.float64)[keep]
+    split = split[keep]
+    fit_weight = np.ones(len(label))
+    for name, at in (("dev_b", prior), ("dev_a", training_prior)):
+        rows = split == name
+        if rows.any():
+            fit_weight[rows] = (
+                priors.weights_at_prior(label[rows], weight[rows], prior=at)
+                if at is not None
+                else 1.0
+            )
+    return Reference(
+        split=split,
+        group=np.asarray(group).astype(str)[keep],
+        label=label,
+        weight=weight,
+        fit_weight=fit_weight,
+        probability=_probabilities(np.asarray(probability, dtype=np.float64)[keep]),
+    )
+
+
+def _interval(values: np.ndarray, level: float) -> list[float | None]:
+    finite = values[np.isfinite(values)]
+    if len(finite) == 0:
+        return [None, None]
+    alpha = (1.0 - level) / 2.0
+    low, high = np.quantile(finite, [alpha, 1.0 - alpha])
+    return [float(low), float(high)]
+
+
+def _multiplicity(codes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    n = int(codes.max()) + 1 if len(codes) else 0
+    counts = np.bincount(rng.integers(0, n, n), minlength=n) if n else np.zeros(0)
+    return counts[codes].astype(np.float64)
+
+
+def _codes(groups: np.ndarray | None, n: int) -> np.ndarray:
+    if groups is None:
+        return np.arange(n)
+    _, codes = np.unique(np.asarray(groups).astype(str), return_inverse=True)
+    return codes
+
+
+def _one_pass(
+    probability: np.ndarray,
+    batch_w: np.ndarray,
+    calibration: cal.Calibration,
+    reference: Reference | None,
+    ref_w: np.ndarray | None,
+    *,
+    prior: float,
+    threshold: float,
+    cost_fp: float,
+    cost_fn: float,
+    adapt: bool,
+) -> dict[str, float]:
+    """Every estimate for one (re)sample: batch weights ``batch_w``, reference weights ``ref_w``."""
+    if reference is not None and ref_w is not None and calibration.fitted_on is not None:
+        fit_rows = reference.split == calibration.fitted_on
+        try:
+            calibration = cal.refit(
+                calibration,
+                reference.probability[fit_rows],
+                reference.label[fit_rows],
+                reference.fit_weight[fit_rows] * ref_w[fit_rows],
+            )
+        except ValueError:  # a resample with one class only: keep the bundle's fit
+            pass
+    p = calibration.apply(probability)
+    out: dict[str, float] = {"em": em_prior(p, prior=prior, weights=batch_w)}
+    decision = (p >= threshold).astype(np.int8)
+    moved = priors.shift_prior(p, from_prior=prior, to_prior=min(max(out["em"], 1e-9), 1 - 1e-9))
+    if adapt:  # decisions re-made at the estimated prior
+        decision = (moved >= threshold).astype(np.int8)
+    perf = expected_performance(moved, decision, cost_fp=cost_fp, cost_fn=cost_fn, weights=batch_w)
+    out.update(perf)
+    if reference is not None:
+        dev_b = reference.split == "dev_b"
+        w = reference.weight[dev_b] * (ref_w[dev_b] if ref_w is not None else 1.0)
+        rates = reference_rates(
+            reference.label[dev_b],
+            calibration.apply(reference.probability[dev_b]),
+            threshold=threshold,
+            weights=w,
+        )
+        flagged = (p >= threshold).astype(np.int8)
+        out["acc"] = adjusted_count(flagged, tpr=rates["tpr"], fpr=rates["fpr"], weights=batch_w)
+        out["pacc"] = probabilistic_adjusted_count(
+            p,
+            mean_positive=rates["mean_positive"],
+            mean_negative=rates["mean_negative"],
+            weights=batch_w,
+        )
+    return out
+
+
+def estimate_batch(
+    probability: np.ndarray,
+    *,
+    prior: float,
+    threshold: float,
+    cost_fp: float,
+    cost_fn: float,
+    calibration: cal.Calibration = cal.IDENTITY,
+    reference: Reference | None = None,
+    groups: np.ndarray | None = None,
+    adapt: bool = False,
+    resamples: int = 1000,
+    level: float = 0.95,
+    seed: int | np.random.Generator = 0,
+) -> dict[str, Any]:
+    """The label-free summary of one batch (the ``score --summary`` keys), intervals included.
+
+    ``probability``: the batch's prior-corrected probabilities at the bundle's
+    ``prior``, before ``calibration``. ``reference`` (dev_b, and the rows the
+    calibration was fitted on) gives the ACC/PACC cross-check and the KS test, and
+    is resampled with the batch; without it, both are reported as not available.
+    ``groups``: the batch's entity groups, resampled whole (examples otherwise).
+    ``adapt``: estimate the performance of decisions re-made at the estimated prior.
+    """
+    p_raw = _probabilities(probability)
+    n = len(p_raw)
+    if n == 0:
+        raise ValueError("estimate_batch needs at least one example")
+    if int(resamples) < 1:
+        raise ValueError(f"resamples must be >= 1, got {resamples!r}")
+    level = priors._check_rate("level", level)
+    prior = priors._check_rate("prior", prior)
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    kw = {
+        "prior": prior,
+        "threshold": threshold,
+        "cost_fp": cost_fp,
+        "cost_fn": cost_fn,
+        "adapt": adapt,
+    }
+    point = _one_pass(p_raw, np.ones(n), calibration, reference, None, **kw)
+    batch_codes = _codes(groups, n)
+    ref_codes = None if reference is None else _codes(reference.group, len(reference.group))
+    draws: dict[str, list[float]] = {k: [] for k in point}
+    for _ in range(int(resamples)):
+        batch_w = _multiplicity(batch_codes, rng)
+        ref_w = None if ref_codes is None else _multiplicity(ref_codes, rng)
+        for k, v in _one_pass(p_raw, batch_w, calibration, reference, ref_w, **kw).items():
+            draws[k].append(v)
+    ci = {k: _interval(np.asarray(v, dtype=np.float64), level) for k, v in draws.items()}
+
+    def pair(name: str) -> dict[str, Any]:
+        return {"value": point[name], "ci": ci[name]}
+
+    interval = (
+        f"{int(round(level * 100))}% percentile bootstrap, {int(resamples)} resamples of the "
+        f"batch's {'groups' if groups is not None else 'examples'}"
+        + (" and of dev_b's groups (the recalibration refitted on each)" if reference else "")
+    )
+    warnings: list[str] = []
+    expected_positives = point["em"] * n
+    if expected_positives < MIN_EXPECTED_POSITIVES:
+        warnings.append(
+            f"the batch holds about {expected_positives:.1f} positives by the estimate (fewer "
+            f"than {MIN_EXPECTED_POSITIVES:g}): too few to estimate its prior or precision "
+            "well; the intervals are wide"
+        )
+    if reference is not None:
+        cross: dict[str, Any] = {
+            "acc": pair("acc"),
+            "pacc": pair("pacc"),
+            "rates_from": "dev_b, as stored in the bundle",
+        }
+        # on the prior-corrected probabilities: an isotonic map has few distinct values,
+        # and ties would blunt the test (it is unchanged by any strictly monotone map)
+        ks = ks_2samp(p_raw, reference.probability[reference.split == "dev_b"])
+        ks_stat, ks_p = float(ks.statistic), float(ks.pvalue)
+    else:
+        reason = "not available: the bundle stores no dev_b reference (built before format 2)"
+        cross = {"available": False, "reason": reason}
+        ks_stat = ks_p = None
+    em_ci = ci["em"]
+    shifted = None if None in em_ci else not (em_ci[0] <= prior <= em_ci[1])
+    return {
+        "examples": n,
+        "bundle_prior": prior,
+        "estimated_prior": {
+            "value": point["em"],
+            "ci": em_ci,
+            "method": EM_METHOD,
+            "interval": interval,
+            "cross_check": cross,
+        },
+        "estimated_at_threshold": {
+            "threshold": float(threshold),
+            "decisions": "re-made at the estimated prior" if adapt else "at the bundle's prior",
+            **{
+                name: pair(name)
+                for name in ("precision", "recall", "alerts_per_1000", "expected_cost")
+            },
+        },
+        "drift": {
+            "prior_shift": shifted,
+            "score_shift_ks": ks_stat,
+            "p_value": ks_p,
+            "against": "dev_b's probabilities (prior-corrected, before recalibration)"
+            if reference
+            else None,
+        },
+        "calibration": calibration.as_dict(),
+        "warnings": warnings,
+    }
+
+
+def adapt_to_prior(
+    probability: np.ndarray, *, from_prior: float, to_prior: float, threshold: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Calibrated probabilities moved to ``to_prior`` and the decisions at ``threshold`` there."""
+    to_prior = min(max(float(to_prior), 1e-9), 1 - 1e-9)
+    moved = priors.shift_prior(
+        _probabilities(probability), from_prior=from_prior, to_prior=to_prior
+    )
+    return moved, (moved >= threshold).astype(np.int8)

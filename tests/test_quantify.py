@@ -1,0 +1,334 @@
+"""Label-free estimation: EM recovers known priors, matches QuaPy, CBPE matches measured
+precision, prior_shift fires for a shifted batch only; and the recalibration maps."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from stages import calibration as cal
+from stages import priors, quantify
+
+FIXTURE = Path(__file__).parent / "fixtures" / "quapy_binary.json"
+MU, SIGMA = 2.0, 1.0  # two Gaussian log-odds classes, as tests/fixtures/make_quapy_fixture.py
+
+
+def posterior(x: np.ndarray, prior: float) -> np.ndarray:
+    """P(y=1 | x) at ``prior``: exactly calibrated there."""
+    return 1 / (1 + np.exp(-(2 * MU * x / SIGMA**2 + np.log(prior / (1 - prior)))))
+
+
+def draw(
+    rng: np.random.Generator, n: int, *, prior: float, at: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` labels at ``prior`` and their probabilities calibrated at the prior ``at``."""
+    y = (rng.random(n) < prior).astype(np.int8)
+    x = np.where(y == 1, MU, -MU) + SIGMA * rng.normal(size=n)
+    return y, posterior(x, at)
+
+
+def sld_iterations(p: np.ndarray, prior: float, steps: int = 20000) -> float:
+    """Saerens et al.'s EM written out: move posteriors to the estimate, average, repeat."""
+    pi = prior
+    for _ in range(steps):
+        pi = float(np.mean(priors.shift_prior(p, from_prior=prior, to_prior=pi)))
+    return pi
+
+
+# ----------------------------------------------------------------------------- EM, ACC, PACC
+
+
+@pytest.mark.parametrize("true_prior", [1 / 30, 1 / 101, 1 / 251])
+def test_em_recovers_a_known_prior_within_its_interval(true_prior: float) -> None:
+    """Over 20 replicate batches: small error, the 95% interval covers the truth, and
+    prior_shift fires exactly where the interval excludes the bundle's prior."""
+    rng = np.random.default_rng(7)
+    bundle_prior = 0.01
+    covered, errors, shifted = 0, [], []
+    for replicate in range(20):
+        _, p = draw(rng, 20_000, prior=true_prior, at=bundle_prior)
+        out = quantify.estimate_batch(
+            p, prior=bundle_prior, threshold=0.3, cost_fp=1, cost_fn=10, resamples=100,
+            seed=replicate,
+        )  # fmt: skip
+        est = out["estimated_prior"]
+        low, high = est["ci"]
+        covered += low <= true_prior <= high
+        errors.append(abs(est["value"] - true_prior) / true_prior)
+        assert out["drift"]["prior_shift"] is (not (low <= bundle_prior <= high))
+        shifted.append(out["drift"]["prior_shift"])
+    assert covered >= 17, covered
+    assert np.mean(errors) < 0.15, np.mean(errors)
+    # the batch's prior moved (except at 1:100): prior_shift says so
+    assert (
+        np.mean(shifted) >= 0.9
+        if abs(true_prior - bundle_prior) > 0.005
+        else np.mean(shifted) <= 0.2
+    )
+
+
+def test_em_is_the_fixed_point_of_the_sld_iterations() -> None:
+    rng = np.random.default_rng(3)
+    _, p = draw(rng, 3000, prior=0.05, at=0.1)
+    assert quantify.em_prior(p, prior=0.1) == pytest.approx(sld_iterations(p, 0.1), rel=1e-6)
+
+
+def test_em_acc_and_pacc_match_quapys_recorded_outputs() -> None:
+    record = json.loads(FIXTURE.read_text())
+    prior, threshold = record["reference_prior"], record["threshold"]
+    ref_y = np.asarray(record["reference"]["labels"])
+    ref_p = np.asarray(record["reference"]["probability"])
+    rates = quantify.reference_rates(ref_y, ref_p, threshold=threshold)
+    for batch in record["batches"]:
+        p = np.asarray(batch["probability"])
+        expected = batch["quapy"]
+        assert quantify.em_prior(p, prior=prior) == pytest.approx(expected["emq"], rel=1e-6)
+        acc = quantify.adjusted_count(
+            (p >= threshold).astype(int), tpr=rates["tpr"], fpr=rates["fpr"]
+        )
+        assert acc == pytest.approx(expected["acc"], abs=1e-12)
+        pacc = quantify.probabilistic_adjusted_count(
+            p, mean_positive=rates["mean_positive"], mean_negative=rates["mean_negative"]
+        )
+        assert pacc == pytest.approx(expected["pacc"], abs=1e-12)
+
+
+def test_adjusted_counts_clip_and_refuse_useless_rates() -> None:
+    assert quantify.adjusted_count(np.zeros(10, int), tpr=0.8, fpr=0.1) == 0.0
+    assert quantify.adjusted_count(np.ones(10, int), tpr=0.8, fpr=0.1) == 1.0
+    assert np.isnan(quantify.adjusted_count(np.ones(10, int), tpr=0.1, fpr=0.1))
+    assert np.isnan(
+        quantify.probabilistic_adjusted_count(np.full(3, 0.2), mean_positive=0.1, mean_negative=0.2)
+    )
+    with pytest.raises(ValueError, match="probability must be finite probabilities"):
+        quantify.em_prior(np.array([0.2, 1.5]), prior=0.1)
+    with pytest.raises(ValueError, match=r"prior must be in \(0, 1\)"):
+        quantify.em_prior(np.array([0.2]), prior=0.0)
+
+
+# ----------------------------------------------------------------------------- CBPE
+
+
+def test_cbpe_expected_precision_matches_measured_on_a_calibrated_simulation() -> None:
+    rng = np.random.default_rng(11)
+    y, p = draw(rng, 200_000, prior=0.02, at=0.02)
+    decision = (p >= 0.2).astype(np.int8)
+    expected = quantify.expected_performance(p, decision, cost_fp=1, cost_fn=10)
+    measured = quantify.measured_performance(y, decision, cost_fp=1, cost_fn=10)
+    assert expected["precision"] == pytest.approx(measured["precision"], abs=0.02)
+    assert expected["recall"] == pytest.approx(measured["recall"], abs=0.02)
+    assert expected["expected_cost"] == pytest.approx(measured["expected_cost"], rel=0.05)
+    assert expected["alerts_per_1000"] == pytest.approx(measured["alerts_per_1000"], abs=1e-9)
+    # miscalibrated (probabilities twice the odds): the estimate is off, so the test can fail
+    wrong = quantify.expected_performance(
+        priors.shift_prior(p, from_prior=0.02, to_prior=0.06), decision, cost_fp=1, cost_fn=10
+    )
+    assert abs(wrong["precision"] - measured["precision"]) > 0.05
+
+
+def test_cbpe_at_the_estimated_prior_follows_a_moved_batch() -> None:
+    rng = np.random.default_rng(5)
+    y, p = draw(rng, 60_000, prior=0.005, at=0.02)  # the batch's prior fell to a quarter
+    out = quantify.estimate_batch(
+        p, prior=0.02, threshold=0.2, cost_fp=1, cost_fn=10, resamples=100, seed=2
+    )
+    measured = quantify.measured_performance(y, (p >= 0.2).astype(int), cost_fp=1, cost_fn=10)
+    est = out["estimated_at_threshold"]["precision"]
+    assert est["ci"][0] <= measured["precision"] <= est["ci"][1]
+    naive = quantify.expected_performance(p, (p >= 0.2).astype(int), cost_fp=1, cost_fn=10)
+    assert naive["precision"] > est["ci"][1]  # at the bundle's prior it over-promises
+
+
+# ----------------------------------------------------------------------------- the batch
+
+
+def reference(rng: np.random.Generator, n: int = 4000, prior: float = 0.05) -> quantify.Reference:
+    y, p = draw(rng, n, prior=prior, at=prior)
+    groups = np.array([f"r{i // 3}" for i in range(n)])
+    return quantify.Reference(
+        split=np.full(n, "dev_b"),
+        group=groups,
+        label=y,
+        weight=np.ones(n),
+        fit_weight=np.ones(n),
+        probability=p,
+    )
+
+
+def test_prior_shift_true_for_a_shifted_batch_and_false_for_an_unshifted_one() -> None:
+    rng = np.random.default_rng(13)
+    ref = reference(rng)
+    kw = {"prior": 0.05, "threshold": 0.3, "cost_fp": 1, "cost_fn": 10, "resamples": 100}
+    _, same = draw(rng, 8000, prior=0.05, at=0.05)
+    _, moved = draw(rng, 8000, prior=0.15, at=0.05)
+    calm = quantify.estimate_batch(same, reference=ref, seed=1, **kw)
+    shifted = quantify.estimate_batch(moved, reference=ref, seed=1, **kw)
+    assert calm["drift"]["prior_shift"] is False and shifted["drift"]["prior_shift"] is True
+    assert shifted["drift"]["p_value"] < 1e-6 < calm["drift"]["p_value"]
+    for out, truth in ((calm, 0.05), (shifted, 0.15)):
+        for name in ("acc", "pacc"):
+            low, high = out["estimated_prior"]["cross_check"][name]["ci"]
+            assert low <= truth <= high, (name, truth, low, high)
+    assert set(shifted["estimated_at_threshold"]) >= {
+        "precision", "recall", "alerts_per_1000", "expected_cost"
+    }  # fmt: skip
+
+
+def test_the_reference_uncertainty_widens_the_interval() -> None:
+    rng = np.random.default_rng(17)
+    ref = reference(rng, n=600)  # few positives: a Platt fit on it is uncertain
+    fit = cal.fit_calibration(ref.probability, ref.label, method="platt", fitted_on="dev_b")
+    _, p = draw(rng, 20_000, prior=0.05, at=0.05)
+    kw = {"prior": 0.05, "threshold": 0.3, "cost_fp": 1, "cost_fn": 10, "resamples": 150}
+    alone = quantify.estimate_batch(p, calibration=fit, seed=3, **kw)
+    both = quantify.estimate_batch(p, calibration=fit, reference=ref, seed=3, **kw)
+    width = lambda out: np.diff(out["estimated_prior"]["ci"])[0]  # noqa: E731
+    assert width(both) > 1.5 * width(alone)
+
+
+def test_a_tiny_batch_warns_instead_of_failing_and_old_bundles_say_not_available() -> None:
+    rng = np.random.default_rng(19)
+    _, p = draw(rng, 50, prior=0.02, at=0.02)
+    out = quantify.estimate_batch(
+        p, prior=0.02, threshold=0.3, cost_fp=1, cost_fn=10, resamples=50, seed=1
+    )
+    assert out["warnings"] and "too few" in out["warnings"][0]
+    assert out["estimated_prior"]["cross_check"]["available"] is False
+    assert out["drift"]["score_shift_ks"] is None
+    json.dumps(out)  # plain JSON types
+
+
+def test_estimates_are_deterministic_given_the_seed() -> None:
+    rng = np.random.default_rng(23)
+    _, p = draw(rng, 2000, prior=0.05, at=0.05)
+    kw = {"prior": 0.05, "threshold": 0.3, "cost_fp": 1, "cost_fn": 10, "resamples": 30}
+    assert quantify.estimate_batch(p, seed=4, **kw) == quantify.estimate_batch(p, seed=4, **kw)
+
+
+# ----------------------------------------------------------------------------- calibration
+
+
+def test_logistic_fit_matches_sklearn() -> None:
+    rng = np.random.default_rng(29)
+    x = rng.normal(size=3000)
+    y = (rng.random(3000) < 1 / (1 + np.exp(-(1.7 * x - 2.0)))).astype(int)
+    w = np.where(y == 0, 3.0, 1.0)
+    slope, intercept = cal.fit_logistic(x, y, w)
+    model = LogisticRegression(C=1e12, tol=1e-12, max_iter=10_000)
+    model.fit(x[:, None], y, sample_weight=w)
+    assert slope == pytest.approx(model.coef_[0, 0], rel=1e-5)
+    assert intercept == pytest.approx(model.intercept_[0], rel=1e-5)
+
+
+def test_platt_on_dev_b_repairs_overconfident_probabilities() -> None:
+    rng = np.random.default_rng(31)
+    y, p = draw(rng, 20_000, prior=0.02, at=0.02)
+    over = priors.shift_prior(p, from_prior=0.02, to_prior=0.06)  # 3x the odds: over-predicts
+    fit = cal.fit_calibration(over, y, method="platt", fitted_on="dev_b")
+    before = cal.calibration_quality(y, over)
+    after = cal.calibration_quality(y, fit.apply(over))
+    assert before["mean_to_rate"] > 1.2
+    assert after["mean_to_rate"] == pytest.approx(1.0, abs=0.02)
+    assert after["calibration_error"] < before["calibration_error"] / 3
+    assert after["log_loss"] < before["log_loss"]
+
+
+def test_a_dev_a_fit_at_the_training_prior_carries_through_the_prior_correction() -> None:
+    """Platt on raw scores at the training prior, then the correction: one affine log-odds map."""
+    rng = np.random.default_rng(37)
+    beta = 0.05
+    y, p_s = draw(rng, 20_000, prior=1 / 3, at=1 / 3)
+    squashed = 1 / (1 + np.exp(-0.6 * cal.log_odds(p_s)))  # under-confident raw scores
+    p_prior = priors.correct_prior(squashed, beta=beta)
+    fit = cal.fit_calibration(
+        p_prior, y, method="platt", fitted_on="dev_a", offset=float(np.log(beta))
+    )
+    direct = cal.fit_calibration(squashed, y, method="platt", fitted_on="dev_b")
+    np.testing.assert_allclose(
+        fit.apply(p_prior), priors.correct_prior(direct.apply(squashed), beta=beta), rtol=1e-9
+    )
+    assert fit.slope == pytest.approx(1 / 0.6, rel=0.05)
+
+
+def test_choose_calibration_picks_the_lowest_dev_b_log_loss_and_records_all() -> None:
+    rng = np.random.default_rng(41)
+    y, p = draw(rng, 6000, prior=0.02, at=0.02)
+    groups = np.arange(6000) // 2
+    best, table = cal.choose_calibration(
+        dev_a=None, dev_b=(p, y, np.ones(6000), groups), dev_a_offset=0.0
+    )
+    assert {row["method"] for row in table} == {"none", "platt", "isotonic"}
+    losses = {row["method"]: row["dev_b_log_loss"] for row in table}
+    assert best.method == min(losses, key=losses.get)
+    over = priors.shift_prior(p, from_prior=0.02, to_prior=0.06)
+    best, _ = cal.choose_calibration(
+        dev_a=None, dev_b=(over, y, np.ones(6000), groups), dev_a_offset=0.0
+    )
+    assert best.method in ("platt", "isotonic") and best.fitted_on == "dev_b"
+
+
+def test_calibration_records_are_validated() -> None:
+    with pytest.raises(ValueError, match="method must be one of"):
+        cal.Calibration(method="spline")
+    with pytest.raises(ValueError, match="slope must be > 0"):
+        cal.Calibration(method="platt", fitted_on="dev_b", slope=-1.0)
+    with pytest.raises(ValueError, match=r"unknown keys \['bias'\]"):
+        cal.Calibration.from_dict({"method": "none", "bias": 1})
+    fit = cal.Calibration(method="platt", fitted_on="dev_b", slope=1.2, intercept=-0.3)
+    assert cal.Calibration.from_dict(fit.as_dict()) == fit
+    p = np.array([0.0, 0.01, 0.5, 1.0])
+    np.testing.assert_array_equal(cal.IDENTITY.apply(p), p)
+
+
+def test_logistic_fit_survives_saturated_scores() -> None:
+    """A float32 sigmoid saturates: log-odds pile up at +-27.6 and a plain Newton step from
+    the identity overshoots by orders of magnitude; the damped fit must stay finite and
+    lower the loss."""
+    rng = np.random.default_rng(43)
+    y = (rng.random(4000) < 0.3).astype(int)
+    x = np.where(y == 1, 27.6, -27.6)
+    noisy = rng.random(4000) < 0.05
+    x[noisy] = -x[noisy]  # a few confident mistakes
+    middle = rng.random(4000) < 0.2  # and some scores that did not saturate
+    x[middle] = rng.normal(size=int(middle.sum())) + np.where(y[middle] == 1, 1.0, -1.0)
+    fit = cal.fit_calibration(expit_of(x), y, method="platt", fitted_on="dev_b")
+    assert np.isfinite(fit.slope) and 0 < fit.slope < 1
+    assert cal.weighted_log_loss(y, fit.apply(expit_of(x))) < cal.weighted_log_loss(y, expit_of(x))
+
+
+def expit_of(x: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-x))
+
+
+def test_isotonic_gives_a_saturated_pile_its_own_rate() -> None:
+    """Raw scores saturate at 1 for most alerts; isotonic maps that pile to its observed rate,
+    where a two-parameter map cannot, and CBPE precision then matches the measured one."""
+    rng = np.random.default_rng(47)
+    n = 40_000
+    y = (rng.random(n) < 0.01).astype(int)
+    x = rng.normal(size=n) + np.where(y == 1, 3.0, -3.0)
+    saturated = (y == 1) & (rng.random(n) < 0.6) | (y == 0) & (rng.random(n) < 0.0005)
+    x[saturated] = 27.6  # the float32 sigmoid's 1.0, clipped
+    p = expit_of(x)
+    iso = cal.fit_calibration(p, y, method="isotonic", fitted_on="dev_b")
+    platt = cal.fit_calibration(p, y, method="platt", fitted_on="dev_b")
+    pile = x == 27.6
+    # the pile's value: its own rate, or pooled with its neighbours where PAV must keep order
+    assert iso.apply(p)[pile][0] == pytest.approx(y[pile].mean(), abs=0.05)
+    assert abs(platt.apply(p)[pile][0] - y[pile].mean()) > abs(
+        iso.apply(p)[pile][0] - y[pile].mean()
+    )
+    decision = (p >= 0.5).astype(int)
+    measured = quantify.measured_performance(y, decision, cost_fp=1, cost_fn=10)["precision"]
+    for fit, tolerance in ((iso, 0.02),):
+        est = quantify.expected_performance(fit.apply(p), decision, cost_fp=1, cost_fn=10)
+        assert est["precision"] == pytest.approx(measured, abs=tolerance)
+    assert cal.weighted_log_loss(y, iso.apply(p)) < cal.weighted_log_loss(y, platt.apply(p))
+    again = cal.Calibration.from_dict(json.loads(json.dumps(iso.as_dict())))
+    np.testing.assert_array_equal(again.apply(p), iso.apply(p))
+    with pytest.raises(ValueError, match="knots_y must be nondecreasing"):
+        cal.Calibration(method="isotonic", fitted_on="dev_b", knots_x=(0, 1), knots_y=(0.5, 0.1))
