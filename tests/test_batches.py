@@ -197,3 +197,14 @@ def test_forward_is_traced_once_for_every_batch_shape(dataset):
         x = np.ones((n, rows, DIM), dtype=np.float32)
         np.testing.assert_allclose(call(x, np.full(n, rows, np.int32)), np.ones(n))
     assert call.traced.experimental_get_tracing_count() == 1
+
+
+def test_score_batches_raises_the_readers_error():
+    """A failure while reading reaches the caller; the thread does not hang or swallow it."""
+
+    def failing():
+        yield np.array([0]), np.ones((1, 2, DIM), np.float32), np.array([2], np.int32)
+        raise OSError("row group 3 is truncated")
+
+    with pytest.raises(OSError, match="row group 3 is truncated"):
+        batches.score_batches(mean_model(), failing(), 5, dim=DIM)
