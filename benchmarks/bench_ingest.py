@@ -126,7 +126,7 @@ def time_pyarrow_write(dataset: Path, work: Path) -> dict[str, float]:
     table = pa.concat_tables(pq.read_table(p) for p in contract.shard_paths(dataset))
     target = work / "pyarrow_only.parquet"
     start = time.perf_counter()
-    pq.write_table(table, target, compression="zstd", row_group_size=128)
+    pq.write_table(table, target, row_group_size=128, **contract.writer_options())
     seconds = time.perf_counter() - start
     return {"seconds": seconds, "bytes": target.stat().st_size}
 

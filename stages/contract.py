@@ -144,6 +144,20 @@ def read_metadata(dataset_dir: str | Path, columns: Iterable[str] = METADATA_COL
     return dataset.to_table(columns=columns)
 
 
+def writer_options(compression: str = "zstd") -> dict:
+    """``pq.ParquetWriter`` options of every shard (also the benchmarks' reference writes)."""
+    return {
+        # zstd saved 8% on random float16 features and cost most of the read time
+        "compression": {
+            name: ("none" if name == FEATURES else compression)
+            for name in dataset_schema(DEFAULT_DIM).names
+        },
+        "write_statistics": [EXAMPLE_ID, LABEL],
+        # Dictionary-encoding random floats only costs time (about 4x on write).
+        "use_dictionary": [EXAMPLE_ID, GROUP, SOURCE],
+    }
+
+
 class DatasetWriter:
     """Append examples to a folder of Parquet shards in the canonical schema.
 
@@ -245,18 +259,7 @@ class DatasetWriter:
         self._shard_index += 1
         self._in_shard = 0
         path = self.directory / f"part-{self._shard_index:05d}.parquet"
-        self._writer = pq.ParquetWriter(
-            path,
-            self.schema,
-            # zstd saved 8% on random float16 features and cost most of the read time
-            compression={
-                name: ("none" if name == FEATURES else self.compression)
-                for name in self.schema.names
-            },
-            write_statistics=[EXAMPLE_ID, LABEL],
-            # Dictionary-encoding random floats only costs time (about 4x on write).
-            use_dictionary=[EXAMPLE_ID, GROUP, SOURCE],
-        )
+        self._writer = pq.ParquetWriter(path, self.schema, **writer_options(self.compression))
 
     def close(self) -> None:
         """Flush what is buffered and close the last shard (an empty dataset gets one empty shard)."""
