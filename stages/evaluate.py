@@ -767,6 +767,43 @@ def plot_data(
         {"series": label, "kind": kind, "threshold": float(t), "expected_cost": float(c)}
         for kind, label, t, c in marks
     ]
+    out["prior_sensitivity"] = prior_sensitivity_records(metrics)
+    out["label_free"] = label_free_records(metrics)
+    return out
+
+
+def prior_sensitivity_records(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """Test's precision and recall at the chosen threshold as the production prior moves."""
+    rows = (metrics.get("prior_sensitivity") or {}).get("rows", [])
+    return [
+        {"series": name, "prior": float(row["prior"]), "value": float(row[name])}
+        for row in rows
+        for name in ("precision", "recall")
+        if row.get(name) is not None
+    ]
+
+
+def label_free_records(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each batch's prior estimated without labels (EM, with its interval) beside the measured one."""
+    out = []
+    for batch, entry in (metrics.get("label_free") or {}).items():
+        estimate = entry.get("estimated_prior") or {}
+        measured = (entry.get("measured") or {}).get("prior")
+        if estimate.get("value") is None:
+            continue
+        low, high = estimate.get("ci") or (estimate["value"], estimate["value"])
+        if entry.get("in_sample"):  # dev_b: its own rows fitted the recalibration
+            batch = f"{batch} (in sample)"
+        out.append(
+            {"batch": batch, "series": "estimated without labels (EM, 95% interval)",
+             "prior": float(estimate["value"]), "low": low, "high": high}
+        )  # fmt: skip
+        if measured is not None:
+            value = float(measured)  # a point: its interval is itself
+            out.append(
+                {"batch": batch, "series": "measured with labels", "prior": value,
+                 "low": value, "high": value}
+            )  # fmt: skip
     return out
 
 

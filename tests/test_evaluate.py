@@ -347,7 +347,25 @@ def test_report_has_table_classic_example_and_production_terms(evaluated):
 
 def test_plot_data_series(evaluated, predictions):
     metrics, plots, _ = evaluated
-    assert set(plots) == {"precision_recall", "roc", "calibration", "cost", "confusion"}
+    assert set(plots) == {
+        "precision_recall", "roc", "calibration", "cost", "confusion",
+        "prior_sensitivity", "label_free",
+    }  # fmt: skip
+    # the label-free picture: every batch's estimate with its interval beside the measured prior
+    free = pd.DataFrame(plots["label_free"])
+    for batch, entry in metrics["label_free"].items():
+        name = f"{batch} (in sample)" if entry.get("in_sample") else batch
+        rows = free[free["batch"] == name].set_index("series")
+        estimate = rows.loc["estimated without labels (EM, 95% interval)"]
+        assert estimate["prior"] == pytest.approx(entry["estimated_prior"]["value"])
+        assert [estimate["low"], estimate["high"]] == pytest.approx(entry["estimated_prior"]["ci"])
+        if entry.get("measured"):
+            assert rows.loc["measured with labels", "prior"] == pytest.approx(
+                entry["measured"]["prior"]
+            )
+    sensitivity = pd.DataFrame(plots["prior_sensitivity"])
+    assert set(sensitivity["series"]) == {"precision", "recall"}
+    assert len(sensitivity) == 2 * len(metrics["prior_sensitivity"]["rows"])
     for name, records in plots.items():
         assert records and all(set(r) == set(records[0]) for r in records), name
     pr = pd.DataFrame(plots["precision_recall"])
@@ -577,7 +595,8 @@ def test_stage_main_end_to_end(tmp_path):
     # one file per picture, each declared in dvc.yaml as one of the stage's plots
     stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["evaluate"]
     declared = {next(iter(entry)).rsplit("/", 1)[-1] for entry in stage["plots"]}
-    pictures = {"precision_recall", "cost", "roc", "calibration", "confusion"}
+    pictures = {"precision_recall", "cost", "roc", "calibration", "confusion", "prior_sensitivity",
+                "label_free"}  # fmt: skip
     assert plot_files == declared == {f"{name}.json" for name in pictures}
     # scoring is deterministic: a second run writes the same predictions
     first = (reports / "predictions.parquet").read_bytes()

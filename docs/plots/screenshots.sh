@@ -31,6 +31,8 @@ ALL_SHOTS=(
   "roc reports/evaluate_plots/roc.json 640x480"
   "calibration reports/evaluate_plots/calibration.json 640x480"
   "confusion reports/evaluate_plots/confusion.json 640x380"
+  "prior_sensitivity reports/evaluate_plots/prior_sensitivity.json 640x455"
+  "label_free reports/evaluate_plots/label_free.json 640x455"
   "train_dev_a_prior reports/train/plots/metrics/dev_a/prior 640x1900"
 )
 shots=("${README_SHOTS[@]}")
