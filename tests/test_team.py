@@ -259,11 +259,12 @@ def test_branches_compare_in_a_fresh_clone(alice: dict[str, Any], weighted: dict
     assert not plots.get("errors"), plots["errors"]
     revisions = {name: set(entry["revisions"]) for name, v in plots["data"].items() for entry in v}
     # overlays from dvc.yaml's top level, and files drawn alone as their stage declares them
-    cost, loss = (
+    pr, cost, loss = (
+        "reports/evaluate_plots/precision_recall.json",
         "reports/evaluate_plots/cost.json",
         "reports/train/plots/metrics/train/loss.tsv",
     )
-    for name in ("precision_recall", "dev_a_precision", cost, loss):
+    for name in ("dev_a_precision", pr, cost, loss):
         assert revisions[name] == {"main", "workspace"}, (name, revisions)
 
 
