@@ -12,9 +12,9 @@ export TF_CPP_MIN_LOG_LEVEL := 3
 
 setup: $(STAMP)
 
-# Stale = requirements.lock changed since the venv was built: rebuild from scratch
-# so that the venv holds exactly what the lock pins, nothing left over.
-$(STAMP): requirements.lock
+# Stale = requirements.lock or pyproject.toml changed since the venv was built: rebuild from
+# scratch so that the venv holds exactly what the lock pins, nothing left over.
+$(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version' 
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
@@ -35,12 +35,12 @@ test-fast: $(STAMP)
 	$(BIN)/pytest -m "not slow"
 
 lint: $(STAMP)
-	$(BIN)/ruff check stages tests benchmarks
-	$(BIN)/ruff format --check stages tests benchmarks
+	$(BIN)/ruff check dsprior stages tools tests benchmarks
+	$(BIN)/ruff format --check dsprior stages tools tests benchmarks
 
 format: $(STAMP)
-	$(BIN)/ruff format stages tests benchmarks
-	$(BIN)/ruff check --fix stages tests benchmarks
+	$(BIN)/ruff format dsprior stages tools tests benchmarks
+	$(BIN)/ruff check --fix dsprior stages tools tests benchmarks
 
 # Re-resolve the lock from requirements.in (top-level pins) in a scratch venv.
 lock:
@@ -71,7 +71,7 @@ clean-venv:
 # `dvc push --run-cache` plus the outputs of earlier runs, which that command leaves behind.
 .PHONY: push pull
 push: $(STAMP)
-	$(BIN)/python -m stages.team push $(if $(REMOTE),-r $(REMOTE))
+	$(BIN)/python -m tools.team push $(if $(REMOTE),-r $(REMOTE))
 
 pull: $(STAMP)
 	$(BIN)/dvc pull --run-cache $(if $(REMOTE),-r $(REMOTE))

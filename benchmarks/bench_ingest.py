@@ -39,7 +39,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stages import contract  # noqa: E402
+from dsprior import contract  # noqa: E402
 
 
 def write_raw(

@@ -31,8 +31,9 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stages import calibration as cal  # noqa: E402
-from stages import common, evaluate, priors, quantify  # noqa: E402
+from dsprior import calibration as cal  # noqa: E402
+from dsprior import common, priors, quantify  # noqa: E402
+from stages import evaluate  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -32,14 +32,14 @@ BATCH = 60
 def child(passes: int) -> dict:
     """Time ``passes`` x len(ROWS) train steps in this process; print nothing else."""
     sys.path.insert(0, str(ROOT))
-    from stages import common
+    from dsprior import common
 
     common.quiet_tensorflow()
     import keras
     import numpy as np
     import tensorflow as tf
 
-    from stages import cnn
+    from dsprior import cnn
 
     tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(0)

@@ -32,13 +32,14 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stages import bundle, common, score  # noqa: E402
-from stages.rawio import RawReader  # noqa: E402
+from dsprior import common  # noqa: E402
+from dsprior.rawio import RawReader  # noqa: E402
+from stages import bundle, score  # noqa: E402
 
 common.quiet_tensorflow()
 import tensorflow as tf  # noqa: E402
 
-from stages import cnn  # noqa: E402
+from dsprior import cnn  # noqa: E402
 
 
 def write_raw(

@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from stages import hardware
+from dsprior import hardware
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "stages.json"
@@ -78,7 +78,8 @@ def emit(result: dict) -> None:
 
 
 def child_train_raw(work: Path) -> None:
-    from stages import common, train
+    from dsprior import common
+    from stages import train
 
     p = train.resolve_params(train_params()["train"])
     hardware.apply_onednn(train.resolve_compute(p))
@@ -86,7 +87,7 @@ def child_train_raw(work: Path) -> None:
     import keras
     import tensorflow as tf
 
-    from stages import batches, cnn
+    from dsprior import batches, cnn
 
     keras.utils.set_random_seed(p["seed"])
     tf.config.experimental.enable_op_determinism()
@@ -122,12 +123,12 @@ def child_train_raw(work: Path) -> None:
 
 def child_train_padded(work: Path) -> None:
     os.environ.pop(hardware.ONEDNN_ENV, None)  # TensorFlow's own default
-    from stages import common
+    from dsprior import common
 
     common.quiet_tensorflow()
     import keras
 
-    from stages import batches, cnn
+    from dsprior import batches, cnn
 
     p = train_params()["train"]
     max_rows = int(yaml.safe_load((ROOT / "params.yaml").read_text())["generate"]["max_rows"])
@@ -163,7 +164,7 @@ def score_ids(n: int) -> list[str]:
     evaluate stage reads them (it scores every example of those row groups)."""
     manifest = pd.read_parquet(MANIFEST, columns=["example_id", "split"])
     ids = set(manifest[manifest["split"].isin(["dev_b", "test"])]["example_id"])
-    from stages import contract
+    from dsprior import contract
 
     order = contract.read_metadata(DATASET, columns=[contract.EXAMPLE_ID])
     in_order = [e for e in order.column(0).to_pylist() if e in ids]
@@ -173,13 +174,14 @@ def score_ids(n: int) -> list[str]:
 def child_score(variant: str, n: int) -> None:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())["evaluate"]
     hardware.apply_onednn(hardware.machine_compute(params["precision"], params["onednn"]))
-    from stages import common
+    from dsprior import common
 
     common.quiet_tensorflow()
     import keras
     import tensorflow as tf
 
-    from stages import batches, cnn, score
+    from dsprior import batches, cnn
+    from stages import score
 
     model = keras.saving.load_model(MODEL, safe_mode=True)
     compute = hardware.machine_compute(

@@ -31,7 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stages import batches, common, contract
+from dsprior import batches, common, contract
 
 DIM, SIZES, FILTERS, BATCH, MIN_LEN, MAX_LEN = 700, (5, 6, 7, 8, 9, 10), 125, 60, 10, 100
 POOL = 300  # examples per length-sorting pool in the memory test, below both dataset sizes
@@ -137,7 +137,8 @@ def main() -> None:
     import keras
     import tensorflow as tf
 
-    from stages import cnn, train
+    from dsprior import cnn
+    from stages import train
 
     keras.utils.set_random_seed(0)
     results: dict = {

@@ -42,7 +42,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from tqdm import tqdm
 
-from stages import common, contract, sampling
+from dsprior import common, contract, sampling
 
 log = logging.getLogger(__name__)
 

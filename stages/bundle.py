@@ -50,9 +50,9 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from stages import calibration as cal
-from stages import common, contract, priors, quantify
-from stages.rawio import max_abs_for
+from dsprior import calibration as cal
+from dsprior import common, contract, priors, quantify
+from dsprior.rawio import max_abs_for
 
 logger = logging.getLogger(__name__)
 
@@ -569,14 +569,14 @@ def load_model(path: str | Path):
     common.quiet_tensorflow()
     import keras
 
-    import stages.cnn  # noqa: F401  registers the custom layers (package "stages")
+    import dsprior.cnn  # noqa: F401  registers the custom layers (package "stages")
 
     return keras.saving.load_model(path, safe_mode=True, compile=False)
 
 
 def model_dim(model) -> int:
     """Feature dimension of the model's ``features`` input."""
-    from stages.cnn import FEATURES_INPUT
+    from dsprior.cnn import FEATURES_INPUT
 
     inputs = model.input if isinstance(model.input, dict) else {FEATURES_INPUT: model.input}
     return int(inputs[FEATURES_INPUT].shape[-1])

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from stages import common, sampling
+from dsprior import common, sampling
 
 log = logging.getLogger(__name__)
 

@@ -53,8 +53,8 @@ from sklearn.metrics import (
     roc_curve,
 )
 
-from stages import calibration as cal
-from stages import common, hardware, priors, quantify
+from dsprior import calibration as cal
+from dsprior import common, hardware, priors, quantify
 
 logger = logging.getLogger(__name__)
 
@@ -1525,8 +1525,8 @@ def score_examples(
     common.quiet_tensorflow()
     import keras
 
-    from stages import cnn  # registers the custom layers before loading
-    from stages.batches import predict_scores
+    from dsprior import cnn  # registers the custom layers before loading
+    from dsprior.batches import predict_scores
 
     model = keras.saving.load_model(model_dir / "model.keras", safe_mode=True)
     trained_in = cnn.model_precision(model)

@@ -20,8 +20,8 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from stages.common import atomic_directory, load_params, run_main, setup_logging, write_json
-from stages.simulator import (
+from dsprior.common import atomic_directory, load_params, run_main, setup_logging, write_json
+from dsprior.simulator import (
     RAW_FORMATS,
     ExampleTable,
     SimulatorConfig,

@@ -32,9 +32,9 @@ import numpy as np
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from stages import common, contract, simulated, simulator
-from stages.common import atomic_directory, load_params, run_main, setup_logging, write_json
-from stages.rawio import (
+from dsprior import common, contract, simulated, simulator
+from dsprior.common import atomic_directory, load_params, run_main, setup_logging, write_json
+from dsprior.rawio import (
     DUPLICATE_ID,
     EMPTY_EXAMPLE,
     ON_ERROR,

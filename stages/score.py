@@ -57,10 +57,9 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from stages import common, contract, hardware, quantify
-from stages.batches import forward, pad_batch
-from stages.bundle import SPEC_FILE, Bundle, load_bundle
-from stages.rawio import (
+from dsprior import common, contract, hardware, quantify
+from dsprior.batches import forward, pad_batch
+from dsprior.rawio import (
     DIM_MISMATCH,
     FORMATS,
     ON_ERROR,
@@ -72,6 +71,7 @@ from stages.rawio import (
     SourceSpec,
     list_files,
 )
+from stages.bundle import SPEC_FILE, Bundle, load_bundle
 
 logger = logging.getLogger(__name__)
 
@@ -777,7 +777,7 @@ def load_compute_bundle(bundle_dir: Path, *, precision: str, onednn: str) -> Bun
     model was trained in bf16)."""
     hardware.apply_onednn(hardware.machine_compute(precision, onednn))
     bundle = load_bundle(bundle_dir)
-    from stages import cnn
+    from dsprior import cnn
 
     compute = hardware.machine_compute(
         precision, onednn, model_precision=cnn.model_precision(bundle.model)
@@ -815,7 +815,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=hardware.PRECISIONS,
         default="auto",
         help="auto (default): a bf16-trained model in bf16 only on a CPU with native bf16, "
-        "else float32 (stages/hardware.py)",
+        "else float32 (dsprior/hardware.py)",
     )
     parser.add_argument(
         "--onednn",

@@ -5,7 +5,7 @@ the source's ``path`` as the stage's dependency, so declaring a source in
 params.yaml is enough for ``dvc status`` and ``dvc repro`` to follow its files:
 no ``dvc.yaml`` edit. The fingerprint (every file under the path, its size and
 BLAKE2b digest) is the ingest stage's dependency. A simulated source's path is
-the simulator's code, ``stages/simulator.py``.
+the simulator's code, ``dsprior/simulator.py``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from stages.common import run_main, write_json
+from dsprior.common import run_main, write_json
 
 
 def fingerprint(path: Path) -> dict[str, Any]:

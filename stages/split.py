@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from stages import common, contract, sampling
+from dsprior import common, contract, sampling
 
 log = logging.getLogger(__name__)
 

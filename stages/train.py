@@ -76,7 +76,7 @@ from sklearn.metrics import average_precision_score, log_loss, precision_recall_
 from sklearn.utils.class_weight import compute_class_weight
 from tqdm import tqdm
 
-from stages import common, hardware
+from dsprior import common, hardware
 
 # TensorFlow reads TF_ENABLE_ONEDNN_OPTS once, at import: set it from train.onednn and this
 # machine (stages.hardware) before the import below.
@@ -86,7 +86,7 @@ common.quiet_tensorflow()
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from stages import batches, cnn  # noqa: E402
+from dsprior import batches, cnn  # noqa: E402
 
 logger = logging.getLogger(__name__)
 

@@ -37,9 +37,9 @@ TINY_PARAMS: dict[str, Any] = {
         "row_group_size": 32,
         "shard_size": 200,
         "sources": {
-            "pool": {"path": "stages/simulator.py", "format": "simulated", "negative_rate": 0.2},
+            "pool": {"path": "dsprior/simulator.py", "format": "simulated", "negative_rate": 0.2},
             "production": {
-                "path": "stages/simulator.py",
+                "path": "dsprior/simulator.py",
                 "format": "simulated",
                 "negative_rate": 1.0,
             },

@@ -11,7 +11,8 @@ import pytest
 import yaml
 from scipy import stats as sps
 
-from stages import audit, contract, downsample, sampling, split
+from dsprior import contract, sampling
+from stages import audit, downsample, split
 from tests.conftest import ROOT
 
 # Every audit key is required; the tests' folds were drawn with seed 0.

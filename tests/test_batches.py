@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stages import batches, contract
-from stages.common import atomic_directory
+from dsprior import batches, contract
+from dsprior.common import atomic_directory
 
 DIM = 8
 

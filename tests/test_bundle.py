@@ -17,13 +17,14 @@ import pandas as pd
 import pytest
 import yaml
 
-from stages import bundle, common, contract, evaluate, priors
+from dsprior import common, contract, priors
+from stages import bundle, evaluate
 
 common.quiet_tensorflow()
 
 import keras  # noqa: E402
 
-from stages import cnn  # noqa: E402
+from dsprior import cnn  # noqa: E402
 
 DIM = 16
 FILTER_SIZES = [2, 3]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stages import cnn
+from dsprior import cnn
 
 keras = cnn.keras
 DIM = 16

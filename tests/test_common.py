@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from stages import common
+from dsprior import common
 from tests.conftest import ROOT
 
 

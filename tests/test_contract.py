@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from stages.contract import (
+from dsprior.contract import (
     FEATURES,
     METADATA_COLUMNS,
     DatasetWriter,

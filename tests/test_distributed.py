@@ -26,8 +26,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from stages import batches, contract, train
-from stages.common import atomic_directory
+from dsprior import batches, contract
+from dsprior.common import atomic_directory
+from stages import train
 
 keras = train.keras
 ROOT = Path(__file__).resolve().parents[1]

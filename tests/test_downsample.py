@@ -7,7 +7,8 @@ import pyarrow as pa
 import pytest
 import yaml
 
-from stages import downsample, sampling
+from dsprior import sampling
+from stages import downsample
 from tests.conftest import ROOT
 
 DOWNSAMPLE_PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())["downsample"]

@@ -18,31 +18,39 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGE = "stages"
-PACKAGE_DIR = ROOT / PACKAGE
+# The stage entry points and the library they call; both are the project's code.
+ENTRY = "stages"
+PACKAGES = ("stages", "dsprior")
 DVC_YAML = ROOT / "dvc.yaml"
 
 # `python -m stages.x`, `python3 -u -m stages.x`, or `python stages/x.py`.
-_MODULE_CMD = re.compile(r"\bpython[\w.]*\s+(?:-\S+\s+)*?-m\s+" + PACKAGE + r"\.(\w+)")
-_SCRIPT_CMD = re.compile(r"\bpython[\w.]*\s+(?:-\S+\s+)*?(?:\./)?" + PACKAGE + r"/(\w+)\.py\b")
-_CODE_DEP = re.compile("^" + PACKAGE + r"/[^/]+\.py$")
-_INIT = f"{PACKAGE}/__init__.py"
+_MODULE_CMD = re.compile(r"\bpython[\w.]*\s+(?:-\S+\s+)*?-m\s+" + ENTRY + r"\.(\w+)")
+_SCRIPT_CMD = re.compile(r"\bpython[\w.]*\s+(?:-\S+\s+)*?(?:\./)?" + ENTRY + r"/(\w+)\.py\b")
+_CODE_DEP = re.compile("^(?:" + "|".join(PACKAGES) + r")/(?:[^/]+/)*[^/]+\.py$")
+# A top-level package's __init__.py holds only its docstring (test_top_level_inits_are_empty),
+# so it is no dependency; a subpackage's __init__.py re-exports its modules and is one.
+_TOP_INITS = {f"{package}/__init__.py" for package in PACKAGES}
 
 
-def _module_file(name: str) -> str | None:
-    """The repo-relative file of project module `stages.<name>`, or None if there is none."""
-    if (PACKAGE_DIR / f"{name}.py").is_file():
-        return f"{PACKAGE}/{name}.py"
-    if (PACKAGE_DIR / name / "__init__.py").is_file():
-        return f"{PACKAGE}/{name}/__init__.py"
+def _module_file(dotted: str) -> str | None:
+    """The repo-relative file of project module `dotted` (`dsprior.rawio.csv`), or None."""
+    parts = dotted.split(".")
+    if parts[0] not in PACKAGES:
+        return None
+    path = "/".join(parts)
+    if (ROOT / f"{path}.py").is_file():
+        return f"{path}.py"
+    if (ROOT / path / "__init__.py").is_file():
+        return f"{path}/__init__.py"
     return None
 
 
 def _direct_imports(file: str) -> dict[str, int]:
-    """Project modules (as `stages/*.py` paths) that `file` imports, each with its first line.
+    """Project modules (as repo-relative paths) that `file` imports, each with its first line.
 
     Every node of the tree is visited, so imports inside functions, methods, `if` blocks and
-    `try` blocks count too. `import stages` alone and `stages/__init__.py` are not recorded.
+    `try` blocks count too. Importing `a.b.c` imports the packages `a.b` and `a` too: their
+    `__init__.py` files count, except the top-level ones.
     """
     path = ROOT / file
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
@@ -52,11 +60,10 @@ def _direct_imports(file: str) -> dict[str, int]:
 
     def add(dotted: str, line: int) -> None:
         parts = dotted.split(".")
-        if len(parts) < 2 or parts[0] != PACKAGE:
-            return
-        target = _module_file(parts[1])
-        if target is not None and target != _INIT:
-            found.setdefault(target, line)
+        for depth in range(2, len(parts) + 1):  # the enclosing packages, then the module
+            target = _module_file(".".join(parts[:depth]))
+            if target is not None and target not in _TOP_INITS and target != file:
+                found.setdefault(target, line)
 
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -69,12 +76,11 @@ def _direct_imports(file: str) -> dict[str, int]:
                 base = ".".join([*base_parts, node.module] if node.module else base_parts)
             else:
                 base = node.module or ""
-            if base == PACKAGE:
-                # `from stages import a, b`: a and b are modules when such files exist.
-                for alias in node.names:
-                    add(f"{PACKAGE}.{alias.name}", node.lineno)
-            else:
-                add(base, node.lineno)
+            add(base, node.lineno)
+            # `from dsprior import a, b`: a and b are modules when such files exist.
+            for alias in node.names:
+                if _module_file(f"{base}.{alias.name}") is not None:
+                    add(f"{base}.{alias.name}", node.lineno)
     return found
 
 
@@ -110,8 +116,8 @@ def _cmd_roots(cmd: str | list[str] | None) -> list[str]:
     for command in commands:
         text = " ".join(str(command).split())
         for name in [*_MODULE_CMD.findall(text), *_SCRIPT_CMD.findall(text)]:
-            file = _module_file(name)
-            assert file is not None, f"command runs {PACKAGE}.{name}, which does not exist"
+            file = _module_file(f"{ENTRY}.{name}")
+            assert file is not None, f"command runs {ENTRY}.{name}, which does not exist"
             roots.append(file)
     return roots
 
@@ -143,9 +149,6 @@ def test_code_deps_equal_import_closure(name: str, stage: dict) -> None:
             chains.setdefault(file, chain)
     expected = set(chains)
     listed = _listed_code_deps(stage.get("deps"))
-    if _INIT in listed:  # excluded unless listed; when listed, it is imported with the package
-        expected.add(_INIT)
-        chains.setdefault(_INIT, ["(imported with the package)"])
 
     missing = sorted(expected - listed)
     extra = sorted(listed - expected)
@@ -156,7 +159,17 @@ def test_code_deps_equal_import_closure(name: str, stage: dict) -> None:
     if extra:
         lines.append(
             f"stage {name!r}: deps list {len(extra)} file(s) the command never imports "
-            f"(it runs {', '.join(roots) or 'no stages module'}):"
+            f"(it runs {', '.join(roots) or 'no entry point'}):"
         )
         lines += [f"  {file}" for file in extra]
     assert not lines, "\n".join(lines)
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_top_level_inits_are_empty(package: str) -> None:
+    """A top-level `__init__.py` is no stage dependency, so it may hold nothing but a docstring."""
+    tree = ast.parse((ROOT / package / "__init__.py").read_text(encoding="utf-8"))
+    body = [
+        n for n in tree.body if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))
+    ]
+    assert not body, f"{package}/__init__.py runs code; move it into a module"

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from stages import common
+from dsprior import common
 from tests.conftest import ROOT, run, tool_env
 from tests.rawfiles import INGEST_PARAMS
 

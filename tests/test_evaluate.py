@@ -12,7 +12,8 @@ import pytest
 import yaml
 from sklearn.metrics import average_precision_score, f1_score, precision_score, recall_score
 
-from stages import calibration, evaluate, priors
+from dsprior import calibration, priors
+from stages import evaluate
 from tests.conftest import ROOT, deep_merge
 
 PRIOR = 0.02
@@ -492,8 +493,8 @@ DIM = 16
 
 def write_stage_inputs(root: Path) -> tuple[Path, Path, Path]:
     """A tiny dataset, manifest and untrained CNN bundle under ``root``."""
-    from stages import common, contract
-    from stages.cnn import build_cnn
+    from dsprior import common, contract
+    from dsprior.cnn import build_cnn
 
     rng = np.random.default_rng(0)
     records = []

@@ -20,7 +20,8 @@ from sklearn.metrics import (
     recall_score,
 )
 
-from stages import evaluate, priors
+from dsprior import priors
+from stages import evaluate
 from tests.test_evaluate import PARAMS, assert_finite_or_null, brute_force_cut
 
 GOLD_PRIOR = 0.03  # truth in production

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import yaml
 
-from stages import cnn, evaluate, hardware, train
+from dsprior import cnn, hardware
+from stages import evaluate, train
 from tests.conftest import ROOT
 from tests.test_train import TINY, make_data
 

@@ -13,8 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from stages import contract, ingest
-from stages.rawio import Example, RawReader, Reject, SourceSpec, csv_text
+from dsprior import contract
+from dsprior.rawio import Example, RawReader, Reject, SourceSpec, csv_text
+from stages import ingest
 from tests.rawfiles import (
     DIM,
     INGEST_PARAMS,

@@ -13,7 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from stages import contract, ingest
+from dsprior import contract
+from stages import ingest
 from tests.rawfiles import INGEST_PARAMS
 
 DIM = 8

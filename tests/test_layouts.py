@@ -20,7 +20,7 @@ from tests.conftest import make_project, run
 
 pytestmark = pytest.mark.slow
 
-SIMULATED = {"path": "stages/simulator.py", "format": "simulated"}
+SIMULATED = {"path": "dsprior/simulator.py", "format": "simulated"}
 
 
 def write_raw(project: Path, sources: dict[str, dict[str, Any]], fmt: str) -> None:

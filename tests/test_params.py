@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from stages import audit, common, downsample, evaluate, generate, split, train
+from dsprior import common
+from stages import audit, downsample, evaluate, generate, split, train
 from stages.ingest import IngestConfig
 from tests.conftest import ROOT, TINY_PARAMS, deep_merge
 

@@ -15,8 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from stages import simulator
-from stages.contract import read_metadata
+from dsprior import simulator
+from dsprior.contract import read_metadata
 from tests.conftest import run, tool_env
 from tests.test_plots import declared_plots
 

@@ -7,7 +7,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss, log_loss, precision_score, recall_score
 
-from stages import priors
+from dsprior import priors
 
 # ----------------------------------------------------------------------------- the classic example
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from stages import calibration as cal
-from stages import priors, quantify
+from dsprior import calibration as cal
+from dsprior import priors, quantify
 
 FIXTURE = Path(__file__).parent / "fixtures" / "quapy_binary.json"
 MU, SIGMA = 2.0, 1.0  # two Gaussian log-odds classes, as tests/fixtures/make_quapy_fixture.py

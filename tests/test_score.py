@@ -18,8 +18,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from stages import bundle, contract, priors, rawio, score
-from stages.rawio import RawDataError
+from dsprior import contract, priors, rawio
+from dsprior.rawio import RawDataError
+from stages import bundle, score
 from tests.conftest import make_project, run
 from tests.test_bundle import DIM, build_pipeline
 

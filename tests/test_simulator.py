@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from stages.generate import generate
-from stages.simulator import (
+from dsprior.simulator import (
     SimulatorConfig,
     SourceSpec,
     draw_group_sizes,
@@ -20,6 +19,7 @@ from stages.simulator import (
     iter_examples,
     relation_patterns,
 )
+from stages.generate import generate
 from tests.conftest import ROOT
 
 SEED = 7

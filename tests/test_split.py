@@ -9,7 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from stages import contract, sampling, split
+from dsprior import contract, sampling
+from stages import split
 from tests.conftest import ROOT
 
 SPLIT_PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())["split"]

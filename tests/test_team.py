@@ -227,7 +227,7 @@ def weighted(alice: dict[str, Any]) -> dict[str, Any]:
         ran = sh(["dvc", "repro"], repo).stdout
         sh(["git", "add", "-A"], repo)
         sh(["git", "commit", "-qm", "weighted loss instead of downsampling"], repo)
-        pushed = sh(["python", "-m", "stages.team", "push", "-r", "team"], repo).stdout
+        pushed = sh(["python", "-m", "tools.team", "push", "-r", "team"], repo).stdout
         metrics = metrics_of(repo)
     finally:
         sh(["git", "checkout", "-q", "main"], repo)
@@ -272,7 +272,7 @@ def test_already_run_values_come_from_the_run_cache(
     bob: dict[str, Any], alice: dict[str, Any], weighted: dict[str, Any]
 ):
     """Bob sets Alice's branch values on main: nothing runs; then back: nothing runs."""
-    # `stages.team push` sent what the records point to and `dvc push --run-cache` leaves out
+    # `tools.team push` sent what the records point to and `dvc push --run-cache` leaves out
     sent = re.search(r"then (\d+) more file\(s\) the records point to", weighted["pushed"])
     assert sent and int(sent.group(1)) > 0, weighted["pushed"]
     repo = bob["repo"]
@@ -293,7 +293,7 @@ def test_already_run_values_come_from_the_run_cache(
     assert metrics_of(repo, AWS_ENV) == alice["baseline"]
 
     # Bob's push works although records he fetched point to outputs he never pulled
-    pushed = sh(["python", "-m", "stages.team", "push"], repo, AWS_ENV).stdout
+    pushed = sh(["python", "-m", "tools.team", "push"], repo, AWS_ENV).stdout
     assert "skipped" in pushed and "Traceback" not in pushed, pushed
 
 
@@ -307,7 +307,7 @@ def test_every_stage_is_recorded_in_the_run_cache(alice: dict[str, Any]):
 
 
 def test_run_cache_entries_lists_every_record(tmp_path: Path):
-    from stages.team import run_cache_entries
+    from tools.team import run_cache_entries
 
     assert list(run_cache_entries(tmp_path / "runs")) == []
     for key, value in [("ab12", "v1"), ("ab12", "v2"), ("cd34", "v3")]:

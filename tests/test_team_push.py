@@ -1,4 +1,4 @@
-"""`stages.team push` (what `make push` runs) on a tiny DVC project: fast, no TensorFlow.
+"""`tools.team push` (what `make push` runs) on a tiny DVC project: fast, no TensorFlow.
 
 The project has one stage with the output kinds the pipeline uses: a cached folder, a cached
 file, a `cache: false` metric and a `cache: false` plots folder. Two runs (a = 1, a = 2)
@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages import team
 from tests.conftest import ROOT, run
+from tools import team
 
 SCRIPT = """\
 import json, pathlib, yaml
@@ -133,10 +133,10 @@ def test_outputs_missing_here_are_skipped_and_a_folder_never_goes_half(
 
 
 def test_command_line_summary_and_errors(project: Path):
-    out = sh(["python", "-m", "stages.team", "push"], project)
+    out = sh(["python", "-m", "tools.team", "push"], project)
     assert out.startswith("dvc push --run-cache: "), out
     assert "run record(s) sent; then" in out and "more file(s) the records point to" in out
-    bad = run(["python", "-m", "stages.team", "push", "-r", "nowhere"], project, check=False)
+    bad = run(["python", "-m", "tools.team", "push", "-r", "nowhere"], project, check=False)
     assert bad.returncode != 0
     assert bad.stderr.startswith("ERROR: ") and "nowhere" in bad.stderr, bad.stderr
     assert "Traceback" not in bad.stderr

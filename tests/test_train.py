@@ -11,8 +11,9 @@ import pytest
 import yaml
 from sklearn.metrics import log_loss, precision_recall_fscore_support
 
-from stages import batches, contract, train
-from stages.common import atomic_directory
+from dsprior import batches, contract
+from dsprior.common import atomic_directory
+from stages import train
 from tests.conftest import ROOT
 
 keras = train.keras

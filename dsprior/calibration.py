@@ -34,7 +34,7 @@ from scipy.special import expit, logit
 from sklearn.metrics import log_loss
 from sklearn.model_selection import GroupKFold
 
-from stages import priors
+from dsprior import priors
 
 METHODS = ("none", "temperature", "platt", "isotonic")
 FIT_SPLITS = ("dev_a", "dev_b")

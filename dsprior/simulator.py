@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from stages import common
-from stages.common import check_number
+from dsprior import common
+from dsprior.common import check_number
 
 # The raw file formats generate writes (python -m stages.generate).
 RAW_FORMATS = ("parquet", "csv", "csv.gz", "jsonl")

@@ -40,14 +40,14 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from stages import common
-from stages.contract import EXAMPLE_ID, GROUP, LABEL, TRUE_LABEL
-from stages.csvrecords import UnclosedRecordError, iter_record_blocks
+from dsprior import common
+from dsprior.contract import EXAMPLE_ID, GROUP, LABEL, TRUE_LABEL
+from dsprior.csvrecords import UnclosedRecordError, iter_record_blocks
 
 log = logging.getLogger(__name__)
 
 FORMATS = ("csv", "parquet", "jsonl", "simulated")
-SIMULATED = "simulated"  # drawn by the built-in simulator (stages/simulator.py), no raw files
+SIMULATED = "simulated"  # drawn by the built-in simulator (dsprior/simulator.py), no raw files
 ON_ERROR = ("fail", "quarantine")  # stop at the first rejected example, or write it aside and go on
 EXTENSIONS = {
     ".csv": "csv",

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from stages import common, contract
+from dsprior import common, contract
 
 logger = logging.getLogger(__name__)
 
@@ -269,7 +269,7 @@ def forward(model) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     if fn is None:
         import tensorflow as tf
 
-        from stages.cnn import FEATURES_INPUT, LENGTHS_INPUT
+        from dsprior.cnn import FEATURES_INPUT, LENGTHS_INPUT
 
         dim = int(model.input[FEATURES_INPUT].shape[-1])
         ref = weakref.ref(model)  # the cache must not keep its key alive

@@ -29,8 +29,8 @@ import numpy as np
 from scipy.optimize import brentq
 from scipy.stats import ks_2samp
 
-from stages import calibration as cal
-from stages import priors
+from dsprior import calibration as cal
+from dsprior import priors
 
 logger = logging.getLogger(__name__)
 

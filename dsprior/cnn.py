@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from stages import common
+from dsprior import common
 
 common.quiet_tensorflow()
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from stages import rawio, simulator
-from stages.rawio import SIMULATED, RawReader, SourceSpec
+from dsprior import rawio, simulator
+from dsprior.rawio import SIMULATED, RawReader, SourceSpec
 
 
 def list_parts(spec: SourceSpec) -> list[tuple[Path, str]]:

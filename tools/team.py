@@ -11,7 +11,7 @@ folder's listing never goes without its files). Records fetched from a teammate 
 outputs this clone never had: those are skipped and counted, not an error. ``dvc repro
 --pull`` on the other side fetches the records and, per stage, the matched run's outputs.
 
-    python -m stages.team push [-r REMOTE] [-j JOBS]     # what `make push` runs
+    python -m tools.team push [-r REMOTE] [-j JOBS]     # what `make push` runs
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from stages import common
+from dsprior import common
 
 
 @dataclass(frozen=True)
