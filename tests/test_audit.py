@@ -11,8 +11,8 @@ import pytest
 import yaml
 from scipy import stats as sps
 
-from dsprior import contract, sampling
-from stages import audit, downsample, split
+from dsprior import audit, contract, downsampling, sampling, splitting
+from stages import audit as audit_stage
 from tests.conftest import ROOT
 
 # Every audit key is required; the tests' folds were drawn with seed 0.
@@ -45,10 +45,10 @@ def write_dataset(path, *, seed: int = 0, shift: float = 0.0, groups: int = 70):
 
 
 def build_manifest(dataset, *, by: str = "group", ratio=2):
-    split_manifest, _ = split.assign_splits(
+    split_manifest, _ = splitting.assign_splits(
         contract.read_metadata(dataset), seed=3, feeds=FEEDS, by=by
     )
-    manifest, _ = downsample.downsample(
+    manifest, _ = downsampling.downsample(
         split_manifest, seed=4, ratio=ratio, splits=["train", "dev_a"]
     )
     return manifest
@@ -216,7 +216,7 @@ def test_main_writes_markdown_and_json_metrics(tmp_path, clean):
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump({"audit": {**AUDIT_PARAMS, "seed": 1}}))
     report, metrics = tmp_path / "r" / "audit.md", tmp_path / "r" / "audit.json"
-    audit.main(
+    audit_stage.main(
         [
             "--params",
             str(params),

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from dsprior import common
-from stages import audit, downsample, evaluate, generate, split, train
+from dsprior import audit, common, downsampling, splitting
+from stages import evaluate, generate, split, train
 from stages.ingest import IngestConfig
 from tests.conftest import ROOT, TINY_PARAMS, deep_merge
 
@@ -170,7 +170,7 @@ def test_evaluate_uses_the_costs_given():
 
 def test_split_misspelt_assign_is_refused():
     params = {**without(section("split"), "assign"), "assgin": "quota"}
-    msg = refuse(split.check_params, params)
+    msg = refuse(splitting.check_params, params)
     assert msg.startswith("split.assgin: unknown key (value 'quota')")
     assert "did you mean 'assign'?" in msg
 
@@ -178,33 +178,33 @@ def test_split_misspelt_assign_is_refused():
 def test_split_feed_is_a_clear_error_not_a_key_error():
     params = section("split")
     params["feed"] = params.pop("feeds")
-    msg = refuse(split.check_params, params)
+    msg = refuse(splitting.check_params, params)
     assert msg.startswith("split.feed: unknown key")
     assert "allowed keys in split are ['seed', 'by', 'assign', 'feeds', 'priority']" in msg
     assert "did you mean 'feeds'?" in msg
 
 
 def test_split_feeds_are_checked_at_depth():
-    msg = refuse(split.check_params, section("split", {"feeds": {"pool": {"trian": 0.5}}}))
+    msg = refuse(splitting.check_params, section("split", {"feeds": {"pool": {"trian": 0.5}}}))
     assert "split.feeds.pool.trian: unknown name" in msg and "did you mean 'train'?" in msg
-    msg = refuse(split.check_params, section("split", {"feeds": {"pool": {"train": True}}}))
+    msg = refuse(splitting.check_params, section("split", {"feeds": {"pool": {"train": True}}}))
     assert msg == "split.feeds.pool.train must be a number >= 0 and <= 1, got True"
-    msg = refuse(split.check_params, section("split", {"feeds": {"pool": {"train": 0.9}}}))
+    msg = refuse(splitting.check_params, section("split", {"feeds": {"pool": {"train": 0.9}}}))
     assert "split.feeds.pool: fractions must sum to at most 1" in msg
 
 
 def test_split_missing_key_wrong_type_and_choice():
-    assert refuse(split.check_params, without(section("split"), "priority")) == (
+    assert refuse(splitting.check_params, without(section("split"), "priority")) == (
         "split.priority is required; add it to params.yaml"
     )
-    assert refuse(split.check_params, section("split", {"priority": "pool"})) == (
+    assert refuse(splitting.check_params, section("split", {"priority": "pool"})) == (
         "split.priority must be null or a list, got 'pool'"
     )
-    msg = refuse(split.check_params, section("split", {"by": "groups"}))
+    msg = refuse(splitting.check_params, section("split", {"by": "groups"}))
     assert (
         msg == "split.by must be one of ['group', 'example'], got 'groups'; did you mean 'group'?"
     )
-    assert split.check_params(section("split", {"priority": None}))["priority"] is None
+    assert splitting.check_params(section("split", {"priority": None}))["priority"] is None
 
 
 def test_split_main_refuses_before_reading_data(tmp_path):
@@ -220,7 +220,7 @@ def test_split_main_refuses_before_reading_data(tmp_path):
 
 def test_downsample_ration_is_refused():
     params = {**without(section("downsample"), "ratio"), "ration": 2}
-    msg = refuse(downsample.check_params, params)
+    msg = refuse(downsampling.check_params, params)
     assert msg.startswith("downsample.ration: unknown key (value 2)")
     assert "allowed keys in downsample are ['seed', 'ratio', 'splits']" in msg
     assert "did you mean 'ratio'?" in msg
@@ -229,21 +229,21 @@ def test_downsample_ration_is_refused():
 def test_downsample_split_is_refused():
     params = section("downsample")
     params["split"] = params.pop("splits")
-    msg = refuse(downsample.check_params, params)
+    msg = refuse(downsampling.check_params, params)
     assert msg.startswith("downsample.split: unknown key")
     assert "did you mean 'splits'?" in msg
 
 
 def test_downsample_missing_key_wrong_type_and_range():
-    assert refuse(downsample.check_params, without(section("downsample"), "splits")) == (
+    assert refuse(downsampling.check_params, without(section("downsample"), "splits")) == (
         "downsample.splits is required; add it to params.yaml"
     )
-    msg = refuse(downsample.check_params, section("downsample", {"splits": ["train", "dev"]}))
+    msg = refuse(downsampling.check_params, section("downsample", {"splits": ["train", "dev"]}))
     assert msg.startswith("downsample.splits[1] must be one of ['train', 'dev_a', 'dev_b', 'test']")
-    assert refuse(downsample.check_params, section("downsample", {"ratio": 0})) == (
+    assert refuse(downsampling.check_params, section("downsample", {"ratio": 0})) == (
         "downsample.ratio must be null or a number > 0, got 0"
     )
-    assert downsample.check_params(section("downsample", {"ratio": None}))["ratio"] is None
+    assert downsampling.check_params(section("downsample", {"ratio": None}))["ratio"] is None
 
 
 # ----------------------------------------------------------------------------- generate
@@ -315,11 +315,11 @@ def test_train_unknown_missing_wrong_type():
 
 CHECKS = {
     "audit": audit.check_params,
-    "downsample": downsample.check_params,
+    "downsample": downsampling.check_params,
     "evaluate": evaluate.check_params,
     "generate": generate.check_params,
     "ingest": IngestConfig.from_params,  # its own checks (not yet check_section)
-    "split": split.check_params,
+    "split": splitting.check_params,
     "train": train.resolve_params,
 }
 

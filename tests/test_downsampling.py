@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 import yaml
 
-from dsprior import sampling
+from dsprior import downsampling, sampling
 from stages import downsample
 from tests.conftest import ROOT
 
@@ -54,7 +54,7 @@ def column(table, name):
 
 def test_every_positive_kept_and_target_ratio_reached(reference):
     manifest, _ = reference
-    out, stats = downsample.downsample(manifest, seed=3, ratio=2, splits=["train", "dev_a"])
+    out, stats = downsampling.downsample(manifest, seed=3, ratio=2, splits=["train", "dev_a"])
     assert out.schema.equals(sampling.MANIFEST_SCHEMA)
     assert out.num_rows == manifest.num_rows  # thinned rows stay, with kept = False
     label, kept, split = column(out, "label"), column(out, "kept"), column(out, "split")
@@ -79,7 +79,7 @@ def test_every_positive_kept_and_target_ratio_reached(reference):
 @pytest.mark.parametrize("ratio", [2, None])
 def test_weights_restore_production_negative_totals(reference, ratio):
     manifest, population = reference
-    out, stats = downsample.downsample(manifest, seed=5, ratio=ratio, splits=["train", "dev_a"])
+    out, stats = downsampling.downsample(manifest, seed=5, ratio=ratio, splits=["train", "dev_a"])
     label, kept, split = column(out, "label"), column(out, "kept"), column(out, "split")
     weight = column(out, "weight")
     upstream, rate = column(out, "upstream_rate"), column(out, "downsample_rate")
@@ -102,22 +102,22 @@ def test_weights_restore_production_negative_totals(reference, ratio):
 
 def test_kept_depends_only_on_example_id_and_is_nested(reference):
     manifest, _ = reference
-    out, _ = downsample.downsample(manifest, seed=3, ratio=2, splits=["train"])
+    out, _ = downsampling.downsample(manifest, seed=3, ratio=2, splits=["train"])
     ids = column(out, "example_id")
     shuffled = manifest.take(np.random.default_rng(0).permutation(manifest.num_rows))
-    out_shuffled, _ = downsample.downsample(shuffled, seed=3, ratio=2, splits=["train"])
+    out_shuffled, _ = downsampling.downsample(shuffled, seed=3, ratio=2, splits=["train"])
     a = dict(zip(ids, column(out, "kept"), strict=True))
     b = dict(zip(column(out_shuffled, "example_id"), column(out_shuffled, "kept"), strict=True))
     assert a == b
-    sparser, _ = downsample.downsample(manifest, seed=3, ratio=1, splits=["train"])
+    sparser, _ = downsampling.downsample(manifest, seed=3, ratio=1, splits=["train"])
     assert np.all(column(out, "kept")[column(sparser, "kept")])  # ratio 1 keeps a subset of ratio 2
-    other_seed, _ = downsample.downsample(manifest, seed=4, ratio=2, splits=["train"])
+    other_seed, _ = downsampling.downsample(manifest, seed=4, ratio=2, splits=["train"])
     assert not np.array_equal(column(out, "kept"), column(other_seed, "kept"))
 
 
 def test_split_without_positives_is_not_thinned():
     table, _ = split_manifest(n=200, prior=0.0, upstream={"pool": 0.5, "production": 1.0})
-    out, stats = downsample.downsample(table, seed=1, ratio=2, splits=["train"])
+    out, stats = downsampling.downsample(table, seed=1, ratio=2, splits=["train"])
     assert column(out, "kept").all()
     assert stats["splits"]["train"]["keep_probability"] == 1.0
 
@@ -161,7 +161,7 @@ def test_main_writes_byte_identical_manifest(tmp_path, reference):
 def test_bad_params_name_the_value(reference, kwargs, message):
     kwargs = {"ratio": 2, "splits": ["train"], **kwargs}
     with pytest.raises(ValueError) as err:
-        downsample.downsample(reference[0], seed=1, **kwargs)
+        downsampling.downsample(reference[0], seed=1, **kwargs)
     assert message in str(err.value)
 
 

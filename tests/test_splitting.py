@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from dsprior import contract, sampling
+from dsprior import contract, sampling, splitting
 from stages import split
 from tests.conftest import ROOT
 
@@ -101,7 +101,7 @@ def assert_sizes_add_up(metadata, manifest, stats):
 
 
 def test_reference_setup_is_leak_free_and_adds_up(reference):
-    manifest, stats = split.assign_splits(reference, seed=7, feeds=REFERENCE_FEEDS)
+    manifest, stats = splitting.assign_splits(reference, seed=7, feeds=REFERENCE_FEEDS)
     assert manifest.schema.equals(sampling.SPLIT_MANIFEST_SCHEMA)
     assert_no_group_in_two_splits(manifest)
     assert_sizes_add_up(reference, manifest, stats)
@@ -118,7 +118,7 @@ def test_cross_source_groups_follow_priority_and_are_counted(reference):
     sources = np.array(reference.column("source").to_pylist(), dtype=object)
     shared = np.char.startswith(groups.astype(str), "shared-")
     for winner, loser in (("production", "pool"), ("pool", "production")):
-        manifest, stats = split.assign_splits(
+        manifest, stats = splitting.assign_splits(
             reference, seed=7, feeds=REFERENCE_FEEDS, priority=[winner, loser]
         )
         assert_no_group_in_two_splits(manifest)
@@ -132,7 +132,9 @@ def test_cross_source_groups_follow_priority_and_are_counted(reference):
 
 
 def test_default_priority_protects_the_production_sample(reference):
-    manifest, stats = split.assign_splits(reference, seed=7, feeds=REFERENCE_FEEDS, priority=None)
+    manifest, stats = splitting.assign_splits(
+        reference, seed=7, feeds=REFERENCE_FEEDS, priority=None
+    )
     assert stats["params"]["priority"] == ["production", "pool"]
     assert stats["sources"]["production"]["dropped"]["cross_source_conflict"] == 0
 
@@ -142,7 +144,9 @@ def test_shared_groups_move_when_the_winning_source_feeds_their_split(reference)
         "production": {"train": 0.4, "dev_a": 0.2, "dev_b": 0.2, "test": 0.2},
         "pool": {"dev_a": 0.5, "train": 0.5},  # cut in the other order: half the shared groups move
     }
-    manifest, stats = split.assign_splits(reference, seed=3, feeds=feeds, priority=["production"])
+    manifest, stats = splitting.assign_splits(
+        reference, seed=3, feeds=feeds, priority=["production"]
+    )
     assert_no_group_in_two_splits(manifest)
     assert_sizes_add_up(reference, manifest, stats)
     assert stats["moved"] == stats["sources"]["pool"]["moved"] > 0
@@ -164,7 +168,7 @@ def test_shared_groups_move_when_the_winning_source_feeds_their_split(reference)
 def test_single_production_pool_feeds_all_four_splits(tmp_path):
     examples = make_examples(n_groups={"production": 200}, seed=2)
     metadata = contract.read_metadata(write_dataset(tmp_path / "ds", examples))
-    manifest, stats = split.assign_splits(metadata, seed=11, feeds=SINGLE_FEEDS)
+    manifest, stats = splitting.assign_splits(metadata, seed=11, feeds=SINGLE_FEEDS)
     assert_no_group_in_two_splits(manifest)
     assert_sizes_add_up(metadata, manifest, stats)
     assert stats["assigned"] == metadata.num_rows
@@ -176,7 +180,7 @@ def test_single_production_pool_feeds_all_four_splits(tmp_path):
 
 
 def test_reference_priority_list_also_serves_the_single_pool_setup(reference):
-    manifest, stats = split.assign_splits(
+    manifest, stats = splitting.assign_splits(
         reference, seed=7, feeds=SINGLE_FEEDS, priority=["production", "pool"]
     )
     assert_no_group_in_two_splits(manifest)
@@ -189,7 +193,7 @@ def test_reference_priority_list_also_serves_the_single_pool_setup(reference):
 def test_dropped_examples_are_counted_by_reason(tmp_path):
     examples = make_examples(n_groups={"production": 100, "other": 10}, seed=4)
     metadata = contract.read_metadata(write_dataset(tmp_path / "ds", examples))
-    manifest, stats = split.assign_splits(
+    manifest, stats = splitting.assign_splits(
         metadata, seed=5, feeds={"production": {"train": 0.3, "test": 0.3}}
     )
     assert_sizes_add_up(metadata, manifest, stats)
@@ -233,11 +237,11 @@ def test_same_seed_gives_byte_identical_manifest(tmp_path):
 def test_existing_assignments_stay_put_when_data_grows(tmp_path):
     old = make_examples(n_groups={"pool": 40, "production": 40}, shared=4, seed=1)
     new = make_examples(n_groups={"pool": 40, "production": 40}, shared=4, seed=9, start=1000)
-    before = split.assign_splits(
+    before = splitting.assign_splits(
         contract.read_metadata(write_dataset(tmp_path / "a", old)), seed=7, feeds=REFERENCE_FEEDS
     )[0]
     grown = contract.read_metadata(write_dataset(tmp_path / "b", new[:50] + old + new[50:]))
-    after = split.assign_splits(grown, seed=7, feeds=REFERENCE_FEEDS)[0]
+    after = splitting.assign_splits(grown, seed=7, feeds=REFERENCE_FEEDS)[0]
     assert after.num_rows > before.num_rows
     b, a = split_of(before), split_of(after)
     assert {e: a[e] for e in b} == b
@@ -247,7 +251,7 @@ def test_quota_assignment_balances_positive_groups(tmp_path):
     examples = make_examples(n_groups={"production": 150}, seed=6)
     metadata = contract.read_metadata(write_dataset(tmp_path / "ds", examples))
     feeds = {"production": {"train": 0.5, "dev_b": 0.25, "test": 0.25}}
-    manifest, stats = split.assign_splits(metadata, seed=1, feeds=feeds, assign="quota")
+    manifest, stats = splitting.assign_splits(metadata, seed=1, feeds=feeds, assign="quota")
     assert_no_group_in_two_splits(manifest)
     pos = {s: stats["splits"][s]["positive_groups"] for s in feeds["production"]}
     total_pos = sum(pos.values())
@@ -257,7 +261,7 @@ def test_quota_assignment_balances_positive_groups(tmp_path):
 
 
 def test_split_by_example_leaks_groups(reference):
-    manifest, _ = split.assign_splits(reference, seed=7, feeds=REFERENCE_FEEDS, by="example")
+    manifest, _ = splitting.assign_splits(reference, seed=7, feeds=REFERENCE_FEEDS, by="example")
     members = groups_per_split(manifest)
     assert members["train"] & members["dev_a"] or members["dev_b"] & members["test"]
     assert manifest.num_rows == reference.num_rows
@@ -278,7 +282,7 @@ def test_split_by_example_leaks_groups(reference):
 def test_bad_params_name_the_value(reference, kwargs, message):
     kwargs = {"feeds": REFERENCE_FEEDS, **kwargs}
     with pytest.raises(ValueError, match=None) as err:
-        split.assign_splits(reference, seed=1, **kwargs)
+        splitting.assign_splits(reference, seed=1, **kwargs)
     assert message in str(err.value)
 
 
@@ -313,7 +317,7 @@ FULL_FRACTIONS = [
 ]
 
 
-@pytest.mark.parametrize("assign", split.ASSIGN)
+@pytest.mark.parametrize("assign", splitting.ASSIGN)
 @pytest.mark.parametrize("fractions", FULL_FRACTIONS, ids=lambda f: "/".join(map(str, f.values())))
 def test_fractions_summing_to_one_drop_nothing(tmp_path, monkeypatch, fractions, assign):
     """Every example of a source whose fractions sum to 1 is assigned: not one is not_sampled.
@@ -334,11 +338,11 @@ def test_fractions_summing_to_one_drop_nothing(tmp_path, monkeypatch, fractions,
     monkeypatch.setattr(sampling, "stable_uniform", with_extremes)
     examples = make_examples(n_groups={"production": 120}, seed=8)
     metadata = contract.read_metadata(write_dataset(tmp_path / "ds", examples))
-    manifest, stats = split.assign_splits(
+    manifest, stats = splitting.assign_splits(
         metadata, seed=2, feeds={"production": fractions}, assign=assign
     )
     assert_sizes_add_up(metadata, manifest, stats)
-    assert stats["dropped"] == {reason: 0 for reason in split.DROP_REASONS}
+    assert stats["dropped"] == {reason: 0 for reason in splitting.DROP_REASONS}
     assert stats["assigned"] == manifest.num_rows == metadata.num_rows
     assert set(manifest.column("example_id").to_pylist()) == set(
         metadata.column("example_id").to_pylist()
