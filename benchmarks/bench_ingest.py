@@ -37,7 +37,6 @@ import pyarrow.parquet as pq
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from dsprior import contract  # noqa: E402
 
@@ -104,9 +103,8 @@ def run_ingest(
     out, metrics = work / "dataset", work / "ingest.json"
     cmd = [sys.executable, "-m", "stages.ingest", "--params", str(params), "--out", str(out)]
     cmd += ["--rejects", str(work / "rejects.jsonl"), "--metrics", str(metrics)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     start = time.perf_counter()
-    child = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
+    child = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.DEVNULL)
     _, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:

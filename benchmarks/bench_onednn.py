@@ -31,7 +31,6 @@ BATCH = 60
 
 def child(passes: int) -> dict:
     """Time ``passes`` x len(ROWS) train steps in this process; print nothing else."""
-    sys.path.insert(0, str(ROOT))
     from dsprior import common
 
     common.quiet_tensorflow()

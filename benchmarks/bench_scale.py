@@ -1,6 +1,6 @@
 """Scale measurements behind docs/scale.md: every stage at a few sizes, fitted and extrapolated.
 
-For each scale factor ``s`` a fresh project (``tests/conftest.make_project``) is made
+For each scale factor ``s`` a fresh project (``tools.scratch.make_project``) is made
 in a temporary folder with the default params (D = 700) except the simulator's
 source sizes, which are multiplied by ``s`` (``s = 1`` is the default run: about
 1,800 training examples after thinning to 1:2 and an 8,000-example production
@@ -39,10 +39,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from tests.conftest import make_project, tool_env  # noqa: E402
+from tools.measure import du_bytes, run_measured
+from tools.scratch import ROOT, make_project
 
 RESULTS = ROOT / "benchmarks" / "results" / "scale.json"
 STAGES = ("source@pool", "source@production", "ingest", "split", "downsample", "audit", "train",
@@ -95,41 +93,6 @@ def stage_commands(project: Path) -> dict[str, str]:
     return commands
 
 
-def run_measured(cmd: str, cwd: Path) -> dict[str, float]:
-    """Run a shell command; wall seconds, CPU seconds and the child's peak RSS."""
-    env = tool_env()
-    log = cwd / f".bench-{abs(hash(cmd))}.log"
-    start = time.perf_counter()
-    with open(log, "wb") as err:  # a file, not a pipe: a chatty child must never block
-        proc = subprocess.Popen(
-            cmd, shell=True, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=err
-        )
-        # wait4 on the shell: ru_maxrss is the largest of its waited-for descendants.
-        _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    stderr = log.read_text(errors="replace")
-    log.unlink()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{cmd} exited {proc.returncode}:\n{stderr[-3000:]}")
-    return {
-        "wall_s": round(wall, 3),
-        "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
-        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
-    }
-
-
-def du_bytes(*paths: Path) -> int:
-    """Disk usage in bytes of the paths together (a hardlinked file counts once)."""
-    existing = [str(p) for p in paths if p.exists()]
-    if not existing:
-        return 0
-    out = subprocess.run(
-        ["du", "-s", "-B1", "-c", *existing], capture_output=True, text=True, check=True
-    ).stdout
-    return int(out.strip().splitlines()[-1].split()[0])
-
-
 def sizes_of(project: Path) -> dict[str, int]:
     """How much each stage works on, read from its outputs."""
     ingest = json.loads((project / "reports" / "ingest.json").read_text())
@@ -159,10 +122,10 @@ def measure(scale: float, work: Path) -> dict[str, Any]:
     for name in STAGES:
         print(f"  scale {scale:g}: {name} ...", flush=True)
         load = os.getloadavg()[0]
-        stages[name] = run_measured(commands[name], project)
+        stages[name] = run_measured(commands[name], project, shell=True)
         stages[name]["load_1m_before"] = round(load, 2)
         print(f"    {stages[name]}", flush=True)
-    commit = run_measured(f"{tool[0]} commit -f {' '.join(STAGES)}", project)
+    commit = run_measured(f"{tool[0]} commit -f {' '.join(STAGES)}", project, shell=True)
     # Per-stage CPU/RSS of `dvc commit` is DVC's hashing + linking into the cache.
     disk = {
         "raw": du_bytes(project / "data" / "raw"),
@@ -176,7 +139,7 @@ def measure(scale: float, work: Path) -> dict[str, Any]:
     }
     # `dvc repro`/`dvc commit` copy outputs into the cache even with cache.type hardlink
     # (the workspace file keeps link count 1); `dvc checkout --relink` swaps in links.
-    relink = run_measured(f"{tool[0]} checkout --relink {' '.join(STAGES)}", project)
+    relink = run_measured(f"{tool[0]} checkout --relink {' '.join(STAGES)}", project, shell=True)
     disk["workspace_plus_cache_relinked"] = du_bytes(
         project / "data", project / "models", project / ".dvc"
     )

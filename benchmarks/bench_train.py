@@ -29,8 +29,6 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from dsprior import batches, common, contract
 
 DIM, SIZES, FILTERS, BATCH, MIN_LEN, MAX_LEN = 700, (5, 6, 7, 8, 9, 10), 125, 60, 10, 100

@@ -15,18 +15,18 @@ model and flags, go to benchmarks/results/reference.json.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
-import os
-import platform
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from tools import scratch
+from tools.measure import cpu_info, du_bytes, run_measured
+from tools.scratch import tool_env
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "reference.json"
@@ -34,39 +34,15 @@ OVERRIDES = ROOT / "benchmarks" / "params-reference.yaml"
 BIN = Path(sys.executable).parent
 
 
-def merge(base: dict, override: dict) -> dict:
-    out = copy.deepcopy(base)
-    for key, value in override.items():
-        out[key] = merge(out[key], value) if isinstance(value, dict) and key in out else value
-    return out
-
-
-def env() -> dict[str, str]:
-    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-            "TF_CPP_MIN_LOG_LEVEL": "3"}  # fmt: skip
-
-
 def sh(cmd: list[str], cwd: Path) -> None:
-    subprocess.run(cmd, cwd=cwd, env=env(), check=True, capture_output=True)
+    subprocess.run(cmd, cwd=cwd, env=tool_env(), check=True, capture_output=True)
 
 
 def make_project(work: Path) -> Path:
     """A fresh git + DVC repository holding the code and the reference params."""
     if work.exists():
         shutil.rmtree(work)
-    work.mkdir(parents=True)
-    shutil.copytree(ROOT / "stages", work / "stages", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(ROOT / "dvc.yaml", work / "dvc.yaml")
-    params = merge(yaml.safe_load((ROOT / "params.yaml").read_text()),
-                   yaml.safe_load(OVERRIDES.read_text()))  # fmt: skip
-    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    sh(["git", "init", "-q", "-b", "main"], work)
-    sh(["dvc", "init", "-q"], work)
-    sh(["dvc", "config", "core.analytics", "false"], work)
-    sh(["git", "add", "-A"], work)
-    sh(["git", "-c", "user.name=ref", "-c", "user.email=ref@example.org", "commit", "-qm", "ref"],
-       work)  # fmt: skip
-    return work
+    return scratch.make_project(work, yaml.safe_load(OVERRIDES.read_text()))
 
 
 def stages_in_order(project: Path) -> list[str]:
@@ -81,37 +57,8 @@ def stages_in_order(project: Path) -> list[str]:
                   else len(order))  # fmt: skip
 
 
-def measured(cmd: list[str], cwd: Path, log: Path) -> dict[str, float]:
-    start = time.perf_counter()
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(cmd, cwd=cwd, env=env(), stdout=out, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed; see {log}")
-    return {
-        "wall_s": round(wall, 1),
-        "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
-        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
-    }
-
-
 def du_gb(*paths: Path) -> float:
-    existing = [str(p) for p in paths if p.exists()]
-    if not existing:
-        return 0.0
-    out = subprocess.run(["du", "-scb", *existing], capture_output=True, text=True, check=True)
-    return round(int(out.stdout.splitlines()[-1].split()[0]) / 1e9, 2)
-
-
-def cpu() -> dict[str, Any]:
-    info = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    model = next((line.split(":", 1)[1].strip() for line in info.splitlines()
-                  if line.startswith("Model name")), platform.processor())  # fmt: skip
-    flags = next((line.split(":", 1)[1].split() for line in info.splitlines()
-                  if line.startswith("Flags")), [])  # fmt: skip
-    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
-    return {"model": model, "cores": os.cpu_count(), "flags": [f for f in wanted if f in flags]}
+    return round(du_bytes(*paths) / 1e9, 2)
 
 
 def main() -> None:
@@ -135,17 +82,17 @@ def main() -> None:
         if name in stages:
             continue
         print(f"{name} ...", flush=True)
-        stages[name] = measured(["dvc", "repro", "--single-item", name], project, log)
+        stages[name] = run_measured(["dvc", "repro", "--single-item", name], project, log=log)
         print(f"  {stages[name]}", flush=True)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"complete": False, "stages": stages}, indent=2) + "\n")
-    relink = measured(["dvc", "checkout", "--relink"], project, log)
+    relink = run_measured(["dvc", "checkout", "--relink"], project, log=log)
     ingest = json.loads((project / "reports/ingest.json").read_text())
     train = json.loads((project / "models/train.json").read_text())
     audit = json.loads((project / "reports/audit.json").read_text())
     result = {
         "complete": True,
-        "cpu": cpu(),
+        "cpu": cpu_info(),
         "params_overrides": yaml.safe_load(OVERRIDES.read_text()),
         "sizes": {
             "examples": ingest["examples_written"],

@@ -8,14 +8,13 @@ leave two run records; the remote is a local folder.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import ROOT, run
-from tools import team
+from tests.conftest import run
+from tools import scratch, team
 
 SCRIPT = """\
 import json, pathlib, yaml
@@ -58,7 +57,7 @@ def project(tmp_path: Path) -> Path:
     repo.mkdir()
     (repo / "s.py").write_text(SCRIPT)
     (repo / "dvc.yaml").write_text(yaml.safe_dump(DVC_YAML, sort_keys=False))
-    shutil.copytree(ROOT / "stages", repo / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+    scratch.copy_code(repo)
     sh(["git", "init", "-q", "-b", "main"], repo)
     sh(["dvc", "init", "-q"], repo)
     sh(["dvc", "config", "core.analytics", "false"], repo)

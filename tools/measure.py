@@ -1,0 +1,77 @@
+"""Measure what the benchmarks report: a child's wall time, CPU time and peak RSS; disk use; the CPU.
+
+Every benchmark times a stage or a command in a fresh process, so that start-up is
+counted and nothing warm is shared; ``run_measured`` is that one place.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from tools.scratch import tool_env
+
+
+def run_measured(
+    cmd: str | list[str], cwd: Path, *, log: Path | None = None, shell: bool = False
+) -> dict[str, float]:
+    """Run ``cmd`` to the end; its wall seconds, CPU seconds and peak RSS (MB).
+
+    Output goes to ``log`` (appended; kept) or to a temporary file shown on failure: a
+    file, not a pipe, so that a chatty child never blocks. ``wait4`` on the child (the
+    shell, with ``shell=True``) gives the largest RSS of its waited-for descendants.
+    """
+    keep = log is not None
+    path = log if keep else Path(tempfile.mkstemp(prefix=".bench-", suffix=".log", dir=cwd)[1])
+    start = time.perf_counter()
+    with open(path, "ab") as out:
+        proc = subprocess.Popen(
+            cmd, shell=shell, cwd=cwd, env=tool_env(), stdout=out, stderr=subprocess.STDOUT
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    code = os.waitstatus_to_exitcode(status)
+    text = path.read_text(errors="replace") if code != 0 and not keep else ""
+    if not keep:
+        path.unlink()
+    if code != 0:
+        where = f"; see {log}" if keep else f":\n{text[-3000:]}"
+        raise RuntimeError(f"{cmd} exited {code}{where}")
+    return {
+        "wall_s": round(wall, 3),
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+    }
+
+
+def du_bytes(*paths: Path) -> int:
+    """Disk usage in bytes of the paths together (a hardlinked file counts once)."""
+    existing = [str(p) for p in paths if p.exists()]
+    if not existing:
+        return 0
+    out = subprocess.run(["du", "-scb", *existing], capture_output=True, text=True, check=True)
+    return int(out.stdout.splitlines()[-1].split()[0])
+
+
+def cpu_info() -> dict[str, Any]:
+    """The CPU model, core count and the instruction sets that decide TensorFlow's speed."""
+    info = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in info.splitlines()
+            if line.startswith("Model name")
+        ),
+        platform.processor(),
+    )
+    flags = next(
+        (line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("Flags")),
+        [],
+    )
+    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+    return {"model": model, "cores": os.cpu_count(), "flags": [f for f in wanted if f in flags]}
