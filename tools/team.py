@@ -48,16 +48,56 @@ def run_cache_entries(runs_dir: Path) -> Iterator[tuple[str, str]]:
             yield record.parent.name, record.name
 
 
-def held_objects(repo: Any, record: dict[str, Any]) -> tuple[set, int]:
+class _Dvc:
+    """Every use of DVC's internals, in one place: DVC 3.67 has no public API for these.
+
+    A DVC upgrade that moves one of them breaks only this class; tests/test_team_push.py
+    and tests/test_team.py exercise each line against the real DVC.
+    """
+
+    def __init__(self, repo: Any) -> None:
+        self.repo = repo  # dvc.repo.Repo, opened and locked by push()
+
+    def push_run_records(self, remote: str | None) -> int:
+        # StageCache.push: what `dvc push --run-cache` adds, the records only
+        return len(self.repo.stage_cache.push(remote))  # RunCacheNotSupported on HTTP
+
+    def push_lock_outputs(self, remote: str | None, jobs: int | None) -> int:
+        return self.repo.push(remote=remote, jobs=jobs)  # Repo.push: `dvc push` itself
+
+    def runs_dir(self) -> Path:
+        return Path(self.repo.stage_cache.cache_dir)  # StageCache.cache_dir: <cache>/runs
+
+    def cache_for(self, hash_name: str) -> Any:
+        from dvc.cachemgr import LEGACY_HASH_NAMES  # DVC 2's md5 names, kept apart
+
+        # CacheManager.legacy / .local: the object stores of DVC 2 and DVC 3 hashes
+        return self.repo.cache.legacy if hash_name in LEGACY_HASH_NAMES else self.repo.cache.local
+
+    @staticmethod
+    def folder_files(cache: Any, hash_info: Any, hash_name: str) -> set | None:
+        """The objects a folder's listing names; None when the listing is corrupt."""
+        from dvc_data.hashfile.tree import Tree  # a .dir listing
+        from dvc_objects.errors import ObjectFormatError
+
+        try:
+            return {oid for _, _, oid in Tree.load(cache, hash_info, hash_name=hash_name)}
+        except ObjectFormatError:
+            return None
+
+    def push_objects(self, objects: set, remote: str | None, jobs: int | None) -> tuple[int, int]:
+        """(transferred, failed) for a set of cache objects sent to the remote."""
+        result = self.repo.cloud.push(objects, jobs=jobs, remote=remote)  # DataCloud.push
+        return len(result.transferred), len(result.failed)
+
+
+def held_objects(dvc: _Dvc, record: dict[str, Any]) -> tuple[set, int]:
     """(objects of the record's outputs that the local cache holds in full, outputs skipped).
 
     A folder counts only if its listing and every file in it are here; otherwise none of it
     is sent, so the remote never gets a listing whose files are missing.
     """
-    from dvc.cachemgr import LEGACY_HASH_NAMES
-    from dvc_data.hashfile.hash_info import HashInfo
-    from dvc_data.hashfile.tree import Tree
-    from dvc_objects.errors import ObjectFormatError
+    from dvc_data.hashfile.hash_info import HashInfo  # a (hash name, value) pair
 
     objects: set = set()
     skipped = 0
@@ -67,7 +107,7 @@ def held_objects(repo: Any, record: dict[str, Any]) -> tuple[set, int]:
         value = out.get("md5")
         if not value:
             continue
-        cache = repo.cache.legacy if name in LEGACY_HASH_NAMES else repo.cache.local
+        cache = dvc.cache_for(name)
         hash_info = HashInfo(name, value)
         if not cache.exists(value):
             skipped += 1
@@ -75,12 +115,8 @@ def held_objects(repo: Any, record: dict[str, Any]) -> tuple[set, int]:
         if not hash_info.isdir:
             objects.add(hash_info)
             continue
-        try:
-            files = {oid for _, _, oid in Tree.load(cache, hash_info, hash_name=name)}
-        except ObjectFormatError:  # a corrupted listing: nothing of it is sent
-            skipped += 1
-            continue
-        if all(cache.exists(oid.value) for oid in files):
+        files = dvc.folder_files(cache, hash_info, name)
+        if files is not None and all(cache.exists(oid.value) for oid in files):
             objects |= files | {hash_info}
         else:
             skipped += 1
@@ -94,23 +130,24 @@ def push(
     from dvc.repo import Repo, lock_repo
 
     with Repo(os.fspath(repo_root)) as repo, lock_repo(repo):
-        records = repo.stage_cache.push(remote)  # RunCacheNotSupported on an HTTP remote
-        files = repo.push(remote=remote, jobs=jobs)
+        dvc = _Dvc(repo)
+        records = dvc.push_run_records(remote)
+        files = dvc.push_lock_outputs(remote, jobs)
         objects: set = set()
         skipped = 0
-        runs_dir = Path(repo.stage_cache.cache_dir)
+        runs_dir = dvc.runs_dir()
         for key, value in run_cache_entries(runs_dir):
             record = yaml.safe_load((runs_dir / key[:2] / key / value).read_text()) or {}
-            held, missing = held_objects(repo, record)
+            held, missing = held_objects(dvc, record)
             objects |= held
             skipped += missing
-        result = repo.cloud.push(objects, jobs=jobs, remote=remote) if objects else None
+        sent, failed = dvc.push_objects(objects, remote, jobs) if objects else (0, 0)
     return PushSummary(
         files=files,
-        run_records=len(records),
-        run_files=len(result.transferred) if result else 0,
+        run_records=records,
+        run_files=sent,
         outputs_skipped=skipped,
-        failed=len(result.failed) if result else 0,
+        failed=failed,
     )
 
 
