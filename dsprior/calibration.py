@@ -148,8 +148,8 @@ def fit_logistic(
     scaling: ``b = 0``.
     """
     x = np.asarray(x, dtype=np.float64)
-    y = priors._check_binary(labels).astype(np.float64)
-    w = priors._check_weights(weights, len(y))
+    y = priors.check_binary(labels).astype(np.float64)
+    w = priors.check_weights(weights, len(y))
     if x.shape != y.shape:
         raise ValueError(f"x and labels shapes differ: {x.shape} vs {y.shape}")
     if np.dot(w, y) <= 0 or np.dot(w, 1 - y) <= 0:
@@ -232,8 +232,8 @@ def fit_isotonic(
     """Weighted isotonic regression of the labels on log-odds ``x``, as its knots."""
     from sklearn.isotonic import IsotonicRegression
 
-    y = priors._check_binary(labels).astype(np.float64)
-    w = priors._check_weights(weights, len(y))
+    y = priors.check_binary(labels).astype(np.float64)
+    w = priors.check_weights(weights, len(y))
     if np.sum(w * y) <= 0 or np.sum(w * (1 - y)) <= 0:
         raise ValueError("a calibration fit needs positive weight in both classes")
     bound = max(ISOTONIC_BOUND, 0.5 / max(int(np.count_nonzero(w)), 1))
@@ -289,9 +289,9 @@ def calibration_quality(
     ``bin weight * |mean probability - observed rate|`` (an expected calibration
     error, ECE, with the weights that put the split at the prior).
     """
-    y = priors._check_binary(labels)
+    y = priors.check_binary(labels)
     p = np.asarray(probability, dtype=np.float64)
-    w = priors._check_weights(weights, len(y))
+    w = priors.check_weights(weights, len(y))
     if w.sum() <= 0:
         raise ValueError("calibration_quality needs positive total weight")
     mean_p = float(np.dot(w, p) / w.sum())
@@ -318,7 +318,7 @@ def cross_fitted_log_loss(
     folds: int = CV_FOLDS,
 ) -> float:
     """Log loss of ``method`` fitted on the other folds of the same split (groups kept whole)."""
-    y = priors._check_binary(labels)
+    y = priors.check_binary(labels)
     p = np.asarray(probability, dtype=np.float64)
     w = np.asarray(weights, dtype=np.float64)
     n_groups = len(np.unique(groups))

@@ -63,8 +63,8 @@ def em_prior(probability: np.ndarray, *, prior: float, weights: np.ndarray | Non
     ``pi``, so it is 0 or 1 at the ends or the unique root between.
     """
     p = np.clip(_probabilities(probability), cal.EPS, 1.0 - cal.EPS)
-    w = priors._check_weights(weights, len(p))
-    prior = priors._check_rate("prior", prior)
+    w = priors.check_weights(weights, len(p))
+    prior = priors.check_rate("prior", prior)
     if len(p) == 0 or w.sum() <= 0:
         raise ValueError("em_prior needs at least one example with positive weight")
     a = priors.odds(p) / priors.odds(prior) - 1.0
@@ -83,8 +83,8 @@ def adjusted_count(
     decision: np.ndarray, *, tpr: float, fpr: float, weights: np.ndarray | None = None
 ) -> float:
     """ACC: ``(cc - fpr) / (tpr - fpr)`` clipped to [0, 1]; NaN where ``tpr <= fpr``."""
-    d = priors._check_binary(decision).astype(np.float64)
-    w = priors._check_weights(weights, len(d))
+    d = priors.check_binary(decision).astype(np.float64)
+    w = priors.check_weights(weights, len(d))
     if w.sum() <= 0:
         raise ValueError("adjusted_count needs at least one example with positive weight")
     if not tpr > fpr:
@@ -102,7 +102,7 @@ def probabilistic_adjusted_count(
 ) -> float:
     """PACC: ``(mean p - E[p|neg]) / (E[p|pos] - E[p|neg])`` clipped to [0, 1]."""
     p = _probabilities(probability)
-    w = priors._check_weights(weights, len(p))
+    w = priors.check_weights(weights, len(p))
     if w.sum() <= 0:
         raise ValueError("probabilistic_adjusted_count needs positive total weight")
     if not mean_positive > mean_negative:
@@ -119,9 +119,9 @@ def reference_rates(
     weights: np.ndarray | None = None,
 ) -> dict[str, float]:
     """What ACC and PACC need from a labelled set: tpr, fpr and the class-conditional mean p."""
-    y = priors._check_binary(labels)
+    y = priors.check_binary(labels)
     p = _probabilities(probability)
-    w = priors._check_weights(weights, len(y))
+    w = priors.check_weights(weights, len(y))
     pos, neg = w * (y == 1), w * (y == 0)
     if pos.sum() <= 0 or neg.sum() <= 0:
         nan = float("nan")
@@ -153,8 +153,8 @@ def expected_performance(
     rule being judged. Expected TP = sum(d p), FP = sum(d (1-p)), FN = sum((1-d) p).
     """
     p = _probabilities(probability)
-    d = priors._check_binary(decision).astype(np.float64)
-    w = priors._check_weights(weights, len(p))
+    d = priors.check_binary(decision).astype(np.float64)
+    w = priors.check_weights(weights, len(p))
     if p.shape != d.shape:
         raise ValueError(f"probability and decision shapes differ: {p.shape} vs {d.shape}")
     cm = priors.Confusion(
@@ -248,7 +248,7 @@ def reference_from_rows(
     keep = split == "dev_b"
     if calibration.fitted_on == "dev_a":
         keep |= split == "dev_a"
-    label = priors._check_binary(np.asarray(label)[keep])
+    label = priors.check_binary(np.asarray(label)[keep])
     weight = np.asarray(weight, dtype=np.float64)[keep]
     split = split[keep]
     fit_weight = np.ones(len(label))
@@ -375,8 +375,8 @@ def estimate_batch(
         raise ValueError("estimate_batch needs at least one example")
     if int(resamples) < 1:
         raise ValueError(f"resamples must be >= 1, got {resamples!r}")
-    level = priors._check_rate("level", level)
-    prior = priors._check_rate("prior", prior)
+    level = priors.check_rate("level", level)
+    prior = priors.check_rate("prior", prior)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     kw = {
         "prior": prior,

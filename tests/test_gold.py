@@ -100,7 +100,7 @@ def metrics_of(predictions: pd.DataFrame, **kwargs) -> dict:
 
 
 def weights_at(y: np.ndarray, w: np.ndarray, prior: float) -> np.ndarray:
-    """Negatives rescaled so positives weigh ``prior`` of the total (independent of priors.py)."""
+    """Negatives rescaled so positives weigh ``prior`` of the total (independent of dsprior.priors)."""
     out = w.astype(float).copy()
     out[y == 0] *= w[y == 1].sum() / w[y == 0].sum() * (1 - prior) / prior
     return out
