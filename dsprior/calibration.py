@@ -1,8 +1,8 @@
 """Recalibration of probabilities at the production prior, and how calibrated they are.
 
-Pure functions on arrays; no files. The prior correction (``stages.priors``) is
+Pure functions on arrays; no files. The prior correction (``dsprior.priors``) is
 exact only when the raw scores were calibrated at the training prior; a network
-rarely is, and the label-free estimators (``stages.quantify``) are only as good as
+rarely is, and the label-free estimators (``dsprior.quantify``) are only as good as
 the calibration. Every map here is an affine map of the log-odds of the
 prior-corrected probability ``p`` (METHODS.md section 2):
 

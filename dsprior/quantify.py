@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy.optimize import brentq
@@ -31,6 +31,9 @@ from scipy.stats import ks_2samp
 
 from dsprior import calibration as cal
 from dsprior import priors
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -50,9 +53,6 @@ def _probabilities(probability: np.ndarray, name: str = "probability") -> np.nda
     if not np.all(np.isfinite(p)) or np.any((p < 0) | (p > 1)):
         raise ValueError(f"{name} must be finite probabilities in [0, 1]")
     return p
-
-
-# ----------------------------------------------------------------------------- prior estimates
 
 
 def em_prior(probability: np.ndarray, *, prior: float, weights: np.ndarray | None = None) -> float:
@@ -135,9 +135,6 @@ def reference_rates(
     }
 
 
-# ----------------------------------------------------------------------------- performance
-
-
 def expected_performance(
     probability: np.ndarray,
     decision: np.ndarray,
@@ -192,9 +189,6 @@ def measured_performance(
     return performance_of(cm, cost_fp=cost_fp, cost_fn=cost_fn)
 
 
-# ----------------------------------------------------------------------------- one batch
-
-
 @dataclass(frozen=True)
 class Reference:
     """The labelled rows a batch is compared with, as the bundle stores them.
@@ -225,6 +219,7 @@ class Reference:
 
 
 REFERENCE_SPLITS = ("dev_a", "dev_b")
+PRIOR_CORRECTED = "probability_prior_corrected"  # predictions column: before recalibration
 
 
 def reference_from_rows(
@@ -267,6 +262,32 @@ def reference_from_rows(
         weight=weight,
         fit_weight=fit_weight,
         probability=_probabilities(np.asarray(probability, dtype=np.float64)[keep]),
+    )
+
+
+def reference_from_predictions(
+    predictions: pd.DataFrame,
+    *,
+    prior: float,
+    training_prior: float | None,
+    calibration: cal.Calibration,
+) -> Reference:
+    """:func:`reference_from_rows` on evaluate's predictions frame.
+
+    Reads ``split``, ``group``, ``label``, ``weight`` and the probability before the
+    recalibration: ``PRIOR_CORRECTED`` where the frame has it, else ``probability``
+    (predictions written before evaluate recalibrated).
+    """
+    uncal = PRIOR_CORRECTED if PRIOR_CORRECTED in predictions.columns else "probability"
+    return reference_from_rows(
+        predictions["split"].to_numpy(),
+        predictions["group"].to_numpy(),
+        predictions["label"].to_numpy(),
+        predictions["weight"].to_numpy(np.float64),
+        predictions[uncal].to_numpy(np.float64),
+        prior=prior,
+        training_prior=training_prior,
+        calibration=calibration,
     )
 
 

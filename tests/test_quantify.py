@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
@@ -157,6 +158,32 @@ def reference(rng: np.random.Generator, n: int = 4000, prior: float = 0.05) -> q
         fit_weight=np.ones(n),
         probability=p,
     )
+
+
+def test_reference_from_predictions_reads_the_prior_corrected_column() -> None:
+    """dev_b's rows (and dev_a's for a dev_a fit) from a predictions frame, before recalibration."""
+    frame = pd.DataFrame(
+        {
+            "split": ["dev_a", "dev_b", "test", "dev_b", "dev_a"],
+            "group": ["a", "b", "c", "d", "e"],
+            "label": [1, 0, 1, 1, 0],
+            "weight": [1.0, 2.0, 1.0, 1.0, 4.0],
+            "probability_prior_corrected": [0.6, 0.1, 0.7, 0.8, 0.2],
+            "probability": [0.5, 0.2, 0.6, 0.7, 0.3],
+        }
+    )
+    kw = {"prior": 0.3, "training_prior": None}
+    ref = quantify.reference_from_predictions(frame, calibration=cal.IDENTITY, **kw)
+    assert ref.split.tolist() == ["dev_b", "dev_b"] and ref.group.tolist() == ["b", "d"]
+    np.testing.assert_array_equal(ref.probability, [0.1, 0.8])
+    dev_a_fit = cal.Calibration(method="platt", fitted_on="dev_a")
+    ref = quantify.reference_from_predictions(frame, calibration=dev_a_fit, **kw)
+    assert ref.split.tolist() == ["dev_a", "dev_b", "dev_b", "dev_a"]
+    np.testing.assert_array_equal(ref.fit_weight[ref.split == "dev_a"], [1.0, 1.0])
+    # predictions from before the recalibration have only ``probability``
+    old = frame.drop(columns="probability_prior_corrected")
+    ref = quantify.reference_from_predictions(old, calibration=cal.IDENTITY, **kw)
+    np.testing.assert_array_equal(ref.probability, [0.2, 0.7])
 
 
 def test_prior_shift_true_for_a_shifted_batch_and_false_for_an_unshifted_one() -> None:

@@ -1,0 +1,87 @@
+"""reference.parquet: dev_b's labelled rows (dev_a's too when the recalibration was fitted
+there), which ``score --summary`` compares a batch with.
+
+Built from evaluate's predictions with ``quantify.reference_from_predictions``; groups
+travel as integer codes, so the bootstrap can resample them whole without putting entity
+names into the bundle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dsprior import calibration as cal
+from dsprior import quantify
+
+REFERENCE_FILE = "reference.parquet"
+REFERENCE_COLUMNS = ("split", "group", "label", "weight", "fit_weight", "probability")
+
+
+def reference_table(
+    predictions: pd.DataFrame,
+    *,
+    prior: float,
+    training_prior: float | None,
+    calibration: cal.Calibration,
+) -> pd.DataFrame:
+    """reference.parquet's rows from evaluate's predictions; groups become integer codes.
+
+    The codes keep which rows share an entity (the bootstrap resamples them whole)
+    without putting entity names into the bundle.
+    """
+    ref = quantify.reference_from_predictions(
+        predictions, prior=prior, training_prior=training_prior, calibration=calibration
+    )
+    _, codes = np.unique(ref.group, return_inverse=True)
+    return pd.DataFrame(
+        {
+            "split": ref.split,
+            "group": codes.astype(np.int32),
+            "label": ref.label.astype(np.int8),
+            "weight": ref.weight,
+            "fit_weight": ref.fit_weight,
+            "probability": ref.probability,
+        }
+    )
+
+
+def reference_bytes(table: pd.DataFrame) -> bytes:
+    """reference.parquet as bytes (so its sha256 can go into the spec before writing)."""
+    buffer = io.BytesIO()
+    table.to_parquet(buffer, index=False, compression="zstd")
+    return buffer.getvalue()
+
+
+def reference_record(table: pd.DataFrame, data: bytes) -> dict[str, Any]:
+    """bundle.json's ``reference`` field: the file, its sha256 and its counts."""
+    dev_b = table["split"] == "dev_b"
+    return {
+        "file": REFERENCE_FILE,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "rows": int(len(table)),
+        "dev_b_rows": int(dev_b.sum()),
+        "dev_b_positives": int(table.loc[dev_b, "label"].sum()),
+        "probability": "prior-corrected, before the recalibration",
+    }
+
+
+def read_reference(path: str | Path) -> quantify.Reference:
+    """reference.parquet back as a :class:`quantify.Reference`; ValueError naming missing columns."""
+    table = pd.read_parquet(path)
+    missing = sorted(set(REFERENCE_COLUMNS) - set(table.columns))
+    if missing:
+        raise ValueError(f"{path}: lacks columns {missing}; it needs {list(REFERENCE_COLUMNS)}")
+    return quantify.Reference(
+        split=table["split"].astype(str).to_numpy(),
+        group=table["group"].to_numpy(),
+        label=table["label"].to_numpy().astype(np.int8),
+        weight=table["weight"].to_numpy(np.float64),
+        fit_weight=table["fit_weight"].to_numpy(np.float64),
+        probability=table["probability"].to_numpy(np.float64),
+    )

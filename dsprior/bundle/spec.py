@@ -1,0 +1,211 @@
+"""bundle.json's content: building it from train's and evaluate's records, hashing it, and
+checking that its prior correction reproduces evaluate's probabilities.
+
+Pure functions on dicts and frames, apart from ``file_sha256`` (which reads the bytes
+it hashes). What each field means is in ``dsprior.bundle``'s docstring.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dsprior import calibration as cal
+from dsprior import common, contract, priors
+from dsprior.rawio import max_abs_for
+
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # 1: before recalibration and the reference (issue 16)
+MODEL_FILE = "model.keras"
+SPEC_FILE = "bundle.json"
+HASH_KEY = "content_hash"
+THRESHOLD_APPLIES_TO = "probability"  # at the production prior, after the prior correction
+PROBABILITY_TOLERANCE = 1e-12  # evaluate's probabilities vs the bundle's map of its scores
+MODEL_LOAD = "keras.saving.load_model(path, safe_mode=True) after importing dsprior.cnn"
+# What bundle.json repeats of train.json, for the record.
+TRAIN_FIELDS = (
+    "training_prior",
+    "production_prior_estimate",
+    "best_step",
+    "select_metric",
+    "best_value",
+)
+
+
+def file_sha256(path: str | Path, *, block: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def content_hash(spec: dict[str, Any]) -> str:
+    """sha256 of the spec without its hash; the spec holds the model file's sha256."""
+    body = {k: v for k, v in spec.items() if k != HASH_KEY}
+    text = json.dumps(common.finite_or_none(body), sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def check_spec_inputs(
+    *,
+    train_record: dict[str, Any],
+    metrics: dict[str, Any],
+    dataset_dim: int,
+    dataset_dtype: str,
+) -> None:
+    """ValueError when train.json, metrics.json and the dataset disagree or lack a field."""
+    for key in ("dim", "beta", "params"):
+        if key not in train_record:
+            raise ValueError(f"train.json lacks {key!r}; it needs dim, beta and params")
+    for key in ("threshold", "prior", "beta", "cost"):
+        if metrics.get(key) is None:
+            raise ValueError(f"metrics.json has no {key!r}; rerun the evaluate stage")
+    if int(train_record["dim"]) != int(dataset_dim):
+        raise ValueError(
+            f"train.json has dim {train_record['dim']} but the dataset has dim {dataset_dim}"
+        )
+    beta = float(train_record["beta"])
+    if not np.isclose(beta, float(metrics["beta"]), rtol=1e-12, atol=0):
+        raise ValueError(
+            f"train.json has beta {beta} but metrics.json {metrics['beta']}: evaluate is stale"
+        )
+    if dataset_dtype not in contract.DTYPES:
+        raise ValueError(
+            f"dataset dtype must be one of {sorted(contract.DTYPES)}, got {dataset_dtype!r}"
+        )
+
+
+def prior_correction_record(
+    train_record: dict[str, Any], metrics: dict[str, Any]
+) -> dict[str, Any]:
+    """train's beta and the prior shift evaluate makes (None where the priors agree)."""
+    model_prior = metrics.get("prior_of_model", train_record.get("production_prior_estimate"))
+    shift = priors.prior_shift(model_prior=model_prior, prior=float(metrics["prior"]))
+    return {
+        "beta": float(train_record["beta"]),
+        "formula": "p = beta*s / (beta*s - s + 1), s = raw score",
+        "shift": None if shift is None else {"from_prior": shift[0], "to_prior": shift[1]},
+    }
+
+
+def threshold_record(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The threshold evaluate chose, what it applies to and the rule that applies it."""
+    return {
+        "value": float(metrics["threshold"]),
+        "applies_to": THRESHOLD_APPLIES_TO,
+        "rule": "decision = 1 if probability >= value else 0",
+        "source": metrics.get("threshold_source", "evaluate"),
+        "raw_score_equivalent": metrics.get("threshold_score"),
+    }
+
+
+def cost_record(cost: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "false_positive": float(cost["false_positive"]),
+        "false_negative": float(cost["false_negative"]),
+        "expected_cost": "per example: (1-p)*false_positive if decided positive, "
+        "else p*false_negative",
+    }
+
+
+def build_spec(
+    *,
+    train_record: dict[str, Any],
+    metrics: dict[str, Any],
+    evaluate_params: dict[str, Any],
+    dataset_dim: int,
+    dataset_dtype: str,
+    model_sha256: str,
+    reference: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """bundle.json's content (with its hash) from train.json, metrics.json and params.
+
+    ``reference`` describes ``reference.parquet`` (file, sha256, counts) or is None.
+
+    ValueError when the inputs disagree (train's dim vs the dataset's, train's
+    beta vs the one evaluate used) or lack what scoring needs.
+    """
+    check_spec_inputs(
+        train_record=train_record,
+        metrics=metrics,
+        dataset_dim=dataset_dim,
+        dataset_dtype=dataset_dtype,
+    )
+    params = train_record["params"]
+    spec: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "model": {
+            "file": MODEL_FILE,
+            "sha256": model_sha256,
+            "format": "keras",
+            "load": MODEL_LOAD,
+        },
+        "dim": int(dataset_dim),
+        # Features are rounded to the dataset's dtype before scoring, as ingest stored them.
+        "dtype": dataset_dtype,
+        "max_abs": max_abs_for(dataset_dtype),
+        "min_rows": int(train_record.get("min_rows", max(params.get("filter_sizes", [1])))),
+        "prior_correction": prior_correction_record(train_record, metrics),
+        "production_prior": float(metrics["prior"]),
+        "prior_source": metrics.get("prior_source"),
+        "threshold": threshold_record(metrics),
+        "cost": cost_record(metrics["cost"]),
+        "calibration": (metrics.get("calibration") or {}).get("chosen") or cal.IDENTITY.as_dict(),
+        "reference": reference,
+        "params": {"train": params, "evaluate": evaluate_params},
+        "train": {k: train_record.get(k) for k in TRAIN_FIELDS},
+    }
+    spec = common.finite_or_none(spec)
+    spec[HASH_KEY] = content_hash(spec)
+    return spec
+
+
+def spec_shift(spec: dict[str, Any]) -> tuple[float, float] | None:
+    shift = spec["prior_correction"]["shift"]
+    return None if shift is None else (float(shift["from_prior"]), float(shift["to_prior"]))
+
+
+def spec_calibration(spec: dict[str, Any]) -> cal.Calibration:
+    """The recalibration after the prior correction; the identity for a format 1 bundle."""
+    record = spec.get("calibration")
+    if record is None:
+        return cal.IDENTITY
+    try:
+        return cal.Calibration.from_dict(record)
+    except ValueError as exc:  # e.g. knots that are not monotone
+        raise ValueError(f"{SPEC_FILE}: calibration: {exc}") from exc
+
+
+def check_against_predictions(spec: dict[str, Any], predictions: pd.DataFrame) -> dict[str, Any]:
+    """Map evaluate's raw scores through the bundle; they must give evaluate's probabilities.
+
+    Returns a summary; ValueError when any probability differs by more than
+    ``PROBABILITY_TOLERANCE`` or any decision at the threshold differs.
+    """
+    for column in ("score", "probability"):
+        if column not in predictions.columns:
+            raise ValueError(f"predictions lack column {column!r}")
+    if predictions.empty:
+        raise ValueError("predictions are empty: nothing to check the prior correction against")
+    scores = predictions["score"].to_numpy(np.float64)
+    expected = predictions["probability"].to_numpy(np.float64)
+    got = spec_calibration(spec).apply(
+        priors.probability_at_prior(
+            scores, beta=spec["prior_correction"]["beta"], shift=spec_shift(spec)
+        )
+    )
+    diff = float(np.max(np.abs(got - expected)))
+    threshold = spec["threshold"]["value"]
+    disagree = int(np.sum((got >= threshold) != (expected >= threshold)))
+    if diff > PROBABILITY_TOLERANCE or disagree:
+        raise ValueError(
+            f"the bundle's prior correction does not reproduce evaluate's probabilities "
+            f"(max difference {diff:.3g}, {disagree} decisions differ); is evaluate stale?"
+        )
+    return {"examples": int(len(scores)), "max_abs_probability_difference": diff}

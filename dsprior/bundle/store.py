@@ -1,0 +1,183 @@
+"""Writing a bundle folder, and reading it back: verified, with its model loaded in safe mode.
+
+``write_bundle`` replaces the folder atomically; ``read_spec`` checks bundle.json (its
+fields, its content hash, and the sha256 of every file it names); ``load_bundle``
+then loads the model and returns a :class:`Bundle`, which maps raw scores to the
+probabilities its threshold applies to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dsprior import calibration as cal
+from dsprior import common, priors, quantify
+from dsprior.bundle.reference import read_reference
+from dsprior.bundle.spec import (
+    HASH_KEY,
+    MODEL_FILE,
+    READABLE_VERSIONS,
+    SPEC_FILE,
+    content_hash,
+    file_sha256,
+    spec_calibration,
+    spec_shift,
+)
+from dsprior.bundle.validate import validate_spec
+
+
+def write_bundle(
+    target: str | Path,
+    *,
+    model_path: str | Path,
+    spec: dict[str, Any],
+    reference: bytes | None = None,
+) -> None:
+    """Replace ``target`` with the model, bundle.json and reference.parquet, atomically."""
+    if file_sha256(model_path) != spec["model"]["sha256"]:
+        raise ValueError(f"{model_path} changed since the spec was built")
+    record = spec.get("reference")
+    if (reference is None) != (record is None) or (
+        reference is not None and hashlib.sha256(reference).hexdigest() != record["sha256"]
+    ):
+        raise ValueError("the reference bytes do not match the spec's reference record")
+    with common.atomic_directory(target) as tmp:
+        shutil.copyfile(model_path, tmp / MODEL_FILE)
+        if reference is not None:
+            (tmp / record["file"]).write_bytes(reference)
+        common.write_json(tmp / SPEC_FILE, spec)
+
+
+def _read_spec_json(bundle_dir: Path) -> Any:
+    """bundle.json parsed; FileNotFoundError or ValueError saying how to get a good one."""
+    path = bundle_dir / SPEC_FILE
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{bundle_dir} is not a model bundle (no {SPEC_FILE}); build it with the bundle "
+            "stage or fetch it with `dvc pull` of the bundle folder"
+        )
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(
+            f"{path}: not valid JSON ({exc}); rebuild the bundle with the bundle stage or "
+            "fetch it again with `dvc pull`"
+        ) from exc
+
+
+def _check_version(spec: Any, path: Path) -> None:
+    if not isinstance(spec, dict):
+        raise ValueError(f"{path}: must be a JSON object, got {type(spec).__name__}")
+    version = spec.get("format_version")
+    if version not in READABLE_VERSIONS or isinstance(version, bool):
+        raise ValueError(
+            f"{path}: format_version {version!r} is not supported; this code reads "
+            f"{' or '.join(map(str, READABLE_VERSIONS))}"
+        )
+
+
+def verify_contents(spec: dict[str, Any], bundle_dir: Path) -> None:
+    """ValueError unless the content hash matches and every named file has its sha256."""
+    path = bundle_dir / SPEC_FILE
+    if spec.get(HASH_KEY) != content_hash(spec):
+        raise ValueError(f"{path}: content hash does not match; the bundle was edited")
+    model = bundle_dir / spec["model"]["file"]
+    if not model.is_file() or file_sha256(model) != spec["model"]["sha256"]:
+        raise ValueError(f"{model}: missing or not the model this bundle was built with")
+    record = spec.get("reference")
+    if record is not None:
+        ref = bundle_dir / record["file"]
+        if not ref.is_file() or file_sha256(ref) != record["sha256"]:
+            raise ValueError(f"{ref}: missing or not the reference this bundle was built with")
+
+
+def read_spec(bundle_dir: str | Path, *, verify: bool = True) -> dict[str, Any]:
+    """bundle.json, checked: JSON, format version, every field scoring reads (``validate_spec``),
+    content hash, and the model file's sha256.
+    """
+    bundle_dir = Path(bundle_dir)
+    path = bundle_dir / SPEC_FILE
+    spec = _read_spec_json(bundle_dir)
+    _check_version(spec, path)
+    validate_spec(spec, path, bundle_dir)
+    if verify:
+        verify_contents(spec, bundle_dir)
+    return spec
+
+
+@dataclass
+class Bundle:
+    """A loaded bundle: its spec and the Keras model."""
+
+    path: Path
+    spec: dict[str, Any]
+    model: Any
+
+    @property
+    def dim(self) -> int:
+        return int(self.spec["dim"])
+
+    @property
+    def threshold(self) -> float:
+        return float(self.spec["threshold"]["value"])
+
+    @property
+    def prior(self) -> float:
+        return float(self.spec["production_prior"])
+
+    @property
+    def calibration(self) -> cal.Calibration:
+        return spec_calibration(self.spec)
+
+    def prior_corrected(self, scores: np.ndarray) -> np.ndarray:
+        """Raw scores -> probabilities at the prior, before the recalibration."""
+        return priors.probability_at_prior(
+            scores, beta=self.spec["prior_correction"]["beta"], shift=spec_shift(self.spec)
+        )
+
+    def probability(self, scores: np.ndarray) -> np.ndarray:
+        """Raw scores -> calibrated probabilities at the prior (what the threshold applies to)."""
+        return self.calibration.apply(self.prior_corrected(scores))
+
+    def reference(self) -> quantify.Reference | None:
+        """dev_b's labelled rows (reference.parquet), or None for a bundle without them."""
+        record = self.spec.get("reference")
+        if record is None:
+            return None
+        return read_reference(self.path / record["file"])
+
+
+def load_model(path: str | Path):
+    """Load a ``.keras`` file in safe mode: registered layers only, no Lambda, no pickles."""
+    common.quiet_tensorflow()
+    import keras
+
+    import dsprior.cnn  # noqa: F401  registers the custom layers (package "stages")
+
+    return keras.saving.load_model(path, safe_mode=True, compile=False)
+
+
+def model_dim(model) -> int:
+    """Feature dimension of the model's ``features`` input."""
+    from dsprior.cnn import FEATURES_INPUT
+
+    inputs = model.input if isinstance(model.input, dict) else {FEATURES_INPUT: model.input}
+    return int(inputs[FEATURES_INPUT].shape[-1])
+
+
+def load_bundle(bundle_dir: str | Path) -> Bundle:
+    """Read and verify a bundle, then load its model in safe mode."""
+    spec = read_spec(bundle_dir)
+    model = load_model(Path(bundle_dir) / spec["model"]["file"])
+    if model_dim(model) != int(spec["dim"]):
+        raise ValueError(
+            f"{bundle_dir}: the model takes dim {model_dim(model)} but bundle.json says {spec['dim']}"
+        )
+    return Bundle(Path(bundle_dir), spec, model)

@@ -1,0 +1,109 @@
+"""A bundle applied to examples: raw scores, probabilities at the prior, decisions and
+expected costs, as the output's rows.
+
+Pure functions on arrays and tables, apart from the model call in ``score_arrays``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from dsprior import contract
+from dsprior.batches import forward, pad_batch
+from dsprior.bundle import Bundle
+from dsprior.scoring.output import OUTPUT_SCHEMA
+
+
+def decide(probability: np.ndarray, *, threshold: float) -> np.ndarray:
+    """1 where the probability at the prior reaches the threshold (evaluate's ``>=`` rule)."""
+    return (np.asarray(probability, dtype=np.float64) >= threshold).astype(np.int8)
+
+
+def expected_costs(
+    probability: np.ndarray, decision: np.ndarray, *, cost_fp: float, cost_fn: float
+) -> np.ndarray:
+    """Each example's expected cost: ``(1-p) c_FP`` if flagged (a possible false alarm), else ``p c_FN``."""
+    p = np.asarray(probability, dtype=np.float64)
+    flagged = np.asarray(decision).astype(bool)
+    if p.shape != flagged.shape:
+        raise ValueError(f"probability and decision shapes differ: {p.shape} vs {flagged.shape}")
+    if cost_fp < 0 or cost_fn < 0:
+        raise ValueError(f"costs must be >= 0, got cost_fp={cost_fp}, cost_fn={cost_fn}")
+    return np.where(flagged, (1.0 - p) * cost_fp, p * cost_fn)
+
+
+def score_arrays(
+    model,
+    arrays: Sequence[np.ndarray],
+    *,
+    dim: int,
+    batch_size: int,
+    dtype: str = "float16",
+    min_rows: int = 1,
+) -> np.ndarray:
+    """Raw scores of ``(n_rows, dim)`` arrays, in their order; batches are bucketed by length.
+
+    Values are first rounded to ``dtype`` (what the dataset stored at training time).
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+    if dtype not in contract.DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(contract.DTYPES)}, got {dtype!r}")
+    call = forward(model)
+    numpy_dtype = np.float16 if dtype == "float16" else np.float32
+    scores = np.empty(len(arrays), dtype=np.float64)
+    lengths = np.fromiter((a.shape[0] for a in arrays), dtype=np.int64, count=len(arrays))
+    order = np.argsort(lengths, kind="stable")
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        features, lens = pad_batch(
+            [arrays[i].astype(numpy_dtype, copy=False) for i in idx], dim=dim, min_rows=min_rows
+        )
+        scores[idx] = call(features, lens)
+    return scores
+
+
+def output_table(
+    bundle: Bundle,
+    example_ids: pa.Array | pa.ChunkedArray,
+    scores: pa.Array | pa.ChunkedArray,
+    probability: np.ndarray,
+) -> pa.Table:
+    """The output rows for these probabilities: their decisions and expected costs beside them."""
+    decision = decide(probability, threshold=bundle.threshold)
+    cost = bundle.spec["cost"]
+    columns = [
+        example_ids,
+        scores,
+        pa.array(probability, pa.float64()),
+        pa.array(decision, pa.int8()),
+        pa.array(
+            expected_costs(
+                probability,
+                decision,
+                cost_fp=cost["false_positive"],
+                cost_fn=cost["false_negative"],
+            ),
+            pa.float64(),
+        ),
+    ]
+    return pa.Table.from_arrays(columns, schema=OUTPUT_SCHEMA)
+
+
+def score_table(bundle: Bundle, example_ids: Sequence[str], scores: np.ndarray) -> pa.Table:
+    """The output rows: id, raw score, probability at the prior, decision, expected cost."""
+    return output_table(
+        bundle,
+        pa.array(list(example_ids), pa.string()),
+        pa.array(scores, pa.float64()),
+        bundle.probability(scores),
+    )
+
+
+def adapted_table(bundle: Bundle, table: pa.Table, moved: np.ndarray) -> pa.Table:
+    """``table`` (the output as written) with probabilities ``moved`` to the estimated prior,
+    and the decisions and expected costs they give."""
+    return output_table(bundle, table.column("example_id"), table.column("score"), moved)

@@ -1,0 +1,125 @@
+"""The ``--summary`` as Markdown, for people: the same numbers as its JSON."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+# (key in estimated_at_threshold, row label, digits) of the threshold table.
+THRESHOLD_ROWS = (
+    ("precision", "precision", 3),
+    ("recall", "recall", 3),
+    ("alerts_per_1000", "alerts per 1,000", 1),
+    ("expected_cost", "expected cost per 1,000", 1),
+)
+
+
+def _pair(entry: dict[str, Any] | None, digits: int = 3) -> str:
+    if not entry or entry.get("value") is None:
+        return "n/a"
+    text = f"{entry['value']:.{digits}f}"
+    ci = entry.get("ci") or [None, None]
+    if None not in ci:
+        text += f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
+    return text
+
+
+def _num(value: Any, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _warning_lines(summary: dict[str, Any]) -> list[str]:
+    return [f"- Warning: {w}" for w in summary.get("warnings", [])]
+
+
+def _estimate_lines(summary: dict[str, Any]) -> list[str]:
+    """The estimated prior, its cross-check, the drift verdict and the measured prior."""
+    est, drift = summary["estimated_prior"], summary["drift"]
+    cross, measured = est["cross_check"], summary.get("measured")
+    lines = [
+        f"- Estimated prior: **{_pair(est, 4)}** ({est['method']}; {est['interval']}).",
+        "- Cross-check: "
+        + (
+            f"ACC {_pair(cross['acc'], 4)}, PACC {_pair(cross['pacc'], 4)} ({cross['rates_from']})."
+            if "acc" in cross
+            else f"{cross['reason']}."
+        ),
+        f"- Prior shift: **{'yes' if drift['prior_shift'] else 'no'}** (the interval "
+        f"{'excludes' if drift['prior_shift'] else 'includes'} the bundle's prior). "
+        + (
+            f"Score distribution against dev_b: KS {_num(drift['score_shift_ks'])}, "
+            f"p = {drift['p_value']:.3g}."
+            if drift["score_shift_ks"] is not None
+            else "Score-distribution test: not available (no dev_b reference in the bundle)."
+        ),
+    ]
+    if measured:
+        lines.append(
+            f"- Measured prior ({measured['labelled_examples']} labelled examples): "
+            f"{_num(measured['prior'], 4)}."
+        )
+    return lines
+
+
+def _threshold_lines(summary: dict[str, Any]) -> list[str]:
+    """The table of estimated (and measured) performance at the bundle's threshold."""
+    at, measured = summary["estimated_at_threshold"], summary.get("measured")
+    lines = [
+        "",
+        f"At the bundle's threshold (probability >= {at['threshold']:.4g}), decisions "
+        f"{at['decisions']}:",
+        "",
+        "| | estimated | measured |",
+        "|---|---|---|",
+    ]
+    for name, label, digits in THRESHOLD_ROWS:
+        lines.append(
+            f"| {label} | {_pair(at[name], digits)} | "
+            f"{_num(measured.get(name), digits) if measured else '-'} |"
+        )
+    return lines
+
+
+def _adapt_lines(summary: dict[str, Any]) -> list[str]:
+    """What ``--adapt-prior`` did, or would do, to the decisions."""
+    adapt = summary["adapt_prior"]
+    after = adapt["estimated_at_threshold_after"]
+    return [
+        "",
+        (
+            "With `--adapt-prior` (applied to this output): "
+            if adapt["applied"]
+            else "Re-deciding at the estimated prior (`--adapt-prior`) would give: "
+        )
+        + f"alerts per 1,000 {adapt['alerts_per_1000_before']:.1f} -> "
+        f"{adapt['alerts_per_1000_after']:.1f} ({adapt['decisions_changed']} decisions "
+        f"change), estimated precision {_pair(after['precision'])}, recall "
+        f"{_pair(after['recall'])}, expected cost {_pair(after['expected_cost'], 1)} per 1,000.",
+        "",
+    ]
+
+
+def render_summary(summary: dict[str, Any]) -> str:
+    """The summary as Markdown, for people: the same numbers as the JSON."""
+    lines = [
+        "# Batch summary, without labels",
+        "",
+        f"- Examples: {summary['examples']}; the bundle's prior: {_num(summary['bundle_prior'], 4)}.",
+    ]
+    if summary.get("estimated_prior") is None:
+        return "\n".join([*lines, "", *_warning_lines(summary), ""])
+    lines += _estimate_lines(summary)
+    lines += _threshold_lines(summary)
+    lines += _adapt_lines(summary)
+    lines += _warning_lines(summary)
+    return "\n".join(lines) + "\n"
+
+
+def summary_markdown_path(path: str | Path) -> Path:
+    """S.md beside S.json."""
+    path = Path(path)
+    return (
+        path.with_suffix(".md")
+        if path.suffix.lower() == ".json"
+        else path.with_name(path.name + ".md")
+    )

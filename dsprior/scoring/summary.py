@@ -1,0 +1,197 @@
+"""``score --summary``: a scored batch estimated without labels (``dsprior.quantify``).
+
+Its prior by EM with an interval and an ACC/PACC cross-check against dev_b's rates
+from the bundle, the threshold's expected precision, recall, alerts per 1,000 and
+cost at that prior, drift (the interval excludes the bundle's prior; a KS test against
+dev_b's probabilities), what re-deciding at the estimated prior would change, and,
+where the input has labels, the measured numbers beside the estimates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from dsprior import common, quantify
+from dsprior.bundle import HASH_KEY, Bundle
+from dsprior.rawio import Example
+from dsprior.scoring.apply import decide
+from dsprior.scoring.stream import ScoreSummary
+
+# What the summary repeats of the estimate at the estimated prior, after --adapt-prior.
+ADAPTED_ESTIMATES = ("precision", "recall", "alerts_per_1000", "expected_cost")
+
+
+@dataclass
+class BatchRecord:
+    """What the label-free summary needs of each scored example, in output order."""
+
+    example_ids: list[str] = field(default_factory=list)
+    groups: list[str | None] = field(default_factory=list)
+    labels: list[int | None] = field(default_factory=list)
+
+    def add(self, example: Example) -> None:
+        self.example_ids.append(example.example_id)
+        self.groups.append(example.group)
+        self.labels.append(example.label)
+
+
+def scores_in_output(
+    table: pa.Table, record: BatchRecord, *, output_path: str | Path
+) -> np.ndarray:
+    """The raw scores of the output as written; RuntimeError unless it holds ``record``'s
+    examples in order."""
+    ids = table.column("example_id").to_pylist()
+    if ids != record.example_ids:
+        raise RuntimeError(
+            f"the output {output_path} does not hold the examples just scored, in order "
+            "(please report this bug)"
+        )
+    return table.column("score").to_numpy().astype(np.float64)
+
+
+def bootstrap_settings(
+    bundle: Bundle, *, resamples: int | None, level: float | None, seed: int | None
+) -> tuple[int, float, int]:
+    """Resamples, level and seed: those given, else the bundle's ``evaluate.bootstrap``."""
+    boot = (bundle.spec.get("params", {}).get("evaluate") or {}).get("bootstrap") or {}
+    return (
+        int(resamples if resamples is not None else boot.get("resamples", 1000)),
+        float(level if level is not None else boot.get("level", 0.95)),
+        int(seed if seed is not None else boot.get("seed", 0)),
+    )
+
+
+def empty_summary(prior: float) -> dict[str, Any]:
+    return {
+        "examples": 0,
+        "bundle_prior": prior,
+        "estimated_prior": None,
+        "estimated_at_threshold": None,
+        "drift": None,
+        "warnings": ["the batch is empty: nothing to estimate"],
+    }
+
+
+def adapt_prior_record(
+    corrected: np.ndarray,
+    decision: np.ndarray,
+    adapted: np.ndarray,
+    *,
+    applied: bool,
+    to_prior: float,
+    estimate_kw: dict[str, Any],
+) -> dict[str, Any]:
+    """What re-deciding at the estimated prior changes, and the estimates it would give."""
+    after = quantify.estimate_batch(corrected, adapt=True, **estimate_kw)["estimated_at_threshold"]
+    return {
+        "applied": bool(applied),
+        "to_prior": to_prior,
+        "alerts_per_1000_before": float(1000 * decision.mean()),
+        "alerts_per_1000_after": float(1000 * adapted.mean()),
+        "decisions_changed": int((decision != adapted).sum()),
+        "estimated_at_threshold_after": {k: v for k, v in after.items() if k in ADAPTED_ESTIMATES},
+    }
+
+
+def measured_record(
+    labels: list[int | None],
+    decision: np.ndarray,
+    adapted: np.ndarray,
+    *,
+    adapt_prior: bool,
+    cost_fp: float,
+    cost_fn: float,
+) -> dict[str, Any] | None:
+    """The batch's own labels measured beside the estimates, on the labelled examples;
+    None where no example has a label."""
+    labelled = np.array([label is not None for label in labels])
+    if not labelled.any():
+        return None
+    y = np.array([label for label in labels if label is not None], dtype=np.int8)
+    measured: dict[str, Any] = {
+        "labelled_examples": int(labelled.sum()),
+        "prior": float(y.mean()),
+        **quantify.measured_performance(y, decision[labelled], cost_fp=cost_fp, cost_fn=cost_fn),
+        "labels": "the input's label column, each example weighing 1 (a production-ratio batch)",
+    }
+    if adapt_prior:
+        measured["after_adapt_prior"] = quantify.measured_performance(
+            y, adapted[labelled], cost_fp=cost_fp, cost_fn=cost_fn
+        )
+    return measured
+
+
+def batch_summary(
+    bundle: Bundle,
+    scores: np.ndarray,
+    record: BatchRecord,
+    *,
+    adapt_prior: bool = False,
+    resamples: int | None = None,
+    level: float | None = None,
+    seed: int | None = None,
+) -> tuple[dict[str, Any], np.ndarray | None]:
+    """The ``--summary`` content for one scored batch (``dsprior.quantify.estimate_batch``),
+    and the calibrated probabilities moved to the estimated prior (None when empty).
+
+    Intervals resample the batch's groups when every example has one (its examples
+    otherwise) and dev_b's groups from the bundle. Resamples, level and seed default
+    to the bundle's ``evaluate.bootstrap`` params. Labels, where every example has
+    one, are measured beside the estimates (on the labelled examples where only some do).
+    """
+    resamples, level, seed = bootstrap_settings(bundle, resamples=resamples, level=level, seed=seed)
+    cost = bundle.spec["cost"]
+    cost_fp, cost_fn = float(cost["false_positive"]), float(cost["false_negative"])
+    threshold, prior = bundle.threshold, bundle.prior
+    n = len(scores)
+    if n == 0:
+        return empty_summary(prior), None
+    groups = None if any(g is None for g in record.groups) else np.asarray(record.groups)
+    corrected = bundle.prior_corrected(scores)
+    kw = {
+        "prior": prior,
+        "threshold": threshold,
+        "cost_fp": cost_fp,
+        "cost_fn": cost_fn,
+        "calibration": bundle.calibration,
+        "reference": bundle.reference(),
+        "groups": groups,
+        "resamples": resamples,
+        "level": level,
+        "seed": seed,
+    }
+    summary = quantify.estimate_batch(corrected, **kw)
+    probability = bundle.probability(scores)
+    decision = decide(probability, threshold=threshold)
+    estimate = summary["estimated_prior"]["value"]
+    moved, adapted = quantify.adapt_to_prior(
+        probability, from_prior=prior, to_prior=estimate, threshold=threshold
+    )
+    summary["adapt_prior"] = adapt_prior_record(
+        corrected, decision, adapted, applied=adapt_prior, to_prior=estimate, estimate_kw=kw
+    )
+    measured = measured_record(
+        record.labels, decision, adapted, adapt_prior=adapt_prior, cost_fp=cost_fp, cost_fn=cost_fn
+    )
+    if measured is not None:
+        summary["measured"] = measured
+    summary["examples"] = n
+    summary["groups"] = "resampled whole" if groups is not None else "absent: examples resampled"
+    return common.finite_or_none(summary), moved
+
+
+def run_record(bundle: Bundle, scoring: ScoreSummary) -> dict[str, Any]:
+    """The summary's ``scoring`` (what the run read, scored and rejected) and ``bundle`` keys."""
+    return {
+        "scoring": scoring.as_dict(),
+        "bundle": {
+            "path": str(bundle.path),
+            "content_hash": bundle.spec.get(HASH_KEY),
+            "format_version": bundle.spec.get("format_version"),
+        },
+    }

@@ -1,0 +1,324 @@
+"""Test data for the bundle and score tests: a tiny pipeline run, raw input files, edited bundles.
+
+``build_pipeline`` makes a tiny dataset, manifest, model and train.json, and runs
+the evaluate stage and the bundle stage on them; ``shared_pipeline`` builds it once
+per test session for each prior, so the bundle's and the score command's test
+modules read one run (none of them writes into it: an edit goes to a copy,
+``edited_copy``).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from dsprior import bundle, common, contract
+from tests.rawfiles import write_jsonl
+
+__all__ = ["write_jsonl"]  # re-exported: the score tests write JSON Lines as the ingest tests do
+
+DIM = 16
+FILTER_SIZES = [2, 3]
+MODEL_PRIOR = 0.08  # the prior train's weights describe (train.json production_prior_estimate)
+BETA = 0.25
+NAMES = ["example_id"] + [f"f{j}" for j in range(DIM)]  # an unlabelled raw file's header
+
+
+def make_examples(n: int, *, seed: int) -> list[dict[str, Any]]:
+    """``n`` examples of 1-9 rows, groups of two, labels alternating by group."""
+    rng = np.random.default_rng(seed)
+    return [
+        {
+            "example_id": f"x{i:03d}",
+            "group": f"g{i // 2:03d}",
+            "label": int((i // 2) % 5 in (0, 2)),
+            "rows": rng.normal(size=(int(rng.integers(1, 10)), DIM)) * 2.0,
+        }
+        for i in range(n)
+    ]
+
+
+def write_dataset(directory: Path, examples: list[dict[str, Any]]) -> None:
+    with contract.DatasetWriter(directory, dim=DIM, row_group_size=8, shard_size=40) as writer:
+        for ex in examples:
+            writer.add(
+                example_id=ex["example_id"],
+                group=ex["group"],
+                label=ex["label"],
+                source="tiny",
+                negative_rate=1.0,
+                rows=ex["rows"],
+            )
+
+
+def make_manifest(examples: list[dict[str, Any]]) -> pd.DataFrame:
+    """dev_a thinned (negatives kept at 0.5, one thinned away), dev_b and test production-ratio."""
+    splits = ["dev_a", "dev_b", "test"]
+    frame = pd.DataFrame(
+        {
+            "example_id": [e["example_id"] for e in examples],
+            "group": [e["group"] for e in examples],
+            "label": np.array([e["label"] for e in examples], np.int8),
+            "source": "tiny",
+            "n_rows": np.array([len(e["rows"]) for e in examples], np.int32),
+            "split": [splits[(i // 2) % 3] for i in range(len(examples))],
+            "upstream_rate": 1.0,
+        }
+    )
+    thinned = (frame["split"] == "dev_a") & (frame["label"] == 0)
+    frame["downsample_rate"] = np.where(thinned, 0.5, 1.0)
+    frame["kept"] = True
+    frame.loc[frame.index[thinned][0], "kept"] = False
+    frame["weight"] = np.where(frame["label"] == 0, 1.0 / frame["downsample_rate"], 1.0)
+    return frame
+
+
+def save_model(model_dir: Path, *, dim: int = DIM, seed: int = 3) -> None:
+    common.quiet_tensorflow()
+    from dsprior import cnn
+
+    model = cnn.build_cnn(
+        dim=dim, filter_sizes=FILTER_SIZES, filters=4, dropout=0.5, l2=0.0, seed=seed
+    )
+    # Spread the untrained scores out so thresholds and decisions are not all alike.
+    kernel, bias = model.get_layer("score").get_weights()
+    model.get_layer("score").set_weights([kernel * 8.0, bias])
+    model_dir.mkdir(parents=True, exist_ok=True)
+    model.save(model_dir / "model.keras")
+    record = {
+        "dim": dim,
+        "beta": BETA,
+        "training_prior": 0.3,
+        "production_prior_estimate": MODEL_PRIOR,
+        "params": {"filter_sizes": FILTER_SIZES, "filters": 4, "seed": seed},
+        "min_rows": max(FILTER_SIZES),
+        "best_step": 7,
+    }
+    common.write_json(model_dir / "train.json", record)
+
+
+def build_pipeline(root: Path, *, prior: float | None) -> dict[str, Path]:
+    """Dataset, manifest, model, then the evaluate and bundle stages, under ``root``."""
+    from stages import bundle as bundle_stage
+    from stages import evaluate
+
+    paths = {
+        "params": root / "params.yaml",
+        "dataset": root / "data" / "dataset",
+        "manifest": root / "data" / "manifest.parquet",
+        "model_dir": root / "models",
+        "reports": root / "reports",
+        "bundle": root / "bundle",
+    }
+    examples = make_examples(90, seed=5)
+    write_dataset(paths["dataset"], examples)
+    make_manifest(examples).to_parquet(paths["manifest"], index=False)
+    save_model(paths["model_dir"])
+    params = {
+        "evaluate": {
+            "prior": prior,
+            "cost": {"false_positive": 1, "false_negative": 10},
+            "bootstrap": {"resamples": 10, "level": 0.9, "seed": 1},
+            "calibration_bins": 4,
+            "batch_size": 8,
+            "precision": "auto",
+            "onednn": "auto",
+            "threshold_labels": "distant",
+        }
+    }
+    paths["params"].write_text(yaml.safe_dump(params))
+    evaluate.main(
+        ["--params", str(paths["params"]), "--dataset", str(paths["dataset"])]
+        + ["--manifest", str(paths["manifest"]), "--model-dir", str(paths["model_dir"])]
+        + ["--reports", str(paths["reports"])]
+    )
+    bundle_stage.main(
+        ["--params", str(paths["params"]), "--model-dir", str(paths["model_dir"])]
+        + ["--dataset", str(paths["dataset"]), "--metrics", str(paths["reports"] / "metrics.json")]
+        + ["--predictions", str(paths["reports"] / "predictions.parquet")]
+        + ["--out", str(paths["bundle"])]
+    )
+    return paths
+
+
+def spec_inputs(**changes: Any) -> dict[str, Any]:
+    """``build_spec``'s arguments for a consistent tiny bundle, with ``changes`` applied."""
+    inputs = {
+        "train_record": {"dim": DIM, "beta": 0.02, "params": {"filter_sizes": [2]}, "min_rows": 2},
+        "metrics": {
+            "threshold": 0.09,
+            "prior": 0.01,
+            "beta": 0.02,
+            "cost": {"false_positive": 1, "false_negative": 10},
+            "prior_of_model": 0.01,
+        },
+        "evaluate_params": {"prior": None},
+        "dataset_dim": DIM,
+        "dataset_dtype": "float16",
+        "model_sha256": "0" * 64,
+    }
+    inputs.update(changes)
+    return inputs
+
+
+_PIPELINES: dict[float | None, dict[str, Path]] = {}
+
+
+def shared_pipeline(
+    tmp_path_factory: pytest.TempPathFactory, *, prior: float | None
+) -> dict[str, Path]:
+    """``build_pipeline`` once per session and prior; tests copy what they edit."""
+    if prior not in _PIPELINES:
+        _PIPELINES[prior] = build_pipeline(tmp_path_factory.mktemp("pipeline"), prior=prior)
+    return _PIPELINES[prior]
+
+
+# The priors the bundle tests run at: evaluate's estimate (a prior shift), or the model's own.
+PIPELINE_PRIORS = {"shifted-to-estimated-prior": None, "no-shift": MODEL_PRIOR}
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+def edited_copy(pipeline: dict[str, Path], tmp_path: Path, edit) -> Path:
+    """A copy of the bundle with ``edit(spec)`` applied and the content hash made to match.
+
+    The hash is no defence against an edit (anyone can recompute it), so each
+    refusal that follows must come from checking the field itself.
+    """
+    copy = tmp_path / "b" / "bundle"
+    shutil.copytree(pipeline["bundle"], copy)
+    spec = read_json(copy / "bundle.json")
+    edit(spec)
+    if isinstance(spec, dict):
+        spec[bundle.HASH_KEY] = bundle.content_hash(spec)
+    (copy / "bundle.json").write_text(json.dumps(spec))
+    return copy
+
+
+def set_field(key: str, value: Any):
+    """An edit for ``edited_copy``: set the dotted ``key`` to ``value`` (``KeyError``: delete it)."""
+
+    def edit(spec: dict[str, Any]) -> None:
+        *parents, name = key.split(".")
+        node = spec
+        for parent in parents:
+            node = node[parent]
+        if value is KeyError:
+            del node[name]
+        else:
+            node[name] = value
+
+    return edit
+
+
+def model_beside_the_bundle(tmp_path: Path, pipeline: dict[str, Path]) -> Path:
+    """A genuine model (right sha256) outside the bundle folder: loadable if not refused."""
+    outside = tmp_path / "models" / "model.keras"
+    outside.parent.mkdir(parents=True)
+    shutil.copy(pipeline["bundle"] / "model.keras", outside)
+    return outside
+
+
+def downgrade_to_format_1(spec: dict[str, Any]) -> None:
+    """An edit for ``edited_copy``: bundle.json as format 1 wrote it (no recalibration, no reference)."""
+    spec["format_version"] = 1
+    del spec["calibration"], spec["reference"]
+
+
+def dataset_examples(dataset_dir: Path, ids: list[str]) -> list[dict[str, Any]]:
+    """Examples as the dataset stores them (float16 values, exact in float64), in ``ids`` order."""
+    table = pa.concat_tables(pq.read_table(p) for p in contract.shard_paths(dataset_dir))
+    rows, offsets = contract.decode_features(
+        table["features"], dim=contract.dataset_dim(dataset_dir), dtype="float16"
+    )
+    by_id = {
+        row["example_id"]: {**row, "rows": rows[offsets[j] : offsets[j + 1]].astype(np.float64)}
+        for j, row in enumerate(table.select(["example_id", "group", "label"]).to_pylist())
+    }
+    return [by_id[i] for i in ids]
+
+
+def long_rows(examples: list[dict[str, Any]], *, labelled: bool = False) -> list[list[Any]]:
+    ids = (
+        (lambda e: [e["example_id"], e["group"], e["label"]])
+        if labelled
+        else (lambda e: [e["example_id"]])
+    )
+    return [[*ids(e), *map(float, row)] for e in examples for row in e["rows"]]
+
+
+def write_csv(path: Path, rows: list[list[Any]], header: list[str] = NAMES) -> Path:
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "wt", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def write_parquet(path: Path, rows: list[list[Any]], names: list[str] = NAMES) -> Path:
+    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in names]
+    arrays = [
+        pa.array(c, pa.string() if n in ("example_id", "group") else None)
+        if rows
+        else pa.array([], pa.string() if n == "example_id" else pa.float64())
+        for n, c in zip(names, columns, strict=True)
+    ]
+    pq.write_table(pa.Table.from_arrays(arrays, names=names), path, row_group_size=7)
+    return path
+
+
+def jsonl_records(examples: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"example_id": e["example_id"], "rows": e["rows"].tolist()} for e in examples]
+
+
+def small_examples(n: int = 4, *, dim: int = DIM) -> list[dict[str, Any]]:
+    """Two rows each, values exact in float16."""
+    rng = np.random.default_rng(1)
+    return [
+        {
+            "example_id": f"e{i}",
+            "group": f"g{i}",
+            "label": i % 2,
+            "rows": rng.integers(-16, 16, (2, dim)) / 8,
+        }
+        for i in range(n)
+    ]
+
+
+def read_output(path: Path) -> pd.DataFrame:
+    return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+
+
+def csv_with(cell: tuple[int, int], value: str, name: str = "bad.csv"):
+    """A writer (tmp_path -> path) of ``small_examples`` as CSV with ``value`` in one cell."""
+
+    def write(tmp_path: Path) -> Path:
+        rows = long_rows(small_examples())
+        rows[cell[0]][cell[1]] = value
+        return write_csv(tmp_path / name, rows)
+
+    return write
+
+
+def one_file(tmp_path: Path) -> Path:
+    return write_csv(tmp_path / "new.csv", long_rows(small_examples()))
+
+
+def input_folder(tmp_path: Path) -> Path:
+    (tmp_path / "new").mkdir()
+    write_csv(tmp_path / "new" / "a.csv", long_rows(small_examples()))
+    return tmp_path / "new"
