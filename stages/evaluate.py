@@ -46,7 +46,8 @@ def read_manifest(path: Path) -> pd.DataFrame:
     without the gold keys.
     """
     schema = sampling.MANIFEST_SCHEMA
-    if GOLD not in pq.read_schema(path).names:
+    # ParquetDataset, not read_schema: a missing file is refused as read_table refuses it
+    if GOLD not in pq.ParquetDataset(path).schema.names:
         schema = schema.remove(schema.get_field_index(GOLD))
     return sampling.read_manifest(path, schema=schema).to_pandas()
 
@@ -71,7 +72,7 @@ def score_examples(
 ) -> np.ndarray:
     """Load models/model.keras (safe mode) and score ``example_ids`` streaming from Parquet.
 
-    ``precision``/``onednn`` as in ``stages.hardware``: a model trained in bf16 scores in
+    ``precision``/``onednn`` as in ``dsprior.hardware``: a model trained in bf16 scores in
     bf16 only where the CPU has it natively, in float32 elsewhere. The resolved choice is
     stored into ``compute_record`` when given.
     """
@@ -180,7 +181,7 @@ def main(argv: list[str] | None = None) -> None:
             "calibration": calibration_record,
             "prior_estimated": estimated,
             "prior_of_model": model_prior,
-            # what trained the model and what scored it (stages.hardware)
+            # what trained the model and what scored it (dsprior.hardware)
             "compute": {"train": train_info.get("compute"), "evaluate": scoring},
         },
     )

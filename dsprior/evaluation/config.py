@@ -23,7 +23,7 @@ PARAMS_SCHEMA: dict[str, common.Spec] = {
     ),
     "calibration_bins": common.Integer(minimum=1),
     "batch_size": common.Integer(minimum=1),
-    "precision": common.Choice(*hardware.PRECISIONS),  # scoring precision (stages.hardware)
+    "precision": common.Choice(*hardware.PRECISIONS),  # scoring precision (dsprior.hardware)
     "onednn": common.Choice(*hardware.ONEDNN_SETTINGS),
     "threshold_labels": common.Choice(*THRESHOLD_LABELS),  # choose dev_b's threshold on these
 }

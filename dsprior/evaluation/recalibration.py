@@ -41,7 +41,7 @@ def fit_recalibration(
     training_prior: float | None,
     offset: float,
 ) -> tuple[cal.Calibration, dict[str, Any]]:
-    """Choose the recalibration by dev_b's log loss at the prior (``stages.calibration``).
+    """Choose the recalibration by dev_b's log loss at the prior (``dsprior.calibration``).
 
     Candidates: none, temperature and Platt on dev_a at the training prior (before
     the prior correction), Platt and isotonic on dev_b at the production prior
