@@ -1,13 +1,14 @@
-"""Gold labels in evaluate: metrics against gold, label noise, the gold prior, threshold on gold.
+"""Gold labels (``dsprior.evaluation.gold``): metrics against gold, label noise, the gold prior,
+threshold on gold, and the report's gold section.
 
-Fast: predictions tables are built directly, as in tests/test_evaluate.py; nothing is trained.
+Fast: predictions tables are built directly; nothing is trained.
 Every number is recomputed here with scikit-learn from the per-example predictions and gold
 labels, with weights moved to the gold prior independently of ``priors.weights_at_prior``.
 """
 
 from __future__ import annotations
 
-import json
+import math
 
 import numpy as np
 import pandas as pd
@@ -21,8 +22,12 @@ from sklearn.metrics import (
 )
 
 from dsprior import priors
-from stages import evaluate
-from tests.test_evaluate import PARAMS, assert_finite_or_null, brute_force_cut
+from dsprior.evaluation.gold import GOLD, gold_labels
+from dsprior.evaluation.inputs import SPLITS, build_predictions
+from dsprior.evaluation.measures import CI_METRICS
+from dsprior.evaluation.metrics import classic_example, compute_metrics
+from dsprior.evaluation.pipeline import evaluate_predictions
+from dsprior.evaluation.report import render_report
 
 GOLD_PRIOR = 0.03  # truth in production
 KB_MISSING = 0.3  # P(distant 0 | gold 1)
@@ -30,6 +35,43 @@ KB_FALSE = 0.004  # P(distant 1 | gold 0): about 1 in 8 distant positives false
 BETA = 0.05
 COSTS = {"cost_fp": 1.0, "cost_fn": 10.0}
 BOOT = {"resamples": 40, "level": 0.9, "seed": 5}
+
+PARAMS = {
+    "prior": None,
+    "cost": {"false_positive": 1, "false_negative": 10},
+    "bootstrap": {"resamples": 60, "level": 0.9, "seed": 3},
+    "calibration_bins": 5,
+    "batch_size": 8,
+    "precision": "auto",
+    "onednn": "auto",
+    "threshold_labels": "distant",
+}
+
+
+def assert_finite_or_null(value, where="metrics"):
+    if isinstance(value, dict):
+        for k, v in value.items():
+            assert_finite_or_null(v, f"{where}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            assert_finite_or_null(v, f"{where}[{i}]")
+    elif isinstance(value, float):
+        assert math.isfinite(value), where
+
+
+def brute_force_cut(y, p, w, *, cost_fp, cost_fn):
+    """The flag set ``p >= cut`` of least weighted cost, trying every cut (and flagging nothing).
+
+    Returns (flagged mask, cost per 1,000 of the weighted population); ties go to the
+    higher cut.
+    """
+    best_cost, best_flag = cost_fn * w[y == 1].sum(), np.zeros(len(y), dtype=bool)
+    for cut in np.unique(p)[::-1]:
+        flag = p >= cut
+        cost = cost_fp * w[flag & (y == 0)].sum() + cost_fn * w[~flag & (y == 1)].sum()
+        if cost < best_cost:
+            best_cost, best_flag = cost, flag
+    return best_flag, 1000 * best_cost / w.sum()
 
 
 def noisy_split(rng: np.random.Generator, name: str, n_groups: int, keep: float) -> pd.DataFrame:
@@ -51,12 +93,12 @@ def noisy_split(rng: np.random.Generator, name: str, n_groups: int, keep: float)
             "split": name,
             "group": [f"{name}-g{g}" for g in groups],
             "label": distant,
-            evaluate.GOLD: gold,
+            GOLD: gold,
         }
     )
     frame = frame[(frame["label"] == 1) | (rng.random(n) < keep)].copy()
     frame["weight"] = np.where(frame["label"] == 1, 1.0, 1.0 / keep)
-    logit = 3.0 * frame[evaluate.GOLD].to_numpy() + 1.2 * rng.normal(size=len(frame)) - 5.0
+    logit = 3.0 * frame[GOLD].to_numpy() + 1.2 * rng.normal(size=len(frame)) - 5.0
     frame["probability"] = 1.0 / (1.0 + np.exp(-logit))
     frame["score"] = priors.invert_prior_correction(frame["probability"].to_numpy(), beta=BETA)
     return frame
@@ -64,7 +106,7 @@ def noisy_split(rng: np.random.Generator, name: str, n_groups: int, keep: float)
 
 def with_gold(frame: pd.DataFrame, gold: np.ndarray) -> pd.DataFrame:
     out = frame.copy()
-    out[evaluate.GOLD] = pd.array(
+    out[GOLD] = pd.array(
         [None if np.isnan(g) else int(g) for g in gold.astype(float)], dtype="Int8"
     )
     return out
@@ -82,21 +124,21 @@ def full() -> pd.DataFrame:
         ],
         ignore_index=True,
     )
-    return with_gold(frame, frame[evaluate.GOLD].to_numpy())
+    return with_gold(frame, frame[GOLD].to_numpy())
 
 
 @pytest.fixture(scope="module")
 def partial(full) -> pd.DataFrame:
     """dev_a without any gold label, test gold-labelled on a random 40%."""
     rng = np.random.default_rng(11)
-    gold = full[evaluate.GOLD].to_numpy(dtype=float, na_value=np.nan)
+    gold = full[GOLD].to_numpy(dtype=float, na_value=np.nan)
     gold[(full["split"] == "dev_a").to_numpy()] = np.nan
     gold[(full["split"] == "test").to_numpy() & (rng.random(len(full)) < 0.6)] = np.nan
     return with_gold(full, gold)
 
 
 def metrics_of(predictions: pd.DataFrame, **kwargs) -> dict:
-    return evaluate.compute_metrics(predictions, prior=0.02, **COSTS, **BOOT, beta=BETA, **kwargs)
+    return compute_metrics(predictions, prior=0.02, **COSTS, **BOOT, beta=BETA, **kwargs)
 
 
 def weights_at(y: np.ndarray, w: np.ndarray, prior: float) -> np.ndarray:
@@ -107,7 +149,7 @@ def weights_at(y: np.ndarray, w: np.ndarray, prior: float) -> np.ndarray:
 
 
 def expected_gold_prior(predictions: pd.DataFrame) -> float:
-    gold = predictions[evaluate.GOLD].to_numpy(dtype=float, na_value=np.nan)
+    gold = predictions[GOLD].to_numpy(dtype=float, na_value=np.nan)
     labelled = ~np.isnan(gold)
     w = predictions["weight"].to_numpy()[labelled]
     return float(np.dot(gold[labelled], w) / w.sum())
@@ -115,9 +157,9 @@ def expected_gold_prior(predictions: pd.DataFrame) -> float:
 
 def check_against_sklearn(metrics: dict, predictions: pd.DataFrame, split: str) -> None:
     frame = predictions[predictions["split"] == split]
-    gold = frame[evaluate.GOLD].to_numpy(dtype=float, na_value=np.nan)
+    gold = frame[GOLD].to_numpy(dtype=float, na_value=np.nan)
     frame = frame[~np.isnan(gold)]
-    y = frame[evaluate.GOLD].to_numpy(dtype=int)
+    y = frame[GOLD].to_numpy(dtype=int)
     distant = frame["label"].to_numpy()
     w_manifest = frame["weight"].to_numpy()
     w = weights_at(y, w_manifest, metrics["gold_prior"])
@@ -166,7 +208,7 @@ def check_against_sklearn(metrics: dict, predictions: pd.DataFrame, split: str) 
 def test_gold_metrics_and_noise_equal_sklearn_on_every_split(full):
     metrics = metrics_of(full)
     assert metrics["gold_prior"] == pytest.approx(expected_gold_prior(full))
-    for split in evaluate.SPLITS:
+    for split in SPLITS:
         check_against_sklearn(metrics, full, split)
     # the simulated noise is what the rates measure (KB_MISSING of gold positives unlabelled)
     assert metrics["test"]["label_noise"]["missing_label_rate"] == pytest.approx(
@@ -175,7 +217,7 @@ def test_gold_metrics_and_noise_equal_sklearn_on_every_split(full):
     # group-bootstrap intervals on test (and the dev_a projection) as for the distant labels
     for split in ("dev_a", "test"):
         for view in (metrics[split]["gold"]["prior"], metrics[split]["gold"]["shipped"]["prior"]):
-            for name in evaluate.CI_METRICS:
+            for name in CI_METRICS:
                 low, high = view[f"{name}_ci"]
                 assert low <= high
     assert "precision_ci" not in metrics["dev_b"]["gold"]["prior"]
@@ -186,18 +228,18 @@ def test_gold_metrics_and_noise_equal_sklearn_on_every_split(full):
 
 
 def test_no_gold_labels_means_no_gold_keys(full, partial):
-    for predictions in (full.drop(columns=evaluate.GOLD), partial):
+    for predictions in (full.drop(columns=GOLD), partial):
         metrics = metrics_of(predictions)
         assert "gold" not in metrics["dev_a"] and "label_noise" not in metrics["dev_a"]
-    none_at_all = metrics_of(full.drop(columns=evaluate.GOLD))
+    none_at_all = metrics_of(full.drop(columns=GOLD))
     assert not any("gold" in metrics_key for metrics_key in none_at_all)
-    for split in evaluate.SPLITS:
+    for split in SPLITS:
         assert "gold" not in none_at_all[split] and "label_noise" not in none_at_all[split]
     assert list(none_at_all["threshold_by_labels"]) == ["distant"]
     all_null = with_gold(full, np.full(len(full), np.nan))
     assert "gold" not in metrics_of(all_null)["test"]
-    report = evaluate.render_report(
-        {**none_at_all, "classic_example": evaluate.classic_example(), "prior_source": "x"}
+    report = render_report(
+        {**none_at_all, "classic_example": classic_example(), "prior_source": "x"}
     )
     assert "gold" not in report.lower().replace("threshold_labels", "")
 
@@ -205,7 +247,7 @@ def test_no_gold_labels_means_no_gold_keys(full, partial):
 def test_partially_labelled_test_split_counts_the_labelled_part_only(partial):
     metrics = metrics_of(partial)
     test = partial[partial["split"] == "test"]
-    labelled = int(test[evaluate.GOLD].notna().sum())
+    labelled = int(test[GOLD].notna().sum())
     assert 0.3 * len(test) < labelled < 0.5 * len(test)
     assert metrics["test"]["gold"]["gold_examples"] == labelled
     assert metrics["test"]["gold"]["split_examples"] == len(test)
@@ -218,9 +260,7 @@ def test_partially_labelled_test_split_counts_the_labelled_part_only(partial):
     low, high = metrics["test"]["gold"]["prior"]["precision_ci"]
     assert low <= metrics["test"]["gold"]["prior"]["precision"] <= high
     metrics["bootstrap"] = {"level": 0.9, "resamples": 40}
-    report = evaluate.render_report(
-        {**metrics, "classic_example": evaluate.classic_example(), "prior_source": "x"}
-    )
+    report = render_report({**metrics, "classic_example": classic_example(), "prior_source": "x"})
     assert "Only part of test is gold-labelled" in report
     assert f"{labelled} of {len(test)} examples gold-labelled" in report
 
@@ -230,7 +270,7 @@ def test_threshold_labels_gold_picks_the_gold_cost_minimum(full):
     gold = metrics_of(full, threshold_labels="gold")
     assert gold["threshold_labels"] == "gold" and "against gold" in gold["threshold_source"]
     dev_b = full[full["split"] == "dev_b"]
-    y = dev_b[evaluate.GOLD].to_numpy(dtype=int)
+    y = dev_b[GOLD].to_numpy(dtype=int)
     p = dev_b["probability"].to_numpy()
     w = weights_at(y, dev_b["weight"].to_numpy(), gold["gold_prior"])
     flag, cost = brute_force_cut(y, p, w, **COSTS)
@@ -247,15 +287,13 @@ def test_threshold_labels_gold_picks_the_gold_cost_minimum(full):
         precision_score(test["label"], pred)
     )
     gold["bootstrap"] = {"level": 0.9, "resamples": 40}
-    report = evaluate.render_report(
-        {**gold, "classic_example": evaluate.classic_example(), "prior_source": "x"}
-    )
+    report = render_report({**gold, "classic_example": classic_example(), "prior_source": "x"})
     assert "chosen against gold labels" in report
     assert "against **gold** labels" in report
 
 
 def test_threshold_on_gold_refuses_too_few_gold_labels(full):
-    gold = full[evaluate.GOLD].to_numpy(dtype=float, na_value=np.nan)
+    gold = full[GOLD].to_numpy(dtype=float, na_value=np.nan)
     dev_b = (full["split"] == "dev_b").to_numpy()
     keep = np.flatnonzero(dev_b & (gold == 1))[:5]  # 5 gold positives left on dev_b
     gold[dev_b & (gold == 1)] = np.nan
@@ -264,12 +302,10 @@ def test_threshold_on_gold_refuses_too_few_gold_labels(full):
     with pytest.raises(ValueError, match=r"threshold_labels is gold but dev_b has .* \(5 gold pos"):
         metrics_of(few, threshold_labels="gold")
     assert metrics_of(few)["threshold_by_labels"]["gold"] is None  # distant: fine, says so
-    with pytest.raises(ValueError, match="evaluate.threshold_labels must be one of"):
-        evaluate.check_params({**PARAMS, "threshold_labels": "human"})
 
 
 def test_report_puts_distant_and_gold_side_by_side(full):
-    metrics, _, report = evaluate.evaluate_predictions(
+    metrics, _, report = evaluate_predictions(
         full, params=PARAMS, prior=0.02, prior_source="fixture", beta=BETA
     )
     assert "## Distant labels against gold labels" in report
@@ -283,46 +319,24 @@ def test_report_puts_distant_and_gold_side_by_side(full):
     assert f"from gold labels: {metrics['gold_prior']:.4f}" in report
 
 
-def test_gold_labels_travel_into_predictions_and_metrics_file(tmp_path, partial):
+def test_gold_labels_travel_into_predictions_and_metrics(partial):
+    """Into the predictions table as nullable Int8, and into the metrics where labelled.
+
+    That they survive the stage's writing is checked in tests/test_evaluate.py.
+    """
     rows = partial.drop(columns=["score", "probability"])
-    out = evaluate.build_predictions(rows, partial["score"].to_numpy(), beta=BETA)
-    assert out[evaluate.GOLD].dtype == "Int8"
-    assert out[evaluate.GOLD].isna().sum() == partial[evaluate.GOLD].isna().sum()
-    metrics, plots, report = evaluate.evaluate_predictions(
+    out = build_predictions(rows, partial["score"].to_numpy(), beta=BETA)
+    assert out[GOLD].dtype == "Int8"
+    assert out[GOLD].isna().sum() == partial[GOLD].isna().sum()
+    metrics, _, _ = evaluate_predictions(
         out, params=PARAMS, prior=0.02, prior_source="fixture", beta=BETA
     )
-    evaluate.write_outputs(tmp_path, out, metrics, plots, report)
-    back = pd.read_parquet(tmp_path / "predictions.parquet")
-    pd.testing.assert_series_equal(back[evaluate.GOLD], out[evaluate.GOLD])
-    written = json.loads((tmp_path / "metrics.json").read_text())
-    assert "gold" not in written["dev_a"]
-    assert written["test"]["gold"]["gold_examples"] == int(
-        partial[partial["split"] == "test"][evaluate.GOLD].notna().sum()
+    assert "gold" not in metrics["dev_a"]
+    assert metrics["test"]["gold"]["gold_examples"] == int(
+        partial[partial["split"] == "test"][GOLD].notna().sum()
     )
 
 
-def test_gold_prior_is_estimated_like_the_distant_one():
-    manifest = pd.DataFrame(
-        {
-            "label": [1, 0, 0, 0, 1, 0, 0],
-            evaluate.GOLD: pd.array([1, 1, 0, 0, None, 0, None], dtype="Int8"),
-            "upstream_rate": [1.0, 1.0, 1.0, 1.0, 0.05, 0.05, 1.0],
-            "kept": [True, True, True, False, True, True, True],
-            "weight": [1.0, 1.0, 2.0, 1.0, 1.0, 20.0, 1.0],
-        }
-    )
-    prior, source = evaluate.estimate_gold_prior(manifest)
-    # kept, gold-labelled production rows: gold 1 (w 1), 1 (w 1), 0 (w 2)
-    assert prior == pytest.approx(2 / 4) and "production-ratio" in source and "n=3" in source
-    distant, _ = evaluate.estimate_production_prior(manifest)
-    assert distant == pytest.approx(1 / 5)
-    assert (
-        evaluate.estimate_gold_prior(
-            manifest.drop(columns=evaluate.GOLD).assign(
-                **{evaluate.GOLD: pd.array([None] * 7, dtype="Int8")}
-            )
-        )[0]
-        is None
-    )
+def test_gold_labels_refuse_other_values():
     with pytest.raises(ValueError, match="true_label must be 0, 1 or null"):
-        evaluate.gold_labels(pd.DataFrame({evaluate.GOLD: [0, 2]}))
+        gold_labels(pd.DataFrame({GOLD: [0, 2]}))

@@ -1,0 +1,50 @@
+"""The ``evaluate`` section of params.yaml: its schema and the one validating loader."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dsprior import common, hardware, priors
+
+THRESHOLD_LABELS = ("distant", "gold")
+
+_UNIT = {"minimum": 0, "maximum": 1, "min_open": True, "max_open": True}
+PARAMS_SCHEMA: dict[str, common.Spec] = {
+    "prior": common.Number(**_UNIT, none=True),
+    "cost": common.Section(
+        {"false_positive": common.Number(minimum=0), "false_negative": common.Number(minimum=0)}
+    ),
+    "bootstrap": common.Section(
+        {
+            "resamples": common.Integer(minimum=1),
+            "level": common.Number(**_UNIT),
+            "seed": common.Integer(minimum=0),
+        }
+    ),
+    "calibration_bins": common.Integer(minimum=1),
+    "batch_size": common.Integer(minimum=1),
+    "precision": common.Choice(*hardware.PRECISIONS),  # scoring precision (dsprior.hardware)
+    "onednn": common.Choice(*hardware.ONEDNN_SETTINGS),
+    "threshold_labels": common.Choice(*THRESHOLD_LABELS),  # choose dev_b's threshold on these
+}
+
+
+def check_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Validate the whole ``evaluate`` section (every key required); the options it sets."""
+    common.check_section(params, PARAMS_SCHEMA, "evaluate")
+    cost, boot = params["cost"], params["bootstrap"]
+    out = {
+        "prior": params["prior"],
+        "cost_fp": float(cost["false_positive"]),
+        "cost_fn": float(cost["false_negative"]),
+        "resamples": int(boot["resamples"]),
+        "level": float(boot["level"]),
+        "seed": int(boot["seed"]),
+        "batch_size": int(params["batch_size"]),
+        "calibration_bins": int(params["calibration_bins"]),
+        "precision": params["precision"],
+        "onednn": params["onednn"],
+        "threshold_labels": params["threshold_labels"],
+    }
+    priors.bayes_threshold(cost_fp=out["cost_fp"], cost_fn=out["cost_fn"])  # not both zero
+    return out

@@ -1,0 +1,131 @@
+"""What the label-free estimate would have said: dev_b, test and test resampled to other priors.
+
+Each batch is estimated as ``score --summary`` does (labels hidden, dev_b as the
+reference, resampled by group), and the measured numbers (manifest weights, so at the
+batch's own label rate) stand beside the estimates.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dsprior import calibration as cal
+from dsprior import priors, quantify
+from dsprior.evaluation.measures import decisions_at
+from dsprior.evaluation.recalibration import prior_corrected_column
+
+LABEL_FREE_SPLITS = ("dev_b", "test")
+LABEL_FREE_RATIOS = (30, 100, 250)  # test resampled to 1:N (N negatives a positive), labels hidden
+
+
+def reference_from_predictions(
+    predictions: pd.DataFrame,
+    *,
+    prior: float,
+    training_prior: float | None,
+    calibration: cal.Calibration,
+) -> quantify.Reference:
+    """The label-free reference (dev_b, and the rows the calibration was fitted on) from
+    evaluate's predictions, at their prior-corrected probabilities."""
+    return quantify.reference_from_rows(
+        predictions["split"].to_numpy(),
+        predictions["group"].to_numpy(),
+        predictions["label"].to_numpy(),
+        predictions["weight"].to_numpy(np.float64),
+        predictions[prior_corrected_column(predictions)].to_numpy(np.float64),
+        prior=prior,
+        training_prior=training_prior,
+        calibration=calibration,
+    )
+
+
+def _resampled_to_prior(
+    frame: pd.DataFrame, target: float, rng: np.random.Generator
+) -> pd.DataFrame | None:
+    """``frame`` with positives or negatives subsampled so its positive fraction is ``target``."""
+    y = frame["label"].to_numpy()
+    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+    if len(pos) == 0 or len(neg) == 0:
+        return None
+    if target < len(pos) / len(y):
+        k = int(round(target * len(neg) / (1 - target)))
+        pos = np.sort(rng.choice(pos, size=k, replace=False)) if k >= 1 else None
+    else:
+        k = int(round(len(pos) * (1 - target) / target))
+        neg = np.sort(rng.choice(neg, size=k, replace=False)) if k >= 1 else None
+    if pos is None or neg is None:
+        return None
+    return frame.iloc[np.sort(np.concatenate([pos, neg]))]
+
+
+def label_free_batches(predictions: pd.DataFrame, *, seed: int) -> dict[str, pd.DataFrame]:
+    """dev_b, test, and test resampled to each of ``LABEL_FREE_RATIOS`` (where it can be)."""
+    rng = np.random.default_rng(seed)
+    batches: dict[str, pd.DataFrame] = {
+        s: predictions[predictions["split"] == s] for s in LABEL_FREE_SPLITS
+    }
+    for ratio in LABEL_FREE_RATIOS:
+        resampled = _resampled_to_prior(batches["test"], 1.0 / (1.0 + ratio), rng)
+        if resampled is not None:
+            batches[f"test_at_1_{ratio}"] = resampled
+    return batches
+
+
+def measured_batch(
+    frame: pd.DataFrame, *, threshold: float, cost_fp: float, cost_fn: float
+) -> dict[str, Any]:
+    """What the labels say of one batch: its prior and the threshold's performance on it."""
+    y, w = frame["label"].to_numpy(), frame["weight"].to_numpy(np.float64)
+    return {
+        "prior": priors.estimate_prior(y, w),
+        **quantify.measured_performance(
+            y, decisions_at(frame, threshold), weights=w, cost_fp=cost_fp, cost_fn=cost_fn
+        ),
+    }
+
+
+def label_free_metrics(
+    predictions: pd.DataFrame,
+    *,
+    prior: float,
+    threshold: float,
+    cost_fp: float,
+    cost_fn: float,
+    calibration: cal.Calibration,
+    training_prior: float | None,
+    resamples: int,
+    level: float,
+    seed: int,
+) -> dict[str, Any]:
+    """What the label-free estimate would have said on dev_b, test and test at other priors.
+
+    Each batch is estimated as ``score --summary`` does (labels hidden, dev_b as the
+    reference, resampled by group), and the measured numbers (manifest weights, so
+    at the batch's own label rate) stand beside the estimates.
+    """
+    uncal = prior_corrected_column(predictions)
+    reference = reference_from_predictions(
+        predictions, prior=prior, training_prior=training_prior, calibration=calibration
+    )
+    kw = {"prior": prior, "threshold": threshold, "cost_fp": cost_fp, "cost_fn": cost_fn}
+    out: dict[str, Any] = {}
+    for name, frame in label_free_batches(predictions, seed=seed).items():
+        summary = quantify.estimate_batch(
+            frame[uncal].to_numpy(np.float64),
+            calibration=calibration,
+            reference=reference,
+            groups=frame["group"].to_numpy(),
+            resamples=resamples,
+            level=level,
+            seed=seed,
+            **kw,
+        )
+        summary["measured"] = measured_batch(
+            frame, threshold=threshold, cost_fp=cost_fp, cost_fn=cost_fn
+        )
+        summary["in_sample"] = name == "dev_b"  # dev_b is also the reference (and maybe the fit)
+        out[name] = summary
+    return out

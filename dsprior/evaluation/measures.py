@@ -1,0 +1,150 @@
+"""The measures of one split: its weights in a view, a rule's metrics, threshold-free scores, intervals.
+
+Every metric in metrics.json is one of these, on one split (or its gold-labelled part) in
+one view: ``sample`` counts examples as they are, ``prior`` weights them to the production
+prior. A new metric goes here.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.exceptions import UndefinedMetricWarning
+from sklearn.metrics import (
+    average_precision_score,
+    brier_score_loss,
+    class_likelihood_ratios,
+    f1_score,
+    log_loss,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+)
+
+from dsprior import priors
+
+VIEWS = ("sample", "prior")
+CI_METRICS = ("precision", "recall", "f1", "expected_cost")
+SHIPPED_SCORE = 0.5  # the rule the classic team shipped: the thinned model's raw score at 0.5
+
+
+def shipped_decisions(frame: pd.DataFrame) -> np.ndarray:
+    """The shipped rule's yes/no per example: the raw score at 0.5, what the team saw on dev_a."""
+    return (frame["score"].to_numpy() >= SHIPPED_SCORE).astype(int)
+
+
+def decisions_at(frame: pd.DataFrame, threshold: float) -> np.ndarray:
+    """The yes/no per example of the rule ``probability >= threshold``."""
+    return (frame["probability"].to_numpy(np.float64) >= threshold).astype(int)
+
+
+def _safe(fn, *args, **kwargs) -> float:
+    """A sklearn metric, NaN where it is undefined (one class only, no predicted positive)."""
+    try:
+        return float(fn(*args, **kwargs))
+    except ValueError:
+        return float("nan")
+
+
+def view_weights(frame: pd.DataFrame, *, view: str, prior: float | None) -> np.ndarray:
+    """Per-example weights of one view: ones as sampled, weights moved to ``prior`` at the prior."""
+    if view == "sample":
+        return np.ones(len(frame))
+    if view == "prior":
+        return priors.weights_at_prior(
+            frame["label"].to_numpy(), frame["weight"].to_numpy(np.float64), prior=prior
+        )
+    raise ValueError(f"view must be one of {VIEWS}, got {view!r}")
+
+
+def decision_metrics(
+    labels: np.ndarray,
+    predicted: np.ndarray,
+    weights: np.ndarray,
+    *,
+    cost_fp: float,
+    cost_fn: float,
+) -> dict[str, Any]:
+    """Metrics of one yes/no rule: sklearn's with ``sample_weight``, plus cost and alert counts."""
+    cm = priors.confusion(labels, predicted, weights)
+    kw = {"sample_weight": weights, "zero_division": np.nan}
+    with warnings.catch_warnings():  # undefined LR+ (no false positives) is reported as null
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        lr_plus, _ = class_likelihood_ratios(
+            labels, predicted, labels=[0, 1], sample_weight=weights, replace_undefined_by=np.nan
+        )
+    out = {
+        "precision": _safe(precision_score, labels, predicted, **kw),
+        "recall": _safe(recall_score, labels, predicted, **kw),
+        "f1": _safe(f1_score, labels, predicted, **kw),
+        "lr_plus": float(lr_plus),
+        "expected_cost": priors.expected_cost(cm, cost_fp=cost_fp, cost_fn=cost_fn),
+        "confusion": cm.as_dict(),
+        "confusion_per_1000": cm.scaled(priors.PER_EXAMPLES / cm.total).as_dict()
+        if cm.total > 0
+        else None,
+    }
+    out.update({f"{k}_per_1000": v for k, v in priors.production_terms(cm).items()})
+    return out
+
+
+def view_metrics(
+    frame: pd.DataFrame,
+    *,
+    view: str,
+    prior: float,
+    threshold: float,
+    cost_fp: float,
+    cost_fn: float,
+) -> dict[str, Any]:
+    """All metrics of one split in one view at the probability threshold."""
+    y = frame["label"].to_numpy().astype(int)
+    w = view_weights(frame, view=view, prior=prior)
+    # the score is calibrated at the training prior, the probability at the production prior
+    p = frame["score" if view == "sample" else "probability"].to_numpy(np.float64)
+    predicted = (frame["probability"].to_numpy(np.float64) >= threshold).astype(int)
+    out = decision_metrics(y, predicted, w, cost_fp=cost_fp, cost_fn=cost_fn)
+    out.update(
+        {
+            "examples": int(len(frame)),
+            "positives": int(y.sum()),
+            "positive_fraction": float(np.dot(y, w) / w.sum()) if w.sum() > 0 else float("nan"),
+            "average_precision": _safe(average_precision_score, y, p, sample_weight=w),
+            "roc_auc": _safe(roc_auc_score, y, p, sample_weight=w),
+            "log_loss": _safe(log_loss, y, p, sample_weight=w, labels=[0, 1]),
+            "brier": _safe(brier_score_loss, y, p, sample_weight=w, labels=[0, 1]),
+            "probability_scored": "score" if view == "sample" else "probability",
+        }
+    )
+    return out
+
+
+def bootstrap_intervals(
+    frame: pd.DataFrame,
+    predicted: np.ndarray,
+    *,
+    prior: float | None,
+    cost_fp: float,
+    cost_fn: float,
+    resamples: int,
+    level: float,
+    seed: int,
+) -> dict[str, list[float]]:
+    """Group-bootstrap intervals of a rule's precision, recall, F1 and expected cost at the prior."""
+    y = frame["label"].to_numpy().astype(int)
+    w = frame["weight"].to_numpy(np.float64)
+
+    def statistic(multiplicity: np.ndarray) -> dict[str, np.ndarray]:
+        weights = priors.weights_at_prior_rows(y, w * multiplicity, prior=prior)
+        cm = priors.confusion_rows(y, predicted, weights)
+        out = {k: v for k, v in priors.rates(cm).items() if k in CI_METRICS}
+        out["expected_cost"] = priors.expected_cost(cm, cost_fp=cost_fp, cost_fn=cost_fn)
+        return out
+
+    result = priors.group_bootstrap(
+        frame["group"].to_numpy(), statistic, resamples=resamples, level=level, seed=seed
+    )
+    return {f"{name}_ci": list(result.intervals[name]) for name in CI_METRICS}

@@ -1,0 +1,331 @@
+"""metrics.json's distant- and gold-label keys: the threshold chosen on dev_b, each split's rules
+with their intervals, the classic worked example, and the prior sensitivity.
+
+The threshold minimises expected cost on ``dev_b`` at the prior and is applied unchanged to
+every split; beside it stand the Bayes rule on probabilities and the shipped rule (raw
+score >= 0.5). Group-bootstrap intervals go on ``dev_a`` (the projection) and ``test``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dsprior import common, priors
+from dsprior.evaluation.config import THRESHOLD_LABELS
+from dsprior.evaluation.gold import (
+    gold_frame,
+    gold_labels,
+    gold_metrics,
+    gold_threshold_refusal,
+    label_noise,
+    weighted_gold_prior,
+)
+from dsprior.evaluation.inputs import PREDICTION_COLUMNS, SPLITS
+from dsprior.evaluation.measures import (
+    VIEWS,
+    bootstrap_intervals,
+    decision_metrics,
+    decisions_at,
+    shipped_decisions,
+    view_metrics,
+    view_weights,
+)
+
+CLASSIC = {"tp": 97, "fn": 3, "fp": 3, "tn": 197, "negative_factor": 50}
+PRIOR_FACTORS = (0.5, 0.75, 1.0, 1.5, 2.0)  # prior sensitivity: half to twice the estimate
+INTERVAL_SPLITS = ("dev_a", "test")  # the projection, and the measurement reported
+
+
+def dev_b_thresholds(
+    dev_b: pd.DataFrame, *, prior: float, gold_prior: float | None, cost_fp: float, cost_fn: float
+) -> dict[str, float | None]:
+    """dev_b's cost-minimising threshold against distant labels, and against gold if enough."""
+    out: dict[str, float | None] = {}
+    out["distant"], _ = priors.cost_minimising_threshold(
+        dev_b["label"].to_numpy(),
+        dev_b["probability"].to_numpy(np.float64),
+        view_weights(dev_b, view="prior", prior=prior),
+        cost_fp=cost_fp,
+        cost_fn=cost_fn,
+    )
+    gold = gold_frame(dev_b)
+    out["gold"] = None
+    if gold_threshold_refusal(gold) is None:
+        out["gold"], _ = priors.cost_minimising_threshold(
+            gold["label"].to_numpy(),
+            gold["probability"].to_numpy(np.float64),
+            view_weights(gold, view="prior", prior=gold_prior),
+            cost_fp=cost_fp,
+            cost_fn=cost_fn,
+        )
+    return out
+
+
+def check_predictions(predictions: pd.DataFrame, *, threshold_labels: str) -> None:
+    """Refuse a predictions table without its columns, or an unknown ``threshold_labels``."""
+    missing = sorted(set(PREDICTION_COLUMNS) - set(predictions.columns))
+    if missing:
+        raise ValueError(f"predictions lack columns {missing}")
+    if threshold_labels not in THRESHOLD_LABELS:
+        raise ValueError(
+            f"threshold_labels must be one of {THRESHOLD_LABELS}, got {threshold_labels!r}"
+        )
+
+
+def resolve_gold_prior(
+    predictions: pd.DataFrame, gold_prior: float | None, gold_prior_source: str | None
+) -> tuple[bool, float | None, str | None]:
+    """Whether any row has a gold label, and the gold prior (estimated from them when None)."""
+    has_gold = bool((~np.isnan(gold_labels(predictions))).any())
+    if has_gold and gold_prior is None:
+        gold_prior = weighted_gold_prior(
+            gold_labels(predictions), predictions["weight"].to_numpy(np.float64)
+        )
+        gold_prior_source = gold_prior_source or "gold-labelled evaluated rows, weighted"
+    return has_gold, gold_prior, gold_prior_source
+
+
+def chosen_threshold(
+    thresholds: dict[str, float | None], dev_b: pd.DataFrame, *, threshold_labels: str
+) -> float:
+    """The threshold chosen against ``threshold_labels``; refused where gold is too scarce."""
+    if threshold_labels == "gold" and thresholds["gold"] is None:
+        reason = gold_threshold_refusal(gold_frame(dev_b))
+        raise ValueError(
+            f"evaluate.threshold_labels is gold but {reason}; label more of dev_b, or set "
+            "evaluate.threshold_labels: distant"
+        )
+    return float(thresholds[threshold_labels])
+
+
+def threshold_record(
+    thresholds: dict[str, float | None],
+    *,
+    threshold: float,
+    threshold_labels: str,
+    has_gold: bool,
+    prior: float,
+    beta: float,
+    cost_fp: float,
+    cost_fn: float,
+) -> dict[str, Any]:
+    """metrics.json's head: the prior, beta, costs, and the chosen and Bayes thresholds."""
+    bayes = priors.bayes_threshold(cost_fp=cost_fp, cost_fn=cost_fn)
+    return {
+        "prior": prior,
+        "beta": beta,
+        "cost": {
+            "false_positive": cost_fp,
+            "false_negative": cost_fn,
+            "unit": f"per {priors.PER_EXAMPLES} production examples",
+        },
+        "threshold": threshold,
+        "threshold_score": float(priors.invert_prior_correction(min(threshold, 1.0), beta=beta)),
+        "threshold_source": "minimum expected cost on dev_b at the prior"
+        + (" against gold labels, at the gold-label prior" if threshold_labels == "gold" else ""),
+        "threshold_labels": threshold_labels,
+        "threshold_by_labels": thresholds if has_gold else {"distant": thresholds["distant"]},
+        "bayes_threshold": bayes,
+        "bayes_threshold_score": float(priors.invert_prior_correction(bayes, beta=beta)),
+    }
+
+
+def split_metrics(
+    frame: pd.DataFrame,
+    *,
+    prior: float,
+    gold_prior: float | None,
+    threshold: float,
+    bayes: float,
+    cost_fp: float,
+    cost_fn: float,
+    resamples: int,
+    level: float,
+    seed: int,
+) -> dict[str, Any]:
+    """One split's entry: both views at the threshold, the Bayes and shipped rules, and gold."""
+    common_kw = {"prior": prior, "cost_fp": cost_fp, "cost_fn": cost_fn}
+    out: dict[str, Any] = {
+        view: view_metrics(frame, view=view, threshold=threshold, **common_kw) for view in VIEWS
+    }
+    # beside the chosen rule: the Bayes rule on probabilities, and the shipped 0.5 on scores
+    y = frame["label"].to_numpy().astype(int)
+    w = view_weights(frame, view="prior", prior=prior)
+    out["prior_at_bayes_threshold"] = decision_metrics(
+        y,
+        (frame["probability"].to_numpy() >= bayes).astype(int),
+        w,
+        cost_fp=cost_fp,
+        cost_fn=cost_fn,
+    )
+    # The shipped rule: raw score >= 0.5, what the team saw on dev_a and shipped.
+    shipped = shipped_decisions(frame)
+    out["shipped"] = {
+        "sample": decision_metrics(
+            y, shipped, np.ones(len(frame)), cost_fp=cost_fp, cost_fn=cost_fn
+        ),
+        "prior": decision_metrics(y, shipped, w, cost_fp=cost_fp, cost_fn=cost_fn),
+    }
+    gold = gold_metrics(
+        frame, gold_prior=gold_prior, threshold=threshold, cost_fp=cost_fp, cost_fn=cost_fn
+    )
+    if gold is not None:  # a split without gold labels has no gold keys at all
+        out["gold"] = gold
+        out["label_noise"] = label_noise(
+            gold_frame(frame), resamples=resamples, level=level, seed=seed
+        )
+    return out
+
+
+def add_intervals(
+    entry: dict[str, Any],
+    frame: pd.DataFrame,
+    *,
+    threshold: float,
+    gold_prior: float | None,
+    **boot_kw: Any,
+) -> None:
+    """Add the chosen and the shipped rule's intervals to ``entry``, a split's entry being built.
+
+    Against gold as well where the split has gold labels, at the gold prior. ``boot_kw``:
+    ``prior``, ``cost_fp``, ``cost_fn``, ``resamples``, ``level``, ``seed``.
+    """
+    entry["prior"].update(bootstrap_intervals(frame, decisions_at(frame, threshold), **boot_kw))
+    entry["shipped"]["prior"].update(
+        bootstrap_intervals(frame, shipped_decisions(frame), **boot_kw)
+    )
+    if "gold" in entry:  # the same intervals against gold, at the gold prior
+        gold, view = gold_frame(frame), entry["gold"]
+        gold_kw = {**boot_kw, "prior": gold_prior}
+        view["prior"].update(bootstrap_intervals(gold, decisions_at(gold, threshold), **gold_kw))
+        view["shipped"]["prior"].update(
+            bootstrap_intervals(gold, shipped_decisions(gold), **gold_kw)
+        )
+
+
+def compute_metrics(
+    predictions: pd.DataFrame,
+    *,
+    prior: float,
+    cost_fp: float,
+    cost_fn: float,
+    resamples: int,
+    level: float,
+    seed: int,
+    beta: float = 1.0,
+    gold_prior: float | None = None,
+    gold_prior_source: str | None = None,
+    threshold_labels: str = "distant",
+) -> dict[str, Any]:
+    """metrics.json as a dict: per split and view, the thresholds, and intervals.
+
+    ``beta`` only converts thresholds to the raw-score scale for the report. Where
+    ``predictions`` has gold labels (``true_label``), ``gold_prior`` is the gold-label
+    production prior (estimated from the gold-labelled rows, weighted, when None).
+    ``threshold_labels`` says which labels dev_b's threshold is chosen on.
+    """
+    check_predictions(predictions, threshold_labels=threshold_labels)
+    by_split = {s: predictions[predictions["split"] == s] for s in SPLITS}
+    has_gold, gold_prior, gold_prior_source = resolve_gold_prior(
+        predictions, gold_prior, gold_prior_source
+    )
+    dev_b = by_split["dev_b"]
+    thresholds = dev_b_thresholds(
+        dev_b, prior=prior, gold_prior=gold_prior, cost_fp=cost_fp, cost_fn=cost_fn
+    )
+    threshold = chosen_threshold(thresholds, dev_b, threshold_labels=threshold_labels)
+    costs = {"cost_fp": cost_fp, "cost_fn": cost_fn}
+    boot = {"resamples": resamples, "level": level, "seed": seed}
+    metrics = threshold_record(
+        thresholds,
+        threshold=threshold,
+        threshold_labels=threshold_labels,
+        has_gold=has_gold,
+        prior=prior,
+        beta=beta,
+        **costs,
+    )
+    for split, frame in by_split.items():
+        metrics[split] = split_metrics(
+            frame,
+            prior=prior,
+            gold_prior=gold_prior,
+            threshold=threshold,
+            bayes=metrics["bayes_threshold"],
+            **costs,
+            **boot,
+        )
+    for split in INTERVAL_SPLITS:
+        add_intervals(
+            metrics[split],
+            by_split[split],
+            threshold=threshold,
+            gold_prior=gold_prior,
+            prior=prior,
+            **costs,
+            **boot,
+        )
+    if has_gold:
+        metrics["gold_prior"] = gold_prior
+        metrics["gold_prior_source"] = gold_prior_source
+    metrics["bootstrap"] = {**boot, "unit": "group"}
+    metrics["classic_example"] = classic_example()
+    return common.finite_or_none(metrics)
+
+
+def classic_example() -> dict[str, float]:
+    """TP 97, FN 3, FP 3, TN 197 at 1:2, and the same rule with negatives x50 (1:100)."""
+    c = CLASSIC
+    sampled = priors.Confusion(tn=c["tn"], fp=c["fp"], fn=c["fn"], tp=c["tp"])
+    projected = priors.Confusion(
+        tn=c["tn"] * c["negative_factor"], fp=c["fp"] * c["negative_factor"], fn=c["fn"], tp=c["tp"]
+    )
+    pi_s = (c["tp"] + c["fn"]) / sampled.total
+    pi = (c["tp"] + c["fn"]) / projected.total
+    return {
+        "precision_sampled": priors.rates(sampled)["precision"],
+        "precision_projected": priors.rates(projected)["precision"],
+        "precision_siblini": priors.calibrated_precision(
+            c["tp"], c["fp"], sample_prior=pi_s, prior=pi
+        ),
+        "recall": priors.rates(sampled)["recall"],
+    }
+
+
+def prior_sensitivity(
+    predictions: pd.DataFrame,
+    *,
+    prior: float,
+    threshold: float,
+    cost_fp: float,
+    cost_fn: float,
+    split: str = "test",
+) -> list[dict[str, float]]:
+    """``split``'s precision, recall, alerts and cost at the threshold across plausible priors.
+
+    The rule stays as the bundle ships it (probability at the estimated prior >=
+    threshold); only the class balance the split is weighted to moves, because the
+    prior is often a guess.
+    """
+    frame = predictions[predictions["split"] == split]
+    y = frame["label"].to_numpy().astype(int)
+    decision = decisions_at(frame, threshold)
+    out = []
+    for factor in PRIOR_FACTORS:
+        at = float(min(prior * factor, 0.5))
+        w = view_weights(frame, view="prior", prior=at)
+        m = decision_metrics(y, decision, w, cost_fp=cost_fp, cost_fn=cost_fn)
+        out.append(
+            {
+                "factor": factor,
+                "prior": at,
+                "precision": m["precision"],
+                "recall": m["recall"],
+                "alerts_per_1000": m["alerts_per_1000"],
+                "expected_cost": m["expected_cost"],
+            }
+        )
+    return out

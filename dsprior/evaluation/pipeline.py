@@ -1,0 +1,144 @@
+"""The evaluation wired: from the predictions table to metrics.json, the plot records and report.md.
+
+Nothing here reads or writes a file; the stage does (``stages/evaluate.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dsprior import calibration as cal
+from dsprior import common
+from dsprior.evaluation.config import check_params
+from dsprior.evaluation.inputs import build_predictions
+from dsprior.evaluation.label_free import label_free_metrics
+from dsprior.evaluation.metrics import compute_metrics, prior_sensitivity
+from dsprior.evaluation.plots import plot_data
+from dsprior.evaluation.recalibration import (
+    calibration_metrics,
+    calibration_offset,
+    fit_recalibration,
+    raw_score_thresholds,
+    recalibrate_predictions,
+)
+from dsprior.evaluation.report import render_report
+
+logger = logging.getLogger(__name__)
+
+
+def recalibrated_predictions(
+    rows: pd.DataFrame,
+    scores: np.ndarray,
+    *,
+    beta: float,
+    shift: tuple[float, float] | None,
+    prior: float,
+    training_prior: float | None,
+) -> tuple[pd.DataFrame, cal.Calibration, dict[str, Any]]:
+    """The predictions table, recalibrated; the recalibration chosen and its record.
+
+    The scores are moved to the prior (``beta``, then ``shift``), then through the
+    recalibration that dev_b's log loss chooses (``recalibration.fit_recalibration``).
+    """
+    predictions = build_predictions(rows, scores, beta=beta, shift=shift)
+    calibration, record = fit_recalibration(
+        predictions,
+        prior=prior,
+        training_prior=training_prior,
+        offset=calibration_offset(beta=beta, shift=shift),
+    )
+    logger.info("recalibration: %s", calibration)
+    return recalibrate_predictions(predictions, calibration), calibration, record
+
+
+def add_label_free(
+    metrics: dict[str, Any],
+    predictions: pd.DataFrame,
+    *,
+    calibration: cal.Calibration,
+    training_prior: float | None,
+    calibration_bins: int,
+) -> dict[str, Any]:
+    """metrics.json's calibration and label-free keys, added to ``metrics`` (returned)."""
+    prior, threshold = metrics["prior"], metrics["threshold"]
+    for split, entry in calibration_metrics(
+        predictions, prior=prior, calibration_bins=calibration_bins
+    ).items():
+        metrics[split]["calibration_at_prior"] = entry
+    if not calibration.is_identity:  # the raw-score equivalents go through the recalibration
+        metrics.update(raw_score_thresholds(metrics, calibration))
+    metrics["prior_sensitivity"] = {
+        "split": "test",
+        "rule": "probability >= threshold, unchanged",
+        "rows": prior_sensitivity(
+            predictions,
+            prior=prior,
+            threshold=threshold,
+            cost_fp=metrics["cost"]["false_positive"],
+            cost_fn=metrics["cost"]["false_negative"],
+        ),
+    }
+    boot = metrics["bootstrap"]
+    metrics["label_free"] = label_free_metrics(
+        predictions,
+        prior=prior,
+        threshold=threshold,
+        cost_fp=metrics["cost"]["false_positive"],
+        cost_fn=metrics["cost"]["false_negative"],
+        calibration=calibration,
+        training_prior=training_prior,
+        resamples=boot["resamples"],
+        level=boot["level"],
+        seed=boot["seed"],
+    )
+    return common.finite_or_none(metrics)
+
+
+def evaluate_predictions(
+    predictions: pd.DataFrame,
+    *,
+    params: dict[str, Any],
+    prior: float,
+    prior_source: str,
+    beta: float,
+    extra: dict[str, Any] | None = None,
+    gold_prior: float | None = None,
+    gold_prior_source: str | None = None,
+    calibration: cal.Calibration | None = None,
+    training_prior: float | None = None,
+) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]], str]:
+    """Everything after scoring: (metrics, plot data, report text); ``extra`` goes into metrics.
+
+    ``calibration`` is the recalibration already applied to ``probability`` (the
+    prior-corrected values kept in ``probability_prior_corrected``); the label-free
+    estimators start from the prior-corrected values and refit it when resampling.
+    """
+    opts = check_params(params)
+    metrics = compute_metrics(
+        predictions,
+        prior=prior,
+        cost_fp=opts["cost_fp"],
+        cost_fn=opts["cost_fn"],
+        resamples=opts["resamples"],
+        level=opts["level"],
+        seed=opts["seed"],
+        beta=beta,
+        gold_prior=gold_prior,
+        gold_prior_source=gold_prior_source,
+        threshold_labels=opts["threshold_labels"],
+    )
+    metrics["prior_source"] = prior_source
+    metrics.update(common.finite_or_none(extra or {}))
+    metrics = add_label_free(
+        metrics,
+        predictions,
+        calibration=calibration or cal.IDENTITY,
+        training_prior=training_prior,
+        calibration_bins=opts["calibration_bins"],
+    )
+    plots = plot_data(predictions, metrics, prior=prior, calibration_bins=opts["calibration_bins"])
+    return metrics, plots, render_report(metrics)

@@ -1,0 +1,120 @@
+"""The recalibration chosen on dev_b's log loss at the prior, and the calibration at the prior.
+
+After the prior correction, ``probability`` may still be miscalibrated; the candidates
+(``dsprior.calibration``) are fitted on dev_a or dev_b and the one with the lowest dev_b
+log loss at the prior is applied. The prior-corrected values are kept beside it, in
+``probability_prior_corrected``, for the label-free estimators, which refit it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dsprior import calibration as cal
+from dsprior import priors
+from dsprior.evaluation.inputs import SPLITS
+from dsprior.evaluation.measures import view_weights
+
+UNCALIBRATED = "probability_prior_corrected"  # predictions column: before recalibration
+
+
+def prior_corrected_column(predictions: pd.DataFrame) -> str:
+    """The column holding the probabilities before recalibration (``probability`` if none ran)."""
+    return UNCALIBRATED if UNCALIBRATED in predictions.columns else "probability"
+
+
+def calibration_offset(*, beta: float, shift: tuple[float, float] | None) -> float:
+    """``logit(p at the prior) - logit(raw score)``: what the prior correction adds."""
+    offset = float(np.log(beta))
+    if shift is not None:
+        offset += float(np.log(priors.odds(shift[1]) / priors.odds(shift[0])))
+    return offset
+
+
+def fit_recalibration(
+    predictions: pd.DataFrame,
+    *,
+    prior: float,
+    training_prior: float | None,
+    offset: float,
+) -> tuple[cal.Calibration, dict[str, Any]]:
+    """Choose the recalibration by dev_b's log loss at the prior (``dsprior.calibration``).
+
+    Candidates: none, temperature and Platt on dev_a at the training prior (before
+    the prior correction), Platt and isotonic on dev_b at the production prior
+    (scored by group cross-fitting). Returns the chosen map and the record for metrics.json.
+    """
+    frames = {s: predictions[predictions["split"] == s] for s in ("dev_a", "dev_b")}
+    dev_b = frames["dev_b"]
+    dev_b_args = (
+        dev_b["probability"].to_numpy(np.float64),
+        dev_b["label"].to_numpy(),
+        view_weights(dev_b, view="prior", prior=prior),
+        dev_b["group"].to_numpy(),
+    )
+    dev_a = frames["dev_a"]
+    dev_a_args = None
+    if len(dev_a) and dev_a["label"].nunique() == 2:
+        weights = dev_a["weight"].to_numpy(np.float64)
+        dev_a_args = (
+            dev_a["probability"].to_numpy(np.float64),
+            dev_a["label"].to_numpy(),
+            priors.weights_at_prior(dev_a["label"].to_numpy(), weights, prior=training_prior)
+            if training_prior is not None
+            else np.ones(len(dev_a)),
+        )
+    chosen, candidates = cal.choose_calibration(
+        dev_a=dev_a_args, dev_b=dev_b_args, dev_a_offset=offset
+    )
+    record = {
+        "chosen": chosen.as_dict(),
+        "chosen_by": "lowest dev_b log loss at the prior (dev_b fits: group cross-fitted)",
+        "candidates": candidates,
+        "training_prior": training_prior,
+        "applies_to": "sigmoid(slope * logit(p) + intercept), p = probability after the "
+        "prior correction",
+    }
+    return chosen, record
+
+
+def recalibrate_predictions(
+    predictions: pd.DataFrame, calibration: cal.Calibration
+) -> pd.DataFrame:
+    """``probability`` recalibrated; the prior-corrected one kept as ``probability_prior_corrected``."""
+    out = predictions.copy()
+    corrected = out["probability"].to_numpy(np.float64)
+    out.insert(out.columns.get_loc("probability"), UNCALIBRATED, corrected)
+    out["probability"] = calibration.apply(corrected)
+    return out
+
+
+def calibration_metrics(
+    predictions: pd.DataFrame, *, prior: float, calibration_bins: int
+) -> dict[str, dict[str, Any]]:
+    """Per split at the prior: calibration-in-the-large and weighted calibration error."""
+    out: dict[str, dict[str, Any]] = {}
+    for split in SPLITS:
+        frame = predictions[predictions["split"] == split]
+        y, w = frame["label"].to_numpy(), view_weights(frame, view="prior", prior=prior)
+        entry = cal.calibration_quality(
+            y, frame["probability"].to_numpy(np.float64), w, n_bins=calibration_bins
+        )
+        if UNCALIBRATED in frame.columns:
+            entry["before_recalibration"] = cal.calibration_quality(
+                y, frame[UNCALIBRATED].to_numpy(np.float64), w, n_bins=calibration_bins
+            )
+        out[split] = entry
+    return out
+
+
+def raw_score_thresholds(metrics: dict[str, Any], calibration: cal.Calibration) -> dict[str, float]:
+    """``threshold_score`` and ``bayes_threshold_score``: each threshold taken back through
+    the recalibration, then through the prior correction, to the model's raw score."""
+    out = {}
+    for key in ("threshold", "bayes_threshold"):
+        uncal = float(calibration.invert(min(metrics[key], 1.0)))
+        out[f"{key}_score"] = float(priors.invert_prior_correction(uncal, beta=metrics["beta"]))
+    return out

@@ -1,0 +1,40 @@
+"""The ``evaluate`` params section (``dsprior.evaluation.config``): each bad value refused by name."""
+
+from __future__ import annotations
+
+import pytest
+
+from dsprior.evaluation.config import check_params
+from tests.conftest import deep_merge
+
+PARAMS = {
+    "prior": None,
+    "cost": {"false_positive": 1, "false_negative": 10},
+    "bootstrap": {"resamples": 60, "level": 0.9, "seed": 3},
+    "calibration_bins": 5,
+    "batch_size": 8,
+    "precision": "auto",
+    "onednn": "auto",
+    "threshold_labels": "distant",
+}
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"prior": 1.5}, r"evaluate.prior must be null or a number > 0 and < 1, got 1.5"),
+        ({"cost": {"false_positive": -1}}, r"evaluate.cost.false_positive must be a number >= 0"),
+        ({"cost": {"false_positive": 0, "false_negative": 0}}, "both 0"),
+        ({"bootstrap": {"resamples": 0}}, "resamples must be an integer >= 1, got 0"),
+        ({"bootstrap": {"level": 1.2}}, r"level must be a number > 0 and < 1, got 1.2"),
+        ({"batch_size": 0}, "evaluate.batch_size must be an integer >= 1, got 0"),
+    ],
+)
+def test_bad_params_raise_with_message(params, message):
+    with pytest.raises(ValueError, match=message):
+        check_params(deep_merge(PARAMS, params))
+
+
+def test_threshold_labels_must_be_distant_or_gold():
+    with pytest.raises(ValueError, match="evaluate.threshold_labels must be one of"):
+        check_params({**PARAMS, "threshold_labels": "human"})

@@ -1,0 +1,88 @@
+"""metrics.json's thresholds (``dsprior.evaluation.metrics``): dev_b's threshold is the cost
+minimum at the prior, found here by brute force with weights computed independently."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dsprior.evaluation.inputs import PREDICTION_COLUMNS
+from dsprior.evaluation.metrics import compute_metrics
+
+
+def brute_force_cut(y, p, w, *, cost_fp, cost_fn):
+    """The flag set ``p >= cut`` of least weighted cost, trying every cut (and flagging nothing).
+
+    Returns (flagged mask, cost per 1,000 of the weighted population); ties go to the
+    higher cut.
+    """
+    best_cost, best_flag = cost_fn * w[y == 1].sum(), np.zeros(len(y), dtype=bool)
+    for cut in np.unique(p)[::-1]:
+        flag = p >= cut
+        cost = cost_fp * w[flag & (y == 0)].sum() + cost_fn * w[~flag & (y == 1)].sum()
+        if cost < best_cost:
+            best_cost, best_flag = cost, flag
+    return best_flag, 1000 * best_cost / w.sum()
+
+
+def split_frame(rng, name, *, n, positive_rate, keep=1.0):
+    """``n`` examples at ``positive_rate``, negatives kept with rate ``keep`` (weight 1/keep)."""
+    y = (rng.random(n) < positive_rate).astype(np.int8)
+    frame = pd.DataFrame({"label": y})
+    frame = frame[(y == 1) | (rng.random(n) < keep)].reset_index(drop=True)
+    y = frame["label"].to_numpy()
+    probability = 1.0 / (1.0 + np.exp(-(2.0 * y + rng.normal(size=len(y)) - 2.0)))
+    frame["example_id"] = [f"{name}-{i:05d}" for i in range(len(y))]
+    frame["split"] = name
+    frame["group"] = [f"{name}-g{i // 2}" for i in range(len(y))]
+    frame["weight"] = np.where(y == 1, 1.0, 1.0 / keep)
+    frame["score"] = probability
+    frame["probability"] = probability
+    return frame[list(PREDICTION_COLUMNS)]
+
+
+@pytest.mark.parametrize(
+    ("dev_b_kwargs", "prior"),
+    [
+        # dev_b's negatives thinned 1 in 20 with weights 20: sampled ~1:2.5 for a ~1:50 prior
+        ({"n": 20_000, "positive_rate": 0.02, "keep": 0.05}, None),
+        # dev_b unthinned (weights 1) at 1:4, evaluate.prior set to 1:99
+        ({"n": 4_000, "positive_rate": 0.2}, 0.01),
+    ],
+    ids=["thinned_dev_b_with_weights", "prior_far_from_sample_rate"],
+)
+def test_threshold_is_searched_with_weights_at_the_prior(dev_b_kwargs, prior):
+    """The dev_b threshold is the brute-force cost minimum at the prior, not as sampled."""
+    rng = np.random.default_rng(17)
+    dev_b = split_frame(rng, "dev_b", **dev_b_kwargs)
+    predictions = pd.concat(
+        [
+            split_frame(rng, "dev_a", n=300, positive_rate=0.3),
+            dev_b,
+            split_frame(rng, "test", n=300, positive_rate=0.05),
+        ],
+        ignore_index=True,
+    )
+    y, p, w = (dev_b[c].to_numpy() for c in ("label", "probability", "weight"))
+    if prior is None:  # the prior the recorded weights restore
+        prior = float(np.dot(y, w) / w.sum())
+    # weights at the prior, independently of priors.weights_at_prior: negatives rescaled so
+    # that positives weigh `prior` of the total
+    w_prior = w.copy()
+    w_prior[y == 0] *= w[y == 1].sum() / w[y == 0].sum() * (1 - prior) / prior
+    assert np.dot(y, w_prior) / w_prior.sum() == pytest.approx(prior)
+    costs = {"cost_fp": 1.0, "cost_fn": 10.0}
+    flag_prior, cost_prior = brute_force_cut(y, p, w_prior, **costs)
+    flag_sampled, _ = brute_force_cut(y, p, np.ones(len(y)), **costs)
+    # the two weightings pick clearly different rules, so the test can tell them apart
+    assert flag_sampled.sum() > 2 * flag_prior.sum() > 0
+
+    metrics = compute_metrics(predictions, prior=prior, resamples=5, level=0.9, seed=0, **costs)
+    threshold = metrics["threshold"]
+    np.testing.assert_array_equal(p >= threshold, flag_prior)
+    # midway between the lowest flagged probability and the highest unflagged one
+    assert threshold == pytest.approx((p[flag_prior].min() + p[~flag_prior].max()) / 2)
+    assert not np.array_equal(p >= threshold, flag_sampled)
+    assert threshold > p[flag_sampled].min() + 0.1
+    assert metrics["dev_b"]["prior"]["expected_cost"] == pytest.approx(cost_prior)
