@@ -27,11 +27,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[1]
-
-from dsprior import calibration as cal  # noqa: E402
-from dsprior import common, priors, quantify  # noqa: E402
-from stages import evaluate  # noqa: E402
+from dsprior import calibration as cal
+from dsprior import common, priors, quantify
+from dsprior.evaluation.measures import view_weights
+from dsprior.evaluation.recalibration import calibration_offset, fit_recalibration
+from tools.scratch import ROOT
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -55,11 +55,11 @@ def main(argv: list[str] | None = None) -> None:
     predictions["probability"] = priors.probability_at_prior(
         predictions["score"].to_numpy(), beta=beta, shift=shift
     )
-    chosen, record = evaluate.fit_recalibration(
+    chosen, record = fit_recalibration(
         predictions,
         prior=prior,
         training_prior=train.get("training_prior"),
-        offset=evaluate.calibration_offset(beta=beta, shift=shift),
+        offset=calibration_offset(beta=beta, shift=shift),
     )
     cost_fp = float(metrics["cost"]["false_positive"])
     cost_fn = float(metrics["cost"]["false_negative"])
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
         threshold, _ = priors.cost_minimising_threshold(
             dev_b["label"].to_numpy(),
             calibration.apply(dev_b["probability"].to_numpy(np.float64)),
-            evaluate.view_weights(dev_b, view="prior", prior=prior),
+            view_weights(dev_b, view="prior", prior=prior),
             cost_fp=cost_fp,
             cost_fn=cost_fn,
         )

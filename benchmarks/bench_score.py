@@ -7,7 +7,7 @@ Parquet, then times, each in the same process after one warm-up batch:
 
 - ``read``: the raw reader alone (validation included), no model;
 - ``model``: length-bucketed batches through the model, from memory;
-- ``score``: ``score.score_file`` end to end (read, validate, score, write Parquet).
+- ``score``: ``scoring.score_file`` end to end (read, validate, score, write Parquet).
 
     python benchmarks/bench_score.py --examples 1000        # ~1 minute on 2 cores
 
@@ -30,9 +30,12 @@ import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parents[1]
 
-from dsprior import common  # noqa: E402
+from dsprior import (  # noqa: E402
+    bundle,
+    common,
+    scoring,
+)
 from dsprior.rawio import RawReader  # noqa: E402
-from stages import bundle, score  # noqa: E402
 
 common.quiet_tensorflow()
 import tensorflow as tf  # noqa: E402
@@ -112,7 +115,7 @@ def main() -> None:
         )  # fmt: skip
         make_bundle(tmp / "bundle", dim=args.dim, filter_sizes=filter_sizes, filters=args.filters)
         loaded = bundle.load_bundle(tmp / "bundle")
-        spec = score.input_spec(raw)
+        spec = scoring.input_spec(raw)
 
         start = time.perf_counter()
         arrays = [
@@ -122,16 +125,16 @@ def main() -> None:
         ]  # fmt: skip
         read_s = time.perf_counter() - start
 
-        score.score_arrays(
+        scoring.score_arrays(
             loaded.model, arrays[: args.batch_size], dim=args.dim, batch_size=args.batch_size
         )  # fmt: skip  (warm-up: traces the graph)
         start = time.perf_counter()
-        score.score_arrays(loaded.model, arrays, dim=args.dim, batch_size=args.batch_size)
+        scoring.score_arrays(loaded.model, arrays, dim=args.dim, batch_size=args.batch_size)
         model_s = time.perf_counter() - start
         del arrays
 
         start = time.perf_counter()
-        summary = score.score_file(
+        summary = scoring.score_file(
             loaded, raw, tmp / "scores.parquet", batch_size=args.batch_size, progress=False
         )
         score_s = time.perf_counter() - start

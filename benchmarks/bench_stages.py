@@ -25,7 +25,7 @@ Scoring, ``--score-examples`` production-ratio rows (dev_b and test), model
 - ``score_raw``: the traced forward pass on the same batches built in memory first;
 - ``score_stream``: ``batches.predict_scores`` (the evaluate stage's path, streamed
   from Parquet);
-- ``score_arrays``: ``score.score_arrays`` on the examples' arrays in memory (the
+- ``score_arrays``: ``scoring.score_arrays`` on the examples' arrays in memory (the
   ``ds-score`` path after parsing);
 - ``score_keras_predict``: ``model.predict`` on the streamed batches (the path before).
 
@@ -180,8 +180,7 @@ def child_score(variant: str, n: int) -> None:
     import keras
     import tensorflow as tf
 
-    from dsprior import batches, cnn
-    from stages import score
+    from dsprior import batches, cnn, scoring
 
     model = keras.saving.load_model(MODEL, safe_mode=True)
     compute = hardware.machine_compute(
@@ -210,7 +209,7 @@ def child_score(variant: str, n: int) -> None:
     elif variant == "score_arrays":
         arrays = [rows for _, rows in sorted(reader.iter_examples(), key=lambda item: item[0])]
         t = time.perf_counter()
-        score.score_arrays(model, arrays, dim=index.dim, batch_size=size, min_rows=min_rows)
+        scoring.score_arrays(model, arrays, dim=index.dim, batch_size=size, min_rows=min_rows)
     elif variant == "score_keras_predict":
         model.predict(
             {cnn.FEATURES_INPUT: warm[0], cnn.LENGTHS_INPUT: warm[1]}, verbose=0

@@ -265,6 +265,11 @@ def reference_from_rows(
     )
 
 
+def prior_corrected_column(predictions: pd.DataFrame) -> str:
+    """The column holding the probabilities before recalibration (``probability`` if none ran)."""
+    return PRIOR_CORRECTED if PRIOR_CORRECTED in predictions.columns else "probability"
+
+
 def reference_from_predictions(
     predictions: pd.DataFrame,
     *,
@@ -278,13 +283,12 @@ def reference_from_predictions(
     recalibration: ``PRIOR_CORRECTED`` where the frame has it, else ``probability``
     (predictions written before evaluate recalibrated).
     """
-    uncal = PRIOR_CORRECTED if PRIOR_CORRECTED in predictions.columns else "probability"
     return reference_from_rows(
         predictions["split"].to_numpy(),
         predictions["group"].to_numpy(),
         predictions["label"].to_numpy(),
         predictions["weight"].to_numpy(np.float64),
-        predictions[uncal].to_numpy(np.float64),
+        predictions[prior_corrected_column(predictions)].to_numpy(np.float64),
         prior=prior,
         training_prior=training_prior,
         calibration=calibration,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -201,9 +201,18 @@ def write_table_atomic(table: pa.Table, path: str | Path) -> None:
     os.replace(tmp, path)
 
 
-def read_manifest(path: str | Path, *, schema: pa.Schema = MANIFEST_SCHEMA) -> pa.Table:
-    """Read a manifest and check it has the columns and types of ``schema``."""
+def read_manifest(
+    path: str | Path, *, schema: pa.Schema = MANIFEST_SCHEMA, optional: Collection[str] = ()
+) -> pa.Table:
+    """Read a manifest and check it has the columns and types of ``schema``.
+
+    Fields named in ``optional`` (``true_label`` for a manifest without gold labels) may be
+    missing from the file; they are then left out of the table, not added as nulls.
+    """
     table = pq.read_table(path)
+    schema = pa.schema(
+        [f for f in schema if f.name in table.column_names or f.name not in optional]
+    )
     missing = [f.name for f in schema if f.name not in table.column_names]
     if missing:
         raise ValueError(f"{path}: manifest lacks column(s) {missing}; expected {schema.names}")

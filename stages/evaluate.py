@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
 from dsprior import common, hardware, priors, sampling
 from dsprior.evaluation.config import check_params
@@ -45,11 +44,7 @@ def read_manifest(path: Path) -> pd.DataFrame:
     A manifest without gold labels has no ``true_label`` column at all, and evaluates
     without the gold keys.
     """
-    schema = sampling.MANIFEST_SCHEMA
-    # ParquetDataset, not read_schema: a missing file is refused as read_table refuses it
-    if GOLD not in pq.ParquetDataset(path).schema.names:
-        schema = schema.remove(schema.get_field_index(GOLD))
-    return sampling.read_manifest(path, schema=schema).to_pandas()
+    return sampling.read_manifest(path, optional=(GOLD,)).to_pandas()
 
 
 def load_model(model_dir: Path) -> Any:

@@ -15,31 +15,9 @@ import pandas as pd
 from dsprior import calibration as cal
 from dsprior import priors, quantify
 from dsprior.evaluation.measures import decisions_at
-from dsprior.evaluation.recalibration import prior_corrected_column
 
 LABEL_FREE_SPLITS = ("dev_b", "test")
 LABEL_FREE_RATIOS = (30, 100, 250)  # test resampled to 1:N (N negatives a positive), labels hidden
-
-
-def reference_from_predictions(
-    predictions: pd.DataFrame,
-    *,
-    prior: float,
-    training_prior: float | None,
-    calibration: cal.Calibration,
-) -> quantify.Reference:
-    """The label-free reference (dev_b, and the rows the calibration was fitted on) from
-    evaluate's predictions, at their prior-corrected probabilities."""
-    return quantify.reference_from_rows(
-        predictions["split"].to_numpy(),
-        predictions["group"].to_numpy(),
-        predictions["label"].to_numpy(),
-        predictions["weight"].to_numpy(np.float64),
-        predictions[prior_corrected_column(predictions)].to_numpy(np.float64),
-        prior=prior,
-        training_prior=training_prior,
-        calibration=calibration,
-    )
 
 
 def _resampled_to_prior(
@@ -106,8 +84,8 @@ def label_free_metrics(
     reference, resampled by group), and the measured numbers (manifest weights, so
     at the batch's own label rate) stand beside the estimates.
     """
-    uncal = prior_corrected_column(predictions)
-    reference = reference_from_predictions(
+    uncal = quantify.prior_corrected_column(predictions)
+    reference = quantify.reference_from_predictions(
         predictions, prior=prior, training_prior=training_prior, calibration=calibration
     )
     kw = {"prior": prior, "threshold": threshold, "cost_fp": cost_fp, "cost_fn": cost_fn}

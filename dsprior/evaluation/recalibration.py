@@ -14,16 +14,9 @@ import numpy as np
 import pandas as pd
 
 from dsprior import calibration as cal
-from dsprior import priors
+from dsprior import priors, quantify
 from dsprior.evaluation.inputs import SPLITS
 from dsprior.evaluation.measures import view_weights
-
-UNCALIBRATED = "probability_prior_corrected"  # predictions column: before recalibration
-
-
-def prior_corrected_column(predictions: pd.DataFrame) -> str:
-    """The column holding the probabilities before recalibration (``probability`` if none ran)."""
-    return UNCALIBRATED if UNCALIBRATED in predictions.columns else "probability"
 
 
 def calibration_offset(*, beta: float, shift: tuple[float, float] | None) -> float:
@@ -86,7 +79,7 @@ def recalibrate_predictions(
     """``probability`` recalibrated; the prior-corrected one kept as ``probability_prior_corrected``."""
     out = predictions.copy()
     corrected = out["probability"].to_numpy(np.float64)
-    out.insert(out.columns.get_loc("probability"), UNCALIBRATED, corrected)
+    out.insert(out.columns.get_loc("probability"), quantify.PRIOR_CORRECTED, corrected)
     out["probability"] = calibration.apply(corrected)
     return out
 
@@ -102,9 +95,9 @@ def calibration_metrics(
         entry = cal.calibration_quality(
             y, frame["probability"].to_numpy(np.float64), w, n_bins=calibration_bins
         )
-        if UNCALIBRATED in frame.columns:
+        if quantify.PRIOR_CORRECTED in frame.columns:
             entry["before_recalibration"] = cal.calibration_quality(
-                y, frame[UNCALIBRATED].to_numpy(np.float64), w, n_bins=calibration_bins
+                y, frame[quantify.PRIOR_CORRECTED].to_numpy(np.float64), w, n_bins=calibration_bins
             )
         out[split] = entry
     return out
