@@ -99,18 +99,7 @@ def _train(
     index = batches.index_dataset(dataset_dir)
     rows = training_rows(manifest, p)
     min_rows = max(p["filter_sizes"])
-    reader = batches.BatchReader(
-        index, index.positions(rows.train["example_id"].tolist()), min_rows=min_rows
-    )
-    stream = TrainingStream(
-        reader,
-        rows.labels,
-        rows.weights,
-        batch_size=p["batch_size"],
-        pool_size=p["pool_size"],
-        seed=p["seed"],
-        num_shards=num_shards,
-    )
+    stream = training_stream(index, rows, p, min_rows=min_rows, num_shards=num_shards)
     total_steps = p["epochs"] * stream.steps_per_epoch
 
     backup_dir = Path(backup_dir)
@@ -149,9 +138,7 @@ def _train(
         rows_dir=backup_dir / "curves",
         start_step=start,
     )
-    backup = keras.callbacks.BackupAndRestore(
-        str(backup_dir / "keras"), save_freq="epoch", delete_checkpoint=False
-    )
+    backup = keras_backup(backup_dir)
     data = input_data(stream, dist, p, start_step=start, total_steps=total_steps)
     if p["strategy"] != "default":
         strategy.build_outside_fit(model, dist, stream.dummy_batch())
@@ -214,6 +201,29 @@ def training_rows(manifest: pd.DataFrame, p: dict[str, Any]) -> TrainingRows:
     return TrainingRows(train_rows, dev_rows, labels, manifest_weight, weights)
 
 
+def training_stream(
+    index: batches.DatasetIndex,
+    rows: TrainingRows,
+    p: dict[str, Any],
+    *,
+    min_rows: int,
+    num_shards: int,
+) -> TrainingStream:
+    """The seeded stream of the training rows' batches, read from the dataset."""
+    reader = batches.BatchReader(
+        index, index.positions(rows.train["example_id"].tolist()), min_rows=min_rows
+    )
+    return TrainingStream(
+        reader,
+        rows.labels,
+        rows.weights,
+        batch_size=p["batch_size"],
+        pool_size=p["pool_size"],
+        seed=p["seed"],
+        num_shards=num_shards,
+    )
+
+
 def resume_curves(
     backup_dir: Path, live_dir: Path, fingerprint: str, p: dict[str, Any], total_steps: int
 ) -> tuple[int, list[list] | None]:
@@ -274,6 +284,14 @@ def input_data(
             dist, start_step=start_step, total_steps=total_steps, prefetch=p["prefetch"]
         )
     return stream.dataset(start_step=start_step, total_steps=total_steps, prefetch=p["prefetch"])
+
+
+def keras_backup(backup_dir: Path) -> keras.callbacks.BackupAndRestore:
+    """Keras' checkpoint at the end of every (checkpoint-sized) epoch, kept after success
+    until the stage removes the whole backup."""
+    return keras.callbacks.BackupAndRestore(
+        str(backup_dir / "keras"), save_freq="epoch", delete_checkpoint=False
+    )
 
 
 def fit(
