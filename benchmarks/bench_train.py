@@ -136,7 +136,7 @@ def main() -> None:
     import tensorflow as tf
 
     from dsprior import cnn
-    from stages import train
+    from dsprior.training.stream import TrainingStream
 
     keras.utils.set_random_seed(0)
     results: dict = {
@@ -159,7 +159,7 @@ def main() -> None:
 
     index = batches.index_dataset(work / "dataset")
     reader = batches.BatchReader(index, np.arange(args.examples), min_rows=max(SIZES))
-    stream = train.TrainingStream(
+    stream = TrainingStream(
         reader, labels, np.ones(args.examples), batch_size=BATCH, pool_size=1200, seed=0
     )
     needed = args.steps + args.warmup

@@ -1,4 +1,5 @@
-"""The Kim-style sentence-set CNN (Kim 2014), with masking for variable-length examples.
+"""The model: architecture, save, load. A Kim-style sentence-set CNN (Kim 2014), masked
+for variable-length examples.
 
 An example is a ``(rows, dim)`` matrix of sentence vectors. Each filter height ``h``
 is a ``Conv1D`` over rows spanning all ``dim`` columns, then ReLU and a max over
@@ -21,22 +22,40 @@ L2 follows the Keras convention: ``keras.regularizers.L2(l)`` adds
 ``l * sum(w**2)`` to the loss (twice TensorFlow's ``l2_loss`` for the same ``l``),
 applied to every convolution kernel and to the output kernel; biases are not
 penalised.
+
+A model directory holds ``MODEL_FILE`` (written by ``save_model``, read by ``load_model``)
+and ``TRAIN_RECORD``, what training knew that scoring needs (dim, beta, priors, params).
+Importing this module imports Keras; an entry point sets TensorFlow up
+(``common.quiet_tensorflow``, oneDNN) before it imports this.
 """
 
 from __future__ import annotations
 
+import json
+import tempfile
+import zipfile
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
-from dsprior import common
-
-common.quiet_tensorflow()
-
-import keras  # noqa: E402
-from keras import ops  # noqa: E402
+import keras
+from keras import ops
 
 FEATURES_INPUT = "features"
 LENGTHS_INPUT = "lengths"
 OUTPUT_LAYER = "score"  # the float32 sigmoid output, under any dtype policy
+
+# The files of a model directory (``paths.model_dir``), written by train.
+MODEL_FILE = "model.keras"
+TRAIN_RECORD = "train.json"
+
+# Zip entry time for every member of a saved model: the earliest a zip can hold.
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+ZIP_EPOCH_TEXT = "1980-01-01@00:00:00"  # the same, as Keras writes ``date_saved``
+
+# The layers register under package "stages" (their home before the library moved to
+# dsprior): every saved model names them "stages>ZeroPadRows", "stages>MaskedGlobalMaxPool",
+# so changing the package would make every existing model and bundle unloadable.
 
 
 @keras.saving.register_keras_serializable(package="stages")
@@ -193,3 +212,57 @@ def with_precision(model: keras.Model, precision: str) -> keras.Model:
     clone = keras.models.clone_model(model, clone_function=clone_layer)
     clone.set_weights(model.get_weights())
     return clone
+
+
+def _renumber_shared_objects(config: Any, ids: dict[int, int] | None = None) -> Any:
+    """``config`` with every ``shared_object_id`` replaced by its rank of first appearance."""
+    ids = {} if ids is None else ids
+    if isinstance(config, list):
+        return [_renumber_shared_objects(item, ids) for item in config]
+    if not isinstance(config, dict):
+        return config
+    out = {}
+    for key, value in config.items():
+        if key == "shared_object_id":
+            out[key] = ids.setdefault(value, len(ids))
+        else:
+            out[key] = _renumber_shared_objects(value, ids)
+    return out
+
+
+def save_model(model: keras.Model, path: Path) -> None:
+    """``model.save``, made byte-reproducible: the same weights give the same file.
+
+    Keras stamps ``metadata.json`` with the save time (``date_saved``), the weights entry
+    with the file's time, and ``config.json`` with the memory address of each shared object
+    (``shared_object_id``, here the L2 regularizer every conv layer shares). The times are
+    fixed to 1980-01-01 and the ids renumbered 0, 1, ... in order of appearance (loading only
+    matches them within the file), so a rerun that learns the same weights leaves
+    ``dvc status`` and the DVC cache unchanged.
+    """
+    path = Path(path)
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        raw = Path(tmp) / path.name
+        model.save(raw)
+        with zipfile.ZipFile(raw) as src, zipfile.ZipFile(path, "w") as dst:
+            for info in src.infolist():
+                data = src.read(info)
+                if info.filename == "metadata.json":
+                    metadata = json.loads(data)
+                    metadata["date_saved"] = ZIP_EPOCH_TEXT  # read by KerasFileEditor
+                    data = json.dumps(metadata, sort_keys=True).encode()
+                elif info.filename == "config.json":
+                    data = json.dumps(_renumber_shared_objects(json.loads(data))).encode()
+                entry = zipfile.ZipInfo(info.filename, date_time=ZIP_EPOCH)
+                entry.compress_type = info.compress_type
+                entry.external_attr = 0o644 << 16
+                entry.create_system = 3  # Unix, also when saved on Windows
+                dst.writestr(entry, data)
+
+
+def load_model(path: str | Path) -> keras.Model:
+    """Load a ``.keras`` file in safe mode: registered layers only, no Lambda, no pickles.
+
+    Uncompiled (``compile=False``): scoring needs no optimizer, loss or metrics.
+    """
+    return keras.saving.load_model(path, safe_mode=True, compile=False)

@@ -21,8 +21,9 @@ params, the CPU flags, whether a GPU is present and the environment):
 
 The choice comes from flags, never from timing, so it is the same on every run of the
 same machine. TensorFlow reads ``TF_ENABLE_ONEDNN_OPTS`` once, when it is imported: call
-``apply_onednn`` before the first ``import tensorflow`` (``prepare_onednn`` does both steps
-for a stage that imports TensorFlow at module level). No TensorFlow import here.
+``apply_onednn`` before the first ``import tensorflow``, from an entry point's ``main()``
+(``prepare_onednn`` reads the setting from a command line's params file, for code that runs
+before the params are checked). No TensorFlow import here.
 """
 
 from __future__ import annotations
@@ -266,10 +267,10 @@ def prepare_onednn(
 ) -> None:
     """Set oneDNN from ``section.onednn`` of the command line's params file, before TF's import.
 
-    For a stage module that imports TensorFlow at module level: ``argv`` is
-    ``sys.argv[1:]`` when the module runs as a script, else None (imported by a test or
-    another module: the ``auto`` choice for this machine). A params file that cannot be
-    read is left to ``main()`` to report; here it counts as ``auto``.
+    For code that must set it before the params are checked: ``argv`` is a command line
+    (``sys.argv[1:]``), or None for the ``auto`` choice for this machine (a test session).
+    A params file that cannot be read is left to ``main()`` to report; here it counts as
+    ``auto``.
     """
     onednn = "auto"
     if argv is not None:

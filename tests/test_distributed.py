@@ -21,16 +21,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+import keras
 import numpy as np
 import pandas as pd
 import pytest
+import tensorflow as tf
 import yaml
 
 from dsprior import batches, contract
 from dsprior.common import atomic_directory
-from stages import train
+from dsprior.training.loop import train_model
+from dsprior.training.params import resolve_params
+from dsprior.training.strategy import is_chief, make_strategy, resolve_input_shards
+from dsprior.training.stream import TrainingStream, select_rows
 
-keras = train.keras
 ROOT = Path(__file__).resolve().parents[1]
 DIM = 16
 UPSTREAM = 0.05
@@ -95,6 +99,7 @@ def make_data(root: Path) -> tuple[Path, pd.DataFrame]:
                     "downsample_rate": 1.0,
                     "kept": True,
                     "weight": 1.0 if label else 1 / UPSTREAM,
+                    "true_label": None,  # no gold labels: a complete manifest all the same
                 }
             )
     return root / "dataset", pd.DataFrame(records)
@@ -114,7 +119,7 @@ def curve(live_dir: Path, name: str) -> pd.DataFrame:
 
 def test_two_workers_read_disjoint_row_groups_that_cover_the_training_rows(data):
     dataset, manifest = data
-    rows = train.select_rows(manifest, "train")
+    rows = select_rows(manifest, "train")
     index = batches.index_dataset(dataset)
     positions = index.positions(rows.example_id.tolist())
     seen_ids, seen_groups = [], []
@@ -160,13 +165,13 @@ def test_bad_shards_are_named(kwargs, message):
 
 def test_global_batch_is_the_concatenation_of_the_shard_batches(data):
     dataset, manifest = data
-    rows = train.select_rows(manifest, "train")
+    rows = select_rows(manifest, "train")
     index = batches.index_dataset(dataset)
     labels = rows.label.to_numpy()
 
     def stream():
         reader = batches.BatchReader(index, index.positions(rows.example_id.tolist()))
-        return train.TrainingStream(
+        return TrainingStream(
             reader, labels, np.ones(len(rows)), batch_size=8, pool_size=16, seed=1, num_shards=2
         )
 
@@ -204,31 +209,31 @@ def test_global_batch_is_the_concatenation_of_the_shard_batches(data):
 )
 def test_bad_strategy_params_are_named(override, message):
     with pytest.raises(ValueError, match=message):
-        train.resolve_params({**TINY, **override})
+        resolve_params({**TINY, **override})
 
 
 def test_multi_worker_without_tf_config_says_what_is_missing(monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
     with pytest.raises(ValueError, match="strategy multi_worker needs TF_CONFIG"):
-        train.make_strategy("multi_worker")
+        make_strategy("multi_worker")
 
 
 def test_chief_is_task_chief_else_worker_zero():
     workers = {"worker": ["a:1", "b:2"]}
-    assert train.is_chief(workers, "worker", 0)
-    assert not train.is_chief(workers, "worker", 1)
+    assert is_chief(workers, "worker", 0)
+    assert not is_chief(workers, "worker", 1)
     with_chief = {"chief": ["c:0"], **workers}
-    assert train.is_chief(with_chief, "chief", 0)
-    assert not train.is_chief(with_chief, "worker", 0)
-    assert train.is_chief({}, None, None)
+    assert is_chief(with_chief, "chief", 0)
+    assert not is_chief(with_chief, "worker", 0)
+    assert is_chief({}, None, None)
 
 
 def test_input_shards_follow_the_replicas_under_multi_worker():
-    assert train.resolve_input_shards(None, strategy="multi_worker", replicas=4) == 4
-    assert train.resolve_input_shards(None, strategy="default", replicas=1) == 1
-    assert train.resolve_input_shards(2, strategy="mirrored", replicas=1) == 2
+    assert resolve_input_shards(None, strategy="multi_worker", replicas=4) == 4
+    assert resolve_input_shards(None, strategy="default", replicas=1) == 1
+    assert resolve_input_shards(2, strategy="mirrored", replicas=1) == 2
     with pytest.raises(ValueError, match="must be null or 4 .* got 2"):
-        train.resolve_input_shards(2, strategy="multi_worker", replicas=4)
+        resolve_input_shards(2, strategy="multi_worker", replicas=4)
 
 
 def test_mirrored_on_cpu_runs_one_replica_and_matches_default(data, tmp_path):
@@ -236,7 +241,7 @@ def test_mirrored_on_cpu_runs_one_replica_and_matches_default(data, tmp_path):
     dataset, manifest = data
     results = {}
     for strategy in ("default", "mirrored"):
-        model, record = train.train_model(
+        model, record = train_model(
             dataset_dir=dataset,
             manifest=manifest,
             params={**TINY, "epochs": 1, "strategy": strategy},
@@ -245,7 +250,7 @@ def test_mirrored_on_cpu_runs_one_replica_and_matches_default(data, tmp_path):
         )
         results[strategy] = (model.get_weights(), record)
     record = results["mirrored"][1]
-    gpus = train.tf.config.list_logical_devices("GPU")
+    gpus = tf.config.list_logical_devices("GPU")
     assert record["distribution"]["replicas"] == max(len(gpus), 1)
     assert record["distribution"]["replica_batch"] == TINY["batch_size"]
     assert record["best_value"] == pytest.approx(results["default"][1]["best_value"], rel=1e-5)
@@ -309,7 +314,7 @@ def test_two_loopback_workers_match_one_worker_on_the_same_global_batches(data, 
     assert "worker done" in logs[1]
 
     # one worker, same global batches: default strategy reading both shards itself
-    ref_model, ref = train.train_model(
+    ref_model, ref = train_model(
         dataset_dir=dataset,
         manifest=manifest,
         params={**TINY, "input_shards": 2},
@@ -334,7 +339,7 @@ def test_two_loopback_workers_match_one_worker_on_the_same_global_batches(data, 
         assert got["step"].tolist() == want["step"].tolist()
         np.testing.assert_allclose(got.iloc[:, -1], want.iloc[:, -1], rtol=1e-4, atol=1e-6)
     # ... and a differently sharded single run (one shard) really is a different trajectory
-    _, unsharded = train.train_model(
+    _, unsharded = train_model(
         dataset_dir=dataset,
         manifest=manifest,
         params=TINY,

@@ -8,16 +8,17 @@ import os
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 import yaml
 
 from dsprior import cnn, hardware
-from stages import evaluate, train
+from dsprior.training.loop import train_model
+from stages import evaluate
 from tests.conftest import ROOT
 from tests.test_train import TINY, make_data
 
-keras = train.keras
 BF16 = {"fpu", "avx2", "avx512f", "avx512_bf16"}
 AMX = {"avx2", "amx_bf16", "amx_tile"}
 NO_BF16 = {"fpu", "avx2", "avx512f"}
@@ -172,7 +173,7 @@ def data(tmp_path_factory):
 
 def run_train(data, root, **overrides):
     dataset, manifest = data
-    return train.train_model(
+    return train_model(
         dataset_dir=dataset,
         manifest=manifest,
         params={**TINY, "epochs": 1, **overrides},
@@ -211,7 +212,7 @@ def test_bf16_trained_model_scores_in_float32(data, tmp_path):
     assert rec["compute"]["precision"] == "mixed_bfloat16"
     model_dir = tmp_path / "models"
     model_dir.mkdir()
-    train.save_model(model, model_dir / "model.keras")
+    cnn.save_model(model, model_dir / cnn.MODEL_FILE)
     ids = manifest["example_id"].tolist()
     kw = {"batch_size": 8, "min_rows": max(TINY["filter_sizes"])}
 

@@ -1,0 +1,175 @@
+"""The Keras callback that draws the step-level curves, evaluates ``dev_a`` and keeps the best.
+
+Every ``log_every`` steps: loss, precision, recall and F1 of the training batches since
+the previous log (the Keras metrics are reset after each log, so nothing is
+cumulative); in weighted mode the counts carry the training weights. Every
+``eval_every`` steps and at the end of each epoch: the same on ``dev_a`` twice, as
+sampled and weighted to the production prior (``sample_weight`` = the manifest's
+``weight``), plus average precision. The model kept is the one with the best ``dev_a``
+metric at the production prior (``select_metric``); ``patience`` evaluations without
+improvement stop training.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+from tqdm import tqdm
+
+from dsprior import common
+from dsprior.training.curves import save_curve_rows
+from dsprior.training.scores import is_better, window_scores
+
+logger = logging.getLogger(__name__)
+
+
+class StepCurves(keras.callbacks.Callback):
+    """Windowed training curves, dev_a evaluations, best-model selection and early stopping.
+
+    Global step = Keras epoch * ``checkpoint_every`` + batch + 1. The training
+    metrics are reset after every log, so each logged value covers the window
+    since the previous log. State needed after a restart (best value, patience
+    counter) is saved next to the best weights at every checkpoint, and the curve
+    rows logged since the previous checkpoint into ``rows_dir`` (``save_curve_rows``).
+    """
+
+    def __init__(
+        self,
+        *,
+        live,
+        evaluate_dev: Callable[[keras.Model], dict[str, dict[str, float]]] | None,
+        log_every: int,
+        eval_every: int,
+        steps_per_epoch: int,
+        checkpoint_every: int,
+        total_steps: int,
+        select_metric: str,
+        patience: int | None,
+        state_dir: Path,
+        rows_dir: Path | None = None,
+        start_step: int = 0,
+    ) -> None:
+        super().__init__()
+        self.live = live
+        self.rows_dir = None if rows_dir is None else Path(rows_dir)
+        self._rows: list[list] = []  # [step, name, value] logged since the last checkpoint
+        self._step = start_step
+        self.evaluate_dev = evaluate_dev
+        self.log_every = log_every
+        self.eval_every = eval_every
+        self.steps_per_epoch = steps_per_epoch
+        self.checkpoint_every = checkpoint_every
+        self.total_steps = total_steps
+        self.select_metric = select_metric
+        self.patience = patience
+        self.state_dir = Path(state_dir)
+        self.start_step = start_step
+        self.state: dict[str, Any] = {
+            "best_value": None,
+            "best_step": None,
+            "best_scores": None,
+            "evals_since_best": 0,
+        }
+        self.best_weights: list[np.ndarray] | None = None
+        state_file = self.state_dir / "state.json"
+        if start_step and state_file.exists():
+            self.state = json.loads(state_file.read_text())
+            if self.best_weights_path.exists():
+                with np.load(self.best_weights_path) as saved:
+                    self.best_weights = [saved[f"w{i}"] for i in range(len(saved.files))]
+        self._epoch = 0
+        self._progress = None
+
+    @property
+    def best_weights_path(self) -> Path:
+        return self.state_dir / "best_weights.npz"
+
+    def restore_best(self) -> None:
+        """Put the best evaluated weights back into the model."""
+        if self.best_weights is None:
+            raise RuntimeError("no dev_a evaluation ran, so there is no best model")
+        self.model.set_weights(self.best_weights)
+
+    def _seed_generators(self) -> list:
+        # Dropout's random state is a variable that save_weights does not store.
+        return [
+            layer.seed_generator for layer in self.model.layers if hasattr(layer, "seed_generator")
+        ]
+
+    def on_train_begin(self, logs=None):
+        for generator, value in zip(
+            self._seed_generators(), self.state.get("seed_states", []), strict=False
+        ):
+            generator.state.assign(np.asarray(value, dtype=generator.state.dtype))
+        self._progress = tqdm(
+            total=self.total_steps, initial=self.start_step, desc="train", unit="step", disable=None
+        )
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self._epoch * self.checkpoint_every + batch + 1
+        self._step = step
+        self._progress.update(1)
+        last = step >= self.total_steps
+        if step % self.log_every == 0 or last:
+            for name, value in window_scores(logs).items():
+                self._log(step, f"train/{name}", value)
+            self.model.reset_metrics()
+        evaluation_step = step % self.eval_every == 0 or step % self.steps_per_epoch == 0
+        if self.evaluate_dev is not None and (evaluation_step or last):
+            self._evaluate(step)  # None on non-chief workers: only the chief evaluates
+        if last:
+            self.model.stop_training = True
+
+    def _log(self, step: int, name: str, value: float) -> None:
+        self.live.step = step
+        self.live.log_metric(name, value)
+        self._rows.append([step, name, value])
+
+    def _evaluate(self, step: int) -> None:
+        scores = self.evaluate_dev(self.model)
+        for view, values in scores.items():
+            for name, value in values.items():
+                self._log(step, f"dev_a/{view}/{name}", value)
+        value = scores["prior"][self.select_metric]
+        if is_better(value, self.state["best_value"], metric=self.select_metric):
+            self.state.update(
+                best_value=value, best_step=step, best_scores=scores, evals_since_best=0
+            )
+            self.best_weights = [np.array(w) for w in self.model.get_weights()]
+        else:
+            self.state["evals_since_best"] += 1
+            if self.patience is not None and self.state["evals_since_best"] >= self.patience:
+                logger.info(
+                    "early stop at step %d: best %s at step %s",
+                    step,
+                    self.select_metric,
+                    self.state["best_step"],
+                )
+                self.model.stop_training = True
+        logger.info("step %d dev_a prior %s = %.4f", step, self.select_metric, value)
+
+    def on_epoch_end(self, epoch, logs=None):
+        # Runs just before BackupAndRestore saves the matching checkpoint (it comes later in the
+        # list), so the saved rows always reach at least the step that a restart resumes from.
+        if self.rows_dir is not None:
+            save_curve_rows(self.rows_dir, step=self._step, rows=self._rows)
+        self._rows = []
+        self.state["seed_states"] = [np.asarray(g.state).tolist() for g in self._seed_generators()]
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        if self.best_weights is not None:
+            tmp = self.state_dir / "best_weights.tmp.npz"
+            np.savez(tmp, **{f"w{i}": w for i, w in enumerate(self.best_weights)})
+            tmp.replace(self.best_weights_path)
+        common.write_json(self.state_dir / "state.json", self.state)
+
+    def on_train_end(self, logs=None):
+        self._progress.close()

@@ -1,0 +1,67 @@
+"""The ``train`` section of params.yaml: every key, the values it allows, and the checks
+across keys. No TensorFlow here, so a stage can check its params before TF starts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dsprior import common, hardware
+
+BALANCE_MODES = ("downsample", "weighted")
+LOSS_WEIGHTS = ("class", "example")
+PRECISIONS = hardware.PRECISIONS  # auto | float32 | mixed_bfloat16
+STRATEGIES = ("default", "mirrored", "multi_worker")
+SCORE_NAMES = ("loss", "precision", "recall", "f1", "average_precision")
+
+_POSITIVE = common.Integer(minimum=1)
+PARAMS_SCHEMA: dict[str, common.Spec] = {
+    "seed": common.Integer(minimum=0),
+    "filter_sizes": common.ListOf(_POSITIVE, min_len=1),
+    "filters": _POSITIVE,
+    "dropout": common.Number(minimum=0, maximum=1, max_open=True),
+    "l2": common.Number(minimum=0),
+    "learning_rate": common.Number(minimum=0),  # 0 freezes the weights (a test uses it)
+    "batch_size": _POSITIVE,
+    "epochs": _POSITIVE,
+    "log_every": _POSITIVE,
+    "eval_every": _POSITIVE,
+    "eval_batch_size": _POSITIVE,
+    "balance": common.Choice(*BALANCE_MODES),
+    "loss_weight": common.Choice(*LOSS_WEIGHTS),
+    "select_metric": common.Choice(*SCORE_NAMES),
+    "patience": common.Integer(minimum=1, none=True),
+    "threshold": common.Number(minimum=0, maximum=1),
+    "pool_size": _POSITIVE,
+    "prefetch": common.Integer(minimum=0),
+    "checkpoint_every": _POSITIVE,
+    "precision": common.Choice(*PRECISIONS),
+    "onednn": common.Choice(*hardware.ONEDNN_SETTINGS),
+    "strategy": common.Choice(*STRATEGIES),
+    "input_shards": common.Integer(minimum=1, none=True),
+}
+
+
+def resolve_params(params: dict[str, Any]) -> dict[str, Any]:
+    """The ``train`` section, every key checked (``PARAMS_SCHEMA``, then across keys)."""
+    p = common.check_section(params, PARAMS_SCHEMA, "train")
+    if p["checkpoint_every"] % p["log_every"]:
+        raise ValueError(
+            f"train.checkpoint_every ({p['checkpoint_every']}) must be a multiple of "
+            f"train.log_every ({p['log_every']}) so that no log window straddles a restart"
+        )
+    if p["pool_size"] < p["batch_size"]:
+        raise ValueError(
+            f"train.pool_size must be >= batch_size ({p['batch_size']}), got {p['pool_size']!r}"
+        )
+    shards = p["input_shards"]
+    if shards is not None and p["batch_size"] % shards:
+        raise ValueError(
+            f"train.batch_size ({p['batch_size']}) must be a multiple of "
+            f"train.input_shards ({shards}): every shard contributes an equal part of a batch"
+        )
+    if p["strategy"] == "multi_worker" and p["patience"] is not None:
+        raise ValueError(
+            "train.patience must be null with strategy multi_worker: only the chief evaluates "
+            f"dev_a, so the other workers cannot know when to stop (got {p['patience']!r})"
+        )
+    return p

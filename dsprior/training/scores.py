@@ -1,0 +1,134 @@
+"""What the curves record: loss, precision, recall, F1 and average precision, of a window
+of training batches (from Keras' confusion counts) or of ``dev_a`` (scored by the model
+being trained, as sampled and weighted to the production prior)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import average_precision_score, log_loss, precision_recall_fscore_support
+
+from dsprior import batches
+
+LOWER_IS_BETTER = {"loss"}
+
+
+def classification_scores(
+    y_true: np.ndarray,
+    y_score: np.ndarray,
+    sample_weight: np.ndarray | None = None,
+    *,
+    threshold: float = 0.5,
+) -> dict[str, float]:
+    """Loss, precision, recall, F1 (positive when ``score > threshold``, as Keras counts) and AP."""
+    y_true = np.asarray(y_true).astype(int)
+    y_score = np.asarray(y_score, dtype=np.float64)
+    both = len(np.unique(y_true)) == 2
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        y_true,
+        (y_score > threshold).astype(int),
+        average="binary",
+        sample_weight=sample_weight,
+        zero_division=0.0,
+    )
+    return {
+        "loss": float(
+            log_loss(
+                y_true, np.clip(y_score, 1e-7, 1 - 1e-7), sample_weight=sample_weight, labels=[0, 1]
+            )
+        ),
+        "precision": float(precision),
+        "recall": float(recall),
+        "f1": float(f1),
+        "average_precision": float(
+            average_precision_score(y_true, y_score, sample_weight=sample_weight)
+        )
+        if both
+        else math.nan,
+    }
+
+
+def window_scores(logs: dict[str, float]) -> dict[str, float]:
+    """Loss, precision, recall and F1 from the (windowed) confusion counts Keras accumulated."""
+    tp, fp, fn = (float(logs[k]) for k in ("tp", "fp", "fn"))
+    precision = tp / (tp + fp) if tp + fp > 0 else 0.0
+    recall = tp / (tp + fn) if tp + fn > 0 else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+    return {"loss": float(logs["loss"]), "precision": precision, "recall": recall, "f1": f1}
+
+
+def is_better(value: float, best: float | None, *, metric: str) -> bool:
+    """Whether ``value`` beats ``best`` for ``metric`` (NaN never does)."""
+    if value is None or math.isnan(value):
+        return False
+    if best is None:
+        return True
+    return value < best if metric in LOWER_IS_BETTER else value > best
+
+
+class DevScorer:
+    """Scores ``dev_a`` with a model: as sampled, and at the production prior (``sample_weight``
+    = the manifest's ``weight``).
+
+    ``dev_a`` shares row groups with train: its rows are copied once, at the first
+    evaluation, into ``copy_path`` (a ``batches.CompactSet``), so each evaluation reads only
+    them. Under a distribution strategy ``scorer`` is a plain copy of the model being
+    trained: its predict() runs on this process alone, with no collective op the other
+    workers would have to join. ``close()`` removes the copy.
+    """
+
+    def __init__(
+        self,
+        rows: pd.DataFrame,
+        *,
+        index: batches.DatasetIndex,
+        dataset_dir: str | Path,
+        scorer: Any,
+        min_rows: int,
+        batch_size: int,
+        threshold: float,
+        copy_path: Path,
+    ) -> None:
+        self.ids = rows["example_id"].tolist()
+        self.labels = rows["label"].to_numpy().astype(int)
+        self.weight = rows["weight"].to_numpy(dtype=np.float64)
+        self.index = index
+        self.dataset_dir = dataset_dir
+        self.scorer = scorer
+        self.min_rows = min_rows
+        self.batch_size = batch_size
+        self.threshold = threshold
+        self.copy_path = copy_path
+        self._compact: batches.CompactSet | None = None
+
+    def __call__(self, model: Any) -> dict[str, dict[str, float]]:
+        """``{"sampled": scores, "prior": scores}`` of ``model``'s current weights on dev_a."""
+        if self._compact is None:
+            reader = batches.BatchReader(
+                self.index, self.index.positions(self.ids), min_rows=self.min_rows
+            )
+            self._compact = batches.CompactSet(reader, self.copy_path)
+        if self.scorer is not model:
+            self.scorer.set_weights(model.get_weights())
+        scores = batches.predict_scores(
+            self.scorer,
+            self.dataset_dir,
+            self.ids,
+            batch_size=self.batch_size,
+            compact=self._compact,
+        )
+        return {
+            "sampled": classification_scores(self.labels, scores, threshold=self.threshold),
+            "prior": classification_scores(
+                self.labels, scores, self.weight, threshold=self.threshold
+            ),
+        }
+
+    def close(self) -> None:
+        """Release the local copy of dev_a, if an evaluation made one."""
+        if self._compact is not None:
+            self._compact.close()

@@ -1,0 +1,172 @@
+"""The training run (``dsprior.training.loop``): windowed curves equal scikit-learn, a killed
+run resumes to the uninterrupted result, determinism, and the weighted mode's beta."""
+
+from __future__ import annotations
+
+import shutil
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import log_loss, precision_recall_fscore_support
+
+from dsprior import batches
+from dsprior.training.loop import train_model
+from dsprior.training.stream import TrainingStream, select_rows
+from tests.test_train import TINY, UPSTREAM, make_data
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_data(tmp_path_factory.mktemp("train_data"))
+
+
+def run(data, tmp_path, name="run", callbacks=None, **overrides):
+    dataset, manifest = data
+    return train_model(
+        dataset_dir=dataset,
+        manifest=manifest,
+        params={**TINY, **overrides},
+        live_dir=tmp_path / name / "live",
+        backup_dir=tmp_path / name / "backup",
+        callbacks=callbacks,
+    )
+
+
+def curve(live_dir, name):
+    return pd.read_csv(live_dir / "plots" / "metrics" / f"{name}.tsv", sep="\t")
+
+
+class StepCounter(keras.callbacks.Callback):
+    def __init__(self, fail_after=None):
+        super().__init__()
+        self.steps = 0
+        self.fail_after = fail_after
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps += 1
+        if self.fail_after is not None and self.steps >= self.fail_after:
+            raise KeyboardInterrupt("simulated kill")
+
+
+def test_windowed_metrics_equal_sklearn_on_the_same_window(data, tmp_path):
+    # learning_rate 0 and no dropout: the training-mode predictions are the final model's
+    model, record = run(data, tmp_path, learning_rate=0.0, dropout=0.0, epochs=1, eval_every=100)
+    dataset, manifest = data
+    rows = select_rows(manifest, "train")
+    index = batches.index_dataset(dataset)
+    reader = batches.BatchReader(index, index.positions(rows.example_id.tolist()), min_rows=3)
+    stream = TrainingStream(
+        reader,
+        rows.label.to_numpy(),
+        np.ones(len(rows)),
+        batch_size=6,
+        pool_size=12,
+        seed=TINY["seed"],
+    )
+    plan = stream.plan(0)
+    scores = batches.predict_scores(model, dataset, rows.example_id.tolist(), batch_size=7)
+    logged = {
+        name: curve(tmp_path / "run" / "live", f"train/{name}")
+        for name in ("loss", "precision", "recall", "f1")
+    }
+    steps = logged["loss"]["step"].tolist()
+    assert steps == sorted(set(list(range(2, len(plan) + 1, 2)) + [len(plan)]))
+    y = rows.label.to_numpy()
+    previous = 0
+    windows_differ = False
+    for row, step in enumerate(steps):
+        window = np.concatenate(plan[previous:step])
+        previous = step
+        y_w, p_w = y[window], scores[window]
+        p, r, f, _ = precision_recall_fscore_support(
+            y_w, (p_w > 0.5).astype(int), average="binary", zero_division=0.0
+        )
+        assert logged["precision"]["precision"][row] == pytest.approx(p, abs=1e-6)
+        assert logged["recall"]["recall"][row] == pytest.approx(r, abs=1e-6)
+        assert logged["f1"]["f1"][row] == pytest.approx(f, abs=1e-6)
+        assert logged["loss"]["loss"][row] == pytest.approx(
+            log_loss(y_w, p_w, labels=[0, 1]), rel=1e-4
+        )
+        cumulative = np.concatenate(plan[:step])
+        windows_differ |= (
+            abs(log_loss(y[cumulative], scores[cumulative], labels=[0, 1]) - log_loss(y_w, p_w))
+            > 1e-3
+        )
+    assert windows_differ  # the check above would catch cumulative curves
+
+
+@pytest.fixture(scope="module")
+def full_run(data, tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("full")
+    model, record = run(data, tmp_path, name="full")
+    return model, record, tmp_path / "full" / "live"
+
+
+def curve_files(live_dir):
+    plots = live_dir / "plots"
+    return {p.relative_to(plots).as_posix(): p.read_text() for p in sorted(plots.rglob("*.tsv"))}
+
+
+@pytest.mark.parametrize("curves_deleted", [False, True], ids=["curves_kept", "curves_deleted"])
+def test_killed_training_resumes_from_checkpoint_and_matches_uninterrupted(
+    data, full_run, tmp_path, curves_deleted
+):
+    full_model, full, full_live = full_run
+    total = full["steps"]
+    assert total > 6
+
+    counter = StepCounter(fail_after=6)  # mid-epoch, after the checkpoint at step 4
+    with pytest.raises(KeyboardInterrupt):
+        run(data, tmp_path, name="killed", callbacks=[counter])
+    assert (tmp_path / "killed" / "backup" / "keras").exists()
+    assert curve(tmp_path / "killed" / "live", "train/loss")["step"].max() == 6  # past step 4
+    if curves_deleted:  # as `dvc repro` does to the stage's plot outputs before rerunning it
+        shutil.rmtree(tmp_path / "killed" / "live")
+
+    counter = StepCounter()
+    model, resumed = run(data, tmp_path, name="killed", callbacks=[counter])
+    assert resumed["resumed_from_step"] == 4
+    assert counter.steps == total - 4  # not from zero
+    # optimizer, dropout state and stream position were all restored: same weights as no kill
+    for a, b in zip(model.get_weights(), full_model.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    loss_full = curve(full_live, "train/loss")
+    loss_resumed = curve(tmp_path / "killed" / "live", "train/loss")
+    assert loss_resumed["step"].tolist() == loss_full["step"].tolist()  # no duplicated steps
+    np.testing.assert_allclose(loss_resumed["loss"], loss_full["loss"], rtol=1e-5)
+    # every curve file, rows from before and after the restart, as DVCLive wrote them
+    assert curve_files(tmp_path / "killed" / "live") == curve_files(full_live)
+
+
+@pytest.mark.slow
+def test_same_seed_same_metrics_other_seed_differs(data, full_run, tmp_path):
+    full_model, full, full_live = full_run
+    again_model, again = run(data, tmp_path, name="again")
+    _, other = run(data, tmp_path, name="other", seed=8)
+    assert again["best_value"] == pytest.approx(full["best_value"], abs=1e-6)
+    for name in ("train/loss", "dev_a/prior/loss", "dev_a/sampled/f1"):
+        expected = curve(full_live, name).iloc[:, -1]
+        np.testing.assert_allclose(
+            curve(tmp_path / "again" / "live", name).iloc[:, -1], expected, atol=1e-6
+        )
+    assert not np.allclose(
+        curve(tmp_path / "other" / "live", "train/loss").iloc[:, -1],
+        curve(full_live, "train/loss").iloc[:, -1],
+    )
+
+
+def test_weighted_mode_trains_at_the_production_prior(data, tmp_path):
+    dataset, manifest = data
+    unthinned = manifest.assign(kept=True, downsample_rate=1.0)
+    unthinned["weight"] = np.where(unthinned.label == 1, 1.0, 1 / UPSTREAM)
+    _, record = train_model(
+        dataset_dir=dataset,
+        manifest=unthinned,
+        params={**TINY, "epochs": 1, "balance": "weighted", "loss_weight": "example"},
+        live_dir=tmp_path / "live",
+        backup_dir=tmp_path / "backup",
+    )
+    assert record["beta"] == pytest.approx(1.0)
+    assert record["training_prior"] == pytest.approx(record["production_prior_estimate"])
