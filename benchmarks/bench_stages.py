@@ -79,19 +79,21 @@ def emit(result: dict) -> None:
 
 def child_train_raw(work: Path) -> None:
     from dsprior import common
-    from stages import train
+    from dsprior.training.params import resolve_params
 
-    p = train.resolve_params(train_params()["train"])
-    hardware.apply_onednn(train.resolve_compute(p))
+    p = resolve_params(train_params()["train"])
+    hardware.apply_onednn(hardware.machine_compute("float32", p["onednn"]))  # as stages.train
     common.quiet_tensorflow()
     import keras
     import tensorflow as tf
 
     from dsprior import batches, cnn
+    from dsprior.training.strategy import resolve_compute
+    from dsprior.training.stream import TrainingStream
 
     keras.utils.set_random_seed(p["seed"])
     tf.config.experimental.enable_op_determinism()
-    keras.mixed_precision.set_dtype_policy(train.resolve_compute(p).precision)
+    keras.mixed_precision.set_dtype_policy(resolve_compute(p).precision)
     model = cnn.build_cnn(
         dim=700, filter_sizes=p["filter_sizes"], filters=p["filters"], dropout=p["dropout"],
         l2=p["l2"], seed=p["seed"],
@@ -106,7 +108,7 @@ def child_train_raw(work: Path) -> None:
         index, index.positions(rows["example_id"].tolist()), min_rows=max(p["filter_sizes"])
     )
     labels = rows["label"].to_numpy().astype(np.float32)
-    stream = train.TrainingStream(
+    stream = TrainingStream(
         reader, labels, np.ones(len(labels)), batch_size=p["batch_size"],
         pool_size=p["pool_size"], seed=p["seed"],
     )  # fmt: skip

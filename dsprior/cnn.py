@@ -23,9 +23,8 @@ L2 follows the Keras convention: ``keras.regularizers.L2(l)`` adds
 applied to every convolution kernel and to the output kernel; biases are not
 penalised.
 
-A model directory holds ``MODEL_FILE`` (written by ``save_model``, read by ``load_model``)
-and ``TRAIN_RECORD``, what training knew that scoring needs (dim, beta, priors, params).
-Importing this module imports Keras; an entry point sets TensorFlow up
+``save_model`` writes and ``load_model`` reads the model folder's model file
+(``dsprior.modeldir``). Importing this module imports Keras; an entry point sets TensorFlow up
 (``common.quiet_tensorflow``, oneDNN) before it imports this.
 """
 
@@ -44,10 +43,6 @@ from keras import ops
 FEATURES_INPUT = "features"
 LENGTHS_INPUT = "lengths"
 OUTPUT_LAYER = "score"  # the float32 sigmoid output, under any dtype policy
-
-# The files of a model directory (``paths.model_dir``), written by train.
-MODEL_FILE = "model.keras"
-TRAIN_RECORD = "train.json"
 
 # Zip entry time for every member of a saved model: the earliest a zip can hold.
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -266,3 +261,9 @@ def load_model(path: str | Path) -> keras.Model:
     Uncompiled (``compile=False``): scoring needs no optimizer, loss or metrics.
     """
     return keras.saving.load_model(path, safe_mode=True, compile=False)
+
+
+def model_dim(model: keras.Model) -> int:
+    """Feature dimension of the model's ``features`` input."""
+    inputs = model.input if isinstance(model.input, dict) else {FEATURES_INPUT: model.input}
+    return int(inputs[FEATURES_INPUT].shape[-1])

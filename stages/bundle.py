@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from dsprior import bundle, common, contract
+from dsprior import bundle, common, contract, modeldir
 from dsprior import calibration as cal
 
 logger = logging.getLogger(__name__)
@@ -50,9 +50,9 @@ def main(argv: list[str] | None = None) -> None:
     common.setup_logging()
 
     evaluate_params = copy.deepcopy(common.load_params(args.params, "evaluate"))
-    train_record = json.loads((args.model_dir / "train.json").read_text())
+    train_record = modeldir.read_train_record(args.model_dir)
     metrics = json.loads(args.metrics.read_text())
-    model_path = args.model_dir / bundle.MODEL_FILE
+    model_path = args.model_dir / modeldir.MODEL_FILE
     predictions = pd.read_parquet(args.predictions)
     calibration_record = metrics.get("calibration") or {}
     table = bundle.reference_table(
@@ -72,10 +72,13 @@ def main(argv: list[str] | None = None) -> None:
         reference=bundle.reference_record(table, reference),
     )
     checked = bundle.check_against_predictions(spec, predictions)
-    model = bundle.load_model(model_path)
-    if bundle.model_dim(model) != spec["dim"]:
+    common.quiet_tensorflow()  # before cnn brings TensorFlow in
+    from dsprior import cnn
+
+    model = cnn.load_model(model_path)
+    if cnn.model_dim(model) != spec["dim"]:
         raise ValueError(
-            f"{model_path} takes dim {bundle.model_dim(model)}, the dataset has {spec['dim']}"
+            f"{model_path} takes dim {cnn.model_dim(model)}, the dataset has {spec['dim']}"
         )
     bundle.write_bundle(args.out, model_path=model_path, spec=spec, reference=reference)
     logger.info(

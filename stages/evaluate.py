@@ -14,7 +14,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import shutil
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dsprior import common, hardware, priors, sampling
+from dsprior import common, hardware, modeldir, priors, sampling
 from dsprior.evaluation.config import check_params
 from dsprior.evaluation.gold import GOLD
 from dsprior.evaluation.inputs import (
@@ -47,13 +46,6 @@ def read_manifest(path: Path) -> pd.DataFrame:
     return sampling.read_manifest(path, optional=(GOLD,)).to_pandas()
 
 
-def load_model(model_dir: Path) -> Any:
-    """The trained Keras model in ``model_dir``, loaded in safe mode."""
-    import keras
-
-    return keras.saving.load_model(model_dir / "model.keras", safe_mode=True)
-
-
 def score_examples(
     model_dir: Path,
     dataset_dir: Path,
@@ -65,7 +57,7 @@ def score_examples(
     onednn: str = "auto",
     compute_record: dict[str, Any] | None = None,
 ) -> np.ndarray:
-    """Load models/model.keras (safe mode) and score ``example_ids`` streaming from Parquet.
+    """Load the model folder's model (safe mode) and score ``example_ids`` streaming from Parquet.
 
     ``precision``/``onednn`` as in ``dsprior.hardware``: a model trained in bf16 scores in
     bf16 only where the CPU has it natively, in float32 elsewhere. The resolved choice is
@@ -76,7 +68,7 @@ def score_examples(
     from dsprior import cnn  # registers the custom layers before loading
     from dsprior.batches import predict_scores
 
-    model = load_model(model_dir)
+    model = cnn.load_model(model_dir / modeldir.MODEL_FILE)
     trained_in = cnn.model_precision(model)
     compute = hardware.machine_compute(precision, onednn, model_precision=trained_in)
     logger.info(
@@ -135,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
     opts = check_params(params)
     manifest = read_manifest(args.manifest)
     rows = evaluation_rows(manifest)
-    train_info = json.loads((args.model_dir / "train.json").read_text())
+    train_info = modeldir.read_train_record(args.model_dir)
     beta = float(train_info["beta"])
 
     estimated, source = estimate_production_prior(manifest)

@@ -123,6 +123,7 @@ def load_compute_bundle(bundle_dir: Path, *, precision: str, onednn: str) -> Bun
     precision ``dsprior.hardware`` resolves (float32 unless this CPU has native bf16 and the
     model was trained in bf16)."""
     hardware.apply_onednn(hardware.machine_compute(precision, onednn))
+    common.quiet_tensorflow()
     bundle = load_bundle(bundle_dir)
     from dsprior import cnn
 

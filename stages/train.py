@@ -20,7 +20,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from dsprior import common, hardware, sampling
+from dsprior import common, hardware, modeldir, sampling
 from dsprior.training.params import resolve_params
 
 logger = logging.getLogger(__name__)
@@ -64,12 +64,12 @@ def main(argv: list[str] | None = None) -> None:
         # TF's multi-worker guidance: every worker saves (saving may need collective
         # ops), the non-chief ones into a temporary folder that is then deleted.
         with tempfile.TemporaryDirectory() as tmp:
-            model.save(Path(tmp) / cnn.MODEL_FILE)
+            model.save(Path(tmp) / modeldir.MODEL_FILE)
         logger.info("worker done; the chief writes %s", args.model_dir)
         return
     with common.atomic_directory(args.model_dir) as tmp:
-        cnn.save_model(model, tmp / cnn.MODEL_FILE)
-        common.write_json(tmp / cnn.TRAIN_RECORD, record)
+        cnn.save_model(model, tmp / modeldir.MODEL_FILE)
+        common.write_json(tmp / modeldir.TRAIN_RECORD, record)
     shutil.rmtree(args.backup_dir, ignore_errors=True)
     logger.info(
         "wrote %s (beta %.4f, best step %s)", args.model_dir, record["beta"], record["best_step"]

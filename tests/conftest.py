@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from dsprior import common
 from tools import scratch
 from tools.scratch import ROOT, deep_merge, run, tool_env
 
@@ -54,6 +55,16 @@ TINY_PARAMS: dict[str, Any] = {
     },
     "evaluate": {"bootstrap": {"resamples": 200}},
 }
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """TensorFlow quiet for the whole session, before any test imports it.
+
+    Nothing in dsprior sets TensorFlow up at import; each entry point's main() does. The
+    tests that import TensorFlow in process get what ``common.quiet_tensorflow`` chooses
+    (oneDNN off unless TF_ENABLE_ONEDNN_OPTS is set); those that run a stage get the stage's.
+    """
+    common.quiet_tensorflow()
 
 
 def make_project(path: Path, overrides: dict[str, Any] | None = None) -> Path:

@@ -1,4 +1,9 @@
-"""Test data for the bundle and score tests: a tiny pipeline run, raw input files, edited bundles.
+"""Test data shared by several test modules.
+
+Training: ``make_data`` writes a tiny dataset and downsampled manifest, ``TINY`` is the
+train params that train on it in seconds (test_train, test_training_*, test_hardware).
+Plots: ``declared_plots`` lists what `dvc plots show` should draw (test_plots, the e2e test).
+Bundle and score: a tiny pipeline run, raw input files, edited bundles.
 
 ``build_pipeline`` makes a tiny dataset, manifest, model and train.json, and runs
 the evaluate stage and the bundle stage on them; ``shared_pipeline`` builds it once
@@ -12,6 +17,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -24,7 +30,9 @@ import pytest
 import yaml
 
 from dsprior import bundle, common, contract
+from dsprior.common import atomic_directory
 from tests.rawfiles import write_jsonl
+from tools.scratch import ROOT
 
 __all__ = ["write_jsonl"]  # re-exported: the score tests write JSON Lines as the ingest tests do
 
@@ -322,3 +330,92 @@ def input_folder(tmp_path: Path) -> Path:
     (tmp_path / "new").mkdir()
     write_csv(tmp_path / "new" / "a.csv", long_rows(small_examples()))
     return tmp_path / "new"
+
+
+# Training data.
+
+TRAIN_DIM = 16  # the feature dimension of make_data's dataset
+UPSTREAM, THIN = 0.05, 0.5
+
+TINY = {
+    **yaml.safe_load((ROOT / "params.yaml").read_text())["train"],  # every key is required
+    "seed": 7,
+    "filter_sizes": [2, 3],
+    "filters": 8,
+    "dropout": 0.1,
+    "l2": 0.0,
+    "learning_rate": 0.01,
+    "batch_size": 6,
+    "epochs": 2,
+    "log_every": 2,
+    "eval_every": 4,
+    "eval_batch_size": 8,
+    "pool_size": 12,
+    "checkpoint_every": 4,
+}
+
+
+def make_data(root, *, n=60, seed=0):
+    """A dataset whose positives carry a run of shifted rows, and a downsampled manifest."""
+    rng = np.random.default_rng(seed)
+    records = []
+    with (
+        atomic_directory(root / "dataset") as tmp,
+        contract.DatasetWriter(
+            tmp, dim=TRAIN_DIM, dtype="float16", row_group_size=8, shard_size=32
+        ) as writer,
+    ):
+        for i in range(n):
+            label = int(i % 3 == 0)
+            n_rows = int(rng.integers(1, 12))
+            rows = rng.normal(size=(n_rows, TRAIN_DIM))
+            if label:
+                start = rng.integers(0, n_rows)
+                rows[start : start + 3, :4] += 2.0
+            eid = f"ex{i:03d}"
+            writer.add(
+                example_id=eid,
+                group=f"g{i}",
+                label=label,
+                source="pool",
+                negative_rate=UPSTREAM,
+                rows=rows,
+            )
+            split = "train" if i < 40 else "dev_a"
+            kept = bool(label or rng.random() < 0.8)
+            records.append(
+                {
+                    "example_id": eid,
+                    "group": f"g{i}",
+                    "label": label,
+                    "source": "pool",
+                    "n_rows": n_rows,
+                    "split": split,
+                    "upstream_rate": UPSTREAM,
+                    "downsample_rate": 1.0 if label else THIN,
+                    "kept": kept,
+                    "weight": 1.0 if label else 1 / (UPSTREAM * THIN),
+                    "true_label": None,  # no gold labels: a complete manifest all the same
+                }
+            )
+    return root / "dataset", pd.DataFrame(records)
+
+
+def declared_plots(repo: Path) -> list[str]:
+    """Plot ids `dvc plots show` should draw: top-level ids, then every stage plot file."""
+    spec = yaml.safe_load((repo / "dvc.yaml").read_text())
+    paths = yaml.safe_load((repo / "params.yaml").read_text())["paths"]
+
+    def resolve(text: str) -> str:
+        return re.sub(r"\$\{paths\.(\w+)\}", lambda m: str(paths[m.group(1)]), text)
+
+    ids = [next(iter(entry)) for entry in spec.get("plots", [])]
+    for stage in spec["stages"].values():
+        for entry in stage.get("plots", []):
+            target = repo / resolve(next(iter(entry)))
+            files = (
+                sorted(p for p in target.rglob("*") if p.is_file()) if target.is_dir() else [target]
+            )
+            assert files, f"{target} declared as a plot but holds no file"
+            ids += [p.relative_to(repo).as_posix() for p in files]
+    return ids

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dsprior import bundle, common
+from dsprior import bundle, cnn, common
 from tests.factories import (
     DIM,
     PIPELINE_PRIORS,
@@ -28,7 +28,7 @@ def pipeline(request, tmp_path_factory) -> dict[str, Path]:
 
 def test_load_bundle_gives_the_model_and_its_dim(pipeline: dict[str, Path]) -> None:
     loaded = bundle.load_bundle(pipeline["bundle"])
-    assert loaded.dim == DIM and bundle.model_dim(loaded.model) == DIM
+    assert loaded.dim == DIM and cnn.model_dim(loaded.model) == DIM
     assert loaded.threshold == read_json(pipeline["reports"] / "metrics.json")["threshold"]
 
 

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from dsprior import cnn
+from dsprior import cnn, modeldir
 
 DIM = 16
 SIZES = (3, 4, 5)
@@ -115,8 +115,8 @@ def test_load_model_is_uncompiled_and_refuses_unsafe_layers(tmp_path):
     x = np.random.default_rng(4).normal(size=(2, 6, DIM))
     model = cnn.build_cnn(dim=DIM, filter_sizes=SIZES, filters=4, seed=1)
     model.compile(optimizer="adam", loss="binary_crossentropy")
-    cnn.save_model(model, tmp_path / cnn.MODEL_FILE)
-    loaded = cnn.load_model(tmp_path / cnn.MODEL_FILE)
+    cnn.save_model(model, tmp_path / modeldir.MODEL_FILE)
+    loaded = cnn.load_model(tmp_path / modeldir.MODEL_FILE)
     assert not loaded.compiled  # scoring needs no optimizer, loss or metrics
     np.testing.assert_allclose(score(loaded, x, [6, 3]), score(model, x, [6, 3]), rtol=1e-6)
 

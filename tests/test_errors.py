@@ -22,12 +22,14 @@ from tests.conftest import ROOT, run, tool_env
 from tests.rawfiles import INGEST_PARAMS
 
 
-def stage(name: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+def stage(
+    name: str, args: list[str], cwd: Path, package: str = "stages"
+) -> subprocess.CompletedProcess:
     env = tool_env()
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     env.pop(common.TRACEBACK_ENV, None)
     return subprocess.run(
-        [sys.executable, "-m", f"stages.{name}", *args],
+        [sys.executable, "-m", f"{package}.{name}", *args],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -131,7 +133,7 @@ def test_score_bad_output_extension(tmp_path: Path) -> None:
 
 def test_team_unknown_remote(tmp_path: Path) -> None:
     run(["dvc", "init", "--no-scm", "-q"], tmp_path)
-    proc = stage("team", ["push", "-r", "nosuch"], tmp_path)
+    proc = stage("team", ["push", "-r", "nosuch"], tmp_path, package="tools")
     assert "remote 'nosuch' doesn't exist" in error_line(proc)
 
 
@@ -237,7 +239,7 @@ def test_tensorflow_starts_quietly_with_onednn_on(tmp_path: Path) -> None:
     """TF's C++ 'oneDNN custom operations are on' notice ignores TF_CPP_MIN_LOG_LEVEL."""
     env = tool_env()
     env.update(PYTHONPATH=str(ROOT), TF_ENABLE_ONEDNN_OPTS="1")
-    code = "from stages import common; common.quiet_tensorflow(); import tensorflow as tf; tf.constant(1)"
+    code = "from dsprior import common; common.quiet_tensorflow(); import tensorflow as tf; tf.constant(1)"
     proc = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
     )

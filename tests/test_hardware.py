@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import yaml
 
-from dsprior import cnn, hardware
+from dsprior import cnn, hardware, modeldir
 from dsprior.training.loop import train_model
 from stages import evaluate
 from tests.conftest import ROOT
-from tests.test_train import TINY, make_data
+from tests.factories import TINY, make_data
 
 BF16 = {"fpu", "avx2", "avx512f", "avx512_bf16"}
 AMX = {"avx2", "amx_bf16", "amx_tile"}
@@ -212,7 +212,7 @@ def test_bf16_trained_model_scores_in_float32(data, tmp_path):
     assert rec["compute"]["precision"] == "mixed_bfloat16"
     model_dir = tmp_path / "models"
     model_dir.mkdir()
-    cnn.save_model(model, model_dir / cnn.MODEL_FILE)
+    cnn.save_model(model, model_dir / modeldir.MODEL_FILE)
     ids = manifest["example_id"].tolist()
     kw = {"batch_size": 8, "min_rows": max(TINY["filter_sizes"])}
 

@@ -18,7 +18,7 @@ import yaml
 from dsprior import simulator
 from dsprior.contract import read_metadata
 from tests.conftest import run, tool_env
-from tests.test_plots import declared_plots
+from tests.factories import declared_plots
 
 REQUIRED = [
     f"{split}.{view}.{name}"

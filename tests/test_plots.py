@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT, run
+from tests.factories import declared_plots
 
 STORY = (
     "dev_a_precision",
@@ -43,26 +44,6 @@ def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
             shutil.copy2(ROOT / name, path / name)
     run(["git", "init", "-q", "-b", "main"], path)
     return path
-
-
-def declared_plots(repo: Path) -> list[str]:
-    """Plot ids `dvc plots show` should draw: top-level ids, then every stage plot file."""
-    spec = yaml.safe_load((repo / "dvc.yaml").read_text())
-    paths = yaml.safe_load((repo / "params.yaml").read_text())["paths"]
-
-    def resolve(text: str) -> str:
-        return re.sub(r"\$\{paths\.(\w+)\}", lambda m: str(paths[m.group(1)]), text)
-
-    ids = [next(iter(entry)) for entry in spec.get("plots", [])]
-    for stage in spec["stages"].values():
-        for entry in stage.get("plots", []):
-            target = repo / resolve(next(iter(entry)))
-            files = (
-                sorted(p for p in target.rglob("*") if p.is_file()) if target.is_dir() else [target]
-            )
-            assert files, f"{target} declared as a plot but holds no file"
-            ids += [p.relative_to(repo).as_posix() for p in files]
-    return ids
 
 
 @pytest.fixture(scope="module")

@@ -1,88 +1,21 @@
 """The train stage: ``python -m stages.train`` writes the model, its record and the curves.
 
-``make_data`` and ``TINY`` are also what the training library's tests and test_hardware
-train on.
+Its data (``make_data``, ``TINY``) is in tests/factories.py, shared with the training
+library's tests and test_hardware.
 """
 
 from __future__ import annotations
 
 import json
 
-import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
-from dsprior import batches, cnn, contract
-from dsprior.common import atomic_directory
+from dsprior import batches, cnn
 from stages import train
-from tests.conftest import ROOT
-
-DIM = 16
-UPSTREAM, THIN = 0.05, 0.5
-
-TINY = {
-    **yaml.safe_load((ROOT / "params.yaml").read_text())["train"],  # every key is required
-    "seed": 7,
-    "filter_sizes": [2, 3],
-    "filters": 8,
-    "dropout": 0.1,
-    "l2": 0.0,
-    "learning_rate": 0.01,
-    "batch_size": 6,
-    "epochs": 2,
-    "log_every": 2,
-    "eval_every": 4,
-    "eval_batch_size": 8,
-    "pool_size": 12,
-    "checkpoint_every": 4,
-}
-
-
-def make_data(root, *, n=60, seed=0):
-    """A dataset whose positives carry a run of shifted rows, and a downsampled manifest."""
-    rng = np.random.default_rng(seed)
-    records = []
-    with (
-        atomic_directory(root / "dataset") as tmp,
-        contract.DatasetWriter(
-            tmp, dim=DIM, dtype="float16", row_group_size=8, shard_size=32
-        ) as writer,
-    ):
-        for i in range(n):
-            label = int(i % 3 == 0)
-            n_rows = int(rng.integers(1, 12))
-            rows = rng.normal(size=(n_rows, DIM))
-            if label:
-                start = rng.integers(0, n_rows)
-                rows[start : start + 3, :4] += 2.0
-            eid = f"ex{i:03d}"
-            writer.add(
-                example_id=eid,
-                group=f"g{i}",
-                label=label,
-                source="pool",
-                negative_rate=UPSTREAM,
-                rows=rows,
-            )
-            split = "train" if i < 40 else "dev_a"
-            kept = bool(label or rng.random() < 0.8)
-            records.append(
-                {
-                    "example_id": eid,
-                    "group": f"g{i}",
-                    "label": label,
-                    "source": "pool",
-                    "n_rows": n_rows,
-                    "split": split,
-                    "upstream_rate": UPSTREAM,
-                    "downsample_rate": 1.0 if label else THIN,
-                    "kept": kept,
-                    "weight": 1.0 if label else 1 / (UPSTREAM * THIN),
-                    "true_label": None,  # no gold labels: a complete manifest all the same
-                }
-            )
-    return root / "dataset", pd.DataFrame(records)
+from tests.factories import TINY, make_data
+from tests.factories import TRAIN_DIM as DIM
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from sklearn.metrics import log_loss, precision_recall_fscore_support
 from dsprior import batches
 from dsprior.training.loop import train_model
 from dsprior.training.stream import TrainingStream, select_rows
-from tests.test_train import TINY, UPSTREAM, make_data
+from tests.factories import TINY, UPSTREAM, make_data
 
 
 @pytest.fixture(scope="module")

@@ -55,8 +55,6 @@ from dsprior.bundle.spec import (
 from dsprior.bundle.store import (
     Bundle,
     load_bundle,
-    load_model,
-    model_dim,
     read_spec,
     verify_contents,
     write_bundle,
@@ -79,8 +77,6 @@ __all__ = [
     "content_hash",
     "file_sha256",
     "load_bundle",
-    "load_model",
-    "model_dim",
     "read_reference",
     "read_spec",
     "reference_bytes",

@@ -16,12 +16,12 @@ import numpy as np
 import pandas as pd
 
 from dsprior import calibration as cal
-from dsprior import common, contract, priors
+from dsprior import common, contract, modeldir, priors
 from dsprior.rawio import max_abs_for
 
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)  # 1: before recalibration and the reference (issue 16)
-MODEL_FILE = "model.keras"
+MODEL_FILE = modeldir.MODEL_FILE  # the model keeps its file name in the bundle
 SPEC_FILE = "bundle.json"
 HASH_KEY = "content_hash"
 THRESHOLD_APPLIES_TO = "probability"  # at the production prior, after the prior correction

@@ -154,30 +154,17 @@ class Bundle:
         return read_reference(self.path / record["file"])
 
 
-def load_model(path: str | Path):
-    """Load a ``.keras`` file in safe mode: registered layers only, no Lambda, no pickles."""
-    common.quiet_tensorflow()
-    import keras
-
-    import dsprior.cnn  # noqa: F401  registers the custom layers (package "stages")
-
-    return keras.saving.load_model(path, safe_mode=True, compile=False)
-
-
-def model_dim(model) -> int:
-    """Feature dimension of the model's ``features`` input."""
-    from dsprior.cnn import FEATURES_INPUT
-
-    inputs = model.input if isinstance(model.input, dict) else {FEATURES_INPUT: model.input}
-    return int(inputs[FEATURES_INPUT].shape[-1])
-
-
 def load_bundle(bundle_dir: str | Path) -> Bundle:
-    """Read and verify a bundle, then load its model in safe mode."""
+    """Read and verify a bundle, then load its model in safe mode.
+
+    Imports TensorFlow: the entry point sets it up first (``common.quiet_tensorflow``, oneDNN).
+    """
+    from dsprior import cnn
+
     spec = read_spec(bundle_dir)
-    model = load_model(Path(bundle_dir) / spec["model"]["file"])
-    if model_dim(model) != int(spec["dim"]):
+    model = cnn.load_model(Path(bundle_dir) / spec["model"]["file"])
+    if cnn.model_dim(model) != int(spec["dim"]):
         raise ValueError(
-            f"{bundle_dir}: the model takes dim {model_dim(model)} but bundle.json says {spec['dim']}"
+            f"{bundle_dir}: the model takes dim {cnn.model_dim(model)} but bundle.json says {spec['dim']}"
         )
     return Bundle(Path(bundle_dir), spec, model)
