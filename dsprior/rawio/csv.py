@@ -52,13 +52,11 @@ def read_csv(
                 n_cols = len(first)
                 state.first_position = int(block.lines[0])
                 names = first if spec.header else [str(i) for i in range(n_cols)]
-                resolved = resolve_columns(spec, names, state, required_roles=reader.required_roles)
+                resolved = resolve_columns(reader, spec, names, state)
                 if isinstance(resolved, Reject):
                     yield resolved
                     return
                 roles, feature_idx = resolved
-                reader.check_dim(len(feature_idx), state)
-                state.feature_names = [names[j] for j in feature_idx]
                 if spec.header:
                     block = block.drop_first()
             if len(block):

@@ -30,18 +30,16 @@ def read_parquet(
     # groups (pre-buffered iter_batches keeps growing over a file of many row groups).
     parquet = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
     names = parquet.schema_arrow.names
-    resolved = resolve_columns(spec, names, state, required_roles=reader.required_roles)
+    resolved = resolve_columns(reader, spec, names, state)
     if isinstance(resolved, Reject):
         yield resolved
         return
     roles, feature_idx = resolved
-    reader.check_dim(len(feature_idx), state)
     needed = sorted(
         {i for i in roles.values() if i is not None} | set(feature_idx if state.dim_ok else [])
     )
     position = {j: k for k, j in enumerate(needed)}
     roles = {r: (position[i] if i is not None else None) for r, i in roles.items()}
-    state.feature_names = [names[j] for j in feature_idx]
     feature_idx = [position[j] for j in feature_idx] if state.dim_ok else []
     start = 0
     for batch in parquet.iter_batches(

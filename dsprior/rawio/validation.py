@@ -289,9 +289,14 @@ def table_chunk(
 
 
 def resolve_columns(
-    spec: SourceSpec, names: list[str], state: FileState, *, required_roles: Sequence[str]
+    reader: RawReader, spec: SourceSpec, names: list[str], state: FileState
 ) -> tuple[dict, list[int]] | Reject:
-    """Column positions of each role and of the features, from names or 0-based positions."""
+    """Column positions of each role and of the features, from names or 0-based positions.
+
+    A file whose columns are found has its feature count checked against the dimension
+    (``reader.check_dim``) and its feature names kept in ``state``; else a file reject.
+    """
+    required_roles = reader.required_roles
     roles: dict[str, int | None] = {}
     for role in ROLES:
         wanted = spec.columns.get(role, role if spec.header else None)
@@ -335,6 +340,8 @@ def resolve_columns(
             None, WRONG_COLUMNS, state.first_position, "no feature columns",
             scope="file",
         )  # fmt: skip
+    reader.check_dim(len(feature_idx), state)
+    state.feature_names = [names[j] for j in feature_idx]
     return roles, feature_idx
 
 
