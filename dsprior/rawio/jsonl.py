@@ -91,29 +91,10 @@ def _read_record(reader: RawReader, record: dict, line_no: int, state: FileState
     wrong = [i for i, n in enumerate(lengths) if n != reader.dim]
     group = record.get(GROUP)
     group = None if group in (None, "") else str(group)
-    label_raw = record.get(LABEL)
-    label = parse_label(label_raw)
-    # -1: absent, allowed when labels are optional (scoring); -2: invalid
-    label_code = label if label is not None else -2
-    if label_raw in (None, "") and not reader.labels_required:
-        label_code = -1
-    tl_raw = record.get(TRUE_LABEL)
-    true_label = (
-        -1 if tl_raw is None else (parse_label(tl_raw) if parse_label(tl_raw) is not None else -2)
-    )
+    label_code, true_label = _label_codes(record, labels_required=reader.labels_required)
     n = len(rows)
     if wrong:
-        i = wrong[0]
-        got = "not a list" if lengths[i] < 0 else f"{lengths[i]} values"
-        problem = f"row {i} has {got}, expected dim {reader.dim} (set by {reader.dim_origin})"
-        code = WRONG_COLUMNS
-        if len(set(lengths)) == 1 and lengths[0] > 0:
-            # Every row agrees on another width: the example has another dimension.
-            code = DIM_MISMATCH
-            problem = (
-                f"rows have {lengths[0]} values but {reader.dim_owner} has dim {reader.dim} "
-                f"(set by {reader.dim_origin})"
-            )
+        code, problem = _width_problem(reader, lengths, wrong[0])
         codes = np.full(n, CODE[code], np.int8)
         return Whole(
             Chunk(
@@ -127,17 +108,7 @@ def _read_record(reader: RawReader, record: dict, line_no: int, state: FileState
                 describe=lambda i: problem,
             )
         )
-    if all(type(v) in _NUMBER for r in rows for v in r):
-        features = np.array(rows, np.float64)
-        non_numeric = np.zeros(features.shape, bool)
-    else:
-        cells = [v for r in rows for v in r]
-        flags = [type(v) not in _NUMBER for v in cells]
-        non_numeric = np.array(flags, bool).reshape(n, reader.dim)
-        features = np.array(
-            [np.nan if f else v for v, f in zip(cells, flags, strict=True)], np.float64
-        )
-        features = features.reshape(n, reader.dim)
+    features, non_numeric = _features(rows, reader.dim)
     chunk = validate_rows(
         reader,
         state=state,
@@ -153,6 +124,53 @@ def _read_record(reader: RawReader, record: dict, line_no: int, state: FileState
     )
     # Each JSON line is a whole example: close it right away.
     return Whole(chunk)
+
+
+def _label_codes(record: dict, *, labels_required: bool) -> tuple[int, int]:
+    """The label and true_label as codes: 0/1, -1 where absent (and allowed), -2 where invalid."""
+    label_raw = record.get(LABEL)
+    label = parse_label(label_raw)
+    # -1: absent, allowed when labels are optional (scoring); -2: invalid
+    label_code = label if label is not None else -2
+    if label_raw in (None, "") and not labels_required:
+        label_code = -1
+    tl_raw = record.get(TRUE_LABEL)
+    true_label = (
+        -1 if tl_raw is None else (parse_label(tl_raw) if parse_label(tl_raw) is not None else -2)
+    )
+    return label_code, true_label
+
+
+def _width_problem(reader: RawReader, lengths: list[int], i: int) -> tuple[str, str]:
+    """Reason and problem of an example whose row ``i`` (the first) is not ``dim`` wide."""
+    got = "not a list" if lengths[i] < 0 else f"{lengths[i]} values"
+    problem = f"row {i} has {got}, expected dim {reader.dim} (set by {reader.dim_origin})"
+    code = WRONG_COLUMNS
+    if len(set(lengths)) == 1 and lengths[0] > 0:
+        # Every row agrees on another width: the example has another dimension.
+        code = DIM_MISMATCH
+        problem = (
+            f"rows have {lengths[0]} values but {reader.dim_owner} has dim {reader.dim} "
+            f"(set by {reader.dim_origin})"
+        )
+    return code, problem
+
+
+def _features(rows: list[list[Any]], dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows as a float64 array (NaN where a value is not a number) and the non-numeric mask."""
+    n = len(rows)
+    if all(type(v) in _NUMBER for r in rows for v in r):
+        features = np.array(rows, np.float64)
+        non_numeric = np.zeros(features.shape, bool)
+    else:
+        cells = [v for r in rows for v in r]
+        flags = [type(v) not in _NUMBER for v in cells]
+        non_numeric = np.array(flags, bool).reshape(n, dim)
+        features = np.array(
+            [np.nan if f else v for v, f in zip(cells, flags, strict=True)], np.float64
+        )
+        features = features.reshape(n, dim)
+    return features, non_numeric
 
 
 def _len(value: Any) -> int:

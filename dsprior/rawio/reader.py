@@ -216,6 +216,7 @@ class RawReader:
     def _read_items(
         self, spec: SourceSpec, path: Path, fmt: str, state: FileState
     ) -> Iterator[Example | Reject]:
+        """The file's examples and rejects from its format reader; unreadable: a last reject."""
         if fmt != SIMULATED and path.stat().st_size == 0:
             return
         readers = {**READERS, **self._formats}
@@ -242,6 +243,7 @@ class RawReader:
         yield from self._flush(state)
 
     def _consume(self, chunk: Chunk, state: FileState) -> Iterator[Example | Reject]:
+        """Add a chunk's rows to the examples they belong to; yield the examples they close."""
         n = len(chunk)
         if n == 0:
             return
@@ -292,6 +294,7 @@ class RawReader:
         return pending
 
     def _extend(self, pending: _Pending, chunk: Chunk, s: int, e: int) -> None:
+        """Add rows ``s:e`` of a chunk to the example; note its first bad or disagreeing row."""
         pending.n_rows += e - s
         if pending.error is not None:
             return
@@ -326,6 +329,7 @@ class RawReader:
         pending.parts.append(chunk.features[s:e])
 
     def _flush(self, state: FileState) -> Iterator[Example | Reject]:
+        """Close the example being assembled: an ``Example``, or its reject."""
         pending, state.pending = state.pending, None
         if pending is None:
             return
@@ -349,6 +353,7 @@ class RawReader:
         )
 
     def _unreadable(self, state: FileState, exc: BaseException) -> Iterator[Reject]:
+        """The reject of a file that cannot be read on: its open example, or the file."""
         pending, state.pending = state.pending, None
         example_id = pending.example_id if pending else None
         position = state.last_position if state.last_position is not None else None
@@ -378,6 +383,7 @@ class RawReader:
 
 
 def _show(value: Any, name: str) -> str:
+    """A group, label or true_label code as a message shows it."""
     if name == "group":
         return repr(value)
     return {-1: "empty", -2: "invalid"}.get(int(value), str(int(value)))

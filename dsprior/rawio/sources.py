@@ -146,7 +146,7 @@ def list_files(spec: SourceSpec) -> list[tuple[Path, str]]:
 
     Hidden files are ignored; a file whose format is neither given nor implied
     by its extension is an error, so nothing is skipped silently. (A simulated
-    source has no files: ``stages.simulated.list_parts``.)
+    source has no files: ``rawio.simulated.list_parts``.)
     """
     if spec.format == SIMULATED:
         raise ValueError(
