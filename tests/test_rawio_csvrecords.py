@@ -8,7 +8,7 @@ import io
 import numpy as np
 import pytest
 
-from dsprior.csvrecords import UnclosedRecordError, iter_record_blocks
+from dsprior.rawio.csvrecords import UnclosedRecordError, iter_record_blocks
 
 
 def records(

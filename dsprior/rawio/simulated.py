@@ -16,18 +16,20 @@ from typing import Any
 
 import numpy as np
 
-from dsprior import rawio, simulator
-from dsprior.rawio import SIMULATED, RawReader, SourceSpec
+from dsprior import simulator
+from dsprior.rawio.reader import RawReader
+from dsprior.rawio.sources import SIMULATED, SourceSpec, list_files
+from dsprior.rawio.validation import Whole, validate_rows
 
 
 def list_parts(spec: SourceSpec) -> list[tuple[Path, str]]:
-    """The non-empty parts of a simulated source, as (name, format) like ``rawio.list_files``."""
+    """The non-empty parts of a simulated source, as (name, format) like ``list_files``."""
     return [(Path(f"simulator/{spec.name}/part-{k:03d}"), SIMULATED) for k in _parts(spec)]
 
 
 def list_source(spec: SourceSpec) -> list[tuple[Path, str]]:
     """A source's files, or a simulated source's parts."""
-    return list_parts(spec) if spec.format == SIMULATED else rawio.list_files(spec)
+    return list_parts(spec) if spec.format == SIMULATED else list_files(spec)
 
 
 def _parts(spec: SourceSpec) -> list[int]:
@@ -59,7 +61,7 @@ def read_part(reader: RawReader, spec: SourceSpec, path: Path, state: Any) -> It
     source_index = list(sim["sources"]).index(spec.name)
     part = int(path.name.removeprefix("part-"))
     bounds = simulator.part_bounds(len(table), int(sim["files_per_source"]))
-    reader._check_dim(config.dim, state)
+    reader.check_dim(config.dim, state)
     state.first_position = 0
     names = [f"f{j}" for j in range(config.dim)]
     state.feature_names = names
@@ -73,8 +75,9 @@ def read_part(reader: RawReader, spec: SourceSpec, path: Path, state: Any) -> It
         state.rows += n
         state.examples += 1
         state.last_position = i - start
-        yield rawio._Whole(
-            reader._validate(
+        yield Whole(
+            validate_rows(
+                reader,
                 state=state,
                 ids=np.full(n, table.example_id[i], object),
                 groups=np.full(n, table.group[i], object),

@@ -1,0 +1,89 @@
+"""rawio.csv: a line with the wrong number of fields, physical line numbers across blocks, unclosed quotes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dsprior.rawio import Example, RawReader, Reject, SourceSpec, csv_text
+from tests.rawfiles import NAMES, long_rows, make_examples, write_csv
+
+
+def read_all(path: Path, *, chunk_rows: int = 3, **spec: Any) -> list[Example | Reject]:
+    source = SourceSpec.from_params("src", {"path": str(path), "negative_rate": 1.0, **spec})
+    return list(RawReader(chunk_rows=chunk_rows, max_abs=65504.0).read_source(source))
+
+
+def only_reject(items: list[Example | Reject]) -> Reject:
+    rejects = [i for i in items if isinstance(i, Reject)]
+    assert len(rejects) == 1, rejects
+    return rejects[0]
+
+
+def line_of(path: Path, example_id: str, nth: int = 0) -> int:
+    """1-based physical line of the nth row of an example in a CSV file."""
+    lines = [
+        i + 1
+        for i, text in enumerate(path.read_text().splitlines())
+        if text.startswith(example_id + ",")
+    ]
+    return lines[nth]
+
+
+def assert_message(reject: Reject, *parts: str) -> None:
+    for part in parts:
+        assert part in reject.message, (part, reject.message)
+
+
+def test_wrong_number_of_columns_names_line_and_example(tmp_path: Path) -> None:
+    def drop_a_value(rows):
+        rows[3] = rows[3][:-1]
+
+    rows = long_rows(make_examples(5))
+    drop_a_value(rows)
+    path = write_csv(tmp_path / "bad.csv", rows)
+    example_id = long_rows(make_examples(5))[3][0]
+    reject = only_reject(read_all(path))
+    assert reject.reason == "wrong_columns" and reject.example_id == example_id
+    assert_message(
+        reject, str(path), f"line {5}", repr(example_id), "expected 12 columns", "got 11"
+    )
+
+
+def test_line_numbers_stay_right_across_chunks_with_bad_lines(tmp_path: Path) -> None:
+    examples = make_examples(12)
+    rows = long_rows(examples)
+    bad_at = [2, 9, 10, len(rows) - 1]  # includes consecutive bad lines and the last line
+    for i in bad_at:
+        rows[i] = rows[i][:5]
+    path = write_csv(tmp_path / "raw.csv", rows)
+    items = read_all(path, chunk_rows=2)
+    rejects = [i for i in items if isinstance(i, Reject)]
+    bad_ids = sorted({rows[i][0] for i in bad_at})
+    assert sorted(r.example_id for r in rejects) == bad_ids
+    for r in rejects:
+        first_bad = min(i for i in bad_at if rows[i][0] == r.example_id)
+        assert r.position == first_bad + 2  # header is line 1
+    good = [i for i in items if isinstance(i, Example)]
+    expected = [ex for ex in examples if ex["example_id"] not in bad_ids]
+    assert [g.example_id for g in good] == [ex["example_id"] for ex in expected]
+    for g, ex in zip(good, expected, strict=True):
+        np.testing.assert_array_equal(g.rows, ex["rows"])
+        assert g.position == line_of(path, ex["example_id"])
+
+
+def test_an_unclosed_quote_is_an_unreadable_file_not_a_file_in_memory(tmp_path: Path) -> None:
+    rows = long_rows(make_examples(40))
+    text = ",".join(NAMES) + "\n" + csv_text(rows[:5]) + '"e-unclosed,g,0\n' + csv_text(rows[5:])
+    path = tmp_path / "broken.csv"
+    path.write_text(text)
+    source = SourceSpec.from_params("src", {"path": str(path), "negative_rate": 1.0})
+    reader = RawReader(chunk_rows=3, max_abs=65504.0, csv_block_bytes=64, csv_max_record_bytes=600)
+    items = list(reader.read_source(source))
+    reject = only_reject(items)
+    assert reject.reason == "unreadable_file"
+    assert "from line 7: a quote opened there is never closed" in reject.message
+    written = [i for i in items if isinstance(i, Example)]
+    assert written and all(i.example_id in {r[0] for r in rows[:5]} for i in written)

@@ -1,0 +1,64 @@
+"""rawio.jsonl: one example per line; bad JSON, empty examples, wrong row lengths, missing labels."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from dsprior.rawio import Example, RawReader, Reject, SourceSpec
+from tests.rawfiles import jsonl_records, make_examples, write_jsonl
+
+
+def read_all(path: Path, *, chunk_rows: int = 3, **spec: Any) -> list[Example | Reject]:
+    source = SourceSpec.from_params("src", {"path": str(path), "negative_rate": 1.0, **spec})
+    return list(RawReader(chunk_rows=chunk_rows, max_abs=65504.0).read_source(source))
+
+
+def only_reject(items: list[Example | Reject]) -> Reject:
+    rejects = [i for i in items if isinstance(i, Reject)]
+    assert len(rejects) == 1, rejects
+    return rejects[0]
+
+
+def assert_message(reject: Reject, *parts: str) -> None:
+    for part in parts:
+        assert part in reject.message, (part, reject.message)
+
+
+def test_missing_label_in_jsonl(tmp_path: Path) -> None:
+    records = jsonl_records(make_examples(2))
+    del records[1]["label"]
+    reject = only_reject(read_all(write_jsonl(tmp_path / "bad.jsonl", records)))
+    assert (
+        reject.reason == "bad_label" and "line 2" in reject.message and "got None" in reject.message
+    )
+
+
+def test_example_with_no_rows(tmp_path: Path) -> None:
+    records = jsonl_records(make_examples(2))
+    records.insert(1, {"example_id": "empty", "group": "g", "label": 0, "rows": []})
+    reject = only_reject(read_all(write_jsonl(tmp_path / "bad.jsonl", records)))
+    assert reject.reason == "empty_example" and reject.example_id == "empty"
+    assert_message(reject, "line 2", "no rows")
+
+
+def test_wrong_row_length_in_jsonl(tmp_path: Path) -> None:
+    records = jsonl_records(make_examples(2))
+    records[1]["rows"][0] = records[1]["rows"][0][:5]
+    reject = only_reject(read_all(write_jsonl(tmp_path / "bad.jsonl", records)))
+    assert reject.reason == "wrong_columns"
+    assert_message(reject, "line 2", "'e1'", "row 0 has 5 values, expected dim 8")
+
+
+def test_bad_json_line(tmp_path: Path) -> None:
+    lines = [json.dumps(r) for r in jsonl_records(make_examples(3))]
+    lines[1] = lines[1][:30]
+    items = read_all(write_jsonl(tmp_path / "bad.jsonl", lines))
+    reject = only_reject(items)
+    assert (
+        reject.reason == "bad_json"
+        and "line 2" in reject.message
+        and "invalid JSON" in reject.message
+    )
+    assert [i.example_id for i in items if isinstance(i, Example)] == ["e0", "e2"]
