@@ -6,7 +6,7 @@ run; scores nothing. For each recalibration (the prior correction alone, and the
 one evaluate chooses by dev_b's log loss) and each target prior 1:N, it draws
 ``--replicates`` batches of ``--batch-size`` examples from test at that prior
 (positives and negatives drawn with replacement from test's own), estimates each
-with ``stages.quantify.estimate_batch`` as ``score --summary`` does (dev_b as the
+with ``dsprior.quantify.estimate_batch`` as ``score --summary`` does (dev_b as the
 reference), and reports the mean absolute and relative error of the prior and the
 interval coverage, for EM and the ACC/PACC cross-checks.
 

@@ -3,7 +3,7 @@
 Needs the default run's dataset and manifest (``make repro``). Every variant runs in
 a fresh child process; rounds alternate between variants and the best round of each
 is reported (other processes on the machine slow some rounds). Under the machine's
-``auto`` compute (``stages.hardware``), except the padded baseline (TensorFlow's
+``auto`` compute (``dsprior.hardware``), except the padded baseline (TensorFlow's
 defaults, float32).
 
 Train, one data epoch of the default run's ``train`` rows (and its ``dev_a``):

@@ -24,7 +24,7 @@ import yaml
 def quiet_tensorflow() -> None:
     """Silence TensorFlow's C++ start-up chatter; call before importing tensorflow."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if "TF_ENABLE_ONEDNN_OPTS" not in os.environ:  # stages.hardware sets it first from params
+    if "TF_ENABLE_ONEDNN_OPTS" not in os.environ:  # dsprior.hardware sets it first from params
         os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"
         # marks the value as a default, not a person's export (hardware.user_onednn_env)
         os.environ["STAGES_ONEDNN_DEFAULT"] = "0"

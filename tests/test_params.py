@@ -1,6 +1,6 @@
 """One validation idiom for every stage's params section (issue 14): typos do not pass silently.
 
-Each stage declares its section as a schema (``stages.common.check_section``); unknown keys at
+Each stage declares its section as a schema (``dsprior.common.check_section``); unknown keys at
 any depth, missing keys, wrong types and out-of-range values end in one ValueError naming the
 full key path, the value and what is allowed, before any work.
 """

@@ -70,7 +70,7 @@ def test_scoring_the_test_split_reproduces_evaluate(
     threshold = json.loads((pipeline["reports"] / "metrics.json").read_text())["threshold"]
     np.testing.assert_array_equal(got["decision"], (test["probability"] >= threshold).astype(int))
     assert 0 < got["decision"].sum() < len(got), "the test should see both decisions"
-    assert summary.scored == len(test) and summary.rejected == 0
+    assert summary.scored == len(test) and summary.rejects.examples == 0
     assert summary.positives == int(got["decision"].sum())
 
 
@@ -187,9 +187,9 @@ def test_quarantine_skips_the_bad_example_and_scores_the_rest(
     assert [r["reason"] for r in records] == [case.removesuffix("_jsonl")]
     # A file unreadable before its first example is rejected whole: no example in it.
     whole_file = case == "unreadable_file" and records[0]["scope"] == "file"
-    assert (summary.rejected, summary.files_rejected) == ((0, 1) if whole_file else (1, 0))
+    assert (summary.rejects.examples, summary.rejects.files) == ((0, 1) if whole_file else (1, 0))
     assert summary.scored == len(got) and summary.reconciled
-    assert summary.rejected_by_reason == {case.removesuffix("_jsonl"): 1}
+    assert summary.rejects.by_reason == {case.removesuffix("_jsonl"): 1}
     if example_id is not None:
         assert records[0]["example_id"] == example_id
         # a reappearing id is rejected, its first occurrence stands (as in ingest)
@@ -244,7 +244,7 @@ def test_empty_input_writes_empty_output_with_the_columns(
         "jsonl": lambda: write_jsonl(tmp_path / "in.jsonl", []),
     }[kind]()
     summary = scoring.score_file(loaded, path, tmp_path / out)
-    assert summary.scored == 0 and summary.rejected == 0
+    assert summary.scored == 0 and summary.rejects.examples == 0
     if out.endswith(".parquet"):
         assert pq.read_schema(tmp_path / out).names == scoring.OUTPUT_SCHEMA.names
         assert pq.read_table(tmp_path / out).num_rows == 0
@@ -281,7 +281,7 @@ def test_the_csv_traps_of_real_exports_score_every_example(loaded: Bundle, tmp_p
     summary = scoring.score_file(
         loaded, path, tmp_path / "out.csv", on_error="quarantine", rejects_path=tmp_path / "r.jsonl"
     )
-    assert summary.scored == 1999 and summary.rejected == 1 and summary.reconciled
+    assert summary.scored == 1999 and summary.rejects.examples == 1 and summary.reconciled
     (reject,) = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
     assert reject["line"] == path.read_text().count("\n")
     assert "non-numeric value 'oops' in feature column 'f2'" in reject["message"]

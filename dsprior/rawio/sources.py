@@ -150,7 +150,7 @@ def list_files(spec: SourceSpec) -> list[tuple[Path, str]]:
     """
     if spec.format == SIMULATED:
         raise ValueError(
-            f"source {spec.name!r} is simulated: list its parts with stages.simulated.list_parts"
+            f"source {spec.name!r} is simulated: list its parts with dsprior.rawio.simulated.list_parts"
         )
     if spec.path.is_file():
         candidates = [spec.path]

@@ -10,7 +10,6 @@ ingest's reader, so with its validation, its ``on_error`` modes and its messages
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from dsprior.rawio import (
     RawDataError,
     RawReader,
     Reject,
+    RejectCounts,
     RejectsFile,
     SourceSpec,
     list_files,
@@ -45,8 +45,7 @@ class ScoreSummary:
     """What one run did: examples scored and rejected (by reason), decisions, timing."""
 
     scored: int = 0
-    rejected: int = 0
-    rejected_by_reason: Counter = field(default_factory=Counter)
+    rejects: RejectCounts = field(default_factory=RejectCounts)  # as ingest counts them
     positives: int = 0
     expected_cost: float = 0.0
     rows: int = 0
@@ -54,24 +53,13 @@ class ScoreSummary:
     # Counted by the reader from the files (rawio.FileTally), apart from what was scored.
     examples_read: int = 0
     rows_read: int = 0
-    rows_rejected: int = 0
-    files_rejected: int = 0
 
     @property
     def reconciled(self) -> bool:
         return (
-            self.examples_read == self.scored + self.rejected
-            and self.rows_read == self.rows + self.rows_rejected
+            self.examples_read == self.scored + self.rejects.examples
+            and self.rows_read == self.rows + self.rejects.rows
         )
-
-    def count_reject(self, reject: Reject) -> None:
-        """One reject: a whole file, or an example and its rows; by reason either way."""
-        if reject.scope == "file":
-            self.files_rejected += 1
-        else:
-            self.rejected += 1
-            self.rows_rejected += reject.n_rows
-        self.rejected_by_reason[reject.reason] += 1
 
     def count_scored(self, table: pa.Table, *, rows: int) -> None:
         """One pool's output rows, written; ``rows`` raw rows went into them."""
@@ -92,20 +80,20 @@ class ScoreSummary:
             raise RuntimeError(
                 f"examples were lost between reading and scoring (please report this bug): read "
                 f"{self.examples_read} examples / {self.rows_read} rows, scored "
-                f"{self.scored} / {self.rows}, rejected {self.rejected} / "
-                f"{self.rows_rejected}"
+                f"{self.scored} / {self.rows}, rejected {self.rejects.examples} / "
+                f"{self.rejects.rows}"
             )
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "examples_read": self.examples_read,
             "examples_scored": self.scored,
-            "examples_rejected": self.rejected,
-            "files_rejected": self.files_rejected,
+            "examples_rejected": self.rejects.examples,
+            "files_rejected": self.rejects.files,
             "rows_read": self.rows_read,
-            "rows_rejected": self.rows_rejected,
+            "rows_rejected": self.rejects.rows,
             "reconciled": self.reconciled,
-            "rejected_by_reason": dict(sorted(self.rejected_by_reason.items())),
+            "rejected_by_reason": self.rejects.reasons(),
             "decided_positive": self.positives,
             "expected_cost_total": self.expected_cost,
             "rows_scored": self.rows,
@@ -150,7 +138,7 @@ def accepted_examples(
     for item in items:
         tick()
         if isinstance(item, Reject):
-            summary.count_reject(item)
+            summary.rejects.add(item)
             on_reject(item)
             if on_error == "fail" or item.reason == DIM_MISMATCH:
                 raise RawDataError(item)
