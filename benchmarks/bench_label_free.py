@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from dsprior import calibration as cal
-from dsprior import common, priors, quantify
+from dsprior import priors, quantify, runtime
 from dsprior.evaluation.measures import view_weights
 from dsprior.evaluation.recalibration import calibration_offset, fit_recalibration
 from tools.scratch import ROOT
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
                 results["rows"].append(row)
                 print(json.dumps(row), flush=True)
     results["seconds"] = round(time.perf_counter() - started, 1)
-    common.write_json(args.out, results)
+    runtime.write_json(args.out, results)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """oneDNN on or off: training-step time of the reference CNN on this CPU.
 
-``common.quiet_tensorflow`` sets ``TF_ENABLE_ONEDNN_OPTS=0`` unless the environment already
+``runtime.quiet_tensorflow`` sets ``TF_ENABLE_ONEDNN_OPTS=0`` unless the environment already
 sets it. This measures what that choice costs or saves: each setting runs in its own
 process (TensorFlow reads the variable once, at import), with the stage's CNN (D = 700,
 heights 5-10 x 125 maps, dropout 0.5, L2 0.001, Adam 0.001), op determinism on as in
@@ -31,9 +31,9 @@ BATCH = 60
 
 def child(passes: int) -> dict:
     """Time ``passes`` x len(ROWS) train steps in this process; print nothing else."""
-    from dsprior import common
+    from dsprior import runtime
 
-    common.quiet_tensorflow()
+    runtime.quiet_tensorflow()
     import keras
     import numpy as np
     import tensorflow as tf

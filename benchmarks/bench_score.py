@@ -28,16 +28,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-ROOT = Path(__file__).resolve().parents[1]
+from dsprior import bundle, runtime, scoring
+from dsprior.rawio import RawReader
+from tools.scratch import ROOT
 
-from dsprior import (  # noqa: E402
-    bundle,
-    common,
-    scoring,
-)
-from dsprior.rawio import RawReader  # noqa: E402
-
-common.quiet_tensorflow()
+runtime.quiet_tensorflow()
 import tensorflow as tf  # noqa: E402
 
 from dsprior import cnn  # noqa: E402
@@ -164,7 +159,7 @@ def main() -> None:
             "tensorflow": tf.__version__,
         },
     }
-    common.write_json(args.out, result)
+    runtime.write_json(args.out, result)
     print("| stage | examples/s | seconds |\n|---|---|---|")
     for name in ("read", "model", "score"):
         print(f"| {name} | {result[f'{name}_examples_per_s']} | {result['seconds'][name]} |")

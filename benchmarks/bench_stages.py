@@ -78,12 +78,12 @@ def emit(result: dict) -> None:
 
 
 def child_train_raw(work: Path) -> None:
-    from dsprior import common
+    from dsprior import runtime
     from dsprior.training.params import resolve_params
 
     p = resolve_params(train_params()["train"])
     hardware.apply_onednn(hardware.machine_compute("float32", p["onednn"]))  # as stages.train
-    common.quiet_tensorflow()
+    runtime.quiet_tensorflow()
     import keras
     import tensorflow as tf
 
@@ -125,9 +125,9 @@ def child_train_raw(work: Path) -> None:
 
 def child_train_padded(work: Path) -> None:
     os.environ.pop(hardware.ONEDNN_ENV, None)  # TensorFlow's own default
-    from dsprior import common
+    from dsprior import runtime
 
-    common.quiet_tensorflow()
+    runtime.quiet_tensorflow()
     import keras
 
     from dsprior import batches, cnn
@@ -176,9 +176,9 @@ def score_ids(n: int) -> list[str]:
 def child_score(variant: str, n: int) -> None:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())["evaluate"]
     hardware.apply_onednn(hardware.machine_compute(params["precision"], params["onednn"]))
-    from dsprior import common
+    from dsprior import runtime
 
-    common.quiet_tensorflow()
+    runtime.quiet_tensorflow()
     import keras
     import tensorflow as tf
 

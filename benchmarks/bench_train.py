@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dsprior import batches, common, contract
+from dsprior import batches, contract, runtime
 
 DIM, SIZES, FILTERS, BATCH, MIN_LEN, MAX_LEN = 700, (5, 6, 7, 8, 9, 10), 125, 60, 10, 100
 POOL = 300  # examples per length-sorting pool in the memory test, below both dataset sizes
@@ -40,7 +40,7 @@ def write_dataset(path: Path, n: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     lengths = rng.integers(MIN_LEN, MAX_LEN + 1, size=n)
     with (
-        common.atomic_directory(path) as tmp,
+        runtime.atomic_directory(path) as tmp,
         contract.DatasetWriter(
             tmp, dim=DIM, dtype="float16", row_group_size=128, shard_size=2048
         ) as writer,
@@ -131,7 +131,7 @@ def main() -> None:
         memory_child(args.memory_child)
         return
 
-    common.quiet_tensorflow()
+    runtime.quiet_tensorflow()
     import keras
     import tensorflow as tf
 
@@ -282,7 +282,7 @@ def main() -> None:
     }
 
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    common.write_json(RESULTS, results)
+    runtime.write_json(RESULTS, results)
     print()
     print("| feed | examples/s (wall, best round) | vs padded | examples/CPU-s | vs padded |")
     print("|---|---:|---:|---:|---:|")

@@ -41,7 +41,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from tqdm import tqdm
 
-from dsprior import common, contract, sampling
+from dsprior import contract, sampling, settings
 
 log = logging.getLogger(__name__)
 
@@ -54,18 +54,18 @@ CAUSES = {
     "label_noise": "label noise (gold labels contradict the distant ones)",
 }
 PROSE = ("summary", "causes")
-_SPLITS = common.ListOf(common.Choice(*sampling.SPLITS), unique=True)
-PARAMS_SCHEMA: dict[str, common.Spec] = {
-    "seed": common.Integer(minimum=0),
-    "alpha": common.Number(minimum=0, maximum=1, min_open=True, max_open=True),
-    "ks_max": common.Number(minimum=0, min_open=True),
-    "domain_auc_max": common.Number(minimum=0, min_open=True),
-    "min_examples": common.Integer(minimum=1),
-    "ci_z": common.Number(minimum=0, min_open=True),
-    "ci_precision": common.Number(minimum=0, maximum=1, min_open=True),
-    "ci_recall": common.Number(minimum=0, maximum=1, min_open=True),
-    "ci_half_width_max": common.Number(minimum=0, min_open=True),
-    "label_noise_max": common.Number(minimum=0, maximum=1, max_open=True),
+_SPLITS = settings.ListOf(settings.Choice(*sampling.SPLITS), unique=True)
+PARAMS_SCHEMA: dict[str, settings.Spec] = {
+    "seed": settings.Integer(minimum=0),
+    "alpha": settings.Number(minimum=0, maximum=1, min_open=True, max_open=True),
+    "ks_max": settings.Number(minimum=0, min_open=True),
+    "domain_auc_max": settings.Number(minimum=0, min_open=True),
+    "min_examples": settings.Integer(minimum=1),
+    "ci_z": settings.Number(minimum=0, min_open=True),
+    "ci_precision": settings.Number(minimum=0, maximum=1, min_open=True),
+    "ci_recall": settings.Number(minimum=0, maximum=1, min_open=True),
+    "ci_half_width_max": settings.Number(minimum=0, min_open=True),
+    "label_noise_max": settings.Number(minimum=0, maximum=1, max_open=True),
     "adjusted_splits": _SPLITS,
     "production_splits": _SPLITS,
 }
@@ -279,7 +279,7 @@ def label_noise(
 
 def check_params(params: Mapping[str, Any]) -> dict[str, Any]:
     """The ``audit`` section, every key checked against ``PARAMS_SCHEMA``; else ValueError."""
-    return common.check_section(params, PARAMS_SCHEMA, "audit")
+    return settings.check_section(params, PARAMS_SCHEMA, "audit")
 
 
 def audit(

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from dsprior import common, contract
+from dsprior import contract, runtime
 
 logger = logging.getLogger(__name__)
 
@@ -356,7 +356,7 @@ def predict_scores(
     put back in the order asked for. With ``compact`` (a ``CompactSet`` holding
     exactly these examples, in this order) the rows come from its local copy.
     """
-    common.quiet_tensorflow()
+    runtime.quiet_tensorflow()
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
     if compact is not None:

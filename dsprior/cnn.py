@@ -25,7 +25,7 @@ penalised.
 
 ``save_model`` writes and ``load_model`` reads the model folder's model file
 (``dsprior.modeldir``). Importing this module imports Keras; an entry point sets TensorFlow up
-(``common.quiet_tensorflow``, oneDNN) before it imports this.
+(``runtime.quiet_tensorflow``, oneDNN) before it imports this.
 """
 
 from __future__ import annotations

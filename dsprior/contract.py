@@ -164,7 +164,7 @@ class DatasetWriter:
     Examples are buffered up to ``row_group_size`` and flushed as one row group,
     so memory is bounded by a row group, not by the dataset. A new shard starts
     every ``shard_size`` examples. Write into a temporary folder (see
-    ``common.atomic_directory``) so an interrupted run leaves nothing behind.
+    ``runtime.atomic_directory``) so an interrupted run leaves nothing behind.
     """
 
     def __init__(

@@ -21,20 +21,20 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from dsprior import common, sampling
+from dsprior import sampling, settings
 
 log = logging.getLogger(__name__)
 
-PARAMS_SCHEMA: dict[str, common.Spec] = {
-    "seed": common.Integer(minimum=0),
-    "ratio": common.Number(minimum=0, min_open=True, none=True),  # negatives kept per positive
-    "splits": common.ListOf(common.Choice(*sampling.SPLITS), unique=True),
+PARAMS_SCHEMA: dict[str, settings.Spec] = {
+    "seed": settings.Integer(minimum=0),
+    "ratio": settings.Number(minimum=0, min_open=True, none=True),  # negatives kept per positive
+    "splits": settings.ListOf(settings.Choice(*sampling.SPLITS), unique=True),
 }
 
 
 def check_params(params: Mapping[str, Any]) -> dict[str, Any]:
     """The ``downsample`` section, every key checked against ``PARAMS_SCHEMA``; else ValueError."""
-    return common.check_section(params, PARAMS_SCHEMA, "downsample")
+    return settings.check_section(params, PARAMS_SCHEMA, "downsample")
 
 
 def downsample(

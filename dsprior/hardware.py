@@ -41,7 +41,7 @@ logger = logging.getLogger(__name__)
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 ONEDNN_SETTINGS = ("auto", "on", "off")
 ONEDNN_ENV = "TF_ENABLE_ONEDNN_OPTS"
-# Set beside ONEDNN_ENV to the value this code (or common.quiet_tensorflow) put there, so a
+# Set beside ONEDNN_ENV to the value this code (or runtime.quiet_tensorflow) put there, so a
 # child process can tell an inherited default from a value a person exported.
 MARKER_ENV = "STAGES_ONEDNN_DEFAULT"
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")

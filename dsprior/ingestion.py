@@ -23,7 +23,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from dsprior import common, contract
+from dsprior import contract, settings
 from dsprior.rawio import (
     ON_ERROR,
     Example,
@@ -40,19 +40,19 @@ from dsprior.rawio import (
 log = logging.getLogger(__name__)
 
 
-class _Any(common.Spec):
+class _Any(settings.Spec):
     def check(self, value: Any, key: str) -> Any:
         return value
 
 
-PARAMS_SCHEMA: dict[str, common.Spec] = {
-    "on_error": common.Choice(*ON_ERROR),
-    "dtype": common.Choice(*sorted(contract.DTYPES)),
-    "row_group_size": common.Integer(minimum=1),
-    "shard_size": common.Integer(minimum=1),
-    "chunk_rows": common.Integer(minimum=1),
-    "workers": common.Integer(minimum=1),
-    "sources": common.MapOf(_Any()),  # each source: SourceSpec.from_params, by its format
+PARAMS_SCHEMA: dict[str, settings.Spec] = {
+    "on_error": settings.Choice(*ON_ERROR),
+    "dtype": settings.Choice(*sorted(contract.DTYPES)),
+    "row_group_size": settings.Integer(minimum=1),
+    "shard_size": settings.Integer(minimum=1),
+    "chunk_rows": settings.Integer(minimum=1),
+    "workers": settings.Integer(minimum=1),
+    "sources": settings.MapOf(_Any()),  # each source: SourceSpec.from_params, by its format
 }
 
 
@@ -73,7 +73,7 @@ class IngestConfig:
         cls, params: Mapping[str, Any], *, simulation: Mapping[str, Any] | None = None
     ) -> IngestConfig:
         """Validate the section; ``simulation`` is the ``generate`` section (simulated sources)."""
-        common.check_section(params, PARAMS_SCHEMA, "ingest")
+        settings.check_section(params, PARAMS_SCHEMA, "ingest")
         sources = params["sources"]
         on_error, dtype = params["on_error"], params["dtype"]
         sizes = {k: params[k] for k in ("row_group_size", "shard_size", "chunk_rows", "workers")}

@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from dsprior import common
-from dsprior.common import check_number
+from dsprior import settings
+from dsprior.settings import check_number
 
 # The raw file formats generate writes (python -m stages.generate).
 RAW_FORMATS = ("parquet", "csv", "csv.gz", "jsonl")
@@ -340,32 +340,32 @@ def sources_from_params(params: dict[str, Any]) -> list[SourceSpec]:
 
 _FRACTION = {"minimum": 0, "maximum": 1}
 _BELOW_ONE = {"minimum": 0, "maximum": 1, "max_open": True}
-PARAMS_SCHEMA: dict[str, common.Spec] = {
-    "seed": common.Integer(minimum=0),
+PARAMS_SCHEMA: dict[str, settings.Spec] = {
+    "seed": settings.Integer(minimum=0),
     # SimulatorConfig's fields; SimulatorConfig.validate adds the checks across fields
-    "dim": common.Integer(minimum=1),
-    "prior": common.Number(minimum=0, maximum=1, min_open=True, max_open=True),
-    "min_rows": common.Integer(minimum=1),
-    "max_rows": common.Integer(minimum=1),
-    "group_size_mean": common.Number(minimum=1),
-    "group_positive_concentration": common.Number(minimum=0, min_open=True),
-    "group_signal": common.Number(),
-    "evidence_min_len": common.Integer(minimum=1),
-    "evidence_max_len": common.Integer(minimum=1),
-    "evidence_strength": common.Number(),
-    "decoy_rate": common.Number(**_FRACTION),
-    "decoy_strength": common.Number(),
-    "kb_false_positive": common.Number(**_BELOW_ONE),
-    "kb_missing": common.Number(**_BELOW_ONE),
+    "dim": settings.Integer(minimum=1),
+    "prior": settings.Number(minimum=0, maximum=1, min_open=True, max_open=True),
+    "min_rows": settings.Integer(minimum=1),
+    "max_rows": settings.Integer(minimum=1),
+    "group_size_mean": settings.Number(minimum=1),
+    "group_positive_concentration": settings.Number(minimum=0, min_open=True),
+    "group_signal": settings.Number(),
+    "evidence_min_len": settings.Integer(minimum=1),
+    "evidence_max_len": settings.Integer(minimum=1),
+    "evidence_strength": settings.Number(),
+    "decoy_rate": settings.Number(**_FRACTION),
+    "decoy_strength": settings.Number(),
+    "kb_false_positive": settings.Number(**_BELOW_ONE),
+    "kb_missing": settings.Number(**_BELOW_ONE),
     # the raw files
-    "shared_groups": common.Number(**_FRACTION),
-    "format": common.Choice(*RAW_FORMATS),
-    "files_per_source": common.Integer(minimum=1),
-    "sources": common.MapOf(
-        common.Section(
+    "shared_groups": settings.Number(**_FRACTION),
+    "format": settings.Choice(*RAW_FORMATS),
+    "files_per_source": settings.Integer(minimum=1),
+    "sources": settings.MapOf(
+        settings.Section(
             {
-                "examples": common.Integer(minimum=0),
-                "negative_rate": common.Number(minimum=0, maximum=1, min_open=True),
+                "examples": settings.Integer(minimum=0),
+                "negative_rate": settings.Number(minimum=0, maximum=1, min_open=True),
             }
         )
     ),
@@ -374,5 +374,5 @@ PARAMS_SCHEMA: dict[str, common.Spec] = {
 
 def check_params(params: dict[str, Any]) -> SimulatorConfig:
     """The simulator config of a ``generate`` section with every key checked; else ValueError."""
-    common.check_section(params, PARAMS_SCHEMA, "generate")
+    settings.check_section(params, PARAMS_SCHEMA, "generate")
     return SimulatorConfig.from_params(params)

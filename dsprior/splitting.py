@@ -34,26 +34,28 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from dsprior import common, contract, sampling
+from dsprior import contract, sampling, settings
 
 log = logging.getLogger(__name__)
 
 BY = ("group", "example")
 ASSIGN = ("hash", "quota")
 DROP_REASONS = ("not_sampled", "unfed_source", "cross_source_conflict")
-PARAMS_SCHEMA: dict[str, common.Spec] = {
-    "seed": common.Integer(minimum=0),
-    "by": common.Choice(*BY),
-    "assign": common.Choice(*ASSIGN),
+PARAMS_SCHEMA: dict[str, settings.Spec] = {
+    "seed": settings.Integer(minimum=0),
+    "by": settings.Choice(*BY),
+    "assign": settings.Choice(*ASSIGN),
     # source -> {split: fraction}; assign_splits checks that a source's fractions sum to <= 1
-    "feeds": common.MapOf(common.MapOf(common.Number(minimum=0, maximum=1), keys=sampling.SPLITS)),
-    "priority": common.ListOf(common.Text(), unique=True, none=True),  # null: by upstream rate
+    "feeds": settings.MapOf(
+        settings.MapOf(settings.Number(minimum=0, maximum=1), keys=sampling.SPLITS)
+    ),
+    "priority": settings.ListOf(settings.Text(), unique=True, none=True),  # null: by upstream rate
 }
 
 
 def check_params(params: Mapping[str, Any]) -> dict[str, Any]:
     """The ``split`` section, every key checked (``PARAMS_SCHEMA``, feeds' sums); else ValueError."""
-    params = common.check_section(params, PARAMS_SCHEMA, "split")
+    params = settings.check_section(params, PARAMS_SCHEMA, "split")
     for source, fractions in params["feeds"].items():
         sampling.validate_fractions(fractions, name=f"split.feeds.{source}")
     return params

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from dsprior import audit, common, sampling
+from dsprior import audit, runtime, sampling, settings
 
 log = logging.getLogger(__name__)
 
@@ -23,15 +23,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--report", required=True, help="Markdown report")
     parser.add_argument("--metrics", required=True, help="JSON metrics")
     args = parser.parse_args(argv)
-    common.setup_logging()
-    params = common.load_params(args.params, "audit")
+    runtime.setup_logging()
+    params = settings.load_params(args.params, "audit")
     audit.check_params(params)  # before the features are read
 
     manifest = sampling.read_manifest(args.manifest)
     summaries = audit.feature_summaries(args.dataset, manifest.column("example_id").to_pylist())
     report = audit.audit(manifest, summaries, params=params)
     # The metrics file keeps numbers and flags; the prose lives in the Markdown report.
-    common.write_json(args.metrics, {k: v for k, v in report.items() if k not in audit.PROSE})
+    runtime.write_json(args.metrics, {k: v for k, v in report.items() if k not in audit.PROSE})
     path = Path(args.report)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(audit.render_markdown(report))
@@ -39,4 +39,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    common.run_main(main)
+    runtime.run_main(main)

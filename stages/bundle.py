@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from dsprior import bundle, common, contract, modeldir
+from dsprior import bundle, contract, modeldir, runtime, settings
 from dsprior import calibration as cal
 
 logger = logging.getLogger(__name__)
@@ -47,9 +47,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    common.setup_logging()
+    runtime.setup_logging()
 
-    evaluate_params = copy.deepcopy(common.load_params(args.params, "evaluate"))
+    evaluate_params = copy.deepcopy(settings.load_params(args.params, "evaluate"))
     train_record = modeldir.read_train_record(args.model_dir)
     metrics = json.loads(args.metrics.read_text())
     model_path = args.model_dir / modeldir.MODEL_FILE
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
         reference=bundle.reference_record(table, reference),
     )
     checked = bundle.check_against_predictions(spec, predictions)
-    common.quiet_tensorflow()  # before cnn brings TensorFlow in
+    runtime.quiet_tensorflow()  # before cnn brings TensorFlow in
     from dsprior import cnn
 
     model = cnn.load_model(model_path)
@@ -94,4 +94,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    common.run_main(main)
+    runtime.run_main(main)

@@ -9,7 +9,7 @@ import argparse
 import logging
 from collections.abc import Sequence
 
-from dsprior import common, downsampling, sampling
+from dsprior import downsampling, runtime, sampling, settings
 
 log = logging.getLogger(__name__)
 
@@ -21,17 +21,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", required=True, help="manifest with weights (Parquet)")
     parser.add_argument("--metrics", required=True, help="downsample metrics (JSON)")
     args = parser.parse_args(argv)
-    common.setup_logging()
-    params = downsampling.check_params(common.load_params(args.params, "downsample"))
+    runtime.setup_logging()
+    params = downsampling.check_params(settings.load_params(args.params, "downsample"))
     manifest = sampling.read_manifest(args.split_manifest, schema=sampling.SPLIT_MANIFEST_SCHEMA)
     out, stats = downsampling.downsample(
         manifest, seed=params["seed"], ratio=params["ratio"], splits=params["splits"]
     )
     sampling.write_table_atomic(out, args.out)
-    common.write_json(args.metrics, stats)
+    runtime.write_json(args.metrics, stats)
     for name, entry in stats["splits"].items():
         log.info("%s: keep %.4f of negatives -> %s", name, entry["keep_probability"], entry)
 
 
 if __name__ == "__main__":
-    common.run_main(main)
+    runtime.run_main(main)

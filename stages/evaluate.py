@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dsprior import common, hardware, modeldir, priors, sampling
+from dsprior import hardware, modeldir, priors, runtime, sampling, settings
 from dsprior.evaluation.config import check_params
 from dsprior.evaluation.gold import GOLD
 from dsprior.evaluation.inputs import (
@@ -64,7 +64,7 @@ def score_examples(
     stored into ``compute_record`` when given.
     """
     hardware.apply_onednn(hardware.machine_compute(precision, onednn))  # before TF's import
-    common.quiet_tensorflow()
+    runtime.quiet_tensorflow()
     from dsprior import cnn  # registers the custom layers before loading
     from dsprior.batches import predict_scores
 
@@ -90,12 +90,12 @@ def write_outputs(
     """Rewrite the stage's outputs under ``reports`` (and nothing else there)."""
     reports.mkdir(parents=True, exist_ok=True)
     predictions.to_parquet(reports / "predictions.parquet", index=False)
-    common.write_json(reports / "metrics.json", metrics)
+    runtime.write_json(reports / "metrics.json", metrics)
     (reports / "report.md").write_text(report)
     plot_dir = reports / "evaluate_plots"
     shutil.rmtree(plot_dir, ignore_errors=True)
     for name, records in plots.items():  # one file per picture: evaluate_plots/cost.json
-        common.write_json(plot_dir / f"{name}.json", records)
+        runtime.write_json(plot_dir / f"{name}.json", records)
 
 
 def log_precisions(metrics: dict[str, Any]) -> None:
@@ -121,9 +121,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    common.setup_logging()
+    runtime.setup_logging()
 
-    params = common.load_params(args.params, "evaluate")
+    params = settings.load_params(args.params, "evaluate")
     opts = check_params(params)
     manifest = read_manifest(args.manifest)
     rows = evaluation_rows(manifest)
@@ -177,4 +177,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    common.run_main(main)
+    runtime.run_main(main)

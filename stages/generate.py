@@ -20,7 +20,8 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from dsprior.common import atomic_directory, load_params, run_main, setup_logging, write_json
+from dsprior.runtime import atomic_directory, run_main, setup_logging, write_json
+from dsprior.settings import load_params
 from dsprior.simulator import (
     RAW_FORMATS,
     ExampleTable,

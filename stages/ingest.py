@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from dsprior import contract, simulator
-from dsprior.common import atomic_directory, load_params, run_main, setup_logging, write_json
 from dsprior.ingestion import (
     IngestConfig,
     check_inputs,
@@ -32,6 +31,8 @@ from dsprior.ingestion import (
     reconcile,
 )
 from dsprior.rawio import RejectsFile
+from dsprior.runtime import atomic_directory, run_main, setup_logging, write_json
+from dsprior.settings import load_params
 
 log = logging.getLogger(__name__)
 

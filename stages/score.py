@@ -54,7 +54,7 @@ from typing import Any
 
 import numpy as np
 
-from dsprior import common, hardware
+from dsprior import hardware, runtime
 from dsprior.bundle import Bundle, load_bundle
 from dsprior.rawio import DIM_MISMATCH, FORMATS, ON_ERROR, RawDataError
 from dsprior.scoring import (
@@ -113,8 +113,8 @@ def write_summary(
     summary.update(run_record(bundle, scoring))
     for warning in summary.get("warnings", []):
         logger.warning("%s", warning)
-    common.write_json(path, summary)
-    write_markdown(summary_markdown_path(path), render_summary(common.finite_or_none(summary)))
+    runtime.write_json(path, summary)
+    write_markdown(summary_markdown_path(path), render_summary(runtime.finite_or_none(summary)))
     return summary
 
 
@@ -123,7 +123,7 @@ def load_compute_bundle(bundle_dir: Path, *, precision: str, onednn: str) -> Bun
     precision ``dsprior.hardware`` resolves (float32 unless this CPU has native bf16 and the
     model was trained in bf16)."""
     hardware.apply_onednn(hardware.machine_compute(precision, onednn))
-    common.quiet_tensorflow()
+    runtime.quiet_tensorflow()
     bundle = load_bundle(bundle_dir)
     from dsprior import cnn
 
@@ -263,30 +263,30 @@ def log_results(
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    common.setup_logging()
+    runtime.setup_logging()
     try:
         summary, batch = run(args)
     except RawDataError as exc:
         hint = ""
         if exc.reject.reason != DIM_MISMATCH and args.on_error == "fail":
             hint = "; use --on-error quarantine to skip bad examples and go on"
-        # one "ERROR: ..." line (common.setup_logging's format), no traceback
+        # one "ERROR: ..." line (runtime.setup_logging's format), no traceback
         logger.error(
             "score failed (on_error: %s): %s%s",
             args.on_error,
-            common.describe_user_error(exc),
+            runtime.describe_user_error(exc),
             hint,
         )
         sys.exit(1)
-    except common.USER_ERRORS as exc:
-        logger.error("score: %s", common.describe_user_error(exc))
+    except runtime.USER_ERRORS as exc:
+        logger.error("score: %s", runtime.describe_user_error(exc))
         sys.exit(1)
     log_results(args, summary, batch)
 
 
 def cli() -> None:
     """The ``ds-score`` console script: ``main()`` with user errors as one ``ERROR:`` line."""
-    common.run_main(main)
+    runtime.run_main(main)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from dsprior.common import run_main, write_json
+from dsprior.runtime import run_main, write_json
 
 
 def fingerprint(path: Path) -> dict[str, Any]:

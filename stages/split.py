@@ -9,7 +9,7 @@ import argparse
 import logging
 from collections.abc import Sequence
 
-from dsprior import common, contract, sampling, splitting
+from dsprior import contract, runtime, sampling, settings, splitting
 
 log = logging.getLogger(__name__)
 
@@ -21,8 +21,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", required=True, help="split manifest (Parquet)")
     parser.add_argument("--metrics", required=True, help="split metrics (JSON)")
     args = parser.parse_args(argv)
-    common.setup_logging()
-    params = splitting.check_params(common.load_params(args.params, "split"))
+    runtime.setup_logging()
+    params = splitting.check_params(settings.load_params(args.params, "split"))
     metadata = contract.read_metadata(args.dataset)
     splitting.check_feeds(metadata.column(contract.SOURCE).unique().to_pylist(), params["feeds"])
     manifest, stats = splitting.assign_splits(
@@ -35,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     splitting.check_splits_filled(stats, params["feeds"])
     sampling.write_table_atomic(manifest, args.out)
-    common.write_json(args.metrics, stats)
+    runtime.write_json(args.metrics, stats)
     log.info(
         "read %d, assigned %d, moved %d, dropped %s; per split %s",
         stats["read"],
@@ -47,4 +47,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    common.run_main(main)
+    runtime.run_main(main)

@@ -20,7 +20,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from dsprior import common, hardware, modeldir, sampling
+from dsprior import hardware, modeldir, runtime, sampling, settings
 from dsprior.training.params import resolve_params
 
 logger = logging.getLogger(__name__)
@@ -41,14 +41,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    common.setup_logging()
+    runtime.setup_logging()
 
-    params = common.load_params(args.params, "train")
+    params = settings.load_params(args.params, "train")
     p = resolve_params(params)  # before any reading
     # TensorFlow reads TF_ENABLE_ONEDNN_OPTS once, at import: set it from train.onednn and
     # this machine (dsprior.hardware) before the imports below bring TensorFlow in.
     hardware.apply_onednn(hardware.machine_compute("float32", p["onednn"]))
-    common.quiet_tensorflow()
+    runtime.quiet_tensorflow()
     from dsprior import cnn
     from dsprior.training import loop
 
@@ -67,9 +67,9 @@ def main(argv: list[str] | None = None) -> None:
             model.save(Path(tmp) / modeldir.MODEL_FILE)
         logger.info("worker done; the chief writes %s", args.model_dir)
         return
-    with common.atomic_directory(args.model_dir) as tmp:
+    with runtime.atomic_directory(args.model_dir) as tmp:
         cnn.save_model(model, tmp / modeldir.MODEL_FILE)
-        common.write_json(tmp / modeldir.TRAIN_RECORD, record)
+        runtime.write_json(tmp / modeldir.TRAIN_RECORD, record)
     shutil.rmtree(args.backup_dir, ignore_errors=True)
     logger.info(
         "wrote %s (beta %.4f, best step %s)", args.model_dir, record["beta"], record["best_step"]
@@ -77,4 +77,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    common.run_main(main)
+    runtime.run_main(main)

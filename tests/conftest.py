@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from dsprior import common
+from dsprior import runtime
 from tools import scratch
 from tools.scratch import ROOT, deep_merge, run, tool_env
 
@@ -61,10 +61,10 @@ def pytest_configure(config: pytest.Config) -> None:
     """TensorFlow quiet for the whole session, before any test imports it.
 
     Nothing in dsprior sets TensorFlow up at import; each entry point's main() does. The
-    tests that import TensorFlow in process get what ``common.quiet_tensorflow`` chooses
+    tests that import TensorFlow in process get what ``runtime.quiet_tensorflow`` chooses
     (oneDNN off unless TF_ENABLE_ONEDNN_OPTS is set); those that run a stage get the stage's.
     """
-    common.quiet_tensorflow()
+    runtime.quiet_tensorflow()
 
 
 def make_project(path: Path, overrides: dict[str, Any] | None = None) -> Path:

@@ -29,8 +29,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from dsprior import bundle, common, contract
-from dsprior.common import atomic_directory
+from dsprior import bundle, contract, runtime
+from dsprior.runtime import atomic_directory
 from tests.rawfiles import write_jsonl
 from tools.scratch import ROOT
 
@@ -93,7 +93,7 @@ def make_manifest(examples: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def save_model(model_dir: Path, *, dim: int = DIM, seed: int = 3) -> None:
-    common.quiet_tensorflow()
+    runtime.quiet_tensorflow()
     from dsprior import cnn
 
     model = cnn.build_cnn(
@@ -113,7 +113,7 @@ def save_model(model_dir: Path, *, dim: int = DIM, seed: int = 3) -> None:
         "min_rows": max(FILTER_SIZES),
         "best_step": 7,
     }
-    common.write_json(model_dir / "train.json", record)
+    runtime.write_json(model_dir / "train.json", record)
 
 
 def build_pipeline(root: Path, *, prior: float | None) -> dict[str, Path]:

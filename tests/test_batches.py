@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dsprior import batches, contract
-from dsprior.common import atomic_directory
+from dsprior.runtime import atomic_directory
 
 DIM = 8
 

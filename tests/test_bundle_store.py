@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dsprior import bundle, cnn, common
+from dsprior import bundle, cnn, runtime
 from tests.factories import (
     DIM,
     PIPELINE_PRIORS,
@@ -37,7 +37,7 @@ def test_edited_bundle_is_refused(pipeline: dict[str, Path], tmp_path: Path) -> 
     shutil.copytree(pipeline["bundle"], copy)
     spec = read_json(copy / "bundle.json")
     spec["threshold"]["value"] = 0.5
-    common.write_json(copy / "bundle.json", spec)
+    runtime.write_json(copy / "bundle.json", spec)
     with pytest.raises(ValueError, match="content hash does not match"):
         bundle.load_bundle(copy)
     shutil.copy(pipeline["bundle"] / "bundle.json", copy / "bundle.json")
@@ -71,7 +71,7 @@ def test_a_format_1_bundle_still_scores_without_recalibration(
 
 def test_lambda_layers_are_refused_in_safe_mode(tmp_path: Path) -> None:
     """A bundle whose model holds a Lambda (arbitrary code) never loads, even with a valid hash."""
-    common.quiet_tensorflow()
+    runtime.quiet_tensorflow()
     import keras
 
     inputs = keras.Input(shape=(None, DIM), name="features")

@@ -29,7 +29,7 @@ import tensorflow as tf
 import yaml
 
 from dsprior import batches, contract
-from dsprior.common import atomic_directory
+from dsprior.runtime import atomic_directory
 from dsprior.training.loop import train_model
 from dsprior.training.params import resolve_params
 from dsprior.training.strategy import is_chief, make_strategy, resolve_input_shards

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from dsprior import common
+from dsprior import runtime, settings
 from tests.conftest import ROOT, run, tool_env
 from tests.rawfiles import INGEST_PARAMS
 
@@ -27,7 +27,7 @@ def stage(
 ) -> subprocess.CompletedProcess:
     env = tool_env()
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    env.pop(common.TRACEBACK_ENV, None)
+    env.pop(runtime.TRACEBACK_ENV, None)
     return subprocess.run(
         [sys.executable, "-m", f"{package}.{name}", *args],
         cwd=cwd,
@@ -154,7 +154,7 @@ def test_run_main_turns_a_user_error_into_one_line(caplog: pytest.LogCaptureFixt
         raise ValueError("x.y must be >= 1,\n  got 0")
 
     with caplog.at_level(logging.ERROR), pytest.raises(SystemExit) as info:
-        common.run_main(main)
+        runtime.run_main(main)
     assert info.value.code == 1
     assert [r.getMessage() for r in caplog.records] == ["x.y must be >= 1, got 0"]
 
@@ -165,24 +165,24 @@ def test_run_main_lets_a_bug_keep_its_traceback(exc: Exception) -> None:
         raise exc
 
     with pytest.raises(type(exc)):
-        common.run_main(main)
+        runtime.run_main(main)
 
 
 def test_run_main_shows_the_traceback_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(common.TRACEBACK_ENV, "1")
+    monkeypatch.setenv(runtime.TRACEBACK_ENV, "1")
 
     def main() -> None:
         raise ValueError("bad")
 
     with pytest.raises(ValueError, match="bad"):
-        common.run_main(main)
+        runtime.run_main(main)
 
 
 def test_error_records_print_as_one_error_line() -> None:
     record = logging.LogRecord("stages.x", logging.ERROR, __file__, 1, "a %s", ("b",), None)
-    assert common._Formatter().format(record) == "ERROR: a b"
+    assert runtime._Formatter().format(record) == "ERROR: a b"
     record.levelno, record.levelname = logging.INFO, "INFO"
-    assert common._Formatter().format(record).endswith("stages.x INFO a b")
+    assert runtime._Formatter().format(record).endswith("stages.x INFO a b")
 
 
 @pytest.mark.parametrize(
@@ -197,19 +197,19 @@ def test_error_records_print_as_one_error_line() -> None:
 )
 def test_check_number_names_key_value_and_allowed(value, kwargs, message) -> None:
     with pytest.raises(ValueError) as err:
-        common.check_number(value, "k", **kwargs)
+        settings.check_number(value, "k", **kwargs)
     assert str(err.value) == message
-    assert common.check_number(None, "k", none=True) is None
-    assert common.check_number(3, "k", integer=True, minimum=1) == 3
+    assert settings.check_number(None, "k", none=True) is None
+    assert settings.check_number(3, "k", integer=True, minimum=1) == 3
 
 
 def test_load_params_refuses_a_section_that_is_not_a_mapping(tmp_path: Path) -> None:
     path = tmp_path / "params.yaml"
     path.write_text("split: 3\n")
     with pytest.raises(ValueError, match=r"section 'split' must be a mapping of keys, got 3"):
-        common.load_params(path, "split")
+        settings.load_params(path, "split")
     with pytest.raises(ValueError, match=r"split.seed is required"):
-        common.require({}, "seed", "split")
+        settings.require({}, "seed", "split")
 
 
 def _ingest(tmp_path: Path, values: dict[str, Any]) -> subprocess.CompletedProcess:
@@ -239,7 +239,7 @@ def test_tensorflow_starts_quietly_with_onednn_on(tmp_path: Path) -> None:
     """TF's C++ 'oneDNN custom operations are on' notice ignores TF_CPP_MIN_LOG_LEVEL."""
     env = tool_env()
     env.update(PYTHONPATH=str(ROOT), TF_ENABLE_ONEDNN_OPTS="1")
-    code = "from dsprior import common; common.quiet_tensorflow(); import tensorflow as tf; tf.constant(1)"
+    code = "from dsprior import runtime; runtime.quiet_tensorflow(); import tensorflow as tf; tf.constant(1)"
     proc = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
     )

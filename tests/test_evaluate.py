@@ -205,13 +205,13 @@ DIM = 16
 
 def write_stage_inputs(root: Path) -> tuple[Path, Path, Path]:
     """A tiny dataset, manifest and untrained CNN bundle under ``root``."""
-    from dsprior import common, contract
+    from dsprior import contract, runtime
     from dsprior.cnn import build_cnn
 
     rng = np.random.default_rng(0)
     records = []
     dataset = root / "data" / "dataset"
-    with common.atomic_directory(dataset) as tmp:
+    with runtime.atomic_directory(dataset) as tmp:
         with contract.DatasetWriter(tmp, dim=DIM, row_group_size=16, shard_size=40) as writer:
             for i in range(90):
                 split = ("dev_a", "dev_b", "test")[i % 3]

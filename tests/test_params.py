@@ -1,6 +1,6 @@
 """One validation idiom for every stage's params section (issue 14): typos do not pass silently.
 
-Each stage declares its section as a schema (``dsprior.common.check_section``); unknown keys at
+Each stage declares its section as a schema (``dsprior.settings.check_section``); unknown keys at
 any depth, missing keys, wrong types and out-of-range values end in one ValueError naming the
 full key path, the value and what is allowed, before any work.
 """
@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from dsprior import audit, common, downsampling, splitting
+from dsprior import audit, downsampling, settings, splitting
 from stages import evaluate, generate, split, train
 from stages.ingest import IngestConfig
 from tests.conftest import ROOT, TINY_PARAMS, deep_merge
@@ -44,13 +44,13 @@ def refuse(check, params: dict[str, Any]) -> str:
 # ----------------------------------------------------------------------------- the validator
 
 SCHEMA = {
-    "seed": common.Integer(minimum=0),
-    "ratio": common.Number(minimum=0, min_open=True, none=True),
-    "mode": common.Choice("fast", "slow"),
-    "names": common.ListOf(common.Text()),
-    "inner": common.Section({"level": common.Number(minimum=0, maximum=1)}),
-    "sources": common.MapOf(
-        common.Section({"rate": common.Number(), "format": common.Optional(common.Text())})
+    "seed": settings.Integer(minimum=0),
+    "ratio": settings.Number(minimum=0, min_open=True, none=True),
+    "mode": settings.Choice("fast", "slow"),
+    "names": settings.ListOf(settings.Text()),
+    "inner": settings.Section({"level": settings.Number(minimum=0, maximum=1)}),
+    "sources": settings.MapOf(
+        settings.Section({"rate": settings.Number(), "format": settings.Optional(settings.Text())})
     ),
 }
 GOOD = {
@@ -64,7 +64,7 @@ GOOD = {
 
 
 def check(params):
-    return common.check_section(params, SCHEMA, "demo")
+    return settings.check_section(params, SCHEMA, "demo")
 
 
 def test_a_valid_section_passes_and_optional_keys_may_be_left_out():

@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from dsprior import common
+from dsprior import runtime
 
 
 @dataclass(frozen=True)
@@ -180,4 +180,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    common.run_main(main)
+    runtime.run_main(main)

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from dsprior import calibration as cal
-from dsprior import common, contract, modeldir, priors
+from dsprior import contract, modeldir, priors, runtime
 from dsprior.rawio import max_abs_for
 
 FORMAT_VERSION = 2
@@ -48,7 +48,7 @@ def file_sha256(path: str | Path, *, block: int = 1 << 20) -> str:
 def content_hash(spec: dict[str, Any]) -> str:
     """sha256 of the spec without its hash; the spec holds the model file's sha256."""
     body = {k: v for k, v in spec.items() if k != HASH_KEY}
-    text = json.dumps(common.finite_or_none(body), sort_keys=True, separators=(",", ":"))
+    text = json.dumps(runtime.finite_or_none(body), sort_keys=True, separators=(",", ":"))
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -161,7 +161,7 @@ def build_spec(
         "params": {"train": params, "evaluate": evaluate_params},
         "train": {k: train_record.get(k) for k in TRAIN_FIELDS},
     }
-    spec = common.finite_or_none(spec)
+    spec = runtime.finite_or_none(spec)
     spec[HASH_KEY] = content_hash(spec)
     return spec
 

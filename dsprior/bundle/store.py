@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from dsprior import calibration as cal
-from dsprior import common, priors, quantify
+from dsprior import priors, quantify, runtime
 from dsprior.bundle.reference import read_reference
 from dsprior.bundle.spec import (
     HASH_KEY,
@@ -48,11 +48,11 @@ def write_bundle(
         reference is not None and hashlib.sha256(reference).hexdigest() != record["sha256"]
     ):
         raise ValueError("the reference bytes do not match the spec's reference record")
-    with common.atomic_directory(target) as tmp:
+    with runtime.atomic_directory(target) as tmp:
         shutil.copyfile(model_path, tmp / MODEL_FILE)
         if reference is not None:
             (tmp / record["file"]).write_bytes(reference)
-        common.write_json(tmp / SPEC_FILE, spec)
+        runtime.write_json(tmp / SPEC_FILE, spec)
 
 
 def _read_spec_json(bundle_dir: Path) -> Any:
@@ -157,7 +157,7 @@ class Bundle:
 def load_bundle(bundle_dir: str | Path) -> Bundle:
     """Read and verify a bundle, then load its model in safe mode.
 
-    Imports TensorFlow: the entry point sets it up first (``common.quiet_tensorflow``, oneDNN).
+    Imports TensorFlow: the entry point sets it up first (``runtime.quiet_tensorflow``, oneDNN).
     """
     from dsprior import cnn
 

@@ -4,34 +4,34 @@ from __future__ import annotations
 
 from typing import Any
 
-from dsprior import common, hardware, priors
+from dsprior import hardware, priors, settings
 
 THRESHOLD_LABELS = ("distant", "gold")
 
 _UNIT = {"minimum": 0, "maximum": 1, "min_open": True, "max_open": True}
-PARAMS_SCHEMA: dict[str, common.Spec] = {
-    "prior": common.Number(**_UNIT, none=True),
-    "cost": common.Section(
-        {"false_positive": common.Number(minimum=0), "false_negative": common.Number(minimum=0)}
+PARAMS_SCHEMA: dict[str, settings.Spec] = {
+    "prior": settings.Number(**_UNIT, none=True),
+    "cost": settings.Section(
+        {"false_positive": settings.Number(minimum=0), "false_negative": settings.Number(minimum=0)}
     ),
-    "bootstrap": common.Section(
+    "bootstrap": settings.Section(
         {
-            "resamples": common.Integer(minimum=1),
-            "level": common.Number(**_UNIT),
-            "seed": common.Integer(minimum=0),
+            "resamples": settings.Integer(minimum=1),
+            "level": settings.Number(**_UNIT),
+            "seed": settings.Integer(minimum=0),
         }
     ),
-    "calibration_bins": common.Integer(minimum=1),
-    "batch_size": common.Integer(minimum=1),
-    "precision": common.Choice(*hardware.PRECISIONS),  # scoring precision (dsprior.hardware)
-    "onednn": common.Choice(*hardware.ONEDNN_SETTINGS),
-    "threshold_labels": common.Choice(*THRESHOLD_LABELS),  # choose dev_b's threshold on these
+    "calibration_bins": settings.Integer(minimum=1),
+    "batch_size": settings.Integer(minimum=1),
+    "precision": settings.Choice(*hardware.PRECISIONS),  # scoring precision (dsprior.hardware)
+    "onednn": settings.Choice(*hardware.ONEDNN_SETTINGS),
+    "threshold_labels": settings.Choice(*THRESHOLD_LABELS),  # choose dev_b's threshold on these
 }
 
 
 def check_params(params: dict[str, Any]) -> dict[str, Any]:
     """Validate the whole ``evaluate`` section (every key required); the options it sets."""
-    common.check_section(params, PARAMS_SCHEMA, "evaluate")
+    settings.check_section(params, PARAMS_SCHEMA, "evaluate")
     cost, boot = params["cost"], params["bootstrap"]
     out = {
         "prior": params["prior"],

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dsprior import common, priors
+from dsprior import priors, runtime
 from dsprior.evaluation.config import THRESHOLD_LABELS
 from dsprior.evaluation.gold import (
     gold_frame,
@@ -273,7 +273,7 @@ def compute_metrics(
         metrics["gold_prior_source"] = gold_prior_source
     metrics["bootstrap"] = {**boot, "unit": "group"}
     metrics["classic_example"] = classic_example()
-    return common.finite_or_none(metrics)
+    return runtime.finite_or_none(metrics)
 
 
 def classic_example() -> dict[str, float]:

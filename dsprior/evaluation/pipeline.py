@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from dsprior import calibration as cal
-from dsprior import common
+from dsprior import runtime
 from dsprior.evaluation.config import check_params
 from dsprior.evaluation.inputs import build_predictions
 from dsprior.evaluation.label_free import label_free_metrics
@@ -95,7 +95,7 @@ def add_label_free(
         level=boot["level"],
         seed=boot["seed"],
     )
-    return common.finite_or_none(metrics)
+    return runtime.finite_or_none(metrics)
 
 
 def evaluate_predictions(
@@ -132,7 +132,7 @@ def evaluate_predictions(
         threshold_labels=opts["threshold_labels"],
     )
     metrics["prior_source"] = prior_source
-    metrics.update(common.finite_or_none(extra or {}))
+    metrics.update(runtime.finite_or_none(extra or {}))
     metrics = add_label_free(
         metrics,
         predictions,

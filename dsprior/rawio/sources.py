@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dsprior import common
+from dsprior import settings
 from dsprior.contract import EXAMPLE_ID, GROUP, LABEL, TRUE_LABEL
 
 FORMATS = ("csv", "parquet", "jsonl", "simulated")
@@ -35,7 +35,7 @@ REQUIRED_ROLES = (EXAMPLE_ID, GROUP, LABEL)
 SOURCE_KEYS = ("path", "format", "negative_rate", "header", "columns", "features", "delimiter")
 
 
-class _Column(common.Spec):
+class _Column(settings.Spec):
     """A column: its name (a non-empty string) or its 0-based position (an integer)."""
 
     def check(self, value: Any, key: str) -> Any:
@@ -47,14 +47,14 @@ class _Column(common.Spec):
 
 
 # One declared source (ingest.sources.<name>); the documented optional keys may be left out.
-SOURCE_SCHEMA: dict[str, common.Spec] = {
-    "path": common.Text(),
-    "format": common.Optional(common.Choice(*FORMATS)),
-    "negative_rate": common.Number(minimum=0, maximum=1, min_open=True),
-    "header": common.Optional(common.Flag()),
-    "columns": common.Optional(common.MapOf(_Column(), keys=ROLES, min_len=0)),
-    "features": common.Optional(common.ListOf(_Column(), min_len=1, none=True)),
-    "delimiter": common.Optional(common.Text()),
+SOURCE_SCHEMA: dict[str, settings.Spec] = {
+    "path": settings.Text(),
+    "format": settings.Optional(settings.Choice(*FORMATS)),
+    "negative_rate": settings.Number(minimum=0, maximum=1, min_open=True),
+    "header": settings.Optional(settings.Flag()),
+    "columns": settings.Optional(settings.MapOf(_Column(), keys=ROLES, min_len=0)),
+    "features": settings.Optional(settings.ListOf(_Column(), min_len=1, none=True)),
+    "delimiter": settings.Optional(settings.Text()),
 }
 
 
@@ -85,7 +85,7 @@ class SourceSpec:
         key = f"ingest.sources.{name}"
         if params.get("format") == SIMULATED:
             return cls._simulated(name, params, simulation)
-        common.check_section(params, SOURCE_SCHEMA, key)
+        settings.check_section(params, SOURCE_SCHEMA, key)
         rate = float(params["negative_rate"])
         fmt = params.get("format")
         header = params.get("header", True)
@@ -115,7 +115,7 @@ class SourceSpec:
     ) -> SourceSpec:
         key = f"ingest.sources.{name}"
         schema = {k: v for k, v in SOURCE_SCHEMA.items() if k in ("path", "negative_rate")}
-        common.check_section(params, {**schema, "format": common.Choice(SIMULATED)}, key)
+        settings.check_section(params, {**schema, "format": settings.Choice(SIMULATED)}, key)
         drawn = (simulation or {}).get("sources") or {}
         if name not in drawn:
             raise ValueError(

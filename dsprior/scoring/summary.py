@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from dsprior import common, quantify
+from dsprior import quantify, runtime
 from dsprior.bundle import HASH_KEY, Bundle
 from dsprior.rawio import Example
 from dsprior.scoring.apply import decide
@@ -182,7 +182,7 @@ def batch_summary(
         summary["measured"] = measured
     summary["examples"] = n
     summary["groups"] = "resampled whole" if groups is not None else "absent: examples resampled"
-    return common.finite_or_none(summary), moved
+    return runtime.finite_or_none(summary), moved
 
 
 def run_record(bundle: Bundle, scoring: ScoreSummary) -> dict[str, Any]:

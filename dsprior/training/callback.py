@@ -22,7 +22,7 @@ import keras
 import numpy as np
 from tqdm import tqdm
 
-from dsprior import common
+from dsprior import runtime
 from dsprior.training.curves import save_curve_rows
 from dsprior.training.scores import is_better, window_scores
 
@@ -169,7 +169,7 @@ class StepCurves(keras.callbacks.Callback):
             tmp = self.state_dir / "best_weights.tmp.npz"
             np.savez(tmp, **{f"w{i}": w for i, w in enumerate(self.best_weights)})
             tmp.replace(self.best_weights_path)
-        common.write_json(self.state_dir / "state.json", self.state)
+        runtime.write_json(self.state_dir / "state.json", self.state)
 
     def on_train_end(self, logs=None):
         self._progress.close()

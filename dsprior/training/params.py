@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dsprior import common, hardware
+from dsprior import hardware, settings
 
 BALANCE_MODES = ("downsample", "weighted")
 LOSS_WEIGHTS = ("class", "example")
@@ -13,37 +13,37 @@ PRECISIONS = hardware.PRECISIONS  # auto | float32 | mixed_bfloat16
 STRATEGIES = ("default", "mirrored", "multi_worker")
 SCORE_NAMES = ("loss", "precision", "recall", "f1", "average_precision")
 
-_POSITIVE = common.Integer(minimum=1)
-PARAMS_SCHEMA: dict[str, common.Spec] = {
-    "seed": common.Integer(minimum=0),
-    "filter_sizes": common.ListOf(_POSITIVE, min_len=1),
+_POSITIVE = settings.Integer(minimum=1)
+PARAMS_SCHEMA: dict[str, settings.Spec] = {
+    "seed": settings.Integer(minimum=0),
+    "filter_sizes": settings.ListOf(_POSITIVE, min_len=1),
     "filters": _POSITIVE,
-    "dropout": common.Number(minimum=0, maximum=1, max_open=True),
-    "l2": common.Number(minimum=0),
-    "learning_rate": common.Number(minimum=0),  # 0 freezes the weights (a test uses it)
+    "dropout": settings.Number(minimum=0, maximum=1, max_open=True),
+    "l2": settings.Number(minimum=0),
+    "learning_rate": settings.Number(minimum=0),  # 0 freezes the weights (a test uses it)
     "batch_size": _POSITIVE,
     "epochs": _POSITIVE,
     "log_every": _POSITIVE,
     "eval_every": _POSITIVE,
     "eval_batch_size": _POSITIVE,
-    "balance": common.Choice(*BALANCE_MODES),
-    "loss_weight": common.Choice(*LOSS_WEIGHTS),
-    "select_metric": common.Choice(*SCORE_NAMES),
-    "patience": common.Integer(minimum=1, none=True),
-    "threshold": common.Number(minimum=0, maximum=1),
+    "balance": settings.Choice(*BALANCE_MODES),
+    "loss_weight": settings.Choice(*LOSS_WEIGHTS),
+    "select_metric": settings.Choice(*SCORE_NAMES),
+    "patience": settings.Integer(minimum=1, none=True),
+    "threshold": settings.Number(minimum=0, maximum=1),
     "pool_size": _POSITIVE,
-    "prefetch": common.Integer(minimum=0),
+    "prefetch": settings.Integer(minimum=0),
     "checkpoint_every": _POSITIVE,
-    "precision": common.Choice(*PRECISIONS),
-    "onednn": common.Choice(*hardware.ONEDNN_SETTINGS),
-    "strategy": common.Choice(*STRATEGIES),
-    "input_shards": common.Integer(minimum=1, none=True),
+    "precision": settings.Choice(*PRECISIONS),
+    "onednn": settings.Choice(*hardware.ONEDNN_SETTINGS),
+    "strategy": settings.Choice(*STRATEGIES),
+    "input_shards": settings.Integer(minimum=1, none=True),
 }
 
 
 def resolve_params(params: dict[str, Any]) -> dict[str, Any]:
     """The ``train`` section, every key checked (``PARAMS_SCHEMA``, then across keys)."""
-    p = common.check_section(params, PARAMS_SCHEMA, "train")
+    p = settings.check_section(params, PARAMS_SCHEMA, "train")
     if p["checkpoint_every"] % p["log_every"]:
         raise ValueError(
             f"train.checkpoint_every ({p['checkpoint_every']}) must be a multiple of "

@@ -1,4 +1,4 @@
-"""common: atomic folders follow the umask and clean up after killed runs; git ignores temporaries."""
+"""runtime: atomic folders follow the umask and clean up after killed runs; git ignores temporaries."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dsprior import common
+from dsprior import runtime
 from tests.conftest import ROOT
 
 
@@ -38,9 +38,9 @@ def test_atomic_directory_follows_the_umask(
 ) -> None:
     """Not mkdtemp's owner-only 0o700: a teammate or a scoring service must read bundle/ etc."""
     os.umask(mask)
-    assert common.current_umask() == mask
+    assert runtime.current_umask() == mask
     assert os.umask(mask) == mask  # reading it did not change it
-    with common.atomic_directory(tmp_path / "bundle") as tmp:
+    with runtime.atomic_directory(tmp_path / "bundle") as tmp:
         (tmp / "bundle.json").write_text("{}")
     assert mode(tmp_path / "bundle") == expected
     assert mode(tmp_path / "bundle" / "bundle.json") == expected & 0o666
@@ -58,7 +58,7 @@ def test_atomic_directory_removes_temporaries_of_killed_runs(tmp_path: Path) -> 
     keep[0].write_text("{}")
     keep[1].mkdir()
     keep[2].mkdir()
-    with common.atomic_directory(tmp_path / "dataset") as tmp:
+    with runtime.atomic_directory(tmp_path / "dataset") as tmp:
         assert stale.exists()  # nothing is removed before this run succeeds
         (tmp / "x").write_text("done")
     assert not stale.exists()
@@ -71,7 +71,7 @@ def test_atomic_directory_removes_temporaries_of_killed_runs(tmp_path: Path) -> 
 def test_failed_atomic_directory_leaves_target_and_no_temporary(tmp_path: Path) -> None:
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "old").write_text("old")
-    with pytest.raises(RuntimeError), common.atomic_directory(tmp_path / "out") as tmp:
+    with pytest.raises(RuntimeError), runtime.atomic_directory(tmp_path / "out") as tmp:
         (tmp / "new").write_text("new")
         raise RuntimeError("killed")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
@@ -80,7 +80,7 @@ def test_failed_atomic_directory_leaves_target_and_no_temporary(tmp_path: Path) 
 
 def test_write_json_replaces_a_stale_temporary(tmp_path: Path) -> None:
     (tmp_path / ".metrics.json.tmp").write_text('{"partial": ')
-    common.write_json(tmp_path / "metrics.json", {"a": 1})
+    runtime.write_json(tmp_path / "metrics.json", {"a": 1})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]
 
 
@@ -92,9 +92,9 @@ def test_write_json_leaves_no_temporary_when_it_fails(
     def fail(src, dst):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(common.os, "replace", fail)
+    monkeypatch.setattr(runtime.os, "replace", fail)
     with pytest.raises(OSError, match="No space left"):
-        common.write_json(tmp_path / "metrics.json", {"new": 1})
+        runtime.write_json(tmp_path / "metrics.json", {"new": 1})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]
     assert (tmp_path / "metrics.json").read_text() == '{"old": 1}\n'
 
