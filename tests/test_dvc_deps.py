@@ -173,3 +173,34 @@ def test_top_level_inits_are_empty(package: str) -> None:
         n for n in tree.body if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))
     ]
     assert not body, f"{package}/__init__.py runs code; move it into a module"
+
+
+def _resolved(text: str) -> str:
+    """``${paths.x}`` filled in from params.yaml; other interpolations left as they are."""
+    paths = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))["paths"]
+    return posixpath.normpath(re.sub(r"\$\{paths\.(\w+)\}", lambda m: str(paths[m.group(1)]), text))
+
+
+def _entries(block: list | None) -> list[str]:
+    return [_resolved(str(next(iter(e)) if isinstance(e, dict) else e)) for e in block or []]
+
+
+def test_stages_are_listed_in_pipeline_order() -> None:
+    """Each stage comes after every stage whose outputs it reads, so dvc.yaml reads top down."""
+    produced: dict[str, str] = {}
+    for name, stage in STAGES:
+        for kind in ("outs", "metrics", "plots"):
+            for path in _entries(stage.get(kind)):
+                produced[path] = name
+    seen: set[str] = set()
+    late = []
+    for name, stage in STAGES:
+        for dep in _entries(stage.get("deps")):
+            producer = next(
+                (p for out, p in produced.items() if dep == out or dep.startswith(out + "/")),
+                None,
+            )
+            if producer is not None and producer != name and producer not in seen:
+                late.append(f"{name} reads {dep}, which {producer} (listed later) writes")
+        seen.add(name)
+    assert not late, "\n".join(late)
