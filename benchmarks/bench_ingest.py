@@ -183,7 +183,9 @@ def pyarrow_baseline(
 
     for path in paths:
         if fmt == "parquet":
-            batches: Any = pq.ParquetFile(path).iter_batches(batch_size=chunk_rows)
+            # The reader options ingest uses (memory follows the batch, not the row group).
+            parquet = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
+            batches: Any = parquet.iter_batches(batch_size=chunk_rows)
         else:
             batches = pacsv.open_csv(
                 path, read_options=pacsv.ReadOptions(block_size=chunk_rows * 1024)
