@@ -23,6 +23,7 @@ Results go to benchmarks/results/ingest.json and a markdown table is printed.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -244,15 +245,29 @@ def run_baseline(
     return run_child(cmd, f"pyarrow baseline on {paths[0]}")
 
 
-def same_table(dataset: Path, baseline: Path) -> bool:
-    """Whether the baseline wrote the dataset's examples: ids, groups, labels, features."""
+def shard_digests(dataset: Path) -> list[str]:
+    """sha256 of each shard file, read in blocks.
+
+    The parent holds digests, never datasets: a child's ``ru_maxrss`` starts from its
+    parent's resident size at the fork, so a large parent inflates every peak measured.
+    """
+    digests = []
+    for path in contract.shard_paths(dataset):
+        with open(path, "rb") as f:
+            digests.append(hashlib.file_digest(f, "sha256").hexdigest())
+    return digests
+
+
+def content_digest(dataset: Path) -> str:
+    """sha256 of every example's id, group, label, n_rows and features, a batch at a time."""
     columns = [contract.EXAMPLE_ID, contract.GROUP, contract.LABEL, contract.N_ROWS]
     columns.append(contract.FEATURES)
-    tables = [
-        pa.concat_tables(pq.read_table(p, columns=columns) for p in contract.shard_paths(d))
-        for d in (dataset, baseline)
-    ]
-    return tables[0].equals(tables[1])
+    h = hashlib.sha256()
+    for path in contract.shard_paths(dataset):
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=128, columns=columns):
+            for values in zip(*(c.to_pylist() for c in batch.columns), strict=True):
+                h.update(repr(values[:-1]).encode() + values[-1])
+    return h.hexdigest()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -333,7 +348,7 @@ def _measure(
 ) -> list[dict[str, Any]]:
     """Ingest (each workers value) and the pyarrow baseline in alternating rounds, best of each."""
     best: dict[Any, dict[str, Any]] = {}
-    shards: dict[int, dict[str, bytes]] = {}
+    shards: dict[int, list[str]] = {}
     same = True
     for round_ in range(args.rounds):
         runs: list[Any] = [*args.workers, "pyarrow"]
@@ -346,14 +361,14 @@ def _measure(
                                  chunk_rows=chunk_rows)  # fmt: skip
             else:
                 m = run_ingest(raw, work, chunk_rows=chunk_rows, dtype=args.dtype, workers=what)
-                m["dataset"] = out
                 shutil.rmtree(out, ignore_errors=True)
                 (work / "dataset").rename(out)
-                shards.setdefault(what, {q.name: q.read_bytes() for q in contract.shard_paths(out)})
+                shards.setdefault(what, shard_digests(out))
             m["load_1m"] = os.getloadavg()[0]
             if what not in best or m["wall_s"] < best[what]["wall_s"]:
                 best[what] = m
-        same = same and same_table(work / f"dataset-{args.workers[0]}", work / "dataset-pyarrow")
+        digests = [content_digest(work / f"dataset-{w}") for w in (args.workers[0], "pyarrow")]
+        same = same and digests[0] == digests[1]
     ref, first = best["pyarrow"], args.workers[0]
     return [
         {
