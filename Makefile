@@ -51,6 +51,7 @@ lock:
 	rm -rf .lock-venv
 
 bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_generate.py
 	$(BIN)/python benchmarks/bench_ingest.py
 	$(BIN)/python benchmarks/bench_train.py
 	$(BIN)/python benchmarks/bench_onednn.py

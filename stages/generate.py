@@ -40,10 +40,12 @@ FORMATS = RAW_FORMATS
 CHUNK_EXAMPLES = 256
 
 
+ID_COLUMNS = ("example_id", "group", "label", "true_label")
+
+
 def long_table(table: ExampleTable, indices: list[int], rows: list[np.ndarray]) -> pa.Table:
     """Examples as a long table: one line per sentence row, id columns then features."""
     counts = np.array([r.shape[0] for r in rows])
-    stacked = np.concatenate(rows)
     columns: dict[str, Any] = {
         "example_id": np.repeat(table.example_id[indices], counts),
         "group": np.repeat(table.group[indices], counts),
@@ -51,11 +53,29 @@ def long_table(table: ExampleTable, indices: list[int], rows: list[np.ndarray]) 
         "true_label": np.repeat(table.true_label[indices], counts),
     }
     arrays = [pa.array(v) for v in columns.values()]
-    names = list(columns)
-    for j in range(stacked.shape[1]):
-        arrays.append(pa.array(stacked[:, j]))
-        names.append(f"f{j}")
+    # One transposing copy makes every feature column contiguous, so each pa.array wraps
+    # its memory; a column sliced from the row-major rows is strided and was copied value
+    # by value (about 30x slower).
+    by_column = np.concatenate(rows).T.copy()
+    arrays += [pa.array(column) for column in by_column]
+    names = [*columns, *(f"f{j}" for j in range(by_column.shape[0]))]
     return pa.Table.from_arrays(arrays, names=names)
+
+
+def parquet_options() -> dict[str, Any]:
+    """``pq.ParquetWriter`` options of the raw Parquet files.
+
+    Dictionary encoding and zstd only for the id columns. Tried on 700 random float32
+    columns, the default dictionary encoding gave up on each column after its first
+    page and cost 5x the time of writing them plain (and left the file larger), and zstd
+    saved 9 % for 40 % more time to write and time to decompress on every read. No
+    statistics on the features, which nothing reads.
+    """
+    return {
+        "compression": {name: "zstd" for name in ID_COLUMNS},
+        "use_dictionary": ["example_id", "group"],
+        "write_statistics": list(ID_COLUMNS),
+    }
 
 
 class _RawWriter:
@@ -85,7 +105,7 @@ class _RawWriter:
         long = long_table(table, indices, rows)
         if self.fmt == "parquet":
             if self._parquet is None:
-                self._parquet = pq.ParquetWriter(self.path, long.schema, compression="zstd")
+                self._parquet = pq.ParquetWriter(self.path, long.schema, **parquet_options())
             self._parquet.write_table(long)
         else:
             if self._csv is None:

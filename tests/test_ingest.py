@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from dsprior import contract, ingestion
-from dsprior.rawio import RawReader, csv_text
+from dsprior.rawio import RawReader, Reject, SourceSpec, csv_text
 from stages import ingest
 from tests.rawfiles import (
     DIM,
@@ -524,3 +524,51 @@ def test_partially_gold_labelled_source_ingests_nulls_where_unlabelled(
     assert meta["true_label"].null_count == len(unlabelled)
     assert meta["label"].to_pylist() == [ex["label"] for ex in examples]  # distant labels kept
     assert metrics["examples_written"] == 8
+
+
+def test_float32_parquet_reads_and_ingests_as_float64_does(tmp_path: Path) -> None:
+    # float32 feature columns are checked as float32 (no float64 copy): the same
+    # rejects, messages, example rows and dataset bytes as the same numbers in float64.
+    examples = make_examples(8)
+    rows = long_rows(examples)
+    first = np.cumsum([0] + [len(ex["rows"]) for ex in examples])  # each example's first row
+    rows[first[1]][5] = float("nan")
+    rows[first[2] + 1 if first[3] > first[2] + 1 else first[2]][6] = float("inf")
+    rows[first[3]][4] = -1e6  # beyond float16
+    rows[first[5]][4], rows[first[5]][6] = 1e6, float("-inf")  # both: reported as non-finite
+    rows[first[6]][7] = 65504.0  # float16's largest: kept
+    schema = {
+        dtype: pa.schema(
+            [(n, pa.string()) for n in NAMES[:2]]
+            + [(n, pa.int64()) for n in NAMES[2:4]]
+            + [(n, dtype) for n in NAMES[4:]]
+        )
+        for dtype in (pa.float32(), pa.float64())
+    }
+    items, datasets = {}, {}
+    for dtype, sch in schema.items():
+        folder = tmp_path / str(dtype)
+        folder.mkdir()
+        table = pa.Table.from_pylist([dict(zip(NAMES, r, strict=True)) for r in rows], sch)
+        pq.write_table(table, folder / "raw.parquet", row_group_size=5)
+        spec = SourceSpec.from_params(
+            "src", {"path": str(folder / "raw.parquet"), "negative_rate": 1.0}
+        )
+        items[dtype] = list(RawReader(chunk_rows=3, max_abs=65504.0).read_source(spec))
+        source = {"src": {"path": str(folder / "raw.parquet"), "negative_rate": 1.0}}
+        code, metrics, _ = run_ingest(folder, source, on_error="quarantine")
+        assert code == 0 and metrics["examples_rejected"] == 4
+        datasets[dtype] = [p.read_bytes() for p in contract.shard_paths(folder / "dataset")]
+    f32, f64 = items[pa.float32()], items[pa.float64()]
+    assert [type(i) for i in f32] == [type(i) for i in f64]
+    for a, b in zip(f32, f64, strict=True):
+        if isinstance(a, Reject):
+            where = (a.message.split("raw.parquet")[1], b.message.split("raw.parquet")[1])
+            assert a.reason == b.reason and where[0] == where[1]  # all but the folder
+        else:
+            assert a.rows.dtype == np.float32 and a.example_id == b.example_id
+            np.testing.assert_array_equal(a.rows, b.rows)
+    assert [r.reason for r in f32 if isinstance(r, Reject)] == [
+        "non_finite", "non_finite", "out_of_range", "non_finite"
+    ]  # fmt: skip
+    assert datasets[pa.float32()] == datasets[pa.float64()]

@@ -53,7 +53,10 @@ READERS = {"csv": read_csv, "parquet": read_parquet, "jsonl": read_jsonl}
 
 @dataclass
 class Example:
-    """A validated example: ``rows`` is a ``(n_rows, dim)`` float64 array in file order."""
+    """A validated example: ``rows`` is a ``(n_rows, dim)`` array in file order.
+
+    float64, or float32 where the file's features are float32 (the same numbers).
+    """
 
     source: str
     example_id: str
