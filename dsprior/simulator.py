@@ -87,8 +87,11 @@ class SimulatorConfig:
 
 
 @dataclass(frozen=True)
-class SourceSpec:
-    """One raw source: its population size before thinning and its negative rate."""
+class Population:
+    """A simulated source's population: its size before thinning and its upstream negative rate.
+
+    (A raw source as ingest declares it is ``dsprior.rawio.SourceSpec``.)
+    """
 
     name: str
     examples: int
@@ -167,7 +170,7 @@ def draw_group_sizes(n_examples: int, mean: float, rng: np.random.Generator) -> 
 
 
 def draw_source(
-    spec: SourceSpec,
+    spec: Population,
     config: SimulatorConfig,
     *,
     seed: int,
@@ -292,7 +295,7 @@ def iter_examples(
 
 def draw_sources(
     config: SimulatorConfig,
-    sources: list[SourceSpec],
+    sources: list[Population],
     *,
     seed: int,
     shared_fraction: float,
@@ -330,10 +333,10 @@ def part_bounds(n_examples: int, parts: int) -> np.ndarray:
     return np.linspace(0, n_examples, max(1, parts) + 1).astype(int)
 
 
-def sources_from_params(params: dict[str, Any]) -> list[SourceSpec]:
+def sources_from_params(params: dict[str, Any]) -> list[Population]:
     """The simulator's sources (``generate.sources``), in order."""
     return [
-        SourceSpec(name, int(p["examples"]), float(p["negative_rate"]))
+        Population(name, int(p["examples"]), float(p["negative_rate"]))
         for name, p in params["sources"].items()
     ]
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from dsprior import audit, downsampling, settings, splitting
-from stages import evaluate, generate, split, train
+from dsprior import audit, downsampling, generation, settings, simulator, splitting
+from stages import evaluate, split, train
 from stages.ingest import IngestConfig
 from tests.conftest import ROOT, TINY_PARAMS, deep_merge
 
@@ -250,37 +250,37 @@ def test_downsample_missing_key_wrong_type_and_range():
 
 
 def test_generate_dimm_is_refused():
-    msg = refuse(generate.check_params, section("generate", {"dimm": 12}))
+    msg = refuse(simulator.check_params, section("generate", {"dimm": 12}))
     assert msg.startswith("generate.dimm: unknown key (value 12)")
     assert "did you mean 'dim'?" in msg
 
 
 def test_generate_source_keys_are_checked_at_depth():
     params = section("generate", {"sources": {"pool": {"negative_rat": 0.1}}})
-    msg = refuse(generate.check_params, params)
+    msg = refuse(simulator.check_params, params)
     assert "generate.sources.pool.negative_rat: unknown key" in msg
     assert "did you mean 'negative_rate'?" in msg
     params = section("generate")
     del params["sources"]["production"]["examples"]
-    assert refuse(generate.check_params, params) == (
+    assert refuse(simulator.check_params, params) == (
         "generate.sources.production.examples is required; add it to params.yaml"
     )
 
 
 def test_generate_missing_key_wrong_type_and_range(tmp_path):
-    assert refuse(generate.check_params, without(section("generate"), "files_per_source")) == (
+    assert refuse(simulator.check_params, without(section("generate"), "files_per_source")) == (
         "generate.files_per_source is required; add it to params.yaml"
     )
-    assert refuse(generate.check_params, section("generate", {"format": "xlsx"})) == (
+    assert refuse(simulator.check_params, section("generate", {"format": "xlsx"})) == (
         "generate.format must be one of ['parquet', 'csv', 'csv.gz', 'jsonl'], got 'xlsx'"
     )
-    assert refuse(generate.check_params, section("generate", {"prior": 1.5})) == (
+    assert refuse(simulator.check_params, section("generate", {"prior": 1.5})) == (
         "generate.prior must be a number > 0 and < 1, got 1.5"
     )
-    msg = refuse(generate.check_params, section("generate", {"max_rows": 5}))
+    msg = refuse(simulator.check_params, section("generate", {"max_rows": 5}))
     assert msg == "generate.max_rows must be >= min_rows, got 5"  # a check across fields
     with pytest.raises(ValueError, match="generate.dimm"):
-        generate.generate(section("generate", {"dimm": 12}), tmp_path / "raw")
+        generation.generate(section("generate", {"dimm": 12}), tmp_path / "raw")
     assert not (tmp_path / "raw").exists()
 
 
@@ -317,7 +317,7 @@ CHECKS = {
     "audit": audit.check_params,
     "downsample": downsampling.check_params,
     "evaluate": evaluate.check_params,
-    "generate": generate.check_params,
+    "generate": simulator.check_params,
     "ingest": IngestConfig.from_params,  # its own checks (not yet check_section)
     "split": splitting.check_params,
     "train": train.resolve_params,

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import yaml
 
+from dsprior.generation import generate
 from dsprior.rawio import SIMULATED, Example, RawReader, SourceSpec
 from dsprior.rawio import simulated as simulated_source
-from stages.generate import generate
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,16 +10,16 @@ import numpy as np
 import pytest
 import yaml
 
+from dsprior.generation import generate
 from dsprior.simulator import (
+    Population,
     SimulatorConfig,
-    SourceSpec,
     draw_group_sizes,
     draw_rows,
     draw_source,
     iter_examples,
     relation_patterns,
 )
-from stages.generate import generate
 from tests.conftest import ROOT
 
 SEED = 7
@@ -28,7 +28,7 @@ SEED = 7
 def _draw(examples: int, negative_rate: float = 1.0, **config):
     cfg = SimulatorConfig(dim=8, **config)
     table, _ = draw_source(
-        SourceSpec("s", examples, negative_rate), cfg, seed=SEED, source_index=0, first_group=0
+        Population("s", examples, negative_rate), cfg, seed=SEED, source_index=0, first_group=0
     )
     return table, cfg
 
@@ -99,7 +99,7 @@ def test_evidence_runs_in_positives_and_decoys_in_negatives():
         kb_false_positive=0.0,
         kb_missing=0.0,
     )
-    table, _ = draw_source(SourceSpec("s", 600, 1.0), cfg, seed=SEED, source_index=0, first_group=0)
+    table, _ = draw_source(Population("s", 600, 1.0), cfg, seed=SEED, source_index=0, first_group=0)
     patterns = relation_patterns(cfg, seed=SEED)[:5]
     forward, backward = [], []
     for _i, rows in iter_examples(table, cfg, seed=SEED, source_index=0):
@@ -115,7 +115,7 @@ def test_evidence_runs_in_positives_and_decoys_in_negatives():
 
 def test_group_signature_makes_examples_of_a_group_alike():
     cfg = SimulatorConfig(dim=64, group_signal=1.0, group_size_mean=5.0, min_rows=10, max_rows=10)
-    table, _ = draw_source(SourceSpec("s", 200, 1.0), cfg, seed=SEED, source_index=0, first_group=0)
+    table, _ = draw_source(Population("s", 200, 1.0), cfg, seed=SEED, source_index=0, first_group=0)
     means = np.stack(
         [r.mean(axis=0) for _, r in iter_examples(table, cfg, seed=SEED, source_index=0)]
     )
@@ -131,7 +131,7 @@ def test_invalid_params_name_the_key():
     with pytest.raises(ValueError, match="generate.prior"):
         SimulatorConfig.from_params({"prior": 1.5})
     with pytest.raises(ValueError, match="negative_rate"):
-        SourceSpec("pool", 10, 0.0).validate()
+        Population("pool", 10, 0.0).validate()
 
 
 def _params(fmt: str) -> dict:
@@ -194,7 +194,7 @@ def test_generate_shares_some_groups_across_sources(tmp_path):
 
 def test_rows_of_an_example_do_not_depend_on_other_examples():
     cfg = SimulatorConfig(dim=8)
-    table, _ = draw_source(SourceSpec("s", 50, 1.0), cfg, seed=SEED, source_index=0, first_group=0)
+    table, _ = draw_source(Population("s", 50, 1.0), cfg, seed=SEED, source_index=0, first_group=0)
     streamed = dict(iter_examples(table, cfg, seed=SEED, source_index=0))
     patterns = relation_patterns(cfg, seed=SEED)
     for i in (0, 17, len(table) - 1):  # drawn alone, without the examples before it
@@ -207,7 +207,7 @@ def test_rows_of_an_example_do_not_depend_on_other_examples():
 def _rows_digest(cfg: SimulatorConfig, examples: int, negative_rate: float) -> str:
     """sha256 of a drawn source: its table and every example's rows, as drawn."""
     table, next_group = draw_source(
-        SourceSpec("s", examples, negative_rate), cfg, seed=SEED, source_index=1, first_group=5
+        Population("s", examples, negative_rate), cfg, seed=SEED, source_index=1, first_group=5
     )
     h = hashlib.sha256(str(next_group).encode())
     for name in ("example_id", "group"):

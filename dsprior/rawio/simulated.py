@@ -1,7 +1,7 @@
 """The built-in simulator as an ingest source: ``format: simulated``, drawn in memory.
 
 A simulated source has no raw files. Its examples are the ones ``python -m
-stages.generate`` would write, drawn from the ``generate`` params in the same order
+stages.generate`` (``dsprior.generation``) would write, drawn from the ``generate`` params in the same order
 and cut into the same parts (``generate.files_per_source``), so the dataset is the
 same as when the files are written and read back. Each part is read like a file
 (``simulator/<source>/part-NNN`` in messages, positions are rows within the part),
