@@ -105,6 +105,40 @@ def resolve_compute(
     (``tensorflow_onednn``), which wins over everything, since it can no longer change;
     ``model_precision`` the precision a model was trained in, for inference.
     """
+    _check_choices(precision, onednn, model_precision)
+    flags = {f.lower() for f in cpu_flags}
+    native = any(f in flags for f in NATIVE_BF16_FLAGS)
+    bf16_machine = native and not has_gpu
+    hw = (
+        "GPU present"
+        if has_gpu
+        else ("CPU with native bf16" if native else "CPU without native bf16")
+    )
+    use_onednn, onednn_source, why = _choose_onednn(
+        onednn, bf16_machine, env_onednn=env_onednn, imported_onednn=imported_onednn
+    )
+    chosen, precision_source, precision_why = _choose_precision(
+        precision,
+        bf16_machine=bf16_machine,
+        native=native,
+        has_gpu=has_gpu,
+        use_onednn=use_onednn,
+        model_precision=model_precision,
+    )
+    reasons = [hw, f"oneDNN {'on' if use_onednn else 'off'}: {why}", precision_why]
+    return Compute(
+        precision=chosen,
+        onednn=use_onednn,
+        device="gpu" if has_gpu else "cpu",
+        native_bf16=native,
+        precision_source=precision_source,
+        onednn_source=onednn_source,
+        cpu_flags=tuple(f for f in REPORTED_FLAGS if f in flags),
+        reason="; ".join(reasons),
+    )
+
+
+def _check_choices(precision: str, onednn: str, model_precision: str | None) -> None:
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
     if onednn not in ONEDNN_SETTINGS:
@@ -113,17 +147,16 @@ def resolve_compute(
         raise ValueError(
             f"model_precision must be float32 or mixed_bfloat16, got {model_precision!r}"
         )
-    flags = {f.lower() for f in cpu_flags}
-    native = any(f in flags for f in NATIVE_BF16_FLAGS)
-    device = "gpu" if has_gpu else "cpu"
-    bf16_machine = native and not has_gpu
-    hw = (
-        "GPU present"
-        if has_gpu
-        else ("CPU with native bf16" if native else "CPU without native bf16")
-    )
-    reasons = [hw]
 
+
+def _choose_onednn(
+    onednn: str,
+    bf16_machine: bool,
+    *,
+    env_onednn: str | None,
+    imported_onednn: bool | None,
+) -> tuple[bool, str, str]:
+    """(oneDNN on, where the choice came from, why): environment, params, auto, or TensorFlow."""
     env = parse_onednn_env(env_onednn)
     if env is not None:
         use_onednn, onednn_source = env, "environment"
@@ -136,34 +169,29 @@ def resolve_compute(
         # TensorFlow read the variable before this choice could apply (a test, an import)
         why = f"TensorFlow was imported with it {'on' if imported_onednn else 'off'} ({why} wanted {'on' if use_onednn else 'off'})"
         use_onednn, onednn_source = bool(imported_onednn), "tensorflow"
-    reasons.append(f"oneDNN {'on' if use_onednn else 'off'}: {why}")
+    return use_onednn, onednn_source, why
 
+
+def _choose_precision(
+    precision: str,
+    *,
+    bf16_machine: bool,
+    native: bool,
+    has_gpu: bool,
+    use_onednn: bool,
+    model_precision: str | None,
+) -> tuple[str, str, str]:
+    """(precision, where the choice came from, the reason in words)."""
     if precision != "auto":
-        chosen, precision_source = precision, "params"
-        reasons.append(f"{precision}: params")
-    else:
-        precision_source = "auto"
-        if bf16_machine and use_onednn and model_precision in (None, "mixed_bfloat16"):
-            chosen = "mixed_bfloat16"
-            reasons.append("mixed_bfloat16: auto (native bf16 with oneDNN)")
-        else:
-            chosen = "float32"
-            why = (
-                "model trained in float32"
-                if bf16_machine and use_onednn
-                else ("GPU" if has_gpu else ("oneDNN off" if native else "no native bf16"))
-            )
-            reasons.append(f"float32: auto ({why})")
-    return Compute(
-        precision=chosen,
-        onednn=use_onednn,
-        device=device,
-        native_bf16=native,
-        precision_source=precision_source,
-        onednn_source=onednn_source,
-        cpu_flags=tuple(f for f in REPORTED_FLAGS if f in flags),
-        reason="; ".join(reasons),
+        return precision, "params", f"{precision}: params"
+    if bf16_machine and use_onednn and model_precision in (None, "mixed_bfloat16"):
+        return "mixed_bfloat16", "auto", "mixed_bfloat16: auto (native bf16 with oneDNN)"
+    why = (
+        "model trained in float32"
+        if bf16_machine and use_onednn
+        else ("GPU" if has_gpu else ("oneDNN off" if native else "no native bf16"))
     )
+    return "float32", "auto", f"float32: auto ({why})"
 
 
 def read_cpu_flags(path: str | Path = CPUINFO) -> frozenset[str]:

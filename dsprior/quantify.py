@@ -22,6 +22,7 @@ Pure functions on arrays; no files. METHODS.md section 7 has the sources:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -410,47 +411,12 @@ def estimate_batch(
         "cost_fn": cost_fn,
         "adapt": adapt,
     }
-    point = _one_pass(p_raw, np.ones(n), calibration, reference, None, **kw)
-    batch_codes = _codes(groups, n)
-    ref_codes = None if reference is None else _codes(reference.group, len(reference.group))
-    draws: dict[str, list[float]] = {k: [] for k in point}
-    for _ in range(int(resamples)):
-        batch_w = _multiplicity(batch_codes, rng)
-        ref_w = None if ref_codes is None else _multiplicity(ref_codes, rng)
-        for k, v in _one_pass(p_raw, batch_w, calibration, reference, ref_w, **kw).items():
-            draws[k].append(v)
-    ci = {k: _interval(np.asarray(v, dtype=np.float64), level) for k, v in draws.items()}
+    point, ci = _bootstrapped(p_raw, calibration, reference, groups, resamples, level, rng, kw)
 
     def pair(name: str) -> dict[str, Any]:
         return {"value": point[name], "ci": ci[name]}
 
-    interval = (
-        f"{int(round(level * 100))}% percentile bootstrap, {int(resamples)} resamples of the "
-        f"batch's {'groups' if groups is not None else 'examples'}"
-        + (" and of dev_b's groups (the recalibration refitted on each)" if reference else "")
-    )
-    warnings: list[str] = []
-    expected_positives = point["em"] * n
-    if expected_positives < MIN_EXPECTED_POSITIVES:
-        warnings.append(
-            f"the batch holds about {expected_positives:.1f} positives by the estimate (fewer "
-            f"than {MIN_EXPECTED_POSITIVES:g}): too few to estimate its prior or precision "
-            "well; the intervals are wide"
-        )
-    if reference is not None:
-        cross: dict[str, Any] = {
-            "acc": pair("acc"),
-            "pacc": pair("pacc"),
-            "rates_from": "dev_b, as stored in the bundle",
-        }
-        # on the prior-corrected probabilities: an isotonic map has few distinct values,
-        # and ties would blunt the test (it is unchanged by any strictly monotone map)
-        ks = ks_2samp(p_raw, reference.probability[reference.split == "dev_b"])
-        ks_stat, ks_p = float(ks.statistic), float(ks.pvalue)
-    else:
-        reason = "not available: the bundle stores no dev_b reference (built before format 2)"
-        cross = {"available": False, "reason": reason}
-        ks_stat = ks_p = None
+    cross, ks_stat, ks_p = _against_reference(p_raw, reference, pair)
     em_ci = ci["em"]
     shifted = None if None in em_ci else not (em_ci[0] <= prior <= em_ci[1])
     return {
@@ -460,7 +426,7 @@ def estimate_batch(
             "value": point["em"],
             "ci": em_ci,
             "method": EM_METHOD,
-            "interval": interval,
+            "interval": _interval_text(level, resamples, groups, reference),
             "cross_check": cross,
         },
         "estimated_at_threshold": {
@@ -480,8 +446,77 @@ def estimate_batch(
             else None,
         },
         "calibration": calibration.as_dict(),
-        "warnings": warnings,
+        "warnings": _few_positives_warning(point["em"] * n),
     }
+
+
+def _bootstrapped(
+    p_raw: np.ndarray,
+    calibration: cal.Calibration,
+    reference: Reference | None,
+    groups: np.ndarray | None,
+    resamples: int,
+    level: float,
+    rng: np.random.Generator,
+    kw: dict[str, Any],
+) -> tuple[dict[str, float], dict[str, list[float | None]]]:
+    """Every estimate on the batch as it is, and its interval over whole-group resamples.
+
+    Each resample draws the batch's groups, then dev_b's (the reference is resampled with
+    the batch, so its own uncertainty is in the interval).
+    """
+    n = len(p_raw)
+    point = _one_pass(p_raw, np.ones(n), calibration, reference, None, **kw)
+    batch_codes = _codes(groups, n)
+    ref_codes = None if reference is None else _codes(reference.group, len(reference.group))
+    draws: dict[str, list[float]] = {k: [] for k in point}
+    for _ in range(int(resamples)):
+        batch_w = _multiplicity(batch_codes, rng)
+        ref_w = None if ref_codes is None else _multiplicity(ref_codes, rng)
+        for k, v in _one_pass(p_raw, batch_w, calibration, reference, ref_w, **kw).items():
+            draws[k].append(v)
+    ci = {k: _interval(np.asarray(v, dtype=np.float64), level) for k, v in draws.items()}
+    return point, ci
+
+
+def _interval_text(
+    level: float, resamples: int, groups: np.ndarray | None, reference: Reference | None
+) -> str:
+    """How the intervals were made, in words."""
+    return (
+        f"{int(round(level * 100))}% percentile bootstrap, {int(resamples)} resamples of the "
+        f"batch's {'groups' if groups is not None else 'examples'}"
+        + (" and of dev_b's groups (the recalibration refitted on each)" if reference else "")
+    )
+
+
+def _few_positives_warning(expected_positives: float) -> list[str]:
+    """A warning when the batch holds too few positives by the estimate; else none."""
+    if expected_positives >= MIN_EXPECTED_POSITIVES:
+        return []
+    return [
+        f"the batch holds about {expected_positives:.1f} positives by the estimate (fewer "
+        f"than {MIN_EXPECTED_POSITIVES:g}): too few to estimate its prior or precision "
+        "well; the intervals are wide"
+    ]
+
+
+def _against_reference(
+    p_raw: np.ndarray, reference: Reference | None, pair: Callable[[str], dict[str, Any]]
+) -> tuple[dict[str, Any], float | None, float | None]:
+    """The ACC/PACC cross-check and the KS drift test against dev_b, or why they are absent."""
+    if reference is None:
+        reason = "not available: the bundle stores no dev_b reference (built before format 2)"
+        return {"available": False, "reason": reason}, None, None
+    cross: dict[str, Any] = {
+        "acc": pair("acc"),
+        "pacc": pair("pacc"),
+        "rates_from": "dev_b, as stored in the bundle",
+    }
+    # on the prior-corrected probabilities: an isotonic map has few distinct values,
+    # and ties would blunt the test (it is unchanged by any strictly monotone map)
+    ks = ks_2samp(p_raw, reference.probability[reference.split == "dev_b"])
+    return cross, float(ks.statistic), float(ks.pvalue)
 
 
 def adapt_to_prior(
