@@ -6,13 +6,13 @@ Pure functions on arrays and tables, apart from the model call in ``score_arrays
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
 
 from dsprior import contract
-from dsprior.batches import forward, pad_batch
+from dsprior.batches import pad_batch, score_batches
 from dsprior.bundle import Bundle
 from dsprior.scoring.output import OUTPUT_SCHEMA
 
@@ -52,18 +52,18 @@ def score_arrays(
         raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
     if dtype not in contract.DTYPES:
         raise ValueError(f"dtype must be one of {sorted(contract.DTYPES)}, got {dtype!r}")
-    call = forward(model)
     numpy_dtype = np.float16 if dtype == "float16" else np.float32
-    scores = np.empty(len(arrays), dtype=np.float64)
     lengths = np.fromiter((a.shape[0] for a in arrays), dtype=np.int64, count=len(arrays))
     order = np.argsort(lengths, kind="stable")
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
-        features, lens = pad_batch(
-            [arrays[i].astype(numpy_dtype, copy=False) for i in idx], dim=dim, min_rows=min_rows
-        )
-        scores[idx] = call(features, lens)
-    return scores
+
+    def length_buckets() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            rows = [arrays[i].astype(numpy_dtype, copy=False) for i in idx]
+            yield (idx, *pad_batch(rows, dim=dim, min_rows=min_rows))
+
+    # The one scoring path (batches.score_batches), as for the dataset on disk.
+    return score_batches(model, length_buckets(), len(arrays), dim=dim)
 
 
 def output_table(
