@@ -1,4 +1,6 @@
-"""Shared fixtures: tiny params and a scratch copy of the project (``tools.scratch``)."""
+"""Shared fixtures: tiny params and a scratch copy of the project (``tools.scratch``), the
+evaluation's predictions table and its evaluation (``tests.factories``' evaluation data), and
+the tiny pipeline run the bundle and score tests read (``tests.factories.shared_pipeline``)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from typing import Any
 import pytest
 
 from dsprior import runtime
+from tests.factories import EVAL_BETA, EVAL_PARAMS, EVAL_PRIOR, make_predictions
 from tools import scratch
 from tools.scratch import ROOT, deep_merge, run, tool_env
 
@@ -76,3 +79,19 @@ def make_project(path: Path, overrides: dict[str, Any] | None = None) -> Path:
 def project(tmp_path: Path) -> Path:
     """A temporary project repository with tiny params."""
     return make_project(tmp_path / "project")
+
+
+@pytest.fixture(scope="module")
+def predictions():
+    """``make_predictions``' table, once per module."""
+    return make_predictions()
+
+
+@pytest.fixture(scope="module")
+def evaluated(predictions):
+    """(metrics, plots, report) of ``evaluate_predictions`` on ``predictions`` at EVAL_PRIOR."""
+    from dsprior.evaluation.pipeline import evaluate_predictions
+
+    return evaluate_predictions(
+        predictions, params=EVAL_PARAMS, prior=EVAL_PRIOR, prior_source="fixture", beta=EVAL_BETA
+    )

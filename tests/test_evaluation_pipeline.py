@@ -17,68 +17,10 @@ from dsprior.evaluation.inputs import SPLITS
 from dsprior.evaluation.metrics import PRIOR_FACTORS
 from dsprior.evaluation.pipeline import evaluate_predictions
 from dsprior.evaluation.plots import CURVE_POINTS, PR_CHOSEN, PR_SHIPPED
-
-PRIOR = 0.02
-
-
-BETA = 0.05
-
-
-PARAMS = {
-    "prior": None,
-    "cost": {"false_positive": 1, "false_negative": 10},
-    "bootstrap": {"resamples": 60, "level": 0.9, "seed": 3},
-    "calibration_bins": 5,
-    "batch_size": 8,
-    "precision": "auto",
-    "onednn": "auto",
-    "threshold_labels": "distant",
-}
-
-
-def make_split(rng: np.random.Generator, name: str, n_groups: int, keep: float) -> pd.DataFrame:
-    """Groups of 1-4 examples at PRIOR; negatives kept with rate ``keep`` and weighted 1/keep."""
-    sizes = rng.integers(1, 5, n_groups)
-    groups = np.repeat(np.arange(n_groups), sizes)
-    labels = (rng.random(len(groups)) < PRIOR).astype(np.int8)
-    frame = pd.DataFrame(
-        {
-            "example_id": [f"{name}-{i:05d}" for i in range(len(groups))],
-            "split": name,
-            "group": [f"{name}-g{g}" for g in groups],
-            "label": labels,
-        }
-    )
-    frame = frame[(frame["label"] == 1) | (rng.random(len(frame)) < keep)].copy()
-    frame["weight"] = np.where(frame["label"] == 1, 1.0, 1.0 / keep)
-    return frame
-
-
-@pytest.fixture(scope="module")
-def predictions() -> pd.DataFrame:
-    """A predictions table whose scores are calibrated at the thinned prior (beta = BETA)."""
-    rng = np.random.default_rng(42)
-    frame = pd.concat(
-        [
-            make_split(rng, "dev_a", 1500, BETA),
-            make_split(rng, "dev_b", 1200, 1.0),
-            make_split(rng, "test", 1200, 1.0),
-        ],
-        ignore_index=True,
-    )
-    # production probability from a logistic model, then the score a thinned model would give
-    logit = 2.5 * frame["label"].to_numpy() + 1.2 * rng.normal(size=len(frame)) - 5.0
-    probability = 1.0 / (1.0 + np.exp(-logit))
-    frame["score"] = priors.invert_prior_correction(probability, beta=BETA)
-    frame["probability"] = priors.correct_prior(frame["score"].to_numpy(), beta=BETA)
-    return frame.reset_index(drop=True)
-
-
-@pytest.fixture(scope="module")
-def evaluated(predictions):
-    return evaluate_predictions(
-        predictions, params=PARAMS, prior=PRIOR, prior_source="fixture", beta=BETA
-    )
+from tests.factories import EVAL_BETA as BETA
+from tests.factories import EVAL_PARAMS as PARAMS
+from tests.factories import EVAL_PRIOR as PRIOR
+from tests.factories import make_split
 
 
 def test_thinned_dev_a_looks_better_as_sampled_than_at_the_prior(evaluated):
