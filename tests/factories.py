@@ -6,6 +6,7 @@ Plots: ``declared_plots`` lists what `dvc plots show` should draw (test_plots, t
 Bundle and score: a tiny pipeline run, raw input files, edited bundles.
 Evaluation: predictions tables of known truth (``make_predictions``), the evaluate params
 and metrics checks shared by test_evaluate and test_evaluation_*.
+Label-free and calibration: ``draw``, labels and probabilities calibrated at a chosen prior.
 
 ``build_pipeline`` makes a tiny dataset, manifest, model and train.json, and runs
 the evaluate stage and the bundle stage on them; ``shared_pipeline`` builds it once
@@ -492,6 +493,25 @@ def brute_force_cut(y, p, w, *, cost_fp, cost_fn):
         if cost < best_cost:
             best_cost, best_flag = cost, flag
     return best_flag, 1000 * best_cost / w.sum()
+
+
+# Label-free and calibration data (test_quantify, test_calibration).
+
+MU, SIGMA = 2.0, 1.0  # two Gaussian log-odds classes, as tests/fixtures/make_quapy_fixture.py
+
+
+def posterior(x: np.ndarray, prior: float) -> np.ndarray:
+    """P(y=1 | x) at ``prior``: exactly calibrated there."""
+    return 1 / (1 + np.exp(-(2 * MU * x / SIGMA**2 + np.log(prior / (1 - prior)))))
+
+
+def draw(
+    rng: np.random.Generator, n: int, *, prior: float, at: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` labels at ``prior`` and their probabilities calibrated at the prior ``at``."""
+    y = (rng.random(n) < prior).astype(np.int8)
+    x = np.where(y == 1, MU, -MU) + SIGMA * rng.normal(size=n)
+    return y, posterior(x, at)
 
 
 def declared_plots(repo: Path) -> list[str]:
