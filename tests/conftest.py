@@ -1,4 +1,6 @@
-"""Shared fixtures: tiny params and a scratch copy of the project (``tools.scratch``)."""
+"""Shared fixtures: tiny params and a scratch copy of the project (``tools.scratch``), the
+evaluation's predictions table and its evaluation (``tests.factories``' evaluation data), and
+the tiny pipeline run the bundle and score tests read (``tests.factories.shared_pipeline``)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,15 @@ from typing import Any
 import pytest
 
 from dsprior import runtime
+from dsprior.bundle import Bundle, load_bundle
+from tests.factories import (
+    EVAL_BETA,
+    EVAL_PARAMS,
+    EVAL_PRIOR,
+    PIPELINE_PRIORS,
+    make_predictions,
+    shared_pipeline,
+)
 from tools import scratch
 from tools.scratch import ROOT, deep_merge, run, tool_env
 
@@ -65,6 +76,24 @@ def pytest_configure(config: pytest.Config) -> None:
     (oneDNN off unless TF_ENABLE_ONEDNN_OPTS is set); those that run a stage get the stage's.
     """
     runtime.quiet_tensorflow()
+    config.addinivalue_line(
+        "markers", "every_prior: the tests' ``pipeline`` runs at each of factories.PIPELINE_PRIORS"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test marked ``every_prior`` (the bundle modules mark all theirs) that reads ``pipeline``
+    runs once for each prior in PIPELINE_PRIORS, one module's tests per prior at a time."""
+    if "pipeline" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
+        "every_prior"
+    ):
+        metafunc.parametrize(
+            "pipeline",
+            list(PIPELINE_PRIORS.values()),
+            ids=list(PIPELINE_PRIORS),
+            indirect=True,
+            scope="module",
+        )
 
 
 def make_project(path: Path, overrides: dict[str, Any] | None = None) -> Path:
@@ -76,3 +105,32 @@ def make_project(path: Path, overrides: dict[str, Any] | None = None) -> Path:
 def project(tmp_path: Path) -> Path:
     """A temporary project repository with tiny params."""
     return make_project(tmp_path / "project")
+
+
+@pytest.fixture(scope="module")
+def predictions():
+    """``make_predictions``' table, once per module."""
+    return make_predictions()
+
+
+@pytest.fixture(scope="module")
+def evaluated(predictions):
+    """(metrics, plots, report) of ``evaluate_predictions`` on ``predictions`` at EVAL_PRIOR."""
+    from dsprior.evaluation.pipeline import evaluate_predictions
+
+    return evaluate_predictions(
+        predictions, params=EVAL_PARAMS, prior=EVAL_PRIOR, prior_source="fixture", beta=EVAL_BETA
+    )
+
+
+@pytest.fixture(scope="module")
+def pipeline(request: pytest.FixtureRequest, tmp_path_factory) -> dict[str, Path]:
+    """``shared_pipeline``'s run at evaluate's estimated prior (a prior shift), or at each of
+    PIPELINE_PRIORS in a module marked ``every_prior``; built once per session and prior."""
+    return shared_pipeline(tmp_path_factory, prior=getattr(request, "param", None))
+
+
+@pytest.fixture(scope="module")
+def loaded(pipeline: dict[str, Path]) -> Bundle:
+    """``pipeline``'s bundle, loaded."""
+    return load_bundle(pipeline["bundle"])

@@ -4,6 +4,9 @@ Training: ``make_data`` writes a tiny dataset and downsampled manifest, ``TINY``
 train params that train on it in seconds (test_train, test_training_*, test_hardware).
 Plots: ``declared_plots`` lists what `dvc plots show` should draw (test_plots, the e2e test).
 Bundle and score: a tiny pipeline run, raw input files, edited bundles.
+Evaluation: predictions tables of known truth (``make_predictions``), the evaluate params
+and metrics checks shared by test_evaluate and test_evaluation_*.
+Label-free and calibration: ``draw``, labels and probabilities calibrated at a chosen prior.
 
 ``build_pipeline`` makes a tiny dataset, manifest, model and train.json, and runs
 the evaluate stage and the bundle stage on them; ``shared_pipeline`` builds it once
@@ -17,6 +20,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import math
 import re
 import shutil
 from pathlib import Path
@@ -29,7 +33,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from dsprior import bundle, contract, runtime
+from dsprior import bundle, contract, priors, runtime
 from dsprior.runtime import atomic_directory
 from tests.rawfiles import write_jsonl
 from tools.scratch import ROOT
@@ -399,6 +403,115 @@ def make_data(root, *, n=60, seed=0):
                 }
             )
     return root / "dataset", pd.DataFrame(records)
+
+
+# Evaluation data: predictions tables whose truth is known, for the evaluate stage's and
+# dsprior.evaluation's tests (test_evaluate, test_evaluation_*); conftest's ``predictions`` and
+# ``evaluated`` fixtures are built from them.
+
+EVAL_PRIOR = 0.02
+EVAL_BETA = 0.05
+
+EVAL_PARAMS = {
+    "prior": None,
+    "cost": {"false_positive": 1, "false_negative": 10},
+    "bootstrap": {"resamples": 60, "level": 0.9, "seed": 3},
+    "calibration_bins": 5,
+    "batch_size": 8,
+    "precision": "auto",
+    "onednn": "auto",
+    "threshold_labels": "distant",
+}
+
+# The metrics.json keys the evaluate issue requires (test_evaluate, the e2e test).
+REQUIRED_METRICS = [
+    f"{split}.{view}.{name}"
+    for split in ("dev_a", "dev_b", "test")
+    for view in ("sample", "prior")
+    for name in ("precision", "recall", "f1", "average_precision")
+] + ["dev_b.prior.expected_cost", "test.prior.expected_cost", "threshold"]
+
+
+def make_split(rng: np.random.Generator, name: str, n_groups: int, keep: float) -> pd.DataFrame:
+    """Groups of 1-4 examples at EVAL_PRIOR; negatives kept with rate ``keep`` and weighted 1/keep."""
+    sizes = rng.integers(1, 5, n_groups)
+    groups = np.repeat(np.arange(n_groups), sizes)
+    labels = (rng.random(len(groups)) < EVAL_PRIOR).astype(np.int8)
+    frame = pd.DataFrame(
+        {
+            "example_id": [f"{name}-{i:05d}" for i in range(len(groups))],
+            "split": name,
+            "group": [f"{name}-g{g}" for g in groups],
+            "label": labels,
+        }
+    )
+    frame = frame[(frame["label"] == 1) | (rng.random(len(frame)) < keep)].copy()
+    frame["weight"] = np.where(frame["label"] == 1, 1.0, 1.0 / keep)
+    return frame
+
+
+def make_predictions() -> pd.DataFrame:
+    """A predictions table whose scores are calibrated at the thinned prior (beta = EVAL_BETA)."""
+    rng = np.random.default_rng(42)
+    frame = pd.concat(
+        [
+            make_split(rng, "dev_a", 1500, EVAL_BETA),
+            make_split(rng, "dev_b", 1200, 1.0),
+            make_split(rng, "test", 1200, 1.0),
+        ],
+        ignore_index=True,
+    )
+    # production probability from a logistic model, then the score a thinned model would give
+    logit = 2.5 * frame["label"].to_numpy() + 1.2 * rng.normal(size=len(frame)) - 5.0
+    probability = 1.0 / (1.0 + np.exp(-logit))
+    frame["score"] = priors.invert_prior_correction(probability, beta=EVAL_BETA)
+    frame["probability"] = priors.correct_prior(frame["score"].to_numpy(), beta=EVAL_BETA)
+    return frame.reset_index(drop=True)
+
+
+def assert_finite_or_null(value, where="metrics"):
+    if isinstance(value, dict):
+        for k, v in value.items():
+            assert_finite_or_null(v, f"{where}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            assert_finite_or_null(v, f"{where}[{i}]")
+    elif isinstance(value, float):
+        assert math.isfinite(value), where
+
+
+def brute_force_cut(y, p, w, *, cost_fp, cost_fn):
+    """The flag set ``p >= cut`` of least weighted cost, trying every cut (and flagging nothing).
+
+    Returns (flagged mask, cost per 1,000 of the weighted population); ties go to the
+    higher cut.
+    """
+    best_cost, best_flag = cost_fn * w[y == 1].sum(), np.zeros(len(y), dtype=bool)
+    for cut in np.unique(p)[::-1]:
+        flag = p >= cut
+        cost = cost_fp * w[flag & (y == 0)].sum() + cost_fn * w[~flag & (y == 1)].sum()
+        if cost < best_cost:
+            best_cost, best_flag = cost, flag
+    return best_flag, 1000 * best_cost / w.sum()
+
+
+# Label-free and calibration data (test_quantify, test_calibration).
+
+MU, SIGMA = 2.0, 1.0  # two Gaussian log-odds classes, as tests/fixtures/make_quapy_fixture.py
+
+
+def posterior(x: np.ndarray, prior: float) -> np.ndarray:
+    """P(y=1 | x) at ``prior``: exactly calibrated there."""
+    return 1 / (1 + np.exp(-(2 * MU * x / SIGMA**2 + np.log(prior / (1 - prior)))))
+
+
+def draw(
+    rng: np.random.Generator, n: int, *, prior: float, at: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` labels at ``prior`` and their probabilities calibrated at the prior ``at``."""
+    y = (rng.random(n) < prior).astype(np.int8)
+    x = np.where(y == 1, MU, -MU) + SIGMA * rng.normal(size=n)
+    return y, posterior(x, at)
 
 
 def declared_plots(repo: Path) -> list[str]:

@@ -1,4 +1,5 @@
-"""Factories of raw input files (CSV, CSV.gz, Parquet, JSON Lines) for the reader and stage tests."""
+"""Factories of raw input files (CSV, CSV.gz, Parquet, JSON Lines) for the reader and stage tests,
+and the readers' tests' way to read one back (``read_all``) and check its reject."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
+
+from dsprior.rawio import Example, RawReader, Reject, SourceSpec
 
 # params.yaml's ingest section without its sources: the one place the defaults live.
 INGEST_PARAMS = {
@@ -77,3 +80,19 @@ def write_jsonl(path: Path, records: list[Any]) -> Path:
 
 def jsonl_records(examples: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{**ex, "rows": ex["rows"].tolist()} for ex in examples]
+
+
+def read_all(path: Path, *, chunk_rows: int = 3, **spec: Any) -> list[Example | Reject]:
+    source = SourceSpec.from_params("src", {"path": str(path), "negative_rate": 1.0, **spec})
+    return list(RawReader(chunk_rows=chunk_rows, max_abs=65504.0).read_source(source))
+
+
+def only_reject(items: list[Example | Reject]) -> Reject:
+    rejects = [i for i in items if isinstance(i, Reject)]
+    assert len(rejects) == 1, rejects
+    return rejects[0]
+
+
+def assert_message(reject: Reject, *parts: str) -> None:
+    for part in parts:
+        assert part in reject.message, (part, reject.message)

@@ -11,12 +11,10 @@ import yaml
 
 from dsprior import bundle, priors
 from stages import bundle as bundle_stage
-from tests.factories import BETA, DIM, MODEL_PRIOR, PIPELINE_PRIORS, read_json, shared_pipeline
+from tests.factories import BETA, DIM, MODEL_PRIOR, read_json
 
-
-@pytest.fixture(scope="module", params=list(PIPELINE_PRIORS.values()), ids=list(PIPELINE_PRIORS))
-def pipeline(request, tmp_path_factory) -> dict[str, Path]:
-    return shared_pipeline(tmp_path_factory, prior=request.param)
+# ``pipeline`` (conftest) at each of PIPELINE_PRIORS: evaluate's estimate, or the model's own.
+pytestmark = pytest.mark.every_prior
 
 
 def test_bundle_records_what_scoring_needs(pipeline: dict[str, Path]) -> None:

@@ -10,12 +10,9 @@ import pytest
 
 from dsprior import bundle
 from dsprior import calibration as cal
-from tests.factories import PIPELINE_PRIORS, shared_pipeline
 
-
-@pytest.fixture(scope="module", params=list(PIPELINE_PRIORS.values()), ids=list(PIPELINE_PRIORS))
-def pipeline(request, tmp_path_factory) -> dict[str, Path]:
-    return shared_pipeline(tmp_path_factory, prior=request.param)
+# ``pipeline`` (conftest) at each of PIPELINE_PRIORS: evaluate's estimate, or the model's own.
+pytestmark = pytest.mark.every_prior
 
 
 def test_reference_holds_dev_b_as_evaluate_saw_it(pipeline: dict[str, Path]) -> None:

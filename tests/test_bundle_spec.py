@@ -10,12 +10,10 @@ import pandas as pd
 import pytest
 
 from dsprior import bundle, priors
-from tests.factories import BETA, DIM, PIPELINE_PRIORS, shared_pipeline, spec_inputs
+from tests.factories import BETA, DIM, spec_inputs
 
-
-@pytest.fixture(scope="module", params=list(PIPELINE_PRIORS.values()), ids=list(PIPELINE_PRIORS))
-def pipeline(request, tmp_path_factory) -> dict[str, Path]:
-    return shared_pipeline(tmp_path_factory, prior=request.param)
+# ``pipeline`` (conftest) at each of PIPELINE_PRIORS: evaluate's estimate, or the model's own.
+pytestmark = pytest.mark.every_prior
 
 
 def test_stale_predictions_are_refused(pipeline: dict[str, Path]) -> None:

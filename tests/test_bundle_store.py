@@ -12,18 +12,14 @@ import pytest
 from dsprior import bundle, cnn, runtime
 from tests.factories import (
     DIM,
-    PIPELINE_PRIORS,
     downgrade_to_format_1,
     edited_copy,
     read_json,
-    shared_pipeline,
     spec_inputs,
 )
 
-
-@pytest.fixture(scope="module", params=list(PIPELINE_PRIORS.values()), ids=list(PIPELINE_PRIORS))
-def pipeline(request, tmp_path_factory) -> dict[str, Path]:
-    return shared_pipeline(tmp_path_factory, prior=request.param)
+# ``pipeline`` (conftest) at each of PIPELINE_PRIORS: evaluate's estimate, or the model's own.
+pytestmark = pytest.mark.every_prior
 
 
 def test_load_bundle_gives_the_model_and_its_dim(pipeline: dict[str, Path]) -> None:

@@ -10,17 +10,13 @@ import pytest
 from dsprior import bundle
 from tests.factories import (
     DIM,
-    PIPELINE_PRIORS,
     edited_copy,
     model_beside_the_bundle,
     set_field,
-    shared_pipeline,
 )
 
-
-@pytest.fixture(scope="module", params=list(PIPELINE_PRIORS.values()), ids=list(PIPELINE_PRIORS))
-def pipeline(request, tmp_path_factory) -> dict[str, Path]:
-    return shared_pipeline(tmp_path_factory, prior=request.param)
+# ``pipeline`` (conftest) at each of PIPELINE_PRIORS: evaluate's estimate, or the model's own.
+pytestmark = pytest.mark.every_prior
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,6 @@ The library it calls (``dsprior.evaluation``) is tested in tests/test_evaluation
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -21,76 +20,11 @@ from dsprior.evaluation.inputs import PREDICTION_COLUMNS, SPLITS
 from dsprior.evaluation.pipeline import evaluate_predictions
 from stages import evaluate
 from tests.conftest import ROOT
-
-PRIOR = 0.02
-
-
-BETA = 0.05
-
-
-PARAMS = {
-    "prior": None,
-    "cost": {"false_positive": 1, "false_negative": 10},
-    "bootstrap": {"resamples": 60, "level": 0.9, "seed": 3},
-    "calibration_bins": 5,
-    "batch_size": 8,
-    "precision": "auto",
-    "onednn": "auto",
-    "threshold_labels": "distant",
-}
-
-
-def make_split(rng: np.random.Generator, name: str, n_groups: int, keep: float) -> pd.DataFrame:
-    """Groups of 1-4 examples at PRIOR; negatives kept with rate ``keep`` and weighted 1/keep."""
-    sizes = rng.integers(1, 5, n_groups)
-    groups = np.repeat(np.arange(n_groups), sizes)
-    labels = (rng.random(len(groups)) < PRIOR).astype(np.int8)
-    frame = pd.DataFrame(
-        {
-            "example_id": [f"{name}-{i:05d}" for i in range(len(groups))],
-            "split": name,
-            "group": [f"{name}-g{g}" for g in groups],
-            "label": labels,
-        }
-    )
-    frame = frame[(frame["label"] == 1) | (rng.random(len(frame)) < keep)].copy()
-    frame["weight"] = np.where(frame["label"] == 1, 1.0, 1.0 / keep)
-    return frame
-
-
-@pytest.fixture(scope="module")
-def predictions() -> pd.DataFrame:
-    """A predictions table whose scores are calibrated at the thinned prior (beta = BETA)."""
-    rng = np.random.default_rng(42)
-    frame = pd.concat(
-        [
-            make_split(rng, "dev_a", 1500, BETA),
-            make_split(rng, "dev_b", 1200, 1.0),
-            make_split(rng, "test", 1200, 1.0),
-        ],
-        ignore_index=True,
-    )
-    # production probability from a logistic model, then the score a thinned model would give
-    logit = 2.5 * frame["label"].to_numpy() + 1.2 * rng.normal(size=len(frame)) - 5.0
-    probability = 1.0 / (1.0 + np.exp(-logit))
-    frame["score"] = priors.invert_prior_correction(probability, beta=BETA)
-    frame["probability"] = priors.correct_prior(frame["score"].to_numpy(), beta=BETA)
-    return frame.reset_index(drop=True)
-
-
-@pytest.fixture(scope="module")
-def evaluated(predictions):
-    return evaluate_predictions(
-        predictions, params=PARAMS, prior=PRIOR, prior_source="fixture", beta=BETA
-    )
-
-
-REQUIRED = [
-    f"{split}.{view}.{name}"
-    for split in ("dev_a", "dev_b", "test")
-    for view in ("sample", "prior")
-    for name in ("precision", "recall", "f1", "average_precision")
-] + ["dev_b.prior.expected_cost", "test.prior.expected_cost", "threshold"]
+from tests.factories import EVAL_BETA as BETA
+from tests.factories import EVAL_PARAMS as PARAMS
+from tests.factories import EVAL_PRIOR as PRIOR
+from tests.factories import REQUIRED_METRICS as REQUIRED
+from tests.factories import assert_finite_or_null
 
 
 def lookup(metrics: dict, dotted: str):
@@ -98,17 +32,6 @@ def lookup(metrics: dict, dotted: str):
     for key in dotted.split("."):
         value = value[key]
     return value
-
-
-def assert_finite_or_null(value, where="metrics"):
-    if isinstance(value, dict):
-        for k, v in value.items():
-            assert_finite_or_null(v, f"{where}.{k}")
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            assert_finite_or_null(v, f"{where}[{i}]")
-    elif isinstance(value, float):
-        assert math.isfinite(value), where
 
 
 def check_metrics_file(path: Path) -> dict:

@@ -6,17 +6,7 @@ import pytest
 
 from dsprior.evaluation.config import check_params
 from tests.conftest import deep_merge
-
-PARAMS = {
-    "prior": None,
-    "cost": {"false_positive": 1, "false_negative": 10},
-    "bootstrap": {"resamples": 60, "level": 0.9, "seed": 3},
-    "calibration_bins": 5,
-    "batch_size": 8,
-    "precision": "auto",
-    "onednn": "auto",
-    "threshold_labels": "distant",
-}
+from tests.factories import EVAL_PARAMS as PARAMS
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,6 @@ labels, with weights moved to the gold prior independently of ``priors.weights_a
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -28,50 +26,15 @@ from dsprior.evaluation.measures import CI_METRICS
 from dsprior.evaluation.metrics import classic_example, compute_metrics
 from dsprior.evaluation.pipeline import evaluate_predictions
 from dsprior.evaluation.report import render_report
+from tests.factories import EVAL_BETA as BETA
+from tests.factories import EVAL_PARAMS as PARAMS
+from tests.factories import assert_finite_or_null, brute_force_cut
 
 GOLD_PRIOR = 0.03  # truth in production
 KB_MISSING = 0.3  # P(distant 0 | gold 1)
 KB_FALSE = 0.004  # P(distant 1 | gold 0): about 1 in 8 distant positives false
-BETA = 0.05
 COSTS = {"cost_fp": 1.0, "cost_fn": 10.0}
 BOOT = {"resamples": 40, "level": 0.9, "seed": 5}
-
-PARAMS = {
-    "prior": None,
-    "cost": {"false_positive": 1, "false_negative": 10},
-    "bootstrap": {"resamples": 60, "level": 0.9, "seed": 3},
-    "calibration_bins": 5,
-    "batch_size": 8,
-    "precision": "auto",
-    "onednn": "auto",
-    "threshold_labels": "distant",
-}
-
-
-def assert_finite_or_null(value, where="metrics"):
-    if isinstance(value, dict):
-        for k, v in value.items():
-            assert_finite_or_null(v, f"{where}.{k}")
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            assert_finite_or_null(v, f"{where}[{i}]")
-    elif isinstance(value, float):
-        assert math.isfinite(value), where
-
-
-def brute_force_cut(y, p, w, *, cost_fp, cost_fn):
-    """The flag set ``p >= cut`` of least weighted cost, trying every cut (and flagging nothing).
-
-    Returns (flagged mask, cost per 1,000 of the weighted population); ties go to the
-    higher cut.
-    """
-    best_cost, best_flag = cost_fn * w[y == 1].sum(), np.zeros(len(y), dtype=bool)
-    for cut in np.unique(p)[::-1]:
-        flag = p >= cut
-        cost = cost_fp * w[flag & (y == 0)].sum() + cost_fn * w[~flag & (y == 1)].sum()
-        if cost < best_cost:
-            best_cost, best_flag = cost, flag
-    return best_flag, 1000 * best_cost / w.sum()
 
 
 def noisy_split(rng: np.random.Generator, name: str, n_groups: int, keep: float) -> pd.DataFrame:

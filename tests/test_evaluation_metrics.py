@@ -9,21 +9,7 @@ import pytest
 
 from dsprior.evaluation.inputs import PREDICTION_COLUMNS
 from dsprior.evaluation.metrics import compute_metrics
-
-
-def brute_force_cut(y, p, w, *, cost_fp, cost_fn):
-    """The flag set ``p >= cut`` of least weighted cost, trying every cut (and flagging nothing).
-
-    Returns (flagged mask, cost per 1,000 of the weighted population); ties go to the
-    higher cut.
-    """
-    best_cost, best_flag = cost_fn * w[y == 1].sum(), np.zeros(len(y), dtype=bool)
-    for cut in np.unique(p)[::-1]:
-        flag = p >= cut
-        cost = cost_fp * w[flag & (y == 0)].sum() + cost_fn * w[~flag & (y == 1)].sum()
-        if cost < best_cost:
-            best_cost, best_flag = cost, flag
-    return best_flag, 1000 * best_cost / w.sum()
+from tests.factories import brute_force_cut
 
 
 def split_frame(rng, name, *, n, positive_rate, keep=1.0):

@@ -1,9 +1,9 @@
-"""The evaluation wired (``dsprior.evaluation.pipeline``): metrics, plot records and report
-from a predictions table, checked on tables made here whose truth is known.
+"""The evaluation wired (``dsprior.evaluation.pipeline``): metrics and plot records from a
+predictions table whose truth is known (``tests.factories.make_predictions``).
 
-These tests read the report, the plot records and the label-free estimates of one
-``evaluate_predictions`` run each; the modules that make them (report, plots,
-recalibration, label_free) are tested through it.
+The report's tests are in test_evaluation_report.py, the label-free estimates' (with the
+calibration at the prior) in test_evaluation_label_free.py; they too read one
+``evaluate_predictions`` run.
 """
 
 from __future__ import annotations
@@ -14,71 +14,8 @@ import pytest
 
 from dsprior import priors
 from dsprior.evaluation.inputs import SPLITS
-from dsprior.evaluation.metrics import PRIOR_FACTORS
-from dsprior.evaluation.pipeline import evaluate_predictions
 from dsprior.evaluation.plots import CURVE_POINTS, PR_CHOSEN, PR_SHIPPED
-
-PRIOR = 0.02
-
-
-BETA = 0.05
-
-
-PARAMS = {
-    "prior": None,
-    "cost": {"false_positive": 1, "false_negative": 10},
-    "bootstrap": {"resamples": 60, "level": 0.9, "seed": 3},
-    "calibration_bins": 5,
-    "batch_size": 8,
-    "precision": "auto",
-    "onednn": "auto",
-    "threshold_labels": "distant",
-}
-
-
-def make_split(rng: np.random.Generator, name: str, n_groups: int, keep: float) -> pd.DataFrame:
-    """Groups of 1-4 examples at PRIOR; negatives kept with rate ``keep`` and weighted 1/keep."""
-    sizes = rng.integers(1, 5, n_groups)
-    groups = np.repeat(np.arange(n_groups), sizes)
-    labels = (rng.random(len(groups)) < PRIOR).astype(np.int8)
-    frame = pd.DataFrame(
-        {
-            "example_id": [f"{name}-{i:05d}" for i in range(len(groups))],
-            "split": name,
-            "group": [f"{name}-g{g}" for g in groups],
-            "label": labels,
-        }
-    )
-    frame = frame[(frame["label"] == 1) | (rng.random(len(frame)) < keep)].copy()
-    frame["weight"] = np.where(frame["label"] == 1, 1.0, 1.0 / keep)
-    return frame
-
-
-@pytest.fixture(scope="module")
-def predictions() -> pd.DataFrame:
-    """A predictions table whose scores are calibrated at the thinned prior (beta = BETA)."""
-    rng = np.random.default_rng(42)
-    frame = pd.concat(
-        [
-            make_split(rng, "dev_a", 1500, BETA),
-            make_split(rng, "dev_b", 1200, 1.0),
-            make_split(rng, "test", 1200, 1.0),
-        ],
-        ignore_index=True,
-    )
-    # production probability from a logistic model, then the score a thinned model would give
-    logit = 2.5 * frame["label"].to_numpy() + 1.2 * rng.normal(size=len(frame)) - 5.0
-    probability = 1.0 / (1.0 + np.exp(-logit))
-    frame["score"] = priors.invert_prior_correction(probability, beta=BETA)
-    frame["probability"] = priors.correct_prior(frame["score"].to_numpy(), beta=BETA)
-    return frame.reset_index(drop=True)
-
-
-@pytest.fixture(scope="module")
-def evaluated(predictions):
-    return evaluate_predictions(
-        predictions, params=PARAMS, prior=PRIOR, prior_source="fixture", beta=BETA
-    )
+from tests.factories import EVAL_BETA as BETA
 
 
 def test_thinned_dev_a_looks_better_as_sampled_than_at_the_prior(evaluated):
@@ -103,23 +40,6 @@ def test_threshold_near_bayes_on_calibrated_scores(evaluated):
     )
     # searched on a few thousand examples: same order as the analytic optimum
     assert 0.3 * metrics["bayes_threshold"] < metrics["threshold"] < 3 * metrics["bayes_threshold"]
-
-
-def test_report_has_table_classic_example_and_production_terms(evaluated):
-    metrics, _, report = evaluated
-    for row in (
-        "dev_a as sampled",
-        "dev_a projected to the prior",
-        "dev_b measured at the prior",
-        "test measured at the prior",
-    ):
-        assert report.count(f"| {row} |") == 2  # the shipped rule and the chosen threshold
-    assert "shipped rule (raw score >= 0.5)" in report
-    assert "97/(97+150) = 0.393" in report
-    assert "precision 97/(97+3) = 0.97" in report
-    assert f"{metrics['test']['prior']['alerts_per_1000']:.1f} alerts" in report
-    assert metrics["classic_example"]["precision_projected"] == pytest.approx(97 / 247)
-    assert metrics["classic_example"]["precision_siblini"] == pytest.approx(97 / 247)
 
 
 def test_plot_data_series(evaluated, predictions):
@@ -178,58 +98,3 @@ def test_plot_data_series(evaluated, predictions):
     assert marks.loc["bayes", "threshold"] == metrics["bayes_threshold"]
     bayes_cost = metrics["dev_b"]["prior_at_bayes_threshold"]["expected_cost"]
     assert marks.loc["bayes", "expected_cost"] == pytest.approx(bayes_cost)
-
-
-@pytest.fixture(scope="module")
-def calibrated():
-    """Like ``predictions``, but with probabilities exactly calibrated at PRIOR (two Gaussian
-    log-odds classes), so that the label-free estimates must find the measured numbers."""
-    rng = np.random.default_rng(43)
-    frame = pd.concat(
-        [make_split(rng, s, n, keep) for s, n, keep in
-         (("dev_a", 1500, BETA), ("dev_b", 2400, 1.0), ("test", 2400, 1.0))],
-        ignore_index=True,
-    )  # fmt: skip
-    x = np.where(frame["label"] == 1, 2.0, -2.0) + rng.normal(size=len(frame))
-    probability = 1 / (1 + np.exp(-(4.0 * x + np.log(PRIOR / (1 - PRIOR)))))
-    frame["score"] = priors.invert_prior_correction(probability, beta=BETA)
-    frame["probability"] = priors.correct_prior(frame["score"].to_numpy(), beta=BETA)
-    frame = frame.reset_index(drop=True)
-    return evaluate_predictions(
-        frame, params=PARAMS, prior=PRIOR, prior_source="fixture", beta=BETA
-    )
-
-
-def test_evaluate_reports_calibration_and_the_label_free_estimates(calibrated):
-    metrics, _, report = calibrated
-    for split in ("dev_a", "dev_b", "test"):
-        c = metrics[split]["calibration_at_prior"]
-        assert c["mean_to_rate"] == pytest.approx(c["mean_probability"] / c["label_rate"])
-        assert 0 <= c["calibration_error"] <= 1
-    free = metrics["label_free"]
-    assert {"dev_b", "test", "test_at_1_30", "test_at_1_100", "test_at_1_250"} <= set(free)
-    for name, entry in free.items():
-        est = entry["estimated_prior"]
-        assert est["ci"][0] <= est["value"] <= est["ci"][1], name
-        assert set(entry["estimated_at_threshold"]) >= {
-            "precision", "recall", "alerts_per_1000", "expected_cost"
-        }  # fmt: skip
-        assert set(entry["drift"]) >= {"prior_shift", "score_shift_ks", "p_value"}
-        assert {"prior", "precision", "recall"} <= set(entry["measured"])
-    # calibrated scores: the estimate's interval covers test's measured prior, and test
-    # subsampled to 1:30 (above the fixture's 1:49) is found to have moved up
-    test = free["test"]
-    assert test["estimated_prior"]["ci"][0] <= test["measured"]["prior"]
-    assert test["measured"]["prior"] <= test["estimated_prior"]["ci"][1]
-    assert free["test_at_1_30"]["estimated_prior"]["ci"][0] > metrics["prior"]
-    assert free["test_at_1_30"]["drift"]["prior_shift"] is True
-    assert "## What the label-free estimate would have said" in report
-    assert "## Calibration at the prior" in report
-    # prior sensitivity: recall is prior-free, precision falls and alerts shrink with the prior
-    rows = metrics["prior_sensitivity"]["rows"]
-    assert [r["factor"] for r in rows] == list(PRIOR_FACTORS)
-    assert len({round(r["recall"], 12) for r in rows}) == 1
-    assert all(a["precision"] < b["precision"] for a, b in zip(rows, rows[1:], strict=False))
-    one = next(r for r in rows if r["factor"] == 1.0)
-    assert one["precision"] == pytest.approx(metrics["test"]["prior"]["precision"])
-    assert "## Prior sensitivity" in report

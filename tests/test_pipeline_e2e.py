@@ -18,14 +18,8 @@ import yaml
 from dsprior import simulator
 from dsprior.contract import read_metadata
 from tests.conftest import run, tool_env
+from tests.factories import REQUIRED_METRICS as REQUIRED
 from tests.factories import declared_plots
-
-REQUIRED = [
-    f"{split}.{view}.{name}"
-    for split in ("dev_a", "dev_b", "test")
-    for view in ("sample", "prior")
-    for name in ("precision", "recall", "f1", "average_precision")
-] + ["dev_b.prior.expected_cost", "test.prior.expected_cost", "threshold"]
 
 
 def check_required_metrics(metrics: dict) -> None:

@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from dsprior.rawio import Example, RawReader, Reject, SourceSpec, csv_text
-from tests.rawfiles import NAMES, long_rows, make_examples, write_csv
-
-
-def read_all(path: Path, *, chunk_rows: int = 3, **spec: Any) -> list[Example | Reject]:
-    source = SourceSpec.from_params("src", {"path": str(path), "negative_rate": 1.0, **spec})
-    return list(RawReader(chunk_rows=chunk_rows, max_abs=65504.0).read_source(source))
-
-
-def only_reject(items: list[Example | Reject]) -> Reject:
-    rejects = [i for i in items if isinstance(i, Reject)]
-    assert len(rejects) == 1, rejects
-    return rejects[0]
+from tests.rawfiles import (
+    NAMES,
+    assert_message,
+    long_rows,
+    make_examples,
+    only_reject,
+    read_all,
+    write_csv,
+)
 
 
 def line_of(path: Path, example_id: str, nth: int = 0) -> int:
@@ -30,11 +26,6 @@ def line_of(path: Path, example_id: str, nth: int = 0) -> int:
         if text.startswith(example_id + ",")
     ]
     return lines[nth]
-
-
-def assert_message(reject: Reject, *parts: str) -> None:
-    for part in parts:
-        assert part in reject.message, (part, reject.message)
 
 
 def test_wrong_number_of_columns_names_line_and_example(tmp_path: Path) -> None:

@@ -4,26 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
-from dsprior.rawio import Example, RawReader, Reject, SourceSpec
-from tests.rawfiles import jsonl_records, make_examples, write_jsonl
-
-
-def read_all(path: Path, *, chunk_rows: int = 3, **spec: Any) -> list[Example | Reject]:
-    source = SourceSpec.from_params("src", {"path": str(path), "negative_rate": 1.0, **spec})
-    return list(RawReader(chunk_rows=chunk_rows, max_abs=65504.0).read_source(source))
-
-
-def only_reject(items: list[Example | Reject]) -> Reject:
-    rejects = [i for i in items if isinstance(i, Reject)]
-    assert len(rejects) == 1, rejects
-    return rejects[0]
-
-
-def assert_message(reject: Reject, *parts: str) -> None:
-    for part in parts:
-        assert part in reject.message, (part, reject.message)
+from dsprior.rawio import Example
+from tests.rawfiles import (
+    assert_message,
+    jsonl_records,
+    make_examples,
+    only_reject,
+    read_all,
+    write_jsonl,
+)
 
 
 def test_missing_label_in_jsonl(tmp_path: Path) -> None:

@@ -5,35 +5,21 @@ from __future__ import annotations
 import gzip
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from dsprior.rawio import Example, RawReader, Reject, SourceSpec
+from dsprior.rawio import Example, Reject
 from tests.rawfiles import (
+    assert_message,
     jsonl_records,
     long_rows,
     make_examples,
+    only_reject,
+    read_all,
     write_csv,
     write_jsonl,
     write_parquet,
 )
-
-
-def read_all(path: Path, *, chunk_rows: int = 3, **spec: Any) -> list[Example | Reject]:
-    source = SourceSpec.from_params("src", {"path": str(path), "negative_rate": 1.0, **spec})
-    return list(RawReader(chunk_rows=chunk_rows, max_abs=65504.0).read_source(source))
-
-
-def only_reject(items: list[Example | Reject]) -> Reject:
-    rejects = [i for i in items if isinstance(i, Reject)]
-    assert len(rejects) == 1, rejects
-    return rejects[0]
-
-
-def assert_message(reject: Reject, *parts: str) -> None:
-    for part in parts:
-        assert part in reject.message, (part, reject.message)
 
 
 def test_missing_id_rejects_the_example_above(tmp_path: Path) -> None:

@@ -3,32 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 
-from dsprior.rawio import Example, RawReader, Reject, SourceSpec
 from tests.rawfiles import (
     DIM,
+    assert_message,
     jsonl_records,
     long_rows,
     make_examples,
+    only_reject,
+    read_all,
     write_csv,
     write_jsonl,
     write_parquet,
 )
-
-
-def read_all(path: Path, *, chunk_rows: int = 3, **spec: Any) -> list[Example | Reject]:
-    source = SourceSpec.from_params("src", {"path": str(path), "negative_rate": 1.0, **spec})
-    return list(RawReader(chunk_rows=chunk_rows, max_abs=65504.0).read_source(source))
-
-
-def only_reject(items: list[Example | Reject]) -> Reject:
-    rejects = [i for i in items if isinstance(i, Reject)]
-    assert len(rejects) == 1, rejects
-    return rejects[0]
 
 
 def bad_csv(tmp_path: Path, mutate, *, n: int = 5, name: str = "bad.csv") -> Path:
@@ -36,11 +26,6 @@ def bad_csv(tmp_path: Path, mutate, *, n: int = 5, name: str = "bad.csv") -> Pat
     rows = long_rows(make_examples(n))
     mutate(rows)
     return write_csv(tmp_path / name, rows)
-
-
-def assert_message(reject: Reject, *parts: str) -> None:
-    for part in parts:
-        assert part in reject.message, (part, reject.message)
 
 
 def test_one_column_can_be_both_id_and_group(tmp_path: Path) -> None:

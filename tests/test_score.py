@@ -38,11 +38,6 @@ from tests.factories import (
 )
 
 
-@pytest.fixture(scope="module")
-def pipeline(tmp_path_factory) -> dict[str, Path]:
-    return shared_pipeline(tmp_path_factory, prior=None)
-
-
 @pytest.fixture(scope="module", params=list(PIPELINE_PRIORS.values()), ids=list(PIPELINE_PRIORS))
 def any_pipeline(request, tmp_path_factory) -> dict[str, Path]:
     """The pipeline at each prior the bundle tests use."""

@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from dsprior import scoring
-from dsprior.bundle import Bundle, load_bundle
-from tests.factories import DIM, shared_pipeline
-
-
-@pytest.fixture(scope="module")
-def pipeline(tmp_path_factory) -> dict[str, Path]:
-    return shared_pipeline(tmp_path_factory, prior=None)
-
-
-@pytest.fixture(scope="module")
-def loaded(pipeline: dict[str, Path]) -> Bundle:
-    return load_bundle(pipeline["bundle"])
+from dsprior.bundle import Bundle
+from tests.factories import DIM
 
 
 def test_expected_costs_and_decisions_by_hand() -> None:

@@ -7,19 +7,9 @@ from pathlib import Path
 import pytest
 
 from dsprior import scoring
-from dsprior.bundle import Bundle, load_bundle
+from dsprior.bundle import Bundle
 from dsprior.scoring import output
-from tests.factories import one_file, shared_pipeline
-
-
-@pytest.fixture(scope="module")
-def pipeline(tmp_path_factory) -> dict[str, Path]:
-    return shared_pipeline(tmp_path_factory, prior=None)
-
-
-@pytest.fixture(scope="module")
-def loaded(pipeline: dict[str, Path]) -> Bundle:
-    return load_bundle(pipeline["bundle"])
+from tests.factories import one_file
 
 
 def test_output_format_by_extension() -> None:

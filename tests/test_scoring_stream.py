@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from dsprior import rawio, scoring
-from dsprior.bundle import Bundle, load_bundle
+from dsprior.bundle import Bundle
 from dsprior.rawio import RawDataError
 from tests.factories import (
     NAMES,
@@ -23,22 +23,11 @@ from tests.factories import (
     jsonl_records,
     long_rows,
     read_output,
-    shared_pipeline,
     small_examples,
     write_csv,
     write_jsonl,
     write_parquet,
 )
-
-
-@pytest.fixture(scope="module")
-def pipeline(tmp_path_factory) -> dict[str, Path]:
-    return shared_pipeline(tmp_path_factory, prior=None)
-
-
-@pytest.fixture(scope="module")
-def loaded(pipeline: dict[str, Path]) -> Bundle:
-    return load_bundle(pipeline["bundle"])
 
 
 @pytest.mark.parametrize(
