@@ -22,8 +22,7 @@ params, the CPU flags, whether a GPU is present and the environment):
 The choice comes from flags, never from timing, so it is the same on every run of the
 same machine. TensorFlow reads ``TF_ENABLE_ONEDNN_OPTS`` once, when it is imported: call
 ``apply_onednn`` before the first ``import tensorflow``, from an entry point's ``main()``
-(``prepare_onednn`` reads the setting from a command line's params file, for code that runs
-before the params are checked). No TensorFlow import here.
+once it has read its params. No TensorFlow import here.
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -278,40 +277,6 @@ def apply_onednn(compute: Compute) -> None:
     if user_onednn_env() is None:
         os.environ[ONEDNN_ENV] = compute.onednn_env
         os.environ[MARKER_ENV] = compute.onednn_env
-
-
-def params_arg(argv: Sequence[str]) -> str | None:
-    """The value of ``--params`` in a command line (``--params X`` or ``--params=X``)."""
-    for i, arg in enumerate(argv):
-        if arg == "--params" and i + 1 < len(argv):
-            return argv[i + 1]
-        if arg.startswith("--params="):
-            return arg.split("=", 1)[1]
-    return None
-
-
-def prepare_onednn(
-    argv: Sequence[str] | None, section: str, default_params: str = "params.yaml"
-) -> None:
-    """Set oneDNN from ``section.onednn`` of the command line's params file, before TF's import.
-
-    For code that must set it before the params are checked: ``argv`` is a command line
-    (``sys.argv[1:]``), or None for the ``auto`` choice for this machine (a test session).
-    A params file that cannot be read is left to ``main()`` to report; here it counts as
-    ``auto``.
-    """
-    onednn = "auto"
-    if argv is not None:
-        import yaml
-
-        try:
-            with open(params_arg(argv) or default_params) as f:
-                value = (yaml.safe_load(f) or {}).get(section, {}).get("onednn", "auto")
-            if value in ONEDNN_SETTINGS:
-                onednn = value
-        except (OSError, yaml.YAMLError, AttributeError):
-            pass
-    apply_onednn(machine_compute("float32", onednn))
 
 
 def tensorflow_onednn() -> bool | None:

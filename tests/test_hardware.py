@@ -157,12 +157,6 @@ def test_user_environment_is_told_from_our_default():
     assert hardware.user_onednn_env({env: "1", hardware.MARKER_ENV: "0"}) == "1"
 
 
-def test_params_arg():
-    assert hardware.params_arg(["--params", "p.yaml", "--x"]) == "p.yaml"
-    assert hardware.params_arg(["--params=q.yaml"]) == "q.yaml"
-    assert hardware.params_arg(["--dataset", "d"]) is None
-
-
 # ----------------------------------------------------------------------------- train, evaluate
 
 
