@@ -31,6 +31,7 @@ penalised.
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 import zipfile
 from collections.abc import Sequence
@@ -39,6 +40,10 @@ from typing import Any
 
 import keras
 from keras import ops
+
+from dsprior import hardware
+
+logger = logging.getLogger(__name__)
 
 FEATURES_INPUT = "features"
 LENGTHS_INPUT = "lengths"
@@ -207,6 +212,21 @@ def with_precision(model: keras.Model, precision: str) -> keras.Model:
     clone = keras.models.clone_model(model, clone_function=clone_layer)
     clone.set_weights(model.get_weights())
     return clone
+
+
+def for_this_machine(
+    model: keras.Model, *, precision: str, onednn: str
+) -> tuple[keras.Model, hardware.Compute]:
+    """``model`` in the precision ``dsprior.hardware`` resolves for it here, and that choice.
+
+    float32 unless this CPU has native bf16 and the model was trained in bf16 (or params
+    say otherwise); the entry point has set oneDNN before TensorFlow's import.
+    """
+    compute = hardware.machine_compute(precision, onednn, model_precision=model_precision(model))
+    logger.info(
+        "scoring in %s, oneDNN %s (%s)", compute.precision, compute.onednn_env, compute.reason
+    )
+    return with_precision(model, compute.precision), compute
 
 
 def _renumber_shared_objects(config: Any, ids: dict[int, int] | None = None) -> Any:

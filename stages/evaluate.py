@@ -68,15 +68,10 @@ def score_examples(
     from dsprior import cnn  # registers the custom layers before loading
     from dsprior.batches import predict_scores
 
-    model = cnn.load_model(model_dir / modeldir.MODEL_FILE)
-    trained_in = cnn.model_precision(model)
-    compute = hardware.machine_compute(precision, onednn, model_precision=trained_in)
-    logger.info(
-        "scoring in %s, oneDNN %s (%s)", compute.precision, compute.onednn_env, compute.reason
-    )
-    model = cnn.with_precision(model, compute.precision)
+    trained = cnn.load_model(model_dir / modeldir.MODEL_FILE)
+    model, compute = cnn.for_this_machine(trained, precision=precision, onednn=onednn)
     if compute_record is not None:
-        compute_record.update(compute.record(), model_trained_in=trained_in)
+        compute_record.update(compute.record(), model_trained_in=cnn.model_precision(trained))
     return predict_scores(model, dataset_dir, example_ids, batch_size=batch_size, min_rows=min_rows)
 
 

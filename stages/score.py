@@ -127,13 +127,8 @@ def load_compute_bundle(bundle_dir: Path, *, precision: str, onednn: str) -> Bun
     bundle = load_bundle(bundle_dir)
     from dsprior import cnn
 
-    compute = hardware.machine_compute(
-        precision, onednn, model_precision=cnn.model_precision(bundle.model)
-    )
-    logger.info(
-        "scoring in %s, oneDNN %s (%s)", compute.precision, compute.onednn_env, compute.reason
-    )
-    return dataclasses.replace(bundle, model=cnn.with_precision(bundle.model, compute.precision))
+    model, _ = cnn.for_this_machine(bundle.model, precision=precision, onednn=onednn)
+    return dataclasses.replace(bundle, model=model)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
