@@ -7,11 +7,13 @@ import json
 
 import numpy as np
 import pytest
+from scipy.special import logit
 from sklearn.linear_model import LogisticRegression
 
 from dsprior import calibration as cal
 from dsprior import priors, quantify
-from tests.factories import draw
+from dsprior.evaluation.recalibration import fit_recalibration
+from tests.factories import EVAL_BETA, EVAL_PRIOR, draw
 
 
 def test_logistic_fit_matches_sklearn() -> None:
@@ -134,3 +136,54 @@ def test_isotonic_gives_a_saturated_pile_its_own_rate() -> None:
     np.testing.assert_array_equal(again.apply(p), iso.apply(p))
     with pytest.raises(ValueError, match="knots_y must be nondecreasing"):
         cal.Calibration(method="isotonic", fitted_on="dev_b", knots_x=(0, 1), knots_y=(0.5, 0.1))
+
+
+def test_cross_fitted_log_loss_scores_rows_the_fold_map_never_saw() -> None:
+    """On scores that carry no information, isotonic fitted to the rows it is scored on looks
+    better than it is; cross-fitted (each fold's map fitted on the other folds) it must score
+    worse than in-sample, so that dev_b's choice does not fall to the overfitted map."""
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        n = 200
+        p = 0.5 + 0.01 * rng.uniform(-1, 1, n)  # distinct values, all near the truth 0.5
+        y = (rng.random(n) < 0.5).astype(int)  # independent of p
+        w, groups = np.ones(n), np.arange(n)
+        in_sample = cal.fit_calibration(p, y, w, method="isotonic", fitted_on="dev_b")
+        crossed = cal.cross_fitted_log_loss(p, y, w, groups, method="isotonic")
+        assert crossed > cal.weighted_log_loss(y, in_sample.apply(p), w), seed
+        assert crossed > cal.weighted_log_loss(y, p, w), seed  # no better than the truth
+        best, _ = cal.choose_calibration(dev_a=None, dev_b=(p, y, w, groups), dev_a_offset=0.0)
+        assert best.method != "isotonic", seed
+
+
+def test_dev_a_candidates_are_fitted_at_the_training_prior(predictions) -> None:
+    """dev_a's temperature and Platt maps are scikit-learn's logistic fits on its raw log-odds
+    with the negatives weighted to the training prior, not to the production prior."""
+    training_prior = EVAL_PRIOR / (EVAL_PRIOR + (1 - EVAL_PRIOR) * EVAL_BETA)  # dev_a's thinning
+    offset = float(np.log(EVAL_BETA))
+    _, record = fit_recalibration(
+        predictions, prior=EVAL_PRIOR, training_prior=training_prior, offset=offset
+    )
+    fits = {c["method"]: c for c in record["candidates"] if c["fitted_on"] == "dev_a"}
+    dev_a = predictions[predictions["split"] == "dev_a"]
+    y, weight = dev_a["label"].to_numpy(), dev_a["weight"].to_numpy()
+    x = logit(dev_a["probability"].to_numpy())[:, None] - offset
+
+    def sklearn_fit(at, method):
+        # negatives scaled so that the weighted positive fraction is ``at``
+        scale = weight[y == 1].sum() / weight[y == 0].sum() * (1 - at) / at
+        w = np.where(y == 1, weight, weight * scale)
+        model = LogisticRegression(
+            C=np.inf, fit_intercept=method == "platt", tol=1e-12, max_iter=10_000
+        ).fit(x, y, sample_weight=w)
+        slope = model.coef_[0, 0]
+        return slope, float(np.atleast_1d(model.intercept_)[0]) + offset * (1 - slope)
+
+    assert set(fits) == {"temperature", "platt"}
+    for method, fit in fits.items():
+        slope, intercept = sklearn_fit(training_prior, method)
+        assert fit["slope"] == pytest.approx(slope, rel=1e-5), method
+        assert fit["intercept"] == pytest.approx(intercept, rel=1e-5, abs=1e-8), method
+        # the fixture tells the two weightings apart: at the production prior the fit differs
+        wrong_slope, wrong_intercept = sklearn_fit(EVAL_PRIOR, method)
+        assert abs(wrong_slope - slope) + abs(wrong_intercept - intercept) > 0.3, method
