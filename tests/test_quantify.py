@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import binom
 
 from dsprior import calibration as cal
 from dsprior import priors, quantify
-from tests.factories import draw
+from tests.factories import EVAL_PRIOR, draw
 
 FIXTURE = Path(__file__).parent / "fixtures" / "quapy_binary.json"
 
@@ -98,6 +99,25 @@ def test_adjusted_counts_clip_and_refuse_useless_rates() -> None:
         quantify.em_prior(np.array([0.2]), prior=0.0)
 
 
+def test_pacc_is_clipped_to_the_unit_interval() -> None:
+    """A batch more confident than dev_b's positives (negatives) has PACC exactly 1 (0), never
+    beyond, alone and through estimate_batch's point and interval."""
+    rng = np.random.default_rng(59)
+    ref = reference(rng)
+    rates = quantify.reference_rates(ref.label, ref.probability, threshold=0.3)
+    assert 1e-4 < rates["mean_negative"] < rates["mean_positive"] < 1 - 1e-4  # room both sides
+    means = {k: rates[k] for k in ("mean_positive", "mean_negative")}
+    for value, expected in ((1 - 1e-4, 1.0), (1e-4, 0.0)):
+        batch = np.full(50, value)
+        assert quantify.probabilistic_adjusted_count(batch, **means) == expected
+        out = quantify.estimate_batch(
+            batch, prior=0.05, threshold=0.3, cost_fp=1, cost_fn=10, reference=ref,
+            resamples=20, seed=1,
+        )  # fmt: skip
+        pacc = out["estimated_prior"]["cross_check"]["pacc"]
+        assert pacc["value"] == expected and pacc["ci"] == [expected, expected], pacc
+
+
 # ----------------------------------------------------------------------------- CBPE
 
 
@@ -173,6 +193,24 @@ def test_reference_from_predictions_reads_the_prior_corrected_column() -> None:
     np.testing.assert_array_equal(ref.probability, [0.2, 0.7])
 
 
+def test_reference_fit_weights_repeat_each_fit_at_its_own_prior(predictions) -> None:
+    """The weights the bootstrap refits a dev_a map with put dev_a's positive fraction at the
+    training prior, dev_b's at the production prior, keeping the manifest weights within a class."""
+    training_prior = 0.3
+    dev_a_fit = cal.Calibration(method="platt", fitted_on="dev_a")
+    ref = quantify.reference_from_predictions(
+        predictions, prior=EVAL_PRIOR, training_prior=training_prior, calibration=dev_a_fit
+    )
+    for split, at in (("dev_a", training_prior), ("dev_b", EVAL_PRIOR)):
+        rows = ref.split == split
+        y, fw, weight = ref.label[rows], ref.fit_weight[rows], ref.weight[rows]
+        assert (y == 0).any() and (y == 1).any()
+        assert fw[y == 1].sum() / fw.sum() == pytest.approx(at, rel=1e-12), split
+        for label in (0, 1):  # one factor per class: the manifest's relative weights kept
+            ratio = fw[y == label] / weight[y == label]
+            np.testing.assert_allclose(ratio, ratio[0], rtol=1e-12)
+
+
 def test_prior_shift_true_for_a_shifted_batch_and_false_for_an_unshifted_one() -> None:
     rng = np.random.default_rng(13)
     ref = reference(rng)
@@ -221,3 +259,86 @@ def test_estimates_are_deterministic_given_the_seed() -> None:
     _, p = draw(rng, 2000, prior=0.05, at=0.05)
     kw = {"prior": 0.05, "threshold": 0.3, "cost_fp": 1, "cost_fn": 10, "resamples": 30}
     assert quantify.estimate_batch(p, seed=4, **kw) == quantify.estimate_batch(p, seed=4, **kw)
+
+
+def test_acc_and_pacc_take_dev_b_rates_after_the_recalibration() -> None:
+    """dev_b's rates are read on the same recalibrated scale as the batch: a batch that is a
+    copy of dev_b gets ACC = PACC = dev_b's positive fraction exactly, and one drawn at a known
+    prior is found near it, with a map that moves p across the threshold."""
+    rng = np.random.default_rng(53)
+    n = 3000
+    y, p = draw(rng, n, prior=0.1, at=0.1)
+    over = priors.shift_prior(p, from_prior=0.1, to_prior=0.4)  # overconfident at the prior
+    ref = quantify.Reference(
+        split=np.full(n, "dev_b"),
+        group=np.array([f"r{i // 3}" for i in range(n)]),
+        label=y,
+        weight=np.ones(n),
+        fit_weight=np.ones(n),
+        probability=over,
+    )
+    fit = cal.fit_calibration(over, y, method="platt", fitted_on="dev_b")
+    assert ((over >= 0.3) != (fit.apply(over) >= 0.3)).sum() > 50  # the map matters here
+    kw = {"prior": 0.1, "threshold": 0.3, "cost_fp": 1, "cost_fn": 10, "resamples": 20}
+    copy = quantify.estimate_batch(over, calibration=fit, reference=ref, seed=1, **kw)
+    cross = copy["estimated_prior"]["cross_check"]
+    for name in ("acc", "pacc"):
+        assert cross[name]["value"] == pytest.approx(y.mean(), rel=1e-9), name
+    batch_y, batch_p = draw(rng, 8000, prior=0.25, at=0.1)
+    moved = priors.shift_prior(batch_p, from_prior=0.1, to_prior=0.4)  # the same miscalibration
+    cross = quantify.estimate_batch(moved, calibration=fit, reference=ref, seed=1, **kw)[
+        "estimated_prior"
+    ]["cross_check"]
+    for name in ("acc", "pacc"):
+        assert cross[name]["value"] == pytest.approx(batch_y.mean(), abs=0.01), name
+
+
+@pytest.mark.parametrize(("level", "resamples"), [(0.95, 1000), (0.5, 400)])
+def test_the_prior_interval_is_the_bootstrap_percentiles(level: float, resamples: int) -> None:
+    """With confident probabilities EM's estimate is the fraction of high rows, so resampling
+    the batch makes it Binomial(n, k/n) / n: the interval ends are that law's (1 -+ level) / 2
+    quantiles, up to the Monte Carlo error of ``resamples`` draws (sd about 1.4 rows at the
+    97.5% quantile with 1000 draws, 1.1 rows at the 75% with 400)."""
+    n, k = 1000, 500
+    p = np.where(np.arange(n) < k, 1 - 1e-9, 1e-9)
+    out = quantify.estimate_batch(
+        p, prior=0.1, threshold=0.5, cost_fp=1, cost_fn=10, resamples=resamples, level=level,
+        seed=7,
+    )  # fmt: skip
+    low, high = out["estimated_prior"]["ci"]
+    alpha = (1 - level) / 2
+    assert low * n == pytest.approx(binom.ppf(alpha, n, k / n), abs=4.5)
+    assert high * n == pytest.approx(binom.ppf(1 - alpha, n, k / n), abs=4.5)
+
+
+def test_the_prior_interval_has_equal_tails() -> None:
+    """Relabelling the classes (p -> 1 - p, prior -> 1 - prior) sends EM's estimate to 1 minus
+    it on every resample (the same seed draws the same resamples), so an equal-tailed interval
+    [q(a), q(1 - a)] must become [1 - q(1 - a), 1 - q(a)], exactly; an interval whose upper
+    end sits at another quantile than 1 - a (a 95% interval made 92.5%) does not."""
+    rng = np.random.default_rng(61)
+    _, p = draw(rng, 300, prior=0.3, at=0.2)
+    kw = {"threshold": 0.5, "cost_fp": 1, "cost_fn": 10, "resamples": 200, "seed": 5}
+    low, high = quantify.estimate_batch(p, prior=0.2, **kw)["estimated_prior"]["ci"]
+    mirrored = quantify.estimate_batch(1 - p, prior=0.8, **kw)["estimated_prior"]["ci"]
+    assert high - low > 0.05  # a real spread of resamples
+    assert mirrored == pytest.approx([1 - high, 1 - low], abs=1e-9)
+
+
+def test_the_95_percent_prior_interval_covers_the_truth_about_95_percent_of_the_time() -> None:
+    """100 batches drawn at a known prior (0.3) with probabilities calibrated at the bundle's
+    (0.1): the 95% interval covers 0.3 in 86 to 99 of them. With 60 resamples a percentile
+    interval runs a little short (800 replicates gave 0.93), and the count is Binomial(100,
+    0.93), sd 2.6: 86 is 2.7 sd below; all 100 (chance 0.93^100 < 0.001) means too wide."""
+    truth, bundle_prior = 0.3, 0.1
+    rng = np.random.default_rng(2029)
+    covered = 0
+    for replicate in range(100):
+        _, p = draw(rng, 200, prior=truth, at=bundle_prior)
+        out = quantify.estimate_batch(
+            p, prior=bundle_prior, threshold=0.5, cost_fp=1, cost_fn=10, resamples=60,
+            seed=replicate,
+        )  # fmt: skip
+        low, high = out["estimated_prior"]["ci"]
+        covered += low <= truth <= high
+    assert 86 <= covered <= 99, covered
