@@ -3,6 +3,7 @@ named in bundle.json must lie inside the bundle folder."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from tests.factories import (
     edited_copy,
     model_beside_the_bundle,
     set_field,
+    spec_inputs,
 )
 
 # ``pipeline`` (conftest) at each of PIPELINE_PRIORS: evaluate's estimate, or the model's own.
@@ -157,3 +159,39 @@ def test_malformed_spec_is_refused_naming_the_field(
     with pytest.raises(ValueError) as info:
         bundle.load_bundle(copy)
     assert str(info.value).startswith(f"{copy / 'bundle.json'}: {message}")
+
+
+def spec_with_shift(tmp_path: Path, **shift: float) -> Path:
+    """A bundle folder holding only bundle.json: spec_inputs' spec with a prior shift of
+    0.05 -> 0.01, ``shift`` replacing either end."""
+    spec = bundle.build_spec(**spec_inputs())
+    spec["prior_correction"]["shift"] = {"from_prior": 0.05, "to_prior": 0.01, **shift}
+    folder = tmp_path / "bundle"
+    folder.mkdir()
+    (folder / bundle.SPEC_FILE).write_text(json.dumps(spec))
+    return folder
+
+
+@pytest.mark.parametrize("end", ["from_prior", "to_prior"])
+@pytest.mark.parametrize("value", [0, 0.0, 1, 1.0, -1e-9, 1 + 1e-9])
+def test_a_prior_shift_from_or_to_certainty_is_refused(
+    tmp_path: Path, end: str, value: float
+) -> None:
+    """A prior of exactly 0 or 1 has no finite odds to shift between: refused at load, naming
+    the field, not later by the first score."""
+    folder = spec_with_shift(tmp_path, **{end: value})
+    with pytest.raises(ValueError) as info:
+        bundle.read_spec(folder, verify=False)
+    assert str(info.value) == (
+        f"{folder / bundle.SPEC_FILE}: prior_correction.shift.{end} is {value!r}; "
+        "it must be a number in (0, 1)"
+    )
+
+
+@pytest.mark.parametrize("end", ["from_prior", "to_prior"])
+@pytest.mark.parametrize("value", [1e-9, 1 - 1e-9])
+def test_a_prior_shift_just_inside_zero_and_one_is_accepted(
+    tmp_path: Path, end: str, value: float
+) -> None:
+    spec = bundle.read_spec(spec_with_shift(tmp_path, **{end: value}), verify=False)
+    assert bundle.spec_shift(spec) == {"from_prior": (value, 0.01), "to_prior": (0.05, value)}[end]

@@ -20,7 +20,13 @@ from sklearn.metrics import (
 )
 
 from dsprior import priors
-from dsprior.evaluation.gold import GOLD, gold_labels
+from dsprior.evaluation.gold import (
+    GOLD,
+    gold_frame,
+    gold_labels,
+    gold_threshold_refusal,
+    label_noise,
+)
 from dsprior.evaluation.inputs import SPLITS, build_predictions
 from dsprior.evaluation.measures import CI_METRICS
 from dsprior.evaluation.metrics import classic_example, compute_metrics
@@ -303,3 +309,67 @@ def test_gold_labels_travel_into_predictions_and_metrics(partial):
 def test_gold_labels_refuse_other_values():
     with pytest.raises(ValueError, match="true_label must be 0, 1 or null"):
         gold_labels(pd.DataFrame({GOLD: [0, 2]}))
+
+
+def gold_dev_b(positives: int, negatives: int, *, unlabelled: int = 5) -> pd.DataFrame:
+    """dev_b as ``gold_frame`` sees it: ``positives`` and ``negatives`` gold-labelled rows, and
+    ``unlabelled`` rows without a gold label (distant label 1: they must not count at all)."""
+    n = positives + negatives
+    gold = np.r_[np.ones(positives), np.zeros(negatives), np.full(unlabelled, np.nan)]
+    frame = pd.DataFrame({"label": np.r_[np.zeros(n, np.int8), np.ones(unlabelled, np.int8)]})
+    return gold_frame(with_gold(frame, gold))
+
+
+# The documented minimum (gold.GOLD_THRESHOLD_MIN): 100 gold examples, 10 of each gold class.
+@pytest.mark.parametrize(
+    ("positives", "negatives"),
+    [(10, 90), (90, 10), (50, 50)],
+    ids=["10-positives", "10-negatives", "100-examples"],
+)
+def test_gold_threshold_minimum_is_enough_exactly_at_the_minimum(positives, negatives):
+    assert gold_threshold_refusal(gold_dev_b(positives, negatives)) is None
+
+
+@pytest.mark.parametrize(
+    ("positives", "negatives", "short"),
+    [
+        (9, 91, "(9 gold positives, 91"),
+        (91, 9, "91 gold positives, 9 gold negatives"),
+        (50, 49, "99 gold-labelled examples"),
+    ],
+    ids=["9-positives", "9-negatives", "99-examples"],
+)
+def test_gold_threshold_minimum_refuses_one_below(positives, negatives, short):
+    reason = gold_threshold_refusal(gold_dev_b(positives, negatives))
+    assert reason is not None and short in reason
+    assert reason.endswith("needs at least 100 examples, 10 positives, 10 negatives")
+
+
+def test_label_noise_rates_weigh_rows_by_the_manifest_weights():
+    """Thinned distant negatives (kept at 1/10, weight 10) hold both gold classes, so the
+    population's missing-label rate is far from the rows' count of them.
+
+    By hand: distant 1 rows (weight 1): 6 gold 1, 2 gold 0; distant 0 rows (weight 10):
+    3 gold 1, 9 gold 0. P(gold 0 | distant 1) = 2 / 8; P(distant 0 | gold 1) =
+    30 / (6 + 30), where counting rows would say 3 / 9.
+    """
+    distant = np.r_[np.ones(8), np.zeros(12)].astype(np.int8)
+    gold = np.r_[np.ones(6), np.zeros(2), np.ones(3), np.zeros(9)].astype(np.int8)
+    frame = pd.DataFrame(
+        {
+            "label": distant,
+            GOLD: gold,
+            "weight": np.where(distant == 1, 1.0, 10.0),
+            "group": [f"g{i // 2}" for i in range(len(gold))],
+        }
+    )
+    noise = label_noise(gold_frame(frame), **BOOT)
+    assert noise["false_label_rate"] == pytest.approx(2 / 8)
+    assert noise["missing_label_rate"] == pytest.approx(30 / 36)
+    assert noise["counts"] == {
+        "both_positive": 6,
+        "false_labels": 2,
+        "missing_labels": 3,
+        "both_negative": 9,
+    }
+    assert noise["both_labelled"] == 20

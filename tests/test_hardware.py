@@ -112,6 +112,61 @@ def test_inference_precision_follows_the_model(model, flags, want):
     assert resolve("float32", flags=flags, model_precision=model).precision == "float32"
 
 
+# The auto rule's truth table: machine (native bf16?, GPU?) x the onednn param, precision auto.
+# oneDNN is on where asked, or on auto on a CPU with native bf16; bf16 only there, oneDNN on
+# and no GPU. The GPU rows with oneDNN forced on are where "native bf16 + oneDNN" alone would
+# wrongly pick bf16.
+AUTO_RULE = [
+    # flags, gpu, onednn, want oneDNN, want precision
+    (BF16, False, "auto", True, "mixed_bfloat16"),
+    (BF16, False, "on", True, "mixed_bfloat16"),
+    (BF16, False, "off", False, "float32"),
+    (BF16, True, "auto", False, "float32"),
+    (BF16, True, "on", True, "float32"),
+    (BF16, True, "off", False, "float32"),
+    (NO_BF16, False, "auto", False, "float32"),
+    (NO_BF16, False, "on", True, "float32"),
+    (NO_BF16, False, "off", False, "float32"),
+    (NO_BF16, True, "auto", False, "float32"),
+    (NO_BF16, True, "on", True, "float32"),
+    (NO_BF16, True, "off", False, "float32"),
+]
+
+
+def _rule_id(row) -> str:
+    flags, gpu, onednn, *_ = row
+    return f"{'bf16' if flags is BF16 else 'no_bf16'}-{'gpu' if gpu else 'cpu'}-onednn_{onednn}"
+
+
+@pytest.mark.parametrize(
+    ("flags", "gpu", "onednn", "want_onednn", "want_precision"),
+    AUTO_RULE,
+    ids=[_rule_id(row) for row in AUTO_RULE],
+)
+def test_auto_precision_truth_table(flags, gpu, onednn, want_onednn, want_precision):
+    c = resolve(onednn=onednn, flags=flags, gpu=gpu)
+    assert (c.onednn, c.precision, c.precision_source) == (want_onednn, want_precision, "auto")
+    assert c.device == ("gpu" if gpu else "cpu")
+    # a model trained in bf16 is scored in bf16 exactly where auto would train in bf16
+    scored = resolve(onednn=onednn, flags=flags, gpu=gpu, model_precision="mixed_bfloat16")
+    assert scored.precision == want_precision
+    # a float32 model is never scored in bf16 on auto
+    assert resolve(onednn=onednn, flags=flags, gpu=gpu, model_precision="float32").precision == (
+        "float32"
+    )
+
+
+@pytest.mark.parametrize(
+    "way",
+    [{"onednn": "on"}, {"env_onednn": "1"}, {"imported_onednn": True}],
+    ids=["params", "environment", "tensorflow"],
+)
+def test_auto_is_float32_on_a_gpu_with_native_bf16_however_onednn_came_on(way):
+    c = resolve(flags=BF16 | AMX, gpu=True, **way)
+    assert (c.onednn, c.device, c.native_bf16, c.precision) == (True, "gpu", True, "float32")
+    assert c.reason.endswith("float32: auto (GPU)")
+
+
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match="precision must be one of"):
         resolve("bfloat16")

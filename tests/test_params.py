@@ -100,6 +100,12 @@ def test_missing_key_is_required():
         ({"mode": "fats"}, "demo.mode must be one of ['fast', 'slow'], got 'fats'"),
         ({"names": "a"}, "demo.names must be a list, got 'a'"),
         ({"names": ["a", 3]}, "demo.names[1] must be a non-empty string, got 3"),
+        ({"names": ["a", ""]}, "demo.names[1] must be a non-empty string, got ''"),
+        (
+            {"sources": {"a": {"rate": 1.0, "format": ""}}},
+            "demo.sources.a.format must be a non-empty string, got ''",
+        ),
+        ({"sources": {"": {"rate": 1.0}}}, "demo.sources: names must be non-empty strings, got ''"),
         ({"inner": 3}, "demo.inner must be a mapping with keys ['level'], got 3"),
         ({"sources": {}}, "demo.sources must be a mapping of at least 1 name(s)"),
     ],
@@ -282,6 +288,96 @@ def test_generate_missing_key_wrong_type_and_range(tmp_path):
     with pytest.raises(ValueError, match="generate.dimm"):
         generation.generate(section("generate", {"dimm": 12}), tmp_path / "raw")
     assert not (tmp_path / "raw").exists()
+
+
+# ----------------------------------------------------------------------------- names and paths
+
+
+def ingest(**source: Any) -> dict[str, Any]:
+    """The real ingest section with one CSV source ``mine`` (the keys ``source`` replace)."""
+    return {**section("ingest"), "sources": {"mine": {"path": "data/raw/mine", **source}}}
+
+
+def check_ingest(params: dict[str, Any]) -> None:
+    IngestConfig.from_params(params, simulation=REAL["generate"])
+
+
+# Every spec that holds a path or a name (settings.Text, settings.MapOf's names,
+# rawio.sources' column names): the empty string is refused, naming the full key path.
+EMPTY = "''"
+
+
+@pytest.mark.parametrize(
+    ("check", "params", "message"),
+    [
+        (
+            check_ingest,
+            ingest(path="", negative_rate=1.0),
+            f"ingest.sources.mine.path must be a non-empty string, got {EMPTY}",
+        ),
+        (
+            check_ingest,
+            section("ingest", {"sources": {"pool": {"path": ""}}}),  # format: simulated
+            f"ingest.sources.pool.path must be a non-empty string, got {EMPTY}",
+        ),
+        (
+            check_ingest,
+            {**section("ingest"), "sources": {"": {"path": "x", "negative_rate": 1.0}}},
+            f"ingest.sources: names must be non-empty strings, got {EMPTY}",
+        ),
+        (
+            check_ingest,
+            ingest(negative_rate=1.0, columns={"label": ""}),
+            "ingest.sources.mine.columns.label must be a column name or a 0-based position, "
+            f"got {EMPTY}",
+        ),
+        (
+            check_ingest,
+            ingest(negative_rate=1.0, features=["f0", ""]),
+            "ingest.sources.mine.features[1] must be a column name or a 0-based position, "
+            f"got {EMPTY}",
+        ),
+        (
+            check_ingest,
+            ingest(negative_rate=1.0, delimiter=""),
+            f"ingest.sources.mine.delimiter must be a non-empty string, got {EMPTY}",
+        ),
+        (
+            splitting.check_params,
+            section("split", {"priority": ["production", ""]}),
+            f"split.priority[1] must be a non-empty string, got {EMPTY}",
+        ),
+        (
+            splitting.check_params,
+            section("split", {"feeds": {"": {"train": 0.5}}}),
+            f"split.feeds: names must be non-empty strings, got {EMPTY}",
+        ),
+        (
+            simulator.check_params,
+            section("generate", {"sources": {"": {"examples": 10, "negative_rate": 1.0}}}),
+            f"generate.sources: names must be non-empty strings, got {EMPTY}",
+        ),
+    ],
+    ids=[
+        "ingest-path",
+        "ingest-simulated-path",
+        "ingest-source-name",
+        "ingest-column",
+        "ingest-feature",
+        "ingest-delimiter",
+        "split-priority",
+        "split-feeds-name",
+        "generate-source-name",
+    ],
+)
+def test_an_empty_path_or_name_is_refused_naming_the_full_key(check, params, message):
+    assert refuse(check, params) == message
+
+
+def test_a_tab_is_a_name_not_an_empty_one():
+    """Whitespace is not refused: a tab is the delimiter of a .tsv source."""
+    config = IngestConfig.from_params(ingest(negative_rate=1.0, delimiter="\t"))
+    assert config.sources[0].delimiter == "\t"
 
 
 # ----------------------------------------------------------------------------- real params.yaml

@@ -96,3 +96,46 @@ def test_group_bootstrap_coverage_near_nominal():
     assert 0.82 <= covered_group / sims <= 0.97
     # resampling examples ignores the clustering and undercovers
     assert covered_naive / sims < covered_group / sims - 0.15
+
+
+def test_resamples_missing_a_class_keep_their_weights_and_undefined_values_are_left_out():
+    """Four one-example groups: about 1 resample in 16 draws no positive, 1 in 16 no negative.
+
+    ``weights_at_prior_rows`` leaves a resample that lacks a class unchanged (no weight made
+    0 or NaN by a rescaling with nothing to balance), and ``group_bootstrap`` leaves a
+    resample where a statistic is undefined (recall without positives) out of its interval.
+    """
+    groups = np.array(["pos_found", "pos_missed", "neg_flagged", "neg"])
+    y = np.array([1, 1, 0, 0])
+    predicted = np.array([1, 0, 1, 0])
+    w = np.array([1.0, 1.0, 10.0, 10.0])
+    prior = 0.25  # odds(1 - prior) = 3
+    seen = []
+
+    def statistic(mult):
+        seen.extend(mult.copy())
+        weights = priors.weights_at_prior_rows(y, w * mult, prior=prior)
+        cm = priors.confusion_rows(y, predicted, weights)
+        return {
+            "positive_fraction": weights @ y / weights.sum(axis=1),
+            "negative_weight": weights @ (1 - y),
+            "recall": priors.rates(cm)["recall"],
+        }
+
+    result = priors.group_bootstrap(groups, statistic, resamples=300, level=0.8, seed=3, chunk=64)
+    mult = np.array(seen)
+    positives, negatives = mult[:, :2].sum(axis=1), mult[:, 2:].sum(axis=1)
+    assert (positives == 0).sum() >= 5 and (negatives == 0).sum() >= 5  # both cases occur
+    both = (positives > 0) & (negatives > 0)
+    # by hand: moved to the prior where both classes are drawn, untouched where one is missing
+    want_fraction = np.where(both, 0.25, np.where(positives == 0, 0.0, 1.0))
+    want_negative = np.where(both, 3.0 * positives, 10.0 * negatives)
+    np.testing.assert_allclose(result.samples["positive_fraction"], want_fraction, rtol=1e-12)
+    np.testing.assert_allclose(result.samples["negative_weight"], want_negative, rtol=1e-12)
+    # recall is undefined without positives: those resamples are NaN, and left out
+    recall = np.full(len(mult), np.nan)
+    recall[positives > 0] = mult[positives > 0, 0] / positives[positives > 0]
+    np.testing.assert_array_equal(result.samples["recall"], recall)
+    low, high = np.quantile(recall[positives > 0], [0.1, 0.9])
+    assert result.intervals["recall"] == pytest.approx((low, high))
+    assert np.isfinite(result.intervals["recall"]).all()

@@ -399,3 +399,34 @@ def test_a_split_left_empty_stops_naming_it(tmp_path):
     assert message.startswith(
         "split 'dev_b' gets no example although split.feeds gives it {'production': 0.001}"
     )
+
+
+def test_quota_assignment_meets_each_sources_quotas(tmp_path):
+    """Two sources feeding different splits: each source's quota holds per stratum.
+
+    The strata are (deciding source, group has a positive); were the source left out of
+    the key, the pool's and production's groups would be ranked together and each source
+    would meet its fractions only in expectation.
+    """
+    examples = make_examples(n_groups={"pool": 90, "production": 50}, seed=10)
+    metadata = contract.read_metadata(write_dataset(tmp_path / "ds", examples))
+    manifest, stats = splitting.assign_splits(
+        metadata, seed=1, feeds=REFERENCE_FEEDS, assign="quota"
+    )
+    assert stats["assigned"] == metadata.num_rows  # fractions sum to 1, no group shared
+    source_of, positive = {}, {}
+    for ex in examples:
+        source_of[ex["group"]] = ex["source"]
+        positive[ex["group"]] = positive.get(ex["group"], False) or ex["label"] == 1
+    split_of_group = dict(
+        zip(manifest.column("group").to_pylist(), manifest.column("split").to_pylist(), strict=True)
+    )
+    for source, fractions in REFERENCE_FEEDS.items():
+        for has_positive in (False, True):
+            stratum = [
+                g for g in source_of if (source_of[g], positive[g]) == (source, has_positive)
+            ]
+            assert len(stratum) >= 5, (source, has_positive)
+            for name, fraction in fractions.items():
+                got = sum(split_of_group[g] == name for g in stratum)
+                assert abs(got - fraction * len(stratum)) <= 1, (source, has_positive, name, got)
