@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-from-lock
 export PATH := $(abspath $(BIN)):$(PATH)
 export TF_CPP_MIN_LOG_LEVEL := 3
 
-.PHONY: setup repro test test-fast lint format lock bench reference clean-venv
+.PHONY: setup repro test test-fast lint format lock bench reference mutation clean-venv
 
 setup: $(STAMP)
 
@@ -63,6 +63,14 @@ bench: $(STAMP)
 REFERENCE_WORK ?= /tmp/ds-reference
 reference: $(STAMP)
 	$(BIN)/python benchmarks/reference.py --work $(REFERENCE_WORK)
+
+# Mutation testing ([tool.mutmut] in pyproject.toml): each mutant of the modules whose arithmetic
+# users read, run against the fast tests that call it; about an hour on 2 cores, not part of
+# `make test`. mutants/ keeps the results, so a second run retests only what changed. Report:
+# benchmarks/results/mutation.md (equivalent mutants: benchmarks/mutation-equivalent.yaml).
+mutation: $(STAMP)
+	start=$$(date +%s); $(BIN)/mutmut run --max-children $$(nproc); \
+	$(BIN)/python benchmarks/mutation_report.py --seconds $$(( $$(date +%s) - start ))
 
 clean-venv:
 	rm -rf $(VENV)

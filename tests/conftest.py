@@ -4,6 +4,7 @@ the tiny pipeline run the bundle and score tests read (``tests.factories.shared_
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,12 @@ def pytest_configure(config: pytest.Config) -> None:
     (oneDNN off unless TF_ENABLE_ONEDNN_OPTS is set); those that run a stage get the stage's.
     """
     runtime.quiet_tensorflow()
+    # `make mutation`: mutmut's stats pass marks this process MUTANT_UNDER_TEST=stats to learn
+    # which tests call which function. A child process (a stage's command line, dvc repro) can
+    # neither report back nor find mutmut's config from its own working directory, so children
+    # run the code unmarked; this process keeps mutmut's in-process copy of the mark.
+    if os.environ.get("MUTANT_UNDER_TEST") == "stats":
+        del os.environ["MUTANT_UNDER_TEST"]
     config.addinivalue_line(
         "markers", "every_prior: the tests' ``pipeline`` runs at each of factories.PIPELINE_PRIORS"
     )

@@ -1,0 +1,166 @@
+"""Summarise a `mutmut run` (``make mutation``) into benchmarks/results/mutation.{json,md}.
+
+mutmut keeps one ``mutants/<path>.meta`` file per mutated module with each mutant's exit code.
+This script reads them, counts per module (killed, killed only by a timeout, survived, no test
+calls the function, other), applies the hand-kept list of equivalent mutants
+(``benchmarks/mutation-equivalent.yaml``: mutant name -> why no test can tell it from the
+original) and writes the score: killed / (all - equivalent). Every survivor is listed with its
+diff, so a reader can judge each one.
+
+Run from the repository root after ``mutmut run``; ``make mutation`` does both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import subprocess
+from collections import Counter
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+EQUIVALENT = ROOT / "benchmarks" / "mutation-equivalent.yaml"
+OUT = ROOT / "benchmarks" / "results"
+
+# mutmut's exit codes (mutmut.stats.status_by_exit_code), folded into the report's columns.
+STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests"}
+TIMEOUT_CODES = {36, 24, -24, 152, 255}
+
+
+def status_of(code: int | None) -> str:
+    if code in TIMEOUT_CODES:
+        return "timeout"  # killed, but only by running past its time: not a test of a property
+    if code is None:
+        return "not checked"
+    return STATUS.get(code, "other")
+
+
+def cpu_model() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return platform.processor() or "unknown"
+    fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
+    flags = fields.get("Flags", "")
+    bf16 = "with avx512_bf16" if "avx512_bf16" in flags else "without avx512_bf16"
+    return f"{fields.get('Model name', '?').strip()}, {fields.get('CPU(s)', '?').strip()} CPUs, {bf16}"
+
+
+def read_results(mutants: Path) -> dict[str, dict[str, int | None]]:
+    """Exit code of every mutant, by the module path it mutates (``dsprior/x.py``)."""
+    results = {}
+    for meta in sorted(mutants.rglob("*.py.meta")):
+        path = meta.relative_to(mutants).as_posix().removesuffix(".meta")
+        results[path] = json.loads(meta.read_text())["exit_code_by_key"]
+    return results
+
+
+def diff_of(name: str, path: str) -> str:
+    from mutmut.mutation.diff_apply import get_diff_for_mutant
+
+    try:
+        return get_diff_for_mutant(name, path=path)
+    except Exception as exc:  # a diff is a courtesy; the counts stand without it
+        return f"(no diff: {exc})"
+
+
+def summarise(
+    results: dict[str, dict[str, int | None]], equivalent: dict[str, str], *, diffs: bool
+) -> dict[str, Any]:
+    modules, survivors = {}, []
+    for path, codes in results.items():
+        counts = Counter()
+        for name, code in codes.items():
+            status = status_of(code)
+            if status in ("survived", "no tests") and name in equivalent:
+                status = "equivalent"
+            counts[status] += 1
+            if status in ("survived", "no tests", "equivalent"):
+                entry = {"mutant": name, "module": path, "status": status}
+                if status == "equivalent":
+                    entry["reason"] = equivalent[name]
+                if diffs:
+                    entry["diff"] = diff_of(name, path)
+                survivors.append(entry)
+        modules[path] = dict(sorted(counts.items()))
+    total = Counter()
+    for counts in modules.values():
+        total.update(counts)
+    return {"modules": modules, "total": dict(sorted(total.items())), "survivors": survivors}
+
+
+def score(counts: dict[str, int]) -> float | None:
+    """Killed (tests or a timeout) over the mutants that a test could tell apart."""
+    considered = sum(counts.values()) - counts.get("equivalent", 0) - counts.get("not checked", 0)
+    killed = counts.get("killed", 0) + counts.get("timeout", 0)
+    return round(killed / considered, 4) if considered else None
+
+
+def markdown(report: dict[str, Any]) -> str:
+    columns = ["killed", "timeout", "survived", "no tests", "equivalent", "not checked", "other"]
+    lines = [
+        "# Mutation testing",
+        "",
+        f"`make mutation` on {report['date']}, commit {report['commit']}, mutmut "
+        f"{report['mutmut']}, {report['machine']}; {report['seconds']} s.",
+        "",
+        "Score = killed (by a failing test, or by a timeout) / (all - equivalent - not checked).",
+        "A timeout kill means the mutant ran past its time (a loop that no longer ends), not that",
+        "a test checked a property; the column says how many.",
+        "",
+        "| module | " + " | ".join(columns) + " | score |",
+        "|---" * (len(columns) + 2) + "|",
+    ]
+    rows = [*report["modules"].items(), ("**all**", report["total"])]
+    for path, counts in rows:
+        cells = [str(counts.get(c, 0)) for c in columns]
+        lines.append(f"| {path} | " + " | ".join(cells) + f" | {score(counts)} |")
+    lines += ["", "## Survivors and equivalent mutants", ""]
+    for entry in report["survivors"]:
+        lines.append(f"### `{entry['mutant']}`: {entry['status']}")
+        if "reason" in entry:
+            lines.append(f"Equivalent: {entry['reason']}")
+        if entry.get("diff"):
+            lines += ["```diff", entry["diff"], "```"]
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mutants", type=Path, default=ROOT / "mutants")
+    parser.add_argument("--seconds", type=int, default=None, help="wall time of the run")
+    parser.add_argument("--no-diffs", action="store_true")
+    args = parser.parse_args(argv)
+    results = read_results(args.mutants)
+    if not results:
+        raise SystemExit(f"ERROR: no mutmut results under {args.mutants}: run `mutmut run` first")
+    equivalent = yaml.safe_load(EQUIVALENT.read_text()) or {} if EQUIVALENT.exists() else {}
+    report = {
+        "date": dt.date.today().isoformat(),
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
+        ).stdout.strip(),
+        "mutmut": version("mutmut"),
+        "machine": cpu_model(),
+        "seconds": args.seconds,
+        **summarise(results, equivalent, diffs=not args.no_diffs),
+    }
+    report["score"] = score(report["total"])
+    report["module_scores"] = {path: score(c) for path, c in report["modules"].items()}
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "mutation.json").write_text(json.dumps(report, indent=1) + "\n")
+    (OUT / "mutation.md").write_text(markdown(report))
+    print(f"mutation score {report['score']} over {sum(report['total'].values())} mutants")
+    for path, value in report["module_scores"].items():
+        print(f"  {path}: {value}  {report['modules'][path]}")
+
+
+if __name__ == "__main__":
+    main()
