@@ -49,7 +49,9 @@ def cpu_model() -> str:
     fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
     flags = fields.get("Flags", "")
     bf16 = "with avx512_bf16" if "avx512_bf16" in flags else "without avx512_bf16"
-    return f"{fields.get('Model name', '?').strip()}, {fields.get('CPU(s)', '?').strip()} CPUs, {bf16}"
+    return (
+        f"{fields.get('Model name', '?').strip()}, {fields.get('CPU(s)', '?').strip()} CPUs, {bf16}"
+    )
 
 
 def read_results(mutants: Path) -> dict[str, dict[str, int | None]]:
