@@ -110,3 +110,13 @@ def test_a_line_of_tabs_and_spaces_is_blank_whatever_its_first_byte(
 def test_a_line_that_starts_with_a_tab_but_holds_more_is_a_record(block_bytes: int) -> None:
     got, blank_lines = records(b"h\n\tx\n \t,\n\t\r\n", block_bytes)
     assert got == [(1, b"h"), (2, b"\tx"), (3, b" \t,")] and blank_lines == 1
+
+
+@pytest.mark.parametrize("block_bytes", [1, 1 << 20])
+def test_a_form_feed_or_vertical_tab_makes_a_line_a_record_wherever_it_stands(
+    block_bytes: int,
+) -> None:
+    # Blank is spaces, tabs and \r only, as documented (and as Python's csv module reads
+    # " \x0c": a record of one field). " \x0c" was dropped as blank while "\x0c" was a record.
+    got, blank = records(b"h\n \x0c\n\x0c\n\t\x0b \r\n \n", block_bytes)
+    assert got == [(1, b"h"), (2, b" \x0c"), (3, b"\x0c"), (4, b"\t\x0b ")] and blank == 1
