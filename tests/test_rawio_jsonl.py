@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
+
+import pytest
 
 from dsprior.rawio import Example
 from tests.rawfiles import (
@@ -52,3 +55,13 @@ def test_bad_json_line(tmp_path: Path) -> None:
         and "invalid JSON" in reject.message
     )
     assert [i.example_id for i in items if isinstance(i, Example)] == ["e0", "e2"]
+
+
+@pytest.mark.parametrize("suffix", ["jsonl", "jsonl.gz"])
+def test_a_byte_order_mark_is_not_part_of_the_first_line(tmp_path: Path, suffix: str) -> None:
+    text = "\ufeff" + "".join(json.dumps(r) + "\n" for r in jsonl_records(make_examples(2)))
+    path = tmp_path / f"bom.{suffix}"
+    path.write_bytes(gzip.compress(text.encode()) if suffix.endswith(".gz") else text.encode())
+    items = read_all(path)
+    assert all(isinstance(i, Example) for i in items), items
+    assert [(i.example_id, i.position) for i in items] == [("e0", 1), ("e1", 2)]

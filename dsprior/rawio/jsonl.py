@@ -38,7 +38,8 @@ def read_jsonl(
 ) -> Iterator[Chunk | Reject]:
     """One example per non-blank line; positions are lines."""
     opener = gzip.open if path.name.lower().endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as f:
+    # A UTF-8 byte order mark (Windows editors write one) is dropped, as the CSV reader does.
+    with opener(path, "rt", encoding="utf-8-sig") as f:
         for line_no, line in enumerate(f, start=1):
             state.last_position = line_no
             if not line.strip():
