@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from dsprior.rawio import Example, RawReader, Reject, SourceSpec, csv_text
 from tests.rawfiles import (
@@ -100,3 +101,21 @@ def test_lines_of_tabs_are_counted_blank_not_read_as_rows(tmp_path: Path) -> Non
     # Positions are physical lines, the blank lines before them included.
     for example in items:
         assert example.position == line_of(path, example.example_id)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        csv_text([NAMES, *long_rows(make_examples(2))]).replace("\n", "\r").encode(),  # old Mac
+        b"\ra\n",  # a bare carriage return in the header line
+    ],
+    ids=["cr-line-endings", "cr-in-header"],
+)
+def test_a_carriage_return_in_the_header_rejects_the_file_instead_of_raising(
+    tmp_path: Path, data: bytes
+) -> None:
+    path = tmp_path / "cr.csv"
+    path.write_bytes(data)
+    reject = only_reject(read_all(path))
+    assert (reject.reason, reject.scope) == ("unreadable_file", "file")
+    assert_message(reject, str(path), "new-line character seen in unquoted field")
