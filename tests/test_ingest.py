@@ -572,3 +572,32 @@ def test_float32_parquet_reads_and_ingests_as_float64_does(tmp_path: Path) -> No
         "non_finite", "non_finite", "out_of_range", "non_finite"
     ]  # fmt: skip
     assert datasets[pa.float32()] == datasets[pa.float64()]
+
+
+@pytest.mark.parametrize("lossy", ["a", "c"])
+def test_one_source_that_does_not_reconcile_fails_the_run(
+    tmp_path: Path, monkeypatch, lossy: str
+) -> None:
+    """The run reconciles only when every source does: the others reconciling is not enough."""
+    sources = {}
+    for name in ("a", "b", "c"):
+        path = write_csv(tmp_path / f"{name}.csv", long_rows(make_examples(3, prefix=name)))
+        sources[name] = {"path": str(path), "negative_rate": 1.0}
+    original = RawReader._flush
+
+    def lossy_flush(self, state):
+        items = list(original(self, state))
+        if items and getattr(items[0], "example_id", None) == f"{lossy}1":
+            return iter(())  # a bug that silently loses one example of one source
+        return iter(items)
+
+    monkeypatch.setattr(RawReader, "_flush", lossy_flush)
+    code, metrics, _ = run_ingest(tmp_path, sources)
+    assert {name: s["reconciled"] for name, s in metrics["sources"].items()} == {
+        name: name != lossy for name in sources
+    }
+    assert code == 1 and metrics["status"] == "failed" and metrics["reconciled"] is False
+    assert (metrics["examples_read"], metrics["examples_written"]) == (9, 8)
+    assert "examples were lost between reading and writing" in metrics["error"]
+    assert f"{lossy}: read 3 examples" in metrics["error"] and "b: read" not in metrics["error"]
+    assert not (tmp_path / "dataset").exists()

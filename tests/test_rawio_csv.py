@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from dsprior.rawio import Example, RawReader, Reject, SourceSpec, csv_text
 from tests.rawfiles import (
@@ -78,3 +79,43 @@ def test_an_unclosed_quote_is_an_unreadable_file_not_a_file_in_memory(tmp_path: 
     assert "from line 7: a quote opened there is never closed" in reject.message
     written = [i for i in items if isinstance(i, Example)]
     assert written and all(i.example_id in {r[0] for r in rows[:5]} for i in written)
+
+
+def test_lines_of_tabs_are_counted_blank_not_read_as_rows(tmp_path: Path) -> None:
+    examples = make_examples(4)
+    rows = long_rows(examples)
+    blanks = ["\t\n", "\t \r\n", " \t\n", "\t\t"]  # the last one ends the file, no newline
+    text = ",".join(NAMES) + "\n" + blanks[0] + csv_text(rows[:3]) + blanks[1]
+    text += csv_text(rows[3:5]) + blanks[2] + csv_text(rows[5:]) + blanks[3]
+    path = tmp_path / "tabs.csv"
+    path.write_text(text, newline="")
+    source = SourceSpec.from_params("src", {"path": str(path), "negative_rate": 1.0})
+    reader = RawReader(chunk_rows=3, max_abs=65504.0, csv_block_bytes=16)
+    items = list(reader.read_source(source))
+    assert [i.example_id for i in items if isinstance(i, Example)] == [
+        ex["example_id"] for ex in examples
+    ]
+    assert not [i for i in items if isinstance(i, Reject)]
+    tally = reader.tallies[0]
+    assert (tally.blank_lines, tally.rows) == (4, len(rows))
+    # Positions are physical lines, the blank lines before them included.
+    for example in items:
+        assert example.position == line_of(path, example.example_id)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        csv_text([NAMES, *long_rows(make_examples(2))]).replace("\n", "\r").encode(),  # old Mac
+        b"\ra\n",  # a bare carriage return in the header line
+    ],
+    ids=["cr-line-endings", "cr-in-header"],
+)
+def test_a_carriage_return_in_the_header_rejects_the_file_instead_of_raising(
+    tmp_path: Path, data: bytes
+) -> None:
+    path = tmp_path / "cr.csv"
+    path.write_bytes(data)
+    reject = only_reject(read_all(path))
+    assert (reject.reason, reject.scope) == ("unreadable_file", "file")
+    assert_message(reject, str(path), "new-line character seen in unquoted field")

@@ -8,7 +8,7 @@ import io
 import numpy as np
 import pytest
 
-from dsprior.rawio.csvrecords import UnclosedRecordError, iter_record_blocks
+from dsprior.rawio.csvrecords import BOM, UnclosedRecordError, iter_record_blocks
 
 
 def records(
@@ -91,3 +91,32 @@ def test_an_unclosed_quote_stops_instead_of_reading_the_whole_file() -> None:
     data = b"h\na\n" + b'"never closed\n' + b"x\n" * 1000
     with pytest.raises(UnclosedRecordError, match="from line 3: a quote opened there is never"):
         records(data, block_bytes=16, max_record_bytes=512)
+
+
+@pytest.mark.parametrize("blank", [b"\t", b"\t\t", b"\t  ", b" \t", b"\t\r", b"\t \r", b"\r\t"])
+@pytest.mark.parametrize("block_bytes", [1, 2, 3, 1 << 20])
+def test_a_line_of_tabs_and_spaces_is_blank_whatever_its_first_byte(
+    blank: bytes, block_bytes: int
+) -> None:
+    # First line (after a BOM), between records, before "\r\n" and last without a newline:
+    # each is blank and counted, and the records after it keep their physical lines.
+    data = BOM + blank + b"\nh\n" + blank + b"\n1\n" + blank + b"\r\n2\n" + blank
+    got, blank_lines = records(data, block_bytes)
+    assert got == [(2, b"h"), (4, b"1"), (6, b"2")]
+    assert blank_lines == 4
+
+
+@pytest.mark.parametrize("block_bytes", [1, 1 << 20])
+def test_a_line_that_starts_with_a_tab_but_holds_more_is_a_record(block_bytes: int) -> None:
+    got, blank_lines = records(b"h\n\tx\n \t,\n\t\r\n", block_bytes)
+    assert got == [(1, b"h"), (2, b"\tx"), (3, b" \t,")] and blank_lines == 1
+
+
+@pytest.mark.parametrize("block_bytes", [1, 1 << 20])
+def test_a_form_feed_or_vertical_tab_makes_a_line_a_record_wherever_it_stands(
+    block_bytes: int,
+) -> None:
+    # Blank is spaces, tabs and \r only, as documented (and as Python's csv module reads
+    # " \x0c": a record of one field). " \x0c" was dropped as blank while "\x0c" was a record.
+    got, blank = records(b"h\n \x0c\n\x0c\n\t\x0b \r\n \n", block_bytes)
+    assert got == [(1, b"h"), (2, b" \x0c"), (3, b"\x0c"), (4, b"\t\x0b ")] and blank == 1

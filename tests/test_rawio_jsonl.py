@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
+
+import pytest
 
 from dsprior.rawio import Example
 from tests.rawfiles import (
@@ -52,3 +55,27 @@ def test_bad_json_line(tmp_path: Path) -> None:
         and "invalid JSON" in reject.message
     )
     assert [i.example_id for i in items if isinstance(i, Example)] == ["e0", "e2"]
+
+
+@pytest.mark.parametrize("suffix", ["jsonl", "jsonl.gz"])
+def test_a_byte_order_mark_is_not_part_of_the_first_line(tmp_path: Path, suffix: str) -> None:
+    text = "\ufeff" + "".join(json.dumps(r) + "\n" for r in jsonl_records(make_examples(2)))
+    path = tmp_path / f"bom.{suffix}"
+    path.write_bytes(gzip.compress(text.encode()) if suffix.endswith(".gz") else text.encode())
+    items = read_all(path)
+    assert all(isinstance(i, Example) for i in items), items
+    assert [(i.example_id, i.position) for i in items] == [("e0", 1), ("e1", 2)]
+
+
+def test_a_bare_carriage_return_does_not_end_a_line(tmp_path: Path) -> None:
+    lines = [json.dumps(r) for r in jsonl_records(make_examples(3))]
+    text = lines[0] + "\r\n" + "not\rJSON\n" + lines[1] + "\n\r\n" + lines[2] + "\r\n"
+    path = tmp_path / "cr.jsonl"
+    path.write_bytes(text.encode())
+    items = read_all(path)
+    assert [(type(i).__name__, i.example_id, i.position) for i in items] == [
+        ("Example", "e0", 1),
+        ("Reject", None, 2),  # one line, one reject: as `sed -n 2p` shows it
+        ("Example", "e1", 3),
+        ("Example", "e2", 5),  # line 4 ("\r\n") is blank
+    ]

@@ -189,8 +189,9 @@ def _block(data: bytes, arr: np.ndarray, ends: np.ndarray, line: int) -> RecordB
         starts, stops = starts[:-1], stops[:-1]
     # A record whose first byte is not blank has content; the few others are looked at whole.
     has_content = ~_WHITESPACE[arr[starts]] if len(starts) else np.zeros(0, bool)
+    # (Spaces, tabs and line endings only: bytes.strip() would also take \x0b and \x0c.)
     for i in np.flatnonzero(~has_content).tolist():
-        has_content[i] = bool(data[starts[i] : stops[i]].strip())
+        has_content[i] = bool(data[starts[i] : stops[i]].strip(b" \t\r\n"))
     newlines = np.flatnonzero(arr == _NEWLINE)
     lines = line + np.searchsorted(newlines, starts)
     blank = int(np.count_nonzero(~has_content))

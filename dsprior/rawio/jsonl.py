@@ -38,7 +38,11 @@ def read_jsonl(
 ) -> Iterator[Chunk | Reject]:
     """One example per non-blank line; positions are lines."""
     opener = gzip.open if path.name.lower().endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as f:
+    # A UTF-8 byte order mark (Windows editors write one) is dropped, as the CSV reader does.
+    # Lines end at "\n" only, as JSON Lines defines them and as the CSV reader counts them: a
+    # "\r" before it is whitespace to JSON, and a bare "\r" is no line break (text mode's
+    # universal newlines would split there and shift every line number after it).
+    with opener(path, "rt", encoding="utf-8-sig", newline="\n") as f:
         for line_no, line in enumerate(f, start=1):
             state.last_position = line_no
             if not line.strip():

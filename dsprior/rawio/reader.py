@@ -15,6 +15,7 @@ validate rows with ``validation.validate_rows`` and reject with ``state.reject``
 
 from __future__ import annotations
 
+import csv
 import logging
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
@@ -239,7 +240,7 @@ class RawReader:
                     yield item
         except (
             OSError, EOFError, zlib.error, pa.ArrowException, UnicodeDecodeError,
-            UnclosedRecordError,
+            UnclosedRecordError, csv.Error,  # csv.Error: a bare "\r" in a CSV header line
         ) as exc:  # fmt: skip
             yield from self._unreadable(state, exc)
             return
