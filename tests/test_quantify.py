@@ -342,3 +342,152 @@ def test_the_95_percent_prior_interval_covers_the_truth_about_95_percent_of_the_
         low, high = out["estimated_prior"]["ci"]
         covered += low <= truth <= high
     assert 86 <= covered <= 99, covered
+
+
+# ----------------------------------------------------------------------------- edges, by hand
+
+
+def test_inputs_are_refused_with_messages_that_name_the_problem() -> None:
+    """Every refusal is a ValueError whose message says what was wrong."""
+    bad = [
+        (lambda: quantify.em_prior(np.full((2, 2), 0.5), prior=0.1), "probability must be one-dimensional, got shape (2, 2)"),
+        (lambda: quantify.em_prior(np.array([0.2, np.nan]), prior=0.1), "probability must be finite probabilities in [0, 1]"),
+        (lambda: quantify.em_prior(np.array([0.2, -0.1]), prior=0.1), "probability must be finite probabilities in [0, 1]"),
+        (lambda: quantify.em_prior(np.zeros(0), prior=0.1), "em_prior needs at least one example with positive weight"),
+        (lambda: quantify.em_prior(np.full(2, 0.5), prior=0.1, weights=np.zeros(2)), "em_prior needs at least one example with positive weight"),
+        (lambda: quantify.adjusted_count(np.ones(2, int), tpr=0.8, fpr=0.1, weights=np.zeros(2)), "adjusted_count needs at least one example with positive weight"),
+        (lambda: quantify.probabilistic_adjusted_count(np.full(2, 0.5), mean_positive=0.8, mean_negative=0.1, weights=np.zeros(2)), "probabilistic_adjusted_count needs positive total weight"),
+        (lambda: quantify.expected_performance(np.full(3, 0.5), np.ones(2, int), cost_fp=1, cost_fn=1), "probability and decision shapes differ: (3,) vs (2,)"),
+        (lambda: quantify.estimate_batch(np.zeros(0), **KW), "estimate_batch needs at least one example"),
+        (lambda: quantify.estimate_batch(np.full(3, 0.5), **{**KW, "resamples": 0}), "resamples must be >= 1, got 0"),
+        (lambda: quantify.estimate_batch(np.full(3, 0.5), **{**KW, "level": 1.0}), "level must be in (0, 1), got 1.0"),
+        (lambda: quantify.estimate_batch(np.full(3, 0.5), **{**KW, "prior": 0.0}), "prior must be in (0, 1), got 0.0"),
+    ]  # fmt: skip
+    for call, message in bad:
+        with pytest.raises(ValueError) as info:
+            call()
+        assert str(info.value) == message
+    columns = {k: np.zeros(2) for k in ("group", "label", "weight", "fit_weight", "probability")}
+    with pytest.raises(ValueError, match="^reference column label has 3 rows, not 2$"):
+        quantify.Reference(split=np.full(2, "dev_b"), **{**columns, "label": np.zeros(3)})
+    with pytest.raises(ValueError, match="^the reference has no dev_b rows$"):
+        quantify.Reference(split=np.full(2, "dev_a"), **columns)
+
+
+KW = {"prior": 0.1, "threshold": 0.5, "cost_fp": 1, "cost_fn": 10, "resamples": 30, "seed": 1}
+
+
+def test_probabilities_of_exactly_0_and_1_are_accepted() -> None:
+    """The ends of [0, 1] are probabilities: PACC of [0, 1] with means 0 and 1 is 1/2."""
+    assert quantify.probabilistic_adjusted_count(
+        np.array([0.0, 1.0]), mean_positive=1.0, mean_negative=0.0
+    ) == pytest.approx(0.5)
+
+
+def test_weighted_counts_match_hand_worked_numbers() -> None:
+    """ACC, PACC, dev_b's rates and CBPE on four weighted rows, worked out by hand."""
+    w = np.array([3.0, 1.0, 2.0, 0.0])
+    # ACC: weighted flagged fraction 3/6 = 0.5; (0.5 - 0.1) / (0.9 - 0.1) = 0.5
+    d = np.array([1, 0, 0, 1])
+    assert quantify.adjusted_count(d, tpr=0.9, fpr=0.1, weights=w) == pytest.approx(0.5)
+    # PACC: weighted mean p = (3 * .6 + .2 + 2 * .3) / 6 = 2.6 / 6; means 0.8 and 0.2
+    p = np.array([0.6, 0.2, 0.3, 0.9])
+    pacc = quantify.probabilistic_adjusted_count(p, mean_positive=0.8, mean_negative=0.2, weights=w)
+    assert pacc == pytest.approx((2.6 / 6 - 0.2) / 0.6)
+    # equal class means: nothing to adjust with
+    assert np.isnan(quantify.probabilistic_adjusted_count(p, mean_positive=0.3, mean_negative=0.3))
+    # rates: p at the threshold is flagged; positives rows 0, 2 (weights 3, 2), negatives 1, 3
+    y = np.array([1, 0, 1, 0])
+    rates = quantify.reference_rates(y, np.array([0.3, 0.3, 0.2, 0.1]), threshold=0.3,
+                                     weights=np.array([3.0, 1.0, 2.0, 1.0]))  # fmt: skip
+    assert rates == pytest.approx(
+        {"tpr": 3 / 5, "fpr": 1 / 2, "mean_positive": 1.3 / 5, "mean_negative": 0.4 / 2}
+    )
+    # CBPE: TP = .9, FP = .1, FN = .2 + 2 * .6 = 1.4, TN = .8 + 2 * .4 = 1.6; total 4
+    perf = quantify.expected_performance(
+        np.array([0.9, 0.2, 0.6]), np.array([1, 0, 0]), cost_fp=1, cost_fn=10,
+        weights=np.array([1.0, 1.0, 2.0]),
+    )  # fmt: skip
+    assert perf == pytest.approx(
+        {"precision": 0.9, "recall": 0.9 / 2.3, "alerts_per_1000": 250.0,
+         "expected_cost": 1000 * (0.1 + 14.0) / 4}
+    )  # fmt: skip
+    per_100 = quantify.expected_performance(
+        np.array([0.9, 0.2, 0.6]), np.array([1, 0, 0]), cost_fp=1, cost_fn=10,
+        weights=np.array([1.0, 1.0, 2.0]), per=100,
+    )  # fmt: skip
+    assert per_100["alerts_per_1000"] == pytest.approx(25.0)
+    assert per_100["expected_cost"] == pytest.approx(100 * 14.1 / 4)
+
+
+def test_reference_rates_of_a_one_class_reference_are_not_available() -> None:
+    """Without both classes there are no rates: all four are NaN."""
+    for y in (np.zeros(3, int), np.ones(3, int)):
+        rates = quantify.reference_rates(y, np.array([0.1, 0.5, 0.9]), threshold=0.5)
+        assert set(rates) == {"tpr", "fpr", "mean_positive", "mean_negative"}
+        assert all(np.isnan(v) for v in rates.values()), rates
+
+
+def test_one_example_batch_has_degenerate_intervals_and_a_warning() -> None:
+    """A batch of one example resamples to itself: every interval is its point. EM puts its
+    prior at 1 (a positive-looking example) or 0, and the estimates at that prior stay finite."""
+    for p, em in ((0.9, 1.0), (0.01, 0.0)):
+        out = quantify.estimate_batch(np.array([p]), **KW)
+        assert out["examples"] == 1 and out["bundle_prior"] == 0.1
+        est = out["estimated_prior"]
+        assert est["value"] == em and est["ci"] == [em, em]
+        assert out["drift"]["prior_shift"] is True
+        at = out["estimated_at_threshold"]
+        assert at["threshold"] == 0.5 and at["decisions"] == "at the bundle's prior"
+        for name in ("recall", "alerts_per_1000", "expected_cost"):
+            assert np.isfinite(at[name]["value"]), name
+            assert at[name]["ci"] == [at[name]["value"]] * 2, name
+        assert out["warnings"] == [
+            f"the batch holds about {em:.1f} positives by the estimate (fewer than 10): too few "
+            "to estimate its prior or precision well; the intervals are wide"
+        ]
+    # nothing flagged: precision is undefined on every resample, so its interval is absent
+    low = quantify.estimate_batch(np.array([0.01]), **KW)["estimated_at_threshold"]["precision"]
+    assert np.isnan(low["value"]) and low["ci"] == [None, None]
+
+
+def test_the_warning_starts_below_ten_expected_positives() -> None:
+    """Ten sure positives (EM's estimate exactly 1) make 10 expected positives: no warning;
+    nine do."""
+    sure = 1 - 1e-9
+    assert quantify.estimate_batch(np.full(10, sure), **KW)["warnings"] == []
+    assert "about 9.0 positives" in quantify.estimate_batch(np.full(9, sure), **KW)["warnings"][0]
+
+
+def test_the_summary_says_how_its_intervals_and_cross_checks_were_made() -> None:
+    """The words beside the numbers: the interval's level, resamples and what was resampled,
+    the decisions' prior, and why ACC/PACC and KS are absent without a reference."""
+    rng = np.random.default_rng(67)
+    _, p = draw(rng, 40, prior=0.1, at=0.1)
+    plain = quantify.estimate_batch(p, **KW)
+    assert plain["estimated_prior"]["method"] == quantify.EM_METHOD
+    assert plain["estimated_prior"]["interval"] == (
+        "95% percentile bootstrap, 30 resamples of the batch's examples"
+    )
+    assert plain["estimated_prior"]["cross_check"] == {
+        "available": False,
+        "reason": "not available: the bundle stores no dev_b reference (built before format 2)",
+    }
+    assert plain["drift"] == {
+        "prior_shift": plain["drift"]["prior_shift"], "score_shift_ks": None, "p_value": None,
+        "against": None,
+    }  # fmt: skip
+    assert plain["calibration"] == cal.IDENTITY.as_dict()
+    ref = reference(rng, n=300)
+    full = quantify.estimate_batch(
+        p, **{**KW, "level": 0.5}, groups=np.arange(40) // 2, reference=ref, adapt=True
+    )
+    assert full["estimated_prior"]["interval"] == (
+        "50% percentile bootstrap, 30 resamples of the batch's groups and of dev_b's groups "
+        "(the recalibration refitted on each)"
+    )
+    assert full["estimated_prior"]["cross_check"]["rates_from"] == "dev_b, as stored in the bundle"
+    assert full["estimated_at_threshold"]["decisions"] == "re-made at the estimated prior"
+    assert full["drift"]["against"] == (
+        "dev_b's probabilities (prior-corrected, before recalibration)"
+    )
