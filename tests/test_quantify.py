@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.stats import binom
+from scipy.stats import binom, ks_2samp
 
 from dsprior import calibration as cal
 from dsprior import priors, quantify
@@ -491,3 +491,75 @@ def test_the_summary_says_how_its_intervals_and_cross_checks_were_made() -> None
     assert full["drift"]["against"] == (
         "dev_b's probabilities (prior-corrected, before recalibration)"
     )
+
+
+def one_group_reference(rng: np.random.Generator, n: int = 300) -> quantify.Reference:
+    """dev_b in a single group, so a group resample always draws it whole: it cannot vary."""
+    ref = reference(rng, n=n)
+    return quantify.Reference(**{**ref.__dict__, "group": np.full(n, "all")})
+
+
+def test_intervals_resample_the_batch_by_group_and_the_reference_with_it() -> None:
+    """A batch in one group with a reference in one group never varies: every interval is its
+    point. Resampled by example, the batch alone widens every interval, ACC's and PACC's too."""
+    rng = np.random.default_rng(71)
+    ref = one_group_reference(rng)
+    _, p = draw(rng, 200, prior=0.3, at=0.1)
+    fixed = quantify.estimate_batch(p, **KW, reference=ref, groups=np.full(200, "g"))
+    by_example = quantify.estimate_batch(p, **KW, reference=ref)
+    for out in (fixed, by_example):
+        est = out["estimated_prior"]
+        pairs = [est, est["cross_check"]["acc"], est["cross_check"]["pacc"]]
+        pairs += [out["estimated_at_threshold"][k] for k in ("precision", "expected_cost")]
+        for pair in pairs:
+            low, high = pair["ci"]
+            if out is fixed:
+                assert low == high == pytest.approx(pair["value"], abs=1e-12), pair
+            else:
+                assert high - low > 0.01 * abs(pair["value"]), pair
+
+
+def test_ks_compares_the_batch_with_dev_b_only() -> None:
+    """The drift test is scipy's two-sample KS of the batch against dev_b's probabilities, even
+    when the reference also holds the dev_a rows a calibration was fitted on."""
+    rng = np.random.default_rng(73)
+    ref = reference(rng, n=300)
+    _, dev_a = draw(rng, 300, prior=0.5, at=0.5)  # far from dev_b: it would change the test
+    both = quantify.Reference(
+        split=np.r_[np.full(300, "dev_a"), ref.split],
+        group=np.r_[ref.group, ref.group],
+        label=np.r_[ref.label, ref.label],
+        weight=np.ones(600),
+        fit_weight=np.ones(600),
+        probability=np.r_[dev_a, ref.probability],
+    )
+    _, p = draw(rng, 200, prior=0.1, at=0.05)
+    drift = quantify.estimate_batch(p, **KW, reference=both)["drift"]
+    expected = ks_2samp(p, ref.probability)
+    assert drift["score_shift_ks"] == pytest.approx(expected.statistic, rel=1e-12)
+    assert drift["p_value"] == pytest.approx(expected.pvalue, rel=1e-9)
+
+
+def test_a_generator_seed_draws_as_its_integer_seed_does() -> None:
+    """``seed`` may be a Generator: ``default_rng(4)`` gives what ``seed=4`` gives."""
+    _, p = draw(np.random.default_rng(79), 100, prior=0.2, at=0.1)
+    kw = {**KW, "seed": 4}
+    assert quantify.estimate_batch(p, **{**kw, "seed": np.random.default_rng(4)}) == (
+        quantify.estimate_batch(p, **kw)
+    )
+    assert quantify.estimate_batch(p, **{**kw, "resamples": 1})["estimated_prior"]["ci"][0] >= 0
+
+
+def test_adapt_to_prior_decides_at_the_threshold_and_clamps_the_prior() -> None:
+    """At an unchanged prior the probabilities stay put and p equal to the threshold is flagged;
+    a prior of exactly 0 or 1 (EM's ends) moves every probability to that end, finitely."""
+    p = np.array([0.3, 0.2, 0.7])
+    moved, decision = quantify.adapt_to_prior(p, from_prior=0.2, to_prior=0.2, threshold=0.3)
+    np.testing.assert_allclose(moved, p, rtol=1e-12)
+    assert decision.tolist() == [1, 0, 1]
+    for end in (0.0, 1.0):
+        moved, decision = quantify.adapt_to_prior(p, from_prior=0.2, to_prior=end, threshold=0.3)
+        np.testing.assert_allclose(moved, end, atol=1e-7)
+        assert decision.tolist() == [int(end)] * 3
+    moved, _ = quantify.adapt_to_prior(p, from_prior=0.2, to_prior=0.5, threshold=0.3)
+    np.testing.assert_allclose(moved, priors.shift_prior(p, from_prior=0.2, to_prior=0.5))
