@@ -563,3 +563,35 @@ def test_adapt_to_prior_decides_at_the_threshold_and_clamps_the_prior() -> None:
         assert decision.tolist() == [int(end)] * 3
     moved, _ = quantify.adapt_to_prior(p, from_prior=0.2, to_prior=0.5, threshold=0.3)
     np.testing.assert_allclose(moved, priors.shift_prior(p, from_prior=0.2, to_prior=0.5))
+
+
+def test_em_weights_count_as_repeated_rows_and_certain_rows_are_allowed() -> None:
+    """A weight of 2 is the row twice; a weight of 0 is the row absent. Probabilities of
+    exactly 0 and 1 (certain rows) still give SLD's fixed point, not NaN."""
+    p = np.array([0.6, 0.05, 0.2, 0.9])
+    weighted = quantify.em_prior(p, prior=0.2, weights=np.array([2.0, 1.0, 0.0, 1.0]))
+    repeated = quantify.em_prior(np.array([0.6, 0.6, 0.05, 0.9]), prior=0.2)
+    assert 0 < weighted < 1 and weighted == pytest.approx(repeated, rel=1e-9)
+    certain = np.array([1.0, 0.0, 0.0, 0.3, 0.1])
+    em = quantify.em_prior(certain, prior=0.2)
+    assert 0 < em < 1 and em == pytest.approx(sld_iterations(certain, 0.2, 2000), rel=1e-6)
+
+
+@pytest.mark.parametrize("adapt", [False, True])
+def test_estimates_at_the_threshold_are_cbpe_at_the_em_prior(adapt: bool) -> None:
+    """The point estimates at the threshold are CBPE on the batch's (recalibrated) probabilities
+    moved to EM's prior, judging the decisions at the bundle's prior, or re-made there."""
+    rng = np.random.default_rng(83)
+    y, p = draw(rng, 400, prior=0.2, at=0.05)
+    fit = cal.fit_calibration(p, y, method="platt", fitted_on="dev_b")  # a non-identity map
+    out = quantify.estimate_batch(p, **{**KW, "prior": 0.05, "threshold": 0.3},
+                                  calibration=fit, adapt=adapt)  # fmt: skip
+    q = fit.apply(p)
+    em = quantify.em_prior(q, prior=0.05)
+    assert out["estimated_prior"]["value"] == pytest.approx(em, rel=1e-12)
+    moved = priors.shift_prior(q, from_prior=0.05, to_prior=em)
+    decision = ((moved if adapt else q) >= 0.3).astype(int)
+    assert (decision != (q >= 0.3)).any() == adapt  # re-deciding at the estimate changes some
+    expected = quantify.expected_performance(moved, decision, cost_fp=1, cost_fn=10)
+    at = out["estimated_at_threshold"]
+    assert {k: at[k]["value"] for k in expected} == pytest.approx(expected, rel=1e-12)
