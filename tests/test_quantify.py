@@ -595,3 +595,91 @@ def test_estimates_at_the_threshold_are_cbpe_at_the_em_prior(adapt: bool) -> Non
     expected = quantify.expected_performance(moved, decision, cost_fp=1, cost_fn=10)
     at = out["estimated_at_threshold"]
     assert {k: at[k]["value"] for k in expected} == pytest.approx(expected, rel=1e-12)
+
+
+def test_a_total_weight_of_one_or_a_single_positive_is_enough() -> None:
+    """One example (total weight 1) gives ACC and PACC; a reference with a single positive
+    (weight 1) gives rates; measured performance uses the weights it is given."""
+    assert quantify.adjusted_count(np.array([1]), tpr=0.9, fpr=0.1) == 1.0
+    assert quantify.probabilistic_adjusted_count(
+        np.array([0.5]), mean_positive=0.9, mean_negative=0.1
+    ) == pytest.approx(0.5)
+    for y in (np.array([1, 0, 0]), np.array([0, 1, 1])):  # one positive, then one negative
+        rates = quantify.reference_rates(y, np.array([0.8, 0.2, 0.6]), threshold=0.5)
+        assert not any(np.isnan(v) for v in rates.values()), rates
+    measured = quantify.measured_performance(
+        np.array([1, 0, 1]), np.array([1, 1, 0]), cost_fp=1, cost_fn=10,
+        weights=np.array([1.0, 3.0, 1.0]),
+    )  # fmt: skip
+    assert measured["precision"] == pytest.approx(1 / 4)
+    assert measured["expected_cost"] == pytest.approx(1000 * (3 + 10) / 5)
+
+
+def test_a_probability_at_the_threshold_is_flagged_everywhere() -> None:
+    """p equal to the threshold is an alert: in the alerts counted at the bundle's prior, in
+    ACC's flagged fraction, and after re-deciding at EM's prior (here equal to the bundle's, so
+    that nothing moves); adapted decisions are integers."""
+    rng = np.random.default_rng(89)
+    ref = reference(rng, n=300)
+    p = np.array([0.5, 0.5, 0.2, 0.9, 0.1])
+    out = quantify.estimate_batch(p, **KW, reference=ref)
+    assert out["estimated_at_threshold"]["alerts_per_1000"]["value"] == pytest.approx(600.0)
+    rates = quantify.reference_rates(ref.label, ref.probability, threshold=0.5)
+    acc = quantify.adjusted_count(p >= 0.5, tpr=rates["tpr"], fpr=rates["fpr"])
+    assert out["estimated_prior"]["cross_check"]["acc"]["value"] == pytest.approx(acc, rel=1e-12)
+    # every p at or below the prior: EM's estimate is 0, clamped to 1e-9, which is the prior
+    tiny = np.array([1e-9, 1e-10, 1e-10])
+    kw = {**KW, "prior": 1e-9, "threshold": 1e-9, "adapt": True}
+    at = quantify.estimate_batch(tiny, **kw)["estimated_at_threshold"]
+    assert at["alerts_per_1000"]["value"] == pytest.approx(1000 / 3)
+    _, decision = quantify.adapt_to_prior(p, from_prior=0.1, to_prior=0.1, threshold=0.5)
+    assert decision.dtype == np.int8
+
+
+def test_acc_and_pacc_weigh_dev_b_by_its_manifest_weights_and_resample_it() -> None:
+    """dev_b's rates are weighted by its manifest weights (heavier negatives move them), and a
+    batch that cannot vary (one group) still gets ACC/PACC intervals from dev_b's resampling."""
+    rng = np.random.default_rng(97)
+    ref = reference(rng, n=600)
+    weight = np.where(ref.label == 0, 1.0 + (ref.probability > 0.2) * 4.0, 1.0)
+    heavy = quantify.Reference(**{**ref.__dict__, "weight": weight})
+    _, p = draw(rng, 200, prior=0.2, at=0.05)
+    out = quantify.estimate_batch(p, **{**KW, "prior": 0.05}, reference=heavy,
+                                  groups=np.full(200, "g"))  # fmt: skip
+    rates = quantify.reference_rates(ref.label, ref.probability, threshold=0.5, weights=weight)
+    cross = out["estimated_prior"]["cross_check"]
+    acc = quantify.adjusted_count(p >= 0.5, tpr=rates["tpr"], fpr=rates["fpr"])
+    pacc = quantify.probabilistic_adjusted_count(
+        p, mean_positive=rates["mean_positive"], mean_negative=rates["mean_negative"]
+    )
+    assert cross["acc"]["value"] == pytest.approx(acc, rel=1e-12)
+    assert cross["pacc"]["value"] == pytest.approx(pacc, rel=1e-12)
+    for name in ("acc", "pacc"):
+        low, high = cross[name]["ci"]
+        assert high - low > 0.005, (name, low, high)
+
+
+def test_reference_fit_weights_keep_uneven_manifest_weights_within_a_class() -> None:
+    """dev_a's fit weights at the training prior keep the manifest's 1:3 within each class, and
+    the stored weights are floats whatever the input's type."""
+    frame = pd.DataFrame(
+        {
+            "split": ["dev_a"] * 4 + ["dev_b"] * 2,
+            "group": list("abcdef"),
+            "label": [1, 1, 0, 0, 1, 0],
+            "weight": [1, 3, 1, 3, 1, 1],
+            "probability": [0.6, 0.7, 0.2, 0.1, 0.8, 0.3],
+        }
+    )
+    dev_a_fit = cal.Calibration(method="platt", fitted_on="dev_a")
+    ref = quantify.reference_from_predictions(
+        frame, prior=0.3, training_prior=0.25, calibration=dev_a_fit
+    )
+    fw = ref.fit_weight[:4]
+    assert fw[1] / fw[0] == pytest.approx(3) and fw[3] / fw[2] == pytest.approx(3)
+    assert fw[:2].sum() / fw.sum() == pytest.approx(0.25)
+    ints = quantify.reference_from_rows(
+        *(frame[c].to_numpy() for c in ("split", "group", "label", "weight", "probability")),
+        prior=0.3, training_prior=0.25, calibration=dev_a_fit,
+    )  # fmt: skip
+    assert ints.weight.dtype == np.float64
