@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.stats import binom
+from scipy.stats import binom, ks_2samp
 
 from dsprior import calibration as cal
 from dsprior import priors, quantify
@@ -342,3 +342,344 @@ def test_the_95_percent_prior_interval_covers_the_truth_about_95_percent_of_the_
         low, high = out["estimated_prior"]["ci"]
         covered += low <= truth <= high
     assert 86 <= covered <= 99, covered
+
+
+# ----------------------------------------------------------------------------- edges, by hand
+
+
+def test_inputs_are_refused_with_messages_that_name_the_problem() -> None:
+    """Every refusal is a ValueError whose message says what was wrong."""
+    bad = [
+        (lambda: quantify.em_prior(np.full((2, 2), 0.5), prior=0.1), "probability must be one-dimensional, got shape (2, 2)"),
+        (lambda: quantify.em_prior(np.array([0.2, np.nan]), prior=0.1), "probability must be finite probabilities in [0, 1]"),
+        (lambda: quantify.em_prior(np.array([0.2, -0.1]), prior=0.1), "probability must be finite probabilities in [0, 1]"),
+        (lambda: quantify.em_prior(np.zeros(0), prior=0.1), "em_prior needs at least one example with positive weight"),
+        (lambda: quantify.em_prior(np.full(2, 0.5), prior=0.1, weights=np.zeros(2)), "em_prior needs at least one example with positive weight"),
+        (lambda: quantify.adjusted_count(np.ones(2, int), tpr=0.8, fpr=0.1, weights=np.zeros(2)), "adjusted_count needs at least one example with positive weight"),
+        (lambda: quantify.probabilistic_adjusted_count(np.full(2, 0.5), mean_positive=0.8, mean_negative=0.1, weights=np.zeros(2)), "probabilistic_adjusted_count needs positive total weight"),
+        (lambda: quantify.expected_performance(np.full(3, 0.5), np.ones(2, int), cost_fp=1, cost_fn=1), "probability and decision shapes differ: (3,) vs (2,)"),
+        (lambda: quantify.estimate_batch(np.zeros(0), **KW), "estimate_batch needs at least one example"),
+        (lambda: quantify.estimate_batch(np.full(3, 0.5), **{**KW, "resamples": 0}), "resamples must be >= 1, got 0"),
+        (lambda: quantify.estimate_batch(np.full(3, 0.5), **{**KW, "level": 1.0}), "level must be in (0, 1), got 1.0"),
+        (lambda: quantify.estimate_batch(np.full(3, 0.5), **{**KW, "prior": 0.0}), "prior must be in (0, 1), got 0.0"),
+    ]  # fmt: skip
+    for call, message in bad:
+        with pytest.raises(ValueError) as info:
+            call()
+        assert str(info.value) == message
+    columns = {k: np.zeros(2) for k in ("group", "label", "weight", "fit_weight", "probability")}
+    with pytest.raises(ValueError, match="^reference column label has 3 rows, not 2$"):
+        quantify.Reference(split=np.full(2, "dev_b"), **{**columns, "label": np.zeros(3)})
+    with pytest.raises(ValueError, match="^the reference has no dev_b rows$"):
+        quantify.Reference(split=np.full(2, "dev_a"), **columns)
+
+
+KW = {"prior": 0.1, "threshold": 0.5, "cost_fp": 1, "cost_fn": 10, "resamples": 30, "seed": 1}
+
+
+def test_probabilities_of_exactly_0_and_1_are_accepted() -> None:
+    """The ends of [0, 1] are probabilities: PACC of [0, 1] with means 0 and 1 is 1/2."""
+    assert quantify.probabilistic_adjusted_count(
+        np.array([0.0, 1.0]), mean_positive=1.0, mean_negative=0.0
+    ) == pytest.approx(0.5)
+
+
+def test_weighted_counts_match_hand_worked_numbers() -> None:
+    """ACC, PACC, dev_b's rates and CBPE on four weighted rows, worked out by hand."""
+    w = np.array([3.0, 1.0, 2.0, 0.0])
+    # ACC: weighted flagged fraction 3/6 = 0.5; (0.5 - 0.1) / (0.9 - 0.1) = 0.5
+    d = np.array([1, 0, 0, 1])
+    assert quantify.adjusted_count(d, tpr=0.9, fpr=0.1, weights=w) == pytest.approx(0.5)
+    # PACC: weighted mean p = (3 * .6 + .2 + 2 * .3) / 6 = 2.6 / 6; means 0.8 and 0.2
+    p = np.array([0.6, 0.2, 0.3, 0.9])
+    pacc = quantify.probabilistic_adjusted_count(p, mean_positive=0.8, mean_negative=0.2, weights=w)
+    assert pacc == pytest.approx((2.6 / 6 - 0.2) / 0.6)
+    # equal class means: nothing to adjust with
+    assert np.isnan(quantify.probabilistic_adjusted_count(p, mean_positive=0.3, mean_negative=0.3))
+    # rates: p at the threshold is flagged; positives rows 0, 2 (weights 3, 2), negatives 1, 3
+    y = np.array([1, 0, 1, 0])
+    rates = quantify.reference_rates(y, np.array([0.3, 0.3, 0.2, 0.1]), threshold=0.3,
+                                     weights=np.array([3.0, 1.0, 2.0, 1.0]))  # fmt: skip
+    assert rates == pytest.approx(
+        {"tpr": 3 / 5, "fpr": 1 / 2, "mean_positive": 1.3 / 5, "mean_negative": 0.4 / 2}
+    )
+    # CBPE: TP = .9, FP = .1, FN = .2 + 2 * .6 = 1.4, TN = .8 + 2 * .4 = 1.6; total 4
+    perf = quantify.expected_performance(
+        np.array([0.9, 0.2, 0.6]), np.array([1, 0, 0]), cost_fp=1, cost_fn=10,
+        weights=np.array([1.0, 1.0, 2.0]),
+    )  # fmt: skip
+    assert perf == pytest.approx(
+        {"precision": 0.9, "recall": 0.9 / 2.3, "alerts_per_1000": 250.0,
+         "expected_cost": 1000 * (0.1 + 14.0) / 4}
+    )  # fmt: skip
+    per_100 = quantify.expected_performance(
+        np.array([0.9, 0.2, 0.6]), np.array([1, 0, 0]), cost_fp=1, cost_fn=10,
+        weights=np.array([1.0, 1.0, 2.0]), per=100,
+    )  # fmt: skip
+    assert per_100["alerts_per_1000"] == pytest.approx(25.0)
+    assert per_100["expected_cost"] == pytest.approx(100 * 14.1 / 4)
+
+
+def test_reference_rates_of_a_one_class_reference_are_not_available() -> None:
+    """Without both classes there are no rates: all four are NaN."""
+    for y in (np.zeros(3, int), np.ones(3, int)):
+        rates = quantify.reference_rates(y, np.array([0.1, 0.5, 0.9]), threshold=0.5)
+        assert set(rates) == {"tpr", "fpr", "mean_positive", "mean_negative"}
+        assert all(np.isnan(v) for v in rates.values()), rates
+
+
+def test_one_example_batch_has_degenerate_intervals_and_a_warning() -> None:
+    """A batch of one example resamples to itself: every interval is its point. EM puts its
+    prior at 1 (a positive-looking example) or 0, and the estimates at that prior stay finite."""
+    for p, em in ((0.9, 1.0), (0.01, 0.0)):
+        out = quantify.estimate_batch(np.array([p]), **KW)
+        assert out["examples"] == 1 and out["bundle_prior"] == 0.1
+        est = out["estimated_prior"]
+        assert est["value"] == em and est["ci"] == [em, em]
+        assert out["drift"]["prior_shift"] is True
+        at = out["estimated_at_threshold"]
+        assert at["threshold"] == 0.5 and at["decisions"] == "at the bundle's prior"
+        for name in ("recall", "alerts_per_1000", "expected_cost"):
+            assert np.isfinite(at[name]["value"]), name
+            assert at[name]["ci"] == [at[name]["value"]] * 2, name
+        assert out["warnings"] == [
+            f"the batch holds about {em:.1f} positives by the estimate (fewer than 10): too few "
+            "to estimate its prior or precision well; the intervals are wide"
+        ]
+    # nothing flagged: precision is undefined on every resample, so its interval is absent
+    low = quantify.estimate_batch(np.array([0.01]), **KW)["estimated_at_threshold"]["precision"]
+    assert np.isnan(low["value"]) and low["ci"] == [None, None]
+
+
+def test_the_warning_starts_below_ten_expected_positives() -> None:
+    """Ten sure positives (EM's estimate exactly 1) make 10 expected positives: no warning;
+    nine do."""
+    sure = 1 - 1e-9
+    assert quantify.estimate_batch(np.full(10, sure), **KW)["warnings"] == []
+    assert "about 9.0 positives" in quantify.estimate_batch(np.full(9, sure), **KW)["warnings"][0]
+
+
+def test_the_summary_says_how_its_intervals_and_cross_checks_were_made() -> None:
+    """The words beside the numbers: the interval's level, resamples and what was resampled,
+    the decisions' prior, and why ACC/PACC and KS are absent without a reference."""
+    rng = np.random.default_rng(67)
+    _, p = draw(rng, 40, prior=0.1, at=0.1)
+    plain = quantify.estimate_batch(p, **KW)
+    assert plain["estimated_prior"]["method"] == quantify.EM_METHOD
+    assert plain["estimated_prior"]["interval"] == (
+        "95% percentile bootstrap, 30 resamples of the batch's examples"
+    )
+    assert plain["estimated_prior"]["cross_check"] == {
+        "available": False,
+        "reason": "not available: the bundle stores no dev_b reference (built before format 2)",
+    }
+    assert plain["drift"] == {
+        "prior_shift": plain["drift"]["prior_shift"], "score_shift_ks": None, "p_value": None,
+        "against": None,
+    }  # fmt: skip
+    assert plain["calibration"] == cal.IDENTITY.as_dict()
+    ref = reference(rng, n=300)
+    full = quantify.estimate_batch(
+        p, **{**KW, "level": 0.5}, groups=np.arange(40) // 2, reference=ref, adapt=True
+    )
+    assert full["estimated_prior"]["interval"] == (
+        "50% percentile bootstrap, 30 resamples of the batch's groups and of dev_b's groups "
+        "(the recalibration refitted on each)"
+    )
+    assert full["estimated_prior"]["cross_check"]["rates_from"] == "dev_b, as stored in the bundle"
+    assert full["estimated_at_threshold"]["decisions"] == "re-made at the estimated prior"
+    assert full["drift"]["against"] == (
+        "dev_b's probabilities (prior-corrected, before recalibration)"
+    )
+
+
+def one_group_reference(rng: np.random.Generator, n: int = 300) -> quantify.Reference:
+    """dev_b in a single group, so a group resample always draws it whole: it cannot vary."""
+    ref = reference(rng, n=n)
+    return quantify.Reference(**{**ref.__dict__, "group": np.full(n, "all")})
+
+
+def test_intervals_resample_the_batch_by_group_and_the_reference_with_it() -> None:
+    """A batch in one group with a reference in one group never varies: every interval is its
+    point. Resampled by example, the batch alone widens every interval, ACC's and PACC's too."""
+    rng = np.random.default_rng(71)
+    ref = one_group_reference(rng)
+    _, p = draw(rng, 200, prior=0.3, at=0.1)
+    fixed = quantify.estimate_batch(p, **KW, reference=ref, groups=np.full(200, "g"))
+    by_example = quantify.estimate_batch(p, **KW, reference=ref)
+    for out in (fixed, by_example):
+        est = out["estimated_prior"]
+        pairs = [est, est["cross_check"]["acc"], est["cross_check"]["pacc"]]
+        pairs += [out["estimated_at_threshold"][k] for k in ("precision", "expected_cost")]
+        for pair in pairs:
+            low, high = pair["ci"]
+            if out is fixed:
+                assert low == high == pytest.approx(pair["value"], abs=1e-12), pair
+            else:
+                assert high - low > 0.01 * abs(pair["value"]), pair
+
+
+def test_ks_compares_the_batch_with_dev_b_only() -> None:
+    """The drift test is scipy's two-sample KS of the batch against dev_b's probabilities, even
+    when the reference also holds the dev_a rows a calibration was fitted on."""
+    rng = np.random.default_rng(73)
+    ref = reference(rng, n=300)
+    _, dev_a = draw(rng, 300, prior=0.5, at=0.5)  # far from dev_b: it would change the test
+    both = quantify.Reference(
+        split=np.r_[np.full(300, "dev_a"), ref.split],
+        group=np.r_[ref.group, ref.group],
+        label=np.r_[ref.label, ref.label],
+        weight=np.ones(600),
+        fit_weight=np.ones(600),
+        probability=np.r_[dev_a, ref.probability],
+    )
+    _, p = draw(rng, 200, prior=0.1, at=0.05)
+    drift = quantify.estimate_batch(p, **KW, reference=both)["drift"]
+    expected = ks_2samp(p, ref.probability)
+    assert drift["score_shift_ks"] == pytest.approx(expected.statistic, rel=1e-12)
+    assert drift["p_value"] == pytest.approx(expected.pvalue, rel=1e-9)
+
+
+def test_a_generator_seed_draws_as_its_integer_seed_does() -> None:
+    """``seed`` may be a Generator: ``default_rng(4)`` gives what ``seed=4`` gives."""
+    _, p = draw(np.random.default_rng(79), 100, prior=0.2, at=0.1)
+    kw = {**KW, "seed": 4}
+    assert quantify.estimate_batch(p, **{**kw, "seed": np.random.default_rng(4)}) == (
+        quantify.estimate_batch(p, **kw)
+    )
+    assert quantify.estimate_batch(p, **{**kw, "resamples": 1})["estimated_prior"]["ci"][0] >= 0
+
+
+def test_adapt_to_prior_decides_at_the_threshold_and_clamps_the_prior() -> None:
+    """At an unchanged prior the probabilities stay put and p equal to the threshold is flagged;
+    a prior of exactly 0 or 1 (EM's ends) moves every probability to that end, finitely."""
+    p = np.array([0.3, 0.2, 0.7])
+    moved, decision = quantify.adapt_to_prior(p, from_prior=0.2, to_prior=0.2, threshold=0.3)
+    np.testing.assert_allclose(moved, p, rtol=1e-12)
+    assert decision.tolist() == [1, 0, 1]
+    for end in (0.0, 1.0):
+        moved, decision = quantify.adapt_to_prior(p, from_prior=0.2, to_prior=end, threshold=0.3)
+        np.testing.assert_allclose(moved, end, atol=1e-7)
+        assert decision.tolist() == [int(end)] * 3
+    moved, _ = quantify.adapt_to_prior(p, from_prior=0.2, to_prior=0.5, threshold=0.3)
+    np.testing.assert_allclose(moved, priors.shift_prior(p, from_prior=0.2, to_prior=0.5))
+
+
+def test_em_weights_count_as_repeated_rows_and_certain_rows_are_allowed() -> None:
+    """A weight of 2 is the row twice; a weight of 0 is the row absent. Probabilities of
+    exactly 0 and 1 (certain rows) still give SLD's fixed point, not NaN."""
+    p = np.array([0.6, 0.05, 0.2, 0.9])
+    weighted = quantify.em_prior(p, prior=0.2, weights=np.array([2.0, 1.0, 0.0, 1.0]))
+    repeated = quantify.em_prior(np.array([0.6, 0.6, 0.05, 0.9]), prior=0.2)
+    assert 0 < weighted < 1 and weighted == pytest.approx(repeated, rel=1e-9)
+    certain = np.array([1.0, 0.0, 0.0, 0.3, 0.1])
+    em = quantify.em_prior(certain, prior=0.2)
+    assert 0 < em < 1 and em == pytest.approx(sld_iterations(certain, 0.2, 2000), rel=1e-6)
+
+
+@pytest.mark.parametrize("adapt", [False, True])
+def test_estimates_at_the_threshold_are_cbpe_at_the_em_prior(adapt: bool) -> None:
+    """The point estimates at the threshold are CBPE on the batch's (recalibrated) probabilities
+    moved to EM's prior, judging the decisions at the bundle's prior, or re-made there."""
+    rng = np.random.default_rng(83)
+    y, p = draw(rng, 400, prior=0.2, at=0.05)
+    fit = cal.fit_calibration(p, y, method="platt", fitted_on="dev_b")  # a non-identity map
+    out = quantify.estimate_batch(p, **{**KW, "prior": 0.05, "threshold": 0.3},
+                                  calibration=fit, adapt=adapt)  # fmt: skip
+    q = fit.apply(p)
+    em = quantify.em_prior(q, prior=0.05)
+    assert out["estimated_prior"]["value"] == pytest.approx(em, rel=1e-12)
+    moved = priors.shift_prior(q, from_prior=0.05, to_prior=em)
+    decision = ((moved if adapt else q) >= 0.3).astype(int)
+    assert (decision != (q >= 0.3)).any() == adapt  # re-deciding at the estimate changes some
+    expected = quantify.expected_performance(moved, decision, cost_fp=1, cost_fn=10)
+    at = out["estimated_at_threshold"]
+    assert {k: at[k]["value"] for k in expected} == pytest.approx(expected, rel=1e-12)
+
+
+def test_a_total_weight_of_one_or_a_single_positive_is_enough() -> None:
+    """One example (total weight 1) gives ACC and PACC; a reference with a single positive
+    (weight 1) gives rates; measured performance uses the weights it is given."""
+    assert quantify.adjusted_count(np.array([1]), tpr=0.9, fpr=0.1) == 1.0
+    assert quantify.probabilistic_adjusted_count(
+        np.array([0.5]), mean_positive=0.9, mean_negative=0.1
+    ) == pytest.approx(0.5)
+    for y in (np.array([1, 0, 0]), np.array([0, 1, 1])):  # one positive, then one negative
+        rates = quantify.reference_rates(y, np.array([0.8, 0.2, 0.6]), threshold=0.5)
+        assert not any(np.isnan(v) for v in rates.values()), rates
+    measured = quantify.measured_performance(
+        np.array([1, 0, 1]), np.array([1, 1, 0]), cost_fp=1, cost_fn=10,
+        weights=np.array([1.0, 3.0, 1.0]),
+    )  # fmt: skip
+    assert measured["precision"] == pytest.approx(1 / 4)
+    assert measured["expected_cost"] == pytest.approx(1000 * (3 + 10) / 5)
+
+
+def test_a_probability_at_the_threshold_is_flagged_everywhere() -> None:
+    """p equal to the threshold is an alert: in the alerts counted at the bundle's prior, in
+    ACC's flagged fraction, and after re-deciding at EM's prior (here equal to the bundle's, so
+    that nothing moves); adapted decisions are integers."""
+    rng = np.random.default_rng(89)
+    ref = reference(rng, n=300)
+    p = np.array([0.5, 0.5, 0.2, 0.9, 0.1])
+    out = quantify.estimate_batch(p, **KW, reference=ref)
+    assert out["estimated_at_threshold"]["alerts_per_1000"]["value"] == pytest.approx(600.0)
+    rates = quantify.reference_rates(ref.label, ref.probability, threshold=0.5)
+    acc = quantify.adjusted_count(p >= 0.5, tpr=rates["tpr"], fpr=rates["fpr"])
+    assert out["estimated_prior"]["cross_check"]["acc"]["value"] == pytest.approx(acc, rel=1e-12)
+    # every p at or below the prior: EM's estimate is 0, clamped to 1e-9, which is the prior
+    tiny = np.array([1e-9, 1e-10, 1e-10])
+    kw = {**KW, "prior": 1e-9, "threshold": 1e-9, "adapt": True}
+    at = quantify.estimate_batch(tiny, **kw)["estimated_at_threshold"]
+    assert at["alerts_per_1000"]["value"] == pytest.approx(1000 / 3)
+    _, decision = quantify.adapt_to_prior(p, from_prior=0.1, to_prior=0.1, threshold=0.5)
+    assert decision.dtype == np.int8
+
+
+def test_acc_and_pacc_weigh_dev_b_by_its_manifest_weights_and_resample_it() -> None:
+    """dev_b's rates are weighted by its manifest weights (heavier negatives move them), and a
+    batch that cannot vary (one group) still gets ACC/PACC intervals from dev_b's resampling."""
+    rng = np.random.default_rng(97)
+    ref = reference(rng, n=600)
+    weight = np.where(ref.label == 0, 1.0 + (ref.probability > 0.2) * 4.0, 1.0)
+    heavy = quantify.Reference(**{**ref.__dict__, "weight": weight})
+    _, p = draw(rng, 200, prior=0.2, at=0.05)
+    out = quantify.estimate_batch(p, **{**KW, "prior": 0.05}, reference=heavy,
+                                  groups=np.full(200, "g"))  # fmt: skip
+    rates = quantify.reference_rates(ref.label, ref.probability, threshold=0.5, weights=weight)
+    cross = out["estimated_prior"]["cross_check"]
+    acc = quantify.adjusted_count(p >= 0.5, tpr=rates["tpr"], fpr=rates["fpr"])
+    pacc = quantify.probabilistic_adjusted_count(
+        p, mean_positive=rates["mean_positive"], mean_negative=rates["mean_negative"]
+    )
+    assert cross["acc"]["value"] == pytest.approx(acc, rel=1e-12)
+    assert cross["pacc"]["value"] == pytest.approx(pacc, rel=1e-12)
+    for name in ("acc", "pacc"):
+        low, high = cross[name]["ci"]
+        assert high - low > 0.005, (name, low, high)
+
+
+def test_reference_fit_weights_keep_uneven_manifest_weights_within_a_class() -> None:
+    """dev_a's fit weights at the training prior keep the manifest's 1:3 within each class, and
+    the stored weights are floats whatever the input's type."""
+    frame = pd.DataFrame(
+        {
+            "split": ["dev_a"] * 4 + ["dev_b"] * 2,
+            "group": list("abcdef"),
+            "label": [1, 1, 0, 0, 1, 0],
+            "weight": [1, 3, 1, 3, 1, 1],
+            "probability": [0.6, 0.7, 0.2, 0.1, 0.8, 0.3],
+        }
+    )
+    dev_a_fit = cal.Calibration(method="platt", fitted_on="dev_a")
+    ref = quantify.reference_from_predictions(
+        frame, prior=0.3, training_prior=0.25, calibration=dev_a_fit
+    )
+    fw = ref.fit_weight[:4]
+    assert fw[1] / fw[0] == pytest.approx(3) and fw[3] / fw[2] == pytest.approx(3)
+    assert fw[:2].sum() / fw.sum() == pytest.approx(0.25)
+    ints = quantify.reference_from_rows(
+        *(frame[c].to_numpy() for c in ("split", "group", "label", "weight", "probability")),
+        prior=0.3, training_prior=0.25, calibration=dev_a_fit,
+    )  # fmt: skip
+    assert ints.weight.dtype == np.float64
