@@ -385,3 +385,12 @@ def test_a_spec_without_format_version_is_checked_as_the_current_format(tmp_path
     message = checked(tmp_path, fields(format_version=KeyError, calibration=KeyError))
     assert message is not None
     assert message.startswith(f"{tmp_path / 'bundle.json'}: calibration is missing")
+
+
+def test_an_absolute_path_is_refused_even_into_the_bundle_folder(tmp_path: Path) -> None:
+    """bundle.json must not depend on where the folder lies: the path is relative or refused."""
+    ref = str(tmp_path / "model.keras")
+    assert checked(tmp_path, set_field("model.file", ref)) == (
+        f"{tmp_path / 'bundle.json'}: model.file is {ref!r}; it must be a relative path to a "
+        f"file inside the bundle folder {tmp_path} (the bundle stage writes 'model.keras')"
+    )

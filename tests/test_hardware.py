@@ -486,3 +486,13 @@ def test_machine_compute_reads_this_machine(monkeypatch, caplog):
 def test_tensorflow_reports_whether_it_runs_with_onednn():
     """TensorFlow is imported here (keras): its answer is a bool, what train.json records."""
     assert isinstance(hardware.tensorflow_onednn(), bool)
+
+
+def test_a_tensorflow_without_the_private_api_is_unknown(monkeypatch):
+    from tensorflow.python.util import _pywrap_util_port
+
+    def absent():
+        raise AttributeError("IsMklEnabled")
+
+    monkeypatch.setattr(_pywrap_util_port, "IsMklEnabled", absent)
+    assert hardware.tensorflow_onednn() is None
