@@ -394,3 +394,47 @@ def test_an_absolute_path_is_refused_even_into_the_bundle_folder(tmp_path: Path)
         f"{tmp_path / 'bundle.json'}: model.file is {ref!r}; it must be a relative path to a "
         f"file inside the bundle folder {tmp_path} (the bundle stage writes 'model.keras')"
     )
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "model",
+        "model.file",
+        "model.sha256",
+        "dim",
+        "dtype",
+        "max_abs",
+        "prior_correction",
+        "prior_correction.beta",
+        "prior_correction.shift",
+        "prior_correction.shift.from_prior",
+        "prior_correction.shift.to_prior",
+        "threshold",
+        "threshold.value",
+        "cost",
+        "cost.false_positive",
+        "cost.false_negative",
+        "calibration",
+        "calibration.method",
+        "calibration.fitted_on",
+        "calibration.slope",
+        "calibration.intercept",
+        "calibration.offset",
+        "reference",
+        "reference.file",
+        "reference.sha256",
+    ],
+)
+def test_every_field_scoring_reads_is_required(tmp_path: Path, key: str) -> None:
+    """Only min_rows and the isotonic knots may be left out; a null parent (shift, reference)
+    stands for all its children."""
+
+    def edit(spec: dict[str, Any]) -> None:
+        spec["prior_correction"]["shift"] = {"from_prior": 0.05, "to_prior": 0.01}
+        spec["reference"] = {"file": "reference.parquet", "sha256": HEX}
+        set_field(key, KeyError)(spec)
+
+    message = checked(tmp_path, edit)
+    assert message is not None
+    assert message.startswith(f"{tmp_path / 'bundle.json'}: {key} is missing; it must be ")
