@@ -438,3 +438,10 @@ def test_every_field_scoring_reads_is_required(tmp_path: Path, key: str) -> None
     message = checked(tmp_path, edit)
     assert message is not None
     assert message.startswith(f"{tmp_path / 'bundle.json'}: {key} is missing; it must be ")
+
+
+def test_the_fields_after_a_left_out_optional_one_are_still_checked(tmp_path: Path) -> None:
+    message = checked(tmp_path, fields(min_rows=KeyError, cost__false_negative=-1))
+    assert message == (
+        f"{tmp_path / 'bundle.json'}: cost.false_negative is -1; it must be a finite number >= 0"
+    )

@@ -496,3 +496,19 @@ def test_a_tensorflow_without_the_private_api_is_unknown(monkeypatch):
 
     monkeypatch.setattr(_pywrap_util_port, "IsMklEnabled", absent)
     assert hardware.tensorflow_onednn() is None
+
+
+def test_machine_compute_passes_on_the_gpu_tensorflow_and_the_model(monkeypatch):
+    """Each of this machine's facts reaches the rule: a GPU, TensorFlow's own oneDNN answer
+    (once imported), and the precision the model was trained in."""
+    monkeypatch.setattr(hardware, "read_cpu_flags", lambda: frozenset(BF16))
+    monkeypatch.setattr(hardware, "detect_gpu", lambda: True)
+    monkeypatch.setattr(hardware, "tensorflow_onednn", lambda: True)
+    monkeypatch.delenv(hardware.ONEDNN_ENV, raising=False)
+    c = hardware.machine_compute("auto", "auto")
+    assert (c.device, c.onednn, c.onednn_source) == ("gpu", True, "tensorflow")
+    monkeypatch.setattr(hardware, "detect_gpu", lambda: False)
+    assert hardware.machine_compute("auto", "auto").precision == "mixed_bfloat16"
+    assert hardware.machine_compute("auto", "auto", model_precision="float32").precision == (
+        "float32"
+    )
