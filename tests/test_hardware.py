@@ -331,3 +331,184 @@ def test_stage_sets_onednn_before_tensorflow_starts(data, tmp_path, onednn, env,
     subprocess.run(cmd, cwd=ROOT, env=environ, check=True, capture_output=True)
     compute = json.loads((tmp_path / "models" / "train.json").read_text())["compute"]
     assert (compute["onednn"], compute["onednn_source"]) == (want, source)
+
+
+# ----------------------------------------------------------------------------- the reasons, in words
+
+
+@pytest.mark.parametrize(
+    ("kw", "reason"),
+    [
+        (
+            {},
+            "CPU with native bf16; oneDNN on: auto; mixed_bfloat16: auto (native bf16 with oneDNN)",
+        ),
+        (
+            {"flags": NO_BF16},
+            "CPU without native bf16; oneDNN off: auto; float32: auto (no native bf16)",
+        ),
+        ({"onednn": "off"}, "CPU with native bf16; oneDNN off: params; float32: auto (oneDNN off)"),
+        ({"gpu": True}, "GPU present; oneDNN off: auto; float32: auto (GPU)"),
+        ({"precision": "float32"}, "CPU with native bf16; oneDNN on: auto; float32: params"),
+        (
+            {"model_precision": "float32"},
+            "CPU with native bf16; oneDNN on: auto; float32: auto (model trained in float32)",
+        ),
+        (
+            {"env_onednn": " 1 "},
+            "CPU with native bf16; oneDNN on: TF_ENABLE_ONEDNN_OPTS= 1  in the environment; "
+            "mixed_bfloat16: auto (native bf16 with oneDNN)",
+        ),
+        (
+            {"imported_onednn": False},
+            "CPU with native bf16; oneDNN off: TensorFlow was imported with it off "
+            "(auto wanted on); float32: auto (oneDNN off)",
+        ),
+        (
+            {"flags": NO_BF16, "imported_onednn": 1},
+            "CPU without native bf16; oneDNN on: TensorFlow was imported with it on "
+            "(auto wanted off); float32: auto (no native bf16)",
+        ),
+    ],
+)
+def test_the_reason_says_what_decided_each_choice(kw, reason):
+    """train.json and metrics.json record ``reason``: each part names the rule that applied."""
+    assert resolve(**kw).reason == reason
+
+
+def test_the_record_is_every_field_with_flags_as_a_list():
+    c = resolve(flags={"AVX2", "Avx512_BF16", "amx_tile", "sse4_2"}, imported_onednn=1)
+    assert c.record() == {
+        "precision": "mixed_bfloat16",
+        "onednn": True,
+        "device": "cpu",
+        "native_bf16": True,
+        "precision_source": "auto",
+        "onednn_source": "auto",
+        "cpu_flags": ["avx2", "avx512_bf16", "amx_tile"],  # REPORTED_FLAGS' order, lower case
+        "reason": "CPU with native bf16; oneDNN on: auto; "
+        "mixed_bfloat16: auto (native bf16 with oneDNN)",
+    }
+    assert resolve(onednn="on", flags=NO_BF16, imported_onednn=True).onednn_source == "params"
+
+
+@pytest.mark.parametrize(
+    ("value", "want"),
+    [(None, None), ("", None), (" \t", None), ("1", True), (" True ", True), ("0", False)]
+    + [("FALSE", False)],
+)
+def test_onednn_environment_is_read_as_tensorflow_reads_it(value, want):
+    assert hardware.parse_onednn_env(value) is want
+
+
+def test_bad_settings_are_refused_naming_what_is_allowed():
+    with pytest.raises(ValueError) as err:
+        hardware.parse_onednn_env("2")
+    assert str(err.value) == "TF_ENABLE_ONEDNN_OPTS must be 0, 1, true or false, got '2'"
+    with pytest.raises(ValueError) as err:
+        resolve("bf16")
+    assert str(err.value) == (
+        "precision must be one of ['auto', 'float32', 'mixed_bfloat16'], got 'bf16'"
+    )
+    with pytest.raises(ValueError) as err:
+        resolve(onednn="On")
+    assert str(err.value) == "onednn must be one of ['auto', 'on', 'off'], got 'On'"
+    with pytest.raises(ValueError) as err:
+        resolve(model_precision="auto")
+    assert str(err.value) == "model_precision must be float32 or mixed_bfloat16, got 'auto'"
+
+
+def test_arm_features_and_untrimmed_keys_are_read(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor : 0\nmodel name:  Arm CPU  \nFeatures\t: fp asimd bf16\n")
+    assert hardware.read_cpu_flags(info) == {"fp", "asimd", "bf16"}
+    assert hardware.cpu_model(info) == "Arm CPU"
+    info.write_text("flags : a b\n")
+    assert hardware.read_cpu_flags(info) == {"a", "b"}
+    assert hardware.cpu_model(info) is None
+
+
+def test_a_visible_gpu_is_detected_and_the_environment_read_by_default(tmp_path, monkeypatch):
+    (tmp_path / "nvidia12").touch()
+    assert hardware.detect_gpu({"CUDA_VISIBLE_DEVICES": "0"}, dev=tmp_path)
+    assert not hardware.detect_gpu({"CUDA_VISIBLE_DEVICES": " -1 "}, dev=tmp_path)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")
+    assert not hardware.detect_gpu(dev=tmp_path)
+    monkeypatch.setenv(hardware.ONEDNN_ENV, "1")
+    monkeypatch.delenv(hardware.MARKER_ENV, raising=False)
+    assert hardware.user_onednn_env() == "1"
+
+
+def test_apply_onednn_sets_the_variable_and_its_marker_unless_a_person_did(monkeypatch):
+    monkeypatch.delenv(hardware.ONEDNN_ENV, raising=False)
+    monkeypatch.delenv(hardware.MARKER_ENV, raising=False)
+    hardware.apply_onednn(resolve(flags=NO_BF16))
+    assert (os.environ[hardware.ONEDNN_ENV], os.environ[hardware.MARKER_ENV]) == ("0", "0")
+    hardware.apply_onednn(resolve())  # our own default: replaced
+    assert (os.environ[hardware.ONEDNN_ENV], os.environ[hardware.MARKER_ENV]) == ("1", "1")
+    monkeypatch.setenv(hardware.ONEDNN_ENV, "0")  # a person's: kept
+    hardware.apply_onednn(resolve())
+    assert (os.environ[hardware.ONEDNN_ENV], os.environ[hardware.MARKER_ENV]) == ("0", "1")
+
+
+@pytest.mark.parametrize(
+    ("kw", "warning"),
+    [
+        ({"precision": "mixed_bfloat16", "flags": NO_BF16, "onednn": "on"}, "native bf16"),
+        ({"precision": "mixed_bfloat16", "onednn": "off"}, "oneDNN"),
+    ],
+)
+def test_emulated_bf16_is_warned_about(kw, warning, caplog):
+    with caplog.at_level("WARNING", logger=hardware.__name__):
+        hardware.warn_if_emulated(resolve(**kw))
+        hardware.warn_if_emulated(resolve())  # native bf16 with oneDNN: no warning
+        hardware.warn_if_emulated(resolve(flags=NO_BF16))  # float32: no warning
+    assert [r.getMessage() for r in caplog.records] == [
+        f"mixed_bfloat16 without {warning}: bf16 is emulated here and many times slower"
+    ]
+
+
+def test_machine_compute_reads_this_machine(monkeypatch, caplog):
+    monkeypatch.setattr(hardware, "read_cpu_flags", lambda: frozenset(NO_BF16))
+    monkeypatch.setattr(hardware, "detect_gpu", lambda: False)
+    monkeypatch.setattr(hardware, "tensorflow_onednn", lambda: None)
+    monkeypatch.setenv(hardware.ONEDNN_ENV, "1")
+    monkeypatch.delenv(hardware.MARKER_ENV, raising=False)
+    with caplog.at_level("WARNING", logger=hardware.__name__):
+        c = hardware.machine_compute("mixed_bfloat16", "off", model_precision="float32")
+    assert c == resolve("mixed_bfloat16", "off", NO_BF16, env_onednn="1", model_precision="float32")
+    assert "emulated" in caplog.text
+    assert hardware.machine_compute("auto", "auto", model_precision="float32").precision == (
+        "float32"
+    )
+
+
+def test_tensorflow_reports_whether_it_runs_with_onednn():
+    """TensorFlow is imported here (keras): its answer is a bool, what train.json records."""
+    assert isinstance(hardware.tensorflow_onednn(), bool)
+
+
+def test_a_tensorflow_without_the_private_api_is_unknown(monkeypatch):
+    from tensorflow.python.util import _pywrap_util_port
+
+    def absent():
+        raise AttributeError("IsMklEnabled")
+
+    monkeypatch.setattr(_pywrap_util_port, "IsMklEnabled", absent)
+    assert hardware.tensorflow_onednn() is None
+
+
+def test_machine_compute_passes_on_the_gpu_tensorflow_and_the_model(monkeypatch):
+    """Each of this machine's facts reaches the rule: a GPU, TensorFlow's own oneDNN answer
+    (once imported), and the precision the model was trained in."""
+    monkeypatch.setattr(hardware, "read_cpu_flags", lambda: frozenset(BF16))
+    monkeypatch.setattr(hardware, "detect_gpu", lambda: True)
+    monkeypatch.setattr(hardware, "tensorflow_onednn", lambda: True)
+    monkeypatch.delenv(hardware.ONEDNN_ENV, raising=False)
+    c = hardware.machine_compute("auto", "auto")
+    assert (c.device, c.onednn, c.onednn_source) == ("gpu", True, "tensorflow")
+    monkeypatch.setattr(hardware, "detect_gpu", lambda: False)
+    assert hardware.machine_compute("auto", "auto").precision == "mixed_bfloat16"
+    assert hardware.machine_compute("auto", "auto", model_precision="float32").precision == (
+        "float32"
+    )

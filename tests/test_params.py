@@ -440,3 +440,187 @@ def test_every_section_of_params_yaml_is_valid(name):
 @pytest.mark.parametrize("name", sorted(CHECKS))
 def test_tiny_test_params_are_valid(name):
     _check(name, deep_merge(REAL, TINY_PARAMS))
+
+
+# ----------------------------------------------------------------------------- each spec's edges
+
+
+def fails(spec: settings.Spec, value: Any, key: str = "demo.k") -> str:
+    with pytest.raises(ValueError) as err:
+        spec.check(value, key)
+    return str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "value", "message"),
+    [
+        ({}, float("inf"), "k must be a number, got inf"),
+        ({}, "1", "k must be a number, got '1'"),
+        ({"integer": True}, 2.0, "k must be an integer, got 2.0"),
+        ({"integer": True}, False, "k must be an integer, got False"),
+        ({"integer": True, "minimum": 1}, 0, "k must be an integer >= 1, got 0"),
+        ({"maximum": 1, "max_open": True}, 1, "k must be a number < 1, got 1"),
+        ({"maximum": 1}, 1.5, "k must be a number <= 1, got 1.5"),
+        ({"minimum": 0.5, "maximum": 2.5}, 0.25, "k must be a number >= 0.5 and <= 2.5, got 0.25"),
+        (
+            {"minimum": 0, "min_open": True, "none": True},
+            0,
+            "k must be null or a number > 0, got 0",
+        ),
+        ({"none": True}, "x", "k must be null or a number, got 'x'"),
+        ({}, None, "k must be a number, got None"),  # null only where allowed
+    ],
+)
+def test_check_number_refuses_naming_exactly_what_is_allowed(kwargs, value, message):
+    with pytest.raises(ValueError) as err:
+        settings.check_number(value, "k", **kwargs)
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "value"),
+    [
+        ({"minimum": 0}, 0),  # the bounds are closed unless marked open
+        ({"maximum": 1}, 1),
+        ({"minimum": 0, "maximum": 1, "min_open": True, "max_open": True}, 0.5),
+        ({"minimum": 0, "min_open": True}, 1e-12),
+        ({"maximum": 1, "max_open": True}, 1 - 1e-12),
+        ({}, -1e300),
+        ({}, 2.5),  # not an integer unless asked
+        ({"integer": True}, 10**30),
+        ({"none": True}, None),
+    ],
+)
+def test_check_number_accepts_the_edges_of_its_range(kwargs, value):
+    assert settings.check_number(value, "k", **kwargs) is value
+
+
+def test_number_and_integer_specs_pass_their_options_on():
+    assert settings.Number(minimum=0).check(0.5, "k") == 0.5
+    assert fails(settings.Number(minimum=1), 0.5) == "demo.k must be a number >= 1, got 0.5"
+    assert fails(settings.Integer(), 0.5) == "demo.k must be an integer, got 0.5"
+    assert fails(settings.Integer(minimum=1), 0) == "demo.k must be an integer >= 1, got 0"
+    assert settings.Integer(none=True).check(None, "k") is None
+    assert settings.Optional(settings.Integer()).check(3, "k") == 3
+    assert fails(settings.Optional(settings.Integer()), "3") == "demo.k must be an integer, got '3'"
+
+
+def test_choice_compares_type_and_value_and_hints_only_among_names():
+    spec = settings.Choice(1, "fast", None)
+    assert spec.check(1, "k") == 1
+    assert spec.check(None, "k") is None
+    assert fails(spec, True) == "demo.k must be one of [1, 'fast', None], got True"
+    assert fails(spec, 1.0) == "demo.k must be one of [1, 'fast', None], got 1.0"
+    assert fails(spec, "1") == "demo.k must be one of [1, 'fast', None], got '1'"
+    assert fails(spec, "fsat") == (
+        "demo.k must be one of [1, 'fast', None], got 'fsat'; did you mean 'fast'?"
+    )
+
+
+def test_text_and_flag_refuse_naming_the_key():
+    assert settings.Text().check("\t", "k") == "\t"
+    assert fails(settings.Text(), None) == "demo.k must be a non-empty string, got None"
+    assert settings.Flag().check(False, "k") is False
+    assert fails(settings.Flag(), 1) == "demo.k must be true or false, got 1"
+    assert fails(settings.Flag(), "true") == "demo.k must be true or false, got 'true'"
+
+
+def test_list_of_length_null_and_repeats():
+    items = settings.ListOf(settings.Integer())
+    assert items.check([], "k") == []  # no minimum unless asked
+    assert fails(items, None) == "demo.k must be a list, got None"
+    assert fails(items, (1,)) == "demo.k must be a list, got (1,)"
+    two = settings.ListOf(settings.Integer(), min_len=2, none=True)
+    assert two.check([1, 2], "k") == [1, 2]
+    assert two.check(None, "k") is None
+    assert fails(two, [1]) == "demo.k must be null or a list of at least 2 item(s), got [1]"
+    assert fails(two, [1, "2"]) == "demo.k[1] must be an integer, got '2'"
+    unique = settings.ListOf(settings.Text(), unique=True)
+    assert unique.check(["a", "b", "c"], "k") == ["a", "b", "c"]
+    assert fails(unique, ["a", "b", "b", "a"]) == (
+        "demo.k must not repeat items, got ['a', 'b', 'b', 'a'] ('b' twice)"
+    )
+    assert items.check([1, 1], "k") == [1, 1]  # repeats only refused where asked
+
+
+def test_section_refuses_a_non_mapping_and_unknown_keys_naming_the_value():
+    spec = settings.Section({"a": settings.Integer(), "b": settings.Optional(settings.Text())})
+    assert spec.check({"a": 1}, "k") == {"a": 1}
+    assert fails(spec, [1]) == "demo.k must be a mapping with keys ['a', 'b'], got [1]"
+    assert fails(spec, {"a": 1, "c": [2]}) == (
+        "demo.k.c: unknown key (value [2]); allowed keys in demo.k are ['a', 'b']"
+    )
+    assert fails(spec, {"a": 1, "bb": "x"}) == (
+        "demo.k.bb: unknown key (value 'x'); allowed keys in demo.k are ['a', 'b']; "
+        "did you mean 'b'?"
+    )
+    assert fails(spec, {"b": ""}) == "demo.k.b must be a non-empty string, got ''"  # type first
+    assert fails(spec, {"b": "x"}) == "demo.k.a is required; add it to params.yaml"
+
+
+def test_map_of_names_minimum_and_allowed_names():
+    spec = settings.MapOf(settings.Integer(), keys=["train", "test"])
+    assert spec.check({"train": 1}, "k") == {"train": 1}
+    assert fails(spec, {}) == "demo.k must be a mapping of at least 1 name(s) -> value, got {}"
+    assert fails(spec, [("train", 1)]) == (
+        "demo.k must be a mapping of at least 1 name(s) -> value, got [('train', 1)]"
+    )
+    assert fails(spec, {1: 1}) == "demo.k: names must be non-empty strings, got 1"
+    assert fails(spec, {"trian": 1}) == (
+        "demo.k.trian: unknown name; allowed are ['train', 'test']; did you mean 'train'?"
+    )
+    assert fails(spec, {"zzz": 1}) == "demo.k.zzz: unknown name; allowed are ['train', 'test']"
+    assert fails(spec, {"test": 1.5}) == "demo.k.test must be an integer, got 1.5"
+    free = settings.MapOf(settings.Integer(), min_len=0)
+    assert free.check({}, "k") == {}
+    assert settings.MapOf(settings.Integer()).check({"any": 2}, "k") == {"any": 2}
+    assert fails(settings.MapOf(settings.Integer(), min_len=2), {"a": 1}).startswith(
+        "demo.k must be a mapping of at least 2 name(s)"
+    )
+
+
+def test_check_section_returns_a_plain_dict_and_takes_null_as_empty():
+    schema = {"a": settings.Optional(settings.Integer())}
+    assert settings.check_section(None, schema, "s") == {}
+    params = {"a": 1}
+    out = settings.check_section(params, schema, "s")
+    assert out == params and type(out) is dict and out is not params
+
+
+# ----------------------------------------------------------------------------- load_params
+
+
+def params_file(tmp_path, text: str):
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_load_params_reads_one_section_and_null_as_empty(tmp_path):
+    path = params_file(tmp_path, "split:\n  seed: 3\naudit:\n")
+    assert settings.load_params(path, "split") == {"seed": 3}
+    assert settings.load_params(str(path), "audit") == {}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "{path}: no section 'split'; sections are []"),
+        ("b: 1\na: 2\n", "{path}: no section 'split'; sections are ['a', 'b']"),
+        ("- split\n", "{path}: must be a mapping of sections, got list"),
+        ("split: [1]\n", "{path}: section 'split' must be a mapping of keys, got [1]"),
+        ("split: {a: 1\n", "{path}, line 2, column 1: not valid YAML: "),
+    ],
+)
+def test_load_params_refuses_naming_the_file(tmp_path, text, message):
+    path = params_file(tmp_path, text)
+    with pytest.raises(ValueError) as err:
+        settings.load_params(path, "split")
+    assert str(err.value).startswith(message.format(path=path))
+
+
+def test_require_names_section_and_key():
+    assert settings.require({"seed": 0}, "seed", "split") == 0
+    with pytest.raises(ValueError) as err:
+        settings.require({"sed": 0}, "seed", "split")
+    assert str(err.value) == "split.seed is required; add it to params.yaml"
