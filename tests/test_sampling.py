@@ -39,9 +39,17 @@ def test_stratified_uniform_is_the_centred_rank_within_each_stratum():
 
 def test_stratified_uniform_breaks_ties_by_position():
     """Equal hashes are ranked in input order (a stable sort), so ties are deterministic."""
-    n = 200
-    got = sampling.stratified_uniform(np.full(n, 0.5), np.zeros(n, dtype=int))
-    np.testing.assert_allclose(got, (np.arange(n) + 0.5) / n)
+    u = np.random.default_rng(0).integers(0, 3, size=3000) / 4
+    got = sampling.stratified_uniform(u, np.zeros(len(u), dtype=int))
+    np.testing.assert_array_equal(np.sort(got), (np.arange(len(u)) + 0.5) / len(u))
+    for value in np.unique(u):
+        assert np.all(np.diff(got[u == value]) > 0)
+
+
+def test_stratified_uniform_of_integer_keys_is_still_fractional():
+    """Integer or list input gives the same float ranks as float input."""
+    got = sampling.stratified_uniform([3, 1, 2], [0, 0, 0])
+    np.testing.assert_allclose(got, [5 / 6, 1 / 6, 3 / 6])
 
 
 def test_stratified_uniform_refuses_mismatched_shapes():
@@ -133,6 +141,14 @@ def test_trials_for_half_width_is_the_smallest_n_that_fits(p, half_width):
     n = sampling.trials_for_half_width(p, half_width)
     assert sampling.wilson_half_width(p, n) <= half_width
     assert n == 1 or sampling.wilson_half_width(p, n - 1) > half_width
+
+
+def test_trials_for_half_width_inverts_the_half_width():
+    """Asking for exactly the half-width of n trials gives back n (and an int)."""
+    for p in (0.5, 0.1):
+        for n in range(1, 300):
+            got = sampling.trials_for_half_width(p, sampling.wilson_half_width(p, n))
+            assert got == n and type(got) is int, (p, n, got)
 
 
 def test_trials_for_half_width_known_values_and_range():

@@ -556,6 +556,7 @@ def test_every_fate_is_counted_exactly(assign, caplog):
             "seed": 3,
         },
     }
+    assert list(stats["sources"]) == ["aux", "kb", "other", "pool", "prod"]  # sorted in the JSON
     assert [r.getMessage() for r in caplog.records] == [
         "sources ['other'] are not in split.feeds; their examples are dropped"
     ]
@@ -677,3 +678,35 @@ def test_check_splits_filled_treats_a_missing_count_as_empty():
         "every split is needed (train and dev_a to train and select, dev_b for the threshold, "
         "test for the estimate): give test a fraction in a source's line of split.feeds"
     )
+
+
+def test_quota_strata_of_three_sources_stay_apart():
+    """With three sources the (source, has a positive) strata are still distinct: exact quotas.
+
+    Strata keyed so that one source's positive groups and another's negative ones share a
+    key would be ranked together and meet their quotas only in expectation.
+    """
+    rates = {"a": 1.0, "b": 0.5, "c": 0.25}
+    meta = metadata_table(
+        [
+            (f"{s}{i}", f"{s}-g{i}", int(i % 2 == 0), s, r)
+            for s, r in rates.items()
+            for i in range(24)
+        ]
+    )
+    feeds = {s: {"train": 0.5, "test": 0.5} for s in rates}
+    for seed in range(4):
+        manifest, stats = splitting.assign_splits(meta, seed=seed, feeds=feeds, assign="quota")
+        assert stats["params"]["priority"] == ["a", "b", "c"]
+        split_of_group = dict(
+            zip(
+                manifest.column("group").to_pylist(),
+                manifest.column("split").to_pylist(),
+                strict=True,
+            )
+        )
+        for s in rates:
+            for parity in (0, 1):  # even groups hold a positive
+                stratum = [f"{s}-g{i}" for i in range(parity, 24, 2)]
+                got = sum(split_of_group[g] == "train" for g in stratum)
+                assert got == 6, (seed, s, parity, got)
