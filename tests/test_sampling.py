@@ -58,6 +58,14 @@ def test_stratified_uniform_refuses_mismatched_shapes():
     assert str(err.value) == "u and strata must have the same shape, got (3,) and (2,)"
 
 
+def test_bucket_gives_writable_python_strings():
+    """Split names come back as an object array of str, so a longer name can be written in."""
+    got = sampling.bucket([0.1, 0.9], {"test": 0.5})
+    assert got.dtype == object and got.tolist() == ["test", ""]
+    got[1] = "dev_a-and-more"
+    assert got[1] == "dev_a-and-more"
+
+
 def test_validate_fractions_accepts_the_closed_range_and_a_float_sum_of_one():
     """0 and 1 are valid fractions; a sum a hair over 1 (float error) passes, as floats."""
     assert sampling.validate_fractions({"train": 0, "test": 1}) == {"train": 0.0, "test": 1.0}

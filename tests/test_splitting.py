@@ -562,9 +562,11 @@ def test_every_fate_is_counted_exactly(assign, caplog):
     ]
 
 
-def test_no_conflict_units_without_shared_groups():
-    """Groups that only one source holds are never counted as conflicts."""
-    _, stats = splitting.assign_splits(TWENTY, seed=7, feeds=SINGLE_FEEDS)
+def test_no_conflict_units_without_shared_groups(caplog):
+    """Groups that only one source holds are never counted as conflicts; all fed, no warning."""
+    with caplog.at_level("WARNING", logger="dsprior.splitting"):
+        _, stats = splitting.assign_splits(TWENTY, seed=7, feeds=SINGLE_FEEDS)
+    assert not caplog.records
     assert stats["conflict_units"] == 0
     assert stats["moved"] == 0
 
@@ -710,3 +712,11 @@ def test_quota_strata_of_three_sources_stay_apart():
                 stratum = [f"{s}-g{i}" for i in range(parity, 24, 2)]
                 got = sum(split_of_group[g] == "train" for g in stratum)
                 assert got == 6, (seed, s, parity, got)
+
+
+def test_an_empty_dataset_gives_an_empty_manifest():
+    """No examples: an empty manifest of the right schema and all counts zero, no error."""
+    manifest, stats = splitting.assign_splits(TWENTY.slice(0, 0), seed=7, feeds=SINGLE_FEEDS)
+    assert manifest.num_rows == 0 and manifest.schema.equals(sampling.SPLIT_MANIFEST_SCHEMA)
+    assert stats["read"] == stats["assigned"] == stats["conflict_units"] == 0
+    assert stats["sources"] == {}
