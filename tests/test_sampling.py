@@ -74,6 +74,13 @@ def test_validate_fractions_accepts_the_closed_range_and_a_float_sum_of_one():
     assert all(type(v) is float for v in got.values())
 
 
+def test_validate_fractions_tolerance_is_inclusive():
+    """A sum of exactly 1 + 1e-9 (the float tolerance) is still accepted."""
+    at_edge = {"train": 0.5, "test": (1.0 + 1e-9) - 0.5}
+    assert sum(at_edge.values()) == 1.0 + 1e-9
+    assert sampling.validate_fractions(at_edge) == at_edge
+
+
 @pytest.mark.parametrize(
     ("fractions", "message"),
     [
@@ -134,6 +141,14 @@ def test_example_weights_accept_a_rate_of_one_and_name_the_first_bad_rate():
     with pytest.raises(ValueError) as err:
         sampling.example_weights(np.zeros(3), np.array([1.0, 0.5, 0.25]), np.array([1, 4, 8]))
     assert str(err.value) == "sampling rates must be in (0, 1], got a combined rate of 2.0"
+
+
+def test_example_weights_are_float64_whatever_the_rate_dtype():
+    """Rates are multiplied in float64: extended-precision input gives float64 weights."""
+    rate = np.array([0.3], dtype=np.longdouble)
+    w = sampling.example_weights(np.array([0]), rate, rate)
+    assert w.dtype == np.float64
+    assert w[0] == 1.0 / (0.3 * 0.3)
 
 
 def test_wilson_half_width_of_no_trials_is_nan():
