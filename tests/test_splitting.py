@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -430,3 +431,292 @@ def test_quota_assignment_meets_each_sources_quotas(tmp_path):
             for name, fraction in fractions.items():
                 got = sum(split_of_group[g] == name for g in stratum)
                 assert abs(got - fraction * len(stratum)) <= 1, (source, has_positive, name, got)
+
+
+# ----------------------------------------------------------------------------- exact values
+def metadata_table(rows: list[tuple]) -> pa.Table:
+    """Metadata as ``contract.read_metadata`` gives it, from (id, group, label, source, rate)."""
+    ids, groups, labels, sources, rates = (list(c) for c in zip(*rows, strict=True))
+    return pa.table(
+        {
+            contract.EXAMPLE_ID: ids,
+            contract.GROUP: groups,
+            contract.LABEL: pa.array(labels, pa.int8()),
+            contract.SOURCE: sources,
+            contract.NEGATIVE_RATE: rates,
+            contract.TRUE_LABEL: pa.array([None] * len(ids), pa.int8()),
+            contract.N_ROWS: pa.array([2] * len(ids), pa.int32()),
+        }
+    )
+
+
+TWENTY = metadata_table(
+    [(f"e{i}", f"g{i // 2}", int(i % 7 == 0), "production", 1.0) for i in range(20)]
+)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({}, "tr tr te te tr tr tr tr da da tr tr da da tr tr db db da da"),
+        ({"by": "example"}, "db tr tr tr tr te tr tr te te da tr tr db tr tr db tr te te"),
+        ({"assign": "quota"}, "tr tr te te tr tr tr tr tr tr tr tr da da db db db db tr tr"),
+    ],
+)
+def test_assignments_for_a_seed_are_pinned(kwargs, expected):
+    """A seed's split of a dataset never changes across versions (hash salt, key, cut order)."""
+    short = {"tr": "train", "da": "dev_a", "db": "dev_b", "te": "test"}
+    manifest, _ = splitting.assign_splits(TWENTY, seed=7, feeds=SINGLE_FEEDS, **kwargs)
+    assert manifest.column("split").to_pylist() == [short[s] for s in expected.split()]
+
+
+# Fractions of 1 and 0 make every outcome certain whatever the hash: prod (rate 1) sends all
+# to test; the pool (0.25) cuts all to train but also feeds test, so its share of the group
+# shared with prod moves there; kb (0.5) feeds only dev_a, so its share of gk is a conflict;
+# aux samples nothing and nobody feeds other.
+EVERY_FATE = metadata_table(
+    [
+        ("p1", "g1", 1, "prod", 1.0),
+        ("q1", "g3", 1, "pool", 0.25),
+        ("p2", "g1", 0, "prod", 1.0),
+        ("k1", "gk", 1, "kb", 0.5),
+        ("p3", "g2", 0, "prod", 1.0),
+        ("a1", "g6", 1, "aux", 0.1),
+        ("q2", "g3", 0, "pool", 0.25),
+        ("p4", "gs", 1, "prod", 1.0),
+        ("o1", "g7", 0, "other", 1.0),
+        ("q3", "g4", 0, "pool", 0.25),
+        ("q4", "gs", 0, "pool", 0.25),
+        ("k2", "g5", 0, "kb", 0.5),
+        ("p5", "gk", 0, "prod", 1.0),
+    ]
+)
+EVERY_FATE_FEEDS = {
+    "prod": {"test": 1.0},
+    "pool": {"train": 1.0, "test": 0.0},
+    "kb": {"dev_a": 1.0},
+    "aux": {"dev_b": 0.0},
+}
+
+
+def split_counts(examples, positives, groups, positive_groups):
+    return {
+        "examples": examples,
+        "positives": positives,
+        "negatives": examples - positives,
+        "groups": groups,
+        "positive_groups": positive_groups,
+    }
+
+
+def source_counts(read, assigned, moved=0, **dropped):
+    reasons = {r: dropped.get(r, 0) for r in splitting.DROP_REASONS}
+    return {"read": read, "assigned": assigned, "moved": moved, "dropped": reasons}
+
+
+@pytest.mark.parametrize("assign", splitting.ASSIGN)
+def test_every_fate_is_counted_exactly(assign, caplog):
+    """Assigned, moved and each drop reason land where the rules say, and the stats count them."""
+    with caplog.at_level("WARNING", logger="dsprior.splitting"):
+        manifest, stats = splitting.assign_splits(
+            EVERY_FATE, seed=3, feeds=EVERY_FATE_FEEDS, assign=assign
+        )
+    assert split_of(manifest) == {
+        "p1": "test", "q1": "train", "p2": "test", "p3": "test", "q2": "train",
+        "p4": "test", "q3": "train", "q4": "test", "k2": "dev_a", "p5": "test",
+    }  # fmt: skip
+    assert manifest.column("upstream_rate").to_pylist() == [1, 0.25, 1, 1, 0.25, 1, 0.25] + [
+        0.25,
+        0.5,
+        1,
+    ]
+    assert stats == {
+        "read": 13,
+        "assigned": 10,
+        "moved": 1,
+        "dropped": {"not_sampled": 1, "unfed_source": 1, "cross_source_conflict": 1},
+        "splits": {
+            "train": split_counts(3, 1, 2, 1),
+            "dev_a": split_counts(1, 0, 1, 0),
+            "dev_b": split_counts(0, 0, 0, 0),
+            "test": split_counts(6, 2, 4, 2),
+        },
+        "sources": {
+            "aux": source_counts(1, 0, not_sampled=1),
+            "kb": source_counts(2, 1, cross_source_conflict=1),
+            "other": source_counts(1, 0, unfed_source=1),
+            "pool": source_counts(4, 4, moved=1),
+            "prod": source_counts(5, 5),
+        },
+        "conflict_units": 2,
+        "params": {
+            "by": "group",
+            "assign": assign,
+            "priority": ["prod", "kb", "pool", "aux"],
+            "seed": 3,
+        },
+    }
+    assert list(stats["sources"]) == ["aux", "kb", "other", "pool", "prod"]  # sorted in the JSON
+    assert [r.getMessage() for r in caplog.records] == [
+        "sources ['other'] are not in split.feeds; their examples are dropped"
+    ]
+
+
+def test_no_conflict_units_without_shared_groups(caplog):
+    """Groups that only one source holds are never counted as conflicts; all fed, no warning."""
+    with caplog.at_level("WARNING", logger="dsprior.splitting"):
+        _, stats = splitting.assign_splits(TWENTY, seed=7, feeds=SINGLE_FEEDS)
+    assert not caplog.records
+    assert stats["conflict_units"] == 0
+    assert stats["moved"] == 0
+
+
+def test_bucket_all_sends_the_top_hashes_to_the_last_split_with_a_share():
+    """With fractions summing to 1, u at or a hair below 1 goes to the last positive fraction."""
+    top = np.array([np.nextafter(1.0, 0.0), 1.0])
+    fractions = {"train": 0.7, "dev_a": 0.1, "dev_b": 0.1, "test": 0.1}  # float sum < 1
+    assert splitting.bucket_all(top, fractions).tolist() == ["test", "test"]
+    got = splitting.bucket_all(top, {"train": 0.3, "dev_a": 0.7, "test": 0.0})
+    assert got.tolist() == ["dev_a", "dev_a"]
+    # fractions short of 1 leave the rest unsampled
+    assert splitting.bucket_all(top, {"train": 0.5, "dev_a": 0.4}).tolist() == ["", ""]
+
+
+def test_source_priority_explicit_then_by_rate():
+    """Listed sources first in their order, the other fed ones by name; else by upstream rate.
+
+    A fed source absent from the data ranks last (rate 0); ties in rate go by name.
+    """
+    meta = metadata_table(
+        [("a", "g", 0, "low", 0.2), ("b", "g", 0, "high", 0.9), ("c", "g", 0, "tie", 0.9)]
+    )
+    feeds = {s: {"train": 1.0} for s in ("low", "tie", "high", "absent", "zz")}
+    got = splitting.source_priority(meta, feeds, None)
+    assert got == ["high", "tie", "low", "absent", "zz"]
+    got = splitting.source_priority(meta, feeds, ["tie"])
+    assert got == ["tie", "absent", "high", "low", "zz"]
+    with pytest.raises(ValueError) as err:
+        splitting.source_priority(meta, feeds, ["kb", "high", "aa"])
+    assert str(err.value) == (
+        "split.priority names source(s) ['aa', 'kb'] that are neither in feeds "
+        "['absent', 'high', 'low', 'tie', 'zz'] nor in the data ['high', 'low', 'tie']"
+    )
+
+
+def test_priority_may_name_an_unfed_source_of_the_data():
+    """A priority entry that is only in the data is accepted and left out of the order."""
+    meta = metadata_table([("a", "g", 0, "kb", 0.2), ("b", "h", 0, "prod", 1.0)])
+    got = splitting.source_priority(meta, {"prod": {"test": 1.0}}, ["kb", "prod"])
+    assert got == ["prod"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"by": "entity"}, "split.by must be one of ['group', 'example'], got 'entity'"),
+        ({"assign": "random"}, "split.assign must be one of ['hash', 'quota'], got 'random'"),
+        ({"feeds": []}, "split.feeds must map source -> {split: fraction}, got []"),
+        (
+            {"feeds": {"pool": {"train": 2}}},
+            "split.feeds.pool.train must be in [0, 1], got 2",
+        ),
+    ],
+)
+def test_bad_params_messages_are_exact(kwargs, message):
+    kwargs = {"feeds": REFERENCE_FEEDS, **kwargs}
+    with pytest.raises(ValueError) as err:
+        splitting.assign_splits(TWENTY, seed=1, **kwargs)
+    assert str(err.value) == message
+
+
+def test_check_params_names_the_source_of_a_bad_sum():
+    params = {**SPLIT_PARAMS, "feeds": {"pool": {"train": 0.8, "dev_a": 0.3}}}
+    with pytest.raises(ValueError) as err:
+        splitting.check_params(params)
+    assert str(err.value).startswith("split.feeds.pool: fractions must sum to at most 1")
+
+
+def test_check_feeds_messages_give_the_lines_to_fix():
+    """An unfed source gets a line for the splits nobody feeds yet; an unknown feed is named."""
+    feeds = {"pool": {"train": 0.8, "dev_a": 0.2}}
+    with pytest.raises(ValueError) as err:
+        splitting.check_feeds(["pool", "prod", "kb"], feeds)
+    assert str(err.value) == (
+        "split.feeds does not feed source(s) ['kb', 'prod'] declared in ingest.sources: all "
+        "their examples would be dropped. Add to split.feeds: 'kb: {dev_b: 0.5, test: 0.5}'; "
+        "'prod: {dev_b: 0.5, test: 0.5}' (fractions of a source sum to at most 1)"
+    )
+    feeds = {"pool": {"train": 0.8}}
+    with pytest.raises(ValueError, match=r"'kb: \{dev_a: 0.33, dev_b: 0.33, test: 0.33\}'"):
+        splitting.check_feeds(["pool", "kb"], feeds)
+    with pytest.raises(ValueError) as err:
+        splitting.check_feeds(["pool"], {**feeds, "prodution": {"test": 1.0}, "kb": {}})
+    assert str(err.value) == (
+        "split.feeds names source(s) ['kb', 'prodution'] that the dataset does not hold (it "
+        "holds ['pool']): declare them in ingest.sources or remove their lines from split.feeds"
+    )
+    splitting.check_feeds(["pool", "pool"], feeds)  # every source fed, every feed known
+
+
+def test_check_splits_filled_treats_a_missing_count_as_empty():
+    """A split absent from the stats, or without an example count, is an empty split."""
+    feeds = {"pool": {"train": 1.0}, "prod": {"dev_a": 0.5, "dev_b": 0.5, "test": 0.0}}
+    full = {name: {"examples": 1} for name in sampling.SPLITS}
+    splitting.check_splits_filled({"splits": full}, feeds)
+    too_few = (
+        "split 'dev_b' gets no example although split.feeds gives it {'prod': 0.5}: the "
+        "source has too few groups for that fraction; raise the fraction or add data"
+    )
+    for dev_b in ({}, {"examples": 0}, None):
+        splits = {**full, "dev_b": dev_b} if dev_b is not None else {**full}
+        splits.pop("dev_b") if dev_b is None else None
+        with pytest.raises(ValueError) as err:
+            splitting.check_splits_filled({"splits": splits}, feeds)
+        assert str(err.value) == too_few
+    with pytest.raises(ValueError) as err:  # fed with a zero fraction is not fed
+        splitting.check_splits_filled({"splits": {**full, "test": {"examples": 0}}}, feeds)
+    assert str(err.value) == (
+        f"split 'test' gets no example: no source in split.feeds feeds it (split.feeds: {feeds}); "
+        "every split is needed (train and dev_a to train and select, dev_b for the threshold, "
+        "test for the estimate): give test a fraction in a source's line of split.feeds"
+    )
+
+
+def test_quota_strata_of_three_sources_stay_apart():
+    """With three sources the (source, has a positive) strata are still distinct: exact quotas.
+
+    Strata keyed so that one source's positive groups and another's negative ones share a
+    key would be ranked together and meet their quotas only in expectation.
+    """
+    rates = {"a": 1.0, "b": 0.5, "c": 0.25}
+    meta = metadata_table(
+        [
+            (f"{s}{i}", f"{s}-g{i}", int(i % 2 == 0), s, r)
+            for s, r in rates.items()
+            for i in range(24)
+        ]
+    )
+    feeds = {s: {"train": 0.5, "test": 0.5} for s in rates}
+    for seed in range(4):
+        manifest, stats = splitting.assign_splits(meta, seed=seed, feeds=feeds, assign="quota")
+        assert stats["params"]["priority"] == ["a", "b", "c"]
+        split_of_group = dict(
+            zip(
+                manifest.column("group").to_pylist(),
+                manifest.column("split").to_pylist(),
+                strict=True,
+            )
+        )
+        for s in rates:
+            for parity in (0, 1):  # even groups hold a positive
+                stratum = [f"{s}-g{i}" for i in range(parity, 24, 2)]
+                got = sum(split_of_group[g] == "train" for g in stratum)
+                assert got == 6, (seed, s, parity, got)
+
+
+def test_an_empty_dataset_gives_an_empty_manifest():
+    """No examples: an empty manifest of the right schema and all counts zero, no error."""
+    manifest, stats = splitting.assign_splits(TWENTY.slice(0, 0), seed=7, feeds=SINGLE_FEEDS)
+    assert manifest.num_rows == 0 and manifest.schema.equals(sampling.SPLIT_MANIFEST_SCHEMA)
+    assert stats["read"] == stats["assigned"] == stats["conflict_units"] == 0
+    assert stats["sources"] == {}
