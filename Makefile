@@ -69,8 +69,10 @@ reference: $(STAMP)
 # `make test`. mutants/ keeps the results, so a second run retests only what changed. Report:
 # benchmarks/results/mutation.md (equivalent mutants: benchmarks/mutation-equivalent.yaml).
 mutation: $(STAMP)
-	start=$$(date +%s); $(BIN)/mutmut run --max-children $$(nproc); \
-	$(BIN)/python benchmarks/mutation_report.py --seconds $$(( $$(date +%s) - start ))
+	rm -rf mutants/tmp && mkdir -p mutants/tmp
+	start=$$(date +%s); PYTEST_DEBUG_TEMPROOT=$(abspath mutants/tmp) $(BIN)/mutmut run --max-children $$(nproc); \
+	$(BIN)/python benchmarks/mutation_report.py --seconds $$(( $$(date +%s) - start )); \
+	rm -rf mutants/tmp
 
 clean-venv:
 	rm -rf $(VENV)

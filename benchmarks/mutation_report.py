@@ -3,9 +3,10 @@
 mutmut keeps one ``mutants/<path>.meta`` file per mutated module with each mutant's exit code.
 This script reads them, counts per module (killed, killed only by a timeout, survived, no test
 calls the function, other), applies the hand-kept list of equivalent mutants
-(``benchmarks/mutation-equivalent.yaml``: mutant name -> why no test can tell it from the
-original) and writes the score: killed / (all - equivalent). Every survivor is listed with its
-diff, so a reader can judge each one.
+(``benchmarks/mutation-equivalent.yaml``: the function, the changed lines and why no input can
+tell the change from the original; keyed by the change, not by mutmut's mutant number, which
+is not stable between two generations of the same code) and writes the score:
+killed / (all - equivalent). Every survivor is listed with its diff, so a reader can judge it.
 
 Run from the repository root after ``mutmut run``; ``make mutation`` does both.
 """
@@ -57,7 +58,7 @@ def cpu_model() -> str:
 def read_results(mutants: Path) -> dict[str, dict[str, int | None]]:
     """Exit code of every mutant, by the module path it mutates (``dsprior/x.py``)."""
     results = {}
-    for meta in sorted(mutants.rglob("*.py.meta")):
+    for meta in sorted(mutants.glob("dsprior/**/*.py.meta")):
         path = meta.relative_to(mutants).as_posix().removesuffix(".meta")
         results[path] = json.loads(meta.read_text())["exit_code_by_key"]
     return results
@@ -72,24 +73,44 @@ def diff_of(name: str, path: str) -> str:
         return f"(no diff: {exc})"
 
 
+def change_of(diff: str) -> str:
+    """The changed lines of a mutant's diff: what identifies it across generations."""
+    return "\n".join(
+        line
+        for line in diff.splitlines()
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    )
+
+
+def function_of(name: str) -> str:
+    return name.rsplit("__mutmut_", 1)[0]
+
+
+def read_equivalent(path: Path) -> dict[tuple[str, str], str]:
+    """(function, changed lines) -> reason, from the hand-kept list."""
+    if not path.exists():
+        return {}
+    entries = yaml.safe_load(path.read_text()) or []
+    return {(e["function"], e["change"].strip("\n")): e["reason"] for e in entries}
+
+
 def summarise(
-    results: dict[str, dict[str, int | None]], equivalent: dict[str, str], *, diffs: bool
+    results: dict[str, dict[str, int | None]], equivalent: dict[tuple[str, str], str]
 ) -> dict[str, Any]:
     modules, survivors = {}, []
     for path, codes in results.items():
         counts = Counter()
         for name, code in codes.items():
             status = status_of(code)
-            if status in ("survived", "no tests") and name in equivalent:
-                status = "equivalent"
-            counts[status] += 1
-            if status in ("survived", "no tests", "equivalent"):
-                entry = {"mutant": name, "module": path, "status": status}
-                if status == "equivalent":
-                    entry["reason"] = equivalent[name]
-                if diffs:
-                    entry["diff"] = diff_of(name, path)
+            if status in ("survived", "no tests"):
+                diff = diff_of(name, path)
+                entry = {"mutant": name, "module": path, "status": status, "diff": diff}
+                reason = equivalent.get((function_of(name), change_of(diff)))
+                if reason is not None:
+                    entry.update(status="equivalent", reason=reason)
+                status = entry["status"]
                 survivors.append(entry)
+            counts[status] += 1
         modules[path] = dict(sorted(counts.items()))
     total = Counter()
     for counts in modules.values():
@@ -138,12 +159,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mutants", type=Path, default=ROOT / "mutants")
     parser.add_argument("--seconds", type=int, default=None, help="wall time of the run")
-    parser.add_argument("--no-diffs", action="store_true")
     args = parser.parse_args(argv)
     results = read_results(args.mutants)
     if not results:
         raise SystemExit(f"ERROR: no mutmut results under {args.mutants}: run `mutmut run` first")
-    equivalent = yaml.safe_load(EQUIVALENT.read_text()) or {} if EQUIVALENT.exists() else {}
+    equivalent = read_equivalent(EQUIVALENT)
     report = {
         "date": dt.date.today().isoformat(),
         "commit": subprocess.run(
@@ -152,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
         "mutmut": version("mutmut"),
         "machine": cpu_model(),
         "seconds": args.seconds,
-        **summarise(results, equivalent, diffs=not args.no_diffs),
+        **summarise(results, equivalent),
     }
     report["score"] = score(report["total"])
     report["module_scores"] = {path: score(c) for path, c in report["modules"].items()}
