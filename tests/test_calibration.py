@@ -257,6 +257,8 @@ def test_is_identity_only_for_slope_one_intercept_zero_and_not_isotonic() -> Non
     assert not cal.Calibration(method="platt", slope=1.5).is_identity
     assert not cal.Calibration(method="platt", intercept=0.1).is_identity
     assert not cal.Calibration(method="isotonic", knots_x=(0.0,), knots_y=(0.5,)).is_identity
+    for out in (cal.IDENTITY.apply([0, 1]), cal.IDENTITY.invert([0, 1])):
+        assert out.dtype == np.float64  # integer input still gives probabilities
     p = np.array([0.0, 0.2, 1.0])
     for out in (cal.IDENTITY.apply(p), cal.IDENTITY.invert(p)):
         np.testing.assert_array_equal(out, p)
