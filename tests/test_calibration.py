@@ -469,3 +469,56 @@ def test_choose_calibration_records_every_candidate_and_skips_what_cannot_be_sco
     assert [r["method"] for r in table] == ["none", "platt", "isotonic"]
     assert np.isnan(table[1]["dev_b_log_loss"])
     assert best is cal.IDENTITY
+
+
+def test_choose_calibration_weighs_dev_b_and_keeps_platt_when_temperature_fails() -> None:
+    """dev_b's weights (negatives thinned, weight 5) enter every fit and every loss; a dev_a
+    whose log-odds are all positive while most labels are 0 gives temperature a slope <= 0,
+    which is skipped, and Platt (with its intercept) is still a candidate."""
+    rng = np.random.default_rng(67)
+    y, p = draw(rng, 1500, prior=0.2, at=0.2)
+    w = np.where(y == 1, 1.0, 5.0)
+    groups = np.arange(1500) // 3
+    x_a = np.linspace(1.0, 3.0, 400)
+    y_a = (rng.random(400) < np.linspace(0.01, 0.3, 400)).astype(int)
+    p_a = 1 / (1 + np.exp(-x_a))
+    with pytest.raises(ValueError, match="temperature fit on dev_a has slope"):
+        cal.fit_calibration(p_a, y_a, method="temperature", fitted_on="dev_a")
+    _, table = cal.choose_calibration(
+        dev_a=(p_a, y_a, np.ones(400)), dev_b=(p, y, w, groups), dev_a_offset=0.0
+    )
+    rows = {(r["method"], r["fitted_on"]): r for r in table}
+    assert list(rows) == [
+        ("none", None),
+        ("platt", "dev_a"),
+        ("platt", "dev_b"),
+        ("isotonic", "dev_b"),
+    ]
+    assert rows[("none", None)]["dev_b_log_loss"] == pytest.approx(cal.weighted_log_loss(y, p, w))
+    dev_a_platt = cal.fit_calibration(p_a, y_a, method="platt", fitted_on="dev_a")
+    assert rows[("platt", "dev_a")]["dev_b_log_loss"] == pytest.approx(
+        cal.weighted_log_loss(y, dev_a_platt.apply(p), w)
+    )
+    platt = cal.fit_calibration(p, y, w, method="platt", fitted_on="dev_b")
+    assert rows[("platt", "dev_b")]["slope"] == pytest.approx(platt.slope, rel=1e-9)
+    assert rows[("platt", "dev_b")]["intercept"] == pytest.approx(platt.intercept, rel=1e-9)
+    unweighted = cal.fit_calibration(p, y, method="platt", fitted_on="dev_b")
+    assert abs(unweighted.intercept - platt.intercept) > 0.5
+
+
+def test_refit_fits_the_same_method_on_other_rows_with_their_weights() -> None:
+    """``refit`` keeps the method, split and offset and fits the new rows and weights; a
+    ``none`` record is returned as it is."""
+    rng = np.random.default_rng(71)
+    y, p = draw(rng, 2000, prior=0.2, at=0.3)
+    c = np.log(0.1)
+    fit = cal.fit_calibration(p[:1000], y[:1000], method="temperature", fitted_on="dev_a", offset=c)
+    w = np.where(y[1000:] == 1, 1.0, 4.0)
+    again = cal.refit(fit, p[1000:], y[1000:], w)
+    want = cal.fit_calibration(
+        p[1000:], y[1000:], w, method="temperature", fitted_on="dev_a", offset=c
+    )
+    assert again == want and again != fit
+    assert again.slope != cal.refit(fit, p[1000:], y[1000:]).slope
+    kept = cal.Calibration(method="none", fitted_on="dev_b")
+    assert cal.refit(kept, p, y) is kept
