@@ -193,34 +193,46 @@ def test_dev_a_candidates_are_fitted_at_the_training_prior(predictions) -> None:
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"method": "isotonic"}, "needs knots_x and knots_y of one length >= 1, got 0 and 0"),
+        (
+            {"method": "isotonic"},
+            "isotonic calibration needs knots_x and knots_y of one length >= 1, got 0 and 0",
+        ),
         (
             {"method": "isotonic", "knots_x": (0, 1), "knots_y": (0.5,)},
-            "needs knots_x and knots_y of one length >= 1, got 2 and 1",
+            "isotonic calibration needs knots_x and knots_y of one length >= 1, got 2 and 1",
         ),
         (
             {"method": "isotonic", "knots_x": (1, 0), "knots_y": (0.2, 0.4)},
-            "knots_x must be finite and nondecreasing",
+            "calibration knots_x must be finite and nondecreasing",
         ),
         (
             {"method": "isotonic", "knots_x": (0, np.inf), "knots_y": (0.2, 0.4)},
-            "knots_x must be finite and nondecreasing",
+            "calibration knots_x must be finite and nondecreasing",
         ),
         (
             {"method": "isotonic", "knots_x": (0, 1), "knots_y": (-0.1, 0.4)},
-            "knots_y must be nondecreasing probabilities",
+            "calibration knots_y must be nondecreasing probabilities",
         ),
         (
             {"method": "isotonic", "knots_x": (0, 1), "knots_y": (0.2, 1.1)},
-            "knots_y must be nondecreasing probabilities",
+            "calibration knots_y must be nondecreasing probabilities",
         ),
-        ({"method": "platt", "knots_x": (0.0,)}, "knots are for method isotonic, not 'platt'"),
-        ({"method": "none", "knots_y": (0.5,)}, "knots are for method isotonic, not 'none'"),
+        (
+            {"method": "platt", "knots_x": (0.0,)},
+            "calibration knots are for method isotonic, not 'platt'",
+        ),
+        (
+            {"method": "none", "knots_y": (0.5,)},
+            "calibration knots are for method isotonic, not 'none'",
+        ),
         (
             {"method": "spline"},
-            "method must be one of ('none', 'temperature', 'platt', 'isotonic')",
+            "calibration method must be one of ('none', 'temperature', 'platt', 'isotonic'), got 'spline'",
         ),
-        ({"fitted_on": "test"}, "fitted_on must be one of ('dev_a', 'dev_b') or null, got 'test'"),
+        (
+            {"fitted_on": "test"},
+            "calibration fitted_on must be one of ('dev_a', 'dev_b') or null, got 'test'",
+        ),
         ({"slope": np.nan}, "calibration slope must be finite, got nan"),
         ({"intercept": np.inf}, "calibration intercept must be finite, got inf"),
         ({"offset": -np.inf}, "calibration offset must be finite, got -inf"),
@@ -231,7 +243,7 @@ def test_calibration_records_refuse_each_bad_field_by_name(fields, message) -> N
     """Every field is checked, and the message names the field and the value it got."""
     with pytest.raises(ValueError) as raised:
         cal.Calibration(**fields)
-    assert message in str(raised.value)
+    assert str(raised.value) == message
 
 
 def test_calibration_records_accept_the_edges_of_each_rule() -> None:
@@ -307,12 +319,15 @@ def test_log_odds_clip_saturated_scores_at_eps() -> None:
     np.testing.assert_allclose(cal.log_odds([0.2]), [np.log(0.25)], rtol=1e-12)
 
 
+BOTH_CLASSES = "a calibration fit needs positive weight in both classes"
+
+
 def test_logistic_fit_refuses_mismatched_or_one_class_data() -> None:
     """Shapes must agree, and each class needs positive weight (zero weight is none)."""
     with pytest.raises(ValueError, match=r"x and labels shapes differ: \(3,\) vs \(4,\)"):
         cal.fit_logistic(np.zeros(3), np.array([0, 1, 0, 1]))
     for y, w in (([1, 1, 1], None), ([0, 0, 0], None), ([0, 1, 0], [1.0, 0.0, 1.0])):
-        with pytest.raises(ValueError, match="needs positive weight in both classes"):
+        with pytest.raises(ValueError, match=f"^{BOTH_CLASSES}$"):
             cal.fit_logistic(np.array([-1.0, 0.0, 1.0]), np.array(y), w)
 
 
@@ -369,16 +384,36 @@ def test_isotonic_bound_counts_the_weighted_rows_only() -> None:
     p = np.array([0.1, 0.2, 0.6, 0.7, 0.3, 0.8])
     y = np.array([0, 0, 1, 1, 1, 0])
     w = np.array([1.0, 1.0, 1.0, 1.0, 0.0, 0.0])
-    iso = cal.fit_calibration(p, y, w, method="isotonic", fitted_on="dev_b", offset=0.5)
+    iso = cal.fit_calibration(p, y, w, method="isotonic", fitted_on="dev_b")
     assert iso.fitted_on == "dev_b"
     assert min(iso.knots_y) == 0.125 and max(iso.knots_y) == 0.875
-    shifted = np.log(p / (1 - p)) - 0.5
-    assert all(np.isclose(k, shifted, rtol=1e-12).any() for k in iso.knots_x)
+    log_odds = np.log(p / (1 - p))
+    assert all(np.isclose(k, log_odds, rtol=1e-12).any() for k in iso.knots_x)
     np.testing.assert_allclose(iso.apply(p[[0, 3]]), [0.125, 0.875])
-    with pytest.raises(ValueError, match="needs positive weight in both classes"):
-        cal.fit_calibration(
-            p, y, np.array([1.0, 1, 0, 0, 0, 1]), method="isotonic", fitted_on="dev_b"
-        )
+    # each class needs positive weight, however little; zero weight or no row is none
+    for y_, w_ in (
+        (y, np.array([1.0, 1, 0, 0, 0, 1])),
+        (np.ones(6, int), np.ones(6)),
+        (np.zeros(6, int), np.ones(6)),
+    ):
+        with pytest.raises(ValueError, match=f"^{BOTH_CLASSES}$"):
+            cal.fit_calibration(p, y_, w_, method="isotonic", fitted_on="dev_b")
+    one_each = cal.fit_calibration(
+        p[:2], np.array([0, 1]), np.array([1.0, 1.0]), method="isotonic", fitted_on="dev_b"
+    )
+    assert one_each.knots_y == (0.25, 0.75)
+    light = cal.fit_calibration(
+        p[:2], np.array([0, 1]), np.array([0.5, 0.5]), method="isotonic", fitted_on="dev_b"
+    )
+    assert light.knots_y == (0.25, 0.75)
+
+
+def test_logistic_fit_works_in_float64_whatever_the_input_dtype() -> None:
+    """A network's float32 log-odds are fitted as float64: the same fit to the last bit."""
+    rng = np.random.default_rng(73)
+    x = rng.normal(size=500).astype(np.float32)
+    y = (rng.random(500) < 1 / (1 + np.exp(-x))).astype(int)
+    assert cal.fit_logistic(x, y) == cal.fit_logistic(x.astype(np.float64), y)
 
 
 def test_weighted_log_loss_clips_like_log_odds_by_hand() -> None:
@@ -522,3 +557,23 @@ def test_refit_fits_the_same_method_on_other_rows_with_their_weights() -> None:
     assert again.slope != cal.refit(fit, p[1000:], y[1000:]).slope
     kept = cal.Calibration(method="none", fitted_on="dev_b")
     assert cal.refit(kept, p, y) is kept
+
+
+def test_cross_fitting_weighs_rows_and_keeps_the_offset() -> None:
+    """Each fold's temperature map is fitted on ``logit(p) - c`` with the training rows'
+    weights, and the held rows' losses are averaged with their weights (computed here)."""
+    rng = np.random.default_rng(79)
+    y, p = draw(rng, 300, prior=0.3, at=0.1)
+    w, groups, c = np.where(y == 1, 1.0, 3.0), np.arange(300) % 3, np.log(0.2)
+    want = np.empty(300)
+    for g in range(3):
+        train = groups != g
+        fit = cal.fit_calibration(
+            p[train], y[train], w[train], method="temperature", fitted_on="dev_a", offset=c
+        )
+        want[~train] = fit.apply(p[~train])
+    got = cal.cross_fitted_log_loss(p, y, w, groups, method="temperature", offset=c)
+    assert got == pytest.approx(cal.weighted_log_loss(y, want, w), rel=1e-9)
+    assert got != pytest.approx(
+        cal.cross_fitted_log_loss(p, y, np.ones(300), groups, method="temperature", offset=c)
+    )
