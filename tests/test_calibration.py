@@ -439,8 +439,18 @@ def test_calibration_quality_by_hand() -> None:
     assert weighted["mean_probability"] == pytest.approx(0.28)
     assert weighted["label_rate"] == pytest.approx(0.2)
     assert weighted["mean_to_rate"] == pytest.approx(1.4)
+    # four rows in four bins: sum of weight / 5 * |p - y| = (0.2 + 0.2 + 2 * 0.2 + 0.4) / 5
+    assert weighted["calibration_error"] == pytest.approx(0.24)
+    assert weighted["log_loss"] == pytest.approx(
+        log_loss([1, 0, 0, 0], [0.6, 0.2, 0.2, 0.2], sample_weight=[1, 1, 1, 2])
+    )
+    # five bins of four rows: |0.1 - 0.25|, |0.3 - 0.5|, 0, |0.7 - 0.5|, |0.9 - 0.75|, each 1/5
+    assert cal.calibration_quality(y, p, n_bins=5)["calibration_error"] == pytest.approx(0.14)
+    # a total weight of 1 (or less) is still positive
+    half = cal.calibration_quality(np.array([0, 1]), np.array([0.2, 0.6]), np.array([0.5, 0.5]))
+    assert half["label_rate"] == pytest.approx(0.5)
     assert np.isnan(cal.calibration_quality(np.zeros(3, int), np.full(3, 0.1))["mean_to_rate"])
-    with pytest.raises(ValueError, match="calibration_quality needs positive total weight"):
+    with pytest.raises(ValueError, match="^calibration_quality needs positive total weight$"):
         cal.calibration_quality(np.array([0, 1]), np.array([0.2, 0.3]), np.zeros(2))
 
 
@@ -577,3 +587,15 @@ def test_cross_fitting_weighs_rows_and_keeps_the_offset() -> None:
     assert got != pytest.approx(
         cal.cross_fitted_log_loss(p, y, np.ones(300), groups, method="temperature", offset=c)
     )
+
+
+def test_logistic_fit_converges_where_slope_and_intercept_are_entangled() -> None:
+    """Log-odds far from 0 (around 30) make the two parameters nearly collinear; Newton's
+    exact two-by-two step still reaches scikit-learn's optimum within 100 steps."""
+    rng = np.random.default_rng(83)
+    x = 30 + rng.normal(size=400)
+    y = (rng.random(400) < 1 / (1 + np.exp(-1.5 * (x - 30)))).astype(int)
+    model = LogisticRegression(C=np.inf, tol=1e-12, max_iter=100_000).fit(x[:, None], y)
+    slope, intercept = cal.fit_logistic(x, y)
+    assert slope == pytest.approx(model.coef_[0, 0], rel=1e-8)
+    assert intercept == pytest.approx(model.intercept_[0], rel=1e-8)
