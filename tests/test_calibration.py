@@ -423,6 +423,9 @@ def test_weighted_log_loss_clips_like_log_odds_by_hand() -> None:
     assert cal.weighted_log_loss(np.array([0, 1]), np.array([0.0, 1.0])) == pytest.approx(
         -np.log(1 - cal.EPS), abs=1e-15
     )
+    # a float32 sigmoid's 1.0 is clipped at 1 - EPS in float64, not at float32's precision
+    saturated = cal.weighted_log_loss(np.array([0]), np.array([1.0], dtype=np.float32))
+    assert saturated == pytest.approx(-np.log(cal.EPS), rel=1e-6)
 
 
 def test_calibration_quality_by_hand() -> None:
