@@ -453,3 +453,7 @@ def test_label_noise_names_its_weights_and_interval():
     assert noise["false_label_rate"] == pytest.approx(1 / 3)
     assert noise["missing_label_rate"] == pytest.approx(1 / 3)
     assert set(noise) >= {"false_label_rate_ci", "missing_label_rate_ci"}
+    # the seed fixes the intervals: the same call gives the same intervals
+    again = label_noise(gold_frame(frame), resamples=20, level=0.95, seed=1)
+    assert again["false_label_rate_ci"] == noise["false_label_rate_ci"]
+    assert again["missing_label_rate_ci"] == noise["missing_label_rate_ci"]

@@ -98,6 +98,12 @@ def test_rules_flag_at_or_above_their_cut():
     np.testing.assert_array_equal(shipped_decisions(frame), [1, 0, 1, 0, 0, 0])
     np.testing.assert_array_equal(decisions_at(frame, 0.5), [1, 0, 1, 0, 0, 0])
     np.testing.assert_array_equal(decisions_at(frame, 0.3), [1, 1, 1, 0, 0, 0])
+    assert shipped_decisions(frame).dtype.kind == "i" and decisions_at(frame, 0.5).dtype.kind == "i"
+    # the cut is compared in float64: a float32 probability just below it is not flagged
+    p32 = np.float32(0.3)
+    below = pd.DataFrame({"probability": np.array([p32], dtype=np.float32)})
+    assert decisions_at(below, float(p32) + 1e-12).tolist() == [0]
+    assert decisions_at(below, float(p32)).tolist() == [1]
 
 
 def test_view_weights_by_hand():
