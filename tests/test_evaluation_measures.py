@@ -181,3 +181,23 @@ def test_bootstrap_intervals_name_each_metric():
     for name in ("recall", "expected_cost"):
         low, high = cis[f"{name}_ci"]
         assert low <= point[name] <= high, name
+
+
+def test_bootstrap_intervals_are_at_the_prior_and_fixed_by_the_seed():
+    """Three identical groups: every resample is the split itself, so each interval is the
+    point value at the prior 0.2 (precision 1/3, recall 1/2, F1 0.4, cost 1,200), not at the
+    manifest weights (precision 1/11); one seed gives one set of intervals."""
+    frame = pd.concat([tiny_split().assign(group=f"g{i}") for i in range(3)], ignore_index=True)
+    predicted = decisions_at(frame, 0.5)
+    kw = {"cost_fp": 1.0, "cost_fn": 10.0, "resamples": 30, "level": 0.9}
+    cis = bootstrap_intervals(frame, predicted, prior=0.2, seed=2, **kw)
+    for name, value in (
+        ("precision", 1 / 3),
+        ("recall", 0.5),
+        ("f1", 0.4),
+        ("expected_cost", 1200),
+    ):
+        assert cis[f"{name}_ci"] == pytest.approx([value, value]), name
+    split = tiny_split()
+    once = bootstrap_intervals(split, decisions_at(split, 0.5), prior=0.2, seed=2, **kw)
+    assert once == bootstrap_intervals(split, decisions_at(split, 0.5), prior=0.2, seed=2, **kw)
