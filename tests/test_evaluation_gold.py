@@ -415,6 +415,7 @@ def test_gold_metrics_of_a_partly_labelled_split_by_hand():
     gold = gold_frame(frame)
     assert gold["label"].tolist() == [1, 1, 0, 0] and gold["label"].dtype == np.int8
     assert gold["distant_label"].tolist() == [1, 0, 0, 1]
+    assert gold["distant_label"].dtype == np.int8
     out = gold_metrics(frame, gold_prior=0.5, threshold=0.5, cost_fp=1.0, cost_fn=10.0)
     assert (out["gold_examples"], out["split_examples"]) == (4, 5)
     assert out["labelled_fraction"] == pytest.approx(0.8)
