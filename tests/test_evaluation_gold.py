@@ -24,8 +24,10 @@ from dsprior.evaluation.gold import (
     GOLD,
     gold_frame,
     gold_labels,
+    gold_metrics,
     gold_threshold_refusal,
     label_noise,
+    weighted_gold_prior,
 )
 from dsprior.evaluation.inputs import SPLITS, build_predictions
 from dsprior.evaluation.measures import CI_METRICS
@@ -373,3 +375,86 @@ def test_label_noise_rates_weigh_rows_by_the_manifest_weights():
         "both_negative": 9,
     }
     assert noise["both_labelled"] == 20
+
+
+def test_gold_labels_absent_or_bad_by_hand():
+    """No column: all NaN, one per row; bad values are listed, at most five of them."""
+    assert np.isnan(gold_labels(pd.DataFrame({"label": [0, 1, 1]}))).tolist() == [True] * 3
+    bad = pd.DataFrame({GOLD: [0, 7, 2, 1, 3, 4, 5, 6, None]})
+    with pytest.raises(ValueError) as raised:
+        gold_labels(bad)
+    assert str(raised.value) == "true_label must be 0, 1 or null, got [2.0, 3.0, 4.0, 5.0, 6.0]"
+    got = gold_labels(pd.DataFrame({GOLD: pd.array([1, None, 0], dtype="Int8")}))
+    np.testing.assert_array_equal(got, [1.0, np.nan, 0.0])
+
+
+def test_weighted_gold_prior_needs_both_gold_classes():
+    """The manifest-weighted positive fraction of the labelled rows; None with no labelled
+    row or a single gold class."""
+    w = np.array([1.0, 1.0, 5.0, 2.0])
+    assert weighted_gold_prior(np.array([1, 0, np.nan, 0]), w) == pytest.approx(1 / 4)
+    assert weighted_gold_prior(np.array([0, 0, np.nan, 0]), w) is None
+    assert weighted_gold_prior(np.array([1, 1, np.nan, 1]), w) is None
+    assert weighted_gold_prior(np.full(4, np.nan), w) is None
+
+
+def test_gold_metrics_of_a_partly_labelled_split_by_hand():
+    """Four of five rows gold-labelled: the unlabelled row is left out, the distant label
+    kept beside gold, the labelled fraction 4/5; the shipped rule (raw score >= 0.5) is
+    scored against gold as sampled and at the gold prior."""
+    frame = pd.DataFrame(
+        {
+            "label": np.array([1, 0, 0, 1, 1], dtype=np.int8),
+            GOLD: pd.array([1, 1, 0, 0, None], dtype="Int8"),
+            "weight": [1.0, 4.0, 4.0, 1.0, 1.0],
+            "score": [0.5, 0.2, 0.6, 0.1, 0.9],
+            "probability": [0.8, 0.6, 0.3, 0.2, 0.9],
+            "group": ["a", "b", "c", "d", "e"],
+        }
+    )
+    gold = gold_frame(frame)
+    assert gold["label"].tolist() == [1, 1, 0, 0] and gold["label"].dtype == np.int8
+    assert gold["distant_label"].tolist() == [1, 0, 0, 1]
+    assert gold["distant_label"].dtype == np.int8
+    out = gold_metrics(frame, gold_prior=0.5, threshold=0.5, cost_fp=1.0, cost_fn=10.0)
+    assert (out["gold_examples"], out["split_examples"]) == (4, 5)
+    assert out["labelled_fraction"] == pytest.approx(0.8)
+    # the chosen rule (probability >= 0.5) flags the two gold positives only
+    assert out["sample"]["confusion"] == {"tn": 2.0, "fp": 0.0, "fn": 0.0, "tp": 2.0}
+    assert out["sample"]["probability_scored"] == "score"
+    # shipped: rows 1 and 3 (score 0.5 and 0.6); gold 1 and 0
+    assert out["shipped"]["sample"]["confusion"] == {"tn": 1.0, "fp": 1.0, "fn": 1.0, "tp": 1.0}
+    # at the gold prior 0.5 the gold positives weigh 5 (1 + 4), the negatives 5 too
+    assert out["shipped"]["prior"]["confusion"] == pytest.approx(
+        {"tn": 1.0, "fp": 4.0, "fn": 4.0, "tp": 1.0}
+    )
+    assert out["prior"]["positive_fraction"] == pytest.approx(0.5)
+    assert (
+        gold_metrics(
+            frame.drop(columns=GOLD), gold_prior=0.5, threshold=0.5, cost_fp=1.0, cost_fn=10.0
+        )
+        is None
+    )
+
+
+def test_label_noise_names_its_weights_and_interval():
+    """The record says which weights and which interval level it used, in percent."""
+    distant = np.array([1, 1, 0, 0, 1, 0], dtype=np.int8)
+    frame = pd.DataFrame(
+        {
+            "label": distant,
+            GOLD: np.array([1, 0, 1, 0, 1, 0], dtype=np.int8),
+            "weight": 1.0,
+            "group": ["a", "b", "c", "d", "e", "f"],
+        }
+    )
+    noise = label_noise(gold_frame(frame), resamples=20, level=0.95, seed=1)
+    assert noise["interval"] == "95% group bootstrap"
+    assert noise["weights"] == "manifest weights (the population the split stands for)"
+    assert noise["false_label_rate"] == pytest.approx(1 / 3)
+    assert noise["missing_label_rate"] == pytest.approx(1 / 3)
+    assert set(noise) >= {"false_label_rate_ci", "missing_label_rate_ci"}
+    # the seed fixes the intervals: the same call gives the same intervals
+    again = label_noise(gold_frame(frame), resamples=20, level=0.95, seed=1)
+    assert again["false_label_rate_ci"] == noise["false_label_rate_ci"]
+    assert again["missing_label_rate_ci"] == noise["missing_label_rate_ci"]

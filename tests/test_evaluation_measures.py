@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
+from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
 from dsprior import priors
-from dsprior.evaluation.measures import bootstrap_intervals
+from dsprior.evaluation.measures import (
+    CI_METRICS,
+    bootstrap_intervals,
+    decision_metrics,
+    decisions_at,
+    shipped_decisions,
+    view_metrics,
+    view_weights,
+)
 
 
 def test_bootstrap_intervals_resample_whole_groups(monkeypatch):
@@ -66,3 +76,128 @@ def test_bootstrap_intervals_resample_whole_groups(monkeypatch):
         low, high = np.quantile(values, [alpha, 1 - alpha])
         group_low, group_high = cis[f"{name}_ci"]
         assert group_high - group_low > 3 * (high - low), (name, cis[f"{name}_ci"], (low, high))
+
+
+def tiny_split() -> pd.DataFrame:
+    """Two positives (weight 1) and four thinned negatives (weight 10); the chosen rule at 0.5
+    flags one of each; a score of exactly 0.5 is a shipped alert."""
+    return pd.DataFrame(
+        {
+            "label": np.array([1, 1, 0, 0, 0, 0], dtype=np.int8),
+            "weight": [1.0, 1.0, 10.0, 10.0, 10.0, 10.0],
+            "score": [0.5, 0.4, 0.7, 0.49, 0.2, 0.1],
+            "probability": [0.9, 0.3, 0.5, 0.2, 0.1, 0.05],
+            "group": ["a", "a", "b", "c", "c", "d"],
+        }
+    )
+
+
+def test_rules_flag_at_or_above_their_cut():
+    """Both rules are ``>=``: the shipped raw score 0.5 and a probability equal to the cut."""
+    frame = tiny_split()
+    np.testing.assert_array_equal(shipped_decisions(frame), [1, 0, 1, 0, 0, 0])
+    np.testing.assert_array_equal(decisions_at(frame, 0.5), [1, 0, 1, 0, 0, 0])
+    np.testing.assert_array_equal(decisions_at(frame, 0.3), [1, 1, 1, 0, 0, 0])
+    assert shipped_decisions(frame).dtype.kind == "i" and decisions_at(frame, 0.5).dtype.kind == "i"
+    # the cut is compared in float64: a float32 probability just below it is not flagged
+    p32 = np.float32(0.3)
+    below = pd.DataFrame({"probability": np.array([p32], dtype=np.float32)})
+    assert decisions_at(below, float(p32) + 1e-12).tolist() == [0]
+    assert decisions_at(below, float(p32)).tolist() == [1]
+
+
+def test_view_weights_by_hand():
+    """As sampled: ones; at the prior 0.2 the two positives keep weight 1 and the four
+    negatives share 8; any other view is refused by name."""
+    frame = tiny_split()
+    np.testing.assert_array_equal(view_weights(frame, view="sample", prior=0.2), np.ones(6))
+    np.testing.assert_allclose(view_weights(frame, view="prior", prior=0.2), [1, 1, 2, 2, 2, 2])
+    with pytest.raises(ValueError, match=r"view must be one of \('sample', 'prior'\), got 'both'"):
+        view_weights(frame, view="both", prior=0.2)
+
+
+def test_view_metrics_by_hand_in_both_views():
+    """As sampled: tp 1, fp 1, fn 1, tn 3, scored on the raw score; at the prior 0.2: tp 1,
+    fp 2, fn 1, tn 6 of weight 10, scored on the probability; each threshold-free score is
+    scikit-learn's on the view's column and weights."""
+    frame = tiny_split()
+    y = frame["label"].to_numpy()
+    kw = {"prior": 0.2, "threshold": 0.5, "cost_fp": 1.0, "cost_fn": 10.0}
+    sample = view_metrics(frame, view="sample", **kw)
+    prior = view_metrics(frame, view="prior", **kw)
+    assert sample["confusion"] == {"tn": 3.0, "fp": 1.0, "fn": 1.0, "tp": 1.0}
+    assert (sample["precision"], sample["recall"], sample["f1"]) == pytest.approx((0.5, 0.5, 0.5))
+    assert sample["lr_plus"] == pytest.approx(0.5 / 0.25)
+    assert sample["expected_cost"] == pytest.approx(1000 * 11 / 6)
+    assert sample["positive_fraction"] == pytest.approx(2 / 6)
+    assert prior["confusion"] == pytest.approx({"tn": 6.0, "fp": 2.0, "fn": 1.0, "tp": 1.0})
+    assert prior["confusion_per_1000"] == pytest.approx(
+        {"tn": 600.0, "fp": 200.0, "fn": 100.0, "tp": 100.0}
+    )
+    assert (prior["precision"], prior["recall"]) == pytest.approx((1 / 3, 0.5))
+    assert prior["f1"] == pytest.approx(0.4)
+    assert prior["lr_plus"] == pytest.approx(0.5 / 0.25)
+    assert prior["expected_cost"] == pytest.approx(1000 * 12 / 10)
+    assert prior["alerts_per_1000"] == pytest.approx(300.0)
+    assert prior["missed_per_1000"] == pytest.approx(100.0)
+    assert prior["positive_fraction"] == pytest.approx(0.2)
+    for view, column, w in ((sample, "score", None), (prior, "probability", [1, 1, 2, 2, 2, 2])):
+        p = frame[column].to_numpy()
+        assert view["probability_scored"] == column
+        assert (view["examples"], view["positives"]) == (6, 2)
+        assert view["average_precision"] == pytest.approx(
+            average_precision_score(y, p, sample_weight=w)
+        )
+        assert view["roc_auc"] == pytest.approx(roc_auc_score(y, p, sample_weight=w))
+        assert view["log_loss"] == pytest.approx(log_loss(y, p, sample_weight=w))
+        assert view["brier"] == pytest.approx(brier_score_loss(y, p, sample_weight=w))
+
+
+def test_undefined_metrics_are_nan_not_errors():
+    """No predicted positive: precision NaN (not 0); no false positive: LR+ NaN; one class
+    only: ROC AUC NaN."""
+    y, none_flagged = np.array([0, 1, 0]), np.zeros(3, dtype=int)
+    out = decision_metrics(y, none_flagged, np.ones(3), cost_fp=1.0, cost_fn=10.0)
+    assert np.isnan(out["precision"]) and out["recall"] == 0.0
+    assert np.isnan(out["lr_plus"])
+    assert out["expected_cost"] == pytest.approx(1000 * 10 / 3)
+    negatives = tiny_split().iloc[2:]
+    view = view_metrics(
+        negatives, view="sample", prior=0.2, threshold=0.5, cost_fp=1.0, cost_fn=10.0
+    )
+    assert np.isnan(view["roc_auc"]) and np.isnan(view["recall"])
+    assert view["positives"] == 0 and view["positive_fraction"] == 0.0
+
+
+def test_bootstrap_intervals_name_each_metric():
+    """One ``<metric>_ci`` pair per CI metric, low <= high, the point estimate inside."""
+    frame = tiny_split()
+    predicted = decisions_at(frame, 0.5)
+    cis = bootstrap_intervals(
+        frame, predicted, prior=0.2, cost_fp=1.0, cost_fn=10.0, resamples=50, level=0.9, seed=1
+    )
+    assert sorted(cis) == sorted(f"{name}_ci" for name in CI_METRICS)
+    point = view_metrics(frame, view="prior", prior=0.2, threshold=0.5, cost_fp=1.0, cost_fn=10.0)
+    for name in ("recall", "expected_cost"):
+        low, high = cis[f"{name}_ci"]
+        assert low <= point[name] <= high, name
+
+
+def test_bootstrap_intervals_are_at_the_prior_and_fixed_by_the_seed():
+    """Three identical groups: every resample is the split itself, so each interval is the
+    point value at the prior 0.2 (precision 1/3, recall 1/2, F1 0.4, cost 1,200), not at the
+    manifest weights (precision 1/11); one seed gives one set of intervals."""
+    frame = pd.concat([tiny_split().assign(group=f"g{i}") for i in range(3)], ignore_index=True)
+    predicted = decisions_at(frame, 0.5)
+    kw = {"cost_fp": 1.0, "cost_fn": 10.0, "resamples": 30, "level": 0.9}
+    cis = bootstrap_intervals(frame, predicted, prior=0.2, seed=2, **kw)
+    for name, value in (
+        ("precision", 1 / 3),
+        ("recall", 0.5),
+        ("f1", 0.4),
+        ("expected_cost", 1200),
+    ):
+        assert cis[f"{name}_ci"] == pytest.approx([value, value]), name
+    split = tiny_split()
+    once = bootstrap_intervals(split, decisions_at(split, 0.5), prior=0.2, seed=2, **kw)
+    assert once == bootstrap_intervals(split, decisions_at(split, 0.5), prior=0.2, seed=2, **kw)
