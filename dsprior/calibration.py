@@ -210,6 +210,13 @@ def fit_calibration(
         raise ValueError(f"calibration method must be one of {METHODS}, got {method!r}")
     if method == "none":
         return IDENTITY
+    if method == "isotonic" and offset != 0:
+        # A step map's outputs are probabilities at the prior it was fitted at; moving its inputs
+        # by the offset would not move its outputs, so the map would be wrong by the offset.
+        raise ValueError(
+            f"isotonic is fitted at the production prior only (offset 0), got offset {offset:g} "
+            f"for a fit on {fitted_on}"
+        )
     x = log_odds(probability) - offset
     if method == "isotonic":
         return fit_isotonic(x, labels, weights, fitted_on=fitted_on)

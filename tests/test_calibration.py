@@ -602,3 +602,14 @@ def test_logistic_fit_converges_where_slope_and_intercept_are_entangled() -> Non
     slope, intercept = cal.fit_logistic(x, y)
     assert slope == pytest.approx(model.coef_[0, 0], rel=1e-8)
     assert intercept == pytest.approx(model.intercept_[0], rel=1e-8)
+
+
+def test_isotonic_with_a_prior_offset_is_refused_not_fitted_off_by_the_offset() -> None:
+    """A step map's outputs are at the prior it was fitted at: shifting its inputs by log(beta)
+    would leave its outputs at the training prior, wrong by the offset, so it is refused."""
+    p = np.linspace(0.05, 0.95, 50)
+    y = (np.arange(50) >= 25).astype(np.int8)
+    with pytest.raises(ValueError, match=r"isotonic is fitted at the production prior only"):
+        cal.fit_calibration(p, y, method="isotonic", fitted_on="dev_a", offset=2.0)
+    fitted = cal.fit_calibration(p, y, method="isotonic", fitted_on="dev_b", offset=0.0)
+    assert fitted.apply(np.array([0.45]))[0] < 0.5 < fitted.apply(np.array([0.55]))[0]
