@@ -45,7 +45,7 @@ def test_bad_inputs_raise_with_message(call, message):
         (lambda: priors.invert_prior_correction([-0.5], beta=0.1), "probability must be in [0, 1]"),
         (
             lambda: priors.invert_prior_correction([0.5], beta=-1),
-            "beta must be a finite number > 0",
+            "beta must be a finite number > 0, got -1.0",
         ),
         (
             lambda: priors.bayes_threshold(cost_fp=np.inf, cost_fn=1),
@@ -103,10 +103,13 @@ def test_bad_inputs_raise_with_message(call, message):
             lambda: priors.confusion_rows([0, 1], [0, 1, 1], [[1.0, 1.0]]),
             "weights (1, 2), labels 2 and predicted 3 must describe the same examples",
         ),
-        (lambda: priors.cost_curve([], [], cost_fp=1, cost_fn=1), "cost_curve needs at least one"),
+        (
+            lambda: priors.cost_curve([], [], cost_fp=1, cost_fn=1),
+            "cost_curve needs at least one example",
+        ),
         (
             lambda: priors.expected_cost(priors.Confusion(1, 1, 1, 1), cost_fp=-1, cost_fn=1),
-            "costs must be finite",
+            "costs must be finite and >= 0, got cost_fp=-1.0, cost_fn=1.0",
         ),
         (
             lambda: priors.weighted_calibration([0, 1], [0.1, 0.9], n_bins=0),
@@ -146,7 +149,7 @@ def test_bad_inputs_raise_the_exact_message(call, message):
     """Each refusal names the argument, what it allows and what it got, word for word."""
     with pytest.raises(ValueError) as info:
         call()
-    assert message in str(info.value)
+    assert str(info.value) == message
 
 
 def test_check_rate_open_and_closed_interval_boundaries():

@@ -85,3 +85,13 @@ def test_probability_at_prior_corrects_then_shifts():
     # the shift goes from the first prior to the second, not back
     back = priors.probability_at_prior(scores, beta=beta, shift=(0.05, 0.2))
     assert (back[1:-1] > corrected[1:-1]).all() and (shifted[1:-1] < corrected[1:-1]).all()
+
+
+def test_float32_inputs_are_computed_in_float64():
+    """Single-precision scores come back float64 and equal the float64 computation."""
+    p32 = np.array([0.1, 0.3, 0.7], dtype=np.float32)
+    p64 = p32.astype(np.float64)
+    for f in (priors.correct_prior, priors.invert_prior_correction):
+        got = f(p32, beta=0.1)
+        assert got.dtype == np.float64
+        np.testing.assert_array_equal(got, f(p64, beta=0.1))

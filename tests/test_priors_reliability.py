@@ -94,3 +94,14 @@ def test_tied_probabilities_fill_bins_in_input_order():
     high = labels[p == 0.5]
     in_order = np.concatenate([low, high]).reshape(4, 10).mean(axis=1)
     np.testing.assert_allclose(table["observed"], in_order)
+
+
+def test_an_example_goes_to_the_bin_holding_the_middle_of_its_weight():
+    """Weights 3 then 1, two bins: the first's middle (1.5 of 4) is in bin 0; at most n_bins rows."""
+    table = priors.weighted_calibration([0, 1], [0.2, 0.8], [3.0, 1.0], n_bins=2)
+    np.testing.assert_allclose(table["predicted"], [0.2, 0.8])
+    np.testing.assert_allclose(table["weight"], [0.75, 0.25])
+    # a negligible weight on top still falls in the last of the n_bins bins
+    table = priors.weighted_calibration([0, 1], [0.2, 0.9], [1.0, 1e-20], n_bins=2)
+    assert len(table["predicted"]) == 1
+    np.testing.assert_allclose(table["weight"], [1.0])
