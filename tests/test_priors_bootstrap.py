@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -139,3 +141,71 @@ def test_resamples_missing_a_class_keep_their_weights_and_undefined_values_are_l
     low, high = np.quantile(recall[positives > 0], [0.1, 0.9])
     assert result.intervals["recall"] == pytest.approx((low, high))
     assert np.isfinite(result.intervals["recall"]).all()
+
+
+def test_one_resample_one_group_and_exact_percentiles():
+    """resamples=1 and a single group are valid; intervals are the (1-level)/2 quantiles."""
+    one = priors.group_bootstrap(
+        ["a"], lambda m: {"n": m.sum(axis=1)}, resamples=1, level=0.5, seed=0
+    )
+    assert one.samples["n"].tolist() == [1.0] and one.intervals["n"] == (1.0, 1.0)
+    assert one.level == 0.5
+    x = np.random.default_rng(0).random(7)  # continuous: no two resamples tie
+    result = priors.group_bootstrap(
+        np.arange(7), lambda m: {"mean": m @ x / 7}, resamples=40, level=0.6, seed=2
+    )
+    want = np.quantile(result.samples["mean"], [0.2, 0.8])
+    assert result.intervals["mean"] == (pytest.approx(want[0]), pytest.approx(want[1]))
+    assert len(np.unique(result.samples["mean"])) > 30  # nearly all distinct
+
+
+def test_integer_statistics_come_back_as_floats_and_all_nan_gives_nan_interval():
+    """Samples are float64 whatever the statistic returns; no finite value, no interval."""
+    result = priors.group_bootstrap(
+        ["a", "b"],
+        lambda m: {"count": m[:, 0].astype(int), "none": np.full(len(m), np.nan)},
+        resamples=5,
+        level=0.9,
+        seed=0,
+    )
+    assert result.samples["count"].dtype == np.float64
+    assert np.isnan(result.intervals["none"]).all() and len(result.intervals["none"]) == 2
+
+
+def test_draws_do_not_depend_on_chunk_or_on_a_seed_given_as_generator():
+    """chunk=1, chunk=resamples and a Generator seeded alike all give the same resamples."""
+
+    def stat(m):
+        return {"m": m[:, 0] + 10 * m[:, 1]}
+
+    groups = ["a", "b", "c"]
+    runs = [
+        priors.group_bootstrap(groups, stat, resamples=9, level=0.9, seed=3, chunk=chunk)
+        for chunk in (1, 4, 9)
+    ]
+    runs.append(
+        priors.group_bootstrap(
+            groups, stat, resamples=9, level=0.9, seed=np.random.default_rng(3), chunk=2
+        )
+    )
+    for run in runs[1:]:
+        np.testing.assert_array_equal(run.samples["m"], runs[0].samples["m"])
+    assert len(runs[0].samples["m"]) == 9
+
+
+def test_progress_bar_only_when_asked(capsys):
+    """progress=True shows a transient 'bootstrap' bar in chunks on stderr; default is silent."""
+
+    def stat(m):
+        return {"n": m.sum(axis=1)}
+
+    quiet = priors.group_bootstrap(["a", "b"], stat, resamples=4, level=0.9, seed=1, chunk=2)
+    assert capsys.readouterr().err == ""
+    loud = priors.group_bootstrap(
+        ["a", "b"], stat, resamples=4, level=0.9, seed=1, chunk=2, progress=True
+    )
+    err = capsys.readouterr().err
+    np.testing.assert_array_equal(loud.samples["n"], quiet.samples["n"])
+    assert err.startswith("\rbootstrap: ") and "/2 " in err  # two chunks
+    assert re.search(r"(chunk/s|s/chunk)", err)
+    assert not err.endswith("\n")  # leave=False: the bar is cleared, not left behind

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from dsprior import priors
+from tests.factories import brute_force_cut
 
 
 def test_methods_example_thresholds():
@@ -52,3 +53,77 @@ def test_threshold_search_edge_cases():
     scores = np.array([0.8, 0.9, 0.1])
     t, _ = priors.cost_minimising_threshold(labels, scores, cost_fp=1, cost_fn=0.5)
     assert t > scores.max()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_weighted_threshold_search_equals_brute_force_and_sits_between_scores(seed):
+    """The rule score >= t flags the brute-force least-cost set; t is the midpoint of two scores."""
+    rng = np.random.default_rng(seed)
+    n = 12
+    y = (rng.random(n) < 0.4).astype(int)
+    p = np.round(rng.random(n), 2)  # ties included
+    w = rng.choice([0.5, 1.0, 3.0, 8.0], n)
+    cost_fp, cost_fn = 2.0, 5.0
+    t, cost = priors.cost_minimising_threshold(y, p, w, cost_fp=cost_fp, cost_fn=cost_fn)
+    flag, want = brute_force_cut(y, p, w, cost_fp=cost_fp, cost_fn=cost_fn)
+    np.testing.assert_array_equal(p >= t, flag)
+    assert cost == pytest.approx(want)
+    distinct = np.unique(p)
+    if flag.any() and not flag.all():
+        cut = p[flag].min()
+        lower = distinct[distinct < cut].max()
+        assert t == (cut + lower) / 2
+
+
+def test_weights_move_the_searched_threshold():
+    """Heavy negatives (the production prior) push the threshold up: weights are used."""
+    labels = np.array([0, 1, 1, 0])
+    scores = np.array([0.1, 0.4, 0.6, 0.9])
+    t, cost = priors.cost_minimising_threshold(labels, scores, cost_fp=1, cost_fn=1)
+    assert t == pytest.approx(0.25) and cost == pytest.approx(1000 * 1 / 4)
+    weights = np.array([10.0, 1.0, 1.0, 10.0])
+    t, cost = priors.cost_minimising_threshold(labels, scores, weights, cost_fp=1, cost_fn=1)
+    assert t > 0.9 and cost == pytest.approx(1000 * 2 / 22)
+
+
+def test_flag_everything_puts_the_threshold_on_the_lowest_score():
+    """When missing a positive costs most, t is the lowest score itself (everything flagged)."""
+    labels = np.array([1, 0, 1])
+    scores = np.array([0.2, 0.5, 0.9])
+    t, cost = priors.cost_minimising_threshold(labels, scores, cost_fp=1, cost_fn=100)
+    assert t == 0.2 and cost == pytest.approx(1000 / 3)
+    # one step above the lowest: the midpoint between the two lowest scores
+    labels = np.array([0, 1, 0, 1])
+    scores = np.array([0.1, 0.3, 0.5, 0.9])
+    t, _ = priors.cost_minimising_threshold(labels, scores, cost_fp=1, cost_fn=3)
+    assert t == pytest.approx(0.2)
+
+
+def test_cost_curve_confusions_by_hand_with_a_positive_scored_lowest():
+    """Each cut's (tn, fp, fn, tp) and cost, first the flag-nothing rule; cost_fp=2 matters."""
+    labels = np.array([1, 0, 1, 0])
+    scores = np.array([0.1, 0.3, 0.6, 0.8])
+    weights = np.array([1.0, 2.0, 3.0, 4.0])
+    curve = priors.cost_curve(labels, scores, weights, cost_fp=2, cost_fn=5, per=10)
+    np.testing.assert_array_equal(curve.thresholds, [np.inf, 0.8, 0.6, 0.3, 0.1])
+    tn, fp, fn, tp = curve.confusions
+    np.testing.assert_allclose(tn, [6, 2, 2, 0, 0])
+    np.testing.assert_allclose(fp, [0, 4, 4, 6, 6])
+    np.testing.assert_allclose(fn, [4, 4, 1, 1, 0])
+    np.testing.assert_allclose(tp, [0, 0, 3, 3, 4])
+    np.testing.assert_allclose(curve.costs, 10 * (2 * fp + 5 * fn) / 10)
+    for i, cut in enumerate(curve.thresholds):
+        cm = priors.confusion(labels, (scores >= cut).astype(int), weights)
+        assert (cm.tn, cm.fp, cm.fn, cm.tp) == pytest.approx((tn[i], fp[i], fn[i], tp[i]))
+        want = priors.expected_cost(cm, cost_fp=2, cost_fn=5, per=10)
+        assert curve.costs[i] == pytest.approx(want)
+
+
+def test_cost_curve_and_search_on_one_example():
+    """A single example: flag nothing or flag it."""
+    curve = priors.cost_curve([1], [0.7], cost_fp=1, cost_fn=4)
+    np.testing.assert_array_equal(curve.thresholds, [np.inf, 0.7])
+    np.testing.assert_allclose(curve.costs, [4000, 0])
+    assert priors.cost_minimising_threshold([1], [0.7], cost_fp=1, cost_fn=4) == (0.7, 0.0)
+    t, cost = priors.cost_minimising_threshold([0], [0.7], cost_fp=1, cost_fn=4)
+    assert t > 0.7 and cost == 0.0
