@@ -209,3 +209,16 @@ def test_progress_bar_only_when_asked(capsys):
     assert err.startswith("\rbootstrap: ") and "/2 " in err  # two chunks
     assert re.search(r"(chunk/s|s/chunk)", err)
     assert not err.endswith("\n")  # leave=False: the bar is cleared, not left behind
+
+
+@pytest.mark.parametrize("chunk", [0, -1])
+def test_a_chunk_below_one_is_refused_not_an_empty_bootstrap(chunk):
+    """chunk=0 used to draw no resample at all and return (nan, nan) intervals silently."""
+
+    def count(m):
+        return {"n": m.sum(axis=1)}
+
+    with pytest.raises(ValueError, match=re.escape(f"chunk must be >= 1, got {chunk}")):
+        priors.group_bootstrap(np.arange(4), count, resamples=5, level=0.9, seed=0, chunk=chunk)
+    one = priors.group_bootstrap(np.arange(4), count, resamples=5, level=0.9, seed=0, chunk=1)
+    assert one.samples["n"].shape == (5,)

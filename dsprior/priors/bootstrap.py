@@ -46,6 +46,8 @@ def group_bootstrap(
     """
     if int(resamples) < 1:
         raise ValueError(f"resamples must be >= 1, got {resamples!r}")
+    if int(chunk) < 1:
+        raise ValueError(f"chunk must be >= 1, got {chunk!r}")
     level = check_rate("level", level)
     groups = np.asarray(groups)
     if len(groups) == 0:
@@ -54,7 +56,7 @@ def group_bootstrap(
     _, codes = np.unique(groups, return_inverse=True)
     n_groups = int(codes.max()) + 1
     draws: dict[str, list[np.ndarray]] = {}
-    starts = range(0, int(resamples), max(int(chunk), 1))
+    starts = range(0, int(resamples), int(chunk))
     if progress:
         from tqdm import tqdm
 
