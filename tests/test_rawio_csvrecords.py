@@ -120,3 +120,19 @@ def test_a_form_feed_or_vertical_tab_makes_a_line_a_record_wherever_it_stands(
     # " \x0c": a record of one field). " \x0c" was dropped as blank while "\x0c" was a record.
     got, blank = records(b"h\n \x0c\n\x0c\n\t\x0b \r\n \n", block_bytes)
     assert got == [(1, b"h"), (2, b" \x0c"), (3, b"\x0c"), (4, b"\t\x0b ")] and blank == 1
+
+
+@pytest.mark.parametrize("block_bytes", [1, 4, 1 << 20])
+@pytest.mark.parametrize("first", [',"x\ny",a"b', '\t"x\ny"\ta"b'])
+def test_a_quote_right_after_a_leading_delimiter_opens_a_field_beside_a_stray_quote(
+    first: str, block_bytes: int
+) -> None:
+    """A record's second byte opening a quoted field holds its newline, as Python's csv reads it."""
+    delimiter = first[0]
+    text = first + "\n2" + delimiter + "3\n"
+    got, _ = records(text.encode(), block_bytes, delimiter=delimiter)
+    expected = python_csv(text, delimiter)
+    assert [line for line, _ in got] == [line for line, _ in expected] == [1, 3]
+    assert [next(csv.reader([r.decode()], delimiter=delimiter)) for _, r in got] == [
+        fields for _, fields in expected
+    ]
