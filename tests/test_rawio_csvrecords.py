@@ -136,3 +136,15 @@ def test_a_quote_right_after_a_leading_delimiter_opens_a_field_beside_a_stray_qu
     assert [next(csv.reader([r.decode()], delimiter=delimiter)) for _, r in got] == [
         fields for _, fields in expected
     ]
+
+
+@pytest.mark.parametrize("block_bytes", [1, 1 << 20])
+@pytest.mark.parametrize("text", ['a"\nb\n', ',a"\nb\n', '"",a"\nb\n', '"a",b"c\nd\n'])
+def test_a_stray_quote_ends_no_quoting_whatever_quotes_stand_before_it(
+    text: str, block_bytes: int
+) -> None:
+    """A quote inside an unquoted field leaves the newline after it ending the record."""
+    got, _ = records(text.encode(), block_bytes)
+    expected = python_csv(text)
+    assert [line for line, _ in got] == [line for line, _ in expected] == [1, 2]
+    assert [next(csv.reader([r.decode()])) for _, r in got] == [f for _, f in expected]
