@@ -111,3 +111,20 @@ def test_the_rejects_file_makes_every_missing_parent_directory(tmp_path: Path) -
     with RejectsFile(path) as rejects:
         rejects.write(reject())
     assert json.loads(path.read_text())["reason"] == BAD_LABEL
+
+
+def test_a_reject_made_without_rows_counts_no_rows() -> None:
+    """make_reject's n_rows defaults to 0: a whole-file or row-less reject adds no rows."""
+    made = make_reject(
+        source="s",
+        file="a.csv",
+        position_kind="line",
+        example_id=None,
+        reason=EMPTY_FILE,
+        position=None,
+        problem="file holds no example",
+    )
+    assert made.n_rows == 0
+    counts = RejectCounts()
+    counts.add(made)
+    assert (counts.examples, counts.rows) == (1, 0)
