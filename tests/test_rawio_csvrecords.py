@@ -219,3 +219,10 @@ def test_dropping_the_header_keeps_the_records_lines_and_counts_after_it() -> No
     empty = header.drop_first()
     assert (len(empty), empty.data, empty.lines.tolist()) == (0, b"", [])
     assert (empty.blank_lines, empty.quoted) == (1, False)  # nothing left that could be quoted
+
+
+@pytest.mark.parametrize("block_bytes", [1, 1 << 20])
+def test_a_line_of_blanks_around_any_other_byte_is_a_record(block_bytes: int) -> None:
+    """Only spaces, tabs and line endings make a line blank: any letter beside them is a record."""
+    got, blank = records(b"h\n X\n\tXX\r\n\t \nX\t\n", block_bytes)
+    assert got == [(1, b"h"), (2, b" X"), (3, b"\tXX"), (5, b"X\t")] and blank == 1
