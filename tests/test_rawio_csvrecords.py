@@ -120,3 +120,109 @@ def test_a_form_feed_or_vertical_tab_makes_a_line_a_record_wherever_it_stands(
     # " \x0c": a record of one field). " \x0c" was dropped as blank while "\x0c" was a record.
     got, blank = records(b"h\n \x0c\n\x0c\n\t\x0b \r\n \n", block_bytes)
     assert got == [(1, b"h"), (2, b" \x0c"), (3, b"\x0c"), (4, b"\t\x0b ")] and blank == 1
+
+
+@pytest.mark.parametrize("block_bytes", [1, 4, 1 << 20])
+@pytest.mark.parametrize("first", [',"x\ny",a"b', '\t"x\ny"\ta"b'])
+def test_a_quote_right_after_a_leading_delimiter_opens_a_field_beside_a_stray_quote(
+    first: str, block_bytes: int
+) -> None:
+    """A record's second byte opening a quoted field holds its newline, as Python's csv reads it."""
+    delimiter = first[0]
+    text = first + "\n2" + delimiter + "3\n"
+    got, _ = records(text.encode(), block_bytes, delimiter=delimiter)
+    expected = python_csv(text, delimiter)
+    assert [line for line, _ in got] == [line for line, _ in expected] == [1, 3]
+    assert [next(csv.reader([r.decode()], delimiter=delimiter)) for _, r in got] == [
+        fields for _, fields in expected
+    ]
+
+
+@pytest.mark.parametrize("block_bytes", [1, 1 << 20])
+@pytest.mark.parametrize("text", ['a"\nb\n', ',a"\nb\n', '"",a"\nb\n', '"a",b"c\nd\n'])
+def test_a_stray_quote_ends_no_quoting_whatever_quotes_stand_before_it(
+    text: str, block_bytes: int
+) -> None:
+    """A quote inside an unquoted field leaves the newline after it ending the record."""
+    got, _ = records(text.encode(), block_bytes)
+    expected = python_csv(text)
+    assert [line for line, _ in got] == [line for line, _ in expected] == [1, 2]
+    assert [next(csv.reader([r.decode()])) for _, r in got] == [f for _, f in expected]
+
+
+class ReadSizes(io.BytesIO):
+    """A stream that remembers the size of every read asked of it."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.sizes: list = []
+
+    def read(self, size=-1) -> bytes:
+        self.sizes.append(size)
+        return super().read(size)
+
+
+def test_reads_ask_for_a_block_or_the_record_so_far_never_the_whole_file() -> None:
+    """Memory stays bounded: each read is block_bytes, or more only while one record is long."""
+    long = b"x" * 40
+    stream = ReadSizes(b"h\n" + b"a,b\n" * 20 + long + b"\n" + b"c\n" * 20)
+    got = [
+        block.record(i)
+        for block in iter_record_blocks(stream, block_bytes=8)
+        for i in range(len(block))
+    ]
+    assert got == [b"h"] + [b"a,b"] * 20 + [long] + [b"c"] * 20
+    assert all(isinstance(size, int) and 8 <= size <= len(long) for size in stream.sizes)
+    assert stream.sizes.count(8) > len(stream.sizes) // 2
+
+
+def test_the_defaults_read_comma_separated_records() -> None:
+    """Called with a stream alone, the scanner splits on commas outside quotes, by lines."""
+    blocks = list(iter_record_blocks(io.BytesIO(b'a,"b\nc"\nd,e\n')))
+    assert [(b.record(i), int(b.lines[i])) for b in blocks for i in range(len(b))] == [
+        (b'a,"b\nc"', 1),
+        (b"d,e", 3),
+    ]
+
+
+def test_a_block_size_below_one_is_refused_by_name() -> None:
+    """block_bytes=0 would never read; the error says which argument and what it got."""
+    with pytest.raises(ValueError, match=r"^block_bytes must be >= 1, got 0$"):
+        next(iter_record_blocks(io.BytesIO(b"a\n"), block_bytes=0))
+
+
+@pytest.mark.parametrize("block_bytes", [1, 2, 3, 4, 1 << 20])
+def test_a_byte_order_mark_is_dropped_only_at_the_start_of_the_file(block_bytes: int) -> None:
+    """A U+FEFF starting a later record is data, as Python's csv module keeps it."""
+    got, _ = records(BOM + b"h\n" + BOM + b"x\n" + BOM + b"\n", block_bytes)
+    assert got == [(1, b"h"), (2, BOM + b"x"), (3, BOM)]
+
+
+def test_a_record_exactly_max_record_bytes_long_is_read() -> None:
+    """max_record_bytes bounds a record: one of exactly that many bytes still reads."""
+    got, _ = records(b"abcdefgh\nx\n", block_bytes=8, max_record_bytes=8)
+    assert got == [(1, b"abcdefgh"), (2, b"x")]
+    with pytest.raises(UnclosedRecordError, match="^no record ends within 9 bytes from line 1: "):
+        records(b"abcdefghi\nx\n", block_bytes=9, max_record_bytes=8)
+
+
+def test_dropping_the_header_keeps_the_records_lines_and_counts_after_it() -> None:
+    """drop_first leaves the other records, their lines, the blank count and the quoting flag."""
+    data = b'h,"q"\n\n1,2\n\n\n3,"4\n5"\n'
+    (block,) = iter_record_blocks(io.BytesIO(data), block_bytes=1 << 20)
+    rest = block.drop_first()
+    assert [rest.record(i) for i in range(len(rest))] == [b"1,2", b'3,"4\n5"']
+    assert rest.data == b'1,2\n3,"4\n5"\n' and rest.starts.tolist() == [0, 4]
+    assert rest.lines.tolist() == [3, 6]
+    assert (rest.blank_lines, rest.quoted) == (block.blank_lines, True) == (3, True)
+    (header,) = iter_record_blocks(io.BytesIO(b'"h"\n\n'), block_bytes=1 << 20)
+    empty = header.drop_first()
+    assert (len(empty), empty.data, empty.lines.tolist()) == (0, b"", [])
+    assert (empty.blank_lines, empty.quoted) == (1, False)  # nothing left that could be quoted
+
+
+@pytest.mark.parametrize("block_bytes", [1, 1 << 20])
+def test_a_line_of_blanks_around_any_other_byte_is_a_record(block_bytes: int) -> None:
+    """Only spaces, tabs and line endings make a line blank: any letter beside them is a record."""
+    got, blank = records(b"h\n X\n\tXX\r\n\t \nX\t\n", block_bytes)
+    assert got == [(1, b"h"), (2, b" X"), (3, b"\tXX"), (5, b"X\t")] and blank == 1

@@ -94,3 +94,37 @@ def test_the_rejects_file_appears_whole_on_close(tmp_path: Path) -> None:
     assert list(records[0]) == sorted(records[0])  # keys sorted, so the file is deterministic
     assert (records[1]["scope"], records[1]["example_id"]) == ("file", None)
     assert [p.name for p in path.parent.iterdir()] == ["rejects.jsonl"]
+
+
+def test_every_whole_file_reject_counts_when_sources_are_combined() -> None:
+    """Files rejected in several sources add up, as examples and rows do."""
+    a, b = RejectCounts(), RejectCounts()
+    for counts in (a, b, b):
+        counts.add(reject(EMPTY_FILE, scope="file"))
+    assert (a.files, b.files) == (1, 2)
+    assert RejectCounts.combined([a, b]).files == 3
+
+
+def test_the_rejects_file_makes_every_missing_parent_directory(tmp_path: Path) -> None:
+    """A rejects path several directories deep is created, not refused."""
+    path = tmp_path / "reports" / "rejects" / "train.jsonl"
+    with RejectsFile(path) as rejects:
+        rejects.write(reject())
+    assert json.loads(path.read_text())["reason"] == BAD_LABEL
+
+
+def test_a_reject_made_without_rows_counts_no_rows() -> None:
+    """make_reject's n_rows defaults to 0: a whole-file or row-less reject adds no rows."""
+    made = make_reject(
+        source="s",
+        file="a.csv",
+        position_kind="line",
+        example_id=None,
+        reason=EMPTY_FILE,
+        position=None,
+        problem="file holds no example",
+    )
+    assert made.n_rows == 0
+    counts = RejectCounts()
+    counts.add(made)
+    assert (counts.examples, counts.rows) == (1, 0)
