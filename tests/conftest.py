@@ -86,6 +86,18 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "every_prior: the tests' ``pipeline`` runs at each of factories.PIPELINE_PRIORS"
     )
+    config.addinivalue_line(
+        "markers", "uses_pipeline: reads the shared tiny pipeline run (a trained model)"
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the tests that read the shared tiny pipeline run, so that `make mutation` can leave
+    them out: each mutant's fresh pytest session would train it again, and the minutes that
+    takes would read as a timeout, a kill that tests nothing."""
+    for item in items:
+        if {"pipeline", "any_pipeline", "loaded"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.uses_pipeline)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
