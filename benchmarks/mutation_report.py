@@ -14,6 +14,7 @@ Run from the repository root after ``mutmut run``; ``make mutation`` does both.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import platform
@@ -64,6 +65,23 @@ def read_results(mutants: Path) -> dict[str, dict[str, int | None]]:
     return results
 
 
+def combine(runs: list[Path]) -> tuple[dict[str, dict[str, int | None]], dict[str, Path]]:
+    """Each module's results from the run (a ``mutants/`` folder) that checked most of them.
+
+    One ``make mutation`` gives one run; runs scoped to a few modules each (a local edit of
+    ``[tool.mutmut]``, as when several people share the work) combine into one report.
+    """
+    results: dict[str, dict[str, int | None]] = {}
+    source: dict[str, Path] = {}
+    for run in runs:
+        for path, codes in read_results(run).items():
+            checked = sum(code is not None for code in codes.values())
+            best = results.get(path)
+            if best is None or checked > sum(c is not None for c in best.values()):
+                results[path], source[path] = codes, run
+    return dict(sorted(results.items())), source
+
+
 def diff_of(name: str, path: str) -> str:
     from mutmut.mutation.diff_apply import get_diff_for_mutant
 
@@ -95,7 +113,9 @@ def read_equivalent(path: Path) -> dict[tuple[str, str], str]:
 
 
 def summarise(
-    results: dict[str, dict[str, int | None]], equivalent: dict[tuple[str, str], str]
+    results: dict[str, dict[str, int | None]],
+    equivalent: dict[tuple[str, str], str],
+    source: dict[str, Path] | None = None,
 ) -> dict[str, Any]:
     modules, survivors = {}, []
     for path, codes in results.items():
@@ -103,7 +123,10 @@ def summarise(
         for name, code in codes.items():
             status = status_of(code)
             if status in ("survived", "no tests"):
-                diff = diff_of(name, path)
+                # mutmut finds a mutant's code under ./mutants: read it where that run left it
+                where = (source or {}).get(path, Path("mutants")).resolve().parent
+                with contextlib.chdir(where):
+                    diff = diff_of(name, path)
                 entry = {"mutant": name, "module": path, "status": status, "diff": diff}
                 reason = equivalent.get((function_of(name), change_of(diff)))
                 if reason is not None:
@@ -133,6 +156,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"`make mutation` on {report['date']}, commit {report['commit']}, mutmut "
         f"{report['mutmut']}, {report['machine']}; {report['seconds']} s.",
         "",
+        *([report["note"], ""] if report.get("note") else []),
         "Score = killed (by a failing test, or by a timeout) / (all - equivalent - not checked).",
         "A timeout kill means the mutant ran past its time (a loop that no longer ends), not that",
         "a test checked a property; the column says how many.",
@@ -157,12 +181,19 @@ def markdown(report: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mutants", type=Path, default=ROOT / "mutants")
+    parser.add_argument(
+        "--mutants",
+        type=Path,
+        action="append",
+        help="a mutmut run's mutants/ folder (repeat to combine scoped runs; default ./mutants)",
+    )
     parser.add_argument("--seconds", type=int, default=None, help="wall time of the run")
+    parser.add_argument("--note", default="", help="how the run was made, for the report")
     args = parser.parse_args(argv)
-    results = read_results(args.mutants)
+    runs = args.mutants or [ROOT / "mutants"]
+    results, source = combine(runs)
     if not results:
-        raise SystemExit(f"ERROR: no mutmut results under {args.mutants}: run `mutmut run` first")
+        raise SystemExit(f"ERROR: no mutmut results under {runs}: run `mutmut run` first")
     equivalent = read_equivalent(EQUIVALENT)
     report = {
         "date": dt.date.today().isoformat(),
@@ -172,7 +203,9 @@ def main(argv: list[str] | None = None) -> None:
         "mutmut": version("mutmut"),
         "machine": cpu_model(),
         "seconds": args.seconds,
-        **summarise(results, equivalent),
+        "note": args.note,
+        "runs": {path: str(run) for path, run in source.items()},
+        **summarise(results, equivalent, source),
     }
     report["score"] = score(report["total"])
     report["module_scores"] = {path: score(c) for path, c in report["modules"].items()}
