@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -50,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     hardware.apply_onednn(hardware.machine_compute("float32", p["onednn"]))
     runtime.quiet_tensorflow()
     from dsprior import cnn
-    from dsprior.training import loop
+    from dsprior.training import loop, resume
 
     manifest = sampling.read_manifest(args.manifest).to_pandas()
     model, record = loop.train_model(
@@ -70,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     with runtime.atomic_directory(args.model_dir) as tmp:
         cnn.save_model(model, tmp / modeldir.MODEL_FILE)
         runtime.write_json(tmp / modeldir.TRAIN_RECORD, record)
-    shutil.rmtree(args.backup_dir, ignore_errors=True)
+    resume.remove_backup(args.backup_dir)
     logger.info(
         "wrote %s (beta %.4f, best step %s)", args.model_dir, record["beta"], record["best_step"]
     )

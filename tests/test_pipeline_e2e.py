@@ -6,7 +6,9 @@ import json
 import os
 import signal
 import subprocess
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +19,7 @@ import yaml
 
 from dsprior import simulator
 from dsprior.contract import read_metadata
-from tests.conftest import run, tool_env
+from tests.conftest import make_project, run, tool_env
 from tests.factories import REQUIRED_METRICS as REQUIRED
 from tests.factories import declared_plots
 
@@ -131,41 +133,63 @@ def curve_files(project: Path) -> dict[str, pd.DataFrame]:
     }
 
 
-def kill_after_checkpoint(cmd: list[str], project: Path, *, epochs: int) -> tuple[int, int]:
-    """Run ``cmd`` and SIGKILL its whole process group once the training backup holds
-    ``epochs`` checkpoints; return the killed run's exit status and the checkpointed epoch."""
-    meta = project / ".cache/train_backup/keras/training_metadata.json"
-    proc = subprocess.Popen(
-        cmd,
-        cwd=project,
-        env=tool_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its own process group: dvc and the training process under it
-    )
-    try:
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                epoch = int(json.loads(meta.read_text())["epoch"])
-            except (OSError, ValueError, KeyError):
-                epoch = 0  # not written yet, or caught mid-write
-            if epoch >= epochs:
+def checkpoint_steps(project: Path) -> list[int]:
+    """The steps of the training backup's complete checkpoints (``dsprior.training.resume``)."""
+    root = project / ".cache/train_backup/checkpoints"
+    names = [p.name for p in root.iterdir()] if root.is_dir() else []
+    return sorted(int(name) for name in names if name.isdigit())
+
+
+def writing_checkpoint(project: Path, *, after: int) -> bool:
+    """A checkpoint past step ``after`` is being written (its staging folder exists)."""
+    root = project / ".cache/train_backup/checkpoints"
+    names = [p.name for p in root.iterdir()] if root.is_dir() else []
+    return any(n.startswith(".staging-") and int(n.split("-")[-1]) > after for n in names)
+
+
+def kill_when(
+    cmd: list[str], project: Path, when: Callable[[], bool], *, then: float = 0.0
+) -> tuple[int, str, int]:
+    """Run ``cmd`` and SIGKILL its whole process group ``then`` seconds after ``when()`` holds
+    (polled every 2 ms); return the exit status, the run's output and the step of the newest
+    complete checkpoint the kill left, which the next run must resume from."""
+    with tempfile.TemporaryFile("w+") as output:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=project,
+            env=tool_env(),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,  # its own process group: dvc and the training under it
+        )
+        try:
+            deadline = time.monotonic() + 600
+            while proc.poll() is None and time.monotonic() < deadline and not when():
+                time.sleep(0.002)
+            if then:
+                time.sleep(then)
+            if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)  # a crash, an OOM kill, a preempted node
-                break
-            time.sleep(0.01)
-        else:
+            proc.wait(timeout=60)
+        finally:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
-            _, stderr = proc.communicate()
-            raise AssertionError(f"no checkpoint to kill after (exit {proc.returncode}):\n{stderr}")
-        proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    return proc.returncode, epoch
+                proc.wait()
+        output.seek(0)
+        text = output.read()
+    assert proc.returncode == -signal.SIGKILL, f"not killed (exit {proc.returncode}):\n{text}"
+    return proc.returncode, text, max(checkpoint_steps(project), default=0)
+
+
+def assert_same_curves(got: dict[str, pd.DataFrame], expected: dict[str, pd.DataFrame]) -> None:
+    assert sorted(got) == sorted(expected)
+    for name, frame in expected.items():
+        assert got[name]["step"].tolist() == frame["step"].tolist(), name  # every step, once
+        assert list(got[name].columns) == list(frame.columns), name
+        np.testing.assert_allclose(
+            got[name].iloc[:, -1].to_numpy(float), frame.iloc[:, -1].to_numpy(float), atol=1e-6
+        )
 
 
 def test_training_killed_under_dvc_repro_resumes_with_complete_curves(project: Path):
@@ -175,15 +199,18 @@ def test_training_killed_under_dvc_repro_resumes_with_complete_curves(project: P
     every, log_every = train_params["checkpoint_every"], train_params["log_every"]
 
     # Never completed with these params, so the run-cache cannot stand in for the resume.
-    returncode, epoch = kill_after_checkpoint(["dvc", "repro", "train"], project, epochs=2)
-    assert returncode == -signal.SIGKILL
+    _, _, step = kill_when(
+        ["dvc", "repro", "train"],
+        project,
+        lambda: max(checkpoint_steps(project), default=0) >= 2 * every,
+    )
     assert not (project / "models/train.json").exists()
 
     resumed = run(["dvc", "repro", "train"], project)
     assert "Running stage 'train'" in resumed.stdout, resumed.stdout
     record = json.loads((project / "models/train.json").read_text())
     start, total = record["resumed_from_step"], record["steps"]
-    assert start >= epoch * every and 0 < start < total - log_every  # resumed mid-run
+    assert start == step and 0 < start < total - log_every  # resumed mid-run, where it stopped
     resumed_curves = curve_files(project)
 
     fresh = run(["dvc", "repro", "--force", "--single-item", "train"], project)
@@ -194,11 +221,53 @@ def test_training_killed_under_dvc_repro_resumes_with_complete_curves(project: P
     assert fresh_curves["metrics/train/loss.tsv"]["step"].tolist() == sorted(
         {*range(log_every, total + 1, log_every), total}
     )
-    assert sorted(resumed_curves) == sorted(fresh_curves)
-    for name, expected in fresh_curves.items():
-        got = resumed_curves[name]
-        assert got["step"].tolist() == expected["step"].tolist(), name  # every step, once
-        assert list(got.columns) == list(expected.columns), name
-        np.testing.assert_allclose(
-            got.iloc[:, -1].to_numpy(float), expected.iloc[:, -1].to_numpy(float), atol=1e-6
-        )
+    assert_same_curves(resumed_curves, fresh_curves)
+
+
+def test_training_killed_again_and_again_under_dvc_repro_resumes_each_time(tmp_path: Path):
+    """#29: kills at several moments of one training, the checkpoint writes included (a
+    SIGKILL there once left a torn Keras backup and the next run exited 1). Each restart
+    resumes from the newest complete checkpoint, never from zero, and the curves in the
+    end are an uninterrupted run's."""
+    project = make_project(tmp_path / "project", {"train": {"epochs": 4}})  # 32 steps
+    every = yaml.safe_load((project / "params.yaml").read_text())["train"]["checkpoint_every"]
+
+    def newest() -> int:
+        return max(checkpoint_steps(project), default=0)
+
+    cmd = ["dvc", "repro", "train"]  # the run-cache holds no run of these params
+    start = 0
+    moments = [  # (when, then, checkpointed further?), relative to where the run resumed
+        (lambda: newest() >= 2 * every, 0.0, True),  # just after a checkpoint
+        # as soon as a checkpoint is being written (should the 2 ms poll miss every write,
+        # just after the second checkpoint of the run)
+        (
+            lambda: writing_checkpoint(project, after=start) or newest() >= start + 2 * every,
+            0,
+            False,
+        ),
+        (lambda: newest() >= start + every, 0.15, True),  # between checkpoints
+    ]
+    cut_short = False
+    for when, then, further in moments:
+        _, output, left = kill_when(cmd, project, when, then=then)
+        assert "Traceback" not in output, output
+        if start:  # the run began where the previous kill left the backup
+            assert f"resuming from step {start} " in output, output
+        if cut_short:  # and threw away the checkpoint that kill cut short
+            assert "a checkpoint whose writing was cut short" in output, output
+        assert left > start if further else left >= start, output
+        cut_short = writing_checkpoint(project, after=left)
+        start = left
+    assert not (project / "models/train.json").exists()
+
+    resumed = run(cmd, project)
+    assert f"resuming from step {start} " in resumed.stderr, resumed.stderr
+    record = json.loads((project / "models/train.json").read_text())
+    assert record["resumed_from_step"] == start < record["steps"]
+    assert not (project / ".cache/train_backup").exists()  # removed after success
+    resumed_curves = curve_files(project)
+
+    run(["dvc", "repro", "--force", "--single-item", "train"], project)
+    assert json.loads((project / "models/train.json").read_text())["resumed_from_step"] == 0
+    assert_same_curves(resumed_curves, curve_files(project))

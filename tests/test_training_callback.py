@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import json
 
+import keras
 import numpy as np
 import pytest
 
 from dsprior.training.callback import StepCurves
+from dsprior.training.curves import load_curve_rows
 
 
-def step_curves(state_dir, *, start_step=0):
+def step_curves(resume_from=None, *, start_step=0, rows_dir=None):
     return StepCurves(
         live=None,
         evaluate_dev=None,
@@ -24,8 +26,9 @@ def step_curves(state_dir, *, start_step=0):
         total_steps=8,
         select_metric="f1",
         patience=None,
-        state_dir=state_dir,
+        rows_dir=rows_dir,
         start_step=start_step,
+        resume_from=resume_from,
     )
 
 
@@ -42,3 +45,26 @@ def test_a_resumed_callback_picks_up_the_saved_best(tmp_path):
     assert resumed.state == state
     assert [w.shape for w in resumed.best_weights] == [(3,), (2, 2)]
     assert step_curves(tmp_path).state["best_step"] is None  # a fresh run ignores it
+
+
+def test_saved_state_is_what_a_resumed_callback_reads(tmp_path):
+    saving = step_curves(rows_dir=tmp_path / "curves")
+    saving.state.update(best_value=0.25, best_step=3, evals_since_best=2)
+    saving.best_weights = [np.arange(3.0)]
+    saving._rows, saving._step = [[2, "train/loss", 0.5], [4, "train/loss", 0.4]], 4
+    saving.set_model(
+        keras.Sequential(
+            [keras.Input((3,)), keras.layers.Dropout(0.5, seed=1), keras.layers.Dense(1)]
+        )
+    )
+    (tmp_path / "checkpoint").mkdir()  # the staging folder of resume.save_checkpoint
+    saving.save_state(tmp_path / "checkpoint")
+    assert saving._rows == []  # the next checkpoint saves only what is logged after this one
+    assert load_curve_rows(tmp_path / "curves", after_step=4) == [
+        [2, "train/loss", 0.5],
+        [4, "train/loss", 0.4],
+    ]
+    resumed = step_curves(tmp_path / "checkpoint", start_step=4)
+    assert resumed.state == saving.state
+    assert len(resumed.state["seed_states"]) == 1  # dropout's random state
+    np.testing.assert_array_equal(resumed.best_weights[0], np.arange(3.0))

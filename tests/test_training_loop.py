@@ -4,6 +4,7 @@ run resumes to the uninterrupted result, determinism, and the weighted mode's be
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 from sklearn.metrics import log_loss, precision_recall_fscore_support
 
 from dsprior import batches
+from dsprior.training.callback import StepCurves
 from dsprior.training.loop import train_model
 from dsprior.training.stream import TrainingStream, select_rows
 from tests.factories import TINY, UPSTREAM, make_data
@@ -120,7 +122,7 @@ def test_killed_training_resumes_from_checkpoint_and_matches_uninterrupted(
     counter = StepCounter(fail_after=6)  # mid-epoch, after the checkpoint at step 4
     with pytest.raises(KeyboardInterrupt):
         run(data, tmp_path, name="killed", callbacks=[counter])
-    assert (tmp_path / "killed" / "backup" / "keras").exists()
+    assert (tmp_path / "killed" / "backup" / "checkpoints" / f"{4:012d}").is_dir()
     assert curve(tmp_path / "killed" / "live", "train/loss")["step"].max() == 6  # past step 4
     if curves_deleted:  # as `dvc repro` does to the stage's plot outputs before rerunning it
         shutil.rmtree(tmp_path / "killed" / "live")
@@ -138,6 +140,78 @@ def test_killed_training_resumes_from_checkpoint_and_matches_uninterrupted(
     np.testing.assert_allclose(loss_resumed["loss"], loss_full["loss"], rtol=1e-5)
     # every curve file, rows from before and after the restart, as DVCLive wrote them
     assert curve_files(tmp_path / "killed" / "live") == curve_files(full_live)
+
+
+def kill_in_checkpoint(where, at_call):
+    """A stand-in for ``where`` (a method writing into a checkpoint) that, at its ``at_call``-th
+    call, writes half its file and raises: a SIGKILL in the middle of the write."""
+    calls = []
+
+    def killing(self, folder_or_path, *args, **kwargs):
+        calls.append(1)
+        if len(calls) < at_call:
+            return where(self, folder_or_path, *args, **kwargs)
+        if where is keras.Model.save_weights:
+            where(self, folder_or_path, *args, **kwargs)
+            data = Path(folder_or_path).read_bytes()
+            Path(folder_or_path).write_bytes(data[: len(data) // 2])
+        raise KeyboardInterrupt("simulated SIGKILL mid-checkpoint")
+
+    return killing
+
+
+@pytest.mark.parametrize("where", ["weights", "state"])
+def test_a_kill_mid_checkpoint_resumes_from_the_previous_one_to_the_uninterrupted_result(
+    data, full_run, tmp_path, monkeypatch, where
+):
+    """Killed while the step-8 checkpoint is half written (its weights file torn, or its
+    weights written but not the callback's state): the next run resumes at step 4 and ends
+    as an uninterrupted run. Keras' BackupAndRestore, writing in place, failed here."""
+    full_model, full, full_live = full_run
+    with monkeypatch.context() as patch:
+        if where == "weights":
+            patch.setattr(
+                keras.Model, "save_weights", kill_in_checkpoint(keras.Model.save_weights, 2)
+            )
+        else:
+            patch.setattr(StepCurves, "save_state", kill_in_checkpoint(StepCurves.save_state, 2))
+        with pytest.raises(KeyboardInterrupt):
+            run(data, tmp_path, name="killed")
+    backup = tmp_path / "killed" / "backup" / "checkpoints"
+    assert sorted(p.name for p in backup.iterdir()) == [".staging-000000000008", "000000000004"]
+
+    model, resumed = run(data, tmp_path, name="killed")
+    assert resumed["resumed_from_step"] == 4
+    for a, b in zip(model.get_weights(), full_model.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert curve_files(tmp_path / "killed" / "live") == curve_files(full_live)
+
+
+@pytest.mark.parametrize("patience", [None, 1], ids=["last_step", "early_stop"])
+def test_a_run_killed_after_its_last_checkpoint_trains_no_further(
+    data, full_run, tmp_path, patience
+):
+    """The last checkpoint (after the last step, or mid-epoch after an early stop) marks
+    training as stopped: a restart trains no further and only writes the model."""
+    if patience is None:
+        full_model, _, full_live = full_run
+    else:  # stops at step 6 of 12, inside the Keras epoch of steps 5 to 8
+        full_model, _ = run(data, tmp_path, name="full", patience=patience)
+        full_live = tmp_path / "full" / "live"
+    stopped_at = curve(full_live, "train/loss")["step"].max()
+    with pytest.raises(KeyboardInterrupt):
+        run(data, tmp_path, name="killed", callbacks=[InterruptAtTrainEnd()], patience=patience)
+    counter = StepCounter()
+    model, resumed = run(data, tmp_path, name="killed", callbacks=[counter], patience=patience)
+    assert resumed["resumed_from_step"] == stopped_at and counter.steps == 0
+    for a, b in zip(model.get_weights(), full_model.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert curve_files(tmp_path / "killed" / "live") == curve_files(full_live)
+
+
+class InterruptAtTrainEnd(keras.callbacks.Callback):
+    def on_train_end(self, logs=None):
+        raise KeyboardInterrupt("simulated kill after the last checkpoint")
 
 
 @pytest.mark.slow

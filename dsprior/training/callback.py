@@ -1,4 +1,5 @@
-"""The Keras callback that draws the step-level curves, evaluates ``dev_a`` and keeps the best.
+"""The Keras callbacks: ``StepCurves`` draws the step-level curves, evaluates ``dev_a`` and keeps
+the best; ``Checkpointer`` writes the checkpoints a killed run resumes from (``resume``).
 
 Every ``log_every`` steps: loss, precision, recall and F1 of the training batches since
 the previous log (the Keras metrics are reset after each log, so nothing is
@@ -23,10 +24,14 @@ import numpy as np
 from tqdm import tqdm
 
 from dsprior import runtime
+from dsprior.training import resume
 from dsprior.training.curves import save_curve_rows
 from dsprior.training.scores import is_better, window_scores
 
 logger = logging.getLogger(__name__)
+
+STATE_FILE = "state.json"
+BEST_WEIGHTS_FILE = "best_weights.npz"
 
 
 class StepCurves(keras.callbacks.Callback):
@@ -35,8 +40,10 @@ class StepCurves(keras.callbacks.Callback):
     Global step = Keras epoch * ``checkpoint_every`` + batch + 1. The training
     metrics are reset after every log, so each logged value covers the window
     since the previous log. State needed after a restart (best value, patience
-    counter) is saved next to the best weights at every checkpoint, and the curve
-    rows logged since the previous checkpoint into ``rows_dir`` (``save_curve_rows``).
+    counter, dropout's random state, the best weights) goes into every checkpoint
+    (``save_state``, called by ``Checkpointer``), and the curve rows logged since the
+    previous checkpoint into ``rows_dir`` (``save_curve_rows``); a resumed run reads the
+    state back from its checkpoint folder, ``resume_from``.
     """
 
     def __init__(
@@ -51,9 +58,9 @@ class StepCurves(keras.callbacks.Callback):
         total_steps: int,
         select_metric: str,
         patience: int | None,
-        state_dir: Path,
         rows_dir: Path | None = None,
         start_step: int = 0,
+        resume_from: Path | None = None,
     ) -> None:
         super().__init__()
         self.live = live
@@ -68,7 +75,6 @@ class StepCurves(keras.callbacks.Callback):
         self.total_steps = total_steps
         self.select_metric = select_metric
         self.patience = patience
-        self.state_dir = Path(state_dir)
         self.start_step = start_step
         self.state: dict[str, Any] = {
             "best_value": None,
@@ -77,18 +83,18 @@ class StepCurves(keras.callbacks.Callback):
             "evals_since_best": 0,
         }
         self.best_weights: list[np.ndarray] | None = None
-        state_file = self.state_dir / "state.json"
-        if start_step and state_file.exists():
-            self.state = json.loads(state_file.read_text())
-            if self.best_weights_path.exists():
-                with np.load(self.best_weights_path) as saved:
+        if start_step and resume_from is not None:
+            self.state = json.loads((Path(resume_from) / STATE_FILE).read_text())
+            if (Path(resume_from) / BEST_WEIGHTS_FILE).exists():
+                with np.load(Path(resume_from) / BEST_WEIGHTS_FILE) as saved:
                     self.best_weights = [saved[f"w{i}"] for i in range(len(saved.files))]
         self._epoch = 0
         self._progress = None
 
     @property
-    def best_weights_path(self) -> Path:
-        return self.state_dir / "best_weights.npz"
+    def step(self) -> int:
+        """The global step of the last training batch: the step a checkpoint now resumes at."""
+        return self._step
 
     def restore_best(self) -> None:
         """Put the best evaluated weights back into the model."""
@@ -157,19 +163,63 @@ class StepCurves(keras.callbacks.Callback):
                 self.model.stop_training = True
         logger.info("step %d dev_a prior %s = %.4f", step, self.select_metric, value)
 
-    def on_epoch_end(self, epoch, logs=None):
-        # Runs just before BackupAndRestore saves the matching checkpoint (it comes later in the
-        # list), so the saved rows always reach at least the step that a restart resumes from.
+    def save_state(self, folder: Path) -> None:
+        """Write what a restart needs into a checkpoint's ``folder``, and the curve rows logged
+        since the previous checkpoint into ``rows_dir``."""
         if self.rows_dir is not None:
             save_curve_rows(self.rows_dir, step=self._step, rows=self._rows)
         self._rows = []
         self.state["seed_states"] = [np.asarray(g.state).tolist() for g in self._seed_generators()]
-        self.state_dir.mkdir(parents=True, exist_ok=True)
         if self.best_weights is not None:
-            tmp = self.state_dir / "best_weights.tmp.npz"
-            np.savez(tmp, **{f"w{i}": w for i, w in enumerate(self.best_weights)})
-            tmp.replace(self.best_weights_path)
-        runtime.write_json(self.state_dir / "state.json", self.state)
+            np.savez(
+                Path(folder) / BEST_WEIGHTS_FILE,
+                **{f"w{i}": w for i, w in enumerate(self.best_weights)},
+            )
+        runtime.write_json(Path(folder) / STATE_FILE, self.state)
 
     def on_train_end(self, logs=None):
         self._progress.close()
+
+
+class Checkpointer(keras.callbacks.Callback):
+    """A checkpoint at the end of every Keras epoch (``checkpoint_every`` steps), written whole
+    or not at all (``resume.save_checkpoint``): the model's and optimizer's weights with
+    ``curves``' state; ``resume_from``'s weights are loaded when training begins.
+
+    Stands in for Keras' ``BackupAndRestore``, which overwrote its files in place, so that a
+    kill while it wrote left a backup the next run could not load. The Keras epoch to start
+    from is ``fit``'s ``initial_epoch`` (``loop.initial_epoch``).
+    """
+
+    def __init__(
+        self,
+        backup_dir: str | Path,
+        *,
+        curves: StepCurves,
+        resume_from: resume.Checkpoint | None,
+    ) -> None:
+        super().__init__()
+        self.root = Path(backup_dir) / resume.CHECKPOINTS
+        self.curves = curves
+        self.resume_from = resume_from
+
+    def on_train_begin(self, logs=None):
+        if self.resume_from is None:
+            return
+        optimizer = self.model.optimizer
+        if optimizer is not None and not optimizer.built:
+            optimizer.build(self.model.trainable_variables)  # its variables are loaded too
+        self.model.load_weights(self.resume_from.path / resume.WEIGHTS)
+
+    def on_epoch_end(self, epoch, logs=None):
+        def write(folder: Path) -> None:
+            self.model.save_weights(folder / resume.WEIGHTS)
+            self.curves.save_state(folder)
+
+        resume.save_checkpoint(
+            self.root,
+            step=self.curves.step,
+            epoch=epoch + 1,
+            stopped=bool(self.model.stop_training),
+            write=write,
+        )

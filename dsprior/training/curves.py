@@ -1,9 +1,9 @@
 """The DVCLive curve files, kept with the backup so that a resumed run writes them whole.
 
 Every checkpoint also writes the rows logged since the previous one
-(``curves/<step>.json``, before Keras writes its checkpoint), and a resumed run replays
-the rows up to its checkpoint into a fresh DVCLive directory, because ``dvc repro``
-deletes the stage's curve files before it reruns the stage. The curves of a resumed run
+(``curves/<step>.json``, before the checkpoint is renamed into place), and a resumed run
+replays the rows up to its checkpoint into a fresh DVCLive directory, because ``dvc
+repro`` deletes the stage's curve files before it reruns the stage. The curves of a resumed run
 equal an uninterrupted run's.
 """
 

@@ -25,7 +25,7 @@ import tensorflow as tf
 
 from dsprior import batches, cnn, hardware
 from dsprior.training import curves, resume, strategy
-from dsprior.training.callback import StepCurves
+from dsprior.training.callback import Checkpointer, StepCurves
 from dsprior.training.params import resolve_params
 from dsprior.training.scores import DevScorer
 from dsprior.training.stream import TrainingStream, select_rows
@@ -107,7 +107,8 @@ def _train(
     fingerprint = resume.run_fingerprint(
         {**p, "precision": compute.precision}, rows.train["example_id"].tolist(), index.dim
     )
-    start, replay = resume_curves(backup_dir, Path(live_dir), fingerprint, p, total_steps)
+    checkpoint = resume.latest_checkpoint(backup_dir, fingerprint)
+    start, replay = resume_curves(backup_dir, Path(live_dir), checkpoint, total_steps)
 
     architecture = model_architecture(p, dim=index.dim)
     model = compile_model(dist, architecture, p)
@@ -134,11 +135,11 @@ def _train(
         total_steps=total_steps,
         select_metric=p["select_metric"],
         patience=p["patience"],
-        state_dir=backup_dir / "best",
         rows_dir=backup_dir / "curves",
         start_step=start,
+        resume_from=None if checkpoint is None else checkpoint.path,
     )
-    backup = keras_backup(backup_dir)
+    backup = Checkpointer(backup_dir, curves=step_curves, resume_from=checkpoint)
     data = input_data(stream, dist, p, start_step=start, total_steps=total_steps)
     if p["strategy"] != "default":
         strategy.build_outside_fit(model, dist, stream.dummy_batch())
@@ -148,6 +149,7 @@ def _train(
             data,
             p,
             total_steps=total_steps,
+            initial_epoch=initial_epoch(checkpoint, p, total_steps),
             callbacks=[step_curves, backup, *(callbacks or [])],
         )
     finally:
@@ -225,10 +227,10 @@ def training_stream(
 
 
 def resume_curves(
-    backup_dir: Path, live_dir: Path, fingerprint: str, p: dict[str, Any], total_steps: int
+    backup_dir: Path, live_dir: Path, checkpoint: resume.Checkpoint | None, total_steps: int
 ) -> tuple[int, list[list] | None]:
     """The step to resume from and the curve rows to replay up to it (None: keep the folder's)."""
-    start = resume.resume_step(backup_dir, fingerprint, p["checkpoint_every"])
+    start = 0 if checkpoint is None else checkpoint.step
     replay = curves.load_curve_rows(backup_dir / "curves", after_step=start) if start else []
     if start:
         logger.info("resuming from step %d of %d", start, total_steps)
@@ -286,22 +288,35 @@ def input_data(
     return stream.dataset(start_step=start_step, total_steps=total_steps, prefetch=p["prefetch"])
 
 
-def keras_backup(backup_dir: Path) -> keras.callbacks.BackupAndRestore:
-    """Keras' checkpoint at the end of every (checkpoint-sized) epoch, kept after success
-    until the stage removes the whole backup."""
-    return keras.callbacks.BackupAndRestore(
-        str(backup_dir / "keras"), save_freq="epoch", delete_checkpoint=False
-    )
+def keras_epochs(p: dict[str, Any], total_steps: int) -> int:
+    """Keras epochs of ``checkpoint_every`` steps: a checkpoint after each."""
+    return math.ceil(total_steps / p["checkpoint_every"])
+
+
+def initial_epoch(checkpoint: resume.Checkpoint | None, p: dict[str, Any], total_steps: int) -> int:
+    """The Keras epoch ``fit`` starts at: the checkpoint's, or past the last one when the
+    checkpointed run had already stopped (its last step, or an early stop)."""
+    if checkpoint is None:
+        return 0
+    return keras_epochs(p, total_steps) if checkpoint.stopped else checkpoint.epoch
 
 
 def fit(
-    model: keras.Model, data: Any, p: dict[str, Any], *, total_steps: int, callbacks: list
+    model: keras.Model,
+    data: Any,
+    p: dict[str, Any],
+    *,
+    total_steps: int,
+    initial_epoch: int,
+    callbacks: list,
 ) -> float:
-    """Run Keras' fit in checkpoint-sized epochs up to ``total_steps``; the seconds it took."""
+    """Run Keras' fit in checkpoint-sized epochs up to ``total_steps`` from ``initial_epoch``;
+    the seconds it took."""
     started = time.perf_counter()
     model.fit(
         data,
-        epochs=math.ceil(total_steps / p["checkpoint_every"]),
+        epochs=keras_epochs(p, total_steps),
+        initial_epoch=initial_epoch,
         steps_per_epoch=p["checkpoint_every"],
         callbacks=callbacks,
         shuffle=False,  # the stream shuffles, seeded per epoch

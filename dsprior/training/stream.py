@@ -1,6 +1,6 @@
 """The training rows and the seeded, endless stream of their batches, resumable at any step.
 
-Keras' ``BackupAndRestore`` restores the epoch, not the batch, so fit runs in
+A checkpoint (``resume``) restores a Keras epoch, not a batch, so fit runs in
 checkpoint-sized Keras "epochs" of ``checkpoint_every`` steps over an endless stream
 whose data epochs are planned from ``(seed, epoch)``; a restarted run resumes the stream
 at exactly the checkpointed step (``start_step``).
