@@ -512,3 +512,12 @@ def test_machine_compute_passes_on_the_gpu_tensorflow_and_the_model(monkeypatch)
     assert hardware.machine_compute("auto", "auto", model_precision="float32").precision == (
         "float32"
     )
+
+
+def test_a_cpuinfo_value_holding_a_colon_is_read_whole(tmp_path):
+    """cpuinfo lines are ``key : value``; a value may hold ``:`` itself, so only the first one
+    splits (a model name like "Foo: Bar", a flag list after a key)."""
+    info = tmp_path / "cpuinfo"
+    info.write_text("model name\t: Vendor CPU: rev 2\nflags\t\t: fpu avx512_bf16 x:y\n")
+    assert hardware.cpu_model(info) == "Vendor CPU: rev 2"
+    assert hardware.read_cpu_flags(info) == frozenset({"fpu", "avx512_bf16", "x:y"})
