@@ -36,6 +36,10 @@ TIMEOUT_CODES = {36, 24, -24, 152, 255}
 
 
 def status_of(code: int | None) -> str:
+    if code in (-9, 137):
+        # SIGKILL from outside: a worker that hung without using CPU (a forked test session
+        # deadlocked on a thread it inherited) and was stopped; no verdict on the mutant
+        return "hung"
     if code in TIMEOUT_CODES:
         return "timeout"  # killed, but only by running past its time: not a test of a property
     if code is None:
@@ -141,33 +145,41 @@ def summarise(
     return {"modules": modules, "total": dict(sorted(total.items())), "survivors": survivors}
 
 
-def score(counts: dict[str, int]) -> float | None:
-    """Killed (tests or a timeout) over the mutants that a test could tell apart."""
-    considered = sum(counts.values()) - counts.get("equivalent", 0) - counts.get("not checked", 0)
-    killed = counts.get("killed", 0) + counts.get("timeout", 0)
+def score(counts: dict[str, int], *, timeouts_kill: bool = True) -> float | None:
+    """Killed (by tests, and by a timeout unless ``timeouts_kill`` is off) over the mutants a
+    test could tell apart."""
+    undecided = counts.get("not checked", 0) + counts.get("hung", 0)
+    considered = sum(counts.values()) - counts.get("equivalent", 0) - undecided
+    killed = counts.get("killed", 0) + (counts.get("timeout", 0) if timeouts_kill else 0)
     return round(killed / considered, 4) if considered else None
 
 
 def markdown(report: dict[str, Any]) -> str:
-    columns = ["killed", "timeout", "survived", "no tests", "equivalent", "not checked", "other"]
+    columns = [
+        "killed", "timeout", "survived", "no tests", "equivalent", "not checked", "hung", "other",
+    ]  # fmt: skip
     lines = [
         "# Mutation testing",
         "",
         f"`make mutation` on {report['date']}, commit {report['commit']}, mutmut "
-        f"{report['mutmut']}, {report['machine']}; {report['seconds']} s.",
+        f"{report['mutmut']}, {report['machine']}"
+        + (f"; {report['seconds']} s." if report["seconds"] is not None else "."),
         "",
         *([report["note"], ""] if report.get("note") else []),
-        "Score = killed (by a failing test, or by a timeout) / (all - equivalent - not checked).",
+        "Score = killed (by a failing test, or by a timeout) / (all - equivalent - not checked -",
+        "hung). Hung: a worker that sat idle (a forked test session deadlocked) and was stopped.",
         "A timeout kill means the mutant ran past its time (a loop that no longer ends), not that",
-        "a test checked a property; the column says how many.",
+        "a test checked a property (here some were forked sessions that deadlocked); the last",
+        "column counts timeouts as survivors.",
         "",
-        "| module | " + " | ".join(columns) + " | score |",
-        "|---" * (len(columns) + 2) + "|",
+        "| module | " + " | ".join(columns) + " | score | by tests alone |",
+        "|---" * (len(columns) + 3) + "|",
     ]
     rows = [*report["modules"].items(), ("**all**", report["total"])]
     for path, counts in rows:
         cells = [str(counts.get(c, 0)) for c in columns]
-        lines.append(f"| {path} | " + " | ".join(cells) + f" | {score(counts)} |")
+        alone = score(counts, timeouts_kill=False)
+        lines.append(f"| {path} | " + " | ".join(cells) + f" | {score(counts)} | {alone} |")
     lines += ["", "## Survivors and equivalent mutants", ""]
     for entry in report["survivors"]:
         lines.append(f"### `{entry['mutant']}`: {entry['status']}")
@@ -208,6 +220,7 @@ def main(argv: list[str] | None = None) -> None:
         **summarise(results, equivalent, source),
     }
     report["score"] = score(report["total"])
+    report["score_tests_only"] = score(report["total"], timeouts_kill=False)
     report["module_scores"] = {path: score(c) for path, c in report["modules"].items()}
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "mutation.json").write_text(json.dumps(report, indent=1) + "\n")
