@@ -70,3 +70,59 @@ def test_evaluate_reports_calibration_and_the_label_free_estimates(calibrated):
     one = next(r for r in rows if r["factor"] == 1.0)
     assert one["precision"] == pytest.approx(metrics["test"]["prior"]["precision"])
     assert "## Prior sensitivity" in report
+
+
+def _batch(ci, measured, *, in_sample=False):
+    entry = {"value": measured, "ci": ci}
+    return {
+        "in_sample": in_sample,
+        "estimated_prior": {**entry, "cross_check": {"acc": entry, "pacc": {"value": 0.1}}},
+        "estimated_at_threshold": {"precision": entry, "recall": entry, "expected_cost": entry},
+        "measured": {"prior": measured, "precision": measured, "recall": measured,
+                     "expected_cost": measured},
+    }  # fmt: skip
+
+
+def test_interval_checks_count_what_each_interval_held_out_of_sample_only():
+    from dsprior.evaluation.label_free import interval_checks
+
+    free = {
+        "dev_b": _batch([0.5, 0.6], 0.9, in_sample=True),  # in sample: never counted
+        "a": _batch([0.1, 0.3], 0.3),  # on the upper end: held
+        "b": _batch([0.1, 0.3], 0.1),  # on the lower end: held
+        "c": _batch([0.1, 0.3], 0.3000001),  # just outside: missed
+        "d": _batch([None, None], 0.2),  # no interval printed
+    }
+    checks = interval_checks(free, level=0.9)
+    assert checks["level"] == 0.9
+    em = checks["intervals"]["prior, EM"]
+    assert (em["held"], em["checks"], em["missed"], em["not_checked"]) == (2, 3, ["c"], ["d"])
+    # PACC has a value but no interval anywhere: nothing checked, nothing claimed
+    pacc = checks["intervals"]["prior, PACC"]
+    assert (pacc["held"], pacc["checks"], pacc["not_checked"]) == (0, 0, ["a", "b", "c", "d"])
+    free["c"]["measured"]["precision"] = None  # no measured value: not a check either
+    precision = interval_checks(free, level=0.9)["intervals"]["precision at the threshold"]
+    assert (precision["held"], precision["checks"], precision["not_checked"]) == (2, 2, ["c", "d"])
+
+
+def test_every_run_reports_how_often_its_own_label_free_intervals_held(calibrated):
+    metrics, _, report = calibrated
+    checks = metrics["label_free_checks"]["intervals"]
+    level = round(metrics["label_free_checks"]["level"] * 100)
+    assert level == round(metrics["bootstrap"]["level"] * 100)
+    out_of_sample = [n for n, s in metrics["label_free"].items() if not s["in_sample"]]
+    assert "dev_b" not in out_of_sample and len(out_of_sample) == 4
+    for name, c in checks.items():
+        assert c["checks"] + len(c["not_checked"]) == len(out_of_sample), name
+        assert c["held"] + len(c["missed"]) == c["checks"], name
+        line = f"- {name}: the {level}% interval held in {c['held']} of {c['checks']} checks"
+        assert line in report, name
+    # EM on exactly calibrated probabilities: its interval holds each batch's label rate
+    free = metrics["label_free"]
+    em = checks["prior, EM"]
+    assert em["checks"] == 4
+    assert em["held"] == sum(
+        free[n]["estimated_prior"]["ci"][0] <= free[n]["measured"]["prior"]
+        <= free[n]["estimated_prior"]["ci"][1] for n in out_of_sample
+    )  # fmt: skip
+    assert em["held"] >= 3

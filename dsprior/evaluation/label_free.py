@@ -107,3 +107,59 @@ def label_free_metrics(
         summary["in_sample"] = name == "dev_b"  # dev_b is also the reference (and maybe the fit)
         out[name] = summary
     return out
+
+
+# Each label-free interval and the measured value it claims to hold: (name, path to the
+# estimate in a batch's summary, key in the batch's ``measured``).
+INTERVAL_CHECKS = (
+    ("prior, EM", ("estimated_prior",), "prior"),
+    ("prior, ACC", ("estimated_prior", "cross_check", "acc"), "prior"),
+    ("prior, PACC", ("estimated_prior", "cross_check", "pacc"), "prior"),
+    ("precision at the threshold", ("estimated_at_threshold", "precision"), "precision"),
+    ("recall at the threshold", ("estimated_at_threshold", "recall"), "recall"),
+    ("expected cost per 1,000", ("estimated_at_threshold", "expected_cost"), "expected_cost"),
+)
+
+
+def _entry(summary: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any] | None:
+    for key in path:
+        if not isinstance(summary, dict) or key not in summary:
+            return None
+        summary = summary[key]
+    return summary if isinstance(summary, dict) else None
+
+
+def interval_checks(label_free: dict[str, dict[str, Any]], *, level: float) -> dict[str, Any]:
+    """How often each label-free interval held what the labels measured, on this run's batches.
+
+    Only out-of-sample batches count (dev_b is its own reference). A batch whose interval
+    was not printed (no interval, or no measured value) is listed as ``not_checked``.
+    The batches resampled from test share its examples, so the checks are not independent:
+    this is a run's own sanity line, the coverage benchmark is the measurement.
+    """
+    out: dict[str, Any] = {}
+    for name, path, measured_key in INTERVAL_CHECKS:
+        held, missed, not_checked = [], [], []
+        for batch, summary in label_free.items():
+            if summary.get("in_sample"):
+                continue
+            entry = _entry(summary, path)
+            truth = (summary.get("measured") or {}).get(measured_key)
+            ci = None if entry is None else entry.get("ci")
+            if truth is None or not ci or ci[0] is None or ci[1] is None:
+                not_checked.append(batch)
+            elif ci[0] <= truth <= ci[1]:
+                held.append(batch)
+            else:
+                missed.append(batch)
+        out[name] = {
+            "held": len(held),
+            "checks": len(held) + len(missed),
+            "missed": missed,
+            "not_checked": not_checked,
+        }
+    return {
+        "level": float(level),
+        "batches": "out of sample only (test, and test resampled to other priors: not independent)",
+        "intervals": out,
+    }

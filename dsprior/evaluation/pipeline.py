@@ -15,7 +15,7 @@ from dsprior import calibration as cal
 from dsprior import runtime
 from dsprior.evaluation.config import check_params
 from dsprior.evaluation.inputs import build_predictions
-from dsprior.evaluation.label_free import label_free_metrics
+from dsprior.evaluation.label_free import interval_checks, label_free_metrics
 from dsprior.evaluation.metrics import compute_metrics, prior_sensitivity
 from dsprior.evaluation.plots import plot_data
 from dsprior.evaluation.recalibration import (
@@ -95,6 +95,7 @@ def add_label_free(
         level=boot["level"],
         seed=boot["seed"],
     )
+    metrics["label_free_checks"] = interval_checks(metrics["label_free"], level=boot["level"])
     return runtime.finite_or_none(metrics)
 
 

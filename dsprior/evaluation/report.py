@@ -480,10 +480,35 @@ def label_free_estimate_lines(metrics: dict[str, Any]) -> list[str]:
     return lines
 
 
+def interval_check_lines(metrics: dict[str, Any]) -> list[str]:
+    """One line per label-free interval: how often it held what this run's labels measured."""
+    checks = metrics.get("label_free_checks")
+    if not checks:
+        return []
+    level = int(round(checks["level"] * 100))
+    lines = [
+        f"Did the {level}% intervals hold on this run's own data? Each batch above with its "
+        "labels hidden, dev_b left out (it is the reference); the batches resampled from test "
+        "share its examples, so these checks are not independent (the coverage benchmark, "
+        "`make coverage`, measures coverage over many simulated worlds):",
+        "",
+    ]
+    for name, c in checks["intervals"].items():
+        line = f"- {name}: the {level}% interval held in {c['held']} of {c['checks']} checks"
+        if c["missed"]:
+            line += f" (missed: {', '.join(c['missed'])})"
+        if c["not_checked"]:
+            line += f"; not printed for {', '.join(c['not_checked'])}"
+        lines.append(line)
+    lines.append("")
+    return lines
+
+
 def label_free_lines(metrics: dict[str, Any]) -> list[str]:
     """Markdown: calibration at the prior, and the label-free estimates beside the measurements."""
     return [
         *calibration_lines(metrics),
         *prior_sensitivity_lines(metrics),
         *label_free_estimate_lines(metrics),
+        *interval_check_lines(metrics),
     ]
