@@ -16,7 +16,11 @@ Pure functions on arrays; no files. METHODS.md section 7 has the sources:
   resample the batch (by group where groups are known) *and* the labelled
   reference (by group), refitting the recalibration on the resampled reference
   where it was fitted there, so that the reference's own uncertainty is in every
-  interval; plus a KS test of the batch's probabilities against the reference's.
+  interval; plus a KS test of the batch's probabilities against the reference's. The
+  intervals of precision, recall and cost are for the batch's realised values: each
+  resample measures the whole batch against labels drawn from that resample's
+  probabilities (CBPE's expectation alone leaves out which examples happen to be
+  positive, and covered a weak model's realised recall about half the time).
 """
 
 from __future__ import annotations
@@ -330,8 +334,14 @@ def _one_pass(
     cost_fp: float,
     cost_fn: float,
     adapt: bool,
+    labels_rng: np.random.Generator | None = None,
 ) -> dict[str, float]:
-    """Every estimate for one (re)sample: batch weights ``batch_w``, reference weights ``ref_w``."""
+    """Every estimate for one (re)sample: batch weights ``batch_w``, reference weights ``ref_w``.
+
+    With ``labels_rng`` the performance at the threshold is measured on the whole batch
+    (every example once) against labels drawn from this resample's calibrated probabilities
+    at its estimated prior, instead of CBPE's expectation.
+    """
     if reference is not None and ref_w is not None and calibration.fitted_on is not None:
         fit_rows = reference.split == calibration.fitted_on
         try:
@@ -349,7 +359,16 @@ def _one_pass(
     moved = priors.shift_prior(p, from_prior=prior, to_prior=min(max(out["em"], 1e-9), 1 - 1e-9))
     if adapt:  # decisions re-made at the estimated prior
         decision = (moved >= threshold).astype(np.int8)
-    perf = expected_performance(moved, decision, cost_fp=cost_fp, cost_fn=cost_fn, weights=batch_w)
+    if labels_rng is None:  # the point estimate: CBPE's expected confusion
+        perf = expected_performance(
+            moved, decision, cost_fp=cost_fp, cost_fn=cost_fn, weights=batch_w
+        )
+    else:  # a resample: the batch as it is, against labels drawn from this resample's
+        # probabilities, so that the interval holds the batch's realised precision and recall
+        # (the resample brings the prior's and the calibration's uncertainty, the draw the
+        # labels'); resampled examples would count the examples' variation twice
+        drawn = (labels_rng.random(len(moved)) < moved) * 1.0
+        perf = expected_performance(drawn, decision, cost_fp=cost_fp, cost_fn=cost_fn)
     out.update(perf)
     if reference is not None:
         dev_b = reference.split == "dev_b"
@@ -431,6 +450,8 @@ def estimate_batch(
         },
         "estimated_at_threshold": {
             "threshold": float(threshold),
+            "interval": "holds the batch's realised value: each resample measures the whole "
+            "batch against labels drawn from that resample's probabilities",
             "decisions": "re-made at the estimated prior" if adapt else "at the bundle's prior",
             **{
                 name: pair(name)
@@ -473,7 +494,8 @@ def _bootstrapped(
     for _ in range(int(resamples)):
         batch_w = _multiplicity(batch_codes, rng)
         ref_w = None if ref_codes is None else _multiplicity(ref_codes, rng)
-        for k, v in _one_pass(p_raw, batch_w, calibration, reference, ref_w, **kw).items():
+        one = _one_pass(p_raw, batch_w, calibration, reference, ref_w, labels_rng=rng, **kw)
+        for k, v in one.items():
             draws[k].append(v)
     ci = {k: _interval(np.asarray(v, dtype=np.float64), level) for k, v in draws.items()}
     return point, ci
