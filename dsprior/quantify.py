@@ -301,12 +301,29 @@ def reference_from_predictions(
 
 
 def _interval(values: np.ndarray, level: float) -> list[float | None]:
+    """The percentile interval of the defined draws; none where more than one tail's share
+    (``(1 - level) / 2``) is undefined: the interval could not be placed honestly."""
     finite = values[np.isfinite(values)]
-    if len(finite) == 0:
+    if len(finite) == 0 or _undefined_share(values) > (1.0 - level) / 2.0:
         return [None, None]
     alpha = (1.0 - level) / 2.0
     low, high = np.quantile(finite, [alpha, 1.0 - alpha])
     return [float(low), float(high)]
+
+
+def _undefined_share(values: np.ndarray) -> float:
+    return float(np.mean(~np.isfinite(values))) if len(values) else 0.0
+
+
+def _refused_warnings(undefined: dict[str, float], level: float) -> list[str]:
+    """Why an interval at the threshold is not printed: too many resamples left it undefined."""
+    return [
+        f"no {int(round(level * 100))}% interval for {name}: it is undefined in "
+        f"{share:.0%} of the resamples (no alerts, or no positive among the labels drawn); "
+        "the batch holds too few positives or alerts to bound it"
+        for name, share in undefined.items()
+        if share > (1.0 - level) / 2.0
+    ]
 
 
 def _multiplicity(codes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -430,7 +447,9 @@ def estimate_batch(
         "cost_fn": cost_fn,
         "adapt": adapt,
     }
-    point, ci = _bootstrapped(p_raw, calibration, reference, groups, resamples, level, rng, kw)
+    point, ci, undefined = _bootstrapped(
+        p_raw, calibration, reference, groups, resamples, level, rng, kw
+    )
 
     def pair(name: str) -> dict[str, Any]:
         return {"value": point[name], "ci": ci[name]}
@@ -467,7 +486,15 @@ def estimate_batch(
             else None,
         },
         "calibration": calibration.as_dict(),
-        "warnings": _few_positives_warning(point["em"] * n),
+        "warnings": _few_positives_warning(point["em"] * n)
+        + _refused_warnings(  # where the batch's own value is defined
+            {
+                k: undefined[k]
+                for k in ("precision", "recall", "expected_cost")
+                if np.isfinite(point[k])
+            },
+            level,
+        ),
     }
 
 
@@ -480,8 +507,9 @@ def _bootstrapped(
     level: float,
     rng: np.random.Generator,
     kw: dict[str, Any],
-) -> tuple[dict[str, float], dict[str, list[float | None]]]:
-    """Every estimate on the batch as it is, and its interval over whole-group resamples.
+) -> tuple[dict[str, float], dict[str, list[float | None]], dict[str, float]]:
+    """Every estimate on the batch as it is, its interval over whole-group resamples, and the
+    share of resamples where it was undefined.
 
     Each resample draws the batch's groups, then dev_b's (the reference is resampled with
     the batch, so its own uncertainty is in the interval).
@@ -497,8 +525,9 @@ def _bootstrapped(
         one = _one_pass(p_raw, batch_w, calibration, reference, ref_w, labels_rng=rng, **kw)
         for k, v in one.items():
             draws[k].append(v)
-    ci = {k: _interval(np.asarray(v, dtype=np.float64), level) for k, v in draws.items()}
-    return point, ci
+    arrays = {k: np.asarray(v, dtype=np.float64) for k, v in draws.items()}
+    ci = {k: _interval(v, level) for k, v in arrays.items()}
+    return point, ci, {k: _undefined_share(v) for k, v in arrays.items()}
 
 
 def _interval_text(

@@ -474,13 +474,39 @@ def test_one_example_batch_has_degenerate_intervals_and_a_warning() -> None:
                 continue
             low, high = at[name]["ci"]  # labels drawn from a sure probability: one value
             assert low == high == pytest.approx(at[name]["value"], abs=1e-6), name
+        refused = [] if em else [  # no positive is ever drawn: recall's interval refused
+            "no 95% interval for recall: it is undefined in 100% of the resamples (no alerts, "
+            "or no positive among the labels drawn); the batch holds too few positives or "
+            "alerts to bound it",
+        ]  # fmt: skip
         assert out["warnings"] == [
             f"the batch holds about {em:.1f} positives by the estimate (fewer than 10): too few "
-            "to estimate its prior or precision well; the intervals are wide"
+            "to estimate its prior or precision well; the intervals are wide",
+            *refused,
         ]
     # nothing flagged: precision is undefined on every resample, so its interval is absent
     low = quantify.estimate_batch(np.array([0.01]), **KW)["estimated_at_threshold"]["precision"]
     assert np.isnan(low["value"]) and low["ci"] == [None, None]
+
+
+def test_an_interval_undefined_in_too_many_resamples_is_refused_with_the_reason() -> None:
+    """A batch with about two positives: in many resamples no positive is drawn, so recall is
+    undefined there. Its interval is then not printed (the defined draws alone would be a
+    biased interval), and a warning says why; below one tail's share it is printed."""
+    rng = np.random.default_rng(5)
+    y = np.zeros(400, dtype=np.int8)
+    p = np.r_[np.full(2, 0.7), np.full(398, 0.001)]
+    out = quantify.estimate_batch(p, prior=0.01, threshold=0.5, cost_fp=1, cost_fn=10,
+                                  resamples=200, seed=rng)  # fmt: skip
+    share = 0.3**2 * 0.999**398  # no positive drawn: 0.3^2 for the alerts, 0.999^398 the rest
+    assert share > 0.025
+    assert out["estimated_at_threshold"]["recall"]["ci"] == [None, None]
+    assert any(w.startswith("no 95% interval for recall:") for w in out["warnings"])
+    assert out["estimated_at_threshold"]["precision"]["ci"][0] is not None  # 2 alerts: defined
+    assert len(y) == len(p)
+    values = np.r_[np.full(98, 0.5), np.nan, np.nan]  # 2% undefined: under a 2.5% tail
+    assert quantify._interval(values, 0.95) == [0.5, 0.5]
+    assert quantify._interval(np.r_[values, np.nan], 0.95) == [None, None]  # 3%: over
 
 
 def test_the_warning_starts_below_ten_expected_positives() -> None:
