@@ -461,11 +461,12 @@ def make_predictions() -> pd.DataFrame:
         ],
         ignore_index=True,
     )
-    # production probability from a logistic model, then the score a thinned model would give
-    logit = 2.5 * frame["label"].to_numpy() + 1.2 * rng.normal(size=len(frame)) - 5.0
-    probability = 1.0 / (1.0 + np.exp(-logit))
-    frame["score"] = priors.invert_prior_correction(probability, beta=EVAL_BETA)
-    frame["probability"] = priors.correct_prior(frame["score"].to_numpy(), beta=EVAL_BETA)
+    # production log-odds from a logistic model, then the logit a thinned model would give
+    at_prior = 2.5 * frame["label"].to_numpy() + 1.2 * rng.normal(size=len(frame)) - 5.0
+    frame["logit"] = at_prior - np.log(EVAL_BETA)
+    frame["score"] = priors.sigmoid(frame["logit"].to_numpy())
+    frame["logit_at_prior"] = priors.log_odds_at_prior(frame["logit"].to_numpy(), beta=EVAL_BETA)
+    frame["probability"] = priors.sigmoid(frame["logit_at_prior"].to_numpy())
     return frame.reset_index(drop=True)
 
 
