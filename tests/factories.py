@@ -244,8 +244,16 @@ def model_beside_the_bundle(tmp_path: Path, pipeline: dict[str, Path]) -> Path:
     return outside
 
 
+def downgrade_to_format_2(spec: dict[str, Any]) -> None:
+    """An edit for ``edited_copy``: bundle.json as format 2 wrote it (threshold as a probability
+    only, no record that scores are log-odds)."""
+    spec["format_version"] = 2
+    del spec["scores"], spec["threshold"]["logit"]
+
+
 def downgrade_to_format_1(spec: dict[str, Any]) -> None:
     """An edit for ``edited_copy``: bundle.json as format 1 wrote it (no recalibration, no reference)."""
+    downgrade_to_format_2(spec)
     spec["format_version"] = 1
     del spec["calibration"], spec["reference"]
 
