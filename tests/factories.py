@@ -471,11 +471,18 @@ def make_predictions() -> pd.DataFrame:
     )
     # production log-odds from a logistic model, then the logit a thinned model would give
     at_prior = 2.5 * frame["label"].to_numpy() + 1.2 * rng.normal(size=len(frame)) - 5.0
-    frame["logit"] = at_prior - np.log(EVAL_BETA)
+    return with_log_odds(frame, at_prior, beta=EVAL_BETA).reset_index(drop=True)
+
+
+def with_log_odds(frame: pd.DataFrame, at_prior: np.ndarray, *, beta: float) -> pd.DataFrame:
+    """``frame`` with the predictions' score columns for log-odds ``at_prior`` at the production
+    prior: the thinned model's ``logit`` and ``score``, ``logit_at_prior`` and ``probability``."""
+    frame = frame.copy()
+    frame["logit"] = np.asarray(at_prior, dtype=np.float64) - np.log(beta)
     frame["score"] = priors.sigmoid(frame["logit"].to_numpy())
-    frame["logit_at_prior"] = priors.log_odds_at_prior(frame["logit"].to_numpy(), beta=EVAL_BETA)
+    frame["logit_at_prior"] = priors.log_odds_at_prior(frame["logit"].to_numpy(), beta=beta)
     frame["probability"] = priors.sigmoid(frame["logit_at_prior"].to_numpy())
-    return frame.reset_index(drop=True)
+    return frame
 
 
 def assert_finite_or_null(value, where="metrics"):

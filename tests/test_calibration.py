@@ -621,3 +621,30 @@ def test_isotonic_with_a_prior_offset_is_refused_not_fitted_off_by_the_offset() 
         cal.fit_calibration(p, y, method="isotonic", fitted_on="dev_a", offset=2.0)
     fitted = cal.fit_calibration(p, y, method="isotonic", fitted_on="dev_b", offset=0.0)
     assert fitted.apply(np.array([0.45]))[0] < 0.5 < fitted.apply(np.array([0.55]))[0]
+
+
+def test_a_calibration_fitted_on_logits_ranks_the_saturated_examples_apart() -> None:
+    """Half the examples have log-odds between 20 and 60, where a float32 sigmoid is exactly 1
+    (and a probability clipped to 1 - EPS gives one log-odds value, 27.6): fitted on those
+    probabilities isotonic sees one block and platt maps them to one value; fitted on the
+    logits each map keeps them ordered, and isotonic finds more than one level among them."""
+    rng = np.random.default_rng(97)
+    n = 4000
+    y = (rng.random(n) < 0.5).astype(int)
+    z = np.where(y == 1, rng.uniform(20, 60, n), rng.normal(-2, 2, n))
+    z[rng.random(n) < 0.15] = rng.uniform(20, 60)  # some confident negatives among them
+    y[(z > 20) & (z < 30) & (rng.random(n) < 0.5)] = 0  # the low end of the pile is mixed
+    top = z > 20
+    saturated = 1 / (1 + np.exp(-z.astype(np.float32)))
+    assert np.all(saturated[top] == 1.0)
+    for method in ("platt", "isotonic"):
+        from_p = cal.fit_calibration(saturated, y, method=method, fitted_on="dev_b")
+        assert len(np.unique(from_p.apply(saturated)[top])) == 1, method
+        from_z = cal.fit_calibration_log_odds(z, y, method=method, fitted_on="dev_b")
+        mapped = from_z.map_log_odds(z)
+        assert np.all(np.isfinite(mapped)), method
+        assert np.all(np.diff(mapped[top][np.argsort(z[top])]) >= 0), method  # monotone
+        assert len(np.unique(mapped[top])) > 1, method
+    assert cal.log_loss_of_log_odds(y, from_z.map_log_odds(z)) < cal.weighted_log_loss(
+        y, from_p.apply(saturated)
+    )

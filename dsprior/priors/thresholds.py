@@ -121,17 +121,27 @@ def decide_log_odds(log_odds: np.ndarray, *, threshold: float) -> np.ndarray:
 
 
 def threshold_probability(cut: float, log_odds: np.ndarray) -> float:
-    """The probability threshold for people whose decisions on ``log_odds`` are ``log_odds >= cut``.
+    """The probability threshold whose decisions on ``log_odds`` are ``log_odds >= cut``.
 
     ``sigmoid(cut)`` rounds (a cut just above the top score may round onto it); it is moved
-    by the least step that makes ``decide_log_odds`` reproduce the cut on these log-odds.
+    by the least steps that make ``decide_log_odds`` reproduce the cut on these log-odds.
+    Where no float64 probability can (both sides of the cut above log-odds ~36.7, where every
+    probability is 1), the nearest one that flags fewer is taken.
     """
     z = np.asarray(log_odds, dtype=np.float64)
     want = int(np.count_nonzero(z >= cut))
     t = float(expit(cut))
+    went_down = False
     for _ in range(64):
         got = int(decide_log_odds(z, threshold=t).sum())
         if got == want:
-            break
-        t = float(np.nextafter(t, np.inf if got > want else -np.inf))
+            return t
+        if got > want:
+            up = float(np.nextafter(t, np.inf))
+            if went_down:  # stepped over the cut from below: no probability reproduces it
+                return up
+            t = up
+        else:
+            went_down = True
+            t = float(np.nextafter(t, -np.inf))
     return t
