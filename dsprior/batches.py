@@ -23,6 +23,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -259,13 +260,13 @@ class BatchReader:
             yield batch, features, lengths
 
 
-def logit_parts(model):
+def logit_parts(model: Any) -> tuple[Any, Any | None]:
     """``(features model, output layer)`` that give ``model``'s output log-odds in float64.
 
     Where the output layer is the sigmoid ``Dense`` unit ``build_cnn`` makes (``score``),
     the sub-model returns that layer's input and the log-odds are ``features @ kernel +
-    bias`` computed in float64 (``output_log_odds``): the float32 sigmoid is exactly 1 above a logit of
-    about 17, which would tie every confident example. Training is unchanged, and models
+    bias`` computed in float64 (``output_log_odds``): the float32 sigmoid is exactly 1
+    above a logit of about 17, which would tie every confident example. Training is unchanged, and models
     saved before log-odds scoring (old ``model.keras`` files and bundles) score the same
     way. Any other model (a test's stand-in) is taken to output log-odds already:
     ``(model, None)``.
@@ -286,7 +287,7 @@ def logit_parts(model):
     return keras.Model(model.input, layer.input, name=f"{model.name}_features"), layer
 
 
-def output_log_odds(features: np.ndarray, layer) -> np.ndarray:
+def output_log_odds(features: np.ndarray, layer: Any) -> np.ndarray:
     """The sigmoid unit's pre-activation ``features @ kernel + bias``, in float64.
 
     The weights are read at each call: a scorer whose weights are set again (dev_a during

@@ -67,6 +67,10 @@ def test_bundle_maps_scores_like_evaluate(pipeline: dict[str, Path]) -> None:
     )
     # the rule the bundle states gives evaluate's decisions and thus its test confusion matrix
     test = predictions[predictions["split"] == "test"]
+    # the threshold travels as evaluate decided with it: its log-odds, and the probability
+    assert spec["threshold"]["logit"] == metrics["threshold_logit"]
+    assert spec["threshold"]["value"] == metrics["threshold"]
+    assert bundle.spec_threshold_logit(spec) == metrics["threshold_logit"]
     predicted = (test["logit_at_prior"] >= spec["threshold"]["logit"]).astype(int)
     tp = float((predicted * test["label"]).sum())
     assert tp == pytest.approx(metrics["test"]["sample"]["confusion"]["tp"])
