@@ -18,14 +18,6 @@ from dsprior.bundle import Bundle
 from dsprior.scoring.output import OUTPUT_SCHEMA
 
 
-def decide(probability: np.ndarray, *, threshold: float) -> np.ndarray:
-    """1 where the probability at the prior reaches the threshold (evaluate's ``>=`` rule),
-    compared in log-odds (``priors.decide_log_odds``) as every decision is."""
-    p = np.asarray(probability, dtype=np.float64)
-    with np.errstate(divide="ignore"):
-        return priors.decide_log_odds(logit(p), threshold=threshold)
-
-
 def expected_costs(
     probability: np.ndarray, decision: np.ndarray, *, cost_fp: float, cost_fn: float
 ) -> np.ndarray:
@@ -74,7 +66,7 @@ def score_arrays(
 def output_table(
     bundle: Bundle,
     example_ids: pa.Array | pa.ChunkedArray,
-    logits: pa.Array | pa.ChunkedArray,
+    logits: np.ndarray,
     probability: np.ndarray,
     decision: np.ndarray,
 ) -> pa.Table:
@@ -114,11 +106,9 @@ def score_table(bundle: Bundle, example_ids: Sequence[str], logits: np.ndarray) 
 
 def adapted_table(bundle: Bundle, table: pa.Table, moved: np.ndarray) -> pa.Table:
     """``table`` (the output as written) with probabilities ``moved`` to the estimated prior,
-    and the decisions and expected costs they give."""
+    and the decisions (their log-odds against the bundle's) and expected costs they give."""
+    with np.errstate(divide="ignore"):
+        decision = (logit(np.asarray(moved, np.float64)) >= bundle.threshold_logit).astype(np.int8)
     return output_table(
-        bundle,
-        table.column("example_id"),
-        table.column("logit").to_numpy(),
-        moved,
-        decide(moved, threshold=bundle.threshold),
+        bundle, table.column("example_id"), table.column("logit").to_numpy(), moved, decision
     )
