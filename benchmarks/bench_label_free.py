@@ -52,9 +52,14 @@ def main(argv: list[str] | None = None) -> None:
     metrics = json.loads((args.run / "reports" / "metrics.json").read_text())
     prior, beta = float(metrics["prior"]), float(train["beta"])
     shift = priors.prior_shift(model_prior=train.get("production_prior_estimate"), prior=prior)
-    predictions["probability"] = priors.probability_at_prior(
-        predictions["score"].to_numpy(), beta=beta, shift=shift
+    # the model's log-odds (a run before issue 23 has only the saturated sigmoid ``score``)
+    logits = (
+        predictions["logit"].to_numpy(np.float64)
+        if "logit" in predictions.columns
+        else cal.log_odds(predictions["score"].to_numpy())
     )
+    predictions["logit_at_prior"] = priors.log_odds_at_prior(logits, beta=beta, shift=shift)
+    predictions["probability"] = priors.sigmoid(predictions["logit_at_prior"].to_numpy())
     chosen, record = fit_recalibration(
         predictions,
         prior=prior,
@@ -79,14 +84,16 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     for name, calibration in (("prior correction only", cal.IDENTITY), ("recalibrated", chosen)):
         dev_b = predictions[predictions["split"] == "dev_b"]
-        # the threshold evaluate would choose on dev_b with these probabilities
-        threshold, _ = priors.cost_minimising_threshold(
+        # the threshold evaluate would choose on dev_b with these log-odds
+        z_b = calibration.map_log_odds(dev_b["logit_at_prior"].to_numpy(np.float64))
+        cut, _ = priors.cost_minimising_threshold(
             dev_b["label"].to_numpy(),
-            calibration.apply(dev_b["probability"].to_numpy(np.float64)),
+            z_b,
             view_weights(dev_b, view="prior", prior=prior),
             cost_fp=cost_fp,
             cost_fn=cost_fn,
         )
+        threshold = priors.threshold_probability(cut, z_b)
         reference = quantify.reference_from_rows(
             predictions["split"].to_numpy(),
             predictions["group"].to_numpy(),

@@ -10,7 +10,8 @@ with ``pyarrow`` and keeping only the pool in memory, so peak memory depends on
 
 ``tf.data.Dataset.from_generator(...).prefetch`` runs the reader in a background
 thread during training, overlapping Parquet reads with training compute; scoring
-(``score_batches``) does the same with a thread and a queue.
+(``score_batches``) does the same with a thread and a queue. Scores are the model's
+log-odds in float64 (``forward``), never its float32 sigmoid, which saturates.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -258,12 +260,50 @@ class BatchReader:
             yield batch, features, lengths
 
 
+def logit_parts(model: Any) -> tuple[Any, Any | None]:
+    """``(features model, output layer)`` that give ``model``'s output log-odds in float64.
+
+    Where the output layer is the sigmoid ``Dense`` unit ``build_cnn`` makes (``score``),
+    the sub-model returns that layer's input and the log-odds are ``features @ kernel +
+    bias`` computed in float64 (``output_log_odds``): the float32 sigmoid is exactly 1
+    above a logit of about 17, which would tie every confident example. Training is unchanged, and models
+    saved before log-odds scoring (old ``model.keras`` files and bundles) score the same
+    way. Any other model (a test's stand-in) is taken to output log-odds already:
+    ``(model, None)``.
+    """
+    import keras
+
+    from dsprior.cnn import OUTPUT_LAYER
+
+    try:
+        layer = model.get_layer(OUTPUT_LAYER)
+    except ValueError:
+        return model, None
+    if (
+        not isinstance(layer, keras.layers.Dense)
+        or layer.activation is not keras.activations.sigmoid
+    ):
+        return model, None
+    return keras.Model(model.input, layer.input, name=f"{model.name}_features"), layer
+
+
+def output_log_odds(features: np.ndarray, layer: Any) -> np.ndarray:
+    """The sigmoid unit's pre-activation ``features @ kernel + bias``, in float64.
+
+    The weights are read at each call: a scorer whose weights are set again (dev_a during
+    training) scores with the current ones.
+    """
+    kernel, bias = (np.asarray(w, dtype=np.float64) for w in layer.get_weights())
+    return np.asarray(features, dtype=np.float64) @ kernel + bias
+
+
 def forward(model) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    """``model``'s inference call traced once: ``(features, lengths) -> float64 scores``.
+    """``model``'s inference call traced once: ``(features, lengths) -> float64 log-odds``.
 
     One ``tf.function`` per model with a signature whose batch and row axes are
     dynamic, so no batch shape retraces it (``model.predict`` builds a tf.data loop
-    per call and retraces as shapes change). Every scoring path calls this.
+    per call and retraces as shapes change). Every scoring path calls this; the log-odds
+    come from ``logit_parts`` (the output layer's pre-activation, in float64).
     """
     fn = _FORWARD.get(model)
     if fn is None:
@@ -272,7 +312,9 @@ def forward(model) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
         from dsprior.cnn import FEATURES_INPUT, LENGTHS_INPUT
 
         dim = int(model.input[FEATURES_INPUT].shape[-1])
-        ref = weakref.ref(model)  # the cache must not keep its key alive
+        features_model, layer = logit_parts(model)
+        ref = weakref.ref(features_model) if features_model is model else None
+        held = None if ref is not None else features_model  # a sub-model lives with fn
 
         @tf.function(
             input_signature=[
@@ -281,11 +323,14 @@ def forward(model) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
             ]
         )
         def call(features, lengths):
-            return ref()({FEATURES_INPUT: features, LENGTHS_INPUT: lengths}, training=False)
+            net = ref() if ref is not None else held
+            return net({FEATURES_INPUT: features, LENGTHS_INPUT: lengths}, training=False)
 
         def fn(features: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-            out = call(features, lengths)
-            return np.asarray(out, dtype=np.float64).reshape(-1)
+            out = np.asarray(call(features, lengths), dtype=np.float64)
+            if layer is not None:
+                out = output_log_odds(out, layer)
+            return out.reshape(-1)
 
         fn.traced = call  # for tests: ``fn.traced.experimental_get_tracing_count()``
         _FORWARD[model] = fn
@@ -298,7 +343,7 @@ _FORWARD: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 def score_batches(
     model, batch_iter: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]], n: int, *, dim: int
 ) -> np.ndarray:
-    """Scores of ``n`` examples from ``(indices, features, lengths)`` batches, by index.
+    """Log-odds (float64) of ``n`` examples from ``(indices, features, lengths)`` batches, by index.
 
     The batches are produced in a background thread, two ahead, while the model
     scores the previous one (a plain thread and queue: measured 1.3x faster than a
@@ -350,7 +395,8 @@ def predict_scores(
     index: DatasetIndex | None = None,
     compact: CompactSet | None = None,
 ) -> np.ndarray:
-    """Sigmoid scores (float64) of ``example_ids``, in that order, streamed from Parquet.
+    """Log-odds (float64, the output layer's logit) of ``example_ids``, in that order,
+    streamed from Parquet.
 
     Examples are read in dataset order and length-bucketed, then the scores are
     put back in the order asked for. With ``compact`` (a ``CompactSet`` holding

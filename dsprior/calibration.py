@@ -1,6 +1,10 @@
 """Recalibration of probabilities at the production prior, and how calibrated they are.
 
-Pure functions on arrays; no files. The prior correction (``dsprior.priors``) is
+Pure functions on arrays; no files. Scores arrive as log-odds (the model's float64 logit
+moved by the prior correction); fits and maps work on them directly
+(``fit_calibration_log_odds``, ``Calibration.map_log_odds``), and the probability forms
+(``fit_calibration``, ``Calibration.apply``) remain for callers holding probabilities.
+The prior correction (``dsprior.priors``) is
 exact only when the raw scores were calibrated at the training prior; a network
 rarely is, and the label-free estimators (``dsprior.quantify``) are only as good as
 the calibration. Every map here is an affine map of the log-odds of the
@@ -16,9 +20,8 @@ prior-corrected probability ``p`` (METHODS.md section 2):
 - ``platt`` fitted on ``dev_b`` at the production prior, on ``logit(p)``;
 - ``isotonic`` (Zadrozny and Elkan 2002) fitted on ``dev_b`` at the production
   prior: a monotone step map of ``logit(p)``, stored as its knots and applied by
-  linear interpolation (``sklearn.isotonic.IsotonicRegression``'s own rule). A
-  network's float32 sigmoid saturates, so many raw scores are exactly 1; no
-  two-parameter map can give that pile its own rate, a step map can.
+  linear interpolation (``sklearn.isotonic.IsotonicRegression``'s own rule). Fitted on
+  logits, the confident examples a float32 sigmoid would pile at exactly 1 stay apart.
 
 The candidate with the lowest weighted log loss on ``dev_b`` at the prior is
 chosen; a candidate fitted on ``dev_b`` is scored by group-wise cross-fitting
@@ -92,24 +95,58 @@ class Calibration:
     def is_identity(self) -> bool:
         return self.method != "isotonic" and self.slope == 1.0 and self.intercept == 0.0
 
+    def map_log_odds(self, log_odds_at_prior: np.ndarray) -> np.ndarray:
+        """Calibrated log-odds from prior-corrected log-odds (``logit(p)``), in float64.
+
+        The path scores take: no probability is formed, so nothing rounds to 0 or 1 on the
+        way. Isotonic outputs are bounded away from 0 and 1, so their log-odds are finite.
+        """
+        z = np.asarray(log_odds_at_prior, dtype=np.float64)
+        if self.is_identity:
+            return z.copy()
+        if self.method == "isotonic":
+            return logit(np.interp(z, self.knots_x, self.knots_y))
+        return self.slope * z + self.intercept
+
+    def probability(self, log_odds_at_prior: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities from prior-corrected log-odds."""
+        z = np.asarray(log_odds_at_prior, dtype=np.float64)
+        if self.method == "isotonic":
+            return np.interp(z, self.knots_x, self.knots_y)
+        return expit(self.map_log_odds(z))
+
     def apply(self, probability: np.ndarray) -> np.ndarray:
-        """Calibrated probabilities; the identity returns the input values unchanged."""
+        """Calibrated probabilities from probabilities; the identity returns them unchanged.
+
+        For callers holding probabilities only; scores flow through ``map_log_odds``.
+        """
         p = np.asarray(probability, dtype=np.float64)
         if self.is_identity:
             return p.copy()
+        return self.probability(log_odds(p))
+
+    def invert_log_odds(self, log_odds_calibrated: np.ndarray | float) -> np.ndarray:
+        """The prior-corrected log-odds that this map sends to ``log_odds_calibrated``."""
+        z = np.asarray(log_odds_calibrated, dtype=np.float64)
+        if self.is_identity:
+            return z.copy()
         if self.method == "isotonic":
-            return np.interp(log_odds(p), self.knots_x, self.knots_y)
-        return expit(self.slope * log_odds(p) + self.intercept)
+            return self._isotonic_inverse(expit(z))
+        return (z - self.intercept) / self.slope
+
+    def _isotonic_inverse(self, probability: np.ndarray) -> np.ndarray:
+        """The lowest knot (log-odds) whose output reaches ``probability`` (steps are flat)."""
+        i = np.searchsorted(self.knots_y, probability, side="left")
+        return np.asarray(self.knots_x)[np.minimum(i, len(self.knots_x) - 1)]
 
     def invert(self, probability: np.ndarray | float) -> np.ndarray:
         """The prior-corrected probability that this map sends to ``probability``."""
         p = np.asarray(probability, dtype=np.float64)
         if self.is_identity:
             return p.copy()
-        if self.method == "isotonic":  # the lowest input reaching p (steps are flat)
-            i = np.searchsorted(self.knots_y, p, side="left")
-            return expit(np.asarray(self.knots_x)[np.minimum(i, len(self.knots_x) - 1)])
-        return expit((log_odds(p) - self.intercept) / self.slope)
+        if self.method == "isotonic":  # searched on the probabilities themselves, unrounded
+            return expit(self._isotonic_inverse(p))
+        return expit(self.invert_log_odds(log_odds(p)))
 
     def as_dict(self) -> dict[str, object]:
         record = asdict(self)
@@ -201,10 +238,27 @@ def fit_calibration(
     fitted_on: str,
     offset: float = 0.0,
 ) -> Calibration:
-    """Fit ``method`` on prior-corrected probabilities; the fit sees ``logit(p) - offset``.
+    """``fit_calibration_log_odds`` on ``log_odds(probability)``, for callers holding probabilities."""
+    return fit_calibration_log_odds(
+        log_odds(probability), labels, weights, method=method, fitted_on=fitted_on, offset=offset
+    )
+
+
+def fit_calibration_log_odds(
+    log_odds_at_prior: np.ndarray,
+    labels: np.ndarray,
+    weights: np.ndarray | None = None,
+    *,
+    method: str,
+    fitted_on: str,
+    offset: float = 0.0,
+) -> Calibration:
+    """Fit ``method`` on prior-corrected log-odds; the fit sees ``log_odds_at_prior - offset``.
 
     ``offset`` is ``log(beta)`` (plus any prior shift) for a fit at the training
     prior on raw scores (``dev_a``), 0 for a fit at the production prior (``dev_b``).
+    The log-odds are taken as they are: the model's logits keep apart what a saturated
+    sigmoid (clipped to ``logit(1 - EPS)``) would pile on one value.
     """
     if method not in METHODS:
         raise ValueError(f"calibration method must be one of {METHODS}, got {method!r}")
@@ -217,7 +271,9 @@ def fit_calibration(
             f"isotonic is fitted at the production prior only (offset 0), got offset {offset:g} "
             f"for a fit on {fitted_on}"
         )
-    x = log_odds(probability) - offset
+    x = np.asarray(log_odds_at_prior, dtype=np.float64) - offset
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{int((~np.isfinite(x)).sum())} log-odds to fit on are not finite")
     if method == "isotonic":
         return fit_isotonic(x, labels, weights, fitted_on=fitted_on)
     slope, intercept = fit_logistic(x, labels, weights, fit_intercept=method == "platt")
@@ -282,6 +338,22 @@ def weighted_log_loss(
     return float(log_loss(labels, p, sample_weight=weights, labels=[0, 1]))
 
 
+def log_loss_of_log_odds(
+    labels: np.ndarray, log_odds_values: np.ndarray, weights: np.ndarray | None = None
+) -> float:
+    """The weighted mean log loss from log-odds ``z``: ``log(1 + e^z) - y z``, no clipping.
+
+    A confident mistake at log-odds 40 costs 40, not the ``-log(EPS)`` = 27.6 a clipped
+    probability would give it.
+    """
+    y = priors.check_binary(labels).astype(np.float64)
+    z = np.asarray(log_odds_values, dtype=np.float64)
+    w = priors.check_weights(weights, len(y))
+    if w.sum() <= 0:
+        raise ValueError("a log loss needs positive total weight")
+    return float(np.average(np.logaddexp(0.0, z) - y * z, weights=w))
+
+
 def calibration_quality(
     labels: np.ndarray,
     probability: np.ndarray,
@@ -315,7 +387,7 @@ def calibration_quality(
 
 
 def cross_fitted_log_loss(
-    probability: np.ndarray,
+    log_odds_at_prior: np.ndarray,
     labels: np.ndarray,
     weights: np.ndarray,
     groups: np.ndarray,
@@ -324,24 +396,25 @@ def cross_fitted_log_loss(
     offset: float = 0.0,
     folds: int = CV_FOLDS,
 ) -> float:
-    """Log loss of ``method`` fitted on the other folds of the same split (groups kept whole)."""
+    """Log loss of ``method`` fitted on the other folds of the same split (groups kept whole),
+    from prior-corrected log-odds."""
     y = priors.check_binary(labels)
-    p = np.asarray(probability, dtype=np.float64)
+    z = np.asarray(log_odds_at_prior, dtype=np.float64)
     w = np.asarray(weights, dtype=np.float64)
     n_groups = len(np.unique(groups))
     folds = min(folds, n_groups)
     if folds < 2:
         return float("nan")
     out = np.empty(len(y))
-    for train, held in GroupKFold(n_splits=folds).split(p, y, groups):
+    for train, held in GroupKFold(n_splits=folds).split(z, y, groups):
         try:
-            fold = fit_calibration(
-                p[train], y[train], w[train], method=method, fitted_on="dev_b", offset=offset
+            fold = fit_calibration_log_odds(
+                z[train], y[train], w[train], method=method, fitted_on="dev_b", offset=offset
             )
         except ValueError:  # a fold with one class only: score it uncalibrated
             fold = IDENTITY
-        out[held] = fold.apply(p[held])
-    return weighted_log_loss(y, out, w)
+        out[held] = fold.map_log_odds(z[held])
+    return log_loss_of_log_odds(y, out, w)
 
 
 def choose_calibration(
@@ -352,30 +425,35 @@ def choose_calibration(
 ) -> tuple[Calibration, list[dict[str, object]]]:
     """The candidate with the lowest dev_b log loss at the prior, and every candidate's score.
 
-    ``dev_a`` is ``(p, labels, weights at the training prior)`` or None (no dev_a
-    candidates); ``dev_b`` is ``(p, labels, weights at the production prior, groups)``.
+    ``dev_a`` is ``(z, labels, weights at the training prior)`` or None (no dev_a
+    candidates); ``dev_b`` is ``(z, labels, weights at the production prior, groups)``;
+    ``z`` are prior-corrected log-odds (the model's logits moved by the prior correction).
     Ties keep the simpler map (the order of the candidates below).
     """
-    p_b, y_b, w_b, g_b = dev_b
+    z_b, y_b, w_b, g_b = dev_b
     candidates: list[tuple[Calibration, float, str]] = [
-        (IDENTITY, weighted_log_loss(y_b, p_b, w_b), "prior correction only")
+        (IDENTITY, log_loss_of_log_odds(y_b, z_b, w_b), "prior correction only")
     ]
     if dev_a is not None:
-        p_a, y_a, w_a = dev_a
+        z_a, y_a, w_a = dev_a
         for method in ("temperature", "platt"):
             try:
-                fit = fit_calibration(
-                    p_a, y_a, w_a, method=method, fitted_on="dev_a", offset=dev_a_offset
+                fit = fit_calibration_log_odds(
+                    z_a, y_a, w_a, method=method, fitted_on="dev_a", offset=dev_a_offset
                 )
             except ValueError:
                 continue
             candidates.append(
-                (fit, weighted_log_loss(y_b, fit.apply(p_b), w_b), "dev_b, out of sample")
+                (
+                    fit,
+                    log_loss_of_log_odds(y_b, fit.map_log_odds(z_b), w_b),
+                    "dev_b, out of sample",
+                )
             )
     for method in ("platt", "isotonic"):
         try:
-            fit = fit_calibration(p_b, y_b, w_b, method=method, fitted_on="dev_b")
-            loss = cross_fitted_log_loss(p_b, y_b, w_b, g_b, method=method)
+            fit = fit_calibration_log_odds(z_b, y_b, w_b, method=method, fitted_on="dev_b")
+            loss = cross_fitted_log_loss(z_b, y_b, w_b, g_b, method=method)
             candidates.append((fit, loss, f"dev_b, {CV_FOLDS}-fold group cross-fitting"))
         except ValueError:
             pass

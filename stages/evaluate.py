@@ -57,7 +57,8 @@ def score_examples(
     onednn: str = "auto",
     compute_record: dict[str, Any] | None = None,
 ) -> np.ndarray:
-    """Load the model folder's model (safe mode) and score ``example_ids`` streaming from Parquet.
+    """Load the model folder's model (safe mode) and score ``example_ids`` streaming from Parquet:
+    the model's log-odds, float64 (``batches.predict_scores``).
 
     ``precision``/``onednn`` as in ``dsprior.hardware``: a model trained in bf16 scores in
     bf16 only where the CPU has it natively, in float32 elsewhere. The resolved choice is
@@ -135,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
     logger.info("production prior %.5f (%s); beta %.5f; shift %s", prior, source, beta, shift)
 
     scoring: dict[str, Any] = {}
-    scores = score_examples(
+    logits = score_examples(
         args.model_dir,
         args.dataset,
         rows["example_id"].tolist(),
@@ -147,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     training_prior = train_info.get("training_prior")
     predictions, calibration, calibration_record = recalibrated_predictions(
-        rows, scores, beta=beta, shift=shift, prior=prior, training_prior=training_prior
+        rows, logits, beta=beta, shift=shift, prior=prior, training_prior=training_prior
     )
     metrics, plots, report = evaluate_predictions(
         predictions,

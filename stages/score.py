@@ -1,4 +1,4 @@
-"""score: new examples -> raw score, probability at the production prior, decision, expected cost.
+"""score: new examples -> log-odds, probability at the production prior, decision, expected cost.
 
 Reads raw files in any format ingest accepts (CSV, CSV.gz, Parquet, JSON Lines;
 one file or a folder), with ingest's reader and so the same validation, the
@@ -7,11 +7,14 @@ are optional here. Writes Parquet or CSV, chosen by the output's extension,
 one row per example in input order:
 
 - ``example_id``;
-- ``score``: the model's raw sigmoid output (calibrated at the training prior);
-- ``probability``: the score mapped to the production prior with the bundle's
-  prior correction, exactly as evaluate maps it;
+- ``logit``: the model's raw log-odds (its output unit's pre-activation, float64,
+  before the prior correction and recalibration): rank by this, it never ties where
+  the sigmoid saturates;
+- ``score``: ``sigmoid(logit)``, the raw score (calibrated at the training prior);
+- ``probability``: the logit mapped to the production prior with the bundle's
+  prior correction and recalibration, in log-odds, exactly as evaluate maps it;
 - ``decision``: 1 where ``probability >= threshold`` (the threshold evaluate
-  chose on dev_b), else 0;
+  chose on dev_b), compared in log-odds (``threshold.logit``), else 0;
 - ``expected_cost``: the example's expected cost under the bundle's costs,
   ``(1 - p) * c_FP`` if decided positive, else ``p * c_FN``.
 

@@ -244,8 +244,16 @@ def model_beside_the_bundle(tmp_path: Path, pipeline: dict[str, Path]) -> Path:
     return outside
 
 
+def downgrade_to_format_2(spec: dict[str, Any]) -> None:
+    """An edit for ``edited_copy``: bundle.json as format 2 wrote it (threshold as a probability
+    only, no record that scores are log-odds)."""
+    spec["format_version"] = 2
+    del spec["scores"], spec["threshold"]["logit"]
+
+
 def downgrade_to_format_1(spec: dict[str, Any]) -> None:
     """An edit for ``edited_copy``: bundle.json as format 1 wrote it (no recalibration, no reference)."""
+    downgrade_to_format_2(spec)
     spec["format_version"] = 1
     del spec["calibration"], spec["reference"]
 
@@ -461,12 +469,20 @@ def make_predictions() -> pd.DataFrame:
         ],
         ignore_index=True,
     )
-    # production probability from a logistic model, then the score a thinned model would give
-    logit = 2.5 * frame["label"].to_numpy() + 1.2 * rng.normal(size=len(frame)) - 5.0
-    probability = 1.0 / (1.0 + np.exp(-logit))
-    frame["score"] = priors.invert_prior_correction(probability, beta=EVAL_BETA)
-    frame["probability"] = priors.correct_prior(frame["score"].to_numpy(), beta=EVAL_BETA)
-    return frame.reset_index(drop=True)
+    # production log-odds from a logistic model, then the logit a thinned model would give
+    at_prior = 2.5 * frame["label"].to_numpy() + 1.2 * rng.normal(size=len(frame)) - 5.0
+    return with_log_odds(frame, at_prior, beta=EVAL_BETA).reset_index(drop=True)
+
+
+def with_log_odds(frame: pd.DataFrame, at_prior: np.ndarray, *, beta: float) -> pd.DataFrame:
+    """``frame`` with the predictions' score columns for log-odds ``at_prior`` at the production
+    prior: the thinned model's ``logit`` and ``score``, ``logit_at_prior`` and ``probability``."""
+    frame = frame.copy()
+    frame["logit"] = np.asarray(at_prior, dtype=np.float64) - np.log(beta)
+    frame["score"] = priors.sigmoid(frame["logit"].to_numpy())
+    frame["logit_at_prior"] = priors.log_odds_at_prior(frame["logit"].to_numpy(), beta=beta)
+    frame["probability"] = priors.sigmoid(frame["logit_at_prior"].to_numpy())
+    return frame
 
 
 def assert_finite_or_null(value, where="metrics"):

@@ -208,3 +208,28 @@ def test_score_batches_raises_the_readers_error():
 
     with pytest.raises(OSError, match="row group 3 is truncated"):
         batches.score_batches(mean_model(), failing(), 5, dim=DIM)
+
+
+def test_scores_are_float64_log_odds_where_the_sigmoid_saturates():
+    """A CNN whose logits all exceed 17: its float32 sigmoid output ties them all at exactly 1,
+    while the scores (the output unit's pre-activation, in float64) stay distinct, equal the
+    layer's own arithmetic, and follow weights set after the first call."""
+    from dsprior import cnn
+
+    model = cnn.build_cnn(dim=DIM, filter_sizes=(2, 3), filters=4, seed=5)
+    layer = model.get_layer(cnn.OUTPUT_LAYER)
+    kernel, bias = layer.get_weights()
+    layer.set_weights([np.abs(kernel) * 50.0, bias + 20.0])
+    rng = np.random.default_rng(7)
+    features = np.abs(rng.normal(size=(6, 5, DIM))).astype(np.float32)
+    lengths = np.array([5, 4, 3, 5, 2, 4], dtype=np.int32)
+    sigmoid = np.asarray(model({"features": features, "lengths": lengths})).reshape(-1)
+    assert sigmoid.dtype == np.float32 and np.all(sigmoid == 1.0)  # saturated: one tie
+    logits = batches.forward(model)(features, lengths)
+    assert logits.dtype == np.float64
+    assert logits.min() > 17 and len(np.unique(logits)) == len(logits)
+    pooled = batches.logit_parts(model)[0]({"features": features, "lengths": lengths})
+    want = np.asarray(pooled, np.float64) @ layer.get_weights()[0].astype(np.float64)
+    np.testing.assert_allclose(logits, want.reshape(-1) + 20.0 + bias[0], rtol=1e-12)
+    layer.set_weights([np.abs(kernel) * 50.0, bias + 25.0])  # a scorer whose weights move on
+    np.testing.assert_allclose(batches.forward(model)(features, lengths), logits + 5.0, rtol=1e-12)

@@ -49,21 +49,29 @@ def test_bundle_records_what_scoring_needs(pipeline: dict[str, Path]) -> None:
 def test_bundle_maps_scores_like_evaluate(pipeline: dict[str, Path]) -> None:
     spec = bundle.read_spec(pipeline["bundle"])
     predictions = pd.read_parquet(pipeline["reports"] / "predictions.parquet")
-    corrected = priors.probability_at_prior(
-        predictions["score"].to_numpy(), beta=BETA, shift=bundle.spec_shift(spec)
+    # the prior correction is a shift of the model's log-odds; sigmoid of it is evaluate's
+    corrected = priors.log_odds_at_prior(
+        predictions["logit"].to_numpy(), beta=BETA, shift=bundle.spec_shift(spec)
     )
     np.testing.assert_allclose(
-        corrected, predictions["probability_prior_corrected"], rtol=0, atol=1e-15
+        priors.sigmoid(corrected), predictions["probability_prior_corrected"], rtol=0, atol=1e-15
     )
-    # then evaluate's recalibration, as the bundle records it
+    # then evaluate's recalibration, as the bundle records it, applied to the log-odds
     metrics = read_json(pipeline["reports"] / "metrics.json")
     assert spec["calibration"] == metrics["calibration"]["chosen"]
-    got = bundle.spec_calibration(spec).apply(corrected)
+    calibration = bundle.spec_calibration(spec)
+    got = calibration.probability(corrected)
     np.testing.assert_allclose(got, predictions["probability"], rtol=0, atol=1e-15)
+    np.testing.assert_allclose(
+        calibration.map_log_odds(corrected), predictions["logit_at_prior"], rtol=1e-12
+    )
     # the rule the bundle states gives evaluate's decisions and thus its test confusion matrix
     test = predictions[predictions["split"] == "test"]
-    metrics = read_json(pipeline["reports"] / "metrics.json")
-    predicted = (test["probability"] >= spec["threshold"]["value"]).astype(int)
+    # the threshold travels as evaluate decided with it: its log-odds, and the probability
+    assert spec["threshold"]["logit"] == metrics["threshold_logit"]
+    assert spec["threshold"]["value"] == metrics["threshold"]
+    assert bundle.spec_threshold_logit(spec) == metrics["threshold_logit"]
+    predicted = (test["logit_at_prior"] >= spec["threshold"]["logit"]).astype(int)
     tp = float((predicted * test["label"]).sum())
     assert tp == pytest.approx(metrics["test"]["sample"]["confusion"]["tp"])
 

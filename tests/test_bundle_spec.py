@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.special import expit
 
 from dsprior import bundle, priors
 from tests.factories import BETA, DIM, spec_inputs
@@ -59,7 +60,8 @@ def test_the_spec_keeps_its_fields_in_order_and_its_hash() -> None:
     """bundle.json's bytes follow the key order; a moved field would change every bundle's hash."""
     spec = bundle.build_spec(**spec_inputs())
     assert list(spec) == [
-        "format_version", "model", "dim", "dtype", "max_abs", "min_rows", "prior_correction",
+        "format_version", "scores", "model", "dim", "dtype", "max_abs", "min_rows",
+        "prior_correction",
         "production_prior", "prior_source", "threshold", "cost", "calibration", "reference",
         "params", "train", "content_hash",
     ]  # fmt: skip
@@ -67,3 +69,36 @@ def test_the_spec_keeps_its_fields_in_order_and_its_hash() -> None:
     assert list(spec["train"]) == [
         "training_prior", "production_prior_estimate", "best_step", "select_metric", "best_value",
     ]  # fmt: skip
+
+
+def test_the_threshold_is_stored_as_a_probability_and_as_log_odds() -> None:
+    """Format 3 stores the threshold's log-odds beside the probability, and says that scores
+    are log-odds; the log-odds decide, and a threshold that flags nothing stores null."""
+    spec = bundle.build_spec(**spec_inputs())
+    assert spec["format_version"] == bundle.FORMAT_VERSION == 3
+    assert spec["scores"]["kind"] == "log-odds"
+    record = spec["threshold"]
+    assert record["value"] == 0.09
+    assert record["logit"] == pytest.approx(np.log(0.09 / 0.91), rel=1e-15)
+    assert bundle.spec_threshold_logit(spec) == record["logit"]
+    # near 1 two probabilities round together; their log-odds do not
+    near_one = {**spec_inputs()["metrics"], "threshold": float(expit(30.0))}
+    high = bundle.build_spec(**spec_inputs(metrics=near_one))["threshold"]
+    assert high["logit"] == pytest.approx(30.0, abs=0.01)
+    below, above = 29.9, 30.1  # probabilities 1e-13 apart, decided apart in log-odds
+    assert expit(above) - expit(below) < 1e-13
+    assert (below < high["logit"]) and (above >= high["logit"])
+    nothing = {**spec_inputs()["metrics"], "threshold": float(np.nextafter(1.0, 2.0))}
+    none = bundle.build_spec(**spec_inputs(metrics=nothing))
+    assert none["threshold"]["logit"] is None
+    assert bundle.spec_threshold_logit(none) == np.inf
+
+
+def test_format_notes_say_what_an_old_bundle_lacks() -> None:
+    spec = bundle.build_spec(**spec_inputs())
+    assert bundle.format_notes(spec) == []
+    two = {**spec, "format_version": 2}
+    (note,) = bundle.format_notes(two)
+    assert note.startswith("format 2 bundle: threshold stored as a probability only")
+    assert "dvc repro bundle" in note
+    assert len(bundle.format_notes({**spec, "format_version": 1})) == 2

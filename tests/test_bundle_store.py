@@ -13,6 +13,7 @@ from dsprior import bundle, cnn, runtime
 from tests.factories import (
     DIM,
     downgrade_to_format_1,
+    downgrade_to_format_2,
     edited_copy,
     read_json,
     spec_inputs,
@@ -60,9 +61,30 @@ def test_a_format_1_bundle_still_scores_without_recalibration(
     copy = edited_copy(pipeline, tmp_path, downgrade_to_format_1)
     (copy / "reference.parquet").unlink()
     old = bundle.load_bundle(copy)
-    scores = np.array([0.1, 0.5, 0.9])
-    np.testing.assert_array_equal(old.probability(scores), old.prior_corrected(scores))
+    logits = np.array([-2.0, 0.0, 2.0])
+    np.testing.assert_array_equal(old.probability(logits), old.prior_corrected(logits))
     assert old.reference() is None
+
+
+def test_a_format_2_bundle_scores_from_log_odds_and_says_what_it_lacks(
+    pipeline: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bundle written before scores were log-odds loads, scores and decides as the current
+    format does (its threshold's log-odds computed from the probability), and says, at load
+    and in ``notes``, that its threshold is a probability only."""
+    current = bundle.load_bundle(pipeline["bundle"])
+    assert current.notes == []
+    copy = edited_copy(pipeline, tmp_path, downgrade_to_format_2)
+    with caplog.at_level("WARNING", logger="dsprior.bundle.store"):
+        old = bundle.load_bundle(copy)
+    (note,) = old.notes
+    assert "format 2 bundle: threshold stored as a probability only" in note
+    assert "dvc repro bundle" in caplog.text
+    logits = np.linspace(-40.0, 40.0, 81)  # far beyond where a float32 sigmoid saturates
+    np.testing.assert_array_equal(old.log_odds(logits), current.log_odds(logits))
+    np.testing.assert_array_equal(old.probability(logits), current.probability(logits))
+    assert old.threshold_logit == pytest.approx(current.threshold_logit, rel=1e-12)
+    np.testing.assert_array_equal(old.decide(logits), current.decide(logits))
 
 
 def test_lambda_layers_are_refused_in_safe_mode(tmp_path: Path) -> None:

@@ -136,9 +136,13 @@ def test_model_file_may_be_a_link_as_dvc_checks_it_out(
             "cost.false_positive is missing; it must be a",
         ),
         (
-            set_field("format_version", 3),
-            "format_version 3 is not supported; this code reads 1 or 2",
+            set_field("format_version", 4),
+            "format_version 4 is not supported; this code reads 1 or 2 or 3",
         ),
+        (set_field("scores", KeyError), "scores is missing; it must be an object with kind"),
+        (set_field("scores.kind", "probability"), "scores.kind is 'probability'; it must be"),
+        (set_field("threshold.logit", KeyError), "threshold.logit is missing; it must be a"),
+        (set_field("threshold.logit", "2"), "threshold.logit is '2'; it must be a finite number"),
         (set_field("calibration", KeyError), "calibration is missing; it must be an object with"),
         (set_field("calibration.method", "spline"), "calibration.method is 'spline'; it must be"),
         (
@@ -249,7 +253,10 @@ ISOTONIC = {"calibration__method": "isotonic", "calibration__fitted_on": "dev_a"
         fields(calibration__fitted_on="dev_b", calibration__method="platt"),
         fields(calibration__method="temperature"),
         fields(reference={"file": "reference.parquet", "sha256": HEX}),
-        fields(format_version=1, calibration=KeyError, reference=KeyError),
+        fields(format_version=1, calibration=KeyError, reference=KeyError, scores=KeyError),
+        fields(format_version=2, scores=KeyError, threshold__logit=KeyError),
+        fields(threshold__logit=None),  # flags nothing
+        fields(threshold__logit=-40),
     ],
 )
 def test_values_at_the_edge_of_what_is_allowed_are_accepted(tmp_path: Path, edit) -> None:

@@ -64,14 +64,14 @@ def test_choose_calibration_picks_the_lowest_dev_b_log_loss_and_records_all() ->
     y, p = draw(rng, 6000, prior=0.02, at=0.02)
     groups = np.arange(6000) // 2
     best, table = cal.choose_calibration(
-        dev_a=None, dev_b=(p, y, np.ones(6000), groups), dev_a_offset=0.0
+        dev_a=None, dev_b=(cal.log_odds(p), y, np.ones(6000), groups), dev_a_offset=0.0
     )
     assert {row["method"] for row in table} == {"none", "platt", "isotonic"}
     losses = {row["method"]: row["dev_b_log_loss"] for row in table}
     assert best.method == min(losses, key=losses.get)
     over = priors.shift_prior(p, from_prior=0.02, to_prior=0.06)
     best, _ = cal.choose_calibration(
-        dev_a=None, dev_b=(over, y, np.ones(6000), groups), dev_a_offset=0.0
+        dev_a=None, dev_b=(cal.log_odds(over), y, np.ones(6000), groups), dev_a_offset=0.0
     )
     assert best.method in ("platt", "isotonic") and best.fitted_on == "dev_b"
 
@@ -150,10 +150,12 @@ def test_cross_fitted_log_loss_scores_rows_the_fold_map_never_saw() -> None:
         y = (rng.random(n) < 0.5).astype(int)  # independent of p
         w, groups = np.ones(n), np.arange(n)
         in_sample = cal.fit_calibration(p, y, w, method="isotonic", fitted_on="dev_b")
-        crossed = cal.cross_fitted_log_loss(p, y, w, groups, method="isotonic")
+        crossed = cal.cross_fitted_log_loss(cal.log_odds(p), y, w, groups, method="isotonic")
         assert crossed > cal.weighted_log_loss(y, in_sample.apply(p), w), seed
         assert crossed > cal.weighted_log_loss(y, p, w), seed  # no better than the truth
-        best, _ = cal.choose_calibration(dev_a=None, dev_b=(p, y, w, groups), dev_a_offset=0.0)
+        best, _ = cal.choose_calibration(
+            dev_a=None, dev_b=(cal.log_odds(p), y, w, groups), dev_a_offset=0.0
+        )
         assert best.method != "isotonic", seed
 
 
@@ -465,13 +467,15 @@ def test_cross_fitting_uses_at_most_one_fold_per_group() -> None:
     y, p = draw(rng, 300, prior=0.3, at=0.1)
     w, groups = np.ones(300), np.arange(300) % 3
     want = np.empty(300)
+    z = cal.log_odds(p)
     for g in range(3):
         fit = cal.fit_calibration(p[groups != g], y[groups != g], method="platt", fitted_on="dev_b")
-        want[groups == g] = fit.apply(p[groups == g])
-    got = cal.cross_fitted_log_loss(p, y, w, groups, method="platt")
-    assert got == pytest.approx(cal.weighted_log_loss(y, want), rel=1e-9)
-    assert np.isnan(cal.cross_fitted_log_loss(p, y, w, np.zeros(300), method="platt"))
-    by_class = cal.cross_fitted_log_loss(p, y, w, y, method="platt")
+        want[groups == g] = fit.map_log_odds(z[groups == g])
+    got = cal.cross_fitted_log_loss(z, y, w, groups, method="platt")
+    # scored from log-odds, unclipped: a confident miss costs its full log-odds
+    assert got == pytest.approx(cal.log_loss_of_log_odds(y, want), rel=1e-9)
+    assert np.isnan(cal.cross_fitted_log_loss(z, y, w, np.zeros(300), method="platt"))
+    by_class = cal.cross_fitted_log_loss(z, y, w, y, method="platt")
     assert by_class == pytest.approx(cal.weighted_log_loss(y, p), rel=1e-12)
 
 
@@ -483,8 +487,9 @@ def test_choose_calibration_records_every_candidate_and_skips_what_cannot_be_sco
     y, p = draw(rng, 2000, prior=0.05, at=0.05)
     over = priors.shift_prior(p, from_prior=0.05, to_prior=0.3)
     groups = np.arange(2000) // 4
+    z_over = cal.log_odds(over)
     best, table = cal.choose_calibration(
-        dev_a=(over, y, np.ones(2000)), dev_b=(over, y, np.ones(2000), groups), dev_a_offset=0.0
+        dev_a=(z_over, y, np.ones(2000)), dev_b=(z_over, y, np.ones(2000), groups), dev_a_offset=0.0
     )
     rows = {(r["method"], r["fitted_on"]): r for r in table}
     assert list(rows) == [
@@ -503,15 +508,15 @@ def test_choose_calibration_records_every_candidate_and_skips_what_cannot_be_sco
     assert rows[("platt", "dev_a")]["dev_b_log_loss"] == pytest.approx(
         cal.weighted_log_loss(y, platt.apply(over))
     )
-    assert rows[("none", None)]["dev_b_log_loss"] == cal.weighted_log_loss(y, over)
+    assert rows[("none", None)]["dev_b_log_loss"] == pytest.approx(cal.weighted_log_loss(y, over))
     iso = cal.fit_calibration(over, y, method="isotonic", fitted_on="dev_b")
     assert rows[("isotonic", "dev_b")]["knots"] == len(iso.knots_x) > 1
     assert rows[("platt", "dev_b")]["knots"] == 0
     assert best.method != "none"
 
     best, table = cal.choose_calibration(
-        dev_a=(over, np.zeros(2000, int), np.ones(2000)),
-        dev_b=(over, y, np.ones(2000), np.zeros(2000)),
+        dev_a=(z_over, np.zeros(2000, int), np.ones(2000)),
+        dev_b=(z_over, y, np.ones(2000), np.zeros(2000)),
         dev_a_offset=0.0,
     )
     assert [r["method"] for r in table] == ["none", "platt", "isotonic"]
@@ -533,7 +538,9 @@ def test_choose_calibration_weighs_dev_b_and_keeps_platt_when_temperature_fails(
     with pytest.raises(ValueError, match="temperature fit on dev_a has slope"):
         cal.fit_calibration(p_a, y_a, method="temperature", fitted_on="dev_a")
     _, table = cal.choose_calibration(
-        dev_a=(p_a, y_a, np.ones(400)), dev_b=(p, y, w, groups), dev_a_offset=0.0
+        dev_a=(cal.log_odds(p_a), y_a, np.ones(400)),
+        dev_b=(cal.log_odds(p), y, w, groups),
+        dev_a_offset=0.0,
     )
     rows = {(r["method"], r["fitted_on"]): r for r in table}
     assert list(rows) == [
@@ -585,10 +592,11 @@ def test_cross_fitting_weighs_rows_and_keeps_the_offset() -> None:
             p[train], y[train], w[train], method="temperature", fitted_on="dev_a", offset=c
         )
         want[~train] = fit.apply(p[~train])
-    got = cal.cross_fitted_log_loss(p, y, w, groups, method="temperature", offset=c)
+    z = cal.log_odds(p)
+    got = cal.cross_fitted_log_loss(z, y, w, groups, method="temperature", offset=c)
     assert got == pytest.approx(cal.weighted_log_loss(y, want, w), rel=1e-9)
     assert got != pytest.approx(
-        cal.cross_fitted_log_loss(p, y, np.ones(300), groups, method="temperature", offset=c)
+        cal.cross_fitted_log_loss(z, y, np.ones(300), groups, method="temperature", offset=c)
     )
 
 
@@ -613,3 +621,30 @@ def test_isotonic_with_a_prior_offset_is_refused_not_fitted_off_by_the_offset() 
         cal.fit_calibration(p, y, method="isotonic", fitted_on="dev_a", offset=2.0)
     fitted = cal.fit_calibration(p, y, method="isotonic", fitted_on="dev_b", offset=0.0)
     assert fitted.apply(np.array([0.45]))[0] < 0.5 < fitted.apply(np.array([0.55]))[0]
+
+
+def test_a_calibration_fitted_on_logits_ranks_the_saturated_examples_apart() -> None:
+    """Half the examples have log-odds between 20 and 60, where a float32 sigmoid is exactly 1
+    (and a probability clipped to 1 - EPS gives one log-odds value, 27.6): fitted on those
+    probabilities isotonic sees one block and platt maps them to one value; fitted on the
+    logits each map keeps them ordered, and isotonic finds more than one level among them."""
+    rng = np.random.default_rng(97)
+    n = 4000
+    y = (rng.random(n) < 0.5).astype(int)
+    z = np.where(y == 1, rng.uniform(20, 60, n), rng.normal(-2, 2, n))
+    z[rng.random(n) < 0.15] = rng.uniform(20, 60)  # some confident negatives among them
+    y[(z > 20) & (z < 30) & (rng.random(n) < 0.5)] = 0  # the low end of the pile is mixed
+    top = z > 20
+    saturated = 1 / (1 + np.exp(-z.astype(np.float32)))
+    assert np.all(saturated[top] == 1.0)
+    for method in ("platt", "isotonic"):
+        from_p = cal.fit_calibration(saturated, y, method=method, fitted_on="dev_b")
+        assert len(np.unique(from_p.apply(saturated)[top])) == 1, method
+        from_z = cal.fit_calibration_log_odds(z, y, method=method, fitted_on="dev_b")
+        mapped = from_z.map_log_odds(z)
+        assert np.all(np.isfinite(mapped)), method
+        assert np.all(np.diff(mapped[top][np.argsort(z[top])]) >= 0), method  # monotone
+        assert len(np.unique(mapped[top])) > 1, method
+    assert cal.log_loss_of_log_odds(y, from_z.map_log_odds(z)) < cal.weighted_log_loss(
+        y, from_p.apply(saturated)
+    )

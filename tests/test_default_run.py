@@ -102,3 +102,33 @@ def test_default_run_label_free_estimates_cover_what_test_measured():
     low, high = test["estimated_at_threshold"]["precision"]["ci"]
     assert low <= test["measured"]["precision"] <= high
     assert test["drift"]["prior_shift"] is False
+
+
+def test_default_run_scores_are_not_saturated():
+    """Scores are the model's log-odds: test's positives keep distinct values (a float32 sigmoid
+    tied 93 of 167 at exactly 1.0 before, issue 23). Genuine ties (duplicate examples) are
+    allowed for at most 1% of them. metrics.json (in git) records the tied shares."""
+    tied = json.loads((ROOT / "reports/metrics.json").read_text()).get("tied_scores")
+    assert tied is not None, "metrics.json has no tied_scores: rerun `make repro` and commit"
+    assert tied["test"]["column"] == "logit"
+    assert tied["test"]["positives_tied_share"] <= 0.01
+    assert tied["dev_a"]["positives_tied_share"] <= 0.01
+
+
+def test_default_run_predictions_keep_test_positives_apart():
+    """The same from ``reports/predictions.parquet`` itself (a DVC output: ``dvc pull`` it)."""
+    import pandas as pd
+
+    path = ROOT / "reports/predictions.parquet"
+    if not path.exists():
+        pytest.skip(
+            "reports/predictions.parquet is not pulled (dvc pull reports/predictions.parquet)"
+        )
+    predictions = pd.read_parquet(path)
+    assert "logit" in predictions.columns, "predictions lack the logit column: rerun `make repro`"
+    assert predictions["logit"].dtype == "float64"
+    positives = predictions[(predictions["split"] == "test") & (predictions["label"] == 1)]
+    distinct = positives["logit"].nunique()
+    assert distinct >= len(positives) - max(1, len(positives) // 100), (
+        f"{len(positives) - distinct} of test's {len(positives)} positives share a logit"
+    )

@@ -93,10 +93,14 @@ def test_metrics_written_have_required_keys_and_agree_with_sklearn(
     # the threshold is the dev_b cost minimum, and the same rule is used on test
     dev_b = table[table["split"] == "dev_b"]
     w = priors.weights_at_prior(dev_b["label"].to_numpy(), dev_b["weight"].to_numpy(), prior=PRIOR)
-    expected, cost = priors.cost_minimising_threshold(
-        dev_b["label"], dev_b["probability"], w, cost_fp=1, cost_fn=10
+    # searched over the log-odds at the prior (no ties from rounding), reported as a probability
+    z = dev_b["logit_at_prior"].to_numpy()
+    cut, cost = priors.cost_minimising_threshold(dev_b["label"], z, w, cost_fp=1, cost_fn=10)
+    assert threshold == pytest.approx(priors.threshold_probability(cut, z))
+    assert written["threshold_logit"] == pytest.approx(np.log(threshold / (1 - threshold)))
+    np.testing.assert_array_equal(
+        (z >= written["threshold_logit"]), (dev_b["probability"] >= threshold).to_numpy()
     )
-    assert threshold == pytest.approx(expected)
     assert written["dev_b"]["prior"]["expected_cost"] == pytest.approx(cost)
 
 

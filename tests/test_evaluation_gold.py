@@ -70,8 +70,10 @@ def noisy_split(rng: np.random.Generator, name: str, n_groups: int, keep: float)
     frame = frame[(frame["label"] == 1) | (rng.random(n) < keep)].copy()
     frame["weight"] = np.where(frame["label"] == 1, 1.0, 1.0 / keep)
     logit = 3.0 * frame[GOLD].to_numpy() + 1.2 * rng.normal(size=len(frame)) - 5.0
+    frame["logit_at_prior"] = logit
     frame["probability"] = 1.0 / (1.0 + np.exp(-logit))
-    frame["score"] = priors.invert_prior_correction(frame["probability"].to_numpy(), beta=BETA)
+    frame["logit"] = logit - np.log(BETA)  # the thinned model's log-odds
+    frame["score"] = priors.sigmoid(frame["logit"].to_numpy())
     return frame
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.special import logit
 
 from dsprior import priors, sampling
 from dsprior.evaluation.gold import GOLD
@@ -41,12 +42,37 @@ def test_build_predictions_corrects_and_shifts():
             "weight": [1.0, 1.0],
         }
     )
-    out = build_predictions(rows, np.array([0.2, 0.9]), beta=0.1)
+    logits = logit(np.array([0.2, 0.9]))
+    out = build_predictions(rows, logits, beta=0.1)
+    assert out["logit"].dtype == np.float64
+    np.testing.assert_array_equal(out["logit"], logits)
+    np.testing.assert_allclose(out["score"], [0.2, 0.9], rtol=1e-12)
     np.testing.assert_allclose(out["probability"], priors.correct_prior([0.2, 0.9], beta=0.1))
-    shifted = build_predictions(rows, np.array([0.2, 0.9]), beta=0.1, shift=(0.02, 0.01))
+    np.testing.assert_allclose(out["logit_at_prior"], logit(out["probability"]), rtol=1e-12)
+    shifted = build_predictions(rows, logits, beta=0.1, shift=(0.02, 0.01))
     assert (shifted["probability"] < out["probability"]).all()
-    with pytest.raises(ValueError, match=r"scores must have shape \(2,\)"):
-        build_predictions(rows, np.array([0.2]), beta=0.1)
+    with pytest.raises(ValueError, match=r"logits must have shape \(2,\)"):
+        build_predictions(rows, logits[:1], beta=0.1)
+
+
+def test_build_predictions_keeps_saturated_logits_apart():
+    """Logits of 20, 25 and 30 are all exactly 1 as a float32 sigmoid (the model's old score);
+    from the logits the probabilities at the prior stay ordered, and so do the log-odds."""
+    rows = pd.DataFrame(
+        {
+            "example_id": ["a", "b", "c"],
+            "split": "test",
+            "group": ["g", "h", "i"],
+            "label": [1, 1, 0],
+            "weight": 1.0,
+        }
+    )
+    logits = np.array([20.0, 25.0, 30.0])
+    assert len(set(1 / (1 + np.exp(-logits.astype(np.float32))))) == 1
+    out = build_predictions(rows, logits, beta=0.02)
+    assert out["logit_at_prior"].is_monotonic_increasing and out["logit_at_prior"].is_unique
+    assert out["probability"].is_monotonic_increasing and out["probability"].is_unique
+    np.testing.assert_allclose(out["logit_at_prior"], logits + np.log(0.02), rtol=1e-15)
 
 
 def test_evaluation_rows_needs_every_split():

@@ -8,13 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dsprior import priors
 from dsprior.evaluation.metrics import PRIOR_FACTORS
 from dsprior.evaluation.pipeline import evaluate_predictions
 from tests.factories import EVAL_BETA as BETA
 from tests.factories import EVAL_PARAMS as PARAMS
 from tests.factories import EVAL_PRIOR as PRIOR
-from tests.factories import make_split
+from tests.factories import make_split, with_log_odds
 
 
 @pytest.fixture(scope="module")
@@ -28,9 +27,7 @@ def calibrated():
         ignore_index=True,
     )  # fmt: skip
     x = np.where(frame["label"] == 1, 2.0, -2.0) + rng.normal(size=len(frame))
-    probability = 1 / (1 + np.exp(-(4.0 * x + np.log(PRIOR / (1 - PRIOR)))))
-    frame["score"] = priors.invert_prior_correction(probability, beta=BETA)
-    frame["probability"] = priors.correct_prior(frame["score"].to_numpy(), beta=BETA)
+    frame = with_log_odds(frame, 4.0 * x + np.log(PRIOR / (1 - PRIOR)), beta=BETA)
     frame = frame.reset_index(drop=True)
     return evaluate_predictions(
         frame, params=PARAMS, prior=PRIOR, prior_source="fixture", beta=BETA

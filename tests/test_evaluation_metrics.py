@@ -18,11 +18,13 @@ def split_frame(rng, name, *, n, positive_rate, keep=1.0):
     frame = pd.DataFrame({"label": y})
     frame = frame[(y == 1) | (rng.random(n) < keep)].reset_index(drop=True)
     y = frame["label"].to_numpy()
-    probability = 1.0 / (1.0 + np.exp(-(2.0 * y + rng.normal(size=len(y)) - 2.0)))
+    logit = 2.0 * y + rng.normal(size=len(y)) - 2.0
+    probability = 1.0 / (1.0 + np.exp(-logit))
     frame["example_id"] = [f"{name}-{i:05d}" for i in range(len(y))]
     frame["split"] = name
     frame["group"] = [f"{name}-g{i // 2}" for i in range(len(y))]
     frame["weight"] = np.where(y == 1, 1.0, 1.0 / keep)
+    frame["logit"] = frame["logit_at_prior"] = logit
     frame["score"] = probability
     frame["probability"] = probability
     return frame[list(PREDICTION_COLUMNS)]

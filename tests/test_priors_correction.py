@@ -95,3 +95,32 @@ def test_float32_inputs_are_computed_in_float64():
         got = f(p32, beta=0.1)
         assert got.dtype == np.float64
         np.testing.assert_array_equal(got, f(p64, beta=0.1))
+
+
+@pytest.mark.parametrize(
+    ("beta", "shift"), [(0.02, None), (0.1, (0.01, 0.03)), (3.0, (0.2, 0.05)), (1.0, None)]
+)
+def test_log_odds_correction_equals_the_probability_formula(beta, shift):
+    """``logit + log(beta) (+ log(odds(to)/odds(from)))`` is ``logit`` of the probability
+    route wherever both are finite; beyond where the probability rounds to 1 the log-odds
+    keep their order (the probability route ties them)."""
+    z = np.linspace(-30, 30, 121)
+    at_prior = priors.log_odds_at_prior(z, beta=beta, shift=shift)
+    via_p = priors.probability_at_prior(priors.sigmoid(z), beta=beta, shift=shift)
+    inside = (via_p > 1e-300) & (via_p < 1 - 1e-6)
+    np.testing.assert_allclose(priors.sigmoid(at_prior), via_p, rtol=1e-9, atol=1e-300)
+    np.testing.assert_allclose(
+        at_prior[inside], np.log(via_p[inside] / (1 - via_p[inside])), rtol=1e-7, atol=1e-7
+    )
+    assert at_prior.dtype == np.float64
+    assert priors.prior_offset(beta=beta, shift=shift) == pytest.approx(at_prior[0] - z[0])
+    far = np.array([40.0, 45.0, 50.0])
+    assert len(np.unique(priors.probability_at_prior(priors.sigmoid(far), beta=beta))) == 1
+    assert np.all(np.diff(priors.log_odds_at_prior(far, beta=beta)) > 0)
+
+
+def test_log_odds_correction_refuses_nan_and_a_bad_beta():
+    with pytest.raises(ValueError, match="logits must not be NaN"):
+        priors.log_odds_at_prior(np.array([0.0, np.nan]), beta=0.1)
+    with pytest.raises(ValueError, match="beta"):
+        priors.log_odds_at_prior(np.zeros(2), beta=0.0)

@@ -127,3 +127,32 @@ def test_cost_curve_and_search_on_one_example():
     assert priors.cost_minimising_threshold([1], [0.7], cost_fp=1, cost_fn=4) == (0.7, 0.0)
     t, cost = priors.cost_minimising_threshold([0], [0.7], cost_fp=1, cost_fn=4)
     assert t > 0.7 and cost == 0.0
+
+
+def test_decisions_compare_log_odds_where_probabilities_round_together():
+    """Log-odds 30 and 33 are probabilities 1e-13 apart, 38 and 40 are both exactly 1.0; a
+    threshold between 30 and 33 (found by the cost search on log-odds) tells them apart, and
+    its probability form reproduces the cut; between 38 and 40 no probability can, and the
+    one flagging fewer is taken; a threshold of 1 or more flags nothing."""
+    z = np.array([-3.0, 5.0, 30.0, 33.0, 38.0, 40.0])
+    assert priors.sigmoid(38.0) == priors.sigmoid(40.0) == 1.0
+    labels = np.array([0, 1, 0, 1, 1, 1])
+    cut, _ = priors.cost_minimising_threshold(labels, z, cost_fp=10.0, cost_fn=1.0)
+    assert 30 < cut < 33
+    threshold = priors.threshold_probability(cut, z)
+    np.testing.assert_array_equal(
+        priors.decide_log_odds(z, threshold=threshold), (z >= cut).astype(np.int8)
+    )
+    unrepresentable = priors.threshold_probability(39.0, z)
+    assert priors.decide_log_odds(z, threshold=unrepresentable).sum() == 0
+    z = np.delete(z, 2)
+    t = priors.threshold_probability(10.0, z)
+    assert t == pytest.approx(priors.sigmoid(10.0))
+    np.testing.assert_array_equal(priors.decide_log_odds(z, threshold=t), [0, 0, 1, 1, 1])
+    assert priors.threshold_log_odds(0.5) == 0.0
+    assert priors.threshold_log_odds(1.0) == np.inf
+    np.testing.assert_array_equal(priors.decide_log_odds(z, threshold=1.0), np.zeros(5))
+    np.testing.assert_array_equal(priors.decide_log_odds(z, threshold=0.0), np.ones(5))
+    # just above the top log-odds: the probability (1.0 after rounding) must still flag nothing
+    top = priors.threshold_probability(float(np.nextafter(40.0, np.inf)), z)
+    assert priors.decide_log_odds(z, threshold=top).sum() == 0

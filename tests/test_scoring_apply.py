@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dsprior import scoring
+from dsprior import priors, scoring
 from dsprior.bundle import Bundle
 from tests.factories import DIM
 
 
 def test_expected_costs_and_decisions_by_hand() -> None:
     p = np.array([0.05, 0.2, 0.0909, 0.9])
-    decision = scoring.decide(p, threshold=0.0909)
+    decision = priors.decide_log_odds(np.log(p / (1 - p)), threshold=0.0909)  # ">=", in log-odds
     assert decision.tolist() == [0, 1, 1, 1]
     np.testing.assert_allclose(
         scoring.expected_costs(p, decision, cost_fp=1, cost_fn=10), [0.5, 0.8, 0.9091, 0.1]

@@ -54,10 +54,14 @@ def test_scoring_the_test_split_reproduces_evaluate(
 
     assert list(got.columns) == list(scoring.OUTPUT_SCHEMA.names)
     assert got["example_id"].tolist() == test["example_id"].tolist()  # input order kept
+    assert got["logit"].dtype == np.float64
+    np.testing.assert_allclose(got["logit"], test["logit"], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(got["score"], test["score"], rtol=0, atol=2e-6)
     np.testing.assert_allclose(got["probability"], test["probability"], rtol=1e-5, atol=1e-9)
-    threshold = json.loads((pipeline["reports"] / "metrics.json").read_text())["threshold"]
-    np.testing.assert_array_equal(got["decision"], (test["probability"] >= threshold).astype(int))
+    threshold = json.loads((pipeline["reports"] / "metrics.json").read_text())["threshold_logit"]
+    np.testing.assert_array_equal(
+        got["decision"], (test["logit_at_prior"] >= threshold).astype(int)
+    )
     assert 0 < got["decision"].sum() < len(got), "the test should see both decisions"
     assert summary.scored == len(test) and summary.rejects.examples == 0
     assert summary.positives == int(got["decision"].sum())
@@ -72,7 +76,8 @@ def test_expected_cost_per_example(
     p, flagged = got["probability"].to_numpy(), got["decision"].to_numpy() == 1
     np.testing.assert_allclose(got["expected_cost"][flagged], (1 - p[flagged]) * 1.0)
     np.testing.assert_allclose(got["expected_cost"][~flagged], p[~flagged] * 10.0)
-    np.testing.assert_allclose(got["probability"], loaded.probability(got["score"].to_numpy()))
+    np.testing.assert_allclose(got["probability"], loaded.probability(got["logit"].to_numpy()))
+    np.testing.assert_allclose(got["score"], 1 / (1 + np.exp(-got["logit"])), rtol=1e-12)
 
 
 # Each case: file name, writer (tmp_path -> path), reason, example id, fragments of the message.

@@ -64,9 +64,9 @@ def test_labels_are_measured_only_where_given() -> None:
 
 def test_the_output_must_hold_the_examples_just_scored() -> None:
     record = scoring.BatchRecord(example_ids=["a", "b"], groups=[None, None], labels=[None, None])
-    table = pa.table({"example_id": ["a", "b"], "score": [0.25, 0.5]})
+    table = pa.table({"example_id": ["a", "b"], "logit": [-1.5, 30.0], "score": [0.2, 1.0]})
     np.testing.assert_array_equal(
-        summary.scores_in_output(table, record, output_path="o.csv"), [0.25, 0.5]
+        summary.scores_in_output(table, record, output_path="o.csv"), [-1.5, 30.0]
     )
     with pytest.raises(RuntimeError, match="the output o.csv does not hold the examples"):
         summary.scores_in_output(table.slice(0, 1), record, output_path="o.csv")

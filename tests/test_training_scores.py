@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy.special import logit
 
 from dsprior.training.scores import classification_scores, is_better, window_scores
 
@@ -20,11 +21,22 @@ def test_window_scores_are_the_ratios_of_the_counts():
 def test_classification_scores_count_positives_above_the_threshold():
     y = np.array([1, 0, 1, 0])
     p = np.array([0.9, 0.5, 0.5, 0.1])  # 0.5 is not above 0.5, as Keras counts
-    scores = classification_scores(y, p, threshold=0.5)
+    scores = classification_scores(y, logit(p), threshold=0.5)
     assert (scores["precision"], scores["recall"]) == (1.0, 0.5)
-    weighted = classification_scores(y, np.array([0.9, 0.8, 0.2, 0.1]), [1, 3, 1, 1])
+    weighted = classification_scores(y, logit([0.9, 0.8, 0.2, 0.1]), [1, 3, 1, 1])
     assert weighted["precision"] == pytest.approx(0.25)  # the false positive counts 3 times
-    assert math.isnan(classification_scores([0, 0], [0.2, 0.7])["average_precision"])
+    assert math.isnan(classification_scores([0, 0], logit([0.2, 0.7]))["average_precision"])
+
+
+def test_classification_scores_rank_saturated_log_odds_apart():
+    """Log-odds above 17 tie as float32 probabilities (all 1.0); AP and the loss must not."""
+    y = np.array([1, 0, 1, 0, 0])
+    z = np.array([40.0, 30.0, 20.0, -2.0, -3.0])  # a negative between two positives
+    assert len(np.unique(1 / (1 + np.exp(-z.astype(np.float32))))) < len(z)  # the sigmoid ties
+    scores = classification_scores(y, z)
+    assert scores["average_precision"] == pytest.approx((1 + 2 / 3) / 2)
+    assert scores["loss"] == pytest.approx(np.mean(np.logaddexp(0, z) - y * z))
+    assert scores["loss"] > 5  # the confident false positive at 30 counts in full
 
 
 def test_nan_never_wins_and_loss_is_lower_is_better():

@@ -21,7 +21,14 @@ manifest or any other stage); the score command reads it. It holds:
   there), which ``score --summary`` needs for the ACC/PACC cross-check, the KS
   test and intervals that include dev_b's own uncertainty. Format 1 bundles still
   load: no recalibration, and the summary reports the cross-check and KS test as
-  not available.
+  not available;
+- format 3 (issue 23) records that scores are log-odds (``scores``: the model's output
+  unit's pre-activation in float64, the raw score being its sigmoid; the prior correction
+  is a shift of it) and stores the threshold both as a probability (``threshold.value``)
+  and as the log-odds decisions compare (``threshold.logit``). Format 1 and 2 bundles
+  still load and score from the same log-odds (their model is the same network); their
+  threshold's log-odds are computed from the stored probability, and ``Bundle.notes``
+  (logged at load) says so: rebuild with ``dvc repro bundle``.
 
 Modules: ``spec`` builds bundle.json and checks it against evaluate's predictions;
 ``reference`` writes and reads reference.parquet; ``validate`` checks every field
@@ -49,8 +56,10 @@ from dsprior.bundle.spec import (
     check_against_predictions,
     content_hash,
     file_sha256,
+    format_notes,
     spec_calibration,
     spec_shift,
+    spec_threshold_logit,
 )
 from dsprior.bundle.store import (
     Bundle,
@@ -76,6 +85,7 @@ __all__ = [
     "check_against_predictions",
     "content_hash",
     "file_sha256",
+    "format_notes",
     "load_bundle",
     "read_reference",
     "read_spec",
@@ -84,6 +94,7 @@ __all__ = [
     "reference_table",
     "spec_calibration",
     "spec_shift",
+    "spec_threshold_logit",
     "validate_spec",
     "verify_contents",
     "write_bundle",

@@ -19,8 +19,15 @@ from dsprior import calibration as cal
 from dsprior import contract, modeldir, priors, runtime
 from dsprior.rawio import max_abs_for
 
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)  # 1: before recalibration and the reference (issue 16)
+FORMAT_VERSION = 3
+# 1: before recalibration and the reference (issue 16); 2: threshold as a probability only,
+# before scores were log-odds (issue 23)
+READABLE_VERSIONS = (1, 2, 3)
+SCORES = "log-odds"  # format 3: what the model's score is, from the model onwards
+SCORES_RECORD = {
+    "kind": SCORES,
+    "what": "the output unit's pre-activation (logit), float64; the raw score is sigmoid(logit)",
+}
 MODEL_FILE = modeldir.MODEL_FILE  # the model keeps its file name in the bundle
 SPEC_FILE = "bundle.json"
 HASH_KEY = "content_hash"
@@ -89,17 +96,22 @@ def prior_correction_record(
     shift = priors.prior_shift(model_prior=model_prior, prior=float(metrics["prior"]))
     return {
         "beta": float(train_record["beta"]),
-        "formula": "p = beta*s / (beta*s - s + 1), s = raw score",
+        "formula": "logit_at_prior = logit + log(beta) (+ log(odds(to_prior)/odds(from_prior)) "
+        "for a shift); the same as p = beta*s / (beta*s - s + 1), s = sigmoid(logit)",
         "shift": None if shift is None else {"from_prior": shift[0], "to_prior": shift[1]},
     }
 
 
 def threshold_record(metrics: dict[str, Any]) -> dict[str, Any]:
-    """The threshold evaluate chose, what it applies to and the rule that applies it."""
+    """The threshold evaluate chose, as a probability for people and as the log-odds decisions
+    compare (``logit``; null where it flags nothing), and the rule that applies it."""
+    value = float(metrics["threshold"])
     return {
-        "value": float(metrics["threshold"]),
+        "value": value,
+        "logit": priors.threshold_log_odds(value),
         "applies_to": THRESHOLD_APPLIES_TO,
-        "rule": "decision = 1 if probability >= value else 0",
+        "rule": "decision = 1 if logit_at_prior >= logit else 0 (probability >= value, "
+        "compared in log-odds; logit null: flags nothing)",
         "source": metrics.get("threshold_source", "evaluate"),
         "raw_score_equivalent": metrics.get("threshold_score"),
     }
@@ -140,6 +152,7 @@ def build_spec(
     params = train_record["params"]
     spec: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
+        "scores": SCORES_RECORD,
         "model": {
             "file": MODEL_FILE,
             "sha256": model_sha256,
@@ -182,30 +195,57 @@ def spec_calibration(spec: dict[str, Any]) -> cal.Calibration:
         raise ValueError(f"{SPEC_FILE}: calibration: {exc}") from exc
 
 
+def format_notes(spec: dict[str, Any]) -> list[str]:
+    """What a bundle of an earlier format lacks, one sentence each (empty for the current one)."""
+    version = spec.get("format_version", FORMAT_VERSION)
+    notes = []
+    if version < 2:
+        notes.append(
+            f"format {version} bundle: no recalibration and no reference (the summary's "
+            "cross-check and KS test are not available)"
+        )
+    if version < 3:
+        notes.append(
+            f"format {version} bundle: threshold stored as a probability only; rebuild with "
+            "`dvc repro bundle` for log-odds thresholds"
+        )
+    return notes
+
+
+def spec_threshold_logit(spec: dict[str, Any]) -> float:
+    """The log-odds decisions compare: ``threshold.logit`` (format 3), else the stored
+    probability's log-odds (``+inf`` where it flags nothing)."""
+    record = spec["threshold"]
+    if record.get("logit") is not None:
+        return float(record["logit"])
+    return priors.threshold_log_odds(record["value"])
+
+
 def check_against_predictions(spec: dict[str, Any], predictions: pd.DataFrame) -> dict[str, Any]:
-    """Map evaluate's raw scores through the bundle; they must give evaluate's probabilities.
+    """Map evaluate's logits through the bundle; they must give evaluate's probabilities.
 
     Returns a summary; ValueError when any probability differs by more than
-    ``PROBABILITY_TOLERANCE`` or any decision at the threshold differs.
+    ``PROBABILITY_TOLERANCE`` or any decision at the threshold (compared in log-odds) differs.
     """
-    for column in ("score", "probability"):
+    for column in ("logit", "logit_at_prior", "probability"):
         if column not in predictions.columns:
-            raise ValueError(f"predictions lack column {column!r}")
+            raise ValueError(f"predictions lack column {column!r}; rerun the evaluate stage")
     if predictions.empty:
         raise ValueError("predictions are empty: nothing to check the prior correction against")
-    scores = predictions["score"].to_numpy(np.float64)
+    logits = predictions["logit"].to_numpy(np.float64)
     expected = predictions["probability"].to_numpy(np.float64)
-    got = spec_calibration(spec).apply(
-        priors.probability_at_prior(
-            scores, beta=spec["prior_correction"]["beta"], shift=spec_shift(spec)
-        )
+    calibration = spec_calibration(spec)
+    corrected = priors.log_odds_at_prior(
+        logits, beta=spec["prior_correction"]["beta"], shift=spec_shift(spec)
     )
+    got = calibration.probability(corrected)
     diff = float(np.max(np.abs(got - expected)))
-    threshold = spec["threshold"]["value"]
-    disagree = int(np.sum((got >= threshold) != (expected >= threshold)))
+    threshold = spec_threshold_logit(spec)
+    decided = calibration.map_log_odds(corrected) >= threshold
+    disagree = int(np.sum(decided != (predictions["logit_at_prior"].to_numpy() >= threshold)))
     if diff > PROBABILITY_TOLERANCE or disagree:
         raise ValueError(
             f"the bundle's prior correction does not reproduce evaluate's probabilities "
             f"(max difference {diff:.3g}, {disagree} decisions differ); is evaluate stale?"
         )
-    return {"examples": int(len(scores)), "max_abs_probability_difference": diff}
+    return {"examples": int(len(logits)), "max_abs_probability_difference": diff}

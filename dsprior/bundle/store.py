@@ -2,14 +2,17 @@
 
 ``write_bundle`` replaces the folder atomically; ``read_spec`` checks bundle.json (its
 fields, its content hash, and the sha256 of every file it names); ``load_bundle``
-then loads the model and returns a :class:`Bundle`, which maps raw scores to the
-probabilities its threshold applies to.
+then loads the model and returns a :class:`Bundle`, which maps the model's log-odds to the
+calibrated log-odds and probabilities its threshold applies to. A bundle of an earlier
+format loads and scores the same way; ``Bundle.notes`` says what it lacks, and loading
+logs it as a warning.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,10 +30,14 @@ from dsprior.bundle.spec import (
     SPEC_FILE,
     content_hash,
     file_sha256,
+    format_notes,
     spec_calibration,
     spec_shift,
+    spec_threshold_logit,
 )
 from dsprior.bundle.validate import validate_spec
+
+logger = logging.getLogger(__name__)
 
 
 def write_bundle(
@@ -126,7 +133,13 @@ class Bundle:
 
     @property
     def threshold(self) -> float:
+        """The threshold as a probability, for people."""
         return float(self.spec["threshold"]["value"])
+
+    @property
+    def threshold_logit(self) -> float:
+        """The log-odds decisions compare (``spec_threshold_logit``)."""
+        return spec_threshold_logit(self.spec)
 
     @property
     def prior(self) -> float:
@@ -136,15 +149,32 @@ class Bundle:
     def calibration(self) -> cal.Calibration:
         return spec_calibration(self.spec)
 
-    def prior_corrected(self, scores: np.ndarray) -> np.ndarray:
-        """Raw scores -> probabilities at the prior, before the recalibration."""
-        return priors.probability_at_prior(
-            scores, beta=self.spec["prior_correction"]["beta"], shift=spec_shift(self.spec)
+    @property
+    def notes(self) -> list[str]:
+        """What this bundle lacks, being of an earlier format (``format_notes``)."""
+        return format_notes(self.spec)
+
+    def corrected_log_odds(self, logits: np.ndarray) -> np.ndarray:
+        """The model's log-odds -> log-odds at the prior, before the recalibration."""
+        return priors.log_odds_at_prior(
+            logits, beta=self.spec["prior_correction"]["beta"], shift=spec_shift(self.spec)
         )
 
-    def probability(self, scores: np.ndarray) -> np.ndarray:
-        """Raw scores -> calibrated probabilities at the prior (what the threshold applies to)."""
-        return self.calibration.apply(self.prior_corrected(scores))
+    def log_odds(self, logits: np.ndarray) -> np.ndarray:
+        """The model's log-odds -> calibrated log-odds at the prior (what decisions compare)."""
+        return self.calibration.map_log_odds(self.corrected_log_odds(logits))
+
+    def prior_corrected(self, logits: np.ndarray) -> np.ndarray:
+        """The model's log-odds -> probabilities at the prior, before the recalibration."""
+        return priors.sigmoid(self.corrected_log_odds(logits))
+
+    def probability(self, logits: np.ndarray) -> np.ndarray:
+        """The model's log-odds -> calibrated probabilities at the prior."""
+        return self.calibration.probability(self.corrected_log_odds(logits))
+
+    def decide(self, logits: np.ndarray) -> np.ndarray:
+        """int8 decisions: 1 where the calibrated log-odds reach the threshold's log-odds."""
+        return (self.log_odds(logits) >= self.threshold_logit).astype(np.int8)
 
     def reference(self) -> quantify.Reference | None:
         """dev_b's labelled rows (reference.parquet), or None for a bundle without them."""
@@ -167,4 +197,7 @@ def load_bundle(bundle_dir: str | Path) -> Bundle:
         raise ValueError(
             f"{bundle_dir}: the model takes dim {cnn.model_dim(model)} but bundle.json says {spec['dim']}"
         )
-    return Bundle(Path(bundle_dir), spec, model)
+    loaded = Bundle(Path(bundle_dir), spec, model)
+    for note in loaded.notes:
+        logger.warning("%s: %s", bundle_dir, note)
+    return loaded

@@ -16,7 +16,7 @@ from typing import Any
 from dsprior import calibration as cal
 from dsprior import contract
 from dsprior.bundle.reference import REFERENCE_FILE
-from dsprior.bundle.spec import FORMAT_VERSION, MODEL_FILE
+from dsprior.bundle.spec import FORMAT_VERSION, MODEL_FILE, SCORES
 
 _MISSING = object()
 
@@ -146,6 +146,20 @@ def _spec_rules_v2(bundle_dir: Path) -> list[tuple[str, bool, Any, str]]:
     ]
 
 
+def _spec_rules_v3() -> list[tuple[str, bool, Any, str]]:
+    """The fields format 3 adds: what the scores are, and the threshold's log-odds."""
+    return [
+        ("scores", False, lambda v: isinstance(v, dict), "an object with kind"),
+        ("scores.kind", False, lambda v: v == SCORES, f"{SCORES!r}"),
+        (
+            "threshold.logit",
+            False,
+            lambda v: v is None or _is_number(v),
+            "a finite number (the log-odds decisions compare) or null (flags nothing)",
+        ),
+    ]
+
+
 def validate_spec(spec: Any, path: Path, bundle_dir: Path) -> None:
     """ValueError naming ``path``, the field's key path, its value and what is allowed.
 
@@ -159,6 +173,8 @@ def validate_spec(spec: Any, path: Path, bundle_dir: Path) -> None:
     rules = _spec_rules(bundle_dir)
     if spec.get("format_version", FORMAT_VERSION) >= 2:
         rules += _spec_rules_v2(bundle_dir)
+    if spec.get("format_version", FORMAT_VERSION) >= 3:
+        rules += _spec_rules_v3()
     for key, optional, check, allowed in rules:
         *parents, name = key.split(".")
         node: Any = spec

@@ -10,11 +10,22 @@ import pandas as pd
 
 from dsprior import priors
 from dsprior.evaluation.gold import GOLD, gold_labels, weighted_gold_prior
+from dsprior.evaluation.measures import LOGIT, LOGIT_AT_PRIOR
 
 logger = logging.getLogger(__name__)
 
 SPLITS = ("dev_a", "dev_b", "test")
-PREDICTION_COLUMNS = ("example_id", "split", "group", "label", "weight", "score", "probability")
+PREDICTION_COLUMNS = (
+    "example_id",
+    "split",
+    "group",
+    "label",
+    "weight",
+    LOGIT,
+    "score",
+    LOGIT_AT_PRIOR,
+    "probability",
+)
 
 
 def evaluation_rows(manifest: pd.DataFrame) -> pd.DataFrame:
@@ -75,22 +86,25 @@ def estimate_gold_prior(manifest: pd.DataFrame) -> tuple[float | None, str]:
 
 def build_predictions(
     rows: pd.DataFrame,
-    scores: np.ndarray,
+    logits: np.ndarray,
     *,
     beta: float,
     shift: tuple[float, float] | None = None,
 ) -> pd.DataFrame:
-    """The predictions table: ``score`` as the model gave it, ``probability`` at the prior.
+    """The predictions table from the model's log-odds: ``logit`` as the model gave it,
+    ``score`` its sigmoid, ``logit_at_prior`` and its sigmoid ``probability`` at the prior.
 
-    ``shift=(from_prior, to_prior)`` further moves the corrected probabilities
-    when ``evaluate.prior`` differs from the prior the weights restore.
+    The prior correction is a shift in log-odds (``priors.log_odds_at_prior``), and every
+    probability is computed from log-odds in float64, so examples a float32 sigmoid would
+    tie at 1 keep their order. ``shift=(from_prior, to_prior)`` further moves them when
+    ``evaluate.prior`` differs from the prior the weights restore.
     """
-    scores = np.asarray(scores, dtype=np.float64)
-    if scores.shape != (len(rows),):
-        raise ValueError(f"scores must have shape ({len(rows)},), got {scores.shape}")
-    if not np.all(np.isfinite(scores)):
-        raise ValueError(f"{int((~np.isfinite(scores)).sum())} scores are not finite")
-    probability = priors.probability_at_prior(scores, beta=beta, shift=shift)
+    logits = np.asarray(logits, dtype=np.float64)
+    if logits.shape != (len(rows),):
+        raise ValueError(f"logits must have shape ({len(rows)},), got {logits.shape}")
+    if not np.all(np.isfinite(logits)):
+        raise ValueError(f"{int((~np.isfinite(logits)).sum())} logits are not finite")
+    at_prior = priors.log_odds_at_prior(logits, beta=beta, shift=shift)
     out = pd.DataFrame(
         {
             "example_id": rows["example_id"].astype(str).to_numpy(),
@@ -98,8 +112,10 @@ def build_predictions(
             "group": rows["group"].astype(str).to_numpy(),
             "label": rows["label"].to_numpy().astype(np.int8),
             "weight": rows["weight"].to_numpy(np.float64),
-            "score": scores,
-            "probability": probability,
+            LOGIT: logits,
+            "score": priors.sigmoid(logits),
+            LOGIT_AT_PRIOR: at_prior,
+            "probability": priors.sigmoid(at_prior),
         }
     )
     if GOLD in rows.columns:  # the gold label travels with the prediction, null where unlabelled

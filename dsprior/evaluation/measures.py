@@ -12,33 +12,73 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.special import logit
 from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.metrics import (
     average_precision_score,
     brier_score_loss,
     class_likelihood_ratios,
     f1_score,
-    log_loss,
     precision_score,
     recall_score,
     roc_auc_score,
 )
 
 from dsprior import priors
+from dsprior.calibration import log_loss_of_log_odds
 
 VIEWS = ("sample", "prior")
 CI_METRICS = ("precision", "recall", "f1", "expected_cost")
 SHIPPED_SCORE = 0.5  # the rule the classic team shipped: the thinned model's raw score at 0.5
+LOGIT = (
+    "logit"  # predictions column: the model's raw log-odds (float64), the score from the model on
+)
+LOGIT_AT_PRIOR = (
+    "logit_at_prior"  # predictions column: the log-odds ``probability`` is the sigmoid of
+)
+
+
+def log_odds_at_prior(frame: pd.DataFrame) -> np.ndarray:
+    """The log-odds that decisions compare: ``logit_at_prior``, or for a table written before
+    it existed, ``logit(probability)`` (unclipped: a probability of 1 is ``+inf``)."""
+    if LOGIT_AT_PRIOR in frame.columns:
+        return frame[LOGIT_AT_PRIOR].to_numpy(np.float64)
+    with np.errstate(divide="ignore"):
+        return logit(frame["probability"].to_numpy(np.float64))
+
+
+def view_log_odds(frame: pd.DataFrame, *, view: str) -> np.ndarray:
+    """The log-odds a view scores: the model's raw ``logit`` as sampled (``logit(score)`` for a
+    table without it), ``logit_at_prior`` at the prior."""
+    if view == "prior":
+        return log_odds_at_prior(frame)
+    if view != "sample":
+        raise ValueError(f"view must be one of {VIEWS}, got {view!r}")
+    if LOGIT in frame.columns:
+        return frame[LOGIT].to_numpy(np.float64)
+    with np.errstate(divide="ignore"):
+        return logit(frame["score"].to_numpy(np.float64))
+
+
+def ranking_scores(frame: pd.DataFrame, *, view: str = "prior") -> np.ndarray:
+    """What ranks the examples for AP, ROC AUC and the curves: the model's log-odds (every map
+    after it is monotone; an isotonic step would only add ties); for a table without them,
+    the view's own log-odds."""
+    if LOGIT in frame.columns:
+        return frame[LOGIT].to_numpy(np.float64)
+    return view_log_odds(frame, view=view)
 
 
 def shipped_decisions(frame: pd.DataFrame) -> np.ndarray:
     """The shipped rule's yes/no per example: the raw score at 0.5, what the team saw on dev_a."""
-    return (frame["score"].to_numpy() >= SHIPPED_SCORE).astype(int)
+    return priors.decide_log_odds(
+        view_log_odds(frame, view="sample"), threshold=SHIPPED_SCORE
+    ).astype(int)
 
 
 def decisions_at(frame: pd.DataFrame, threshold: float) -> np.ndarray:
-    """The yes/no per example of the rule ``probability >= threshold``."""
-    return (frame["probability"].to_numpy(np.float64) >= threshold).astype(int)
+    """The yes/no per example of the rule ``probability >= threshold``, compared in log-odds."""
+    return priors.decide_log_odds(log_odds_at_prior(frame), threshold=threshold).astype(int)
 
 
 def _safe(fn, *args, **kwargs) -> float:
@@ -105,16 +145,16 @@ def view_metrics(
     w = view_weights(frame, view=view, prior=prior)
     # the score is calibrated at the training prior, the probability at the production prior
     p = frame["score" if view == "sample" else "probability"].to_numpy(np.float64)
-    predicted = (frame["probability"].to_numpy(np.float64) >= threshold).astype(int)
-    out = decision_metrics(y, predicted, w, cost_fp=cost_fp, cost_fn=cost_fn)
+    z, ranked = view_log_odds(frame, view=view), ranking_scores(frame, view=view)
+    out = decision_metrics(y, decisions_at(frame, threshold), w, cost_fp=cost_fp, cost_fn=cost_fn)
     out.update(
         {
             "examples": int(len(frame)),
             "positives": int(y.sum()),
             "positive_fraction": float(np.dot(y, w) / w.sum()) if w.sum() > 0 else float("nan"),
-            "average_precision": _safe(average_precision_score, y, p, sample_weight=w),
-            "roc_auc": _safe(roc_auc_score, y, p, sample_weight=w),
-            "log_loss": _safe(log_loss, y, p, sample_weight=w, labels=[0, 1]),
+            "average_precision": _safe(average_precision_score, y, ranked, sample_weight=w),
+            "roc_auc": _safe(roc_auc_score, y, ranked, sample_weight=w),
+            "log_loss": _safe(log_loss_of_log_odds, y, z, w),
             "brier": _safe(brier_score_loss, y, p, sample_weight=w, labels=[0, 1]),
             "probability_scored": "score" if view == "sample" else "probability",
         }

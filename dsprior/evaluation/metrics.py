@@ -1,8 +1,8 @@
 """metrics.json's distant- and gold-label keys: the threshold chosen on dev_b, each split's rules
 with their intervals, the classic worked example, and the prior sensitivity.
 
-The threshold minimises expected cost on ``dev_b`` at the prior and is applied unchanged to
-every split; beside it stand the Bayes rule on probabilities and the shipped rule (raw
+The threshold minimises expected cost on ``dev_b`` at the prior (searched over log-odds, so
+examples a saturated sigmoid would tie stay apart) and is applied unchanged to every split; beside it stand the Bayes rule on probabilities and the shipped rule (raw
 score >= 0.5). Group-bootstrap intervals go on ``dev_a`` (the projection) and ``test``.
 """
 
@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dsprior import calibration as cal
 from dsprior import priors, runtime
 from dsprior.evaluation.config import THRESHOLD_LABELS
 from dsprior.evaluation.gold import (
@@ -25,10 +26,12 @@ from dsprior.evaluation.gold import (
 )
 from dsprior.evaluation.inputs import PREDICTION_COLUMNS, SPLITS
 from dsprior.evaluation.measures import (
+    LOGIT,
     VIEWS,
     bootstrap_intervals,
     decision_metrics,
     decisions_at,
+    log_odds_at_prior,
     shipped_decisions,
     view_metrics,
     view_weights,
@@ -39,28 +42,61 @@ PRIOR_FACTORS = (0.5, 0.75, 1.0, 1.5, 2.0)  # prior sensitivity: half to twice t
 INTERVAL_SPLITS = ("dev_a", "test")  # the projection, and the measurement reported
 
 
+def log_odds_threshold(
+    frame: pd.DataFrame, *, prior: float | None, cost_fp: float, cost_fn: float
+) -> float:
+    """The cost-minimising threshold on ``frame`` at ``prior``, searched over its log-odds at
+    the prior (no two examples tie by rounding), as the probability whose rule
+    (``decide_log_odds``) reproduces the chosen cut there."""
+    z = log_odds_at_prior(frame)
+    cut, _ = priors.cost_minimising_threshold(
+        frame["label"].to_numpy(),
+        z,
+        view_weights(frame, view="prior", prior=prior),
+        cost_fp=cost_fp,
+        cost_fn=cost_fn,
+    )
+    return priors.threshold_probability(cut, z)
+
+
 def dev_b_thresholds(
     dev_b: pd.DataFrame, *, prior: float, gold_prior: float | None, cost_fp: float, cost_fn: float
 ) -> dict[str, float | None]:
     """dev_b's cost-minimising threshold against distant labels, and against gold if enough."""
-    out: dict[str, float | None] = {}
-    out["distant"], _ = priors.cost_minimising_threshold(
-        dev_b["label"].to_numpy(),
-        dev_b["probability"].to_numpy(np.float64),
-        view_weights(dev_b, view="prior", prior=prior),
-        cost_fp=cost_fp,
-        cost_fn=cost_fn,
-    )
+    costs = {"cost_fp": cost_fp, "cost_fn": cost_fn}
+    out: dict[str, float | None] = {"distant": log_odds_threshold(dev_b, prior=prior, **costs)}
     gold = gold_frame(dev_b)
     out["gold"] = None
     if gold_threshold_refusal(gold) is None:
-        out["gold"], _ = priors.cost_minimising_threshold(
-            gold["label"].to_numpy(),
-            gold["probability"].to_numpy(np.float64),
-            view_weights(gold, view="prior", prior=gold_prior),
-            cost_fp=cost_fp,
-            cost_fn=cost_fn,
-        )
+        out["gold"] = log_odds_threshold(gold, prior=gold_prior, **costs)
+    return out
+
+
+def tied_scores(predictions: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Per split: how many examples share their ``logit`` with another example of the split.
+
+    A saturated sigmoid ties every confident example (a float32 score of exactly 1); log-odds
+    tie only where two examples genuinely score alike. ``tied_share`` of all examples and of
+    the positives; ``distinct`` values among the ``examples``.
+    """
+    column = LOGIT if LOGIT in predictions.columns else "score"
+    out: dict[str, dict[str, Any]] = {}
+    for split in SPLITS:
+        frame = predictions[predictions["split"] == split]
+        values = frame[column].to_numpy(np.float64)
+        _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+        tied = counts[inverse] > 1
+        positive = frame["label"].to_numpy().astype(bool)
+        out[split] = {
+            "column": column,
+            "examples": int(len(values)),
+            "distinct": int(len(counts)),
+            "tied_share": float(tied.mean()) if len(values) else float("nan"),
+            "positives": int(positive.sum()),
+            "positives_tied_share": float(tied[positive].mean())
+            if positive.any()
+            else float("nan"),
+        }
     return out
 
 
@@ -123,14 +159,28 @@ def threshold_record(
             "unit": f"per {priors.PER_EXAMPLES} production examples",
         },
         "threshold": threshold,
-        "threshold_score": float(priors.invert_prior_correction(min(threshold, 1.0), beta=beta)),
+        # the value decisions compare: logit_at_prior >= threshold_logit
+        "threshold_logit": priors.threshold_log_odds(threshold),
+        "threshold_score": raw_score_threshold(threshold, beta=beta),
         "threshold_source": "minimum expected cost on dev_b at the prior"
         + (" against gold labels, at the gold-label prior" if threshold_labels == "gold" else ""),
         "threshold_labels": threshold_labels,
         "threshold_by_labels": thresholds if has_gold else {"distant": thresholds["distant"]},
         "bayes_threshold": bayes,
-        "bayes_threshold_score": float(priors.invert_prior_correction(bayes, beta=beta)),
+        "bayes_threshold_score": raw_score_threshold(bayes, beta=beta),
     }
+
+
+def raw_score_threshold(
+    threshold: float, *, beta: float, calibration: cal.Calibration = cal.IDENTITY
+) -> float:
+    """The raw score (sigmoid of the model's logit) that reaches ``threshold`` after the prior
+    correction and ``calibration``, taken back in log-odds; a threshold of 1 or more stays."""
+    z = priors.threshold_log_odds(threshold)
+    if not np.isfinite(z):
+        return float(threshold)
+    uncalibrated = float(calibration.invert_log_odds(z))
+    return float(priors.sigmoid(uncalibrated - np.log(priors.check_beta(beta))))
 
 
 def split_metrics(
@@ -155,11 +205,7 @@ def split_metrics(
     y = frame["label"].to_numpy().astype(int)
     w = view_weights(frame, view="prior", prior=prior)
     out["prior_at_bayes_threshold"] = decision_metrics(
-        y,
-        (frame["probability"].to_numpy() >= bayes).astype(int),
-        w,
-        cost_fp=cost_fp,
-        cost_fn=cost_fn,
+        y, decisions_at(frame, bayes), w, cost_fp=cost_fp, cost_fn=cost_fn
     )
     # The shipped rule: raw score >= 0.5, what the team saw on dev_a and shipped.
     shipped = shipped_decisions(frame)
@@ -271,6 +317,7 @@ def compute_metrics(
     if has_gold:
         metrics["gold_prior"] = gold_prior
         metrics["gold_prior_source"] = gold_prior_source
+    metrics["tied_scores"] = tied_scores(predictions)
     metrics["bootstrap"] = {**boot, "unit": "group"}
     metrics["classic_example"] = classic_example()
     return runtime.finite_or_none(metrics)

@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 def recalibrated_predictions(
     rows: pd.DataFrame,
-    scores: np.ndarray,
+    logits: np.ndarray,
     *,
     beta: float,
     shift: tuple[float, float] | None,
@@ -41,10 +41,11 @@ def recalibrated_predictions(
 ) -> tuple[pd.DataFrame, cal.Calibration, dict[str, Any]]:
     """The predictions table, recalibrated; the recalibration chosen and its record.
 
-    The scores are moved to the prior (``beta``, then ``shift``), then through the
-    recalibration that dev_b's log loss chooses (``recalibration.fit_recalibration``).
+    The model's log-odds are moved to the prior (``beta``, then ``shift``: a shift in
+    log-odds), then through the recalibration that dev_b's log loss chooses
+    (``recalibration.fit_recalibration``), fitted and applied on log-odds.
     """
-    predictions = build_predictions(rows, scores, beta=beta, shift=shift)
+    predictions = build_predictions(rows, logits, beta=beta, shift=shift)
     calibration, record = fit_recalibration(
         predictions,
         prior=prior,

@@ -15,7 +15,12 @@ from sklearn.metrics import precision_recall_curve, roc_curve
 
 from dsprior import priors
 from dsprior.evaluation.inputs import SPLITS
-from dsprior.evaluation.measures import view_weights
+from dsprior.evaluation.measures import (
+    decisions_at,
+    log_odds_at_prior,
+    ranking_scores,
+    view_weights,
+)
 
 CURVE_POINTS = 200  # plot files are kept in git: curves are thinned to about this many points
 SERIES = {
@@ -54,7 +59,7 @@ def _thin_along(x: np.ndarray, y: np.ndarray, points: int = CURVE_POINTS) -> np.
 
 def _confusion_rates(frame: pd.DataFrame, threshold: float, name: str) -> list[dict[str, Any]]:
     """Share of each distant label predicted 0 or 1 at ``threshold``: prior-free rates."""
-    predicted = (frame["probability"].to_numpy() >= threshold).astype(int)
+    predicted = decisions_at(frame, threshold)
     actual = frame["label"].to_numpy().astype(int)
     out = []
     for a in (1, 0):
@@ -82,7 +87,7 @@ def precision_recall_records(
         frame = frames[split]
         w = view_weights(frame, view=view, prior=prior)
         precision, recall, _ = precision_recall_curve(
-            frame["label"], frame["probability"], sample_weight=w
+            frame["label"], ranking_scores(frame, view=view), sample_weight=w
         )
         out += [
             {
@@ -112,7 +117,7 @@ def precision_recall_records(
 def roc_records(frame: pd.DataFrame, split: str, *, prior: float) -> list[dict[str, Any]]:
     """One split's ROC curve; ROC is prior-free (rates within each class): the series is the set."""
     w = view_weights(frame, view="prior", prior=prior)
-    fpr, tpr, _ = roc_curve(frame["label"], frame["probability"], sample_weight=w)
+    fpr, tpr, _ = roc_curve(frame["label"], ranking_scores(frame), sample_weight=w)
     return [
         {"series": split, "fpr": float(fpr[i]), "tpr": float(tpr[i])} for i in _thin_along(fpr, tpr)
     ]
@@ -142,15 +147,16 @@ def cost_records(
 ) -> list[dict[str, Any]]:
     """dev_b's expected cost by threshold, and the chosen and the Bayes threshold on it."""
     threshold = metrics["threshold"]
-    curve = priors.cost_curve(
+    curve = priors.cost_curve(  # cut in log-odds (no rounding ties), drawn as probabilities
         dev_b["label"].to_numpy(),
-        dev_b["probability"].to_numpy(),
+        log_odds_at_prior(dev_b),
         view_weights(dev_b, view="prior", prior=prior),
         cost_fp=metrics["cost"]["false_positive"],
         cost_fn=metrics["cost"]["false_negative"],
     )
     finite = np.isfinite(curve.thresholds)
-    thresholds, costs = curve.thresholds[finite][::-1], curve.costs[finite][::-1]
+    thresholds = priors.sigmoid(curve.thresholds[finite][::-1])
+    costs = curve.costs[finite][::-1]
     name = SERIES["dev_b", "prior"]
     out = [
         {

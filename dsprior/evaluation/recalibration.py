@@ -1,8 +1,9 @@
 """The recalibration chosen on dev_b's log loss at the prior, and the calibration at the prior.
 
 After the prior correction, ``probability`` may still be miscalibrated; the candidates
-(``dsprior.calibration``) are fitted on dev_a or dev_b and the one with the lowest dev_b
-log loss at the prior is applied. The prior-corrected values are kept beside it, in
+(``dsprior.calibration``) are fitted on dev_a or dev_b, on log-odds (``logit_at_prior``,
+never a clipped saturated probability), and the one with the lowest dev_b log loss at the
+prior is applied to the log-odds. The prior-corrected values are kept beside it, in
 ``probability_prior_corrected``, for the label-free estimators, which refit it.
 """
 
@@ -16,15 +17,13 @@ import pandas as pd
 from dsprior import calibration as cal
 from dsprior import priors, quantify
 from dsprior.evaluation.inputs import SPLITS
-from dsprior.evaluation.measures import view_weights
+from dsprior.evaluation.measures import LOGIT_AT_PRIOR, log_odds_at_prior, view_weights
+from dsprior.evaluation.metrics import raw_score_threshold
 
 
 def calibration_offset(*, beta: float, shift: tuple[float, float] | None) -> float:
     """``logit(p at the prior) - logit(raw score)``: what the prior correction adds."""
-    offset = float(np.log(beta))
-    if shift is not None:
-        offset += float(np.log(priors.odds(shift[1]) / priors.odds(shift[0])))
-    return offset
+    return priors.prior_offset(beta=beta, shift=shift)
 
 
 def fit_recalibration(
@@ -43,7 +42,7 @@ def fit_recalibration(
     frames = {s: predictions[predictions["split"] == s] for s in ("dev_a", "dev_b")}
     dev_b = frames["dev_b"]
     dev_b_args = (
-        dev_b["probability"].to_numpy(np.float64),
+        log_odds_at_prior(dev_b),
         dev_b["label"].to_numpy(),
         view_weights(dev_b, view="prior", prior=prior),
         dev_b["group"].to_numpy(),
@@ -53,7 +52,7 @@ def fit_recalibration(
     if len(dev_a) and dev_a["label"].nunique() == 2:
         weights = dev_a["weight"].to_numpy(np.float64)
         dev_a_args = (
-            dev_a["probability"].to_numpy(np.float64),
+            log_odds_at_prior(dev_a),
             dev_a["label"].to_numpy(),
             priors.weights_at_prior(dev_a["label"].to_numpy(), weights, prior=training_prior)
             if training_prior is not None
@@ -67,8 +66,8 @@ def fit_recalibration(
         "chosen_by": "lowest dev_b log loss at the prior (dev_b fits: group cross-fitted)",
         "candidates": candidates,
         "training_prior": training_prior,
-        "applies_to": "sigmoid(slope * logit(p) + intercept), p = probability after the "
-        "prior correction",
+        "applies_to": "sigmoid(slope * z + intercept), z = log-odds after the prior correction "
+        "(the model's logit + log(beta) + any prior shift); fitted on log-odds",
     }
     return chosen, record
 
@@ -76,11 +75,17 @@ def fit_recalibration(
 def recalibrate_predictions(
     predictions: pd.DataFrame, calibration: cal.Calibration
 ) -> pd.DataFrame:
-    """``probability`` recalibrated; the prior-corrected one kept as ``probability_prior_corrected``."""
+    """``logit_at_prior`` and ``probability`` recalibrated (in log-odds); the prior-corrected
+    probability kept as ``probability_prior_corrected``."""
     out = predictions.copy()
-    corrected = out["probability"].to_numpy(np.float64)
-    out.insert(out.columns.get_loc("probability"), quantify.PRIOR_CORRECTED, corrected)
-    out["probability"] = calibration.apply(corrected)
+    corrected = log_odds_at_prior(out)
+    out.insert(
+        out.columns.get_loc("probability"),
+        quantify.PRIOR_CORRECTED,
+        out["probability"].to_numpy(np.float64),
+    )
+    out[LOGIT_AT_PRIOR] = calibration.map_log_odds(corrected)
+    out["probability"] = calibration.probability(corrected)
     return out
 
 
@@ -106,8 +111,9 @@ def calibration_metrics(
 def raw_score_thresholds(metrics: dict[str, Any], calibration: cal.Calibration) -> dict[str, float]:
     """``threshold_score`` and ``bayes_threshold_score``: each threshold taken back through
     the recalibration, then through the prior correction, to the model's raw score."""
-    out = {}
-    for key in ("threshold", "bayes_threshold"):
-        uncal = float(calibration.invert(min(metrics[key], 1.0)))
-        out[f"{key}_score"] = float(priors.invert_prior_correction(uncal, beta=metrics["beta"]))
-    return out
+    return {
+        f"{key}_score": raw_score_threshold(
+            metrics[key], beta=metrics["beta"], calibration=calibration
+        )
+        for key in ("threshold", "bayes_threshold")
+    }

@@ -252,13 +252,33 @@ def header_lines(metrics: dict[str, Any], *, level: int) -> list[str]:
         f"- Costs: false positive {cost['false_positive']:g}, false negative "
         f"{cost['false_negative']:g}; expected cost is {cost['unit']}.",
         f"- Threshold chosen on dev_b (minimum expected cost): probability >= "
-        f"**{_fmt(metrics['threshold'], 4)}** (raw score >= {_fmt(metrics['threshold_score'], 4)}); "
+        f"**{_fmt(metrics['threshold'], 4)}**, compared in log-odds (>= "
+        f"{_fmt(metrics.get('threshold_logit'), 3)}) "
+        f"(raw score >= {_fmt(metrics['threshold_score'], 4)}); "
         f"Bayes threshold c_FP/(c_FP+c_FN) = {_fmt(metrics['bayes_threshold'], 4)} "
         f"(raw score {_fmt(metrics['bayes_threshold_score'], 4)}); chosen against "
         f"{metrics.get('threshold_labels', 'distant')} labels.",
         f"- Intervals: {level}% group bootstrap ({metrics['bootstrap']['resamples']} resamples "
         "of entity groups).",
+        *tied_scores_lines(metrics.get("tied_scores")),
         "",
+    ]
+
+
+def tied_scores_lines(tied: dict[str, Any] | None) -> list[str]:
+    """One line: the share of each split's examples (and positives) whose score is tied."""
+    if not tied:
+        return []
+    parts = [
+        f"{split} {_pct(entry['tied_share'])} ({_pct(entry['positives_tied_share'])} of "
+        f"positives; {entry['distinct']} distinct of {entry['examples']})"
+        for split, entry in tied.items()
+    ]
+    column = next(iter(tied.values()))["column"]
+    return [
+        f"- Tied scores (examples sharing their `{column}` with another of the split): "
+        + "; ".join(parts)
+        + "."
     ]
 
 

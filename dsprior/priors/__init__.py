@@ -5,8 +5,8 @@ importable from here. ``../shared/METHODS.md`` has the formulas and their source
 Everything scikit-learn already ships (metrics with ``sample_weight``, confusion
 matrices at every threshold) is used, not rewritten; what is here is what it lacks:
 
-- the prior correction of Dal Pozzolo et al. (2015) / Elkan (2001, Theorem 2)
-  and its inverse;
+- the prior correction of Dal Pozzolo et al. (2015) / Elkan (2001, Theorem 2),
+  its inverse, and its log-odds form (a shift of the model's logit);
 - rescaling per-example weights to a chosen production prior, and estimating
   that prior from weights;
 - Siblini et al.'s (2020) calibrated precision, used to cross-check the
@@ -37,10 +37,13 @@ from dsprior.priors.correction import (
     beta_from_priors,
     correct_prior,
     invert_prior_correction,
+    log_odds_at_prior,
     odds,
+    prior_offset,
     prior_shift,
     probability_at_prior,
     shift_prior,
+    sigmoid,
 )
 from dsprior.priors.reliability import weighted_calibration
 from dsprior.priors.thresholds import (
@@ -48,6 +51,9 @@ from dsprior.priors.thresholds import (
     bayes_threshold,
     cost_curve,
     cost_minimising_threshold,
+    decide_log_odds,
+    threshold_log_odds,
+    threshold_probability,
 )
 from dsprior.priors.weights import estimate_prior, weights_at_prior, weights_at_prior_rows
 
@@ -71,16 +77,22 @@ __all__ = [
     "correct_prior",
     "cost_curve",
     "cost_minimising_threshold",
+    "decide_log_odds",
     "estimate_prior",
     "expected_cost",
     "group_bootstrap",
     "invert_prior_correction",
+    "log_odds_at_prior",
     "odds",
+    "prior_offset",
     "prior_shift",
     "probability_at_prior",
     "production_terms",
     "rates",
     "shift_prior",
+    "sigmoid",
+    "threshold_log_odds",
+    "threshold_probability",
     "weighted_calibration",
     "weights_at_prior",
     "weights_at_prior_rows",

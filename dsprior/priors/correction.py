@@ -3,11 +3,17 @@
 A model trained where negatives were kept at rate ``beta`` scores ``p_s``; at the production
 prior its probability is ``beta*p_s / (beta*p_s - p_s + 1)``. ``shift_prior`` moves a
 calibrated probability from one prior to another (Saerens et al. 2002).
+
+In log-odds both are a shift: ``logit(p) = logit(p_s) + log(beta)``, and a prior move
+``from -> to`` adds ``log(odds(to) / odds(from))`` (``prior_offset``, ``log_odds_at_prior``).
+Scores flow as log-odds (the model's float64 logit); a float32 sigmoid is exactly 1 above a
+logit of about 17, which would tie every confident example.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import expit
 
 from dsprior.priors.checks import (
     check_beta,
@@ -76,8 +82,41 @@ def prior_shift(*, model_prior: float | None, prior: float) -> tuple[float, floa
 def probability_at_prior(
     scores: np.ndarray, *, beta: float, shift: tuple[float, float] | None = None
 ) -> np.ndarray:
-    """Raw sigmoid scores -> probabilities at the production prior (``beta``, then ``shift``)."""
+    """Raw sigmoid scores -> probabilities at the production prior (``beta``, then ``shift``).
+
+    For probabilities only; scores that are log-odds go through ``log_odds_at_prior``,
+    which keeps apart what a saturated sigmoid ties.
+    """
     probability = correct_prior(np.asarray(scores, dtype=np.float64), beta=beta)
     if shift is not None:
         probability = shift_prior(probability, from_prior=shift[0], to_prior=shift[1])
     return probability
+
+
+def prior_offset(*, beta: float, shift: tuple[float, float] | None = None) -> float:
+    """What the prior correction adds to log-odds: ``log(beta)`` (+ ``log(odds(to)/odds(from))``)."""
+    offset = float(np.log(check_beta(beta)))
+    if shift is not None:
+        from_prior = check_rate("from_prior", shift[0])
+        to_prior = check_rate("to_prior", shift[1])
+        offset += float(np.log(odds(to_prior) / odds(from_prior)))
+    return offset
+
+
+def log_odds_at_prior(
+    logits: np.ndarray, *, beta: float, shift: tuple[float, float] | None = None
+) -> np.ndarray:
+    """Raw log-odds -> log-odds at the production prior: ``logit + prior_offset`` in float64.
+
+    Equals ``logit(probability_at_prior(sigmoid(logit)))`` wherever both are finite, and
+    stays finite and ordered where the probability rounds to 0 or 1.
+    """
+    z = np.asarray(logits, dtype=np.float64)
+    if np.any(np.isnan(z)):
+        raise ValueError(f"logits must not be NaN ({int(np.isnan(z).sum())} are)")
+    return z + prior_offset(beta=beta, shift=shift)
+
+
+def sigmoid(log_odds: np.ndarray | float) -> np.ndarray:
+    """``1 / (1 + exp(-z))`` in float64: the probability where one is reported."""
+    return expit(np.asarray(log_odds, dtype=np.float64))

@@ -1,11 +1,17 @@
 """Thresholds from costs: the Bayes threshold ``c_FP / (c_FP + c_FN)`` (Elkan 2001, eq. 2),
-the cost curve over every threshold and the cost-minimising threshold."""
+the cost curve over every threshold and the cost-minimising threshold; and the decision rule.
+
+A threshold is kept as a probability for people, but decisions compare log-odds
+(``decide_log_odds``): probabilities near 1 round together in floating point, log-odds
+do not.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import expit, logit
 from sklearn.metrics import confusion_matrix_at_thresholds
 
 from dsprior.priors.checks import (
@@ -94,3 +100,48 @@ def cost_minimising_threshold(
     else:
         threshold = float((cut + lower) / 2.0)
     return threshold, float(curve.costs[best])
+
+
+def threshold_log_odds(threshold: float) -> float:
+    """A probability threshold as log-odds: ``logit(t)``; ``+inf`` (flags nothing) from 1 up."""
+    t = float(threshold)
+    if np.isnan(t):
+        raise ValueError("threshold must be a number, got NaN")
+    return float(np.inf) if t >= 1.0 else float(logit(max(t, 0.0)))
+
+
+def decide_log_odds(log_odds: np.ndarray, *, threshold: float) -> np.ndarray:
+    """1 where the log-odds reach ``logit(threshold)`` (the rule ``probability >= threshold``
+    compared where it does not round): int8 decisions. A threshold of 1 or more flags nothing."""
+    z = np.asarray(log_odds, dtype=np.float64)
+    t = threshold_log_odds(threshold)
+    if not np.isfinite(t) and t > 0:
+        return np.zeros(z.shape, dtype=np.int8)
+    return (z >= t).astype(np.int8)
+
+
+def threshold_probability(cut: float, log_odds: np.ndarray) -> float:
+    """The probability threshold whose decisions on ``log_odds`` are ``log_odds >= cut``.
+
+    ``sigmoid(cut)`` rounds (a cut just above the top score may round onto it); it is moved
+    by the least steps that make ``decide_log_odds`` reproduce the cut on these log-odds.
+    Where no float64 probability can (both sides of the cut above log-odds ~36.7, where every
+    probability is 1), the nearest one that flags fewer is taken.
+    """
+    z = np.asarray(log_odds, dtype=np.float64)
+    want = int(np.count_nonzero(z >= cut))
+    t = float(expit(cut))
+    went_down = False
+    for _ in range(64):
+        got = int(decide_log_odds(z, threshold=t).sum())
+        if got == want:
+            return t
+        if got > want:
+            up = float(np.nextafter(t, np.inf))
+            if went_down:  # stepped over the cut from below: no probability reproduces it
+                return up
+            t = up
+        else:
+            went_down = True
+            t = float(np.nextafter(t, -np.inf))
+    return t

@@ -9,7 +9,6 @@ renders that estimate as Markdown.
 
 from dsprior.scoring.apply import (
     adapted_table,
-    decide,
     expected_costs,
     output_table,
     score_arrays,
@@ -56,7 +55,6 @@ __all__ = [
     "bundle_reader",
     "check_on_error",
     "check_paths",
-    "decide",
     "expected_costs",
     "input_spec",
     "output_format",

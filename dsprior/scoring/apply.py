@@ -1,5 +1,5 @@
-"""A bundle applied to examples: raw scores, probabilities at the prior, decisions and
-expected costs, as the output's rows.
+"""A bundle applied to examples: the model's log-odds and raw scores, probabilities at the
+prior, decisions (compared in log-odds) and expected costs, as the output's rows.
 
 Pure functions on arrays and tables, apart from the model call in ``score_arrays``.
 """
@@ -10,16 +10,12 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
+from scipy.special import logit
 
-from dsprior import contract
+from dsprior import contract, priors
 from dsprior.batches import pad_batch, score_batches
 from dsprior.bundle import Bundle
 from dsprior.scoring.output import OUTPUT_SCHEMA
-
-
-def decide(probability: np.ndarray, *, threshold: float) -> np.ndarray:
-    """1 where the probability at the prior reaches the threshold (evaluate's ``>=`` rule)."""
-    return (np.asarray(probability, dtype=np.float64) >= threshold).astype(np.int8)
 
 
 def expected_costs(
@@ -44,7 +40,8 @@ def score_arrays(
     dtype: str = "float16",
     min_rows: int = 1,
 ) -> np.ndarray:
-    """Raw scores of ``(n_rows, dim)`` arrays, in their order; batches are bucketed by length.
+    """The model's log-odds (float64) of ``(n_rows, dim)`` arrays, in their order; batches are
+    bucketed by length.
 
     Values are first rounded to ``dtype`` (what the dataset stored at training time).
     """
@@ -69,15 +66,17 @@ def score_arrays(
 def output_table(
     bundle: Bundle,
     example_ids: pa.Array | pa.ChunkedArray,
-    scores: pa.Array | pa.ChunkedArray,
+    logits: np.ndarray,
     probability: np.ndarray,
+    decision: np.ndarray,
 ) -> pa.Table:
-    """The output rows for these probabilities: their decisions and expected costs beside them."""
-    decision = decide(probability, threshold=bundle.threshold)
+    """The output rows for these probabilities and decisions: expected costs beside them."""
     cost = bundle.spec["cost"]
+    raw = np.asarray(logits, dtype=np.float64)
     columns = [
         example_ids,
-        scores,
+        pa.array(raw, pa.float64()),
+        pa.array(priors.sigmoid(raw), pa.float64()),
         pa.array(probability, pa.float64()),
         pa.array(decision, pa.int8()),
         pa.array(
@@ -93,17 +92,23 @@ def output_table(
     return pa.Table.from_arrays(columns, schema=OUTPUT_SCHEMA)
 
 
-def score_table(bundle: Bundle, example_ids: Sequence[str], scores: np.ndarray) -> pa.Table:
-    """The output rows: id, raw score, probability at the prior, decision, expected cost."""
+def score_table(bundle: Bundle, example_ids: Sequence[str], logits: np.ndarray) -> pa.Table:
+    """The output rows: id, the model's log-odds and raw score, probability at the prior,
+    decision (compared in log-odds), expected cost."""
     return output_table(
         bundle,
         pa.array(list(example_ids), pa.string()),
-        pa.array(scores, pa.float64()),
-        bundle.probability(scores),
+        logits,
+        bundle.probability(logits),
+        bundle.decide(logits),
     )
 
 
 def adapted_table(bundle: Bundle, table: pa.Table, moved: np.ndarray) -> pa.Table:
     """``table`` (the output as written) with probabilities ``moved`` to the estimated prior,
-    and the decisions and expected costs they give."""
-    return output_table(bundle, table.column("example_id"), table.column("score"), moved)
+    and the decisions (their log-odds against the bundle's) and expected costs they give."""
+    with np.errstate(divide="ignore"):
+        decision = (logit(np.asarray(moved, np.float64)) >= bundle.threshold_logit).astype(np.int8)
+    return output_table(
+        bundle, table.column("example_id"), table.column("logit").to_numpy(), moved, decision
+    )

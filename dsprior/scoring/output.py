@@ -13,7 +13,9 @@ import pyarrow.parquet as pq
 OUTPUT_SCHEMA = pa.schema(
     [
         pa.field("example_id", pa.string(), nullable=False),
-        pa.field("score", pa.float64(), nullable=False),
+        # the model's raw log-odds (output unit's pre-activation, float64): rank by this
+        pa.field("logit", pa.float64(), nullable=False),
+        pa.field("score", pa.float64(), nullable=False),  # sigmoid(logit)
         pa.field("probability", pa.float64(), nullable=False),
         pa.field("decision", pa.int8(), nullable=False),
         pa.field("expected_cost", pa.float64(), nullable=False),

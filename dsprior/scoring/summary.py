@@ -19,7 +19,6 @@ import pyarrow as pa
 from dsprior import quantify, runtime
 from dsprior.bundle import HASH_KEY, Bundle
 from dsprior.rawio import Example
-from dsprior.scoring.apply import decide
 from dsprior.scoring.stream import ScoreSummary
 
 # What the summary repeats of the estimate at the estimated prior, after --adapt-prior.
@@ -43,15 +42,15 @@ class BatchRecord:
 def scores_in_output(
     table: pa.Table, record: BatchRecord, *, output_path: str | Path
 ) -> np.ndarray:
-    """The raw scores of the output as written; RuntimeError unless it holds ``record``'s
-    examples in order."""
+    """The model's log-odds (``logit``) of the output as written; RuntimeError unless it holds
+    ``record``'s examples in order."""
     ids = table.column("example_id").to_pylist()
     if ids != record.example_ids:
         raise RuntimeError(
             f"the output {output_path} does not hold the examples just scored, in order "
             "(please report this bug)"
         )
-    return table.column("score").to_numpy().astype(np.float64)
+    return table.column("logit").to_numpy().astype(np.float64)
 
 
 def bootstrap_settings(
@@ -167,7 +166,7 @@ def batch_summary(
     }
     summary = quantify.estimate_batch(corrected, **kw)
     probability = bundle.probability(scores)
-    decision = decide(probability, threshold=threshold)
+    decision = bundle.decide(scores)
     estimate = summary["estimated_prior"]["value"]
     moved, adapted = quantify.adapt_to_prior(
         probability, from_prior=prior, to_prior=estimate, threshold=threshold

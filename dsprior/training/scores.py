@@ -1,6 +1,6 @@
 """What the curves record: loss, precision, recall, F1 and average precision, of a window
 of training batches (from Keras' confusion counts) or of ``dev_a`` (scored by the model
-being trained, as sampled and weighted to the production prior)."""
+being trained, as sampled and weighted to the production prior, from its log-odds)."""
 
 from __future__ import annotations
 
@@ -10,43 +10,42 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import average_precision_score, log_loss, precision_recall_fscore_support
+from scipy.special import logit
+from sklearn.metrics import average_precision_score, precision_recall_fscore_support
 
 from dsprior import batches
+from dsprior.calibration import log_loss_of_log_odds
 
 LOWER_IS_BETTER = {"loss"}
 
 
 def classification_scores(
     y_true: np.ndarray,
-    y_score: np.ndarray,
+    log_odds: np.ndarray,
     sample_weight: np.ndarray | None = None,
     *,
     threshold: float = 0.5,
 ) -> dict[str, float]:
-    """Loss, precision, recall, F1 (positive when ``score > threshold``, as Keras counts) and AP."""
+    """Loss, precision, recall, F1 (positive when ``probability > threshold``, as Keras counts)
+    and AP, from the model's log-odds.
+
+    The loss is the log loss computed from the log-odds (no clipping of a saturated
+    probability); AP ranks by the log-odds, so a float32 sigmoid's ties at 1 do not
+    become one block of the precision-recall curve.
+    """
     y_true = np.asarray(y_true).astype(int)
-    y_score = np.asarray(y_score, dtype=np.float64)
+    z = np.asarray(log_odds, dtype=np.float64)
     both = len(np.unique(y_true)) == 2
+    flagged = (z > logit(threshold)).astype(int)
     precision, recall, f1, _ = precision_recall_fscore_support(
-        y_true,
-        (y_score > threshold).astype(int),
-        average="binary",
-        sample_weight=sample_weight,
-        zero_division=0.0,
+        y_true, flagged, average="binary", sample_weight=sample_weight, zero_division=0.0
     )
     return {
-        "loss": float(
-            log_loss(
-                y_true, np.clip(y_score, 1e-7, 1 - 1e-7), sample_weight=sample_weight, labels=[0, 1]
-            )
-        ),
+        "loss": log_loss_of_log_odds(y_true, z, sample_weight),
         "precision": float(precision),
         "recall": float(recall),
         "f1": float(f1),
-        "average_precision": float(
-            average_precision_score(y_true, y_score, sample_weight=sample_weight)
-        )
+        "average_precision": float(average_precision_score(y_true, z, sample_weight=sample_weight))
         if both
         else math.nan,
     }
@@ -106,7 +105,8 @@ class DevScorer:
         self._compact: batches.CompactSet | None = None
 
     def __call__(self, model: Any) -> dict[str, dict[str, float]]:
-        """``{"sampled": scores, "prior": scores}`` of ``model``'s current weights on dev_a."""
+        """``{"sampled": scores, "prior": scores}`` of ``model``'s current weights on dev_a,
+        from its log-odds (``batches.predict_scores``)."""
         if self._compact is None:
             reader = batches.BatchReader(
                 self.index, self.index.positions(self.ids), min_rows=self.min_rows
