@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from dsprior import priors
+from dsprior import priors, quantify
 
 PER = priors.PER_EXAMPLES
 METHOD_GOLD = (
@@ -230,6 +230,53 @@ def shift_through_noise(
     return out
 
 
+def batch_draws(
+    prior: np.ndarray,
+    *,
+    n: np.ndarray,
+    tpr: np.ndarray,
+    fpr: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    rng: np.random.Generator,
+) -> dict[str, np.ndarray]:
+    """The precision and recall one batch of ``n`` examples would show, its own draws made.
+
+    What labels measure on a batch is a draw, not the rate behind it: which of its true
+    positives the rule flags and which negatives it flags by mistake (``tpr``, ``fpr``),
+    and which of them the KB holds (``a``, ``b``). No resample of the batch's unlabelled
+    examples or of dev_b holds these draws, and at a few dozen positives they move a
+    batch's precision by several points. Each resample's true positives and negatives
+    (``n * prior`` rounded) are drawn through the rule and the KB, so the intervals of
+    precision and recall (true and distant) and of the distant prior are for the values
+    measured on this batch; the true prior's is for the batch's prior as it is.
+    """
+    ok = np.isfinite(prior) & np.isfinite(tpr) & np.isfinite(fpr) & np.isfinite(a) & np.isfinite(b)
+
+    def draw(count: np.ndarray, rate: np.ndarray) -> np.ndarray:
+        return rng.binomial(count, np.where(ok, np.clip(np.nan_to_num(rate), 0, 1), 0))
+
+    positives = np.where(ok, np.round(np.nan_to_num(n * prior)), 0).astype(np.int64)
+    negatives = np.where(ok, np.round(n), 0).astype(np.int64) - positives
+    tp, fp = draw(positives, tpr), draw(negatives, fpr)
+    in_kb = {  # distant 1 among: true alerts, missed positives, false alerts, silent negatives
+        "tp": draw(tp, a),
+        "fn": draw(positives - tp, a),
+        "fp": draw(fp, b),
+        "tn": draw(negatives - fp, b),
+    }
+    alerts, flagged = tp + fp, in_kb["tp"] + in_kb["fp"]
+    distant = flagged + in_kb["fn"] + in_kb["tn"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {
+            "precision": np.where(ok & (alerts > 0), tp / alerts, np.nan),
+            "recall": np.where(ok & (positives > 0), tp / positives, np.nan),
+            "prior_distant": np.where(ok, distant / n, np.nan),
+            "precision_distant": np.where(ok & (alerts > 0), flagged / alerts, np.nan),
+            "recall_distant": np.where(ok & (distant > 0), flagged / distant, np.nan),
+        }
+
+
 ESTIMATES = tuple(shift_through_noise(0.5, tpr=1, fpr=0, a=1, b=0, cost_fp=1, cost_fn=1))
 RATES = ("tpr", "fpr", "a", "b", "false_label_rate")
 
@@ -280,15 +327,23 @@ def estimate_true_shift(
             return gold_rates(ref_d, ref_dist, ref_gold, w_ref)
         return stated_rates(ref_d, ref_dist, w_ref, **stated)
 
-    def statistic(multiplicity: np.ndarray) -> dict[str, np.ndarray]:
+    flips = np.random.default_rng(
+        seed.integers(2**63) if isinstance(seed, np.random.Generator) else [int(seed), 23]
+    )
+
+    def statistic(multiplicity: np.ndarray, *, draw: bool = True) -> dict[str, np.ndarray]:
         batch_w, w_ref = multiplicity[:, :nb], multiplicity[:, nb:] * ref_w
         rates = rates_of(w_ref)
-        r = np.sum(batch_w * d, axis=-1) / np.sum(batch_w, axis=-1)
+        n = np.sum(batch_w, axis=-1)
+        r = np.sum(batch_w * d, axis=-1) / n
         kw = {k: rates[k] for k in ("tpr", "fpr", "a", "b")}
         out = shift_through_noise(r, cost_fp=cost_fp, cost_fn=cost_fn, **kw)
+        if draw:
+            out.update(batch_draws(out["prior"], n=n, rng=flips, **kw))
         return {**out, **rates, "missing_label_rate": 1.0 - rates["a"]}
 
-    point = {k: float(v[0]) for k, v in statistic(np.ones((1, nb + len(ref_d)))).items()}
+    ones = np.ones((1, nb + len(ref_d)))
+    point = {k: float(v[0]) for k, v in statistic(ones, draw=False).items()}
     batch_groups = np.arange(nb).astype(str) if groups is None else np.asarray(groups).astype(str)
     boot = priors.group_bootstrap(
         np.concatenate([batch_groups, np.asarray(reference.group).astype(str)[ref_rows]]),
@@ -344,3 +399,95 @@ def estimate_true_shift(
             "stated": stated,
         },
     }
+
+
+def reference_rows(reference: quantify.Reference, reference_decision: np.ndarray) -> NoiseReference:
+    """The bundle's reference as the true-shift estimate needs it: its dev_b rows.
+
+    ``reference_decision``: the bundle's rule on every reference row (dev_a's too,
+    where the calibration was fitted there; only dev_b's are kept).
+    """
+    dev_b = np.asarray(reference.split) == "dev_b"
+    gold = (
+        np.full(len(dev_b), np.nan)
+        if reference.true_label is None
+        else np.asarray(reference.true_label, dtype=np.float64)
+    )
+    return NoiseReference(
+        decision=np.asarray(reference_decision)[dev_b],
+        distant=np.asarray(reference.label)[dev_b],
+        gold=gold[dev_b],
+        weight=np.asarray(reference.weight, dtype=np.float64)[dev_b],
+        group=np.asarray(reference.group)[dev_b],
+    )
+
+
+def _moves(stated_at: dict[str, Any], estimate: dict[str, Any]) -> dict[str, float | None]:
+    """How far the stated-noise distant values lie from the distant-label estimates."""
+    prior, at = estimate.get("estimated_prior") or {}, estimate.get("estimated_at_threshold") or {}
+    pairs = {
+        "prior": (stated_at["distant_labels"]["prior"], prior),
+        "precision": (stated_at["distant_labels"]["precision"], at.get("precision") or {}),
+        "recall": (stated_at["distant_labels"]["recall"], at.get("recall") or {}),
+    }
+    out: dict[str, float | None] = {}
+    for name, (stated_entry, distant_entry) in pairs.items():
+        a, b = stated_entry.get("value"), distant_entry.get("value")
+        ok = a is not None and b is not None and np.isfinite(a) and np.isfinite(b)
+        out[name] = float(a - b) if ok else None
+    return out
+
+
+def true_shift_record(
+    decision: np.ndarray,
+    reference: NoiseReference | None,
+    *,
+    distant_estimate: dict[str, Any],
+    stated: dict[str, float] | None,
+    threshold: float,
+    cost_fp: float,
+    cost_fn: float,
+    groups: np.ndarray | None,
+    resamples: int,
+    level: float,
+    seed: int | np.random.Generator,
+    missing_reason: str | None = None,
+) -> dict[str, Any]:
+    """The summary keys of the true-label estimate, for ``score --summary`` and evaluate.
+
+    With gold labels on dev_b: ``estimated_prior_true``, ``estimated_at_threshold_true``
+    and ``label_noise``. Without: ``true_label_estimate`` (why not), ``noise_assumption``
+    (what the distant-label estimates assume) and, where ``stated`` noise rates are
+    given, ``noise_sensitivity``: the same estimate under them and how far its
+    distant-label values lie from ``distant_estimate`` (``estimated_prior`` /
+    ``estimated_at_threshold``).
+    """
+    kw = {
+        "threshold": threshold,
+        "cost_fp": cost_fp,
+        "cost_fn": cost_fn,
+        "groups": groups,
+        "resamples": resamples,
+        "level": level,
+        "seed": seed,
+    }
+    if reference is not None and reference.has_gold():
+        return estimate_true_shift(decision, reference, **kw)
+    out: dict[str, Any] = {
+        "true_label_estimate": missing_reason or NO_GOLD,
+        "noise_assumption": NOISE_ASSUMPTION,
+    }
+    if stated is None:
+        out["noise_sensitivity"] = (
+            f"not computed: {STATED_PARAM} is unset (state missing_label_rate and "
+            "false_label_rate to see how far the estimates move under them)"
+        )
+    elif reference is None:
+        out["noise_sensitivity"] = "not computed: the bundle holds no dev_b reference"
+    else:
+        shifted = estimate_true_shift(decision, reference, stated=stated, **kw)
+        shifted["distant_estimates_move_by"] = _moves(
+            shifted["estimated_at_threshold_true"], distant_estimate
+        )
+        out["noise_sensitivity"] = shifted
+    return out
