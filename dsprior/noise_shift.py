@@ -31,11 +31,14 @@ with strata), so dev_b's few positives are in every interval. Pure functions on 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dsprior import priors, quantify
+from dsprior import priors
+
+if TYPE_CHECKING:
+    from dsprior import quantify
 
 PER = priors.PER_EXAMPLES
 METHOD_GOLD = (
