@@ -70,3 +70,63 @@ def test_evaluate_reports_calibration_and_the_label_free_estimates(calibrated):
     one = next(r for r in rows if r["factor"] == 1.0)
     assert one["precision"] == pytest.approx(metrics["test"]["prior"]["precision"])
     assert "## Prior sensitivity" in report
+
+
+def _gold_predictions(rng: np.random.Generator) -> pd.DataFrame:
+    """dev_b and test at a true prior of 0.05, distant labels flipped class-conditionally
+    (a = 0.9, b = 0.01), probabilities that flag 80% of true positives and 2% of negatives."""
+    n = 3000
+    truth = (rng.random(2 * n) < 0.05).astype(np.int8)
+    flagged = np.where(truth == 1, rng.random(2 * n) < 0.8, rng.random(2 * n) < 0.02)
+    distant = np.where(truth == 1, rng.random(2 * n) < 0.9, rng.random(2 * n) < 0.01)
+    return pd.DataFrame(
+        {
+            "split": np.repeat(["dev_b", "test"], n),
+            "group": np.arange(2 * n) // 2,
+            "label": distant.astype(np.int8),
+            "true_label": truth,
+            "weight": 1.0,
+            "probability": np.where(flagged, 0.6, 0.01),
+        }
+    )
+
+
+def test_true_shift_batches_stand_beside_what_gold_and_distant_labels_measure():
+    from dsprior.evaluation.label_free import true_shift_metrics
+    from dsprior.evaluation.report import true_shift_lines
+
+    predictions = _gold_predictions(np.random.default_rng(9))
+    kw = {"threshold": 0.5, "cost_fp": 1, "cost_fn": 10, "resamples": 200, "level": 0.95}
+    got = true_shift_metrics(predictions, seed=2, **kw)
+    assert {"dev_b", "test", "test_true_at_1_30", "test_true_at_1_100"} <= set(got)
+    thinned = got["test_true_at_1_100"]
+    assert thinned["measured"]["prior_true"] == pytest.approx(1 / 101, rel=0.05)
+    assert thinned["in_sample"] is False and got["dev_b"]["in_sample"] is True
+    # measured on the batch as it is: gold on its gold-labelled rows, distant on all
+    test = predictions[predictions["split"] == "test"]
+    alerts = test["probability"] >= 0.5
+    assert got["test"]["measured"]["precision_true"] == pytest.approx(
+        test.loc[alerts, "true_label"].mean()
+    )
+    assert got["test"]["measured"]["precision_distant"] == pytest.approx(
+        test.loc[alerts, "label"].mean()
+    )
+    # in sample, the adjusted count against gold gives dev_b's own gold prior and precision
+    dev_b = got["dev_b"]
+    assert dev_b["estimated_prior_true"]["value"] == pytest.approx(dev_b["measured"]["prior_true"])
+    precision = dev_b["estimated_at_threshold_true"]["precision"]["value"]
+    assert precision == pytest.approx(dev_b["measured"]["precision_true"])
+    for name, entry in got.items():
+        low, high = entry["estimated_prior_true"]["ci"]
+        assert low <= entry["estimated_prior_true"]["value"] <= high, name
+    report = "\n".join(true_shift_lines({"label_free_true_shift": got}))
+    assert "## When the true prior moves" in report and "| test_true_at_1_100 |" in report
+    # without gold labels on dev_b: nothing, and nothing in the report
+    assert true_shift_metrics(predictions.drop(columns="true_label"), seed=2, **kw) is None
+    assert true_shift_lines({}) == []
+
+
+def test_evaluate_without_gold_labels_adds_no_true_shift_keys(calibrated):
+    metrics, _, report = calibrated
+    assert "label_free_true_shift" not in metrics
+    assert "When the true prior moves" not in report
