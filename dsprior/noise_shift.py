@@ -98,31 +98,58 @@ class NoiseReference:
         return bool(len(g)) and 0.0 in g and 1.0 in g
 
 
-def _share(weights: np.ndarray, hit: np.ndarray, within: np.ndarray) -> np.ndarray:
-    """Weighted ``P(hit | within)`` for one weight row or a ``[k, n]`` matrix of them."""
+def _share(
+    weights: np.ndarray,
+    hit: np.ndarray,
+    within: np.ndarray,
+    rng: np.random.Generator | None = None,
+) -> np.ndarray:
+    """Weighted ``P(hit | within)`` for one weight row or a ``[k, n]`` matrix of them.
+
+    With ``rng`` (a bootstrap's resamples), a share of exactly 0 or 1 is replaced by a
+    draw from its Jeffreys posterior, ``Beta(k + 1/2, n - k + 1/2)`` on the effective
+    count ``n = (sum w)^2 / sum w^2``: a resample can hold no miss where the sample holds
+    none, so without it a rate that is 1 on dev_b (every gold positive flagged) would
+    have the zero-width interval [1, 1] (METHODS.md section 11: percentile bootstrap
+    bias at small counts).
+    """
     w = weights * within
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.sum(w * hit, axis=-1) / np.sum(w, axis=-1)
+        total = np.sum(w, axis=-1)
+        share = np.sum(w * hit, axis=-1) / total
+        if rng is None:
+            return share
+        n = total**2 / np.sum(w * w, axis=-1)
+        edge = (total > 0) & ((share == 0) | (share == 1))
+        k = np.where(edge, share * n, 0.0)
+        drawn = rng.beta(k + 0.5, np.where(edge, n - k, 0.0) + 0.5)
+    return np.where(edge, drawn, share)
 
 
 def gold_rates(
-    decision: np.ndarray, distant: np.ndarray, gold: np.ndarray, weights: np.ndarray
+    decision: np.ndarray,
+    distant: np.ndarray,
+    gold: np.ndarray,
+    weights: np.ndarray,
+    *,
+    rng: np.random.Generator | None = None,
 ) -> dict[str, np.ndarray]:
     """The decision's and the distant labels' rates against gold labels (rows with gold only).
 
     ``weights`` may be a ``[k, n]`` matrix (one resample a row). Returns ``tpr``, ``fpr``,
     ``a = P(distant 1 | gold 1)``, ``b = P(distant 1 | gold 0)`` and, for the record,
     ``false_label_rate = P(gold 0 | distant 1)`` (as ``evaluation.gold.label_noise``).
+    ``rng``: resamples, whose rates of exactly 0 or 1 are drawn (``_share``).
     """
     g = np.asarray(gold, dtype=np.float64)
     labelled = ~np.isnan(g)
     d, dist = np.asarray(decision, dtype=np.float64), np.asarray(distant, dtype=np.float64)
     pos, neg = labelled & (g == 1), labelled & (g == 0)
     return {
-        "tpr": _share(weights, d, pos),
-        "fpr": _share(weights, d, neg),
-        "a": _share(weights, dist, pos),
-        "b": _share(weights, dist, neg),
+        "tpr": _share(weights, d, pos, rng),
+        "fpr": _share(weights, d, neg, rng),
+        "a": _share(weights, dist, pos, rng),
+        "b": _share(weights, dist, neg, rng),
         "false_label_rate": _share(weights, neg.astype(np.float64), labelled & (dist == 1)),
     }
 
@@ -237,6 +264,7 @@ def batch_draws(
     prior: np.ndarray,
     *,
     n: np.ndarray,
+    alerts: np.ndarray,
     tpr: np.ndarray,
     fpr: np.ndarray,
     a: np.ndarray,
@@ -249,10 +277,17 @@ def batch_draws(
     positives the rule flags and which negatives it flags by mistake (``tpr``, ``fpr``),
     and which of them the KB holds (``a``, ``b``). No resample of the batch's unlabelled
     examples or of dev_b holds these draws, and at a few dozen positives they move a
-    batch's precision by several points. Each resample's true positives and negatives
-    (``n * prior`` rounded) are drawn through the rule and the KB, so the intervals of
-    precision and recall (true and distant) and of the distant prior are for the values
-    measured on this batch; the true prior's is for the batch's prior as it is.
+    batch's precision by several points. So the intervals of precision and recall (true
+    and distant) and of the distant prior are for the values measured on this batch (the
+    true prior's is for the batch's prior as it is):
+
+    - precision: the batch's ``alerts`` are seen; which of them are false is the draw.
+      ``FP ~ Binomial(negatives, fpr)`` and precision ``1 - FP/alerts``: a batch with more
+      false alerts than expected has a lower precision *and* more alerts, which the
+      estimate reads as a higher prior, so its error moves by ``1/alerts`` a false alert;
+      the KB then holds ``Binomial(alerts - FP, a) + Binomial(FP, b)`` of them;
+    - recall and the distant prior: the resample's true positives and negatives (``n *
+      prior`` rounded) drawn through the rule and the KB.
     """
     ok = np.isfinite(prior) & np.isfinite(tpr) & np.isfinite(fpr) & np.isfinite(a) & np.isfinite(b)
 
@@ -268,14 +303,17 @@ def batch_draws(
         "fp": draw(fp, b),
         "tn": draw(negatives - fp, b),
     }
-    alerts, flagged = tp + fp, in_kb["tp"] + in_kb["fp"]
+    flagged = in_kb["tp"] + in_kb["fp"]
     distant = flagged + in_kb["fn"] + in_kb["tn"]
+    seen = np.where(ok, np.round(np.nan_to_num(alerts)), 0).astype(np.int64)
+    false_alerts = np.minimum(draw(negatives, fpr), seen)
+    alerts_in_kb = draw(seen - false_alerts, a) + draw(false_alerts, b)
     with np.errstate(invalid="ignore", divide="ignore"):
         return {
-            "precision": np.where(ok & (alerts > 0), tp / alerts, np.nan),
+            "precision": np.where(ok & (seen > 0), 1.0 - false_alerts / seen, np.nan),
             "recall": np.where(ok & (positives > 0), tp / positives, np.nan),
             "prior_distant": np.where(ok, distant / n, np.nan),
-            "precision_distant": np.where(ok & (alerts > 0), flagged / alerts, np.nan),
+            "precision_distant": np.where(ok & (seen > 0), alerts_in_kb / seen, np.nan),
             "recall_distant": np.where(ok & (distant > 0), flagged / distant, np.nan),
         }
 
@@ -325,9 +363,9 @@ def estimate_true_shift(
     ref_w = np.asarray(reference.weight, dtype=np.float64)[ref_rows]
     nb = len(d)
 
-    def rates_of(w_ref: np.ndarray) -> dict[str, np.ndarray]:
+    def rates_of(w_ref: np.ndarray, rng: np.random.Generator | None) -> dict[str, np.ndarray]:
         if stated is None:
-            return gold_rates(ref_d, ref_dist, ref_gold, w_ref)
+            return gold_rates(ref_d, ref_dist, ref_gold, w_ref, rng=rng)
         return stated_rates(ref_d, ref_dist, w_ref, **stated)
 
     flips = np.random.default_rng(
@@ -336,13 +374,13 @@ def estimate_true_shift(
 
     def statistic(multiplicity: np.ndarray, *, draw: bool = True) -> dict[str, np.ndarray]:
         batch_w, w_ref = multiplicity[:, :nb], multiplicity[:, nb:] * ref_w
-        rates = rates_of(w_ref)
+        rates = rates_of(w_ref, flips if draw else None)
         n = np.sum(batch_w, axis=-1)
         r = np.sum(batch_w * d, axis=-1) / n
         kw = {k: rates[k] for k in ("tpr", "fpr", "a", "b")}
         out = shift_through_noise(r, cost_fp=cost_fp, cost_fn=cost_fn, **kw)
         if draw:
-            out.update(batch_draws(out["prior"], n=n, rng=flips, **kw))
+            out.update(batch_draws(out["prior"], n=n, alerts=r * n, rng=flips, **kw))
         return {**out, **rates, "missing_label_rate": 1.0 - rates["a"]}
 
     ones = np.ones((1, nb + len(ref_d)))

@@ -198,3 +198,24 @@ def test_no_gold_and_no_stated_rates_is_refused():
         noise_shift.estimate_true_shift(
             decision, _reference(gold=False), threshold=0.3, resamples=5, **COSTS
         )
+
+
+def test_a_rate_of_exactly_one_on_dev_b_still_has_an_interval():
+    """Every gold positive flagged on dev_b: the recall interval reaches below 1 (Jeffreys
+    draws at the edge), not the single point a percentile bootstrap gives."""
+    cells = dict(REFERENCE)
+    cells[(1, 1, 1)], cells[(1, 1, 0)] = 90, 10  # every true positive flagged
+    cells[(1, 0, 1)] = cells[(1, 0, 0)] = 0
+    truth, decision, distant = _rows(cells)
+    reference = noise_shift.NoiseReference(
+        decision, distant, truth.astype(float), np.ones(len(truth)), np.arange(len(truth))
+    )
+    batch_decision = np.random.default_rng(0).permutation(decision)[:2000]
+    out = noise_shift.estimate_true_shift(
+        batch_decision, reference, threshold=0.3, resamples=300, **COSTS
+    )
+    recall = out["estimated_at_threshold_true"]["recall"]
+    assert recall["value"] == 1.0
+    # 100 gold positives on dev_b, none missed (the rule of three: tpr above about 0.97),
+    # and the batch's own 20 or so positives, a miss among them a draw
+    assert 0.8 < recall["ci"][0] < 0.99 and recall["ci"][1] == 1.0
