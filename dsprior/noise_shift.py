@@ -25,7 +25,10 @@ above). No calibration enters: only the decisions and the labels do.
 
 ``estimate_true_shift`` gives the point estimates and group-bootstrap intervals that
 resample the batch and dev_b jointly (each by its own groups, ``priors.group_bootstrap``
-with strata), so dev_b's few positives are in every interval. Pure functions on arrays.
+with strata), so dev_b's few positives are in every interval; precision, recall and the
+distant prior also draw the batch's own decisions and KB labels (``batch_draws``), so
+their intervals are for the values labels would measure on this batch. Pure functions
+on arrays.
 """
 
 from __future__ import annotations
@@ -318,10 +321,6 @@ def batch_draws(
         }
 
 
-ESTIMATES = tuple(shift_through_noise(0.5, tpr=1, fpr=0, a=1, b=0, cost_fp=1, cost_fn=1))
-RATES = ("tpr", "fpr", "a", "b", "false_label_rate")
-
-
 def _interval(bounds: tuple[float, float]) -> list[float | None]:
     return [None if not np.isfinite(v) else float(v) for v in bounds]
 
@@ -400,7 +399,9 @@ def estimate_true_shift(
 
     interval = (
         f"{int(round(level * 100))}% percentile bootstrap, {int(resamples)} resamples of the "
-        f"batch's {'groups' if groups is not None else 'examples'} and, jointly, of dev_b's groups"
+        f"batch's {'groups' if groups is not None else 'examples'} and, jointly, of dev_b's "
+        "groups; precision, recall and the distant prior also draw the batch's own decisions "
+        "and KB labels (for the values its labels would measure)"
     )
     source = (
         f"dev_b's {int(ref_rows.sum())} gold-labelled rows of {len(ref_rows)}, manifest weights"
