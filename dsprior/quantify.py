@@ -202,7 +202,8 @@ class Reference:
     bootstrap can refit the recalibration; ``split`` says which rows are dev_b
     (rates, KS) and which the calibration was fitted on; ``fit_weight`` is the
     weight each row had in that fit (at the training prior on dev_a, at the
-    production prior on dev_b).
+    production prior on dev_b). ``true_label``: the gold label (NaN where nobody
+    labelled the row), or None where the reference carries no gold column.
     """
 
     split: np.ndarray
@@ -211,10 +212,12 @@ class Reference:
     weight: np.ndarray
     fit_weight: np.ndarray
     probability: np.ndarray
+    true_label: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.split)
-        for name in ("group", "label", "weight", "fit_weight", "probability"):
+        names = ("group", "label", "weight", "fit_weight", "probability")
+        for name in names + (("true_label",) if self.true_label is not None else ()):
             if len(getattr(self, name)) != n:
                 raise ValueError(
                     f"reference column {name} has {len(getattr(self, name))} rows, not {n}"
@@ -237,12 +240,14 @@ def reference_from_rows(
     prior: float,
     training_prior: float | None,
     calibration: cal.Calibration,
+    true_label: np.ndarray | None = None,
 ) -> Reference:
     """dev_b's rows, plus the rows the calibration was fitted on, as a :class:`Reference`.
 
     ``probability`` is prior-corrected, before recalibration; ``weight`` the manifest
     weight. The fit weights repeat the fit: dev_b at the production ``prior``, dev_a
-    at ``training_prior`` (its rows as sampled when that is unknown).
+    at ``training_prior`` (its rows as sampled when that is unknown). ``true_label``
+    (gold, NaN where unlabelled) travels along where given.
     """
     split = np.asarray(split).astype(str)
     keep = split == "dev_b"
@@ -267,6 +272,7 @@ def reference_from_rows(
         weight=weight,
         fit_weight=fit_weight,
         probability=_probabilities(np.asarray(probability, dtype=np.float64)[keep]),
+        true_label=None if true_label is None else np.asarray(true_label, np.float64)[keep],
     )
 
 
@@ -286,7 +292,8 @@ def reference_from_predictions(
 
     Reads ``split``, ``group``, ``label``, ``weight`` and the probability before the
     recalibration: ``PRIOR_CORRECTED`` where the frame has it, else ``probability``
-    (predictions written before evaluate recalibrated).
+    (predictions written before evaluate recalibrated); the gold labels (``true_label``)
+    where the frame has them.
     """
     return reference_from_rows(
         predictions["split"].to_numpy(),
@@ -297,6 +304,11 @@ def reference_from_predictions(
         prior=prior,
         training_prior=training_prior,
         calibration=calibration,
+        true_label=(
+            predictions["true_label"].astype("Float64").to_numpy(np.float64, na_value=np.nan)
+            if "true_label" in predictions.columns
+            else None
+        ),
     )
 
 

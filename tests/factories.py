@@ -147,6 +147,7 @@ def build_pipeline(root: Path, *, prior: float | None) -> dict[str, Path]:
             "precision": "auto",
             "onednn": "auto",
             "threshold_labels": "distant",
+            "stated_label_noise": {"missing_label_rate": None, "false_label_rate": None},
         }
     }
     paths["params"].write_text(yaml.safe_dump(params))
@@ -429,6 +430,7 @@ EVAL_PARAMS = {
     "precision": "auto",
     "onednn": "auto",
     "threshold_labels": "distant",
+    "stated_label_noise": {"missing_label_rate": None, "false_label_rate": None},
 }
 
 # The metrics.json keys the evaluate issue requires (test_evaluate, the e2e test).

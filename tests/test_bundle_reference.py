@@ -48,3 +48,42 @@ def test_a_reference_without_a_column_is_refused(tmp_path: Path) -> None:
     pd.DataFrame({"split": ["dev_b"], "label": [1]}).to_parquet(path)
     with pytest.raises(ValueError, match=r"reference.parquet: lacks columns \['fit_weight'"):
         bundle.read_reference(path)
+
+
+def _predictions(gold: bool) -> pd.DataFrame:
+    """Six rows by hand: dev_b's four, a dev_a and a test row that the reference leaves out."""
+    frame = pd.DataFrame(
+        {
+            "split": ["dev_b", "dev_b", "dev_a", "dev_b", "test", "dev_b"],
+            "group": ["g1", "g1", "g2", "g3", "g4", "g5"],
+            "label": [1, 0, 1, 0, 1, 1],
+            "weight": [1.0] * 6,
+            "probability": [0.9, 0.2, 0.8, 0.1, 0.7, 0.6],
+        }
+    )
+    if gold:  # the fourth dev_b row nobody gold-labelled
+        frame["true_label"] = pd.array([1, 1, 1, None, 0, 0], dtype="Int8")
+    return frame
+
+
+def test_gold_labels_travel_with_dev_b_and_unlabelled_rows_stay_null(tmp_path: Path) -> None:
+    table = bundle.reference_table(
+        _predictions(gold=True), prior=0.1, training_prior=None, calibration=cal.IDENTITY
+    )
+    data = bundle.reference_bytes(table)
+    (tmp_path / "reference.parquet").write_bytes(data)
+    ref = bundle.read_reference(tmp_path / "reference.parquet")
+    np.testing.assert_array_equal(ref.true_label, [1.0, 1.0, np.nan, 0.0])
+    record = bundle.reference_record(table, data)
+    assert record["dev_b_gold_labelled"] == 3 and record["dev_b_gold_positives"] == 2
+
+
+def test_a_reference_without_gold_reads_as_none_and_counts_none(tmp_path: Path) -> None:
+    table = bundle.reference_table(
+        _predictions(gold=False), prior=0.1, training_prior=None, calibration=cal.IDENTITY
+    )
+    assert "true_label" not in table.columns
+    data = bundle.reference_bytes(table)
+    (tmp_path / "reference.parquet").write_bytes(data)
+    assert bundle.read_reference(tmp_path / "reference.parquet").true_label is None
+    assert "dev_b_gold_labelled" not in bundle.reference_record(table, data)

@@ -28,3 +28,25 @@ def test_bad_params_raise_with_message(params, message):
 def test_threshold_labels_must_be_distant_or_gold():
     with pytest.raises(ValueError, match="evaluate.threshold_labels must be one of"):
         check_params({**PARAMS, "threshold_labels": "human"})
+
+
+@pytest.mark.parametrize(
+    ("stated", "message"),
+    [
+        ({"missing_label_rate": 1.0, "false_label_rate": 0.1},
+         r"evaluate.stated_label_noise.missing_label_rate must be null or a number >= 0 and < 1"),
+        ({"missing_label_rate": 0.1, "false_label_rate": None},
+         r"evaluate.stated_label_noise.false_label_rate must be a number in \[0, 1\) \(both set"),
+        ({"missing_label_rate": 0.1, "false_positive": 0.1},
+         r"evaluate.stated_label_noise.false_positive: unknown key"),
+    ],
+)  # fmt: skip
+def test_stated_label_noise_is_checked_with_its_full_key(stated, message):
+    with pytest.raises(ValueError, match=message):
+        check_params({**PARAMS, "stated_label_noise": stated})
+
+
+def test_stated_label_noise_null_is_unset_and_set_is_passed_on():
+    assert check_params(PARAMS)["stated_label_noise"] is None
+    stated = {"missing_label_rate": 0.1, "false_label_rate": 0.05}
+    assert check_params({**PARAMS, "stated_label_noise": stated})["stated_label_noise"] == stated

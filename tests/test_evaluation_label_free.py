@@ -123,3 +123,77 @@ def test_every_run_reports_how_often_its_own_label_free_intervals_held(calibrate
         <= free[n]["estimated_prior"]["ci"][1] for n in out_of_sample
     )  # fmt: skip
     assert em["held"] >= 3
+
+
+def _gold_predictions(rng: np.random.Generator) -> pd.DataFrame:
+    """dev_b and test at a true prior of 0.05, distant labels flipped class-conditionally
+    (a = 0.9, b = 0.01), probabilities that flag 80% of true positives and 2% of negatives."""
+    n = 3000
+    truth = (rng.random(2 * n) < 0.05).astype(np.int8)
+    flagged = np.where(truth == 1, rng.random(2 * n) < 0.8, rng.random(2 * n) < 0.02)
+    distant = np.where(truth == 1, rng.random(2 * n) < 0.9, rng.random(2 * n) < 0.01)
+    return pd.DataFrame(
+        {
+            "split": np.repeat(["dev_b", "test"], n),
+            "group": np.arange(2 * n) // 2,
+            "label": distant.astype(np.int8),
+            "true_label": truth,
+            "weight": 1.0,
+            "probability": np.where(flagged, 0.6, 0.01),
+        }
+    )
+
+
+def test_true_shift_batches_stand_beside_what_gold_and_distant_labels_measure():
+    from dsprior.evaluation.label_free import interval_checks, true_shift_metrics
+    from dsprior.evaluation.report import true_shift_lines
+
+    predictions = _gold_predictions(np.random.default_rng(9))
+    kw = {"threshold": 0.5, "cost_fp": 1, "cost_fn": 10, "resamples": 200, "level": 0.95}
+    got = true_shift_metrics(predictions, seed=2, **kw)
+    assert {"dev_b", "test", "test_true_at_1_30", "test_true_at_1_100"} <= set(got)
+    thinned = got["test_true_at_1_100"]
+    assert thinned["measured"]["prior_true"] == pytest.approx(1 / 101, rel=0.05)
+    assert thinned["in_sample"] is False and got["dev_b"]["in_sample"] is True
+    # measured on the batch as it is: gold on its gold-labelled rows, distant on all
+    test = predictions[predictions["split"] == "test"]
+    alerts = test["probability"] >= 0.5
+    assert got["test"]["measured"]["precision_true"] == pytest.approx(
+        test.loc[alerts, "true_label"].mean()
+    )
+    assert got["test"]["measured"]["precision_distant"] == pytest.approx(
+        test.loc[alerts, "label"].mean()
+    )
+    # in sample, the adjusted count against gold gives dev_b's own gold prior and precision
+    dev_b = got["dev_b"]
+    assert dev_b["estimated_prior_true"]["value"] == pytest.approx(dev_b["measured"]["prior_true"])
+    precision = dev_b["estimated_at_threshold_true"]["precision"]["value"]
+    assert precision == pytest.approx(dev_b["measured"]["precision_true"])
+    for name, entry in got.items():
+        low, high = entry["estimated_prior_true"]["ci"]
+        assert low <= entry["estimated_prior_true"]["value"] <= high, name
+    report = "\n".join(true_shift_lines({"label_free_true_shift": got}))
+    assert "## When the true prior moves" in report and "| test_true_at_1_100 |" in report
+    # every run counts how often these intervals held, out of sample only
+    checks = interval_checks({}, level=0.95, true_shift=got)["intervals"]
+    out_of_sample = [n for n, e in got.items() if not e["in_sample"]]
+    for name in ("true prior", "precision against gold", "recall against gold",
+                 "precision against distant labels, true shift"):  # fmt: skip
+        c = checks[name]
+        assert c["checks"] + len(c["not_checked"]) == len(out_of_sample), name
+        assert "dev_b" not in c["missed"] + c["not_checked"], name
+    prior = checks["true prior"]
+    assert prior["held"] == sum(
+        got[n]["estimated_prior_true"]["ci"][0] <= got[n]["measured"]["prior_true"]
+        <= got[n]["estimated_prior_true"]["ci"][1] for n in out_of_sample
+    )  # fmt: skip
+    assert "true prior" not in interval_checks({}, level=0.95)["intervals"]  # no gold, no line
+    # without gold labels on dev_b: nothing, and nothing in the report
+    assert true_shift_metrics(predictions.drop(columns="true_label"), seed=2, **kw) is None
+    assert true_shift_lines({}) == []
+
+
+def test_evaluate_without_gold_labels_adds_no_true_shift_keys(calibrated):
+    metrics, _, report = calibrated
+    assert "label_free_true_shift" not in metrics
+    assert "When the true prior moves" not in report

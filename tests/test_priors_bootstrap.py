@@ -222,3 +222,34 @@ def test_a_chunk_below_one_is_refused_not_an_empty_bootstrap(chunk):
         priors.group_bootstrap(np.arange(4), count, resamples=5, level=0.9, seed=0, chunk=chunk)
     one = priors.group_bootstrap(np.arange(4), count, resamples=5, level=0.9, seed=0, chunk=1)
     assert one.samples["n"].shape == (5,)
+
+
+def test_strata_keep_each_samples_size_and_groups_whole():
+    """Two samples resampled jointly: each draws its own groups, as many as it has."""
+    groups = np.array(["a", "a", "b", "c", "a", "d", "d", "e"])  # "a" in both strata: two groups
+    strata = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    seen = []
+
+    def statistic(mult):
+        seen.extend(mult.copy())
+        return {"first": mult[:, :4].sum(axis=1)}
+
+    priors.group_bootstrap(groups, statistic, resamples=50, level=0.9, seed=3, strata=strata)
+    for mult in seen:
+        assert mult[0] == mult[1] and mult[5] == mult[6]
+        assert mult[0] + mult[2] + mult[3] == 3  # stratum 0: three groups, three drawn
+        assert mult[4] + mult[5] + mult[7] == 3  # stratum 1: its own "a", d and e
+    # the two "a" groups are drawn independently, not as one
+    assert any(m[0] != m[4] for m in seen)
+
+
+def test_strata_must_match_groups():
+    with pytest.raises(ValueError, match=r"strata has shape \(2,\), groups \(3,\)"):
+        priors.group_bootstrap(
+            np.array(["a", "b", "c"]),
+            lambda m: {"x": m.sum(axis=1)},
+            resamples=2,
+            level=0.9,
+            seed=0,
+            strata=np.array([0, 1]),
+        )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pytest
 
@@ -70,3 +71,90 @@ def test_the_output_must_hold_the_examples_just_scored() -> None:
     )
     with pytest.raises(RuntimeError, match="the output o.csv does not hold the examples"):
         summary.scores_in_output(table.slice(0, 1), record, output_path="o.csv")
+
+
+def _bundle_with_reference(tmp_path: Path, *, gold: bool, **evaluate_params) -> bundle.Bundle:
+    """A model-less bundle whose reference.parquet holds 600 dev_b rows (gold where ``gold``).
+
+    Probabilities are at the prior, no recalibration: the threshold 0.09 flags a true
+    positive with probability 0.8 and a true negative with 0.02.
+    """
+    rng = np.random.default_rng(4)
+    n = 600
+    truth = (rng.random(n) < 0.1).astype(np.int8)
+    flagged = np.where(truth == 1, rng.random(n) < 0.8, rng.random(n) < 0.02)
+    distant = np.where(truth == 1, rng.random(n) < 0.9, rng.random(n) < 0.01).astype(np.int8)
+    table = pd.DataFrame(
+        {
+            "split": "dev_b",
+            "group": np.arange(n) // 2,
+            "label": distant,
+            "weight": 1.0,
+            "fit_weight": 1.0,
+            "probability": np.where(flagged, 0.5, 0.01),
+        }
+    )
+    if gold:
+        table["true_label"] = pd.array(truth, dtype="Int8")
+    data = bundle.reference_bytes(table)
+    (tmp_path / "reference.parquet").write_bytes(data)
+    spec = bundle.build_spec(
+        **spec_inputs(
+            evaluate_params={"prior": None, **evaluate_params},
+            reference=bundle.reference_record(table, data),
+        )
+    )
+    return bundle.Bundle(tmp_path, spec, model=None)
+
+
+def _summarise(b: bundle.Bundle) -> dict:
+    probability = np.random.default_rng(5).choice([0.99, 0.0001], size=300, p=[0.05, 0.95])
+    scores = np.log(probability / (1 - probability))  # the model's log-odds
+    record = scoring.BatchRecord(
+        example_ids=[str(i) for i in range(300)], groups=[None] * 300, labels=[None] * 300
+    )
+    got, _ = scoring.batch_summary(b, scores, record, resamples=20, seed=1)
+    return got
+
+
+def test_true_label_keys_appear_where_the_bundle_holds_gold(tmp_path: Path) -> None:
+    got = _summarise(_bundle_with_reference(tmp_path, gold=True))
+    for key in ("estimated_prior_true", "estimated_at_threshold_true", "label_noise"):
+        assert key in got
+    # shaped as the distant-label keys, which stay as they were
+    assert set(got["estimated_prior"]) <= set(got["estimated_prior_true"])
+    assert set(got["estimated_at_threshold"]) <= set(got["estimated_at_threshold_true"])
+    assert (
+        got["estimated_prior"]["method"]
+        == "EM (Saerens et al. 2002) on the calibrated probabilities"
+    )
+    noise = got["label_noise"]
+    assert 0.8 < noise["distant_1_given_true_1"]["value"] <= 1
+    assert "gold-labelled rows" in noise["from"]
+    assert "noise_assumption" not in got
+
+
+def test_without_gold_the_keys_are_absent_and_the_assumption_is_said(tmp_path: Path) -> None:
+    got = _summarise(_bundle_with_reference(tmp_path, gold=False))
+    assert "estimated_prior_true" not in got and "estimated_at_threshold_true" not in got
+    assert "no true_label column" in got["true_label_estimate"]
+    assert "P(x | distant label) fixed" in got["noise_assumption"]
+    assert "evaluate.stated_label_noise is unset" in got["noise_sensitivity"]
+
+
+def test_stated_noise_rates_give_the_sensitivity_without_gold(tmp_path: Path) -> None:
+    stated = {"missing_label_rate": 0.1, "false_label_rate": 0.1}
+    got = _summarise(_bundle_with_reference(tmp_path, gold=False, stated_label_noise=stated))
+    assert "estimated_prior_true" not in got
+    sensitivity = got["noise_sensitivity"]
+    assert sensitivity["label_noise"]["stated"] == stated
+    moves = sensitivity["distant_estimates_move_by"]
+    at = sensitivity["estimated_at_threshold_true"]["distant_labels"]
+    expected = at["precision"]["value"] - got["estimated_at_threshold"]["precision"]["value"]
+    assert moves["precision"] == pytest.approx(expected)
+
+
+def test_an_older_bundle_without_a_reference_says_why(tmp_path: Path) -> None:
+    got = _summarise(tiny_bundle())
+    assert "estimated_prior_true" not in got
+    assert "no dev_b reference" in got["true_label_estimate"]

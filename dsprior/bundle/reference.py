@@ -21,6 +21,9 @@ from dsprior import quantify
 
 REFERENCE_FILE = "reference.parquet"
 REFERENCE_COLUMNS = ("split", "group", "label", "weight", "fit_weight", "probability")
+# optional: the gold label (null where nobody labelled the row); bundles built from
+# predictions without gold labels, and older bundles, lack it
+GOLD_COLUMN = "true_label"
 
 
 def reference_table(
@@ -39,7 +42,7 @@ def reference_table(
         predictions, prior=prior, training_prior=training_prior, calibration=calibration
     )
     _, codes = np.unique(ref.group, return_inverse=True)
-    return pd.DataFrame(
+    table = pd.DataFrame(
         {
             "split": ref.split,
             "group": codes.astype(np.int32),
@@ -49,6 +52,12 @@ def reference_table(
             "probability": ref.probability,
         }
     )
+    if ref.true_label is not None:  # nullable: rows nobody gold-labelled stay null
+        table[GOLD_COLUMN] = pd.array(
+            np.where(np.isnan(ref.true_label), 0, ref.true_label).astype(np.int8), dtype="Int8"
+        )
+        table.loc[np.isnan(ref.true_label), GOLD_COLUMN] = pd.NA
+    return table
 
 
 def reference_bytes(table: pd.DataFrame) -> bytes:
@@ -68,6 +77,18 @@ def reference_record(table: pd.DataFrame, data: bytes) -> dict[str, Any]:
         "dev_b_rows": int(dev_b.sum()),
         "dev_b_positives": int(table.loc[dev_b, "label"].sum()),
         "probability": "prior-corrected, before the recalibration",
+        **_gold_counts(table[dev_b]),
+    }
+
+
+def _gold_counts(dev_b: pd.DataFrame) -> dict[str, Any]:
+    """How many dev_b rows carry a gold label, and how many of them are gold positives."""
+    if GOLD_COLUMN not in dev_b.columns:
+        return {}
+    gold = dev_b[GOLD_COLUMN]
+    return {
+        "dev_b_gold_labelled": int(gold.notna().sum()),
+        "dev_b_gold_positives": int((gold == 1).sum()),
     }
 
 
@@ -84,4 +105,9 @@ def read_reference(path: str | Path) -> quantify.Reference:
         weight=table["weight"].to_numpy(np.float64),
         fit_weight=table["fit_weight"].to_numpy(np.float64),
         probability=table["probability"].to_numpy(np.float64),
+        true_label=(
+            table[GOLD_COLUMN].astype("Float64").to_numpy(np.float64, na_value=np.nan)
+            if GOLD_COLUMN in table.columns
+            else None
+        ),
     )

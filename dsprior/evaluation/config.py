@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dsprior import hardware, priors, settings
+from dsprior import hardware, noise_shift, priors, settings
 
 THRESHOLD_LABELS = ("distant", "gold")
 
@@ -26,6 +26,13 @@ PARAMS_SCHEMA: dict[str, settings.Spec] = {
     "precision": settings.Choice(*hardware.PRECISIONS),  # scoring precision (dsprior.hardware)
     "onednn": settings.Choice(*hardware.ONEDNN_SETTINGS),
     "threshold_labels": settings.Choice(*THRESHOLD_LABELS),  # choose dev_b's threshold on these
+    # noise rates a team states for the true-prior sensitivity (dsprior.noise_shift); null: unset
+    "stated_label_noise": settings.Section(
+        {
+            k: settings.Number(minimum=0, maximum=1, max_open=True, none=True)
+            for k in noise_shift.STATED_KEYS
+        }
+    ),
 }
 
 
@@ -45,6 +52,7 @@ def check_params(params: dict[str, Any]) -> dict[str, Any]:
         "precision": params["precision"],
         "onednn": params["onednn"],
         "threshold_labels": params["threshold_labels"],
+        "stated_label_noise": noise_shift.check_stated_noise(params["stated_label_noise"]),
     }
     priors.bayes_threshold(cost_fp=out["cost_fp"], cost_fn=out["cost_fn"])  # not both zero
     return out

@@ -3,6 +3,11 @@
 Each batch is estimated as ``score --summary`` does (labels hidden, dev_b as the
 reference, resampled by group), and the measured numbers (manifest weights, so at the
 batch's own label rate) stand beside the estimates.
+
+Where dev_b carries gold labels, ``true_shift_metrics`` adds the true-label estimate
+(``dsprior.noise_shift``) on dev_b, test and test with *true* positives or negatives
+subsampled (the true prior moving, distant labels following), beside what gold and
+distant labels measure there.
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from dsprior import calibration as cal
-from dsprior import priors, quantify
+from dsprior import noise_shift, priors, quantify
+from dsprior.evaluation.gold import gold_labels
 from dsprior.evaluation.measures import decisions_at
 
 LABEL_FREE_SPLITS = ("dev_b", "test")
@@ -21,10 +27,11 @@ LABEL_FREE_RATIOS = (30, 100, 250)  # test resampled to 1:N (N negatives a posit
 
 
 def _resampled_to_prior(
-    frame: pd.DataFrame, target: float, rng: np.random.Generator
+    frame: pd.DataFrame, target: float, rng: np.random.Generator, *, column: str = "label"
 ) -> pd.DataFrame | None:
-    """``frame`` with positives or negatives subsampled so its positive fraction is ``target``."""
-    y = frame["label"].to_numpy()
+    """``frame`` with positives or negatives (of ``column``) subsampled so that its positive
+    fraction is ``target``."""
+    y = frame[column].to_numpy()
     pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
     if len(pos) == 0 or len(neg) == 0:
         return None
@@ -119,6 +126,17 @@ INTERVAL_CHECKS = (
     ("recall at the threshold", ("estimated_at_threshold", "recall"), "recall"),
     ("expected cost per 1,000", ("estimated_at_threshold", "expected_cost"), "expected_cost"),
 )
+# The same for the true-label estimate (``label_free_true_shift``'s batches).
+TRUE_SHIFT_CHECKS = (
+    ("true prior", ("estimated_prior_true",), "prior_true"),
+    ("precision against gold", ("estimated_at_threshold_true", "precision"), "precision_true"),
+    (
+        "precision against distant labels, true shift",
+        ("estimated_at_threshold_true", "distant_labels", "precision"),
+        "precision_distant",
+    ),
+    ("recall against gold", ("estimated_at_threshold_true", "recall"), "recall_true"),
+)
 
 
 def _entry(summary: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any] | None:
@@ -129,18 +147,27 @@ def _entry(summary: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any] | N
     return summary if isinstance(summary, dict) else None
 
 
-def interval_checks(label_free: dict[str, dict[str, Any]], *, level: float) -> dict[str, Any]:
+def interval_checks(
+    label_free: dict[str, dict[str, Any]],
+    *,
+    level: float,
+    true_shift: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """How often each label-free interval held what the labels measured, on this run's batches.
 
-    Only out-of-sample batches count (dev_b is its own reference). A batch whose interval
+    ``true_shift``: the true-label estimate's batches, checked against gold and distant
+    labels where dev_b has gold. Only out-of-sample batches count (dev_b is its own
+    reference). A batch whose interval
     was not printed (no interval, or no measured value) is listed as ``not_checked``.
     The batches resampled from test share its examples, so the checks are not independent:
     this is a run's own sanity line, the coverage benchmark is the measurement.
     """
     out: dict[str, Any] = {}
-    for name, path, measured_key in INTERVAL_CHECKS:
+    checks = [(label_free, check) for check in INTERVAL_CHECKS]
+    checks += [(true_shift, check) for check in TRUE_SHIFT_CHECKS if true_shift]
+    for batches, (name, path, measured_key) in checks:
         held, missed, not_checked = [], [], []
-        for batch, summary in label_free.items():
+        for batch, summary in batches.items():
             if summary.get("in_sample"):
                 continue
             entry = _entry(summary, path)
@@ -163,3 +190,85 @@ def interval_checks(label_free: dict[str, dict[str, Any]], *, level: float) -> d
         "batches": "out of sample only (test, and test resampled to other priors: not independent)",
         "intervals": out,
     }
+
+
+def _measured_against_both(frame: pd.DataFrame, threshold: float) -> dict[str, Any]:
+    """Prior, precision and recall against gold (gold-labelled rows) and distant labels."""
+    gold = gold_labels(frame)
+    labelled = ~np.isnan(gold)
+    w = frame["weight"].to_numpy(np.float64)
+    decision = decisions_at(frame, threshold)
+    out: dict[str, Any] = {"gold_examples": int(labelled.sum())}
+    for name, y, rows in (
+        ("true", gold, labelled),
+        ("distant", frame["label"].to_numpy(np.float64), np.ones(len(frame), bool)),
+    ):
+        cm = priors.confusion(y[rows].astype(np.int8), decision[rows], w[rows])
+        rates = priors.rates(cm)
+        out[f"prior_{name}"] = priors.estimate_prior(y[rows].astype(np.int8), w[rows])
+        out[f"precision_{name}"] = rates["precision"]
+        out[f"recall_{name}"] = rates["recall"]
+    return out
+
+
+def true_shift_batches(predictions: pd.DataFrame, *, seed: int) -> dict[str, pd.DataFrame]:
+    """dev_b, test, and test's gold-labelled rows with *true* positives or negatives
+    subsampled to each of ``LABEL_FREE_RATIOS`` (where it can be)."""
+    rng = np.random.default_rng([seed, 23])
+    batches = {s: predictions[predictions["split"] == s] for s in LABEL_FREE_SPLITS}
+    test = batches["test"].assign(_gold=gold_labels(batches["test"]))
+    test = test[~np.isnan(test["_gold"].to_numpy())]
+    for ratio in LABEL_FREE_RATIOS:
+        resampled = _resampled_to_prior(test, 1.0 / (1.0 + ratio), rng, column="_gold")
+        if resampled is not None:
+            batches[f"test_true_at_1_{ratio}"] = resampled.drop(columns="_gold")
+    return batches
+
+
+def true_shift_metrics(
+    predictions: pd.DataFrame,
+    *,
+    threshold: float,
+    cost_fp: float,
+    cost_fn: float,
+    resamples: int,
+    level: float,
+    seed: int,
+) -> dict[str, Any] | None:
+    """The true-label estimate (``dsprior.noise_shift``) on each batch, beside what gold and
+    distant labels measure; None where dev_b has no gold labels of both classes.
+
+    The noise rates and the decision's rates against the truth come from dev_b's
+    gold-labelled rows (manifest weights); ``test_true_at_1_N`` is test's gold-labelled
+    rows with true positives or negatives subsampled to 1:N, so distant labels follow.
+    """
+    dev_b = predictions[predictions["split"] == "dev_b"]
+    reference = noise_shift.NoiseReference(
+        decision=decisions_at(dev_b, threshold),
+        distant=dev_b["label"].to_numpy(),
+        gold=gold_labels(dev_b),
+        weight=dev_b["weight"].to_numpy(np.float64),
+        group=dev_b["group"].to_numpy(),
+    )
+    if not reference.has_gold():
+        return None
+    out: dict[str, Any] = {}
+    for name, frame in true_shift_batches(predictions, seed=seed).items():
+        if frame.empty:
+            continue
+        entry = noise_shift.estimate_true_shift(
+            decisions_at(frame, threshold),
+            reference,
+            threshold=threshold,
+            cost_fp=cost_fp,
+            cost_fn=cost_fn,
+            groups=frame["group"].to_numpy(),
+            resamples=resamples,
+            level=level,
+            seed=seed,
+        )
+        entry["examples"] = int(len(frame))
+        entry["measured"] = _measured_against_both(frame, threshold)
+        entry["in_sample"] = name == "dev_b"  # dev_b is also where the rates come from
+        out[name] = entry
+    return out

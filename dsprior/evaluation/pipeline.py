@@ -15,7 +15,11 @@ from dsprior import calibration as cal
 from dsprior import runtime
 from dsprior.evaluation.config import check_params
 from dsprior.evaluation.inputs import build_predictions
-from dsprior.evaluation.label_free import interval_checks, label_free_metrics
+from dsprior.evaluation.label_free import (
+    interval_checks,
+    label_free_metrics,
+    true_shift_metrics,
+)
 from dsprior.evaluation.metrics import compute_metrics, prior_sensitivity
 from dsprior.evaluation.plots import plot_data
 from dsprior.evaluation.recalibration import (
@@ -96,7 +100,20 @@ def add_label_free(
         level=boot["level"],
         seed=boot["seed"],
     )
-    metrics["label_free_checks"] = interval_checks(metrics["label_free"], level=boot["level"])
+    true_shift = true_shift_metrics(
+        predictions,
+        threshold=threshold,
+        cost_fp=metrics["cost"]["false_positive"],
+        cost_fn=metrics["cost"]["false_negative"],
+        resamples=boot["resamples"],
+        level=boot["level"],
+        seed=boot["seed"],
+    )
+    if true_shift is not None:  # dev_b has gold labels
+        metrics["label_free_true_shift"] = true_shift
+    metrics["label_free_checks"] = interval_checks(
+        metrics["label_free"], level=boot["level"], true_shift=true_shift
+    )
     return runtime.finite_or_none(metrics)
 
 

@@ -508,7 +508,7 @@ def interval_check_lines(metrics: dict[str, Any]) -> list[str]:
     level = int(round(checks["level"] * 100))
     lines = [
         f"Did the {level}% intervals hold on this run's own data? Each batch above with its "
-        "labels hidden, dev_b left out (it is the reference); the batches resampled from test "
+        "labels hidden, dev_b left out (it is the reference); the batches drawn from test "
         "share its examples, so these checks are not independent (the coverage benchmark, "
         "`make coverage`, measures coverage over many simulated worlds):",
         "",
@@ -524,11 +524,51 @@ def interval_check_lines(metrics: dict[str, Any]) -> list[str]:
     return lines
 
 
+def true_shift_lines(metrics: dict[str, Any]) -> list[str]:
+    """The true-label estimate on each batch beside gold and distant labels; nothing without
+    gold labels on dev_b."""
+    batches = metrics.get("label_free_true_shift")
+    if not batches:
+        return []
+    noise = next(iter(batches.values()))["label_noise"]
+    lines = [
+        "## When the true prior moves",
+        "",
+        "The estimates above assume the batch differs from dev_b by its distant-label prior "
+        "only. In the world the relation's true prior moves and the distant labels follow "
+        "through the KB's noise. Assuming that noise is class-conditional (flips independent "
+        "of the features given the truth), each batch's true prior comes from its alert rate "
+        "and the rule's rates against dev_b's gold labels, and its precision and recall "
+        "against gold and distant labels follow (`dsprior/noise_shift.py`). On dev_b: "
+        f"P(distant 1 | true 1) = {_est(noise['distant_1_given_true_1'])}, "
+        f"P(distant 1 | true 0) = {_est(noise['distant_1_given_true_0'], 5)}. "
+        "`test_true_at_1_N` is test's gold-labelled rows with true positives or negatives "
+        "subsampled to 1:N. Intervals resample the batch's groups and dev_b's, and draw the "
+        "batch's own decisions and KB labels.",
+        "",
+        "| batch | examples | true prior | estimated | precision, gold | estimated | "
+        "precision, distant | estimated | recall, gold | estimated |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, s in batches.items():
+        m, at = s["measured"], s["estimated_at_threshold_true"]
+        lines.append(
+            f"| {name} | {s['examples']} | {_fmt(m['prior_true'], 4)} | "
+            f"{_est(s['estimated_prior_true'], 4)} | {_fmt(m['precision_true'])} | "
+            f"{_est(at['precision'])} | {_fmt(m['precision_distant'])} | "
+            f"{_est(at['distant_labels']['precision'])} | {_fmt(m['recall_true'])} | "
+            f"{_est(at['recall'])} |"
+        )
+    lines.append("")
+    return lines
+
+
 def label_free_lines(metrics: dict[str, Any]) -> list[str]:
     """Markdown: calibration at the prior, and the label-free estimates beside the measurements."""
     return [
         *calibration_lines(metrics),
         *prior_sensitivity_lines(metrics),
         *label_free_estimate_lines(metrics),
+        *true_shift_lines(metrics),
         *interval_check_lines(metrics),
     ]

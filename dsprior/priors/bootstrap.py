@@ -32,6 +32,7 @@ def group_bootstrap(
     seed: int | np.random.Generator,
     progress: bool = False,
     chunk: int = BOOTSTRAP_CHUNK,
+    strata: np.ndarray | None = None,
 ) -> BootstrapResult:
     """Percentile bootstrap that resamples whole groups with replacement, vectorised.
 
@@ -43,6 +44,11 @@ def group_bootstrap(
     and returns ``{name: k values}``. Resamples come ``chunk`` at a time, so memory is
     ``chunk * n`` floats. Resamples where a statistic is undefined (NaN) are left out
     of that statistic's interval. The draws are the same for any ``chunk``.
+
+    ``strata`` (one label per example) resamples each stratum's groups on their own, as
+    many as it has: two samples estimated jointly (a batch and the labelled reference it
+    is compared with) each keep their size in every resample. A group is then a group
+    within its stratum. Without ``strata`` the draws are those of one stratum.
     """
     if int(resamples) < 1:
         raise ValueError(f"resamples must be >= 1, got {resamples!r}")
@@ -53,8 +59,9 @@ def group_bootstrap(
     if len(groups) == 0:
         raise ValueError("group_bootstrap needs at least one example")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    _, codes = np.unique(groups, return_inverse=True)
-    n_groups = int(codes.max()) + 1
+    codes, sizes = _stratified_codes(groups, strata)
+    n_groups = int(sizes.sum())
+    firsts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     draws: dict[str, list[np.ndarray]] = {}
     starts = range(0, int(resamples), int(chunk))
     if progress:
@@ -63,7 +70,17 @@ def group_bootstrap(
         starts = tqdm(starts, desc="bootstrap", unit="chunk", leave=False)
     for start in starts:
         k = min(int(chunk), int(resamples) - start)
-        drawn = rng.integers(0, n_groups, (k, n_groups))
+        drawn = (
+            rng.integers(0, n_groups, (k, n_groups))
+            if len(sizes) == 1
+            else np.concatenate(
+                [
+                    first + rng.integers(0, size, (k, size))
+                    for first, size in zip(firsts, sizes, strict=True)
+                ],
+                axis=1,
+            )
+        )
         flat = (np.arange(k)[:, None] * n_groups + drawn).ravel()
         counts = np.bincount(flat, minlength=k * n_groups).reshape(k, n_groups)
         values = statistic(counts[:, codes].astype(np.float64))
@@ -83,3 +100,24 @@ def group_bootstrap(
             low, high = np.quantile(finite, [alpha, 1.0 - alpha])
             intervals[name] = (float(low), float(high))
     return BootstrapResult(intervals=intervals, samples=samples, level=level)
+
+
+def _stratified_codes(
+    groups: np.ndarray, strata: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each example's group code, numbered stratum by stratum, and each stratum's group count."""
+    if strata is None:
+        _, codes = np.unique(groups, return_inverse=True)
+        return codes, np.array([int(codes.max()) + 1])
+    strata = np.asarray(strata)
+    if strata.shape != groups.shape:
+        raise ValueError(f"strata has shape {strata.shape}, groups {groups.shape}: one a row")
+    _, stratum = np.unique(strata, return_inverse=True)
+    codes = np.empty(len(groups), dtype=np.int64)
+    sizes = []
+    for s in range(int(stratum.max()) + 1):
+        rows = stratum == s
+        _, within = np.unique(groups[rows], return_inverse=True)
+        codes[rows] = sum(sizes) + within
+        sizes.append(int(within.max()) + 1)
+    return codes, np.array(sizes)

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from dsprior import quantify, runtime
+from dsprior import calibration as cal
+from dsprior import noise_shift, quantify, runtime
 from dsprior.bundle import HASH_KEY, Bundle
 from dsprior.rawio import Example
 from dsprior.scoring.stream import ScoreSummary
@@ -125,6 +126,50 @@ def measured_record(
     return measured
 
 
+def true_label_record(
+    bundle: Bundle,
+    reference: quantify.Reference | None,
+    decision: np.ndarray,
+    distant_estimate: dict[str, Any],
+    *,
+    groups: np.ndarray | None,
+    resamples: int,
+    level: float,
+    seed: int,
+) -> dict[str, Any]:
+    """The true-label keys (``dsprior.noise_shift.true_shift_record``) from the bundle's
+    reference: its gold labels where it holds them, else the noise rates stated in its
+    ``evaluate.stated_label_noise`` (older bundles: none)."""
+    evaluate_params = bundle.spec.get("params", {}).get("evaluate") or {}
+    stated = noise_shift.check_stated_noise(evaluate_params.get("stated_label_noise"))
+    rows, reason = None, "the bundle holds no dev_b reference (format 1)"
+    if reference is not None:
+        # the bundle's rule on dev_b's prior-corrected probabilities, compared in log-odds
+        z = bundle.calibration.map_log_odds(cal.log_odds(reference.probability))
+        rows = noise_shift.reference_rows(reference, (z >= bundle.threshold_logit).astype(np.int8))
+        reason = (
+            None
+            if reference.true_label is not None
+            else "the bundle's reference.parquet has no true_label column (built from data "
+            "without gold labels, or before the bundle held them)"
+        )
+    cost = bundle.spec["cost"]
+    return noise_shift.true_shift_record(
+        decision,
+        rows,
+        distant_estimate=distant_estimate,
+        stated=stated,
+        threshold=bundle.threshold,
+        cost_fp=float(cost["false_positive"]),
+        cost_fn=float(cost["false_negative"]),
+        groups=groups,
+        resamples=resamples,
+        level=level,
+        seed=seed,
+        missing_reason=reason,
+    )
+
+
 def batch_summary(
     bundle: Bundle,
     scores: np.ndarray,
@@ -173,6 +218,19 @@ def batch_summary(
     )
     summary["adapt_prior"] = adapt_prior_record(
         corrected, decision, adapted, applied=adapt_prior, to_prior=estimate, estimate_kw=kw
+    )
+    # the true relation's prior moving, distant labels following (issue #23)
+    summary.update(
+        true_label_record(
+            bundle,
+            kw["reference"],
+            decision,
+            summary,
+            groups=groups,
+            resamples=resamples,
+            level=level,
+            seed=seed,
+        )  # fmt: skip
     )
     measured = measured_record(
         record.labels, decision, adapted, adapt_prior=adapt_prior, cost_fp=cost_fp, cost_fn=cost_fn
