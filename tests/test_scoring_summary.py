@@ -11,6 +11,7 @@ import pytest
 
 from dsprior import bundle, scoring
 from dsprior.scoring import summary
+from dsprior.scoring.report import render_summary
 from tests.factories import spec_inputs
 
 
@@ -132,6 +133,12 @@ def test_true_label_keys_appear_where_the_bundle_holds_gold(tmp_path: Path) -> N
     assert 0.8 < noise["distant_1_given_true_1"]["value"] <= 1
     assert "gold-labelled rows" in noise["from"]
     assert "noise_assumption" not in got
+    # summary.md: the same numbers, against the truth and against distant labels
+    markdown = render_summary(got)
+    at = got["estimated_at_threshold_true"]
+    assert "When the true prior moves" in markdown
+    row = f"| precision | {at['precision']['value']:.3f} ["
+    assert row in markdown and f"{at['distant_labels']['precision']['value']:.3f} [" in markdown
 
 
 def test_without_gold_the_keys_are_absent_and_the_assumption_is_said(tmp_path: Path) -> None:
@@ -140,6 +147,9 @@ def test_without_gold_the_keys_are_absent_and_the_assumption_is_said(tmp_path: P
     assert "no true_label column" in got["true_label_estimate"]
     assert "P(x | distant label) fixed" in got["noise_assumption"]
     assert "evaluate.stated_label_noise is unset" in got["noise_sensitivity"]
+    markdown = render_summary(got)
+    assert "When the true prior moves" not in markdown
+    assert f"Assumption: {got['noise_assumption']}." in markdown
 
 
 def test_stated_noise_rates_give_the_sensitivity_without_gold(tmp_path: Path) -> None:
@@ -149,6 +159,7 @@ def test_stated_noise_rates_give_the_sensitivity_without_gold(tmp_path: Path) ->
     sensitivity = got["noise_sensitivity"]
     assert sensitivity["label_noise"]["stated"] == stated
     moves = sensitivity["distant_estimates_move_by"]
+    assert f"precision {moves['precision']:+.3f}" in render_summary(got)
     at = sensitivity["estimated_at_threshold_true"]["distant_labels"]
     expected = at["precision"]["value"] - got["estimated_at_threshold"]["precision"]["value"]
     assert moves["precision"] == pytest.approx(expected)

@@ -80,6 +80,42 @@ def _threshold_lines(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _true_lines(summary: dict[str, Any]) -> list[str]:
+    """The true-label estimate (where the bundle holds gold labels), or what the distant-label
+    estimates assume and how far stated noise rates move them."""
+    if "estimated_prior_true" not in summary:
+        if "noise_assumption" not in summary:
+            return []
+        sensitivity = summary.get("noise_sensitivity")
+        lines = ["", f"Against the truth: {summary['true_label_estimate']}."]
+        lines.append(f"Assumption: {summary['noise_assumption']}.")
+        if isinstance(sensitivity, dict):
+            moves = sensitivity["distant_estimates_move_by"]
+            lines.append(
+                "Under the stated noise rates the distant-label estimates move by: "
+                + ", ".join(f"{k} {v:+.3f}" for k, v in moves.items() if v is not None)
+                + "."
+            )
+        elif sensitivity:
+            lines.append(f"Noise sensitivity {sensitivity}.")
+        return lines
+    at, noise = summary["estimated_at_threshold_true"], summary["label_noise"]
+    distant = at["distant_labels"]
+    lines = [
+        "",
+        "When the true prior moves (class-conditional KB noise, rates from dev_b's gold "
+        f"labels: P(distant 1 | true 1) = {_pair(noise['distant_1_given_true_1'])}, "
+        f"P(distant 1 | true 0) = {_pair(noise['distant_1_given_true_0'], 5)}):",
+        "",
+        "| | against the truth | against distant labels |",
+        "|---|---|---|",
+        f"| prior | {_pair(summary['estimated_prior_true'], 4)} | {_pair(distant['prior'], 4)} |",
+        f"| precision | {_pair(at['precision'])} | {_pair(distant['precision'])} |",
+        f"| recall | {_pair(at['recall'])} | {_pair(distant['recall'])} |",
+    ]
+    return lines
+
+
 def _adapt_lines(summary: dict[str, Any]) -> list[str]:
     """What ``--adapt-prior`` did, or would do, to the decisions."""
     adapt = summary["adapt_prior"]
@@ -110,6 +146,7 @@ def render_summary(summary: dict[str, Any]) -> str:
         return "\n".join([*lines, "", *_warning_lines(summary), ""])
     lines += _estimate_lines(summary)
     lines += _threshold_lines(summary)
+    lines += _true_lines(summary)
     lines += _adapt_lines(summary)
     lines += _warning_lines(summary)
     return "\n".join(lines) + "\n"
