@@ -121,10 +121,12 @@ def main(argv: list[str] | None = None) -> None:
         params["monitor"] = RULES
         (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     results: dict[str, Any] = {"rules": RULES, "examples_per_batch": args.examples, "streams": {}}
+    start = 0  # each stream draws new sources of the world: no example in two streams
     for name, priors in STREAMS.items():
         batches = score_stream(
-            project, name, priors, examples=args.examples, resamples=args.resamples
+            project, name, priors, examples=args.examples, resamples=args.resamples, start=start
         )
+        start += len(priors)
         again = run(["dvc", "repro"], project).stdout
         ran = [line for line in again.splitlines() if line.startswith("Running stage")]
         results["streams"][name] = {"reran": ran, **outcome(project, batches)}
