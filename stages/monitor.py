@@ -49,6 +49,11 @@ def main(argv: list[str] | None = None) -> None:
     runtime.setup_logging()
     rules = monitoring.check_params(settings.load_params(args.params, "monitor"))
     shipped = monitoring.shipped_values(json.loads(args.shipped.read_text()))
+    if not args.history.is_file():  # an absent history is a wrong path, not "no batches yet"
+        raise ValueError(
+            f"{args.history}: no such history file; `score --summary S.json --history "
+            f"{args.history}` creates it, or create it empty"
+        )
     rows = monitoring.read_history(args.history)
     metrics, plots, report = monitoring.monitor_history(rows, rules=rules, shipped=shipped)
 
