@@ -12,13 +12,14 @@ After each stream, `dvc repro` must rerun only the monitor stage. Reports, per s
 each batch's true prior beside its estimate and verdict, the first batch whose true prior
 is past the band, and where the alert fired (``benchmarks/results/monitor.json``).
 
-    python benchmarks/bench_monitor.py [--work DIR] [--examples 4000]
+    python benchmarks/bench_monitor.py [--work DIR] [--examples 4000] [--reuse]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -109,9 +110,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--examples", type=int, default=4000, help="examples drawn per batch")
     parser.add_argument("--resamples", type=int, default=200)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/monitor.json")
+    parser.add_argument(
+        "--reuse", action="store_true", help="score with the project a run before built in --work"
+    )
     args = parser.parse_args(argv)
     began = time.time()
     project = args.work / "project"
+    if not args.reuse:
+        shutil.rmtree(args.work, ignore_errors=True)
     if not (project / "bundle").is_dir():
         overrides = deep_merge(deep_merge(TINY_PARAMS, DRIFT_WORLD), {"monitor": RULES})
         make_project(project, overrides)
