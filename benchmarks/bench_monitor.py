@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     began = time.time()
     project = args.work / "project"
     if not args.reuse:
-        shutil.rmtree(args.work, ignore_errors=True)
+        shutil.rmtree(project, ignore_errors=True)  # only what this script made there
     if not (project / "bundle").is_dir():
         overrides = deep_merge(deep_merge(TINY_PARAMS, DRIFT_WORLD), {"monitor": RULES})
         make_project(project, overrides)
