@@ -216,12 +216,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def check_outputs(args: argparse.Namespace) -> None:
     """Refuse, before the bundle is loaded, outputs over the input or each other, an output
     extension that chooses no format, and an input that cannot be read."""
-    written = {
-        "--output": args.output,
-        "--rejects": args.rejects,
-        "--summary": args.summary,
-        "--history": args.history,
-    }
+    written = {"--output": args.output, "--rejects": args.rejects, "--summary": args.summary}
+    written["--history"] = args.history
     if args.summary is not None:
         written["--summary (its .md)"] = summary_markdown_path(args.summary)
     check_paths(args.input, written)
