@@ -57,6 +57,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_onednn.py
 	$(BIN)/python benchmarks/bench_label_free.py
 	$(BIN)/python benchmarks/bench_noise_shift.py  # after make repro: scores a fresh 40k-example source
+	$(BIN)/python benchmarks/bench_monitor.py  # its own small project: about 4 minutes
 	$(BIN)/python benchmarks/bench_stages.py  # after make repro: the default run's data
 
 # The reference scale end to end (benchmarks/params-reference.yaml): one real `dvc repro`,

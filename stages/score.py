@@ -32,7 +32,9 @@ prior, and drift
 (``prior_shift``: the interval excludes the bundle's prior; a KS test against
 dev_b's probabilities). ``S.md`` beside it renders the same. Labels, where the
 input has them, are measured beside the estimates. ``--adapt-prior`` rewrites the
-output with probabilities and decisions at the estimated prior.
+output with probabilities and decisions at the estimated prior. ``--history H`` appends the
+batch's summary to the monitoring history H (``dsprior.monitoring.history``; the ``monitor``
+stage reads it), once per batch unless ``--history-duplicate`` says otherwise.
 
 This module is the command's entry point only: parsing, loading the bundle in
 the precision the machine resolves, and writing; the scoring itself is
@@ -57,7 +59,7 @@ from typing import Any
 
 import numpy as np
 
-from dsprior import hardware, runtime
+from dsprior import hardware, monitoring, runtime
 from dsprior.bundle import Bundle, load_bundle
 from dsprior.rawio import DIM_MISMATCH, FORMATS, ON_ERROR, RawDataError
 from dsprior.scoring import (
@@ -187,7 +189,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "evaluate.bootstrap.resamples)",
     )
     parser.add_argument("--seed", type=int, help="bootstrap seed (default: the bundle's)")
+    parser.add_argument(
+        "--history",
+        type=Path,
+        help="with --summary: append the batch to this monitoring history (JSON Lines)",
+    )
+    parser.add_argument(
+        "--batch-name", help="the batch's name in the history (default: INPUT_NAME@UTC_TIME)"
+    )
+    parser.add_argument(
+        "--history-duplicate",
+        choices=monitoring.DUPLICATE_MODES,
+        default="skip",
+        help="a batch the history already holds (same bundle, and same name or same input): "
+        "skip (default), replace it, or append it again",
+    )
     args = parser.parse_args(argv)
+    if args.history is not None and args.summary is None:
+        parser.error("--history needs --summary (the history records the summary's estimates)")
     if args.adapt_prior and args.summary is None:
         parser.error("--adapt-prior needs --summary (the estimate it adapts to goes there)")
     if args.resamples is not None and args.resamples < 1:
@@ -201,6 +220,7 @@ def check_outputs(args: argparse.Namespace) -> None:
     """Refuse, before the bundle is loaded, outputs over the input or each other, an output
     extension that chooses no format, and an input that cannot be read."""
     written = {"--output": args.output, "--rejects": args.rejects, "--summary": args.summary}
+    written["--history"] = args.history
     if args.summary is not None:
         written["--summary (its .md)"] = summary_markdown_path(args.summary)
     check_paths(args.input, written)
@@ -238,6 +258,14 @@ def run(args: argparse.Namespace) -> tuple[ScoreSummary, dict[str, Any] | None]:
         resamples=args.resamples,
         seed=args.seed,
     )
+    if args.history is not None:
+        monitoring.record_batch(
+            args.history,
+            batch,
+            input_path=args.input,
+            batch=args.batch_name,
+            duplicate=args.history_duplicate,
+        )
     return summary, batch
 
 

@@ -550,3 +550,53 @@ def declared_plots(repo: Path) -> list[str]:
             assert files, f"{target} declared as a plot but holds no file"
             ids += [p.relative_to(repo).as_posix() for p in files]
     return ids
+
+
+MONITOR_BUNDLE = "sha256:" + "a" * 64
+
+
+def monitor_summary(
+    prior: float = 0.01, *, precision: float = 0.9, width: float = 0.2, **extra: Any
+) -> dict[str, Any]:
+    """A ``score --summary`` dict with the keys the monitoring history reads; each interval is
+    the value -+ ``width`` of it (recall's refused, as for a batch with too few positives)."""
+
+    def pair(v: float) -> dict[str, Any]:
+        return {"value": v, "ci": [v * (1 - width), v * (1 + width)]}
+
+    return {
+        "examples": 1000,
+        "bundle_prior": 0.0114,
+        "estimated_prior": {**pair(prior), "method": "EM", "interval": "text", "cross_check": {}},
+        "estimated_at_threshold": {
+            "threshold": 0.26,
+            "interval": "text",
+            "decisions": "at the bundle's prior",
+            "precision": {"value": precision, "ci": [precision - 0.05, min(1.0, precision + 0.05)]},
+            "recall": {"value": 0.86, "ci": [None, None]},
+            "alerts_per_1000": pair(1000 * prior),
+            "expected_cost": pair(3.0),
+        },
+        "drift": {"prior_shift": False, "score_shift_ks": 0.03, "p_value": 0.4, "against": "x"},
+        "adapt_prior": {"applied": False, "to_prior": prior},
+        "calibration": {"method": "isotonic"},
+        "warnings": [],
+        "scoring": {"examples_read": 1000},
+        "bundle": {"path": "bundle", "content_hash": MONITOR_BUNDLE, "format_version": 2},
+        **extra,
+    }
+
+
+def monitor_record(
+    batch: str = "day-001", fingerprint: str | None = None, **kw: Any
+) -> dict[str, Any]:
+    """A history record of ``monitor_summary(**kw)``."""
+    from dsprior.monitoring import record_from_summary
+
+    return record_from_summary(
+        monitor_summary(**kw),
+        batch=batch,
+        scored_at="2026-12-06T00:00:00Z",
+        input_path=f"{batch}.csv",
+        fingerprint=fingerprint or f"blake2b:{batch}",
+    )

@@ -117,6 +117,18 @@ def test_evaluate_wrong_type(tmp_path: Path) -> None:
     assert "evaluate.bootstrap.resamples must be an integer >= 1, got 1.5" in error_line(proc)
 
 
+def test_monitor_wrong_type_and_missing_history(tmp_path: Path) -> None:
+    monitor = {**real_section("monitor"), "consecutive": "three"}
+    args = ["--params", params_file(tmp_path, "monitor", monitor), "--history", "h.jsonl"]
+    args += ["--shipped", "m.json", "--plots", "p", "--metrics", "m2.json", "--report", "r.md"]
+    proc = stage("monitor", args, tmp_path)
+    assert "monitor.consecutive must be an integer >= 1, got 'three'" in error_line(proc)
+    params_file(tmp_path, "monitor", real_section("monitor"))
+    (tmp_path / "m.json").write_text("{}")
+    line = error_line(stage("monitor", args, tmp_path))
+    assert "h.jsonl: no such history file; `score --summary S.json --history h.jsonl`" in line
+
+
 def test_bundle_missing_input(tmp_path: Path) -> None:
     params = params_file(tmp_path, "evaluate", {})
     args = ["--params", params, "--model-dir", "models", "--dataset", "dataset"]

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from dsprior import audit, downsampling, generation, settings, simulator, splitting
+from dsprior import audit, downsampling, generation, monitoring, settings, simulator, splitting
 from stages import evaluate, split, train
 from stages.ingest import IngestConfig
 from tests.conftest import ROOT, TINY_PARAMS, deep_merge
@@ -414,6 +414,7 @@ CHECKS = {
     "downsample": downsampling.check_params,
     "evaluate": evaluate.check_params,
     "generate": simulator.check_params,
+    "monitor": monitoring.check_params,
     "ingest": IngestConfig.from_params,  # its own checks (not yet check_section)
     "split": splitting.check_params,
     "train": train.resolve_params,

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dsprior import priors
+from dsprior import monitoring, priors
 from stages import score
 from tests.conftest import make_project, run
 from tests.factories import (
@@ -435,3 +435,36 @@ def test_score_command_names_the_bad_field(
     assert info.value.code == 1
     assert f"{copy / 'bundle.json'}: model.file is '../../models/model.keras'" in caplog.text
     assert "KeyError" not in caplog.text and not (tmp_path / "o.csv").exists()
+
+
+def test_history_records_each_batch_once_unless_asked(
+    pipeline: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    history = tmp_path / "monitoring" / "history.jsonl"
+    extra = ["--history", str(history)]
+    got, _, _ = _score_with_summary(pipeline, tmp_path / "a", labelled=True, extra=extra)
+    (row,) = monitoring.read_history(history)
+    assert row["batch"].startswith("in.csv@") and row["examples"] == got["examples"]
+    assert row["estimated_prior"]["ci"] == got["estimated_prior"]["ci"]
+    assert row["estimated_at_threshold"]["precision"] == {
+        k: got["estimated_at_threshold"]["precision"][k] for k in ("value", "ci")
+    }
+    assert row["measured"]["prior"] == got["measured"]["prior"]
+    assert row["bundle"]["content_hash"] == got["bundle"]["content_hash"]
+    # the same bytes again (another folder, another default name): recorded once ...
+    _score_with_summary(pipeline, tmp_path / "b", labelled=True, extra=extra)
+    assert len(monitoring.read_history(history)) == 1
+    assert "already records this batch" in caplog.text
+    # ... unless asked
+    more = [*extra, "--history-duplicate", "append", "--batch-name", "day 2"]
+    _score_with_summary(pipeline, tmp_path / "c", labelled=True, extra=more)
+    assert [r["batch"] for r in monitoring.read_history(history)] == [row["batch"], "day 2"]
+    with pytest.raises(SystemExit) as info:
+        score.main(
+            ["--bundle", str(pipeline["bundle"]), "--input", str(tmp_path / "a" / "in.csv")]
+            + ["--output", str(tmp_path / "o.csv"), *extra]
+        )
+    assert info.value.code == 2 and "--history needs --summary" in capsys.readouterr().err

@@ -77,6 +77,11 @@ def make_project(path: Path, overrides: dict[str, Any] | None = None) -> Path:
     run(["dvc", "init", "-q"], path)
     # dvc.yaml's plots name the templates kept in the repository (.dvc/plots/)
     shutil.copytree(ROOT / ".dvc" / "plots", path / ".dvc" / "plots")
+    # the monitor stage's history is appended to by scoring, outside the pipeline: it starts
+    # empty, as in the repository
+    history = path / params["paths"]["history"]
+    history.parent.mkdir(parents=True, exist_ok=True)
+    history.touch()
     for key, value in [
         ("core.analytics", "false"),
         ("core.check_update", "false"),

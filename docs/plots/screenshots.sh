@@ -33,6 +33,9 @@ ALL_SHOTS=(
   "confusion reports/evaluate_plots/confusion.json 640x380"
   "prior_sensitivity reports/evaluate_plots/prior_sensitivity.json 640x455"
   "label_free reports/evaluate_plots/label_free.json 640x455"
+  "monitor_prior reports/monitor/prior.json 700x520"
+  "monitor_precision reports/monitor/precision.json 700x520"
+  "monitor_alerts reports/monitor/alerts.json 700x480"
   "train_dev_a_prior reports/train/plots/metrics/dev_a/prior 640x1900"
 )
 shots=("${README_SHOTS[@]}")
