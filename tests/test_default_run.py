@@ -57,9 +57,12 @@ def test_default_run_shows_the_classic_symptom():
     assert seen > 0.9
     # ... and its projection to the production prior, narrow enough to act on.
     assert projected_high - projected_low <= 0.3
-    # ... and what production gives: far lower, and predicted by dev_a's projection.
+    # ... and what production gives: far lower, and predicted by dev_a's projection: both
+    # intervals estimate the same population precision, so they overlap (a single run's test
+    # value can fall just outside dev_a's interval; the coverage benchmark measures how often)
     assert production < seen - 0.3
-    assert projected_low <= production <= projected_high
+    test_low, test_high = metrics["test"]["shipped"]["prior"]["precision_ci"]
+    assert test_low <= projected_high and projected_low <= test_high
     # Recall does not depend on the prior: dev_a's is a fair guess of production's.
     assert metrics["dev_a"]["shipped"]["sample"]["recall"] == pytest.approx(
         metrics["test"]["shipped"]["prior"]["recall"], abs=0.15
