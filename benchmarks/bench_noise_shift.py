@@ -14,8 +14,7 @@ estimated, labels hidden, two ways:
 - ``dsprior.noise_shift.estimate_true_shift``: the true prior moves, the distant
   labels follow through noise rates measured on dev_b's gold labels.
 
-dev_b's gold labels come from the run's ``reports/predictions.parquet`` (the default
-bundle's reference.parquet predates the ``true_label`` column). Each row of the table
+dev_b's gold labels and log-odds come from the run's ``reports/predictions.parquet``. Each row of the table
 gives the batch's prior, its gold and distant precision at the bundle's threshold, both
 estimates with their intervals, and whether the intervals cover.
 
@@ -34,7 +33,7 @@ import pandas as pd
 import yaml
 
 from dsprior import noise_shift, quantify, runtime, simulator
-from dsprior.bundle import Bundle, read_spec
+from dsprior.bundle import HASH_KEY, Bundle, read_spec
 from tools.scratch import ROOT
 
 FRESH_SOURCE = "fresh_noise_shift"  # a name the default params do not use: a new random stream
@@ -60,7 +59,7 @@ def draw_fresh(params: dict, *, examples: int) -> tuple[simulator.ExampleTable, 
 def fresh_scores(
     run: Path, params: dict, *, examples: int, cache: Path, chunk: int = 500
 ) -> pd.DataFrame:
-    """The fresh source's examples with their raw scores by the run's bundle (cached)."""
+    """The fresh source's examples with the model's log-odds by the run's bundle (cached)."""
     if cache.is_file():
         frame = pd.read_parquet(cache)
         if len(frame) and frame.attrs.get("examples", str(examples)) == str(examples):
@@ -99,7 +98,7 @@ def fresh_scores(
             "group": table.group.astype(str),
             "label": table.label.astype(np.int8),
             "true_label": table.true_label.astype(np.int8),
-            "score": scores,
+            "logit": scores,
         }
     )
     cache.parent.mkdir(parents=True, exist_ok=True)
@@ -127,9 +126,8 @@ def thinned_to(part: pd.DataFrame, distant_prior: float, rng: np.random.Generato
 def gold_reference(predictions: pd.DataFrame, bundle: Bundle) -> noise_shift.NoiseReference:
     """dev_b's rows with their gold labels, the bundle's decisions on them."""
     dev_b = predictions[predictions["split"] == "dev_b"]
-    probability = bundle.probability(dev_b["score"].to_numpy(np.float64))
     return noise_shift.NoiseReference(
-        decision=(probability >= bundle.threshold).astype(np.int8),
+        decision=bundle.decide(dev_b["logit"].to_numpy(np.float64)),
         distant=dev_b["label"].to_numpy(),
         gold=dev_b["true_label"].to_numpy(np.float64),
         weight=dev_b["weight"].to_numpy(np.float64),
@@ -146,8 +144,8 @@ def batch_row(
     name: str, batch: pd.DataFrame, bundle: Bundle, noise_ref: noise_shift.NoiseReference, *, kw
 ) -> dict:
     """One batch: what its labels say, and both estimates with their intervals."""
-    scores = batch["score"].to_numpy(np.float64)
-    decision = (bundle.probability(scores) >= bundle.threshold).astype(np.int8)
+    scores = batch["logit"].to_numpy(np.float64)
+    decision = bundle.decide(scores)
     groups = batch["group"].to_numpy()
     t, d = batch["true_label"].to_numpy(), batch["label"].to_numpy()
     alerts = decision == 1
@@ -251,7 +249,9 @@ def main(argv: list[str] | None = None) -> None:
         "--out", type=Path, default=ROOT / "benchmarks" / "results" / "noise_shift.json"
     )
     parser.add_argument(
-        "--cache", type=Path, default=ROOT / "benchmarks" / "work" / "noise_shift_scores.parquet"
+        "--cache",
+        type=Path,
+        help="scores of the fresh source (default: benchmarks/work/, one file per bundle)",
     )
     parser.add_argument("--examples", type=int, default=40_000, help="the fresh source's size")
     parser.add_argument("--resamples", type=int, default=1000)
@@ -259,11 +259,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--score-only", action="store_true", help="fill the cache and stop")
     args = parser.parse_args(argv)
     params = yaml.safe_load((args.run / "params.yaml").read_text())
-    frame = fresh_scores(args.run, params, examples=args.examples, cache=args.cache)
+    spec = read_spec(args.run / "bundle")
+    # scores belong to one bundle: a rebuilt bundle never reads another's cache
+    cache = args.cache or ROOT / "benchmarks" / "work" / (
+        f"noise_shift_scores-{spec[HASH_KEY].split(':')[-1][:16]}.parquet"
+    )
+    frame = fresh_scores(args.run, params, examples=args.examples, cache=cache)
     if args.score_only:
         return
     started = time.perf_counter()
-    spec = read_spec(args.run / "bundle")
     bundle = Bundle(args.run / "bundle", spec, model=None)
     predictions = pd.read_parquet(args.run / "reports" / "predictions.parquet")
     noise_ref = gold_reference(predictions, bundle)
