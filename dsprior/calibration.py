@@ -318,10 +318,20 @@ def refit(
     weights: np.ndarray | None = None,
 ) -> Calibration:
     """The same method fitted again on other (resampled) rows of its split."""
+    return refit_log_odds(calibration, log_odds(probability), labels, weights)
+
+
+def refit_log_odds(
+    calibration: Calibration,
+    log_odds_at_prior: np.ndarray,
+    labels: np.ndarray,
+    weights: np.ndarray | None = None,
+) -> Calibration:
+    """:func:`refit` on prior-corrected log-odds, as the model's scores arrive."""
     if calibration.method == "none":
         return calibration
-    return fit_calibration(
-        probability,
+    return fit_calibration_log_odds(
+        log_odds_at_prior,
         labels,
         weights,
         method=calibration.method,

@@ -60,6 +60,15 @@ def _probabilities(probability: np.ndarray, name: str = "probability") -> np.nda
     return p
 
 
+def _log_odds(log_odds: np.ndarray, name: str = "log_odds") -> np.ndarray:
+    z = np.asarray(log_odds, dtype=np.float64)
+    if z.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {z.shape}")
+    if not np.all(np.isfinite(z)):
+        raise ValueError(f"{name} must be finite")
+    return z
+
+
 def em_prior(probability: np.ndarray, *, prior: float, weights: np.ndarray | None = None) -> float:
     """The batch prior that EM / SLD converges to, for probabilities calibrated at ``prior``.
 
@@ -122,8 +131,13 @@ def reference_rates(
     *,
     threshold: float,
     weights: np.ndarray | None = None,
+    log_odds: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """What ACC and PACC need from a labelled set: tpr, fpr and the class-conditional mean p."""
+    """What ACC and PACC need from a labelled set: tpr, fpr and the class-conditional mean p.
+
+    ``log_odds`` (the calibrated probabilities' own, where the caller has them) decide the
+    rule ``probability >= threshold`` where probabilities round together near 1.
+    """
     y = priors.check_binary(labels)
     p = _probabilities(probability)
     w = priors.check_weights(weights, len(y))
@@ -131,7 +145,11 @@ def reference_rates(
     if pos.sum() <= 0 or neg.sum() <= 0:
         nan = float("nan")
         return {"tpr": nan, "fpr": nan, "mean_positive": nan, "mean_negative": nan}
-    flagged = (p >= threshold).astype(np.float64)
+    flagged = (
+        (p >= threshold)
+        if log_odds is None
+        else priors.decide_log_odds(log_odds, threshold=threshold)
+    ).astype(np.float64)
     return {
         "tpr": float(_wsum(pos, flagged) / pos.sum()),
         "fpr": float(_wsum(neg, flagged) / neg.sum()),
@@ -204,6 +222,9 @@ class Reference:
     weight each row had in that fit (at the training prior on dev_a, at the
     production prior on dev_b). ``true_label``: the gold label (NaN where nobody
     labelled the row), or None where the reference carries no gold column.
+    ``log_odds``: the same rows' prior-corrected log-odds, which every estimate uses
+    (a saturated probability cannot rank the top); taken from ``probability`` where a
+    reference (an older bundle's) holds probabilities only.
     """
 
     split: np.ndarray
@@ -213,10 +234,13 @@ class Reference:
     fit_weight: np.ndarray
     probability: np.ndarray
     true_label: np.ndarray | None = None
+    log_odds: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        if self.log_odds is None:
+            object.__setattr__(self, "log_odds", cal.log_odds(self.probability))
         n = len(self.split)
-        names = ("group", "label", "weight", "fit_weight", "probability")
+        names = ("group", "label", "weight", "fit_weight", "probability", "log_odds")
         for name in names + (("true_label",) if self.true_label is not None else ()):
             if len(getattr(self, name)) != n:
                 raise ValueError(
@@ -228,6 +252,7 @@ class Reference:
 
 REFERENCE_SPLITS = ("dev_a", "dev_b")
 PRIOR_CORRECTED = "probability_prior_corrected"  # predictions column: before recalibration
+PRIOR_CORRECTED_LOG_ODDS = "logit_prior_corrected"  # its log-odds, unrounded
 
 
 def reference_from_rows(
@@ -241,13 +266,15 @@ def reference_from_rows(
     training_prior: float | None,
     calibration: cal.Calibration,
     true_label: np.ndarray | None = None,
+    log_odds: np.ndarray | None = None,
 ) -> Reference:
     """dev_b's rows, plus the rows the calibration was fitted on, as a :class:`Reference`.
 
     ``probability`` is prior-corrected, before recalibration; ``weight`` the manifest
     weight. The fit weights repeat the fit: dev_b at the production ``prior``, dev_a
     at ``training_prior`` (its rows as sampled when that is unknown). ``true_label``
-    (gold, NaN where unlabelled) travels along where given.
+    (gold, NaN where unlabelled) and ``log_odds`` (``probability``'s, unrounded) travel
+    along where given.
     """
     split = np.asarray(split).astype(str)
     keep = split == "dev_b"
@@ -273,12 +300,24 @@ def reference_from_rows(
         fit_weight=fit_weight,
         probability=_probabilities(np.asarray(probability, dtype=np.float64)[keep]),
         true_label=None if true_label is None else np.asarray(true_label, np.float64)[keep],
+        log_odds=None if log_odds is None else _log_odds(np.asarray(log_odds)[keep]),
     )
 
 
 def prior_corrected_column(predictions: pd.DataFrame) -> str:
     """The column holding the probabilities before recalibration (``probability`` if none ran)."""
     return PRIOR_CORRECTED if PRIOR_CORRECTED in predictions.columns else "probability"
+
+
+def prior_corrected_log_odds(predictions: pd.DataFrame) -> np.ndarray:
+    """The log-odds before recalibration: ``PRIOR_CORRECTED_LOG_ODDS``, else ``logit_at_prior``
+    where no recalibration ran, else (older tables) the log-odds of the probabilities."""
+    columns = predictions.columns
+    if PRIOR_CORRECTED_LOG_ODDS in columns:
+        return predictions[PRIOR_CORRECTED_LOG_ODDS].to_numpy(np.float64)
+    if PRIOR_CORRECTED not in columns and "logit_at_prior" in columns:  # not recalibrated
+        return predictions["logit_at_prior"].to_numpy(np.float64)
+    return cal.log_odds(predictions[prior_corrected_column(predictions)].to_numpy(np.float64))
 
 
 def reference_from_predictions(
@@ -309,6 +348,7 @@ def reference_from_predictions(
             if "true_label" in predictions.columns
             else None
         ),
+        log_odds=prior_corrected_log_odds(predictions),
     )
 
 
@@ -352,7 +392,7 @@ def _codes(groups: np.ndarray | None, n: int) -> np.ndarray:
 
 
 def _one_pass(
-    probability: np.ndarray,
+    log_odds: np.ndarray,
     batch_w: np.ndarray,
     calibration: cal.Calibration,
     reference: Reference | None,
@@ -374,17 +414,18 @@ def _one_pass(
     if reference is not None and ref_w is not None and calibration.fitted_on is not None:
         fit_rows = reference.split == calibration.fitted_on
         try:
-            calibration = cal.refit(
+            calibration = cal.refit_log_odds(
                 calibration,
-                reference.probability[fit_rows],
+                reference.log_odds[fit_rows],
                 reference.label[fit_rows],
                 reference.fit_weight[fit_rows] * ref_w[fit_rows],
             )
         except ValueError:  # a resample with one class only: keep the bundle's fit
             pass
-    p = calibration.apply(probability)
+    p = calibration.probability(log_odds)
     out: dict[str, float] = {"em": em_prior(p, prior=prior, weights=batch_w)}
-    decision = (p >= threshold).astype(np.int8)
+    flagged = priors.decide_log_odds(calibration.map_log_odds(log_odds), threshold=threshold)
+    decision = flagged
     moved = priors.shift_prior(p, from_prior=prior, to_prior=min(max(out["em"], 1e-9), 1 - 1e-9))
     if adapt:  # decisions re-made at the estimated prior
         decision = (moved >= threshold).astype(np.int8)
@@ -404,11 +445,11 @@ def _one_pass(
         w = reference.weight[dev_b] * (ref_w[dev_b] if ref_w is not None else 1.0)
         rates = reference_rates(
             reference.label[dev_b],
-            calibration.apply(reference.probability[dev_b]),
+            calibration.probability(reference.log_odds[dev_b]),
             threshold=threshold,
             weights=w,
+            log_odds=calibration.map_log_odds(reference.log_odds[dev_b]),
         )
-        flagged = (p >= threshold).astype(np.int8)
         out["acc"] = adjusted_count(flagged, tpr=rates["tpr"], fpr=rates["fpr"], weights=batch_w)
         out["pacc"] = probabilistic_adjusted_count(
             p,
@@ -420,8 +461,9 @@ def _one_pass(
 
 
 def estimate_batch(
-    probability: np.ndarray,
+    probability: np.ndarray | None = None,
     *,
+    log_odds: np.ndarray | None = None,
     prior: float,
     threshold: float,
     cost_fp: float,
@@ -436,15 +478,18 @@ def estimate_batch(
 ) -> dict[str, Any]:
     """The label-free summary of one batch (the ``score --summary`` keys), intervals included.
 
-    ``probability``: the batch's prior-corrected probabilities at the bundle's
-    ``prior``, before ``calibration``. ``reference`` (dev_b, and the rows the
+    ``log_odds``: the batch's prior-corrected log-odds at the bundle's ``prior``, before
+    ``calibration`` (or ``probability``, their probabilities, for callers holding those:
+    a probability that rounded to 1 has lost its rank). ``reference`` (dev_b, and the rows the
     calibration was fitted on) gives the ACC/PACC cross-check and the KS test, and
     is resampled with the batch; without it, both are reported as not available.
     ``groups``: the batch's entity groups, resampled whole (examples otherwise).
     ``adapt``: estimate the performance of decisions re-made at the estimated prior.
     """
-    p_raw = _probabilities(probability)
-    n = len(p_raw)
+    if (probability is None) == (log_odds is None):
+        raise ValueError("estimate_batch needs the batch's log_odds or its probability")
+    z_raw = cal.log_odds(_probabilities(probability)) if log_odds is None else _log_odds(log_odds)
+    n = len(z_raw)
     if n == 0:
         raise ValueError("estimate_batch needs at least one example")
     if int(resamples) < 1:
@@ -460,13 +505,13 @@ def estimate_batch(
         "adapt": adapt,
     }
     point, ci, undefined = _bootstrapped(
-        p_raw, calibration, reference, groups, resamples, level, rng, kw
+        z_raw, calibration, reference, groups, resamples, level, rng, kw
     )
 
     def pair(name: str) -> dict[str, Any]:
         return {"value": point[name], "ci": ci[name]}
 
-    cross, ks_stat, ks_p = _against_reference(p_raw, reference, pair)
+    cross, ks_stat, ks_p = _against_reference(z_raw, reference, pair)
     em_ci = ci["em"]
     shifted = None if None in em_ci else not (em_ci[0] <= prior <= em_ci[1])
     return {
@@ -511,7 +556,7 @@ def estimate_batch(
 
 
 def _bootstrapped(
-    p_raw: np.ndarray,
+    z_raw: np.ndarray,
     calibration: cal.Calibration,
     reference: Reference | None,
     groups: np.ndarray | None,
@@ -526,15 +571,15 @@ def _bootstrapped(
     Each resample draws the batch's groups, then dev_b's (the reference is resampled with
     the batch, so its own uncertainty is in the interval).
     """
-    n = len(p_raw)
-    point = _one_pass(p_raw, np.ones(n), calibration, reference, None, **kw)
+    n = len(z_raw)
+    point = _one_pass(z_raw, np.ones(n), calibration, reference, None, **kw)
     batch_codes = _codes(groups, n)
     ref_codes = None if reference is None else _codes(reference.group, len(reference.group))
     draws: dict[str, list[float]] = {k: [] for k in point}
     for _ in range(int(resamples)):
         batch_w = _multiplicity(batch_codes, rng)
         ref_w = None if ref_codes is None else _multiplicity(ref_codes, rng)
-        one = _one_pass(p_raw, batch_w, calibration, reference, ref_w, labels_rng=rng, **kw)
+        one = _one_pass(z_raw, batch_w, calibration, reference, ref_w, labels_rng=rng, **kw)
         for k, v in one.items():
             draws[k].append(v)
     arrays = {k: np.asarray(v, dtype=np.float64) for k, v in draws.items()}
@@ -565,7 +610,7 @@ def _few_positives_warning(expected_positives: float) -> list[str]:
 
 
 def _against_reference(
-    p_raw: np.ndarray, reference: Reference | None, pair: Callable[[str], dict[str, Any]]
+    z_raw: np.ndarray, reference: Reference | None, pair: Callable[[str], dict[str, Any]]
 ) -> tuple[dict[str, Any], float | None, float | None]:
     """The ACC/PACC cross-check and the KS drift test against dev_b, or why they are absent."""
     if reference is None:
@@ -576,9 +621,9 @@ def _against_reference(
         "pacc": pair("pacc"),
         "rates_from": "dev_b, as stored in the bundle",
     }
-    # on the prior-corrected probabilities: an isotonic map has few distinct values,
-    # and ties would blunt the test (it is unchanged by any strictly monotone map)
-    ks = ks_2samp(p_raw, reference.probability[reference.split == "dev_b"])
+    # on the prior-corrected log-odds: an isotonic map has few distinct values, and ties
+    # would blunt the test (it is unchanged by any strictly monotone map)
+    ks = ks_2samp(z_raw, reference.log_odds[reference.split == "dev_b"])
     return cross, float(ks.statistic), float(ks.pvalue)
 
 

@@ -87,3 +87,22 @@ def test_a_reference_without_gold_reads_as_none_and_counts_none(tmp_path: Path) 
     (tmp_path / "reference.parquet").write_bytes(data)
     assert bundle.read_reference(tmp_path / "reference.parquet").true_label is None
     assert "dev_b_gold_labelled" not in bundle.reference_record(table, data)
+
+
+def test_the_reference_keeps_log_odds_a_probability_cannot_hold(tmp_path: Path) -> None:
+    """Prior-corrected log-odds of 40 and 60 are both a probability of 1 in float64: the
+    reference stores the log-odds beside it and reads them back unrounded. A reference
+    written before the column (probabilities only) reads with their log-odds instead."""
+    frame = _predictions(gold=False)
+    z = np.array([60.0, -2.0, 35.0, -4.0, 1.0, 40.0])
+    frame["logit_prior_corrected"] = z
+    frame["probability"] = 1 / (1 + np.exp(-z))
+    table = bundle.reference_table(frame, prior=0.1, training_prior=None, calibration=cal.IDENTITY)
+    (tmp_path / "reference.parquet").write_bytes(bundle.reference_bytes(table))
+    ref = bundle.read_reference(tmp_path / "reference.parquet")
+    np.testing.assert_array_equal(ref.log_odds, [60.0, -2.0, -4.0, 40.0])  # dev_b's rows
+    assert ref.probability[0] == ref.probability[3] == 1.0  # what a probability keeps
+    table.drop(columns="log_odds").to_parquet(tmp_path / "old.parquet")
+    old = bundle.read_reference(tmp_path / "old.parquet")
+    np.testing.assert_allclose(old.log_odds, cal.log_odds(old.probability))
+    assert old.log_odds[0] == old.log_odds[3]  # the older bundle's tie, as it was

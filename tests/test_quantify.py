@@ -371,6 +371,36 @@ def test_precision_and_recall_intervals_hold_the_batchs_realised_values_with_a_w
     assert all(86 <= c <= 99 for c in covered.values()), covered
 
 
+def test_the_estimate_takes_log_odds_beyond_where_probabilities_round_to_one() -> None:
+    """A batch whose alerts sit at prior-corrected log-odds of 30 to 60: in float64 all of them
+    are probability 1 (clipped to the same log-odds), so a temperature map gives them one
+    value. Passed as log-odds they stay apart, and every estimate is the one computed by
+    hand from the calibrated log-odds."""
+    rng = np.random.default_rng(17)
+    z = np.r_[rng.uniform(30, 60, 60), rng.normal(-8, 2, 4000)]
+    temperature = cal.Calibration(method="temperature", fitted_on="dev_b", slope=0.2,
+                                  intercept=-4.0)  # fmt: skip
+    kw = {"prior": 0.02, "threshold": 0.5, "cost_fp": 1, "cost_fn": 10, "resamples": 20,
+          "calibration": temperature, "seed": 3}  # fmt: skip
+    by_log_odds = quantify.estimate_batch(log_odds=z, **kw)
+    p = temperature.probability(z)
+    assert len(np.unique(p[:60])) == 60  # calibrated, the top keeps its ranking
+    em = quantify.em_prior(p, prior=0.02)
+    assert by_log_odds["estimated_prior"]["value"] == pytest.approx(em, rel=1e-9)
+    moved = priors.shift_prior(p, from_prior=0.02, to_prior=em)
+    expected = quantify.expected_performance(
+        moved, (p >= 0.5).astype(np.int8), cost_fp=1, cost_fn=10
+    )
+    at = by_log_odds["estimated_at_threshold"]
+    assert at["precision"]["value"] == pytest.approx(expected["precision"], rel=1e-9)
+    by_probability = quantify.estimate_batch(1 / (1 + np.exp(-z)), **kw)
+    assert by_probability["estimated_prior"]["value"] != pytest.approx(em, rel=1e-3)
+    with pytest.raises(ValueError, match="needs the batch's log_odds or its probability"):
+        quantify.estimate_batch(p, log_odds=z, **kw)
+    with pytest.raises(ValueError, match="log_odds must be finite"):
+        quantify.estimate_batch(log_odds=np.r_[z, np.inf], **kw)
+
+
 # ----------------------------------------------------------------------------- edges, by hand
 
 

@@ -24,6 +24,9 @@ REFERENCE_COLUMNS = ("split", "group", "label", "weight", "fit_weight", "probabi
 # optional: the gold label (null where nobody labelled the row); bundles built from
 # predictions without gold labels, and older bundles, lack it
 GOLD_COLUMN = "true_label"
+# optional: the prior-corrected log-odds (unrounded; ``probability`` is their sigmoid);
+# bundles before log-odds scores lack it and their probabilities are used instead
+LOG_ODDS_COLUMN = "log_odds"
 
 
 def reference_table(
@@ -50,6 +53,7 @@ def reference_table(
             "weight": ref.weight,
             "fit_weight": ref.fit_weight,
             "probability": ref.probability,
+            LOG_ODDS_COLUMN: ref.log_odds,
         }
     )
     if ref.true_label is not None:  # nullable: rows nobody gold-labelled stay null
@@ -76,7 +80,7 @@ def reference_record(table: pd.DataFrame, data: bytes) -> dict[str, Any]:
         "rows": int(len(table)),
         "dev_b_rows": int(dev_b.sum()),
         "dev_b_positives": int(table.loc[dev_b, "label"].sum()),
-        "probability": "prior-corrected, before the recalibration",
+        "probability": "prior-corrected, before the recalibration; log_odds: the same, unrounded",
         **_gold_counts(table[dev_b]),
     }
 
@@ -108,6 +112,11 @@ def read_reference(path: str | Path) -> quantify.Reference:
         true_label=(
             table[GOLD_COLUMN].astype("Float64").to_numpy(np.float64, na_value=np.nan)
             if GOLD_COLUMN in table.columns
+            else None
+        ),
+        log_odds=(
+            table[LOG_ODDS_COLUMN].to_numpy(np.float64)
+            if LOG_ODDS_COLUMN in table.columns
             else None
         ),
     )

@@ -91,7 +91,8 @@ def label_free_metrics(
     reference, resampled by group), and the measured numbers (manifest weights, so
     at the batch's own label rate) stand beside the estimates.
     """
-    uncal = quantify.prior_corrected_column(predictions)
+    # the log-odds before recalibration travel with each batch's rows
+    predictions = predictions.assign(_uncal=quantify.prior_corrected_log_odds(predictions))
     reference = quantify.reference_from_predictions(
         predictions, prior=prior, training_prior=training_prior, calibration=calibration
     )
@@ -99,7 +100,7 @@ def label_free_metrics(
     out: dict[str, Any] = {}
     for name, frame in label_free_batches(predictions, seed=seed).items():
         summary = quantify.estimate_batch(
-            frame[uncal].to_numpy(np.float64),
+            log_odds=frame["_uncal"].to_numpy(np.float64),
             calibration=calibration,
             reference=reference,
             groups=frame["group"].to_numpy(),

@@ -76,13 +76,17 @@ def recalibrate_predictions(
     predictions: pd.DataFrame, calibration: cal.Calibration
 ) -> pd.DataFrame:
     """``logit_at_prior`` and ``probability`` recalibrated (in log-odds); the prior-corrected
-    probability kept as ``probability_prior_corrected``."""
+    log-odds and probability kept as ``logit_prior_corrected`` and
+    ``probability_prior_corrected``."""
     out = predictions.copy()
     corrected = log_odds_at_prior(out)
     out.insert(
         out.columns.get_loc("probability"),
         quantify.PRIOR_CORRECTED,
         out["probability"].to_numpy(np.float64),
+    )
+    out.insert(
+        out.columns.get_loc(quantify.PRIOR_CORRECTED), quantify.PRIOR_CORRECTED_LOG_ODDS, corrected
     )
     out[LOGIT_AT_PRIOR] = calibration.map_log_odds(corrected)
     out["probability"] = calibration.probability(corrected)

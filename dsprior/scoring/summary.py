@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from dsprior import calibration as cal
 from dsprior import noise_shift, quantify, runtime
 from dsprior.bundle import HASH_KEY, Bundle
 from dsprior.rawio import Example
@@ -87,7 +86,9 @@ def adapt_prior_record(
     estimate_kw: dict[str, Any],
 ) -> dict[str, Any]:
     """What re-deciding at the estimated prior changes, and the estimates it would give."""
-    after = quantify.estimate_batch(corrected, adapt=True, **estimate_kw)["estimated_at_threshold"]
+    after = quantify.estimate_batch(log_odds=corrected, adapt=True, **estimate_kw)[
+        "estimated_at_threshold"
+    ]
     return {
         "applied": bool(applied),
         "to_prior": to_prior,
@@ -145,7 +146,7 @@ def true_label_record(
     rows, reason = None, "the bundle holds no dev_b reference (format 1)"
     if reference is not None:
         # the bundle's rule on dev_b's prior-corrected probabilities, compared in log-odds
-        z = bundle.calibration.map_log_odds(cal.log_odds(reference.probability))
+        z = bundle.calibration.map_log_odds(reference.log_odds)
         rows = noise_shift.reference_rows(reference, (z >= bundle.threshold_logit).astype(np.int8))
         reason = (
             None
@@ -196,7 +197,7 @@ def batch_summary(
     if n == 0:
         return empty_summary(prior), None
     groups = None if any(g is None for g in record.groups) else np.asarray(record.groups)
-    corrected = bundle.prior_corrected(scores)
+    corrected = bundle.corrected_log_odds(scores)  # before the recalibration
     kw = {
         "prior": prior,
         "threshold": threshold,
@@ -209,7 +210,7 @@ def batch_summary(
         "level": level,
         "seed": seed,
     }
-    summary = quantify.estimate_batch(corrected, **kw)
+    summary = quantify.estimate_batch(log_odds=corrected, **kw)
     probability = bundle.probability(scores)
     decision = bundle.decide(scores)
     estimate = summary["estimated_prior"]["value"]
