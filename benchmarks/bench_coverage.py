@@ -126,7 +126,9 @@ class Scale:
     max_rows: int = 30
     train_positives: int = 600
     truth_positives: int = 4000  # positives in the truth source (negatives thinned)
-    truth_negatives: int = 20_000
+    truth_negatives: int = 20_000  # negatives by both labels kept in the truth source: at least
+    truth_negative_factor: int = 4  # this many times test's size,
+    truth_negatives_max: int = 120_000  # at most this many
     batch_positives: float = 60.0  # expected positives of a fresh batch at 1x the prior
     resamples: int = 1000  # evaluate.bootstrap.resamples (params.yaml's): vectorised, cheap
     # estimate_batch's resamples (score --summary's default is 1000): each refits the
@@ -137,7 +139,12 @@ class Scale:
     filter_sizes: tuple[int, ...] = (5, 8)
 
 
-QUICK = Scale(truth_positives=2000, truth_negatives=10_000)
+QUICK = Scale(
+    truth_positives=2000,
+    truth_negatives=10_000,
+    truth_negative_factor=2,
+    truth_negatives_max=60_000,
+)
 
 
 # -- bookkeeping ------------------------------------------------------------------------------
@@ -498,33 +505,45 @@ def run_replicate(
     threshold = float(metrics["threshold"])
     evaluated = time.perf_counter()
 
-    # truth: a large fresh source of the same world, negatives thinned at a known rate
-    truth_n = scale.truth_positives / pi
-    truth_rate = min(1.0, scale.truth_negatives / truth_n)
-    truth_table, truth_index = world.draw("truth", truth_n, truth_rate)
-    truth_rows = world.rows(truth_table, truth_index, np.arange(len(truth_table)))
+    # truth: a large fresh source of the same world (new groups). Every example that is a
+    # positive by either label is kept; the rest (negatives by both) are thinned at a known
+    # rate and weighted back, to at least truth_negative_factor times test's size: the
+    # truth's own noise must be small beside test's, or coverage reads low
+    test_size = int((manifest["split"] == "test").sum())
+    truth_negatives = max(
+        scale.truth_negatives,
+        min(scale.truth_negatives_max, scale.truth_negative_factor * test_size),
+    )
+    truth_all, truth_index = world.draw("truth", scale.truth_positives / pi, 1.0)
+    either = (truth_all.label == 1) | (truth_all.true_label == 1)
+    truth_rate = min(1.0, truth_negatives / max(1, int((~either).sum())))
+    kept = np.flatnonzero(either | (rng.random(len(either)) < truth_rate))
+    truth_weight = np.where(either[kept], 1.0, 1.0 / truth_rate)
+    truth_rows = world.rows(truth_all, truth_index, kept)
     truth_scores = score_rows(model, truth_rows, dim=scale.dim, min_rows=min_rows)
     del truth_rows
     truth_frame = pd.DataFrame(
         {
-            "example_id": truth_table.example_id,
+            "example_id": truth_all.example_id[kept],
             "split": "truth",
-            "group": truth_table.group,
-            "label": truth_table.label,
-            "weight": np.where(truth_table.label == 1, 1.0, 1.0 / truth_rate),
+            "group": truth_all.group[kept],
+            "label": truth_all.label[kept],
+            "weight": truth_weight,
         }
     )
     truth_pred = build_predictions(truth_frame, truth_scores, beta=beta, shift=shift)
     truth_p = calibration.apply(truth_pred["probability"].to_numpy())
     truth = population_truth(
-        truth_table.label.astype(int),
-        truth_table.true_label.astype(int),
-        truth_frame["weight"].to_numpy(),
+        truth_all.label[kept].astype(int),
+        truth_all.true_label[kept].astype(int),
+        truth_weight,
         {
             "chosen": (truth_p >= threshold).astype(int),
             "shipped": (truth_scores >= 0.5).astype(int),
         },
     )
+    truth["examples"] = int(len(kept))
+    truth["negatives_over_test"] = truth_negatives / max(1, test_size)
 
     intervals = evaluate_intervals(metrics, truth)
 
@@ -631,6 +650,8 @@ def run_replicate(
         "world": {
             "prior_estimated": prior,
             "prior_truth": truth["prior"],
+            "truth_examples": truth["examples"],
+            "truth_negatives_over_test": truth["negatives_over_test"],
             "test_ap": test.get("average_precision"),
             "test_positives": int(test["positives"]),
             "dev_b_positives": int(metrics["dev_b"]["prior"]["positives"]),

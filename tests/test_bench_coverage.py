@@ -122,8 +122,10 @@ def test_one_tiny_world_end_to_end():
         train_positives=100,
         truth_positives=200,
         truth_negatives=1000,
+        truth_negatives_max=2000,
         batch_positives=20,
         resamples=20,
+        batch_resamples=10,
         epochs=1,
     )
     record = bench.run_replicate(cell, 1, 0, scale=scale, base_seed=7)
