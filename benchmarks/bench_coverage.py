@@ -228,9 +228,14 @@ def summarise_estimates(records: list[dict[str, Any]]) -> dict[str, Any]:
     ]
     out: dict[str, Any] = {}
     for method in sorted({r["method"] for r in rows}):
-        mine = [r for r in rows if r["method"] == method and r["value"] is not None]
+        mine = [
+            r
+            for r in rows
+            if r["method"] == method and r["value"] is not None and np.isfinite(r["value"])
+        ]
         goal = [r for r in mine if r["ratio"] == 100 and (r["test_ap"] or 0) >= 0.5]
         out[method] = {
+            "undefined": sum(r["method"] == method for r in rows) - len(mine),
             "all": _error_entry(mine),
             "by_factor": {
                 str(f): _error_entry([r for r in mine if r["factor"] == f]) for f in FACTORS
@@ -782,6 +787,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--records", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--page", type=Path, default=None)
+    parser.add_argument(
+        "--summary-only",
+        action="store_true",
+        help="rewrite the summary from the records; run nothing",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -806,17 +816,38 @@ def main(argv: list[str] | None = None) -> None:
         if c in cells and (c.name, r) not in done
     ]
     logger.info("%d replicates to run, %d already in %s", len(todo), len(done), records_path)
+
+    def summarise() -> None:
+        write_summary(
+            read_records(records_path),
+            scale=scale,
+            command=command,
+            out=out,
+            page=page,
+            planned=replicates * len(cells),
+        )
+
+    if args.summary_only:
+        todo = []
     for k, (cell_index, cell, replicate) in enumerate(todo, 1):
         record = run_replicate(cell, cell_index, replicate, scale=scale, base_seed=args.seed)
         record.setdefault("cell", cell.name)
         record.setdefault("replicate", replicate)
         append_record(records_path, record)
         logger.info("%d/%d %s #%d: %s s", k, len(todo), cell.name, replicate, record["seconds"])
-    write_summary(read_records(records_path), scale=scale, command=command, out=out, page=page)
+        if k % len(cells) == 0:  # a summary after each round of the grid, for a long run
+            summarise()
+    summarise()
 
 
 def write_summary(
-    records: list[dict[str, Any]], *, scale: Scale, command: str, out: Path, page: Path
+    records: list[dict[str, Any]],
+    *,
+    scale: Scale,
+    command: str,
+    out: Path,
+    page: Path,
+    planned: int | None = None,
 ) -> None:
     """coverage.json, the markdown page and its SVG plots, from every record so far."""
     done = [r for r in records if "intervals" in r]
@@ -828,6 +859,7 @@ def write_summary(
         "scale": asdict(scale),
         "grid": [asdict(c) for c in grid()],
         "replicates": len(done),
+        "planned": planned,
         "skipped": len(records) - len(done),
         "seconds": {
             "total": round(
@@ -995,8 +1027,15 @@ def render_page(summary: dict[str, Any], page: Path) -> None:
             svg_errors(errors, title="Label-free prior: median relative error by batch prior")
         )
     quick = "quick" in summary["command"]
+    label = " (QUICK RUN)" if quick else ""
+    if (
+        summary.get("planned")
+        and len(summary["worlds"])
+        and summary["replicates"] < summary["planned"]
+    ):
+        label += f" (PARTIAL: {summary['replicates']} of {summary['planned']} worlds)"
     lines = [
-        f"# Coverage of the project's intervals{' (QUICK RUN: one replicate per cell)' if quick else ''}",
+        f"# Coverage of the project's intervals{label}",
         "",
         f"Made by `{summary['command']}` on {summary['date']}, {summary['machine']['cpu']} "
         f"({summary['machine']['cores']} cores), {summary['replicates']} worlds "
@@ -1071,10 +1110,19 @@ def render_page(summary: dict[str, Any], page: Path) -> None:
         )
     lines += [
         "",
-        "Cells: prior 1:30, 1:100, 1:300; evidence weak or strong; benign (KB noise 0, dev_b "
-        "about 300 positives, groups of 2 with concentration 5) or harsh (KB noise 30% each way, "
-        "dev_b about 20 positives, groups of 6 with concentration 0.5). Per-cell coverage of every "
-        "interval: `" + page.with_suffix(".json").name + "`, key `coverage.<interval>.cells`.",
+        "Cells: prior "
+        + ", ".join(f"1:{r}" for r in RATIOS)
+        + "; evidence "
+        + ", ".join(f"{k} (evidence_strength {v})" for k, v in SIGNALS.items())
+        + "; "
+        + "; ".join(
+            f"{name}: KB noise {r['kb_noise']:.0%} each way, dev_b about {r['dev_b_positives']} "
+            f"positives, groups of {r['group_size_mean']:g} on average with concentration {r['conc']:g}"
+            for name, r in REGIMES.items()
+        )
+        + ". Per-cell coverage of every interval: `"
+        + page.with_suffix(".json").name
+        + "`, key `coverage.<interval>.cells`.",
         "",
     ]
     page.write_text("\n".join(lines))
