@@ -114,9 +114,9 @@ def test_split_groups_keeps_groups_whole():
     assert set(split) == {"a", "b"}
 
 
-@pytest.mark.slow
 def test_one_tiny_world_end_to_end():
-    """A tiny world through training, evaluate's intervals, truth and the label-free batches."""
+    """A tiny world through training, evaluate's intervals, truth and the label-free batches
+    (about 10 s, most of it importing TensorFlow)."""
     cell = replace(bench.grid()[1], dev_b_positives=20)  # 1:30
     scale = bench.Scale(
         train_positives=100,
@@ -136,3 +136,28 @@ def test_one_tiny_world_end_to_end():
     assert {e["method"] for e in record["estimates"]} == {"em", "acc", "pacc", "hdy"}
     for i in record["intervals"]:
         assert i["low"] <= i["high"] and i["covered"] == (i["low"] <= i["truth"] <= i["high"])
+
+
+def test_write_summary_renders_page_and_plots(tmp_path):
+    record = {
+        "cell": "1:30 weak benign",
+        "replicate": 0,
+        "world": {"test_ap": 0.6, "test_positives": 50},
+        "seconds": {"evaluate": 1.0, "total": 2.0},
+        **_record("1:30 weak benign", [True, False]),
+        "estimates": [
+            {"method": m, "factor": f, "ratio": 100, "value": 0.012, "truth": 0.01}
+            for m in ("em", "hdy")
+            for f in bench.FACTORS
+        ],
+    }
+    out, page = tmp_path / "c.json", tmp_path / "c.md"
+    bench.write_summary(
+        [record], scale=bench.QUICK, command="python x --quick", out=out, page=page, planned=12
+    )
+    summary = json.loads(out.read_text())
+    assert summary["coverage"]["a"]["n"] == 2 and summary["replicates"] == 1
+    text = page.read_text()
+    assert "QUICK RUN" in text and "PARTIAL: 1 of 12 worlds" in text
+    assert (tmp_path / "c_coverage.svg").read_text().startswith("<svg")
+    assert (tmp_path / "c_prior_error.svg").exists()
