@@ -1070,6 +1070,27 @@ def render_page(summary: dict[str, Any], page: Path) -> None:
             f"{_fmt(e['median_relative_width'], 2)} | {e['below_truth']} | {e['above_truth']} | "
             f"{worst[0]}: {worst[1]['covered']}/{worst[1]['n']} |"
         )
+    cells = [c.name for c in grid() if any(c.name in e["cells"] for e in cov.values())]
+    if cells:
+        lines += [
+            "",
+            "## Coverage per cell",
+            "",
+            "Covered / checked, per interval and cell (bold: below 90%).",
+            "",
+            "| interval | " + " | ".join(cells) + " |",
+            "|---|" + "---|" * len(cells),
+        ]
+        for name, e in cov.items():
+            row = []
+            for cell in cells:
+                c = e["cells"].get(cell)
+                if not c:
+                    row.append("-")
+                    continue
+                text = f"{c['covered']}/{c['n']}"
+                row.append(f"**{text}**" if c["coverage"] < GOAL_CELL else text)
+            lines.append(f"| {name} | " + " | ".join(row) + " |")
     lines += [
         "",
         "## Label-free prior estimates (fresh batches at 0.25x to 4x the bundle's prior)",
