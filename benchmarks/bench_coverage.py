@@ -5,27 +5,40 @@ repetitions of the whole procedure (METHODS.md section 11). Each replicate here 
 world (a new ``generate.seed``, so a new relation) drawn with one grid cell's params, run
 through the same library functions the stages call, in memory:
 
-1. the simulator draws a thinned pool (train, dev_a: negatives thinned upstream, then
-   downsampled to 1:2 with weights) and a production-ratio source (dev_b, test), split by
-   entity group;
-2. a small CNN (``dsprior.cnn.build_cnn``: 2 filter heights, 8 filters, a few epochs) trains
-   on train's distant labels; its beta and priors are what train would record;
-3. ``dsprior.evaluation.pipeline`` recalibrates and evaluates exactly as the evaluate stage
-   does, gold labels included, so every interval in metrics.json is there;
-4. truth: the same model, calibration and threshold measured on a large fresh source of the
-   same world (new groups), its negatives thinned at a known rate and weighted back;
+1. the simulator draws a thinned pool (train, dev_a: negatives thinned upstream at 0.05,
+   then downsampled to 1:2 with weights, as the downsample stage does) and a
+   production-ratio source (dev_b, test), split by entity group (a random group split here,
+   not the split stage's hash);
+2. a small CNN (``dsprior.cnn.build_cnn``: filter heights 5 and 8, 8 filters, 3 epochs,
+   Adam 0.003) trains on train's distant labels; beta, the training prior and the
+   production prior estimate are computed with ``dsprior.training.weights`` as train records
+   them;
+3. ``evaluation.pipeline.recalibrated_predictions`` and ``evaluation.metrics.compute_metrics``
+   recalibrate and evaluate as the evaluate stage does (the prior from dev_b and test, the
+   threshold on dev_b, 1000 group-bootstrap resamples), gold labels included, so every
+   interval of metrics.json's splits is there. Evaluate's own label-free section (batches cut
+   from test) is left out: step 5 tests the same estimator on fresh batches;
+4. truth for those intervals: the same model, calibration and threshold measured on a large
+   fresh source of the same world (new groups; every positive by either label kept, the
+   rest thinned at a known rate and weighted back, at least 4x test's size), against distant
+   labels, or gold labels for the gold intervals, at the world's own prior;
 5. label-free: fresh batches from another source of the same world, moved to 0.25x to 4x the
-   bundle's prior by keeping a random share of the true positives or true negatives, each
-   estimated by ``quantify.estimate_batch`` as ``score --summary`` does (EM, ACC, PACC with
-   intervals), and by HDy (``dsprior.distribution_matching``, point estimate only).
+   bundle's prior by keeping a random share of the true positives or true negatives (the
+   distant labels follow through the KB noise), each estimated by ``quantify.estimate_batch``
+   as ``score --summary`` does (EM, ACC, PACC and CBPE with intervals; 200 resamples, where
+   the command's default is 1000), and by HDy (``dsprior.distribution_matching``, on the
+   calibrated log-odds with dev_b as reference; a point estimate only). Truth: the batch's
+   own distant-label rate and the threshold's measured precision, recall, alerts and cost
+   on it.
 
 The model is small on purpose (``dim`` 16, 10-30 rows an example): the estimators, not the
 model, are under test; its scores still come from training on the world's distant labels,
 so they carry the calibration errors a real model has.
 
 Each replicate appends one JSON line to ``--records`` (the run is resumable: a replicate
-already there is skipped), and the summary (``--out``, ``--page``, SVG plots) is rewritten
-from all records after each replicate.
+already there is skipped, a torn last line ignored); the summary (``--out``, ``--page`` and
+its SVG plots) is rewritten after each round of the grid and at the end, and
+``--summary-only`` rewrites it from the records without running anything.
 
     python benchmarks/bench_coverage.py --quick     # a few minutes: one replicate per cell
     python benchmarks/bench_coverage.py             # the full grid (make coverage)
