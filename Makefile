@@ -78,7 +78,7 @@ mutation: $(STAMP)
 # METHODS.md section 11): about 2 hours on 2 cores, not part of `make test` or `make bench`.
 # Each world appends a line to benchmarks/results/coverage.jsonl, so a killed run goes on where
 # it stopped; results: coverage.json and coverage.md (with SVG plots) in benchmarks/results/.
-# `make coverage COVERAGE_ARGS=--quick` runs one world per cell in about ten minutes.
+# `make coverage COVERAGE_ARGS=--quick` runs one world per cell in about 5 minutes.
 COVERAGE_ARGS ?=
 coverage: $(STAMP)
 	$(BIN)/python benchmarks/bench_coverage.py $(COVERAGE_ARGS)
