@@ -226,8 +226,9 @@ def _coverage_entry(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "coverage_ci": [low, high] if n else None,
         "median_width": float(np.median(widths)) if n else None,
         "median_relative_width": float(np.median(rel)) if rel else None,
-        "below_truth": sum(r["high"] < r["truth"] for r in rows),
-        "above_truth": sum(r["low"] > r["truth"] for r in rows),
+        "truth_above_interval": sum(r["high"] < r["truth"] for r in rows),
+        "truth_below_interval": sum(r["low"] > r["truth"] for r in rows),
+        "zero_width": sum(r["width"] == 0 for r in rows),
     }
 
 
@@ -1070,17 +1071,20 @@ def render_page(summary: dict[str, Any], page: Path) -> None:
         "## Coverage per interval (all cells)",
         "",
         f"Goal (issue #23): at least {GOAL_OVERALL:.0%} over the grid and {GOAL_CELL:.0%} in every cell. "
-        "`low`/`high`: the truth fell below / above the interval.",
+        "Misses: the truth above / below the interval. Zero width: intervals of one value (a "
+        "bootstrap with no event to resample, e.g. no alert or no false positive).",
         "",
-        "| interval | n | covered | coverage | Wilson 95% | median width | median width / truth | truth below | truth above | worst cell |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| interval | n | covered | coverage | Wilson 95% | median width | median width / truth "
+        "| truth above | truth below | zero width | worst cell |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, e in cov.items():
         worst = min(e["cells"].items(), key=lambda kv: kv[1]["coverage"])
         lines.append(
             f"| {name} | {e['n']} | {e['covered']} | {_fmt(e['coverage'])} | "
             f"{_fmt(e['coverage_ci'][0])}-{_fmt(e['coverage_ci'][1])} | {_fmt(e['median_width'], 4)} | "
-            f"{_fmt(e['median_relative_width'], 2)} | {e['below_truth']} | {e['above_truth']} | "
+            f"{_fmt(e['median_relative_width'], 2)} | {e['truth_above_interval']} | "
+            f"{e['truth_below_interval']} | {e['zero_width']} | "
             f"{worst[0]}: {worst[1]['covered']}/{worst[1]['n']} |"
         )
     cells = [c.name for c in grid() if any(c.name in e["cells"] for e in cov.values())]

@@ -66,7 +66,7 @@ def test_summarise_coverage_counts_per_interval_and_per_cell():
     entry = bench.summarise_coverage(records)["a"]
     assert (entry["n"], entry["covered"], entry["coverage"]) == (4, 3, 0.75)
     assert entry["coverage_ci"] == list(bench.wilson_interval(3, 4))
-    assert entry["above_truth"] == 0 and entry["below_truth"] == 1  # the truth 2.0 is above [0, 1]
+    assert entry["truth_above_interval"] == 1 and entry["truth_below_interval"] == 0  # 2.0 > [0, 1]
     assert entry["cells"]["one"]["covered"] == 2 and entry["cells"]["two"]["coverage"] == 1.0
     assert entry["median_width"] == 1.0
 
