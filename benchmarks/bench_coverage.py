@@ -868,7 +868,7 @@ def write_summary(
     summary = {
         "command": command,
         "machine": machine(),
-        "date": time.strftime("%Y-%m-%d", time.gmtime()),
+        "date": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
         "level": LEVEL,
         "scale": asdict(scale),
         "grid": [asdict(c) for c in grid()],
@@ -1051,7 +1051,7 @@ def render_page(summary: dict[str, Any], page: Path) -> None:
     lines = [
         f"# Coverage of the project's intervals{label}",
         "",
-        f"Made by `{summary['command']}` on {summary['date']}, {summary['machine']['cpu']} "
+        f"Made by `{summary['command']}` (summary written {summary['date']} UTC) on {summary['machine']['cpu']} "
         f"({summary['machine']['cores']} cores), {summary['replicates']} worlds "
         f"({summary['skipped']} skipped), {summary['seconds']['total'] / 60:.1f} minutes of replicates "
         f"(median {_fmt(summary['seconds']['median_per_replicate'], 1)} s each). "
