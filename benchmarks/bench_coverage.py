@@ -847,6 +847,7 @@ def main(argv: list[str] | None = None) -> None:
         record = run_replicate(cell, cell_index, replicate, scale=scale, base_seed=args.seed)
         record.setdefault("cell", cell.name)
         record.setdefault("replicate", replicate)
+        record["finished_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         append_record(records_path, record)
         logger.info("%d/%d %s #%d: %s s", k, len(todo), cell.name, replicate, record["seconds"])
         if k % len(cells) == 0:  # a summary after each round of the grid, for a long run
