@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-from-lock
 export PATH := $(abspath $(BIN)):$(PATH)
 export TF_CPP_MIN_LOG_LEVEL := 3
 
-.PHONY: setup repro test test-fast lint format lock bench reference mutation clean-venv
+.PHONY: setup repro test test-fast lint format lock bench reference mutation coverage clean-venv
 
 setup: $(STAMP)
 
@@ -75,6 +75,16 @@ mutation: $(STAMP)
 	start=$$(date +%s); PYTEST_DEBUG_TEMPROOT=$(abspath mutants/tmp) $(BIN)/mutmut run --max-children $$(nproc); \
 	$(BIN)/python benchmarks/mutation_report.py --seconds $$(( $$(date +%s) - start )); \
 	rm -rf mutants/tmp
+
+# Coverage of every interval the project prints, over a grid of simulated worlds (issue #23;
+# METHODS.md section 11): about 2 hours on 2 cores, not part of `make test` or `make bench`.
+# Each world appends a line to benchmarks/results/coverage.jsonl, so a killed run goes on where
+# it stopped (delete that file to start over); results: coverage.json and coverage.md (with SVG
+# plots) in benchmarks/results/.
+# `make coverage COVERAGE_ARGS=--quick` runs one world per cell in about 5 minutes.
+COVERAGE_ARGS ?=
+coverage: $(STAMP)
+	$(BIN)/python benchmarks/bench_coverage.py $(COVERAGE_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)
