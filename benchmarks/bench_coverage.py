@@ -551,14 +551,14 @@ def run_replicate(
         }
     )
     truth_pred = build_predictions(truth_frame, truth_scores, beta=beta, shift=shift)
-    truth_p = calibration.apply(truth_pred["probability"].to_numpy())
+    truth_z = calibration.map_log_odds(truth_pred["logit_at_prior"].to_numpy())
     truth = population_truth(
         truth_all.label[kept].astype(int),
         truth_all.true_label[kept].astype(int),
         truth_weight,
         {
-            "chosen": (truth_p >= threshold).astype(int),
-            "shipped": (truth_scores >= 0.5).astype(int),
+            "chosen": priors.decide_log_odds(truth_z, threshold=threshold).astype(int),
+            "shipped": (truth_scores >= 0.0).astype(int),  # the raw score at 0.5, in log-odds
         },
     )
     truth["examples"] = int(len(kept))
@@ -571,8 +571,9 @@ def run_replicate(
     reference = quantify.reference_from_predictions(
         predictions, prior=prior, training_prior=train_prior, calibration=calibration
     )
-    dev_b = predictions[predictions["split"] == "dev_b"]
-    dev_b_p = calibration.apply(dev_b[quantify.prior_corrected_column(predictions)].to_numpy())
+    dev_b_rows = (predictions["split"] == "dev_b").to_numpy()
+    dev_b = predictions[dev_b_rows]
+    dev_b_z = calibration.map_log_odds(quantify.prior_corrected_log_odds(predictions)[dev_b_rows])
     per_batch = scale.batch_positives / pi
     fresh, fresh_index = world.draw("batches", per_batch * len(FACTORS), 1.0)
     fresh_split = split_groups(fresh.group, {str(f): 1 / len(FACTORS) for f in FACTORS}, rng)
@@ -600,11 +601,11 @@ def run_replicate(
                 "weight": 1.0,
             }
         )
-        p_raw = build_predictions(batch_frame, batch_scores, beta=beta, shift=shift)[
-            "probability"
-        ].to_numpy()
+        z_raw = build_predictions(batch_frame, batch_scores, beta=beta, shift=shift)[
+            "logit_at_prior"
+        ].to_numpy()  # prior-corrected log-odds, before the recalibration
         summary = quantify.estimate_batch(
-            p_raw,
+            log_odds=z_raw,
             prior=prior,
             threshold=threshold,
             cost_fp=COST_FP,
@@ -616,9 +617,12 @@ def run_replicate(
             level=LEVEL,
             seed=seed % (2**31) + int(factor * 100),
         )
-        p_cal = calibration.apply(p_raw)
+        z_cal = calibration.map_log_odds(z_raw)
         measured = quantify.measured_performance(
-            label, (p_cal >= threshold).astype(np.int8), cost_fp=COST_FP, cost_fn=COST_FN
+            label,
+            priors.decide_log_odds(z_cal, threshold=threshold),
+            cost_fp=COST_FP,
+            cost_fn=COST_FN,
         )
         rate = float(label.mean())
         est = summary["estimated_prior"]
@@ -653,9 +657,7 @@ def run_replicate(
             )
             if found:
                 intervals.append(found)
-        logit = np.log(np.clip(p_cal, 1e-12, 1 - 1e-12) / np.clip(1 - p_cal, 1e-12, 1))
-        ref_logit = np.log(np.clip(dev_b_p, 1e-12, 1 - 1e-12) / np.clip(1 - dev_b_p, 1e-12, 1))
-        hdy = hdy_prior(dev_b["label"].to_numpy(), ref_logit, logit)
+        hdy = hdy_prior(dev_b["label"].to_numpy(), dev_b_z, z_cal)
         estimates.append(
             {"method": "hdy", "factor": factor, "ratio": cell.ratio, "value": hdy, "truth": rate}
         )
