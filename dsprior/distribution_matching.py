@@ -50,15 +50,6 @@ def _histogram(
     return counts / total if total > 0 else counts
 
 
-def _scores(values: np.ndarray, name: str) -> np.ndarray:
-    s = np.asarray(values, dtype=np.float64)
-    if s.ndim != 1:
-        raise ValueError(f"{name} must be one-dimensional, got shape {s.shape}")
-    if not np.all(np.isfinite(s)):
-        raise ValueError(f"{name} must be finite")
-    return s
-
-
 def _closest_mixture(
     positive: np.ndarray, negative: np.ndarray, batch: np.ndarray, prevalences: np.ndarray | None
 ) -> float:
@@ -100,8 +91,8 @@ def hdy_prior(
     multiplicities (a bootstrap's), ones when None.
     """
     y = priors.check_binary(reference_labels)
-    ref = _scores(reference_scores, "reference_scores")
-    batch = _scores(batch_scores, "batch_scores")
+    ref = priors.check_finite_vector(reference_scores, "reference_scores")
+    batch = priors.check_finite_vector(batch_scores, "batch_scores")
     if len(ref) != len(y):
         raise ValueError(f"reference_scores has {len(ref)} values, reference_labels {len(y)}")
     ref_w = priors.check_weights(reference_weights, len(ref))

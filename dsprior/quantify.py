@@ -60,15 +60,6 @@ def _probabilities(probability: np.ndarray, name: str = "probability") -> np.nda
     return p
 
 
-def _log_odds(log_odds: np.ndarray, name: str = "log_odds") -> np.ndarray:
-    z = np.asarray(log_odds, dtype=np.float64)
-    if z.ndim != 1:
-        raise ValueError(f"{name} must be one-dimensional, got shape {z.shape}")
-    if not np.all(np.isfinite(z)):
-        raise ValueError(f"{name} must be finite")
-    return z
-
-
 def em_prior(probability: np.ndarray, *, prior: float, weights: np.ndarray | None = None) -> float:
     """The batch prior that EM / SLD converges to, for probabilities calibrated at ``prior``.
 
@@ -300,7 +291,9 @@ def reference_from_rows(
         fit_weight=fit_weight,
         probability=_probabilities(np.asarray(probability, dtype=np.float64)[keep]),
         true_label=None if true_label is None else np.asarray(true_label, np.float64)[keep],
-        log_odds=None if log_odds is None else _log_odds(np.asarray(log_odds)[keep]),
+        log_odds=None
+        if log_odds is None
+        else priors.check_finite_vector(np.asarray(log_odds)[keep], "log_odds"),
     )
 
 
@@ -488,7 +481,11 @@ def estimate_batch(
     """
     if (probability is None) == (log_odds is None):
         raise ValueError("estimate_batch needs the batch's log_odds or its probability")
-    z_raw = cal.log_odds(_probabilities(probability)) if log_odds is None else _log_odds(log_odds)
+    z_raw = (
+        cal.log_odds(_probabilities(probability))
+        if log_odds is None
+        else priors.check_finite_vector(log_odds, "log_odds")
+    )
     n = len(z_raw)
     if n == 0:
         raise ValueError("estimate_batch needs at least one example")

@@ -21,7 +21,14 @@ matrices at every threshold) is used, not rewritten; what is here is what it lac
 from __future__ import annotations
 
 from dsprior.priors.bootstrap import BOOTSTRAP_CHUNK, BootstrapResult, group_bootstrap
-from dsprior.priors.checks import check_beta, check_binary, check_costs, check_rate, check_weights
+from dsprior.priors.checks import (
+    check_beta,
+    check_binary,
+    check_costs,
+    check_finite_vector,
+    check_rate,
+    check_weights,
+)
 from dsprior.priors.confusion import (
     PER_EXAMPLES,
     Confusion,
@@ -70,6 +77,7 @@ __all__ = [
     "check_beta",
     "check_binary",
     "check_costs",
+    "check_finite_vector",
     "check_rate",
     "check_weights",
     "confusion",

@@ -30,6 +30,16 @@ def check_costs(cost_fp: float, cost_fn: float) -> tuple[float, float]:
     return cost_fp, cost_fn
 
 
+def check_finite_vector(values: np.ndarray, name: str) -> np.ndarray:
+    """``values`` as a one-dimensional float64 array of finite numbers (scores, log-odds)."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {v.shape}")
+    if not np.all(np.isfinite(v)):
+        raise ValueError(f"{name} must be finite")
+    return v
+
+
 def check_binary(labels: np.ndarray) -> np.ndarray:
     labels = np.asarray(labels)
     bad = ~np.isin(labels, (0, 1))
