@@ -22,16 +22,16 @@ from sklearn.metrics import (
 from dsprior import priors
 from dsprior.evaluation.gold import (
     GOLD,
+    Labels,
     gold_frame,
     gold_labels,
-    gold_metrics,
     gold_threshold_refusal,
     label_noise,
     weighted_gold_prior,
 )
 from dsprior.evaluation.inputs import SPLITS, build_predictions
 from dsprior.evaluation.measures import CI_METRICS
-from dsprior.evaluation.metrics import classic_example, compute_metrics
+from dsprior.evaluation.metrics import classic_example, compute_metrics, split_metrics
 from dsprior.evaluation.pipeline import evaluate_predictions
 from dsprior.evaluation.report import render_report
 from tests.factories import EVAL_BETA as BETA
@@ -418,7 +418,7 @@ def test_gold_metrics_of_a_partly_labelled_split_by_hand():
     assert gold["label"].tolist() == [1, 1, 0, 0] and gold["label"].dtype == np.int8
     assert gold["distant_label"].tolist() == [1, 0, 0, 1]
     assert gold["distant_label"].dtype == np.int8
-    out = gold_metrics(frame, gold_prior=0.5, threshold=0.5, cost_fp=1.0, cost_fn=10.0)
+    out = gold_entry(frame)
     assert (out["gold_examples"], out["split_examples"]) == (4, 5)
     assert out["labelled_fraction"] == pytest.approx(0.8)
     # the chosen rule (probability >= 0.5) flags the two gold positives only
@@ -431,12 +431,32 @@ def test_gold_metrics_of_a_partly_labelled_split_by_hand():
         {"tn": 1.0, "fp": 4.0, "fn": 4.0, "tp": 1.0}
     )
     assert out["prior"]["positive_fraction"] == pytest.approx(0.5)
-    assert (
-        gold_metrics(
-            frame.drop(columns=GOLD), gold_prior=0.5, threshold=0.5, cost_fp=1.0, cost_fn=10.0
-        )
-        is None
+    assert gold_entry(frame.drop(columns=GOLD)) is None
+
+
+def gold_entry(frame: pd.DataFrame) -> dict | None:
+    """``frame``'s entry against gold at prior 0.5, threshold 0.5 (None where it has none)."""
+    labels = (Labels("distant", 0.5), Labels("gold", 0.5))
+    entry = split_metrics(
+        frame,
+        labels=labels,
+        threshold=0.5,
+        bayes=0.5,
+        cost_fp=1.0,
+        cost_fn=10.0,
+        resamples=20,
+        level=0.95,
+        seed=1,
     )
+    return entry.get("gold")
+
+
+def test_labels_refuse_an_unknown_name():
+    """A label view names the labels it measures against; a typo is refused, naming both."""
+    with pytest.raises(
+        ValueError, match=r"labels must be one of \('distant', 'gold'\), got 'glod'"
+    ):
+        Labels("glod", 0.5)
 
 
 def test_label_noise_names_its_weights_and_interval():

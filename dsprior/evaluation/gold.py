@@ -8,19 +8,13 @@ negatives.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from dsprior import priors
-from dsprior.evaluation.measures import (
-    VIEWS,
-    decision_metrics,
-    shipped_decisions,
-    view_metrics,
-    view_weights,
-)
 
 GOLD = "true_label"  # optional predictions/manifest column: the gold label, null where unlabelled
 # threshold_labels: gold needs at least this much gold on dev_b: fewer gold positives than this
@@ -59,6 +53,37 @@ def gold_frame(frame: pd.DataFrame) -> pd.DataFrame:
     out["distant_label"] = out["label"].to_numpy().astype(np.int8)
     out["label"] = gold[labelled].astype(np.int8)
     return out
+
+
+@dataclass(frozen=True)
+class Labels:
+    """Which labels a split is measured against, and the production prior they weigh to.
+
+    ``distant``: the split as it is; ``gold``: its gold-labelled rows with ``label`` set to the
+    gold label (``gold_frame``). Thresholds, metrics and intervals are computed once, on
+    ``rows(frame)`` at ``prior``, for either labels: gold is a view, not a second code path.
+    """
+
+    name: str  # one of LABELS
+    prior: float | None
+
+    def __post_init__(self) -> None:
+        if self.name not in LABELS:
+            raise ValueError(f"labels must be one of {LABELS}, got {self.name!r}")
+
+    def rows(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` seen through these labels: ``label`` is theirs; unlabelled rows dropped."""
+        return gold_frame(frame) if self.name == "gold" else frame
+
+    def threshold_refusal(self, dev_b_rows: pd.DataFrame) -> str | None:
+        """Why ``dev_b_rows`` (``rows`` of dev_b) are too few to choose a threshold on, or None.
+
+        Distant labels label every row, so only gold can be too scarce.
+        """
+        return gold_threshold_refusal(dev_b_rows) if self.name == "gold" else None
+
+
+LABELS = ("distant", "gold")
 
 
 def gold_threshold_refusal(gold_dev_b: pd.DataFrame) -> str | None:
@@ -110,36 +135,4 @@ def label_noise(gold: pd.DataFrame, *, resamples: int, level: float, seed: int) 
             "interval": f"{int(round(level * 100))}% group bootstrap",
         }
     )
-    return out
-
-
-def gold_metrics(
-    frame: pd.DataFrame,
-    *,
-    gold_prior: float | None,
-    threshold: float,
-    cost_fp: float,
-    cost_fn: float,
-) -> dict[str, Any] | None:
-    """``{split}.gold``: the split's metrics against gold, on its gold-labelled rows only.
-
-    None when no example of the split carries a gold label (the keys are then omitted).
-    """
-    gold = gold_frame(frame)
-    if gold.empty:
-        return None
-    kw = {"prior": gold_prior, "threshold": threshold, "cost_fp": cost_fp, "cost_fn": cost_fn}
-    out: dict[str, Any] = {
-        "gold_examples": int(len(gold)),
-        "split_examples": int(len(frame)),
-        "labelled_fraction": len(gold) / len(frame),
-    }
-    out.update({view: view_metrics(gold, view=view, **kw) for view in VIEWS})
-    y = gold["label"].to_numpy().astype(int)
-    shipped = shipped_decisions(gold)
-    w = view_weights(gold, view="prior", prior=gold_prior)
-    out["shipped"] = {
-        "sample": decision_metrics(y, shipped, np.ones(len(y)), cost_fp=cost_fp, cost_fn=cost_fn),
-        "prior": decision_metrics(y, shipped, w, cost_fp=cost_fp, cost_fn=cost_fn),
-    }
     return out

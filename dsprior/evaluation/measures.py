@@ -162,6 +162,28 @@ def view_metrics(
     return out
 
 
+def rule_metrics(
+    frame: pd.DataFrame,
+    *,
+    prior: float | None,
+    threshold: float,
+    cost_fp: float,
+    cost_fn: float,
+) -> dict[str, Any]:
+    """Both views at ``threshold`` and, beside them, the shipped rule (raw score >= 0.5, what
+    the team saw on dev_a and shipped), against whatever labels ``frame``'s ``label`` holds."""
+    kw = {"prior": prior, "threshold": threshold, "cost_fp": cost_fp, "cost_fn": cost_fn}
+    out: dict[str, Any] = {view: view_metrics(frame, view=view, **kw) for view in VIEWS}
+    y = frame["label"].to_numpy().astype(int)
+    shipped = shipped_decisions(frame)
+    w = view_weights(frame, view="prior", prior=prior)
+    out["shipped"] = {
+        "sample": decision_metrics(y, shipped, np.ones(len(y)), cost_fp=cost_fp, cost_fn=cost_fn),
+        "prior": decision_metrics(y, shipped, w, cost_fp=cost_fp, cost_fn=cost_fn),
+    }
+    return out
+
+
 def bootstrap_intervals(
     frame: pd.DataFrame,
     predicted: np.ndarray,

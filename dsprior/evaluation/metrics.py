@@ -17,23 +17,20 @@ from dsprior import calibration as cal
 from dsprior import priors, runtime
 from dsprior.evaluation.config import THRESHOLD_LABELS
 from dsprior.evaluation.gold import (
-    gold_frame,
+    Labels,
     gold_labels,
-    gold_metrics,
-    gold_threshold_refusal,
     label_noise,
     weighted_gold_prior,
 )
 from dsprior.evaluation.inputs import PREDICTION_COLUMNS, SPLITS
 from dsprior.evaluation.measures import (
     LOGIT,
-    VIEWS,
     bootstrap_intervals,
     decision_metrics,
     decisions_at,
     log_odds_at_prior,
+    rule_metrics,
     shipped_decisions,
-    view_metrics,
     view_weights,
 )
 
@@ -60,15 +57,17 @@ def log_odds_threshold(
 
 
 def dev_b_thresholds(
-    dev_b: pd.DataFrame, *, prior: float, gold_prior: float | None, cost_fp: float, cost_fn: float
+    dev_b: pd.DataFrame, *, labels: tuple[Labels, ...], cost_fp: float, cost_fn: float
 ) -> dict[str, float | None]:
-    """dev_b's cost-minimising threshold against distant labels, and against gold if enough."""
-    costs = {"cost_fp": cost_fp, "cost_fn": cost_fn}
-    out: dict[str, float | None] = {"distant": log_odds_threshold(dev_b, prior=prior, **costs)}
-    gold = gold_frame(dev_b)
-    out["gold"] = None
-    if gold_threshold_refusal(gold) is None:
-        out["gold"] = log_odds_threshold(gold, prior=gold_prior, **costs)
+    """dev_b's cost-minimising threshold against each ``labels``; None where they are too few."""
+    out: dict[str, float | None] = {}
+    for view in labels:
+        rows = view.rows(dev_b)
+        out[view.name] = (
+            None
+            if view.threshold_refusal(rows) is not None
+            else log_odds_threshold(rows, prior=view.prior, cost_fp=cost_fp, cost_fn=cost_fn)
+        )
     return out
 
 
@@ -129,7 +128,8 @@ def chosen_threshold(
 ) -> float:
     """The threshold chosen against ``threshold_labels``; refused where gold is too scarce."""
     if threshold_labels == "gold" and thresholds["gold"] is None:
-        reason = gold_threshold_refusal(gold_frame(dev_b))
+        gold = Labels("gold", None)
+        reason = gold.threshold_refusal(gold.rows(dev_b))
         raise ValueError(
             f"evaluate.threshold_labels is gold but {reason}; label more of dev_b, or set "
             "evaluate.threshold_labels: distant"
@@ -183,11 +183,16 @@ def raw_score_threshold(
     return float(priors.sigmoid(uncalibrated - np.log(priors.check_beta(beta))))
 
 
+def labels_entry(split_entry: dict[str, Any], labels: Labels) -> dict[str, Any] | None:
+    """Where a split's metrics against ``labels`` sit in its entry: distant ones at its top,
+    gold ones under ``gold`` (None where the split has no gold label)."""
+    return split_entry if labels.name == "distant" else split_entry.get(labels.name)
+
+
 def split_metrics(
     frame: pd.DataFrame,
     *,
-    prior: float,
-    gold_prior: float | None,
+    labels: tuple[Labels, ...],
     threshold: float,
     bayes: float,
     cost_fp: float,
@@ -196,33 +201,28 @@ def split_metrics(
     level: float,
     seed: int,
 ) -> dict[str, Any]:
-    """One split's entry: both views at the threshold, the Bayes and shipped rules, and gold."""
-    common_kw = {"prior": prior, "cost_fp": cost_fp, "cost_fn": cost_fn}
-    out: dict[str, Any] = {
-        view: view_metrics(frame, view=view, threshold=threshold, **common_kw) for view in VIEWS
-    }
-    # beside the chosen rule: the Bayes rule on probabilities, and the shipped 0.5 on scores
-    y = frame["label"].to_numpy().astype(int)
-    w = view_weights(frame, view="prior", prior=prior)
-    out["prior_at_bayes_threshold"] = decision_metrics(
-        y, decisions_at(frame, bayes), w, cost_fp=cost_fp, cost_fn=cost_fn
-    )
-    # The shipped rule: raw score >= 0.5, what the team saw on dev_a and shipped.
-    shipped = shipped_decisions(frame)
-    out["shipped"] = {
-        "sample": decision_metrics(
-            y, shipped, np.ones(len(frame)), cost_fp=cost_fp, cost_fn=cost_fn
-        ),
-        "prior": decision_metrics(y, shipped, w, cost_fp=cost_fp, cost_fn=cost_fn),
-    }
-    gold = gold_metrics(
-        frame, gold_prior=gold_prior, threshold=threshold, cost_fp=cost_fp, cost_fn=cost_fn
-    )
-    if gold is not None:  # a split without gold labels has no gold keys at all
-        out["gold"] = gold
-        out["label_noise"] = label_noise(
-            gold_frame(frame), resamples=resamples, level=level, seed=seed
-        )
+    """One split's entry: against each ``labels``, both views at the threshold and the shipped
+    rule; the Bayes rule against distant labels, and the label noise where gold exists."""
+    costs = {"cost_fp": cost_fp, "cost_fn": cost_fn}
+    out: dict[str, Any] = {}
+    for view in labels:
+        rows = view.rows(frame)
+        if view.name == "distant":
+            out.update(rule_metrics(rows, prior=view.prior, threshold=threshold, **costs))
+            # beside the chosen rule: the Bayes rule on probabilities
+            y = rows["label"].to_numpy().astype(int)
+            w = view_weights(rows, view="prior", prior=view.prior)
+            out["prior_at_bayes_threshold"] = decision_metrics(
+                y, decisions_at(rows, bayes), w, **costs
+            )
+        elif not rows.empty:  # a split without gold labels has no gold keys at all
+            out[view.name] = {
+                "gold_examples": int(len(rows)),
+                "split_examples": int(len(frame)),
+                "labelled_fraction": len(rows) / len(frame),
+                **rule_metrics(rows, prior=view.prior, threshold=threshold, **costs),
+            }
+            out["label_noise"] = label_noise(rows, resamples=resamples, level=level, seed=seed)
     return out
 
 
@@ -230,26 +230,21 @@ def add_intervals(
     entry: dict[str, Any],
     frame: pd.DataFrame,
     *,
+    labels: tuple[Labels, ...],
     threshold: float,
-    gold_prior: float | None,
     **boot_kw: Any,
 ) -> None:
-    """Add the chosen and the shipped rule's intervals to ``entry``, a split's entry being built.
-
-    Against gold as well where the split has gold labels, at the gold prior. ``boot_kw``:
-    ``prior``, ``cost_fp``, ``cost_fn``, ``resamples``, ``level``, ``seed``.
+    """Add the chosen and the shipped rule's intervals to ``entry``, a split's entry being built,
+    against each ``labels`` the entry holds, at their prior. ``boot_kw``: ``cost_fp``,
+    ``cost_fn``, ``resamples``, ``level``, ``seed``.
     """
-    entry["prior"].update(bootstrap_intervals(frame, decisions_at(frame, threshold), **boot_kw))
-    entry["shipped"]["prior"].update(
-        bootstrap_intervals(frame, shipped_decisions(frame), **boot_kw)
-    )
-    if "gold" in entry:  # the same intervals against gold, at the gold prior
-        gold, view = gold_frame(frame), entry["gold"]
-        gold_kw = {**boot_kw, "prior": gold_prior}
-        view["prior"].update(bootstrap_intervals(gold, decisions_at(gold, threshold), **gold_kw))
-        view["shipped"]["prior"].update(
-            bootstrap_intervals(gold, shipped_decisions(gold), **gold_kw)
-        )
+    for view in labels:
+        target = labels_entry(entry, view)
+        if target is None:
+            continue
+        rows, kw = view.rows(frame), {**boot_kw, "prior": view.prior}
+        target["prior"].update(bootstrap_intervals(rows, decisions_at(rows, threshold), **kw))
+        target["shipped"]["prior"].update(bootstrap_intervals(rows, shipped_decisions(rows), **kw))
 
 
 def compute_metrics(
@@ -279,11 +274,10 @@ def compute_metrics(
         predictions, gold_prior, gold_prior_source
     )
     dev_b = by_split["dev_b"]
-    thresholds = dev_b_thresholds(
-        dev_b, prior=prior, gold_prior=gold_prior, cost_fp=cost_fp, cost_fn=cost_fn
-    )
-    threshold = chosen_threshold(thresholds, dev_b, threshold_labels=threshold_labels)
     costs = {"cost_fp": cost_fp, "cost_fn": cost_fn}
+    labels = (Labels("distant", prior), Labels("gold", gold_prior))
+    thresholds = dev_b_thresholds(dev_b, labels=labels, **costs)
+    threshold = chosen_threshold(thresholds, dev_b, threshold_labels=threshold_labels)
     boot = {"resamples": resamples, "level": level, "seed": seed}
     metrics = threshold_record(
         thresholds,
@@ -297,8 +291,7 @@ def compute_metrics(
     for split, frame in by_split.items():
         metrics[split] = split_metrics(
             frame,
-            prior=prior,
-            gold_prior=gold_prior,
+            labels=labels,
             threshold=threshold,
             bayes=metrics["bayes_threshold"],
             **costs,
@@ -306,13 +299,7 @@ def compute_metrics(
         )
     for split in INTERVAL_SPLITS:
         add_intervals(
-            metrics[split],
-            by_split[split],
-            threshold=threshold,
-            gold_prior=gold_prior,
-            prior=prior,
-            **costs,
-            **boot,
+            metrics[split], by_split[split], labels=labels, threshold=threshold, **costs, **boot
         )
     if has_gold:
         metrics["gold_prior"] = gold_prior
