@@ -31,6 +31,7 @@ from dsprior.evaluation.inputs import (
     estimate_gold_prior,
     estimate_production_prior,
     evaluation_rows,
+    production_prior_rows,
 )
 from dsprior.evaluation.pipeline import evaluate_predictions, recalibrated_predictions
 
@@ -160,6 +161,8 @@ def main(argv: list[str] | None = None) -> None:
         gold_prior_source=gold_source,
         calibration=calibration,
         training_prior=training_prior,
+        # the rows the estimated priors came from: their uncertainty goes into the intervals
+        prior_rows=production_prior_rows(manifest)[0],
         extra={
             "calibration": calibration_record,
             "prior_estimated": estimated,

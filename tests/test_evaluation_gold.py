@@ -471,7 +471,7 @@ def test_label_noise_names_its_weights_and_interval():
         }
     )
     noise = label_noise(gold_frame(frame), resamples=20, level=0.95, seed=1)
-    assert noise["interval"] == "95% group bootstrap"
+    assert noise["interval"] == "95% Jeffreys on the group bootstrap's effective count"
     assert noise["weights"] == "manifest weights (the population the split stands for)"
     assert noise["false_label_rate"] == pytest.approx(1 / 3)
     assert noise["missing_label_rate"] == pytest.approx(1 / 3)
@@ -480,3 +480,42 @@ def test_label_noise_names_its_weights_and_interval():
     again = label_noise(gold_frame(frame), resamples=20, level=0.95, seed=1)
     assert again["false_label_rate_ci"] == noise["false_label_rate_ci"]
     assert again["missing_label_rate_ci"] == noise["missing_label_rate_ci"]
+
+
+def test_label_noise_without_a_missing_label_still_has_an_interval():
+    """12 distant positives, all gold 1; 8 distant negatives thinned 1 in 20 (weight 20), all
+    gold 0: the missing-label rate is 0, but 8 sampled distant negatives, each standing for
+    20, cannot show that none of their kind is a true relation. The interval starts at 0 and
+    reaches the 97.5% point of 160 q0 / (160 q0 + 12 q1) under Jeffreys' posteriors
+    q0 ~ Beta(1/2, 8 + 1/2) (0 of 8) and q1 ~ Beta(12 + 1/2, 1/2) (12 of 12): not the one
+    value [0, 0] a resample of the zero gives, nor the bound for 0 missing of the 12 gold
+    positives, which ignores that the gold positives among the distant negatives are what
+    the thinning hid."""
+    rng = np.random.default_rng(0)
+    q0, q1 = rng.beta(0.5, 8.5, 200_000), rng.beta(12.5, 0.5, 200_000)
+    expected_high = np.quantile(160 * q0 / (160 * q0 + 12 * q1), 0.975)
+    distant = np.r_[np.ones(12), np.zeros(8)].astype(np.int8)
+    frame = pd.DataFrame(
+        {
+            "label": distant,
+            GOLD: np.r_[np.ones(12), np.zeros(8)].astype(np.int8),
+            "weight": np.where(distant == 1, 1.0, 20.0),
+            "group": [f"g{i}" for i in range(20)],
+        }
+    )
+    noise = label_noise(gold_frame(frame), resamples=4000, level=0.95, seed=3)
+    assert noise["missing_label_rate"] == 0.0
+    low, high = noise["missing_label_rate_ci"]
+    assert low == 0.0
+    assert high == pytest.approx(expected_high, rel=0.1)
+    assert high > 0.5
+
+
+def test_a_prior_not_from_its_rows_is_refused():
+    """Labels carry the rows their prior came from; a prior those rows do not give is
+    refused, naming both numbers, rather than drawn around the wrong centre."""
+    rows = pd.DataFrame({"label": [1, 0, 0, 0], "weight": 1.0, "group": ["a", "b", "c", "d"]})
+    assert Labels("distant", 0.25, rows).prior_draws(size=5, seed=1).shape == (5,)
+    assert Labels("distant", 0.25).prior_draws(size=5, seed=1) is None
+    with pytest.raises(ValueError, match=r"the distant-label prior 0\.1 is not the rate 0\.25"):
+        Labels("distant", 0.1, rows).prior_draws(size=5, seed=1)

@@ -74,3 +74,35 @@ def test_threshold_is_searched_with_weights_at_the_prior(dev_b_kwargs, prior):
     assert not np.array_equal(p >= threshold, flag_sampled)
     assert threshold > p[flag_sampled].min() + 0.1
     assert metrics["dev_b"]["prior"]["expected_cost"] == pytest.approx(cost_prior)
+
+
+def test_an_estimated_prior_widens_the_intervals_at_it():
+    """The prior estimated from dev_b and test (given as ``prior_rows``) is uncertain, and so
+    is every cost at it: test's cost interval is wider than with the prior taken as known,
+    recall's (which does not depend on the prior) the same; metrics.json says which prior
+    carried its uncertainty. A configured prior that is not those rows' rate is known."""
+    rng = np.random.default_rng(5)
+    predictions = pd.concat(
+        [
+            split_frame(rng, "dev_a", n=600, positive_rate=0.3),
+            split_frame(rng, "dev_b", n=2000, positive_rate=0.03),
+            split_frame(rng, "test", n=2000, positive_rate=0.03),
+        ],
+        ignore_index=True,
+    )
+    rows = predictions[predictions["split"].isin(["dev_b", "test"])]
+    prior = float(rows["label"].mean())
+    kw = {"resamples": 300, "level": 0.95, "seed": 1, "cost_fp": 1.0, "cost_fn": 10.0}
+    known = compute_metrics(predictions, prior=prior, **kw)
+    estimated = compute_metrics(predictions, prior=prior, prior_rows=rows, **kw)
+    configured = compute_metrics(predictions, prior=0.01, prior_rows=rows, **kw)
+
+    def width(metrics, name):
+        low, high = metrics["test"]["prior"][f"{name}_ci"]
+        return high - low
+
+    assert width(estimated, "expected_cost") > 1.2 * width(known, "expected_cost")
+    assert width(estimated, "recall") == pytest.approx(width(known, "recall"))
+    assert known["bootstrap"]["prior_uncertainty"] == {"distant": False, "gold": False}
+    assert estimated["bootstrap"]["prior_uncertainty"]["distant"] is True
+    assert configured["bootstrap"]["prior_uncertainty"]["distant"] is False

@@ -253,3 +253,56 @@ def test_strata_must_match_groups():
             seed=0,
             strata=np.array([0, 1]),
         )
+
+
+def test_kish_count_of_equal_and_unequal_weights():
+    """Equal weights count every example; two heavy thinned negatives count for less."""
+    assert priors.kish_count(np.ones(7)) == pytest.approx(7.0)
+    assert priors.kish_count(np.array([1.0, 1.0, 10.0, 10.0])) == pytest.approx(22**2 / 202)
+    assert priors.kish_count(np.zeros(3)) == 0.0
+
+
+def test_effective_count_shrinks_by_the_design_effect():
+    """A rate of 0.5 whose bootstrap variance is that of 40 independent examples is worth
+    40, whatever its 1,000 rows; never more than Kish's count; Kish's count where the
+    bootstrap cannot tell (a rate of 0, every resample alike)."""
+    assert priors.effective_count(0.5, 1000.0, 0.25 / 40) == pytest.approx(40.0)
+    assert priors.effective_count(0.5, 1000.0, 1e-9) == 1000.0
+    assert priors.effective_count(0.0, 30.0, 0.0) == 30.0
+    assert priors.effective_count(0.5, 30.0, float("nan")) == 30.0
+
+
+def test_rate_at_zero_of_five_events_is_not_one_value():
+    """0 of 5: a percentile bootstrap resamples the zero and says [0, 0]; the interval here
+    starts at 0 and reaches Jeffreys' upper bound, the 97.5% point of Beta(1/2, 5 + 1/2)."""
+    from scipy.stats import beta
+
+    rate, draws = priors.rate_draws(
+        np.zeros(5), np.ones(5), np.arange(5), size=4000, rng=np.random.default_rng(1)
+    )
+    low, high = priors.draws_interval(rate, draws, level=0.95)
+    assert rate == 0.0 and low == 0.0
+    assert high == pytest.approx(beta.ppf(0.975, 0.5, 5.5), rel=0.1)
+
+
+def test_rate_intervals_cover_at_their_stated_rate_at_small_counts():
+    """A rate of 4% seen on 40 independent examples: 1 sample in 5 has no event at all, so a
+    percentile bootstrap (an interval of one value there) covers at most about 80%; the
+    Jeffreys interval on the effective count covers near its stated 95%."""
+    rng = np.random.default_rng(23)
+    truth, n, trials = 0.04, 40, 300
+    covered = 0
+    for _ in range(trials):
+        events = (rng.random(n) < truth).astype(float)
+        rate, draws = priors.rate_draws(events, np.ones(n), np.arange(n), size=400, rng=rng)
+        low, high = priors.draws_interval(rate, draws, level=0.95)
+        covered += low <= truth <= high
+    assert 0.90 <= covered / trials <= 0.995
+
+
+def test_draws_interval_holds_its_point_and_refuses_an_undefined_one():
+    """The central interval of the draws, widened to hold the point; no point, no interval."""
+    draws = np.linspace(0.2, 0.4, 101)
+    assert priors.draws_interval(0.3, draws, level=0.5) == pytest.approx((0.25, 0.35))
+    assert priors.draws_interval(0.1, draws, level=0.5) == pytest.approx((0.1, 0.35))
+    assert np.isnan(priors.draws_interval(float("nan"), draws, level=0.5)).all()

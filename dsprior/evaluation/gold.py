@@ -66,6 +66,9 @@ class Labels:
 
     name: str  # one of LABELS
     prior: float | None
+    # the rows the prior was estimated from (label, weight, group; true_label for gold):
+    # its sampling uncertainty goes into every interval at the prior; None: taken as known
+    prior_rows: pd.DataFrame | None = None
 
     def __post_init__(self) -> None:
         if self.name not in LABELS:
@@ -81,6 +84,43 @@ class Labels:
         Distant labels label every row, so only gold can be too scarce.
         """
         return gold_threshold_refusal(dev_b_rows) if self.name == "gold" else None
+
+    def estimated_from(self, rows: pd.DataFrame | None) -> Labels:
+        """These labels with ``rows`` as their prior's source where the prior is those rows'
+        rate (it was estimated from them); unchanged, the prior taken as known, otherwise
+        (a configured prior, or one estimated from other rows)."""
+        if rows is None or self.prior is None:
+            return self
+        seen = self.rows(rows)
+        w = seen["weight"].to_numpy(np.float64)
+        if seen.empty or w.sum() <= 0:
+            return self
+        rate = float(np.dot(seen["label"].to_numpy(np.float64), w) / w.sum())
+        if not np.isclose(rate, self.prior, rtol=1e-9, atol=0.0):
+            return self
+        return Labels(self.name, self.prior, rows)
+
+    def prior_draws(self, *, size: int, seed: int) -> np.ndarray | None:
+        """``size`` draws of the prior (``priors.rate_draws`` on ``prior_rows`` through these
+        labels), or None where the prior is taken as known."""
+        if self.prior_rows is None or self.prior is None:
+            return None
+        rows = self.rows(self.prior_rows)
+        if rows.empty:
+            return None
+        rate, draws = priors.rate_draws(
+            rows["label"].to_numpy(np.float64),
+            rows["weight"].to_numpy(np.float64),
+            rows["group"].to_numpy(),
+            size=size,
+            rng=np.random.default_rng([int(seed), 29]),
+        )
+        if not np.isclose(rate, self.prior, rtol=1e-9, atol=0.0):
+            raise ValueError(
+                f"the {self.name}-label prior {self.prior!r} is not the rate {rate!r} of the "
+                "rows given as its source (prior_rows); pass the rows it was estimated from"
+            )
+        return draws
 
 
 LABELS = ("distant", "gold")
@@ -102,7 +142,9 @@ def gold_threshold_refusal(gold_dev_b: pd.DataFrame) -> str | None:
 
 
 def label_noise(gold: pd.DataFrame, *, resamples: int, level: float, seed: int) -> dict[str, Any]:
-    """How the distant labels err where both labels exist, with group-bootstrap intervals.
+    """How the distant labels err where both labels exist, with intervals (Jeffreys' on the
+    effective count of the gold rate within each distant label, ``priors.rates_draws``:
+    never one value at 0 events).
 
     The distant label is scored as a prediction of the gold one, with the manifest
     weights (which undo every thinning, so the rates are the population's):
@@ -110,18 +152,33 @@ def label_noise(gold: pd.DataFrame, *, resamples: int, level: float, seed: int) 
     ``missing_label_rate = P(distant 0 | gold 1) = 1 - recall``.
     """
     y, distant = gold["label"].to_numpy(), gold["distant_label"].to_numpy()
-    w = gold["weight"].to_numpy(np.float64)
-
-    def statistic(multiplicity: np.ndarray) -> dict[str, np.ndarray]:
-        r = priors.rates(priors.confusion_rows(y, distant, w * multiplicity))
-        return {"false_label_rate": 1 - r["precision"], "missing_label_rate": 1 - r["recall"]}
-
-    counts = priors.confusion(y, distant)
-    out: dict[str, Any] = {k: float(v[0]) for k, v in statistic(np.ones((1, len(gold)))).items()}
-    boot = priors.group_bootstrap(
-        gold["group"].to_numpy(), statistic, resamples=resamples, level=level, seed=seed
+    w, groups = gold["weight"].to_numpy(np.float64), gold["group"].to_numpy()
+    # Thinning samples each distant label at its own rate, so the rows are two strata: the
+    # gold rate within each (q1 = P(gold 1 | distant 1), q0 = P(gold 1 | distant 0)) is an
+    # honest count there, and both noise rates follow from them and the strata's weights:
+    # false = 1 - q1, missing = W0 q0 / (W0 q0 + W1 q1). Counting the missing labels among
+    # the gold positives instead would weigh a handful of heavy rows as many.
+    stratum_weight = np.array([w[distant == 0].sum(), w[distant == 1].sum()])
+    q, q_draws = priors.rates_draws(
+        np.vstack([y == 1, y == 1]),
+        np.vstack([w * (distant == 0), w * (distant == 1)]),
+        groups,
+        size=resamples,
+        rng=np.random.default_rng([int(seed), 31]),
     )
-    out.update({f"{name}_ci": list(ci) for name, ci in boot.intervals.items()})
+
+    def noise(q0: np.ndarray, q1: np.ndarray) -> dict[str, np.ndarray]:
+        missed, found = stratum_weight[0] * q0, stratum_weight[1] * q1
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return {"false_label_rate": 1.0 - q1, "missing_label_rate": missed / (missed + found)}
+
+    point = noise(np.array([q[0]]), np.array([q[1]]))
+    drawn = noise(q_draws[0], q_draws[1])
+    out: dict[str, Any] = {}
+    for name in ("false_label_rate", "missing_label_rate"):
+        out[name] = float(point[name][0])
+        out[f"{name}_ci"] = list(priors.draws_interval(out[name], drawn[name], level=level))
+    counts = priors.confusion(y, distant)
     out.update(
         {
             "both_labelled": int(len(gold)),
@@ -132,7 +189,8 @@ def label_noise(gold: pd.DataFrame, *, resamples: int, level: float, seed: int) 
                 "both_negative": counts.tn,
             },
             "weights": "manifest weights (the population the split stands for)",
-            "interval": f"{int(round(level * 100))}% group bootstrap",
+            "interval": f"{int(round(level * 100))}% Jeffreys on the group bootstrap's "
+            "effective count",
         }
     )
     return out

@@ -41,21 +41,24 @@ def evaluation_rows(manifest: pd.DataFrame) -> pd.DataFrame:
     return rows.reset_index(drop=True)
 
 
-def estimate_production_prior(manifest: pd.DataFrame) -> tuple[float, str]:
-    """The production prior from production-ratio rows (upstream rate 1), weighted.
-
-    Falls back to every kept row when no source is at the production ratio.
-    Returns the prior and a phrase saying where it came from.
-    """
+def production_prior_rows(manifest: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The rows the production prior is estimated from, and a phrase saying which: the kept
+    production-ratio rows (upstream rate 1), or every kept row when no source is at the
+    production ratio."""
     kept = manifest[manifest["kept"].astype(bool)]
     production = kept[np.isclose(kept["upstream_rate"].to_numpy(np.float64), 1.0)]
     if len(production) and production["label"].nunique() == 2:
-        source = f"production-ratio rows (upstream_rate 1), n={len(production)}"
-        rows = production
-    else:
-        logger.warning("no production-ratio rows with both labels; estimating from all kept rows")
-        source = f"all kept rows, weighted, n={len(kept)}"
-        rows = kept
+        return production, f"production-ratio rows (upstream_rate 1), n={len(production)}"
+    logger.warning("no production-ratio rows with both labels; estimating from all kept rows")
+    return kept, f"all kept rows, weighted, n={len(kept)}"
+
+
+def estimate_production_prior(manifest: pd.DataFrame) -> tuple[float, str]:
+    """The production prior from ``production_prior_rows``, weighted.
+
+    Returns the prior and a phrase saying where it came from.
+    """
+    rows, source = production_prior_rows(manifest)
     prior = priors.estimate_prior(rows["label"].to_numpy(), rows["weight"].to_numpy(np.float64))
     return prior, source
 

@@ -184,6 +184,24 @@ def rule_metrics(
     return out
 
 
+def metrics_from_rates(
+    prior: np.ndarray, tpr: np.ndarray, fpr: np.ndarray, *, cost_fp: float, cost_fn: float
+) -> dict[str, np.ndarray]:
+    """A rule's precision, recall, F1 and expected cost at ``prior`` from its true and false
+    positive rates: at the prior, positives weigh ``prior`` and negatives the rest, so
+    these three numbers are all a rule's metrics depend on."""
+    prior, tpr, fpr = (np.asarray(v, dtype=np.float64) for v in (prior, tpr, fpr))
+    cost_fp, cost_fn = priors.check_costs(cost_fp, cost_fn)
+    tp, fp, fn = prior * tpr, (1.0 - prior) * fpr, prior * (1.0 - tpr)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {
+            "precision": tp / (tp + fp),
+            "recall": tpr * np.ones_like(prior),
+            "f1": 2 * tp / (2 * tp + fp + fn),
+            "expected_cost": priors.PER_EXAMPLES * (fp * cost_fp + fn * cost_fn),
+        }
+
+
 def bootstrap_intervals(
     frame: pd.DataFrame,
     predicted: np.ndarray,
@@ -194,19 +212,38 @@ def bootstrap_intervals(
     resamples: int,
     level: float,
     seed: int,
+    prior_draws: np.ndarray | None = None,
 ) -> dict[str, list[float]]:
-    """Group-bootstrap intervals of a rule's precision, recall, F1 and expected cost at the prior."""
+    """Intervals of a rule's precision, recall, F1 and expected cost at the prior.
+
+    The four are functions of the rule's true and false positive rates and the prior
+    (``metrics_from_rates``); each rate gets ``resamples`` draws from Jeffreys' posterior on
+    its effective count (``priors.rate_draws``: the group bootstrap's design effect), so
+    that correlated groups widen it and few events (no false positive among 20 alerts)
+    leave it honest instead of one value. The prior's own uncertainty comes in through
+    ``prior_draws`` (its draws from the rows it was estimated from); without them the prior
+    is taken as known. ``prior`` None: the frame's own weighted positive rate, with its
+    draws.
+    """
     y = frame["label"].to_numpy().astype(int)
     w = frame["weight"].to_numpy(np.float64)
-
-    def statistic(multiplicity: np.ndarray) -> dict[str, np.ndarray]:
-        weights = priors.weights_at_prior_rows(y, w * multiplicity, prior=prior)
-        cm = priors.confusion_rows(y, predicted, weights)
-        out = {k: v for k, v in priors.rates(cm).items() if k in CI_METRICS}
-        out["expected_cost"] = priors.expected_cost(cm, cost_fp=cost_fp, cost_fn=cost_fn)
-        return out
-
-    result = priors.group_bootstrap(
-        frame["group"].to_numpy(), statistic, resamples=resamples, level=level, seed=seed
-    )
-    return {f"{name}_ci": list(result.intervals[name]) for name in CI_METRICS}
+    groups = frame["group"].to_numpy()
+    d = np.asarray(predicted, dtype=np.float64)
+    rng = np.random.default_rng([int(seed), 23])
+    positive = (y == 1).astype(np.float64)
+    (tpr, fpr), (tpr_draws, fpr_draws) = priors.rates_draws(
+        np.vstack([d, d]), np.vstack([w * positive, w * (1.0 - positive)]), groups,
+        size=resamples, rng=rng,
+    )  # fmt: skip
+    if prior is None:
+        prior, own = priors.rate_draws(y, w, groups, size=resamples, rng=rng)
+        prior_draws = own if prior_draws is None else prior_draws
+    if prior_draws is None:
+        prior_draws = np.full(int(resamples), float(prior))
+    costs = {"cost_fp": cost_fp, "cost_fn": cost_fn}
+    point = metrics_from_rates(np.array([prior]), np.array([tpr]), np.array([fpr]), **costs)
+    drawn = metrics_from_rates(prior_draws, tpr_draws, fpr_draws, **costs)
+    return {
+        f"{name}_ci": list(priors.draws_interval(float(point[name][0]), drawn[name], level=level))
+        for name in CI_METRICS
+    }

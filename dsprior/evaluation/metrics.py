@@ -37,6 +37,10 @@ from dsprior.evaluation.measures import (
 CLASSIC = {"tp": 97, "fn": 3, "fp": 3, "tn": 197, "negative_factor": 50}
 PRIOR_FACTORS = (0.5, 0.75, 1.0, 1.5, 2.0)  # prior sensitivity: half to twice the estimate
 INTERVAL_SPLITS = ("dev_a", "test")  # the projection, and the measurement reported
+INTERVAL_METHOD = (
+    "Jeffreys on the effective counts of the rule's true and false positive rates (the group "
+    "bootstrap's design effect), with the prior's own uncertainty where it was estimated"
+)
 
 
 def log_odds_threshold(
@@ -232,17 +236,20 @@ def add_intervals(
     *,
     labels: tuple[Labels, ...],
     threshold: float,
+    prior_draws: dict[str, np.ndarray | None],
     **boot_kw: Any,
 ) -> None:
     """Add the chosen and the shipped rule's intervals to ``entry``, a split's entry being built,
-    against each ``labels`` the entry holds, at their prior. ``boot_kw``: ``cost_fp``,
+    against each ``labels`` the entry holds, at their prior and with its ``prior_draws`` (by
+    labels name; None: the prior taken as known). ``boot_kw``: ``cost_fp``,
     ``cost_fn``, ``resamples``, ``level``, ``seed``.
     """
     for view in labels:
         target = labels_entry(entry, view)
         if target is None:
             continue
-        rows, kw = view.rows(frame), {**boot_kw, "prior": view.prior}
+        draws = prior_draws.get(view.name)
+        rows, kw = view.rows(frame), {**boot_kw, "prior": view.prior, "prior_draws": draws}
         target["prior"].update(bootstrap_intervals(rows, decisions_at(rows, threshold), **kw))
         target["shipped"]["prior"].update(bootstrap_intervals(rows, shipped_decisions(rows), **kw))
 
@@ -260,13 +267,18 @@ def compute_metrics(
     gold_prior: float | None = None,
     gold_prior_source: str | None = None,
     threshold_labels: str = "distant",
+    prior_rows: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """metrics.json as a dict: per split and view, the thresholds, and intervals.
 
     ``beta`` only converts thresholds to the raw-score scale for the report. Where
     ``predictions`` has gold labels (``true_label``), ``gold_prior`` is the gold-label
     production prior (estimated from the gold-labelled rows, weighted, when None).
-    ``threshold_labels`` says which labels dev_b's threshold is chosen on.
+    ``threshold_labels`` says which labels dev_b's threshold is chosen on. ``prior_rows``:
+    the rows (``label``, ``weight``, ``group``, ``true_label``) the priors were estimated
+    from; the sampling uncertainty of each prior that is their rate goes into every interval
+    at it (``bootstrap.prior_uncertainty`` says which); a prior given, not estimated from
+    them, is taken as known.
     """
     check_predictions(predictions, threshold_labels=threshold_labels)
     by_split = {s: predictions[predictions["split"] == s] for s in SPLITS}
@@ -275,7 +287,10 @@ def compute_metrics(
     )
     dev_b = by_split["dev_b"]
     costs = {"cost_fp": cost_fp, "cost_fn": cost_fn}
-    labels = (Labels("distant", prior), Labels("gold", gold_prior))
+    labels = tuple(
+        view.estimated_from(prior_rows)
+        for view in (Labels("distant", prior), Labels("gold", gold_prior))
+    )
     thresholds = dev_b_thresholds(dev_b, labels=labels, **costs)
     threshold = chosen_threshold(thresholds, dev_b, threshold_labels=threshold_labels)
     boot = {"resamples": resamples, "level": level, "seed": seed}
@@ -297,15 +312,27 @@ def compute_metrics(
             **costs,
             **boot,
         )
+    draws = {view.name: view.prior_draws(size=resamples, seed=seed) for view in labels}
     for split in INTERVAL_SPLITS:
         add_intervals(
-            metrics[split], by_split[split], labels=labels, threshold=threshold, **costs, **boot
+            metrics[split],
+            by_split[split],
+            labels=labels,
+            threshold=threshold,
+            prior_draws=draws,
+            **costs,
+            **boot,
         )
     if has_gold:
         metrics["gold_prior"] = gold_prior
         metrics["gold_prior_source"] = gold_prior_source
     metrics["tied_scores"] = tied_scores(predictions)
-    metrics["bootstrap"] = {**boot, "unit": "group"}
+    metrics["bootstrap"] = {
+        **boot,
+        "unit": "group",
+        "method": INTERVAL_METHOD,
+        "prior_uncertainty": {view.name: view.prior_rows is not None for view in labels},
+    }
     metrics["classic_example"] = classic_example()
     return runtime.finite_or_none(metrics)
 

@@ -129,12 +129,14 @@ def evaluate_predictions(
     gold_prior_source: str | None = None,
     calibration: cal.Calibration | None = None,
     training_prior: float | None = None,
+    prior_rows: pd.DataFrame | None = None,
 ) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]], str]:
     """Everything after scoring: (metrics, plot data, report text); ``extra`` goes into metrics.
 
     ``calibration`` is the recalibration already applied to ``probability`` (the
     prior-corrected values kept in ``probability_prior_corrected``); the label-free
     estimators start from the prior-corrected values and refit it when resampling.
+    ``prior_rows``: the rows the priors were estimated from (``compute_metrics``).
     """
     opts = check_params(params)
     metrics = compute_metrics(
@@ -149,6 +151,7 @@ def evaluate_predictions(
         gold_prior=gold_prior,
         gold_prior_source=gold_prior_source,
         threshold_labels=opts["threshold_labels"],
+        prior_rows=prior_rows,
     )
     metrics["prior_source"] = prior_source
     metrics.update(runtime.finite_or_none(extra or {}))

@@ -72,9 +72,9 @@ def rule_table(
     if sampled["confusion"].get("fp") == 0:
         lines[-1:-1] = [
             "",
-            "dev_a has no false positive under this rule, so every bootstrap resample has "
-            "precision 1 and the interval collapses to a point: dev_a holds too few negatives "
-            "to project precision this far into the tail. Trust dev_b and test here.",
+            "dev_a has no false positive under this rule, so its precision interval rests on "
+            "Jeffreys' bound for 0 events among dev_a's few negatives: dev_a holds too few "
+            "negatives to project precision this far into the tail. Trust dev_b and test here.",
         ]
     return lines
 
@@ -121,7 +121,8 @@ def label_noise_table(metrics: dict[str, Any], splits: list[str], *, level: int)
     return [
         *lines,
         "",
-        f"Noise rates use the manifest weights; intervals are {level}% group bootstrap.",
+        f"Noise rates use the manifest weights; intervals are {level}% Jeffreys on the group "
+        "bootstrap's effective count.",
         "",
     ]
 
@@ -258,8 +259,8 @@ def header_lines(metrics: dict[str, Any], *, level: int) -> list[str]:
         f"Bayes threshold c_FP/(c_FP+c_FN) = {_fmt(metrics['bayes_threshold'], 4)} "
         f"(raw score {_fmt(metrics['bayes_threshold_score'], 4)}); chosen against "
         f"{metrics.get('threshold_labels', 'distant')} labels.",
-        f"- Intervals: {level}% group bootstrap ({metrics['bootstrap']['resamples']} resamples "
-        "of entity groups).",
+        f"- Intervals: {level}%, {metrics['bootstrap'].get('method', 'group bootstrap')} "
+        f"({metrics['bootstrap']['resamples']} resamples of entity groups).",
         *tied_scores_lines(metrics.get("tied_scores")),
         "",
     ]

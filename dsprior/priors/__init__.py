@@ -20,7 +20,17 @@ matrices at every threshold) is used, not rewritten; what is here is what it lac
 
 from __future__ import annotations
 
-from dsprior.priors.bootstrap import BOOTSTRAP_CHUNK, BootstrapResult, group_bootstrap
+from dsprior.priors.bootstrap import (
+    BOOTSTRAP_CHUNK,
+    BootstrapResult,
+    draws_interval,
+    effective_count,
+    group_bootstrap,
+    jeffreys_draws,
+    kish_count,
+    rate_draws,
+    rates_draws,
+)
 from dsprior.priors.checks import (
     check_beta,
     check_binary,
@@ -89,6 +99,12 @@ __all__ = [
     "estimate_prior",
     "expected_cost",
     "group_bootstrap",
+    "draws_interval",
+    "effective_count",
+    "jeffreys_draws",
+    "kish_count",
+    "rate_draws",
+    "rates_draws",
     "invert_prior_correction",
     "log_odds_at_prior",
     "odds",

@@ -121,3 +121,112 @@ def _stratified_codes(
         codes[rows] = sum(sizes) + within
         sizes.append(int(within.max()) + 1)
     return codes, np.array(sizes)
+
+
+def kish_count(weights: np.ndarray) -> float:
+    """Kish's effective number of examples of a weighted mean: ``(sum w)^2 / sum w^2``.
+
+    Equal weights give the plain count; unequal weights (thinned negatives weighted back)
+    give fewer, because a few heavy examples carry the estimate.
+    """
+    weights = np.asarray(weights, dtype=np.float64)
+    square = float(np.sum(weights * weights))
+    return float(np.sum(weights)) ** 2 / square if square > 0 else 0.0
+
+
+def effective_count(rate: float, kish: float, variance: float) -> float:
+    """The number of independent examples whose binomial variance matches ``variance``, the
+    group bootstrap's, at most ``kish`` (a design effect of at least 1); ``kish`` where the
+    bootstrap cannot tell (a rate of 0 or 1, whose resamples all agree, or no variance).
+
+    Examples of one entity group err together, so a rate measured on n examples is often
+    worth fewer (Korn and Graubard 1998: a binomial interval on the effective count).
+    """
+    if not (0.0 < rate < 1.0) or not np.isfinite(variance) or variance <= 0.0:
+        return float(kish)
+    return float(min(kish, rate * (1.0 - rate) / variance))
+
+
+def jeffreys_draws(rate: float, count: float, *, size: int, rng: np.random.Generator) -> np.ndarray:
+    """Draws from the Jeffreys posterior ``Beta(k + 1/2, count - k + 1/2)`` of a rate seen as
+    ``k = rate * count`` events in ``count`` examples (NaN where ``count`` is 0 or ``rate``
+    undefined).
+
+    Its central interval is Jeffreys' for a proportion (Brown, Cai and DasGupta 2001): near
+    its stated coverage at small counts, and never one value, not even at 0 of 5 events,
+    where a percentile bootstrap resamples the zero and says [0, 0].
+    """
+    if not (count > 0) or not np.isfinite(rate):
+        return np.full(int(size), np.nan)
+    k = float(np.clip(rate, 0.0, 1.0)) * float(count)
+    return rng.beta(k + 0.5, float(count) - k + 0.5, size=int(size))
+
+
+def rate_draws(
+    events: np.ndarray,
+    weights: np.ndarray,
+    groups: np.ndarray,
+    *,
+    size: int,
+    rng: np.random.Generator,
+) -> tuple[float, np.ndarray]:
+    """A weighted rate ``sum(w * events) / sum(w)`` and ``size`` draws of what it may be
+    (``rates_draws`` for one rate)."""
+    rates, draws = rates_draws(
+        np.atleast_2d(events), np.atleast_2d(weights), groups, size=size, rng=rng
+    )
+    return float(rates[0]), draws[0]
+
+
+def rates_draws(
+    events: np.ndarray,
+    weights: np.ndarray,
+    groups: np.ndarray,
+    *,
+    size: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted rates ``sum(w_i * events_i) / sum(w_i)``, one per row of the ``[r, n]``
+    ``events`` and ``weights`` (weight 0 leaves an example out of a rate), and ``size``
+    draws of what each may be, ``[r, size]``.
+
+    The draws are Jeffreys' posterior on each rate's effective count: Kish's count of its
+    weights, shrunk by the design effect one group bootstrap of the ``n`` examples (``size``
+    resamples of whole groups) measures. So a rate keeps the groups' correlation where there
+    are events to show it, and at small counts (0 of 5) still says how far it may be from
+    what was seen. A rate whose weights sum to 0 is NaN, and so are its draws.
+    """
+    events = np.asarray(events, dtype=np.float64)
+    weights = np.asarray(weights, dtype=np.float64)
+    totals = weights.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rates = np.where(totals > 0, (weights * events).sum(axis=1) / totals, np.nan)
+    draws = np.full((len(rates), int(size)), np.nan)
+    if events.shape[1] == 0 or not np.isfinite(rates).any():
+        return rates, draws
+    weighted = (weights * events).T  # [n, r]
+
+    def statistic(multiplicity: np.ndarray) -> dict[str, np.ndarray]:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            resampled = (multiplicity @ weighted) / (multiplicity @ weights.T)  # [k, r]
+        return {str(i): resampled[:, i] for i in range(len(rates))}
+
+    boot = group_bootstrap(groups, statistic, resamples=size, level=0.95, seed=rng)
+    for i, rate in enumerate(rates):
+        resampled = boot.samples[str(i)]
+        resampled = resampled[np.isfinite(resampled)]
+        variance = float(np.var(resampled)) if len(resampled) else float("nan")
+        count = effective_count(float(rate), kish_count(weights[i]), variance)
+        draws[i] = jeffreys_draws(float(rate), count, size=size, rng=rng)
+    return rates, draws
+
+
+def draws_interval(point: float, draws: np.ndarray, *, level: float) -> tuple[float, float]:
+    """The central ``level`` interval of ``draws``, widened to hold ``point`` (Jeffreys'
+    interval at 0 events starts at 0); (nan, nan) where ``point`` is undefined."""
+    finite = draws[np.isfinite(draws)]
+    if not np.isfinite(point) or len(finite) == 0:
+        return float("nan"), float("nan")
+    alpha = (1.0 - check_rate("level", level)) / 2.0
+    low, high = np.quantile(finite, [alpha, 1.0 - alpha])
+    return float(min(low, point)), float(max(high, point))
