@@ -15,7 +15,8 @@ through the same library functions the stages call, in memory:
    them;
 3. ``evaluation.pipeline.recalibrated_predictions`` and ``evaluation.metrics.compute_metrics``
    recalibrate and evaluate as the evaluate stage does (the prior from dev_b and test, the
-   threshold on dev_b, 1000 group-bootstrap resamples), gold labels included, so every
+   threshold on dev_b, 1000 group-bootstrap resamples; the prior's own uncertainty from the
+   production-ratio rows it was estimated from), gold labels included, so every
    interval of metrics.json's splits is there. Evaluate's own label-free section (batches cut
    from test) is left out: step 5 tests the same estimator on fresh batches;
 4. truth for those intervals: the same model, calibration and threshold measured on a large
@@ -97,8 +98,10 @@ class Cell:
 
 
 # evidence_strength; measured at 1:100, benign, dim 16: 0.45 gave test AP 0.20, 0.5 about 0.3,
-# 0.8 gave 0.95, 0.9 gave 0.96, 1.3 gave 0.98
-SIGNALS = {"weak": 0.5, "strong": 0.9}
+# 0.8 gave 0.95, 0.9 gave 0.96, 1.3 gave 0.98. Over the full grid (204 worlds) 0.5 gave test
+# AP 0.12-0.23 in the benign cells and 0.01-0.06 in the harsh ones; 0.6 gave 0.21-0.75 in
+# three benign worlds; 0.55 aims at the lower end, test AP about 0.3
+SIGNALS = {"weak": 0.55, "strong": 0.9}
 # benign: clean KB, many dev_b positives, small groups that barely differ;
 # harsh: 30% KB noise each way, 20 dev_b positives, large groups whose rates differ a lot
 REGIMES = {
@@ -140,8 +143,8 @@ class Scale:
     train_positives: int = 600
     truth_positives: int = 4000  # positives in the truth source (negatives thinned)
     truth_negatives: int = 20_000  # negatives by both labels kept in the truth source: at least
-    truth_negative_factor: int = 4  # this many times test's size,
-    truth_negatives_max: int = 120_000  # at most this many
+    truth_negative_factor: int = 8  # this many times test's size (the truth's own noise,
+    truth_negatives_max: int = 240_000  # variance 1/8 of test's, reads as ~1.5 points less)
     batch_positives: float = 60.0  # expected positives of a fresh batch at 1x the prior
     resamples: int = 1000  # evaluate.bootstrap.resamples (params.yaml's): vectorised, cheap
     # estimate_batch's resamples (score --summary's default is 1000): each refits the
@@ -520,6 +523,7 @@ def run_replicate(
         gold_prior=gold_prior,
         gold_prior_source="gold-labelled production-ratio rows",
         threshold_labels="distant",
+        prior_rows=production_rows,  # both priors were estimated from them: their uncertainty
     )
     threshold = float(metrics["threshold"])
     evaluated = time.perf_counter()
