@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from dsprior import contract, ingestion
+from dsprior import contract
 from dsprior.rawio import RawReader, Reject, SourceSpec, csv_text
 from stages import ingest
 from tests.rawfiles import (
@@ -195,30 +195,6 @@ def test_feature_dimension_must_agree_across_sources(tmp_path: Path) -> None:
     assert code == 1 and rejects[0]["reason"] == "dim_mismatch"
     assert "6 feature columns but the dataset has dim 8" in metrics["error"]
     assert "a.parquet" in metrics["error"] and "line 2" in metrics["error"]
-
-
-def test_ingest_config_validation_names_the_full_key_and_the_bad_value() -> None:
-    with pytest.raises(
-        ValueError, match=r"ingest.on_error must be one of \['fail', 'quarantine'\]"
-    ):
-        ingestion.IngestConfig.from_params(
-            {
-                **INGEST_PARAMS,
-                "on_error": "ignore",
-                "sources": {"s": {"path": "x", "negative_rate": 1}},
-            }
-        )
-    with pytest.raises(
-        ValueError, match=r"ingest.chunk_row: unknown key .*did you mean 'chunk_rows'"
-    ):
-        ingestion.IngestConfig.from_params(
-            {**INGEST_PARAMS, "chunk_row": 8, "sources": {"s": {"path": "x", "negative_rate": 1}}}
-        )
-    params = {k: v for k, v in INGEST_PARAMS.items() if k != "dtype"}
-    with pytest.raises(ValueError, match=r"ingest.dtype is required; add it to params.yaml"):
-        ingestion.IngestConfig.from_params(
-            {**params, "sources": {"s": {"path": "x", "negative_rate": 1}}}
-        )
 
 
 def messy_sources(tmp_path: Path) -> dict[str, Any]:
