@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         sys.exit(1)
     if metrics["status"] != "ok":
-        message = failure_message(metrics, args.rejects)
+        message = failure_message(result, metrics, args.rejects)
         metrics["error"] = message
         write_json(args.metrics, metrics)
         log.error("ingest failed: %s", message)

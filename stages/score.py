@@ -283,8 +283,8 @@ def log_results(
             batch["bundle_prior"],
             batch["drift"]["prior_shift"],
         )
-    if args.rejects is not None and summary.rejects.examples:
-        logger.warning("%d examples rejected; see %s", summary.rejects.examples, args.rejects)
+    if args.rejects is not None and summary.rejected.examples:
+        logger.warning("%d examples rejected; see %s", summary.rejected.examples, args.rejects)
 
 
 def main(argv: list[str] | None = None) -> None:

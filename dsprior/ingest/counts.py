@@ -1,65 +1,42 @@
 """What one ingest read, wrote and rejected, and the reconciliation metrics made of it.
 
 What was read is counted by the reader from the files (``rawio.FileTally``), apart
-from what was written or rejected, so a lost example shows as a difference.
+from what was written or rejected, so a lost example shows as a difference
+(``rawio.Reconciliation``, the counter scoring keeps too).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dsprior.ingest.config import IngestConfig
-from dsprior.rawio import FileTally, Reject, RejectCounts, file_bytes
+from dsprior.rawio import Reconciliation, Reject, RejectCounts, file_bytes, lost_message
 
 
 @dataclass
-class SourceCounts:
-    """Reconciliation counters of one source.
-
-    What was read (``examples_read``, ``rows_read``) is counted by the reader from the
-    files (``rawio.FileTally``), apart from what was written or rejected, so a lost
-    example shows as a difference. Rejects of a whole file (wrong header, empty,
-    unreadable between examples) count in ``rejected.files``: they hold no example.
-    """
+class SourceCounts(Reconciliation):
+    """Reconciliation counters of one source (kept: written), with its files and bytes."""
 
     files: int = 0
     bytes_read: int = 0
-    examples_read: int = 0
-    rows_read: int = 0
-    blank_lines: int = 0
-    examples_written: int = 0
-    rows_written: int = 0
-    rejected: RejectCounts = field(default_factory=RejectCounts)
 
     def add_files(self, files: Sequence[tuple[Path, str]]) -> None:
         """The source's files (path, format), as ``list_source`` gives them: count and bytes."""
         self.files = len(files)
         self.bytes_read = sum(file_bytes(path, fmt) for path, fmt in files)
 
-    def add_tally(self, tally: FileTally) -> None:
-        self.examples_read += tally.examples
-        self.rows_read += tally.rows
-        self.blank_lines += tally.blank_lines
-
-    @property
-    def reconciled(self) -> bool:
-        return (
-            self.examples_read == self.examples_written + self.rejected.examples
-            and self.rows_read == self.rows_written + self.rejected.rows
-        )
-
     def as_dict(self) -> dict[str, Any]:
         return {
             "files": self.files,
             "bytes_read": self.bytes_read,
             "examples_read": self.examples_read,
-            "examples_written": self.examples_written,
+            "examples_written": self.examples_kept,
             "examples_rejected": self.rejected.examples,
             "rows_read": self.rows_read,
-            "rows_written": self.rows_written,
+            "rows_written": self.rows_kept,
             "rows_rejected": self.rejected.rows,
             "blank_lines": self.blank_lines,
             "files_rejected": self.rejected.files,
@@ -79,8 +56,7 @@ class IngestResult:
 
     def count_written(self, count: SourceCounts, n_rows: int) -> None:
         """One example of ``n_rows`` rows written, of the source ``count`` counts."""
-        count.examples_written += 1
-        count.rows_written += n_rows
+        count.keep(examples=1, rows=n_rows)
         self.written += 1
 
     def count_reject(
@@ -133,26 +109,18 @@ def reconcile(result: IngestResult, config: IngestConfig) -> dict[str, Any]:
     }
 
 
-def failure_message(metrics: dict[str, Any], rejects: Path) -> str:
+def failure_message(result: IngestResult, metrics: dict[str, Any], rejects: Path) -> str:
     """Why an ingest that was not stopped by a reject failed (``reconcile``'s status)."""
     return (
-        _not_reconciled(metrics)
-        if not metrics["reconciled"]
-        else _nothing_written(metrics, rejects)
+        _not_reconciled(result) if not metrics["reconciled"] else _nothing_written(metrics, rejects)
     )
 
 
-def _not_reconciled(metrics: dict[str, Any]) -> str:
+def _not_reconciled(result: IngestResult) -> str:
     """The message of an ingest whose counts do not add up (a bug: something was lost)."""
-    parts = [
-        f"{name}: read {s['examples_read']} examples / {s['rows_read']} rows, wrote "
-        f"{s['examples_written']} / {s['rows_written']}, rejected {s['examples_rejected']} / "
-        f"{s['rows_rejected']}"
-        for name, s in metrics["sources"].items()
-        if not s["reconciled"]
-    ]
-    return "examples were lost between reading and writing (please report this bug): " + (
-        "; ".join(parts)
+    return lost_message(
+        "writing",
+        (f"{name}: {c.account('wrote')}" for name, c in result.counts.items() if not c.reconciled),
     )
 
 

@@ -51,10 +51,12 @@ from dsprior.rawio.rejects import (
     WRONG_COLUMNS,
     FileTally,
     RawDataError,
+    Reconciliation,
     Reject,
     RejectCounts,
     RejectsFile,
     duplicate_problem,
+    lost_message,
     make_reject,
 )
 from dsprior.rawio.sources import (
@@ -96,6 +98,7 @@ __all__ = [
     "ROLES",
     "RawDataError",
     "RawReader",
+    "Reconciliation",
     "Reject",
     "RejectCounts",
     "RejectsFile",
@@ -110,6 +113,7 @@ __all__ = [
     "file_bytes",
     "infer_format",
     "list_files",
+    "lost_message",
     "make_reject",
     "max_abs_for",
 ]
