@@ -20,18 +20,11 @@ import logging
 from pathlib import Path
 
 import pandas as pd
-import pyarrow.parquet as pq
 
 from dsprior import bundle, contract, modeldir, runtime, settings
 from dsprior import calibration as cal
 
 logger = logging.getLogger(__name__)
-
-
-def dataset_dtype(dataset_dir: str | Path) -> str:
-    """The dtype the dataset stored its features in (its first shard's metadata)."""
-    schema = pq.read_schema(contract.shard_paths(dataset_dir)[0])
-    return schema.metadata[b"dtype"].decode()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -67,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
         metrics=metrics,
         evaluate_params=evaluate_params,
         dataset_dim=contract.dataset_dim(args.dataset),
-        dataset_dtype=dataset_dtype(args.dataset),
+        dataset_dtype=contract.dataset_dtype(args.dataset),
         model_sha256=bundle.file_sha256(model_path),
         reference=bundle.reference_record(table, reference),
     )

@@ -17,7 +17,6 @@ import pandas as pd
 
 from dsprior import calibration as cal
 from dsprior import contract, modeldir, priors, runtime
-from dsprior.rawio import max_abs_for
 
 FORMAT_VERSION = 3
 # 1: before recalibration and the reference (issue 16); 2: threshold as a probability only,
@@ -162,7 +161,7 @@ def build_spec(
         "dim": int(dataset_dim),
         # Features are rounded to the dataset's dtype before scoring, as ingest stored them.
         "dtype": dataset_dtype,
-        "max_abs": max_abs_for(dataset_dtype),
+        "max_abs": contract.max_abs_for(dataset_dtype),
         "min_rows": int(train_record.get("min_rows", max(params.get("filter_sizes", [1])))),
         "prior_correction": prior_correction_record(train_record, metrics),
         "production_prior": float(metrics["prior"]),

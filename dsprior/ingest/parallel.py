@@ -39,7 +39,6 @@ from dsprior.rawio import (
     SourceSpec,
     duplicate_problem,
     make_reject,
-    max_abs_for,
     simulated,
 )
 
@@ -168,7 +167,7 @@ def ingest_parallel(
     """
     if config.workers < 2:
         raise ValueError(f"ingest_parallel needs workers >= 2, got {config.workers!r}")
-    max_abs = max_abs_for(config.dtype)
+    max_abs = contract.max_abs_for(config.dtype)
     listed = [(spec, simulated.list_source(spec)) for spec in config.sources]
     files = [(spec, path, fmt) for spec, paths in listed for path, fmt in paths]
     dim, dim_origin, dim_file = _probe_dim(

@@ -8,10 +8,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from dsprior import contract
 from dsprior.ingest.config import IngestConfig
 from dsprior.ingest.counts import IngestResult, SourceCounts
 from dsprior.ingest.writer import LazyWriter, open_writer
-from dsprior.rawio import RawReader, Reject, max_abs_for, simulated
+from dsprior.rawio import RawReader, Reject, simulated
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +23,7 @@ def ingest_serial(
     """``ingest_sources`` in this process: files one after the other, one writer."""
     reader = RawReader(
         chunk_rows=config.chunk_rows,
-        max_abs=max_abs_for(config.dtype),
+        max_abs=contract.max_abs_for(config.dtype),
         formats=simulated.READERS,
     )
     counts = {spec.name: SourceCounts() for spec in config.sources}

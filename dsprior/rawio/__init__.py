@@ -72,7 +72,6 @@ from dsprior.rawio.sources import (
     infer_format,
     list_files,
 )
-from dsprior.rawio.validation import max_abs_for
 
 __all__ = [
     "BAD_JSON",
@@ -115,5 +114,4 @@ __all__ = [
     "list_files",
     "lost_message",
     "make_reject",
-    "max_abs_for",
 ]
