@@ -20,14 +20,19 @@ from typing import Any
 
 import yaml
 
+# TensorFlow reads it once, at import (dsprior.hardware chooses it from params and machine).
+ONEDNN_ENV = "TF_ENABLE_ONEDNN_OPTS"
+# Set beside ONEDNN_ENV to the value this code put there, so a child process can tell an
+# inherited default from a value a person exported (hardware.user_onednn_env).
+MARKER_ENV = "STAGES_ONEDNN_DEFAULT"
+
 
 def quiet_tensorflow() -> None:
     """Silence TensorFlow's C++ start-up chatter; call before importing tensorflow."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if "TF_ENABLE_ONEDNN_OPTS" not in os.environ:  # dsprior.hardware sets it first from params
-        os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"
-        # marks the value as a default, not a person's export (hardware.user_onednn_env)
-        os.environ["STAGES_ONEDNN_DEFAULT"] = "0"
+    if ONEDNN_ENV not in os.environ:  # dsprior.hardware sets it first from params
+        os.environ[ONEDNN_ENV] = "0"
+        os.environ[MARKER_ENV] = "0"  # a default, not a person's export
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)

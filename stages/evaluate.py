@@ -64,8 +64,7 @@ def score_examples(
     bf16 only where the CPU has it natively, in float32 elsewhere. The resolved choice is
     stored into ``compute_record`` when given.
     """
-    hardware.apply_onednn(hardware.machine_compute(precision, onednn))  # before TF's import
-    runtime.quiet_tensorflow()
+    hardware.start_tensorflow(precision=precision, onednn=onednn)
     from dsprior import cnn  # registers the custom layers before loading
     from dsprior.batches import predict_scores
 

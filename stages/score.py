@@ -127,8 +127,7 @@ def load_compute_bundle(bundle_dir: Path, *, precision: str, onednn: str) -> Bun
     """``load_bundle`` with oneDNN set before TensorFlow's import and the model in the
     precision ``dsprior.hardware`` resolves (float32 unless this CPU has native bf16 and the
     model was trained in bf16)."""
-    hardware.apply_onednn(hardware.machine_compute(precision, onednn))
-    runtime.quiet_tensorflow()
+    hardware.start_tensorflow(precision=precision, onednn=onednn)
     bundle = load_bundle(bundle_dir)
     from dsprior import cnn
 

@@ -46,8 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     p = resolve_params(params)  # before any reading
     # TensorFlow reads TF_ENABLE_ONEDNN_OPTS once, at import: set it from train.onednn and
     # this machine (dsprior.hardware) before the imports below bring TensorFlow in.
-    hardware.apply_onednn(hardware.machine_compute("float32", p["onednn"]))
-    runtime.quiet_tensorflow()
+    hardware.start_tensorflow(precision="float32", onednn=p["onednn"])
     from dsprior import cnn
     from dsprior.training import loop, resume
 

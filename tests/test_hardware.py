@@ -521,3 +521,24 @@ def test_a_cpuinfo_value_holding_a_colon_is_read_whole(tmp_path):
     info.write_text("model name\t: Vendor CPU: rev 2\nflags\t\t: fpu avx512_bf16 x:y\n")
     assert hardware.cpu_model(info) == "Vendor CPU: rev 2"
     assert hardware.read_cpu_flags(info) == frozenset({"fpu", "avx512_bf16", "x:y"})
+
+
+def test_start_tensorflow_sets_onednn_before_tensorflow_reads_it():
+    """In a fresh process: the params' oneDNN choice is what the imported TensorFlow runs."""
+    code = (
+        "import sys; from dsprior import hardware; "
+        "c = hardware.start_tensorflow(precision='float32', onednn='on'); "
+        "print('tensorflow' in sys.modules, c.onednn, hardware.tensorflow_onednn())"
+    )
+    environ = {
+        k: v for k, v in os.environ.items() if k not in (hardware.ONEDNN_ENV, hardware.MARKER_ENV)
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=environ,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    assert out.stdout.split() == ["True", "True", "True"]
