@@ -52,7 +52,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -90,13 +89,6 @@ def adapt_output(path: str | Path, bundle: Bundle, moved: np.ndarray) -> None:
         writer.write(table)
 
 
-def write_markdown(path: Path, text: str) -> None:
-    """``text`` at ``path``, written beside it and renamed into place."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_summary(
     path: str | Path,
     bundle: Bundle,
@@ -119,7 +111,9 @@ def write_summary(
     for warning in summary.get("warnings", []):
         logger.warning("%s", warning)
     runtime.write_json(path, summary)
-    write_markdown(summary_markdown_path(path), render_summary(runtime.finite_or_none(summary)))
+    runtime.write_atomic(
+        summary_markdown_path(path), render_summary(runtime.finite_or_none(summary))
+    )
     return summary
 
 

@@ -1,15 +1,14 @@
 """bundle.json's content: building it from train's and evaluate's records, hashing it, and
 checking that its prior correction reproduces evaluate's probabilities.
 
-Pure functions on dicts and frames, apart from ``file_sha256`` (which reads the bytes
-it hashes). What each field means is in ``dsprior.bundle``'s docstring.
+Pure functions on dicts and frames. What each field means is in ``dsprior.bundle``'s
+docstring.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,14 +40,6 @@ TRAIN_FIELDS = (
     "select_metric",
     "best_value",
 )
-
-
-def file_sha256(path: str | Path, *, block: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(block):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def content_hash(spec: dict[str, Any]) -> str:

@@ -29,7 +29,6 @@ from dsprior.bundle.spec import (
     READABLE_VERSIONS,
     SPEC_FILE,
     content_hash,
-    file_sha256,
     format_notes,
     spec_calibration,
     spec_shift,
@@ -48,7 +47,7 @@ def write_bundle(
     reference: bytes | None = None,
 ) -> None:
     """Replace ``target`` with the model, bundle.json and reference.parquet, atomically."""
-    if file_sha256(model_path) != spec["model"]["sha256"]:
+    if runtime.file_sha256(model_path) != spec["model"]["sha256"]:
         raise ValueError(f"{model_path} changed since the spec was built")
     record = spec.get("reference")
     if (reference is None) != (record is None) or (
@@ -96,12 +95,12 @@ def verify_contents(spec: dict[str, Any], bundle_dir: Path) -> None:
     if spec.get(HASH_KEY) != content_hash(spec):
         raise ValueError(f"{path}: content hash does not match; the bundle was edited")
     model = bundle_dir / spec["model"]["file"]
-    if not model.is_file() or file_sha256(model) != spec["model"]["sha256"]:
+    if not model.is_file() or runtime.file_sha256(model) != spec["model"]["sha256"]:
         raise ValueError(f"{model}: missing or not the model this bundle was built with")
     record = spec.get("reference")
     if record is not None:
         ref = bundle_dir / record["file"]
-        if not ref.is_file() or file_sha256(ref) != record["sha256"]:
+        if not ref.is_file() or runtime.file_sha256(ref) != record["sha256"]:
             raise ValueError(f"{ref}: missing or not the reference this bundle was built with")
 
 

@@ -217,16 +217,10 @@ def _locked(path: Path, mode: int) -> Iterator[int]:
 
 def _replace(path: Path, lines: list[bytes]) -> None:
     """The history rewritten with ``lines``, renamed into place (under the caller's lock)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(b"".join(lines))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with runtime.atomic_file(path) as tmp, open(tmp, "wb") as f:
+        f.write(b"".join(lines))
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def append_record(
