@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from dsprior import cnn, hardware, modeldir
+from dsprior.evaluation import run as evaluation_run
 from dsprior.training.loop import train_model
-from stages import evaluate
 from tests.conftest import ROOT
 from tests.factories import TINY, make_data
 
@@ -266,11 +266,11 @@ def test_bf16_trained_model_scores_in_float32(data, tmp_path):
     kw = {"batch_size": 8, "min_rows": max(TINY["filter_sizes"])}
 
     as_bf16: dict = {}
-    bf16 = evaluate.score_examples(
+    bf16 = evaluation_run.score_examples(
         model_dir, dataset, ids, precision="mixed_bfloat16", compute_record=as_bf16, **kw
     )
     as_f32: dict = {}
-    f32 = evaluate.score_examples(
+    f32 = evaluation_run.score_examples(
         model_dir, dataset, ids, precision="float32", compute_record=as_f32, **kw
     )
     assert as_bf16["model_trained_in"] == as_f32["model_trained_in"] == "mixed_bfloat16"

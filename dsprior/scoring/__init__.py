@@ -4,7 +4,8 @@
 ``output`` writes and reads the output file; ``paths`` refuses outputs that would
 overwrite the input; ``stream`` reads, scores and writes a raw source a pool at a
 time; ``summary`` estimates the scored batch without labels, and ``report``
-renders that estimate as Markdown.
+renders that estimate as Markdown. ``command`` (not imported here: it brings in the
+monitoring history) is the ``score`` command's work, from its options to its files.
 """
 
 from dsprior.scoring.apply import (
