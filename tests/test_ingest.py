@@ -24,6 +24,7 @@ from tests.rawfiles import (
     NAMES,
     jsonl_records,
     long_rows,
+    lose_example,
     make_examples,
     write_csv,
     write_jsonl,
@@ -460,15 +461,7 @@ def test_labels_may_be_booleans_in_every_format(tmp_path: Path, kind: str) -> No
 def test_a_lost_example_fails_the_reconciliation(tmp_path: Path, monkeypatch) -> None:
     """The counts of what was read come from the files, so a reader that drops an example fails."""
     path = write_csv(tmp_path / "a.csv", long_rows(make_examples(5)))
-    original = RawReader._flush
-
-    def lossy(self, state):
-        items = list(original(self, state))
-        if items and getattr(items[0], "example_id", None) == "e2":
-            return iter(())  # a bug that silently loses one example
-        return iter(items)
-
-    monkeypatch.setattr(RawReader, "_flush", lossy)
+    lose_example(monkeypatch, "e2")
     code, metrics, _ = run_ingest(tmp_path, {"s": {"path": str(path), "negative_rate": 1.0}})
     assert code == 1 and metrics["status"] == "failed" and metrics["reconciled"] is False
     assert metrics["examples_read"] == 5 and metrics["examples_written"] == 4
@@ -559,15 +552,7 @@ def test_one_source_that_does_not_reconcile_fails_the_run(
     for name in ("a", "b", "c"):
         path = write_csv(tmp_path / f"{name}.csv", long_rows(make_examples(3, prefix=name)))
         sources[name] = {"path": str(path), "negative_rate": 1.0}
-    original = RawReader._flush
-
-    def lossy_flush(self, state):
-        items = list(original(self, state))
-        if items and getattr(items[0], "example_id", None) == f"{lossy}1":
-            return iter(())  # a bug that silently loses one example of one source
-        return iter(items)
-
-    monkeypatch.setattr(RawReader, "_flush", lossy_flush)
+    lose_example(monkeypatch, f"{lossy}1")  # one example of one source
     code, metrics, _ = run_ingest(tmp_path, sources)
     assert {name: s["reconciled"] for name, s in metrics["sources"].items()} == {
         name: name != lossy for name in sources

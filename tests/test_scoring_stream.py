@@ -15,7 +15,7 @@ import pytest
 
 from dsprior import rawio, scoring
 from dsprior.bundle import Bundle
-from dsprior.rawio import RawDataError, RawReader
+from dsprior.rawio import RawDataError
 from tests.factories import (
     NAMES,
     csv_with,
@@ -28,6 +28,7 @@ from tests.factories import (
     write_jsonl,
     write_parquet,
 )
+from tests.rawfiles import lose_example
 
 
 @pytest.mark.parametrize(
@@ -286,15 +287,7 @@ def test_a_lost_example_fails_the_run_with_its_counts(
 ) -> None:
     """What was read is counted from the files, so a reader that drops an example fails."""
     raw = write_csv(tmp_path / "x.csv", long_rows(small_examples(4)))
-    original = RawReader._flush
-
-    def lossy(self, state):
-        items = list(original(self, state))
-        if items and getattr(items[0], "example_id", None) == "e1":
-            return iter(())  # a bug that silently loses one example
-        return iter(items)
-
-    monkeypatch.setattr(RawReader, "_flush", lossy)
+    lose_example(monkeypatch, "e1")
     with pytest.raises(RuntimeError, match="lost between reading and scoring") as caught:
         scoring.score_file(loaded, raw, tmp_path / "x.parquet")
     assert "read 4 examples" in str(caught.value) and "scored 3 / " in str(caught.value)
