@@ -77,7 +77,7 @@ mutation: $(STAMP)
 	rm -rf mutants/tmp
 
 # Coverage of every interval the project prints, over a grid of simulated worlds (issue #23;
-# METHODS.md section 11): about 2 hours on 2 cores, not part of `make test` or `make bench`.
+# docs/methods.md, section 12): about 2 hours on 2 cores, not part of `make test` or `make bench`.
 # Each world appends a line to benchmarks/results/coverage.jsonl, so a killed run goes on where
 # it stopped (delete that file to start over); results: coverage.json and coverage.md (with SVG
 # plots) in benchmarks/results/.
