@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-from-lock
 export PATH := $(abspath $(BIN)):$(PATH)
 export TF_CPP_MIN_LOG_LEVEL := 3
 
-.PHONY: setup repro test test-fast lint format lock bench reference mutation coverage clean-venv
+.PHONY: setup repro test test-fast lint format docs lock bench reference mutation coverage clean-venv
 
 setup: $(STAMP)
 
@@ -37,6 +37,10 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check dsprior stages tools tests benchmarks
 	$(BIN)/ruff format --check dsprior stages tools tests benchmarks
+
+# The documentation site (mkdocs.yml): docs/ into site/, warnings as errors.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --quiet
 
 format: $(STAMP)
 	$(BIN)/ruff format dsprior stages tools tests benchmarks

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,3 +73,15 @@ def test_no_file_points_outside_the_repository_for_its_methods() -> None:
         )
     ]
     assert not stale, f"files that cite a methods file a clone lacks: {stale}"
+
+
+def test_docs_site_builds_without_warnings(tmp_path: Path) -> None:
+    # mkdocs.yml is strict: a broken link, a missing anchor or a page left out of the nav fails.
+    built = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert built.returncode == 0, built.stderr
+    assert (tmp_path / "methods" / "index.html").is_file()
