@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-from-lock
 export PATH := $(abspath $(BIN)):$(PATH)
 export TF_CPP_MIN_LOG_LEVEL := 3
 
-.PHONY: setup repro test test-fast lint format docs lock bench reference mutation coverage clean-venv
+.PHONY: setup repro test test-fast lint format docs lock bench reference gpu mutation coverage clean-venv
 
 setup: $(STAMP)
 
@@ -63,6 +63,18 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_noise_shift.py  # after make repro: scores a fresh 40k-example source
 	$(BIN)/python benchmarks/bench_monitor.py  # its own small project: about 4 minutes
 	$(BIN)/python benchmarks/bench_stages.py  # after make repro: the default run's data
+
+# On a machine with one NVIDIA GPU: .venv-gpu holds requirements.lock with TensorFlow's CUDA
+# build (requirements-gpu.lock) in place of tensorflow_cpu; then the default pipeline, measured
+# stage by stage, beside the committed CPU run (benchmarks/gpu_run.py; results/gpu.json).
+GPU_VENV := .venv-gpu
+gpu:
+	rm -rf $(GPU_VENV) && $(PYTHON) -m venv $(GPU_VENV)
+	grep -v '^tensorflow_cpu==' requirements.lock > $(GPU_VENV)/requirements.txt
+	$(GPU_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -r $(GPU_VENV)/requirements.txt -r requirements-gpu.lock
+	$(GPU_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(GPU_VENV)/bin/pip check
+	PATH=$(abspath $(GPU_VENV))/bin:$$PATH $(GPU_VENV)/bin/python benchmarks/gpu_run.py --bench-train $(GPU_ARGS)
 
 # The reference scale end to end (benchmarks/params-reference.yaml): one real `dvc repro`,
 # stage by stage, in a fresh project under REFERENCE_WORK; results in benchmarks/results/.
