@@ -40,12 +40,19 @@ pytestmark = pytest.mark.slow
 
 
 def stages_in(project: Path) -> list[str]:
-    """Stage names as DVC prints them: a ``foreach`` over ingest.sources gives ``name@source``."""
+    """Stage names as DVC prints them: a ``foreach: ${ingest.sources}`` gives ``name@source``
+    for each declared source (none for an empty mapping)."""
     stages = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
-    sources = yaml.safe_load((project / "params.yaml").read_text())["ingest"]["sources"]
+    params = yaml.safe_load((project / "params.yaml").read_text())
     names = []
     for name, stage in stages.items():
-        names += [f"{name}@{key}" for key in sources] if "foreach" in stage else [name]
+        if "foreach" not in stage:
+            names.append(name)
+            continue
+        mapping = params
+        for part in stage["foreach"].strip("${}").split("."):
+            mapping = mapping[part]
+        names += [f"{name}@{key}" for key in mapping]
     return names
 
 

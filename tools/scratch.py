@@ -82,6 +82,9 @@ def make_project(path: Path, overrides: dict[str, Any] | None = None) -> Path:
     history = path / params["paths"]["history"]
     history.parent.mkdir(parents=True, exist_ok=True)
     history.touch()
+    # train depends on the external scores' fingerprint folder, kept by its README
+    fingerprints = params["paths"]["external_scores"]
+    shutil.copytree(ROOT / fingerprints, path / fingerprints, dirs_exist_ok=True)
     for key, value in [
         ("core.analytics", "false"),
         ("core.check_update", "false"),
