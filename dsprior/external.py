@@ -45,7 +45,6 @@ SCORES_FILE = "external_scores.parquet"  # in the model folder: example_id, logi
 RECORD_KEY = "external_scores"  # train.json's and bundle.json's record of the scores
 MODEL_KIND = "external_scores"  # bundle.json's model.kind
 ID = "example_id"
-FORMATS = {".parquet": "parquet", ".csv": "csv", ".gz": "csv"}  # .csv.gz ends in .gz
 NAME = re.compile(r"[A-Za-z0-9_-]+")
 SHOWN = 5  # ids or rows named in an error
 # The float64 probabilities nearest 0 and 1 inside (0, 1): the log-odds of 0 and 1.
@@ -120,9 +119,10 @@ def read_scores_table(path: str | Path, *, column: str) -> pd.DataFrame:
     ValueError naming the file when it lacks a column or the scores are not numbers.
     """
     path = Path(path)
+    fmt = scores_format(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such scores file")
-    if scores_format(path) == "parquet":
+    if fmt == "parquet":
         table = pq.read_table(path)
     else:
         options = pacsv.ConvertOptions(column_types={ID: pa.string(), "group": pa.string()})
@@ -182,7 +182,8 @@ def check_values(table: pd.DataFrame, *, path: str | Path, scale: str) -> None:
         outside = (scores < 0) | (scores > 1)
         if outside.any():
             pairs = [
-                f"{i!r}: {s!r}" for i, s in zip(table[ID][outside], scores[outside], strict=True)
+                f"{str(i)!r}: {float(s)!r}"
+                for i, s in zip(table[ID][outside], scores[outside], strict=True)
             ]
             raise ValueError(
                 f"{path}: {int(outside.sum())} probabilities are outside [0, 1] ("
@@ -295,6 +296,27 @@ def train_record(
         "best_step": None,
         "select_metric": None,
         "best_value": None,
+    }
+
+
+# train's DVCLive plot folders (dvc.yaml declares them): empty when nothing was trained
+LIVE_PLOT_FOLDERS = (
+    "plots/metrics/dev_a/sampled",
+    "plots/metrics/dev_a/prior",
+    "plots/metrics/train",
+)
+
+
+def live_metrics(record: dict[str, Any]) -> dict[str, Any]:
+    """train's metrics.json when nothing was trained: what was read, and the prior correction."""
+    scores = record[RECORD_KEY]
+    return {
+        "external_scores": {
+            "name": scores["name"],
+            "examples": scores["examples"],
+            "scale": scores["scale"],
+        },
+        "beta": record["beta"],
     }
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -45,7 +46,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def write_external_scores(args: argparse.Namespace, params: dict, name: str, entry: dict) -> None:
     """The model folder for a declared scores file: its checked log-odds and train.json."""
-    manifest = sampling.read_manifest(args.manifest).to_pandas()
+    manifest = sampling.read_manifest(args.manifest, optional=(contract.TRUE_LABEL,)).to_pandas()
     prior, _ = estimate_production_prior(manifest)  # as evaluate estimates it
     table, record = external.import_scores(
         name,
@@ -59,6 +60,11 @@ def write_external_scores(args: argparse.Namespace, params: dict, name: str, ent
     with runtime.atomic_directory(args.model_dir) as tmp:
         sampling.write_table_atomic(table, tmp / external.SCORES_FILE)
         runtime.write_json(tmp / modeldir.TRAIN_RECORD, record)
+    # the stage's other outputs: no training curves (empty folders), what was read as metrics
+    shutil.rmtree(args.live_dir, ignore_errors=True)
+    for folder in external.LIVE_PLOT_FOLDERS:
+        Path(args.live_dir, folder).mkdir(parents=True)
+    runtime.write_json(Path(args.live_dir, "metrics.json"), external.live_metrics(record))
     logger.info(
         "wrote %s: external scores %r (%d examples, beta %.5g); nothing trained",
         args.model_dir,
