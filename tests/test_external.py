@@ -286,11 +286,14 @@ def test_score_summary_on_a_scores_file(scored: dict[str, Path], tmp_path: Path)
     batch = pd.read_csv(scored["scores"], dtype={"example_id": str})
     batch["label"] = pd.read_parquet(scored["manifest"])["label"].to_numpy()
     batch.to_parquet(tmp_path / "batch.parquet", index=False)
+    history = tmp_path / "history.jsonl"
     score.main(
         ["--bundle", str(scored["bundle"]), "--scores", str(tmp_path / "batch.parquet")]
-        + ["--summary", str(summary), "--resamples", "20"]
+        + ["--summary", str(summary), "--resamples", "20", "--history", str(history)]
     )
     got = json.loads(summary.read_text())
+    (line,) = history.read_text().splitlines()  # the batch, for the monitor stage
+    assert json.loads(line)["estimated_prior"]["value"] == got["estimated_prior"]["value"]
     assert got["examples"] == len(batch)
     assert 0 < got["estimated_prior"]["value"] < 1
     assert got["measured"]["labelled_examples"] == len(batch)
