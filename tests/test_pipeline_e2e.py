@@ -22,6 +22,7 @@ from dsprior.contract import read_metadata
 from tests.conftest import make_project, run, tool_env
 from tests.factories import REQUIRED_METRICS as REQUIRED
 from tests.factories import declared_plots
+from tools.scratch import stages_in_order
 
 
 def check_required_metrics(metrics: dict) -> None:
@@ -40,20 +41,8 @@ pytestmark = pytest.mark.slow
 
 
 def stages_in(project: Path) -> list[str]:
-    """Stage names as DVC prints them: a ``foreach: ${ingest.sources}`` gives ``name@source``
-    for each declared source (none for an empty mapping)."""
-    stages = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    names = []
-    for name, stage in stages.items():
-        if "foreach" not in stage:
-            names.append(name)
-            continue
-        mapping = params
-        for part in stage["foreach"].strip("${}").split("."):
-            mapping = mapping[part]
-        names += [f"{name}@{key}" for key in mapping]
-    return names
+    """Stage names as DVC prints them: a ``foreach`` gives ``name@key`` per item it iterates."""
+    return stages_in_order(project)
 
 
 def test_dvc_repro_runs_every_stage_then_nothing(project: Path):
