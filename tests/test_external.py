@@ -258,7 +258,9 @@ def test_evaluate_runs_on_the_scores_as_on_a_model(scored: dict[str, Path]):
     p = scores.loc[predictions["example_id"], "p"].to_numpy()
     # the model's log-odds are the file's probabilities' logits, corrected with train's beta
     assert predictions["score"].to_numpy() == pytest.approx(p, rel=1e-12)
-    assert (scored["reports"] / "report.md").read_text().startswith("#")
+    report = (scored["reports"] / "report.md").read_text()
+    assert "- Scores: made outside the pipeline, `teammodel` (" in report
+    assert "probability, trained at {'prior': 0.25}); no model was trained here" in report
     assert sorted(p.name for p in (scored["reports"] / "evaluate_plots").iterdir())
 
 
