@@ -67,7 +67,7 @@ from typing import Any
 import numpy as np
 
 from dsprior import hardware, monitoring, runtime
-from dsprior.bundle import Bundle, load_bundle, load_bundle_spec, read_spec
+from dsprior.bundle import Bundle, load_bundle, read_spec
 from dsprior.external import refuse_external_bundle
 from dsprior.rawio import DIM_MISMATCH, FORMATS, ON_ERROR, RawDataError
 from dsprior.scoring import (
@@ -80,12 +80,11 @@ from dsprior.scoring import (
     check_paths,
     input_spec,
     output_format,
-    read_batch_scores,
     read_scores,
     render_summary,
     run_record,
     score_file,
-    scores_file_record,
+    scores_file_summary,
     scores_in_output,
     summary_markdown_path,
 )
@@ -273,10 +272,7 @@ def run_scores(args: argparse.Namespace) -> dict[str, Any]:
         "--summary (its .md)": summary_markdown_path(args.summary),
     }
     check_paths(args.scores, {**written, "--history": args.history}, input_option="--scores")
-    bundle = load_bundle_spec(args.bundle)
-    logits, record = read_batch_scores(args.scores, bundle)
-    batch, _ = batch_summary(bundle, logits, record, resamples=args.resamples, seed=args.seed)
-    batch.update(scores_file_record(bundle, args.scores, len(logits)))
+    batch = scores_file_summary(args.bundle, args.scores, resamples=args.resamples, seed=args.seed)
     for warning in batch.get("warnings", []):
         logger.warning("%s", warning)
     runtime.write_json(args.summary, batch)

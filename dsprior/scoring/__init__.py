@@ -24,7 +24,12 @@ from dsprior.scoring.output import (
 )
 from dsprior.scoring.paths import check_paths
 from dsprior.scoring.report import render_summary, summary_markdown_path
-from dsprior.scoring.scores_file import read_batch_scores, scores_column, scores_file_record
+from dsprior.scoring.scores_file import (
+    read_batch_scores,
+    scores_column,
+    scores_file_record,
+    scores_file_summary,
+)
 from dsprior.scoring.stream import (
     POOL_BATCHES,
     ScorePool,
@@ -71,6 +76,7 @@ __all__ = [
     "score_table",
     "scores_column",
     "scores_file_record",
+    "scores_file_summary",
     "scores_in_output",
     "summary_markdown_path",
 ]

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from dsprior import external
-from dsprior.bundle import HASH_KEY, Bundle
-from dsprior.scoring.summary import BatchRecord
+from dsprior import external, runtime
+from dsprior.bundle import HASH_KEY, Bundle, load_bundle_spec
+from dsprior.scoring.summary import BatchRecord, batch_summary
 
 
 def scores_column(spec: dict[str, Any]) -> tuple[str, str]:
@@ -75,3 +75,19 @@ def scores_file_record(bundle: Bundle, path: str | Path, examples: int) -> dict[
             "format_version": bundle.spec.get("format_version"),
         },
     }
+
+
+def scores_file_summary(
+    bundle_dir: str | Path,
+    path: str | Path,
+    *,
+    resamples: int | None = None,
+    seed: int | None = None,
+) -> dict[str, Any]:
+    """The ``--summary`` content for a batch scored elsewhere: the bundle read without a model
+    (no TensorFlow), the file's scores checked, then ``batch_summary`` as for the CNN."""
+    bundle = load_bundle_spec(bundle_dir)
+    logits, record = read_batch_scores(path, bundle)
+    summary, _ = batch_summary(bundle, logits, record, resamples=resamples, seed=seed)
+    summary.update(scores_file_record(bundle, path, len(logits)))
+    return runtime.finite_or_none(summary)
