@@ -99,7 +99,10 @@ def declared_scores(
             f"{key}.{name}: the name must be letters, digits, '_' or '-' (it names a DVC stage "
             "and a file)"
         )
-    scores_format(entry["path"])
+    try:
+        scores_format(entry["path"])
+    except ValueError as exc:
+        raise ValueError(f"{key}.{name}.path: {exc}") from None
     return name, entry
 
 

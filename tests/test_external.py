@@ -142,6 +142,11 @@ def test_params_refuse_a_bad_declaration():
         resolve_params(train_section(a=ENTRY, b=ENTRY))
     with pytest.raises(ValueError, match=r"train.external_scores.my model: the name must be"):
         resolve_params(train_section(**{"my model": ENTRY}))
+    with pytest.raises(ValueError) as info:
+        resolve_params(train_section(mine={**ENTRY, "path": "s.txt"}))
+    assert str(info.value) == (
+        "train.external_scores.mine.path: s.txt: a scores file must end in .parquet, .csv or .csv.gz"
+    )
 
 
 def test_trained_at_gives_the_prior_correction():
@@ -310,6 +315,21 @@ def test_score_summary_on_a_scores_file(scored: dict[str, Path], tmp_path: Path)
             + ["--summary", str(tmp_path / "t.json")]
         )
     assert not (tmp_path / "t.json").exists()
+
+
+def test_the_api_on_a_bundle_of_external_scores(scored: dict[str, Path]):
+    from dsprior import api
+
+    with pytest.raises(ValueError, match=r"was built from external scores \('teammodel'"):
+        api.load_bundle(scored["bundle"])
+    loaded = api.load_bundle(scored["bundle"], model=False)
+    with pytest.raises(ValueError, match=r"holds no model and cannot score raw examples"):
+        api.score_arrays(loaded, [np.zeros((2, 16))])
+    probabilities = pd.read_csv(scored["scores"])["p"].to_numpy()
+    summary = api.estimate_batch(loaded, probabilities, resamples=20)  # in the file's own scale
+    assert summary["examples"] == len(probabilities)
+    with pytest.raises(ValueError, match=r"probabilities are outside \[0, 1\]"):
+        api.estimate_batch(loaded, probabilities + 1.0)
 
 
 def test_score_options_of_scores_mode():
