@@ -209,7 +209,7 @@ def to_log_odds(scores: np.ndarray, *, scale: str) -> np.ndarray:
 
 def check_scores(
     table: pd.DataFrame,
-    manifest_ids: Sequence[str],
+    known_ids: Sequence[str],
     evaluated_ids: Sequence[str],
     *,
     path: str | Path,
@@ -217,17 +217,18 @@ def check_scores(
 ) -> np.ndarray:
     """The log-odds of ``evaluated_ids``, in their order, from a scores table.
 
-    ValueError naming ``path`` (``check_values``), then for ids the manifest does not hold
-    and for evaluated (dev_a, dev_b, test) ids the file lacks: how many, and a few of them.
-    Scores of other manifest examples (train) are allowed and unused.
+    ValueError naming ``path`` (``check_values``), then for ids that are not ``known_ids``
+    (the manifest's and the dataset's: another dataset's scores) and for evaluated (dev_a,
+    dev_b, test) ids the file lacks: how many, and a few of them. Scores of the other
+    examples (train, those split dropped) are allowed and unused.
     """
     check_values(table, path=path, scale=scale)
     ids = table[ID].to_numpy()
-    unknown = ids[~pd.Index(ids).isin(pd.Index(manifest_ids))]
+    unknown = ids[~pd.Index(ids).isin(pd.Index(known_ids))]
     if len(unknown):
         raise ValueError(
-            f"{path}: {len(unknown)} example ids are not in the manifest ({_named(unknown)}); "
-            "score the examples of this dataset"
+            f"{path}: {len(unknown)} example ids are neither in the manifest nor in the dataset "
+            f"({_named(unknown)}); score the examples of this dataset"
         )
     position = pd.Series(np.arange(len(ids)), index=pd.Index(ids))
     wanted = pd.Index(list(evaluated_ids))
@@ -393,7 +394,7 @@ def import_scores(
     name: str,
     entry: dict[str, Any],
     *,
-    manifest_ids: Sequence[str],
+    known_ids: Sequence[str],
     evaluated_ids: Sequence[str],
     production_prior: float,
     params: dict[str, Any],
@@ -403,7 +404,7 @@ def import_scores(
     (``SCORES_FILE``) and train.json. Reads and checks the file (``check_scores``) first."""
     path = entry["path"]
     table = read_scores_table(path, column=entry["column"])
-    log_odds = check_scores(table, manifest_ids, evaluated_ids, path=path, scale=entry["scale"])
+    log_odds = check_scores(table, known_ids, evaluated_ids, path=path, scale=entry["scale"])
     record = train_record(
         name,
         entry,

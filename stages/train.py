@@ -51,7 +51,12 @@ def write_external_scores(args: argparse.Namespace, params: dict, name: str, ent
     table, record = external.import_scores(
         name,
         entry,
-        manifest_ids=manifest["example_id"].astype(str).tolist(),
+        known_ids=[  # the manifest's examples, and the dataset's that split dropped
+            *manifest["example_id"].astype(str),
+            *contract.read_metadata(args.dataset, columns=[contract.EXAMPLE_ID])
+            .column(contract.EXAMPLE_ID)
+            .to_pylist(),
+        ],
         evaluated_ids=evaluation_rows(manifest)["example_id"].astype(str).tolist(),
         production_prior=prior,
         params=params,

@@ -56,8 +56,11 @@ def test_missing_ids_are_counted_and_named():
     )
 
 
-def test_ids_not_in_the_manifest_are_counted_and_named():
-    with pytest.raises(ValueError, match=r"my_scores.csv: 2 example ids are not in the manifest "):
+def test_ids_of_another_dataset_are_counted_and_named():
+    with pytest.raises(
+        ValueError,
+        match=r"my_scores.csv: 2 example ids are neither in the manifest nor in the dataset ",
+    ):
         check(table([*IDS, "zz", "yy"], [0.0] * 5))
     with pytest.raises(ValueError, match=r"\('zz', 'yy'\)"):
         check(table([*IDS, "zz", "yy"], [0.0] * 5))
