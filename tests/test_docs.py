@@ -7,10 +7,15 @@ nowhere.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+from tools import docs_figures
 
 ROOT = Path(__file__).resolve().parent.parent
 METHODS = ROOT / "docs" / "methods.md"
@@ -85,3 +90,75 @@ def test_docs_site_builds_without_warnings(tmp_path: Path) -> None:
     )
     assert built.returncode == 0, built.stderr
     assert (tmp_path / "methods" / "index.html").is_file()
+    # the home page's figures are the committed run's, rendered at build time
+    metrics = json.loads((ROOT / "reports" / "metrics.json").read_text())
+    home = (tmp_path / "index.html").read_text(encoding="utf-8")
+    assert f"{metrics['test']['shipped']['prior']['precision']:.3f}" in home
+    assert "{{" not in home
+
+
+def _results(tmp_path: Path) -> Path:
+    (tmp_path / "results.json").write_text(
+        json.dumps(
+            {
+                "command": "python bench.py --quick",
+                "date": "2026-12-07 01:45",
+                "machine": {"cpu": "AMD EPYC", "cores": 2},
+                "speeds": {"padded": 123.456, "runs": [10, 20]},
+                "share": 0.9412,
+            }
+        )
+    )
+    return tmp_path
+
+
+def test_figures_are_read_from_the_results_file_and_formatted(tmp_path: Path) -> None:
+    root = _results(tmp_path)
+    text = (
+        "{{ fig | results.json | speeds/padded | .1f }} examples/s, second run "
+        "{{ fig | results.json | speeds/runs/1 }}, {{fig|results.json|share|.1%}} covered. "
+        "{{ source | results.json }}"
+    )
+    assert docs_figures.render(text, root=root) == (
+        "123.5 examples/s, second run 20, 94.1% covered. Measured with "
+        "`python bench.py --quick` on AMD EPYC, 2 cores, 2026-12-07 01:45."
+    )
+
+
+@pytest.mark.parametrize(
+    ("placeholder", "message"),
+    [
+        ("{{ fig | missing.json | a }}", "missing.json: no such results file"),
+        ("{{ fig | results.json | speeds/slow }}", "no key 'speeds/slow'"),
+        ("{{ fig | results.json | speeds/runs/2 }}", "speeds/runs/2 is past the list's end"),
+        ("{{ fig | results.json | speeds }}", "speeds is a dict, not a figure"),
+        ("{{ fig | results.json | machine/cpu | .2f }}", "does not format as '.2f'"),
+    ],
+)
+def test_a_figure_that_is_not_there_fails_by_name(
+    tmp_path: Path, placeholder: str, message: str
+) -> None:
+    with pytest.raises(docs_figures.FigureError, match=re.escape(message)):
+        docs_figures.render(placeholder, root=_results(tmp_path))
+
+
+def test_a_results_file_without_its_command_has_no_provenance(tmp_path: Path) -> None:
+    (tmp_path / "bare.json").write_text(json.dumps({"machine": {"cpu": "x"}}))
+    with pytest.raises(docs_figures.FigureError, match="no key 'command'"):
+        docs_figures.render("{{ source | bare.json }}", root=tmp_path)
+
+
+def test_readme_figures_match_their_results_files() -> None:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert docs_figures.MARKED.search(text), "the README marks no figure"
+    assert docs_figures.readme_mismatches(text) == []
+
+
+def test_a_stale_readme_figure_is_named(tmp_path: Path) -> None:
+    text = (
+        "precision 123.5<!-- fig | results.json | speeds/padded | .1f --> and "
+        "0.95<!-- fig | results.json | share | .3f -->"
+    )
+    assert docs_figures.readme_mismatches(text, root=_results(tmp_path)) == [
+        "results.json: share is 0.941, the text says 0.95"
+    ]
