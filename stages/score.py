@@ -36,14 +36,21 @@ output with probabilities and decisions at the estimated prior. ``--history H`` 
 batch's summary to the monitoring history H (``dsprior.monitoring.history``; the ``monitor``
 stage reads it), once per batch unless ``--history-duplicate`` says otherwise.
 
+With ``--scores FILE --summary S.json`` (no ``--input``/``--output``) the batch was scored
+elsewhere, by any model: the file holds ``example_id`` and the score column the bundle names
+(a bundle built from external scores; for a CNN bundle, ``score``'s own ``logit``), and the
+same label-free summary is written from it (``dsprior.scoring.scores_file``). A bundle built
+from external scores holds no model: ``--input`` is refused for it, by name.
+
 This module is the command's entry point only: parsing and reporting; the work
 (loading the bundle in the precision the machine resolves, scoring, the summary)
-is ``dsprior.scoring.command.score_command``'s.
+is ``dsprior.scoring.command``'s (``score_command``, ``summarize_scores``).
 
 Usage::
 
     python -m stages.score --bundle bundle --input new_data/ --output scores.parquet
     python -m stages.score --bundle bundle --input new.csv --output s.csv --summary s.json
+    python -m stages.score --bundle bundle --scores my_scores.parquet --summary s.json
     ds-score --bundle bundle --input new.csv --on-error quarantine --output scores.csv
 """
 
@@ -58,7 +65,7 @@ from typing import Any
 from dsprior import hardware, monitoring, runtime
 from dsprior.rawio import DIM_MISMATCH, FORMATS, ON_ERROR, RawDataError
 from dsprior.scoring import POOL_BATCHES, ScoreSummary
-from dsprior.scoring.command import ScoreOptions, score_command
+from dsprior.scoring.command import ScoreOptions, score_command, summarize_scores
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +75,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="ds-score", description=__doc__.splitlines()[0].split(": ", 1)[1]
     )
     parser.add_argument("--bundle", type=Path, required=True, help="model bundle folder")
-    parser.add_argument("--input", type=Path, required=True, help="raw file or folder")
+    parser.add_argument("--input", type=Path, help="raw file or folder")
+    parser.add_argument(
+        "--scores",
+        type=Path,
+        help="instead of --input/--output: a batch scored elsewhere (.parquet, .csv), for "
+        "--summary",
+    )
     parser.add_argument("--format", choices=FORMATS, help="default: from each file's extension")
     parser.add_argument("--delimiter", default=",", help="CSV delimiter (default ',')")
     parser.add_argument("--on-error", choices=ON_ERROR, default="fail")
@@ -77,7 +90,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=Path,
         help="JSON Lines of rejected examples; default with quarantine: OUTPUT.rejects.jsonl",
     )
-    parser.add_argument("--output", type=Path, required=True, help=".parquet, .csv or .csv.gz")
+    parser.add_argument("--output", type=Path, help=".parquet, .csv or .csv.gz")
     parser.add_argument("--batch-size", type=int, default=64, help="examples per model call")
     parser.add_argument(
         "--pool-size",
@@ -132,13 +145,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "skip (default), replace it, or append it again",
     )
     args = parser.parse_args(argv)
+    if args.scores is not None:
+        if args.input is not None or args.output is not None:
+            parser.error("--scores replaces --input and --output (the batch is scored already)")
+        if args.summary is None:
+            parser.error("--scores needs --summary (the summary is what it computes)")
+        if args.adapt_prior:
+            parser.error("--adapt-prior rewrites --output, which --scores does not write")
+    elif args.input is None or args.output is None:
+        parser.error("the following arguments are required: --input, --output (or --scores)")
     if args.history is not None and args.summary is None:
         parser.error("--history needs --summary (the history records the summary's estimates)")
     if args.adapt_prior and args.summary is None:
         parser.error("--adapt-prior needs --summary (the estimate it adapts to goes there)")
     if args.resamples is not None and args.resamples < 1:
         parser.error(f"--resamples must be an integer >= 1, got {args.resamples}")
-    if args.rejects is None and args.on_error == "quarantine":
+    if args.rejects is None and args.on_error == "quarantine" and args.output is not None:
         args.rejects = args.output.with_name(args.output.name + ".rejects.jsonl")
     return args
 
@@ -164,8 +186,17 @@ def log_results(
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     runtime.setup_logging()
+    options = ScoreOptions(**vars(args))
+    if args.scores is not None:
+        try:
+            summarize_scores(options)
+        except runtime.USER_ERRORS as exc:
+            logger.error("score: %s", runtime.describe_user_error(exc))
+            sys.exit(1)
+        logger.info("wrote %s from %s", args.summary, args.scores)
+        return
     try:
-        summary, batch = score_command(ScoreOptions(**vars(args)))
+        summary, batch = score_command(options)
     except RawDataError as exc:
         hint = ""
         if exc.reject.reason != DIM_MISMATCH and args.on_error == "fail":

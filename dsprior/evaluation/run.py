@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dsprior import hardware, modeldir, priors, runtime, sampling
+from dsprior import external, hardware, modeldir, priors, runtime, sampling
 from dsprior.evaluation.config import check_params
 from dsprior.evaluation.gold import GOLD
 from dsprior.evaluation.inputs import (
@@ -146,16 +146,20 @@ def evaluate_model(
     )
 
     scoring: dict[str, Any] = {}
-    logits = score_examples(
-        model_dir,
-        dataset,
-        rows["example_id"].tolist(),
-        batch_size=opts["batch_size"],
-        min_rows=int(train_info.get("min_rows", 1)),  # pad as train did when it scored
-        precision=opts["precision"],
-        onednn=opts["onednn"],
-        compute_record=scoring,
-    )
+    if external.is_external(train_info):  # scores made elsewhere, checked by train
+        logits = external.read_model_scores(model_dir, rows["example_id"].tolist())
+        scoring = {"external_scores": train_info[external.RECORD_KEY]}
+    else:
+        logits = score_examples(
+            model_dir,
+            dataset,
+            rows["example_id"].tolist(),
+            batch_size=opts["batch_size"],
+            min_rows=int(train_info.get("min_rows", 1)),  # pad as train did when it scored
+            precision=opts["precision"],
+            onednn=opts["onednn"],
+            compute_record=scoring,
+        )
     training_prior = train_info.get("training_prior")
     predictions, calibration, calibration_record = recalibrated_predictions(
         rows,

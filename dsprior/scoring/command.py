@@ -3,7 +3,8 @@ machine, score the input into the output, and (with a summary) estimate the batc
 labels, adapt the output to the estimated prior and record the batch in the history.
 
 ``stages/score.py`` parses the command line into ``ScoreOptions`` and calls
-``score_command``; what each option means is in ``ds-score --help``.
+``score_command``, or ``summarize_scores`` for a batch scored elsewhere (``--scores``);
+what each option means is in ``ds-score --help``.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ from typing import Any
 import numpy as np
 
 from dsprior import hardware, monitoring, runtime
-from dsprior.bundle import Bundle, load_bundle
+from dsprior.bundle import Bundle, load_bundle, read_spec
+from dsprior.external import refuse_external_bundle
 from dsprior.scoring.apply import adapted_table
 from dsprior.scoring.output import ScoresWriter, output_format, read_scores
 from dsprior.scoring.paths import check_paths
 from dsprior.scoring.report import render_summary, summary_markdown_path
+from dsprior.scoring.scores_file import scores_file_summary
 from dsprior.scoring.stream import ScoreSummary, input_spec, score_file
 from dsprior.scoring.summary import BatchRecord, batch_summary, run_record, scores_in_output
 
@@ -33,8 +36,9 @@ class ScoreOptions:
     """The score command's options, as its command line gives them."""
 
     bundle: Path
-    input: Path
-    output: Path
+    input: Path | None = None
+    output: Path | None = None
+    scores: Path | None = None
     format: str | None = None
     delimiter: str = ","
     on_error: str = "fail"
@@ -91,7 +95,8 @@ def write_summary(
 def load_compute_bundle(bundle_dir: Path, *, precision: str, onednn: str) -> Bundle:
     """``load_bundle`` with oneDNN set before TensorFlow's import and the model in the
     precision ``dsprior.hardware`` resolves (float32 unless this CPU has native bf16 and the
-    model was trained in bf16)."""
+    model was trained in bf16). A bundle of external scores is refused before TensorFlow starts."""
+    refuse_external_bundle(bundle_dir, read_spec(bundle_dir))
     hardware.start_tensorflow(precision=precision, onednn=onednn)
     bundle = load_bundle(bundle_dir)
     from dsprior import cnn
@@ -146,12 +151,36 @@ def score_command(options: ScoreOptions) -> tuple[ScoreSummary, dict[str, Any] |
         resamples=options.resamples,
         seed=options.seed,
     )
+    record_history(options, batch, options.input)
+    return summary, batch
+
+
+def record_history(options: ScoreOptions, batch: dict[str, Any], input_path: Path) -> None:
+    """Append the batch's summary to ``--history``, when given."""
     if options.history is not None:
         monitoring.record_batch(
             options.history,
             batch,
-            input_path=options.input,
+            input_path=input_path,
             batch=options.batch_name,
             duplicate=options.history_duplicate,
         )
-    return summary, batch
+
+
+def summarize_scores(options: ScoreOptions) -> dict[str, Any]:
+    """The label-free summary of a batch scored elsewhere (``--scores``); no model, no
+    TensorFlow."""
+    written = {
+        "--summary": options.summary,
+        "--summary (its .md)": summary_markdown_path(options.summary),
+    }
+    check_paths(options.scores, {**written, "--history": options.history}, input_option="--scores")
+    batch = scores_file_summary(
+        options.bundle, options.scores, resamples=options.resamples, seed=options.seed
+    )
+    for warning in batch.get("warnings", []):
+        logger.warning("%s", warning)
+    runtime.write_json(options.summary, batch)
+    runtime.write_atomic(summary_markdown_path(options.summary), render_summary(batch))
+    record_history(options, batch, options.scores)
+    return batch

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dsprior import hardware, settings
+from dsprior import external, hardware, settings
 
 BALANCE_MODES = ("downsample", "weighted")
 LOSS_WEIGHTS = ("class", "example")
@@ -38,6 +38,8 @@ PARAMS_SCHEMA: dict[str, settings.Spec] = {
     "onednn": settings.Choice(*hardware.ONEDNN_SETTINGS),
     "strategy": settings.Choice(*STRATEGIES),
     "input_shards": settings.Integer(minimum=1, none=True),
+    # scores made elsewhere, evaluated instead of a model trained here (dsprior.external)
+    "external_scores": external.PARAMS_SPEC,
 }
 
 
@@ -64,4 +66,5 @@ def resolve_params(params: dict[str, Any]) -> dict[str, Any]:
             "train.patience must be null with strategy multi_worker: only the chief evaluates "
             f"dev_a, so the other workers cannot know when to stop (got {p['patience']!r})"
         )
+    external.declared_scores(p["external_scores"])  # at most one, a usable name and path
     return p
