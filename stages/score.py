@@ -60,7 +60,7 @@ from typing import Any
 import numpy as np
 
 from dsprior import hardware, monitoring, runtime
-from dsprior.bundle import Bundle, load_bundle
+from dsprior.bundle import Bundle, load_bundle, read_spec
 from dsprior.rawio import DIM_MISMATCH, FORMATS, ON_ERROR, RawDataError
 from dsprior.scoring import (
     POOL_BATCHES,
@@ -127,6 +127,8 @@ def load_compute_bundle(bundle_dir: Path, *, precision: str, onednn: str) -> Bun
     """``load_bundle`` with oneDNN set before TensorFlow's import and the model in the
     precision ``dsprior.hardware`` resolves (float32 unless this CPU has native bf16 and the
     model was trained in bf16)."""
+    if read_spec(bundle_dir)["model"]["format"] != "keras":  # the baseline: no TensorFlow
+        return load_bundle(bundle_dir)
     hardware.apply_onednn(hardware.machine_compute(precision, onednn))
     runtime.quiet_tensorflow()
     bundle = load_bundle(bundle_dir)
