@@ -133,3 +133,26 @@ print(sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras"
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path.cwd()
     )
     assert out.stdout.strip() == "[]", out.stdout
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"model": "forest"},
+            r"train\.model must be one of \['cnn', 'pooled_logistic'\], got 'forest'",
+        ),
+        ({"pooled_logistic": {"C": 0, "max_iter": 10}}, r"train\.pooled_logistic\.C must be .*> 0"),
+        ({"pooled_logistic": {"C": 1.0}}, r"train\.pooled_logistic\.max_iter is required"),
+        (
+            {"pooled_logistic": {"C": 1.0, "max_iter": 10, "tol": 1}},
+            r"train\.pooled_logistic\.tol: unknown key",
+        ),
+    ],
+)
+def test_bad_model_params_are_refused_with_the_key_path(change, message):
+    from dsprior.training.params import resolve_params
+    from tests.factories import TINY
+
+    with pytest.raises(ValueError, match=message):
+        resolve_params({**TINY, **change})
