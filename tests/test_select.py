@@ -53,6 +53,13 @@ def test_spoil_test_shows_every_test_and_says_what_it_costs():
     assert "no longer an unbiased estimate" in text
 
 
+def test_runs_at_different_costs_or_priors_are_flagged_as_not_comparable():
+    assert select.MIXED_WARNING not in select.render(RUNS, spoil_test=False)
+    other = experiment("lr-d", 5.0, 0.9)
+    other.metrics["prior"] = 0.02
+    assert select.MIXED_WARNING in select.render([*RUNS, other], spoil_test=False)
+
+
 def test_a_run_without_dev_b_cost_ranks_last_and_nothing_to_rank_says_so():
     unfinished = select.Experiment("queued", "r", {}, {})
     assert select.rank([unfinished, *RUNS])[-1] is unfinished

@@ -49,6 +49,11 @@ SPOIL_WARNING = (
     "test a selection set: its numbers are then no longer an unbiased estimate."
 )
 
+MIXED_WARNING = (
+    "Warning: these experiments differ in evaluate.cost or the production prior, so their "
+    "expected costs measure different things; rank models at one setting."
+)
+
 
 @dataclass
 class Experiment:
@@ -259,9 +264,9 @@ def render(ranked: list[Experiment], *, spoil_test: bool) -> str:
     ]
     winner = ranked[0]
     lines = [
-        "Experiments ranked by dev_b's expected cost at the production prior "
-        "(per 1,000 production examples, lower is better; each at the threshold evaluate "
-        "chose on dev_b, so all a little optimistic):",
+        "Experiments ranked by dev_b's expected cost at the production prior, per 1,000",
+        "production examples (lower is better; each at the threshold evaluate chose on dev_b,",
+        "so all a little optimistic):",
         "",
         *table,
         "",
@@ -269,6 +274,11 @@ def render(ranked: list[Experiment], *, spoil_test: bool) -> str:
         f"{_fmt(_flatten(winner.params).get('train.model'))}.",
         f"Test, for the winner only (unbiased: test chose nothing): {test_line(winner.metrics)}",
     ]
+    settings = {
+        json.dumps([e.metrics.get("cost"), e.metrics.get("prior")], sort_keys=True) for e in ranked
+    }
+    if len(settings) > 1:
+        lines += ["", MIXED_WARNING]
     if spoil_test:
         lines += ["", SPOIL_WARNING]
     return "\n".join(lines) + "\n"
