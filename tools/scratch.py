@@ -91,3 +91,13 @@ def make_project(path: Path, overrides: dict[str, Any] | None = None) -> Path:
     run(["git", "add", "-A"], path)
     run(["git", "commit", "-qm", "init"], path)
     return path
+
+
+def stages_in_order(project: Path) -> list[str]:
+    """Every stage (one per source for ``foreach``), in dvc.yaml's order: the pipeline's."""
+    spec = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
+    sources = yaml.safe_load((project / "params.yaml").read_text())["ingest"]["sources"]
+    names: list[str] = []
+    for name, stage in spec.items():
+        names += [f"{name}@{key}" for key in sources] if "foreach" in stage else [name]
+    return names
