@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dsprior import runtime
+
 logger = logging.getLogger(__name__)
 
 METRICS_FILE = "reports/metrics.json"
@@ -106,7 +108,7 @@ def parse_exp_show(rows: list[dict[str, Any]]) -> list[Experiment]:
         label = name or state.get("name") or rev[:7]
         metrics = _file_data(state, "metrics", METRICS_FILE)
         if state.get("error") or metrics is None:
-            logger.info("%s: no %s (not run, or failed); left out", label, METRICS_FILE)
+            logger.warning("%s: no %s (not run, or failed); left out", label, METRICS_FILE)
             return
         params = _file_data(state, "params", PARAMS_FILE) or {}
         found.append(Experiment(label, rev, params, metrics))
@@ -125,10 +127,14 @@ def parse_exp_show(rows: list[dict[str, Any]]) -> list[Experiment]:
 def read_experiments(repo: Path) -> list[Experiment]:
     """The experiments ``dvc exp show --json`` lists in ``repo``."""
     proc = subprocess.run(
-        ["dvc", "exp", "show", "--json"], cwd=repo, capture_output=True, text=True, check=False
+        [sys.executable, "-m", "dvc", "exp", "show", "--json"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if proc.returncode != 0:
-        raise RuntimeError(f"dvc exp show failed in {repo}: {proc.stderr.strip()}")
+        raise ValueError(f"dvc exp show failed in {repo}: {proc.stderr.strip()}")
     return parse_exp_show(json.loads(proc.stdout))
 
 
@@ -298,7 +304,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     experiments = dedupe(read_experiments(args.repo))
     for experiment in experiments:
         experiment.metrics = read_metrics(args.repo, experiment.rev)
@@ -307,4 +312,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    runtime.run_main(main)
