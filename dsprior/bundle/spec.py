@@ -139,12 +139,15 @@ def build_spec(
     evaluate_params: dict[str, Any],
     dataset_dim: int,
     dataset_dtype: str,
-    model_sha256: str,
+    model_sha256: str | None,
     reference: dict[str, Any] | None = None,
+    model: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """bundle.json's content (with its hash) from train.json, metrics.json and params.
 
     ``reference`` describes ``reference.parquet`` (file, sha256, counts) or is None.
+    ``model`` replaces the Keras model's record for a bundle of external scores
+    (``dsprior.external.bundle_model_record``: no model file).
 
     ValueError when the inputs disagree (train's dim vs the dataset's, train's
     beta vs the one evaluate used) or lack what scoring needs.
@@ -159,7 +162,7 @@ def build_spec(
     spec: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "scores": SCORES_RECORD,
-        "model": model_record(train_record, model_sha256),
+        "model": model if model is not None else model_record(train_record, model_sha256),
         "dim": int(dataset_dim),
         # Features are rounded to the dataset's dtype before scoring, as ingest stored them.
         "dtype": dataset_dtype,

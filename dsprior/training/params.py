@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dsprior import hardware, settings
+from dsprior import external, hardware, settings
 
 MODELS = ("cnn", "pooled_logistic")  # dsprior.cnn | dsprior.pooled_logistic
 BALANCE_MODES = ("downsample", "weighted")
@@ -44,6 +44,8 @@ PARAMS_SCHEMA: dict[str, settings.Spec] = {
     "pooled_logistic": settings.Section(
         {"C": settings.Number(minimum=0, min_open=True), "max_iter": _POSITIVE}
     ),
+    # scores made elsewhere, evaluated instead of a model trained here (dsprior.external)
+    "external_scores": external.PARAMS_SPEC,
 }
 
 
@@ -70,4 +72,5 @@ def resolve_params(params: dict[str, Any]) -> dict[str, Any]:
             "train.patience must be null with strategy multi_worker: only the chief evaluates "
             f"dev_a, so the other workers cannot know when to stop (got {p['patience']!r})"
         )
+    external.declared_scores(p["external_scores"])  # at most one, a usable name and path
     return p
