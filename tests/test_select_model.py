@@ -1,4 +1,4 @@
-"""Model selection on dev_b (tools/select.py): ranked by dev_b's expected cost, test shown for
+"""Model selection on dev_b (tools/select_model.py): ranked by dev_b's expected cost, test shown for
 the winner only, unless --spoil-test; once on made-up runs, once on a real queued sweep."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import make_project, run
-from tools import select
+from tools import select_model as select
 
 
 def experiment(name: str, dev_b_cost: float, test_precision: float) -> select.Experiment:
@@ -87,7 +87,7 @@ def test_a_queued_sweep_is_ranked_on_dev_b_and_test_printed_for_the_winner_only(
     }
     assert len(runs) == 3
 
-    out = run(["python", "-m", "tools.select"], project).stdout
+    out = run(["python", "-m", "tools.select_model"], project).stdout
     table = [line.split() for line in out.splitlines() if re.match(r"^[0-9]+\s", line)]
     names = [row[1] for row in table]
     assert sorted(names) == sorted(runs)  # the un-run HEAD is left out
@@ -105,7 +105,7 @@ def test_a_queued_sweep_is_ranked_on_dev_b_and_test_printed_for_the_winner_only(
     for name in names[1:]:
         assert select._fmt(runs[name]["test"]["prior"]["precision"]) not in out
 
-    spoiled = run(["python", "-m", "tools.select", "--spoil-test"], project).stdout
+    spoiled = run(["python", "-m", "tools.select_model", "--spoil-test"], project).stdout
     for name in names:
         row = next(line for line in spoiled.splitlines() if f" {name} " in line)
         assert select._fmt(runs[name]["test"]["prior"]["precision"]) in row

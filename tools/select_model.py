@@ -12,7 +12,7 @@ Usage (after a sweep, README "Choosing a model")::
     dvc exp run --queue -S train.model=pooled_logistic
     dvc exp run --queue -S train.model=cnn -S train.filters=64
     dvc exp run --run-all
-    python -m tools.select                 # or: make select
+    python -m tools.select_model                 # or: make select
 
 Experiments are listed with ``dvc exp show --json`` (those derived from ``HEAD``, and the
 workspace's own run), and each one's metrics.json is read whole at its revision
