@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import yaml
 
-from dsprior import cnn, hardware, modeldir
+from dsprior import cnn, hardware, modeldir, runtime
 from dsprior.evaluation import run as evaluation_run
 from dsprior.training.loop import train_model
 from tests.conftest import ROOT
@@ -262,6 +262,7 @@ def test_bf16_trained_model_scores_in_float32(data, tmp_path):
     model_dir = tmp_path / "models"
     model_dir.mkdir()
     cnn.save_model(model, model_dir / modeldir.MODEL_FILE)
+    runtime.write_json(model_dir / modeldir.TRAIN_RECORD, rec)  # names the model's kind
     ids = manifest["example_id"].tolist()
     kw = {"batch_size": 8, "min_rows": max(TINY["filter_sizes"])}
 
