@@ -33,7 +33,7 @@ SPEC_FILE = "bundle.json"
 HASH_KEY = "content_hash"
 THRESHOLD_APPLIES_TO = "probability"  # at the production prior, after the prior correction
 PROBABILITY_TOLERANCE = 1e-12  # evaluate's probabilities vs the bundle's map of its scores
-MODEL_LOAD = "keras.saving.load_model(path, safe_mode=True) after importing dsprior.cnn"
+MODEL_LOAD = modeldir.MODEL_FILES["cnn"][2]
 # What bundle.json repeats of train.json, for the record.
 TRAIN_FIELDS = (
     "training_prior",
@@ -102,6 +102,12 @@ def prior_correction_record(
     }
 
 
+def model_record(train_record: dict[str, Any], model_sha256: str) -> dict[str, Any]:
+    """The model file's name, sha256, format and how to load it, by ``train.model``."""
+    file, form, load = modeldir.MODEL_FILES[modeldir.model_kind(train_record)]
+    return {"file": file, "sha256": model_sha256, "format": form, "load": load}
+
+
 def threshold_record(metrics: dict[str, Any]) -> dict[str, Any]:
     """The threshold evaluate chose, as a probability for people and as the log-odds decisions
     compare (``logit``; null where it flags nothing), and the rule that applies it."""
@@ -156,14 +162,7 @@ def build_spec(
     spec: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "scores": SCORES_RECORD,
-        "model": model
-        if model is not None
-        else {
-            "file": MODEL_FILE,
-            "sha256": model_sha256,
-            "format": "keras",
-            "load": MODEL_LOAD,
-        },
+        "model": model if model is not None else model_record(train_record, model_sha256),
         "dim": int(dataset_dim),
         # Features are rounded to the dataset's dtype before scoring, as ingest stored them.
         "dtype": dataset_dtype,

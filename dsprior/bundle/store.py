@@ -21,11 +21,10 @@ from typing import Any
 import numpy as np
 
 from dsprior import calibration as cal
-from dsprior import priors, quantify, runtime
+from dsprior import modeldir, priors, quantify, runtime
 from dsprior.bundle.reference import read_reference
 from dsprior.bundle.spec import (
     HASH_KEY,
-    MODEL_FILE,
     READABLE_VERSIONS,
     SPEC_FILE,
     content_hash,
@@ -63,7 +62,7 @@ def write_bundle(
         raise ValueError("the reference bytes do not match the spec's reference record")
     with runtime.atomic_directory(target) as tmp:
         if model_path is not None:
-            shutil.copyfile(model_path, tmp / MODEL_FILE)
+            shutil.copyfile(model_path, tmp / spec["model"]["file"])
         if reference is not None:
             (tmp / record["file"]).write_bytes(reference)
         runtime.write_json(tmp / SPEC_FILE, spec)
@@ -204,18 +203,18 @@ def load_bundle_spec(bundle_dir: str | Path) -> Bundle:
 def load_bundle(bundle_dir: str | Path) -> Bundle:
     """Read and verify a bundle, then load its model in safe mode.
 
-    Imports TensorFlow: the entry point sets it up first (``runtime.quiet_tensorflow``, oneDNN).
-    A bundle of external scores holds no model: ValueError saying so (use
-    ``load_bundle_spec`` and the scores of your own model).
+    Imports TensorFlow for the CNN (``model.keras``): the entry point sets it up first
+    (``runtime.quiet_tensorflow``, oneDNN); the pooled logistic baseline needs none. A bundle
+    of external scores holds no model: ValueError saying so (use ``load_bundle_spec`` and the
+    scores of your own model).
     """
     spec = read_spec(bundle_dir)
     refuse_external_bundle(bundle_dir, spec)
-    from dsprior import cnn
-
-    model = cnn.load_model(Path(bundle_dir) / spec["model"]["file"])
-    if cnn.model_dim(model) != int(spec["dim"]):
+    model = modeldir.load_model(Path(bundle_dir) / spec["model"]["file"])
+    if modeldir.model_dim(model) != int(spec["dim"]):
         raise ValueError(
-            f"{bundle_dir}: the model takes dim {cnn.model_dim(model)} but bundle.json says {spec['dim']}"
+            f"{bundle_dir}: the model takes dim {modeldir.model_dim(model)} but bundle.json "
+            f"says {spec['dim']}"
         )
     loaded = Bundle(Path(bundle_dir), spec, model)
     for note in loaded.notes:
