@@ -6,8 +6,8 @@ precision, recall, alerts per 1,000 and expected cost at the bundle's threshold 
 their intervals (and the same on the true labels where the bundle holds noise rates:
 every ``estimated_prior*`` / ``estimated_at_threshold*`` key of the summary is kept,
 ``label_noise`` as it is), the drift tests, the bundle's identity, the input's
-fingerprint, and the measured values where the batch had labels. The README's
-"Monitoring over time" lists every field; ``SCHEMA_VERSION`` changes when one does.
+fingerprint, and the measured values where the batch had labels. docs/production.md,
+"The history's format", lists every field; ``SCHEMA_VERSION`` changes when one does.
 
 Writers append under an exclusive ``flock`` on the history file, with one ``write`` of
 the whole line and an ``fsync``, so two scoring runs that finish at once never tear or

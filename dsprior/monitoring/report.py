@@ -121,7 +121,7 @@ def render_report(
     if not n:
         lines += [
             "No batches yet: the history is empty. Score a batch with `python -m stages.score "
-            '... --summary S.json --history <history>` (README, "Monitoring over time"), then '
+            '... --summary S.json --history <history>` (docs/production.md, "Monitoring over time"), then '
             "`dvc repro monitor`.",
             "",
         ]
