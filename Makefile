@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-from-lock
 export PATH := $(abspath $(BIN)):$(PATH)
 export TF_CPP_MIN_LOG_LEVEL := 3
 
-.PHONY: setup repro test test-fast lint format lock bench reference mutation coverage clean-venv
+.PHONY: setup repro select baseline test test-fast lint format docs lock bench reference gpu mutation coverage clean-venv
 
 setup: $(STAMP)
 
@@ -28,6 +28,18 @@ repro: $(STAMP)
 	@# DVC copies new outputs into the cache; relinking halves the disk they take.
 	$(BIN)/dvc checkout --relink --quiet
 
+# Model selection on dev_b (tools/select_model.py): the experiments derived from HEAD ranked by
+# dev_b's expected cost at the production prior; test's numbers for the winner only.
+select: $(STAMP)
+	$(BIN)/python -m tools.select_model
+
+# The pooled logistic baseline on the current data, as an experiment in a temporary folder
+# (the workspace and its params stay as they are): stages before train come from the
+# run-cache of `make repro`; the train log says how long the fit took. Then the ranking.
+baseline: $(STAMP)
+	$(BIN)/dvc exp run --temp -S train.model=pooled_logistic
+	$(BIN)/python -m tools.select_model
+
 test: $(STAMP)
 	$(BIN)/pytest
 
@@ -37,6 +49,10 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check dsprior stages tools tests benchmarks
 	$(BIN)/ruff format --check dsprior stages tools tests benchmarks
+
+# The documentation site (mkdocs.yml): docs/ into site/, warnings as errors.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --quiet
 
 format: $(STAMP)
 	$(BIN)/ruff format dsprior stages tools tests benchmarks
@@ -60,6 +76,18 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_monitor.py  # its own small project: about 4 minutes
 	$(BIN)/python benchmarks/bench_stages.py  # after make repro: the default run's data
 
+# On a machine with one NVIDIA GPU: .venv-gpu holds requirements.lock with TensorFlow's CUDA
+# build (requirements-gpu.lock) in place of tensorflow_cpu; then the default pipeline, measured
+# stage by stage, beside the committed CPU run (benchmarks/gpu_run.py; results/gpu.json).
+GPU_VENV := .venv-gpu
+gpu:
+	rm -rf $(GPU_VENV) && $(PYTHON) -m venv $(GPU_VENV)
+	grep -v '^tensorflow_cpu==' requirements.lock > $(GPU_VENV)/requirements.txt
+	$(GPU_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -r $(GPU_VENV)/requirements.txt -r requirements-gpu.lock
+	$(GPU_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(GPU_VENV)/bin/pip check
+	PATH=$(abspath $(GPU_VENV))/bin:$$PATH $(GPU_VENV)/bin/python benchmarks/gpu_run.py --bench-train $(GPU_ARGS)
+
 # The reference scale end to end (benchmarks/params-reference.yaml): one real `dvc repro`,
 # stage by stage, in a fresh project under REFERENCE_WORK; results in benchmarks/results/.
 REFERENCE_WORK ?= /tmp/ds-reference
@@ -77,7 +105,7 @@ mutation: $(STAMP)
 	rm -rf mutants/tmp
 
 # Coverage of every interval the project prints, over a grid of simulated worlds (issue #23;
-# METHODS.md section 11): about 2 hours on 2 cores, not part of `make test` or `make bench`.
+# docs/methods.md, section 12): about 2 hours on 2 cores, not part of `make test` or `make bench`.
 # Each world appends a line to benchmarks/results/coverage.jsonl, so a killed run goes on where
 # it stopped (delete that file to start over); results: coverage.json and coverage.md (with SVG
 # plots) in benchmarks/results/.
@@ -89,7 +117,7 @@ coverage: $(STAMP)
 clean-venv:
 	rm -rf $(VENV)
 
-# Team (README, "Working as a team"): send / fetch every DVC output and the run-cache.
+# Team (docs/team.md): send / fetch every DVC output and the run-cache.
 # `make push` uses the default remote; `make push REMOTE=team` picks another. It is
 # `dvc push --run-cache` plus the outputs of earlier runs, which that command leaves behind.
 .PHONY: push pull

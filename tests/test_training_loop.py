@@ -15,7 +15,8 @@ from sklearn.metrics import log_loss, precision_recall_fscore_support
 from dsprior import batches
 from dsprior.training.callback import StepCurves
 from dsprior.training.loop import train_model
-from dsprior.training.stream import TrainingStream, select_rows
+from dsprior.training.rows import select_rows
+from dsprior.training.stream import TrainingStream
 from tests.factories import TINY, UPSTREAM, make_data
 
 

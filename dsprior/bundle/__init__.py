@@ -6,7 +6,8 @@ manifest or any other stage); the score command reads it. It holds:
 
 - ``model.keras``: the trained model, copied byte for byte from train; Keras 3
   format with registered layers only, loaded with ``safe_mode=True`` (no
-  Lambda layers, no pickles);
+  Lambda layers, no pickles); for ``train.model: pooled_logistic``,
+  ``pooled_logistic.json`` instead (coefficients in JSON, no TensorFlow to score);
 - ``bundle.json``: the feature dimension and dtype the model was trained on,
   the prior correction evaluate applies (``beta`` from train, plus the prior
   shift evaluate makes when its production prior differs from the one the
@@ -33,7 +34,12 @@ manifest or any other stage); the score command reads it. It holds:
 Modules: ``spec`` builds bundle.json and checks it against evaluate's predictions;
 ``reference`` writes and reads reference.parquet; ``validate`` checks every field
 of a bundle.json before it is used; ``store`` writes the folder and reads it back
-(``load_bundle``).
+(``load_bundle``; ``load_bundle_spec`` without the model).
+
+A bundle built from scores made elsewhere (``dsprior.external``) has no ``model.keras``:
+its ``model`` record says ``kind: external_scores`` and what the scores are (column, scale,
+what they were trained at). It maps such scores exactly as a model's log-odds, and
+``load_bundle`` refuses it by name: it cannot score raw examples.
 """
 
 from dsprior.bundle.reference import (
@@ -55,7 +61,6 @@ from dsprior.bundle.spec import (
     build_spec,
     check_against_predictions,
     content_hash,
-    file_sha256,
     format_notes,
     spec_calibration,
     spec_shift,
@@ -64,11 +69,13 @@ from dsprior.bundle.spec import (
 from dsprior.bundle.store import (
     Bundle,
     load_bundle,
+    load_bundle_spec,
     read_spec,
     verify_contents,
     write_bundle,
 )
 from dsprior.bundle.validate import validate_spec
+from dsprior.runtime import file_sha256  # the model and reference files are checked by it
 
 __all__ = [
     "FORMAT_VERSION",
@@ -87,6 +94,7 @@ __all__ = [
     "file_sha256",
     "format_notes",
     "load_bundle",
+    "load_bundle_spec",
     "read_reference",
     "read_spec",
     "reference_bytes",

@@ -1,15 +1,14 @@
 """bundle.json's content: building it from train's and evaluate's records, hashing it, and
 checking that its prior correction reproduces evaluate's probabilities.
 
-Pure functions on dicts and frames, apart from ``file_sha256`` (which reads the bytes
-it hashes). What each field means is in ``dsprior.bundle``'s docstring.
+Pure functions on dicts and frames. What each field means is in ``dsprior.bundle``'s
+docstring.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,7 +16,6 @@ import pandas as pd
 
 from dsprior import calibration as cal
 from dsprior import contract, modeldir, priors, runtime
-from dsprior.rawio import max_abs_for
 
 FORMAT_VERSION = 3
 # 1: before recalibration and the reference (issue 16); 2: threshold as a probability only,
@@ -33,7 +31,7 @@ SPEC_FILE = "bundle.json"
 HASH_KEY = "content_hash"
 THRESHOLD_APPLIES_TO = "probability"  # at the production prior, after the prior correction
 PROBABILITY_TOLERANCE = 1e-12  # evaluate's probabilities vs the bundle's map of its scores
-MODEL_LOAD = "keras.saving.load_model(path, safe_mode=True) after importing dsprior.cnn"
+MODEL_LOAD = modeldir.MODEL_FILES["cnn"][2]
 # What bundle.json repeats of train.json, for the record.
 TRAIN_FIELDS = (
     "training_prior",
@@ -42,14 +40,6 @@ TRAIN_FIELDS = (
     "select_metric",
     "best_value",
 )
-
-
-def file_sha256(path: str | Path, *, block: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(block):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def content_hash(spec: dict[str, Any]) -> str:
@@ -102,6 +92,12 @@ def prior_correction_record(
     }
 
 
+def model_record(train_record: dict[str, Any], model_sha256: str) -> dict[str, Any]:
+    """The model file's name, sha256, format and how to load it, by ``train.model``."""
+    file, form, load = modeldir.MODEL_FILES[modeldir.model_kind(train_record)]
+    return {"file": file, "sha256": model_sha256, "format": form, "load": load}
+
+
 def threshold_record(metrics: dict[str, Any]) -> dict[str, Any]:
     """The threshold evaluate chose, as a probability for people and as the log-odds decisions
     compare (``logit``; null where it flags nothing), and the rule that applies it."""
@@ -133,12 +129,15 @@ def build_spec(
     evaluate_params: dict[str, Any],
     dataset_dim: int,
     dataset_dtype: str,
-    model_sha256: str,
+    model_sha256: str | None,
     reference: dict[str, Any] | None = None,
+    model: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """bundle.json's content (with its hash) from train.json, metrics.json and params.
 
     ``reference`` describes ``reference.parquet`` (file, sha256, counts) or is None.
+    ``model`` replaces the Keras model's record for a bundle of external scores
+    (``dsprior.external.bundle_model_record``: no model file).
 
     ValueError when the inputs disagree (train's dim vs the dataset's, train's
     beta vs the one evaluate used) or lack what scoring needs.
@@ -153,16 +152,11 @@ def build_spec(
     spec: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "scores": SCORES_RECORD,
-        "model": {
-            "file": MODEL_FILE,
-            "sha256": model_sha256,
-            "format": "keras",
-            "load": MODEL_LOAD,
-        },
+        "model": model if model is not None else model_record(train_record, model_sha256),
         "dim": int(dataset_dim),
         # Features are rounded to the dataset's dtype before scoring, as ingest stored them.
         "dtype": dataset_dtype,
-        "max_abs": max_abs_for(dataset_dtype),
+        "max_abs": contract.max_abs_for(dataset_dtype),
         "min_rows": int(train_record.get("min_rows", max(params.get("filter_sizes", [1])))),
         "prior_correction": prior_correction_record(train_record, metrics),
         "production_prior": float(metrics["prior"]),

@@ -21,21 +21,20 @@ from typing import Any
 import numpy as np
 
 from dsprior import calibration as cal
-from dsprior import priors, quantify, runtime
+from dsprior import modeldir, priors, quantify, runtime
 from dsprior.bundle.reference import read_reference
 from dsprior.bundle.spec import (
     HASH_KEY,
-    MODEL_FILE,
     READABLE_VERSIONS,
     SPEC_FILE,
     content_hash,
-    file_sha256,
     format_notes,
     spec_calibration,
     spec_shift,
     spec_threshold_logit,
 )
 from dsprior.bundle.validate import validate_spec
+from dsprior.external import is_external_spec, refuse_external_bundle
 
 logger = logging.getLogger(__name__)
 
@@ -43,12 +42,17 @@ logger = logging.getLogger(__name__)
 def write_bundle(
     target: str | Path,
     *,
-    model_path: str | Path,
+    model_path: str | Path | None,
     spec: dict[str, Any],
     reference: bytes | None = None,
 ) -> None:
-    """Replace ``target`` with the model, bundle.json and reference.parquet, atomically."""
-    if file_sha256(model_path) != spec["model"]["sha256"]:
+    """Replace ``target`` with the model, bundle.json and reference.parquet, atomically.
+
+    ``model_path`` None: a bundle of external scores, which holds no model.
+    """
+    if (model_path is None) != is_external_spec(spec):
+        raise ValueError("a bundle holds a model file unless it was built from external scores")
+    if model_path is not None and runtime.file_sha256(model_path) != spec["model"]["sha256"]:
         raise ValueError(f"{model_path} changed since the spec was built")
     record = spec.get("reference")
     if (reference is None) != (record is None) or (
@@ -56,7 +60,8 @@ def write_bundle(
     ):
         raise ValueError("the reference bytes do not match the spec's reference record")
     with runtime.atomic_directory(target) as tmp:
-        shutil.copyfile(model_path, tmp / MODEL_FILE)
+        if model_path is not None:
+            shutil.copyfile(model_path, tmp / spec["model"]["file"])
         if reference is not None:
             (tmp / record["file"]).write_bytes(reference)
         runtime.write_json(tmp / SPEC_FILE, spec)
@@ -95,13 +100,14 @@ def verify_contents(spec: dict[str, Any], bundle_dir: Path) -> None:
     path = bundle_dir / SPEC_FILE
     if spec.get(HASH_KEY) != content_hash(spec):
         raise ValueError(f"{path}: content hash does not match; the bundle was edited")
-    model = bundle_dir / spec["model"]["file"]
-    if not model.is_file() or file_sha256(model) != spec["model"]["sha256"]:
-        raise ValueError(f"{model}: missing or not the model this bundle was built with")
+    if not is_external_spec(spec):
+        model = bundle_dir / spec["model"]["file"]
+        if not model.is_file() or runtime.file_sha256(model) != spec["model"]["sha256"]:
+            raise ValueError(f"{model}: missing or not the model this bundle was built with")
     record = spec.get("reference")
     if record is not None:
         ref = bundle_dir / record["file"]
-        if not ref.is_file() or file_sha256(ref) != record["sha256"]:
+        if not ref.is_file() or runtime.file_sha256(ref) != record["sha256"]:
             raise ValueError(f"{ref}: missing or not the reference this bundle was built with")
 
 
@@ -184,18 +190,30 @@ class Bundle:
         return read_reference(self.path / record["file"])
 
 
+def load_bundle_spec(bundle_dir: str | Path) -> Bundle:
+    """Read and verify a bundle without loading a model (``model`` None): all that maps log-odds
+    to probabilities and decisions and estimates a batch without labels. No TensorFlow."""
+    loaded = Bundle(Path(bundle_dir), read_spec(bundle_dir), None)
+    for note in loaded.notes:
+        logger.warning("%s: %s", bundle_dir, note)
+    return loaded
+
+
 def load_bundle(bundle_dir: str | Path) -> Bundle:
     """Read and verify a bundle, then load its model in safe mode.
 
-    Imports TensorFlow: the entry point sets it up first (``runtime.quiet_tensorflow``, oneDNN).
+    Imports TensorFlow for the CNN (``model.keras``): the entry point sets it up first
+    (``runtime.quiet_tensorflow``, oneDNN); the pooled logistic baseline needs none. A bundle
+    of external scores holds no model: ValueError saying so (use ``load_bundle_spec`` and the
+    scores of your own model).
     """
-    from dsprior import cnn
-
     spec = read_spec(bundle_dir)
-    model = cnn.load_model(Path(bundle_dir) / spec["model"]["file"])
-    if cnn.model_dim(model) != int(spec["dim"]):
+    refuse_external_bundle(bundle_dir, spec)
+    model = modeldir.load_model(Path(bundle_dir) / spec["model"]["file"])
+    if modeldir.model_dim(model) != int(spec["dim"]):
         raise ValueError(
-            f"{bundle_dir}: the model takes dim {cnn.model_dim(model)} but bundle.json says {spec['dim']}"
+            f"{bundle_dir}: the model takes dim {modeldir.model_dim(model)} but bundle.json "
+            f"says {spec['dim']}"
         )
     loaded = Bundle(Path(bundle_dir), spec, model)
     for note in loaded.notes:

@@ -12,20 +12,13 @@ from collections.abc import Callable
 from typing import Any
 
 from dsprior.evaluation.inputs import SPLITS
-
-
-def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "n/a"
-    return f"{value:.{digits}f}"
+from dsprior.formatting import number as _fmt
+from dsprior.formatting import percent as _pct
+from dsprior.formatting import with_interval
 
 
 def _ci(view: dict[str, Any], name: str, digits: int = 3) -> str:
-    ci = view.get(f"{name}_ci")
-    text = _fmt(view.get(name), digits)
-    if ci and None not in ci:
-        text += f" [{_fmt(ci[0], digits)}, {_fmt(ci[1], digits)}]"
-    return text
+    return with_interval(view.get(name), view.get(f"{name}_ci"), digits)
 
 
 def rule_table(
@@ -77,10 +70,6 @@ def rule_table(
             "negatives to project precision this far into the tail. Trust dev_b and test here.",
         ]
     return lines
-
-
-def _pct(value: Any) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
 def gold_priors_lines(metrics: dict[str, Any]) -> list[str]:
@@ -262,7 +251,20 @@ def header_lines(metrics: dict[str, Any], *, level: int) -> list[str]:
         f"- Intervals: {level}%, {metrics['bootstrap'].get('method', 'group bootstrap')} "
         f"({metrics['bootstrap']['resamples']} resamples of entity groups).",
         *tied_scores_lines(metrics.get("tied_scores")),
+        *external_scores_lines(metrics),
         "",
+    ]
+
+
+def external_scores_lines(metrics: dict[str, Any]) -> list[str]:
+    """One line where the scores were made outside the pipeline (``train.external_scores``)."""
+    record = ((metrics.get("compute") or {}).get("evaluate") or {}).get("external_scores")
+    if not record:
+        return []
+    return [
+        f"- Scores: made outside the pipeline, `{record['name']}` ({record['path']}, column "
+        f"`{record['column']}`, {record['scale']}, trained at {record['trained_at']}); no model "
+        "was trained here, and the bundle holds none."
     ]
 
 

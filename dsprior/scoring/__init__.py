@@ -4,7 +4,9 @@
 ``output`` writes and reads the output file; ``paths`` refuses outputs that would
 overwrite the input; ``stream`` reads, scores and writes a raw source a pool at a
 time; ``summary`` estimates the scored batch without labels, and ``report``
-renders that estimate as Markdown.
+renders that estimate as Markdown; ``scores_file`` reads a batch scored elsewhere (any
+model) for the same estimate. ``command`` (not imported here: it brings in the
+monitoring history) is the ``score`` command's work, from its options to its files.
 """
 
 from dsprior.scoring.apply import (
@@ -23,6 +25,12 @@ from dsprior.scoring.output import (
 )
 from dsprior.scoring.paths import check_paths
 from dsprior.scoring.report import render_summary, summary_markdown_path
+from dsprior.scoring.scores_file import (
+    read_batch_scores,
+    scores_column,
+    scores_file_record,
+    scores_file_summary,
+)
 from dsprior.scoring.stream import (
     POOL_BATCHES,
     ScorePool,
@@ -59,6 +67,7 @@ __all__ = [
     "input_spec",
     "output_format",
     "output_table",
+    "read_batch_scores",
     "read_scores",
     "render_summary",
     "run_record",
@@ -66,6 +75,9 @@ __all__ = [
     "score_file",
     "score_source",
     "score_table",
+    "scores_column",
+    "scores_file_record",
+    "scores_file_summary",
     "scores_in_output",
     "summary_markdown_path",
 ]

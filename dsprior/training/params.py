@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from dsprior import hardware, settings
+from dsprior import external, hardware, settings
 
+MODELS = ("cnn", "pooled_logistic")  # dsprior.cnn | dsprior.pooled_logistic
 BALANCE_MODES = ("downsample", "weighted")
 LOSS_WEIGHTS = ("class", "example")
 PRECISIONS = hardware.PRECISIONS  # auto | float32 | mixed_bfloat16
@@ -15,6 +16,7 @@ SCORE_NAMES = ("loss", "precision", "recall", "f1", "average_precision")
 
 _POSITIVE = settings.Integer(minimum=1)
 PARAMS_SCHEMA: dict[str, settings.Spec] = {
+    "model": settings.Choice(*MODELS),
     "seed": settings.Integer(minimum=0),
     "filter_sizes": settings.ListOf(_POSITIVE, min_len=1),
     "filters": _POSITIVE,
@@ -38,6 +40,12 @@ PARAMS_SCHEMA: dict[str, settings.Spec] = {
     "onednn": settings.Choice(*hardware.ONEDNN_SETTINGS),
     "strategy": settings.Choice(*STRATEGIES),
     "input_shards": settings.Integer(minimum=1, none=True),
+    # model: pooled_logistic only (scikit-learn's LogisticRegression C and max_iter)
+    "pooled_logistic": settings.Section(
+        {"C": settings.Number(minimum=0, min_open=True), "max_iter": _POSITIVE}
+    ),
+    # scores made elsewhere, evaluated instead of a model trained here (dsprior.external)
+    "external_scores": external.PARAMS_SPEC,
 }
 
 
@@ -64,4 +72,5 @@ def resolve_params(params: dict[str, Any]) -> dict[str, Any]:
             "train.patience must be null with strategy multi_worker: only the chief evaluates "
             f"dev_a, so the other workers cannot know when to stop (got {p['patience']!r})"
         )
+    external.declared_scores(p["external_scores"])  # at most one, a usable name and path
     return p
