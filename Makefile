@@ -37,6 +37,7 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check dsprior stages tools tests benchmarks
 	$(BIN)/ruff format --check dsprior stages tools tests benchmarks
+	$(BIN)/mypy  # dsprior and stages; [tool.mypy] in pyproject.toml
 
 format: $(STAMP)
 	$(BIN)/ruff format dsprior stages tools tests benchmarks

@@ -216,7 +216,7 @@ def precision_resolution(
     Precision is a proportion over predicted positives; a model with the reference
     ``recall`` and ``precision`` predicts ``positives * recall / precision`` of them.
     """
-    smallest = min(positives, key=positives.get)
+    smallest = min(positives, key=lambda name: positives[name])
     n_min = positives[smallest]
     predicted = n_min * recall / precision
     half = sampling.wilson_half_width(precision, predicted, z=z)

@@ -323,7 +323,7 @@ def forward(model) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
             ]
         )
         def call(features, lengths):
-            net = ref() if ref is not None else held
+            net: Any = ref() if ref is not None else held
             return net({FEATURES_INPUT: features, LENGTHS_INPUT: lengths}, training=False)
 
         def fn(features: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -332,7 +332,7 @@ def forward(model) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
                 out = output_log_odds(out, layer)
             return out.reshape(-1)
 
-        fn.traced = call  # for tests: ``fn.traced.experimental_get_tracing_count()``
+        fn.traced = call  # type: ignore[attr-defined]  # for tests: ``fn.traced.experimental_get_tracing_count()``
         _FORWARD[model] = fn
     return fn
 
@@ -410,7 +410,7 @@ def predict_scores(
             raise ValueError(
                 f"the compact set holds {len(compact)} examples, not {len(example_ids)}"
             )
-        source = compact
+        source: CompactSet | BatchReader = compact
     else:
         index = index or index_dataset(dataset_dir)
         source = BatchReader(index, index.positions(list(example_ids)), min_rows=min_rows)

@@ -467,7 +467,7 @@ def choose_calibration(
             candidates.append((fit, loss, f"dev_b, {CV_FOLDS}-fold group cross-fitting"))
         except ValueError:
             pass
-    table = [
+    table: list[dict[str, object]] = [
         {
             "method": c.method,
             "fitted_on": c.fitted_on,

@@ -243,6 +243,7 @@ class DatasetWriter:
             return
         if self._writer is None or self._in_shard >= self.shard_size:
             self._open_next_shard()
+        assert self._writer is not None  # _open_next_shard opened one
         columns = [
             pa.array(buf[name], type=self.schema.field(name).type)
             if name != FEATURES
@@ -267,6 +268,7 @@ class DatasetWriter:
         self._flush()
         if self._writer is None:
             self._open_next_shard()
+        assert self._writer is not None  # _open_next_shard opened one
         self._writer.close()
         self._writer = None
 

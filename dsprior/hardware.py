@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -219,7 +219,7 @@ def cpu_model(path: str | Path = CPUINFO) -> str | None:
     return None
 
 
-def detect_gpu(environ: dict[str, str] | None = None, dev: str | Path = "/dev") -> bool:
+def detect_gpu(environ: Mapping[str, str] | None = None, dev: str | Path = "/dev") -> bool:
     """Whether an NVIDIA GPU is visible, without importing TensorFlow (cheap, no CUDA call).
 
     ``CUDA_VISIBLE_DEVICES`` set to empty or ``-1`` hides every GPU; otherwise a GPU is
@@ -235,7 +235,7 @@ def detect_gpu(environ: dict[str, str] | None = None, dev: str | Path = "/dev") 
         return False
 
 
-def user_onednn_env(environ: dict[str, str] | None = None) -> str | None:
+def user_onednn_env(environ: Mapping[str, str] | None = None) -> str | None:
     """``TF_ENABLE_ONEDNN_OPTS`` if a person set it; None if unset or set by this code."""
     environ = os.environ if environ is None else environ
     value = environ.get(ONEDNN_ENV)

@@ -201,6 +201,7 @@ def _ingest_serial(
                             break
                         continue
                     if writer is None:
+                        assert reader.dim is not None  # an example was read: the dim is fixed
                         writer = open_writer(out_dir, reader.dim, config)
                     add_example(writer, item, spec)
                     count.examples_written += 1
@@ -225,6 +226,8 @@ def _ingest_serial(
 
 def add_example(writer: contract.DatasetWriter, item: Example, spec: SourceSpec) -> None:
     """Write one example with its source's name and negative rate."""
+    # ingest reads with groups and labels required, so every example it keeps has both
+    assert item.group is not None and item.label is not None
     writer.add(
         example_id=item.example_id,
         group=item.group,
@@ -269,7 +272,7 @@ def reconcile(result: IngestResult, config: IngestConfig) -> dict[str, Any]:
             s["reconciled"] = None
     return {
         "status": "failed" if failed or result.written == 0 or not reconciled else "ok",
-        "error": result.failure.message if failed else None,
+        "error": result.failure.message if result.failure is not None else None,
         "on_error": config.on_error,
         "dtype": config.dtype,
         "dim": result.dim,

@@ -406,6 +406,7 @@ def _one_pass(
     """
     if reference is not None and ref_w is not None and calibration.fitted_on is not None:
         fit_rows = reference.split == calibration.fitted_on
+        assert reference.log_odds is not None  # Reference.__post_init__ sets it
         try:
             calibration = cal.refit_log_odds(
                 calibration,
@@ -435,6 +436,7 @@ def _one_pass(
     out.update(perf)
     if reference is not None:
         dev_b = reference.split == "dev_b"
+        assert reference.log_odds is not None  # Reference.__post_init__ sets it
         w = reference.weight[dev_b] * (ref_w[dev_b] if ref_w is not None else 1.0)
         rates = reference_rates(
             reference.label[dev_b],
@@ -482,7 +484,7 @@ def estimate_batch(
     if (probability is None) == (log_odds is None):
         raise ValueError("estimate_batch needs the batch's log_odds or its probability")
     z_raw = (
-        cal.log_odds(_probabilities(probability))
+        cal.log_odds(_probabilities(np.asarray(probability)))
         if log_odds is None
         else priors.check_finite_vector(log_odds, "log_odds")
     )
@@ -509,14 +511,14 @@ def estimate_batch(
         return {"value": point[name], "ci": ci[name]}
 
     cross, ks_stat, ks_p = _against_reference(z_raw, reference, pair)
-    em_ci = ci["em"]
-    shifted = None if None in em_ci else not (em_ci[0] <= prior <= em_ci[1])
+    low, high = ci["em"]
+    shifted = None if low is None or high is None else not (low <= prior <= high)
     return {
         "examples": n,
         "bundle_prior": prior,
         "estimated_prior": {
             "value": point["em"],
-            "ci": em_ci,
+            "ci": ci["em"],
             "method": EM_METHOD,
             "interval": _interval_text(level, resamples, groups, reference),
             "cross_check": cross,
@@ -620,6 +622,7 @@ def _against_reference(
     }
     # on the prior-corrected log-odds: an isotonic map has few distinct values, and ties
     # would blunt the test (it is unchanged by any strictly monotone map)
+    assert reference.log_odds is not None  # Reference.__post_init__ sets it
     ks = ks_2samp(z_raw, reference.log_odds[reference.split == "dev_b"])
     return cross, float(ks.statistic), float(ks.pvalue)
 

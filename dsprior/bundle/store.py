@@ -52,12 +52,14 @@ def write_bundle(
         raise ValueError(f"{model_path} changed since the spec was built")
     record = spec.get("reference")
     if (reference is None) != (record is None) or (
-        reference is not None and hashlib.sha256(reference).hexdigest() != record["sha256"]
+        reference is not None
+        and record is not None
+        and hashlib.sha256(reference).hexdigest() != record["sha256"]
     ):
         raise ValueError("the reference bytes do not match the spec's reference record")
     with runtime.atomic_directory(target) as tmp:
         shutil.copyfile(model_path, tmp / MODEL_FILE)
-        if reference is not None:
+        if reference is not None and record is not None:  # both or neither, checked above
             (tmp / record["file"]).write_bytes(reference)
         runtime.write_json(tmp / SPEC_FILE, spec)
 

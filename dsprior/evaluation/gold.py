@@ -128,7 +128,12 @@ def gold_metrics(
     gold = gold_frame(frame)
     if gold.empty:
         return None
-    kw = {"prior": gold_prior, "threshold": threshold, "cost_fp": cost_fp, "cost_fn": cost_fn}
+    kw: dict[str, Any] = {
+        "prior": gold_prior,
+        "threshold": threshold,
+        "cost_fp": cost_fp,
+        "cost_fn": cost_fn,
+    }
     out: dict[str, Any] = {
         "gold_examples": int(len(gold)),
         "split_examples": int(len(frame)),

@@ -37,12 +37,14 @@ def _resampled_to_prior(
         return None
     if target < len(pos) / len(y):
         k = int(round(target * len(neg) / (1 - target)))
-        pos = np.sort(rng.choice(pos, size=k, replace=False)) if k >= 1 else None
+        if k < 1:
+            return None
+        pos = np.sort(rng.choice(pos, size=k, replace=False))
     else:
         k = int(round(len(pos) * (1 - target) / target))
-        neg = np.sort(rng.choice(neg, size=k, replace=False)) if k >= 1 else None
-    if pos is None or neg is None:
-        return None
+        if k < 1:
+            return None
+        neg = np.sort(rng.choice(neg, size=k, replace=False))
     return frame.iloc[np.sort(np.concatenate([pos, neg]))]
 
 
@@ -96,7 +98,12 @@ def label_free_metrics(
     reference = quantify.reference_from_predictions(
         predictions, prior=prior, training_prior=training_prior, calibration=calibration
     )
-    kw = {"prior": prior, "threshold": threshold, "cost_fp": cost_fp, "cost_fn": cost_fn}
+    kw: dict[str, Any] = {
+        "prior": prior,
+        "threshold": threshold,
+        "cost_fp": cost_fp,
+        "cost_fn": cost_fn,
+    }
     out: dict[str, Any] = {}
     for name, frame in label_free_batches(predictions, seed=seed).items():
         summary = quantify.estimate_batch(

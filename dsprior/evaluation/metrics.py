@@ -134,7 +134,9 @@ def chosen_threshold(
             f"evaluate.threshold_labels is gold but {reason}; label more of dev_b, or set "
             "evaluate.threshold_labels: distant"
         )
-    return float(thresholds[threshold_labels])
+    chosen = thresholds[threshold_labels]
+    assert chosen is not None  # the distant threshold always exists; a missing gold one refused
+    return float(chosen)
 
 
 def threshold_record(
@@ -283,8 +285,8 @@ def compute_metrics(
         dev_b, prior=prior, gold_prior=gold_prior, cost_fp=cost_fp, cost_fn=cost_fn
     )
     threshold = chosen_threshold(thresholds, dev_b, threshold_labels=threshold_labels)
-    costs = {"cost_fp": cost_fp, "cost_fn": cost_fn}
-    boot = {"resamples": resamples, "level": level, "seed": seed}
+    costs: dict[str, Any] = {"cost_fp": cost_fp, "cost_fn": cost_fn}
+    boot: dict[str, Any] = {"resamples": resamples, "level": level, "seed": seed}
     metrics = threshold_record(
         thresholds,
         threshold=threshold,

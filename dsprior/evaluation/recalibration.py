@@ -101,7 +101,7 @@ def calibration_metrics(
     for split in SPLITS:
         frame = predictions[predictions["split"] == split]
         y, w = frame["label"].to_numpy(), view_weights(frame, view="prior", prior=prior)
-        entry = cal.calibration_quality(
+        entry: dict[str, Any] = cal.calibration_quality(
             y, frame["probability"].to_numpy(np.float64), w, n_bins=calibration_bins
         )
         if quantify.PRIOR_CORRECTED in frame.columns:

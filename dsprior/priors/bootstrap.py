@@ -92,8 +92,8 @@ def group_bootstrap(
     alpha = (1.0 - level) / 2.0
     samples = {name: np.concatenate(values) for name, values in draws.items()}
     intervals = {}
-    for name, values in samples.items():
-        finite = values[np.isfinite(values)]
+    for name, drawn in samples.items():
+        finite = drawn[np.isfinite(drawn)]
         if len(finite) == 0:
             intervals[name] = (float("nan"), float("nan"))
         else:
@@ -114,7 +114,7 @@ def _stratified_codes(
         raise ValueError(f"strata has shape {strata.shape}, groups {groups.shape}: one a row")
     _, stratum = np.unique(strata, return_inverse=True)
     codes = np.empty(len(groups), dtype=np.int64)
-    sizes = []
+    sizes: list[int] = []
     for s in range(int(stratum.max()) + 1):
         rows = stratum == s
         _, within = np.unique(groups[rows], return_inverse=True)

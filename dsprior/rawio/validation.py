@@ -104,7 +104,7 @@ def _ids_to_numpy(arr: pa.Array) -> np.ndarray:
 def is_none(values: np.ndarray) -> np.ndarray:
     """Mask of None entries in an object array."""
     # One comparison loop in C: str == None is False, None == None is True.
-    return np.equal(values, None).astype(bool, copy=False)
+    return np.equal(values, np.array(None, dtype=object)).astype(bool, copy=False)
 
 
 def _labels_to_codes(arr: pa.Array | None, n: int, *, optional: bool) -> np.ndarray:
@@ -299,7 +299,7 @@ def table_chunk(
         non_numeric=non_numeric,
         positions=positions,
         raw_value=raw_value,
-        feature_names=state.feature_names,
+        feature_names=state.feature_names or [],  # resolve_columns sets them
     )
 
 
@@ -318,12 +318,13 @@ def resolve_columns(
         if wanted is None:
             roles[role] = None
             continue
+        index: int | None
         if isinstance(wanted, int) and not spec.header:
             ok = wanted < len(names)
             index = wanted
         else:
             ok = wanted in names
-            index = names.index(wanted) if ok else None
+            index = names.index(str(wanted)) if ok else None  # found, so a name
         if not ok:
             optional = role == TRUE_LABEL or role not in required_roles
             if optional and role not in spec.columns:
@@ -362,4 +363,5 @@ def resolve_columns(
 
 def max_abs_for(dtype: str) -> float:
     """Largest finite magnitude of an output dtype."""
-    return float(np.finfo({"float16": np.float16, "float32": np.float32}[dtype]).max)
+    kinds: dict[str, type[np.floating]] = {"float16": np.float16, "float32": np.float32}
+    return float(np.finfo(kinds[dtype]).max)

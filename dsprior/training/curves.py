@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from dvclive import Live
+from dvclive.live import Live
 
 
 def trim_curves(live_dir: Path, *, after_step: int) -> None:

@@ -110,7 +110,7 @@ def patch_keras_multi_worker_logs() -> None:
             return keras.tree.map_structure(reduce, values)
         return original(values, strategy, reduction)
 
-    reduce_per_replica.__wrapped__ = original
+    reduce_per_replica.__wrapped__ = original  # type: ignore[attr-defined]
     tf_trainer.reduce_per_replica = reduce_per_replica
 
 
