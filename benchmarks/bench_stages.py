@@ -82,7 +82,7 @@ def child_train_raw(work: Path) -> None:
     from dsprior.training.params import resolve_params
 
     p = resolve_params(train_params()["train"])
-    hardware.apply_onednn(hardware.machine_compute("float32", p["onednn"]))  # as stages.train
+    hardware.apply_onednn(hardware.machine_compute("float32", p.compute.onednn))  # as stages.train
     runtime.quiet_tensorflow()
     import keras
     import tensorflow as tf
@@ -91,26 +91,26 @@ def child_train_raw(work: Path) -> None:
     from dsprior.training.strategy import resolve_compute
     from dsprior.training.stream import TrainingStream
 
-    keras.utils.set_random_seed(p["seed"])
+    keras.utils.set_random_seed(p.seed)
     tf.config.experimental.enable_op_determinism()
-    keras.mixed_precision.set_dtype_policy(resolve_compute(p).precision)
+    keras.mixed_precision.set_dtype_policy(resolve_compute(p.compute).precision)
     model = cnn.build_cnn(
-        dim=700, filter_sizes=p["filter_sizes"], filters=p["filters"], dropout=p["dropout"],
-        l2=p["l2"], seed=p["seed"],
+        dim=700, filter_sizes=list(p.filter_sizes), filters=p.filters, dropout=p.dropout,
+        l2=p.l2, seed=p.seed,
     )  # fmt: skip
-    model.compile(optimizer=keras.optimizers.Adam(p["learning_rate"]), loss="binary_crossentropy")
+    model.compile(optimizer=keras.optimizers.Adam(p.learning_rate), loss="binary_crossentropy")
     startup = time.perf_counter() - STARTED
     built = time.perf_counter()
     manifest = pd.read_parquet(MANIFEST)
     rows = kept(manifest, "train")
     index = batches.index_dataset(DATASET)
     reader = batches.BatchReader(
-        index, index.positions(rows["example_id"].tolist()), min_rows=max(p["filter_sizes"])
+        index, index.positions(rows["example_id"].tolist()), min_rows=max(p.filter_sizes)
     )
     labels = rows["label"].to_numpy().astype(np.float32)
     stream = TrainingStream(
-        reader, labels, np.ones(len(labels)), batch_size=p["batch_size"],
-        pool_size=p["pool_size"], seed=p["seed"],
+        reader, labels, np.ones(len(labels)), batch_size=p.batch_size,
+        pool_size=p.pool_size, seed=p.seed,
     )  # fmt: skip
     steps = stream.steps_per_epoch
     prebuilt = list(stream.iterate(start_step=0, total_steps=steps))

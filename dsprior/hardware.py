@@ -51,6 +51,15 @@ _FALSE = ("0", "false")
 
 
 @dataclass(frozen=True)
+class ComputeParams:
+    """A stage's ``precision`` and ``onednn`` keys as params.yaml sets them (``auto`` or a
+    setting), before ``resolve_compute`` answers them for a machine."""
+
+    precision: str  # auto | float32 | mixed_bfloat16
+    onednn: str  # auto | on | off
+
+
+@dataclass(frozen=True)
 class Compute:
     """The resolved settings and why; ``record()`` is what train.json and metrics.json get."""
 

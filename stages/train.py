@@ -43,10 +43,10 @@ def main(argv: list[str] | None = None) -> None:
     runtime.setup_logging()
 
     params = settings.load_params(args.params, "train")
-    p = resolve_params(params)  # before any reading
+    config = resolve_params(params)  # before any reading
     # TensorFlow reads TF_ENABLE_ONEDNN_OPTS once, at import: set it from train.onednn and
     # this machine (dsprior.hardware) before the imports below bring TensorFlow in.
-    hardware.apply_onednn(hardware.machine_compute("float32", p["onednn"]))
+    hardware.apply_onednn(hardware.machine_compute("float32", config.compute.onednn))
     runtime.quiet_tensorflow()
     from dsprior import cnn
     from dsprior.training import loop, resume
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     model, record = loop.train_model(
         dataset_dir=args.dataset,
         manifest=manifest,
-        params=params,
+        config=config,
         live_dir=args.live_dir,
         backup_dir=args.backup_dir,
     )

@@ -15,6 +15,7 @@ from sklearn.metrics import log_loss, precision_recall_fscore_support
 from dsprior import batches
 from dsprior.training.callback import StepCurves
 from dsprior.training.loop import train_model
+from dsprior.training.params import resolve_params
 from dsprior.training.stream import TrainingStream, select_rows
 from tests.factories import TINY, UPSTREAM, make_data
 
@@ -29,7 +30,7 @@ def run(data, tmp_path, name="run", callbacks=None, **overrides):
     return train_model(
         dataset_dir=dataset,
         manifest=manifest,
-        params={**TINY, **overrides},
+        config=resolve_params({**TINY, **overrides}),
         live_dir=tmp_path / name / "live",
         backup_dir=tmp_path / name / "backup",
         callbacks=callbacks,
@@ -239,7 +240,9 @@ def test_weighted_mode_trains_at_the_production_prior(data, tmp_path):
     _, record = train_model(
         dataset_dir=dataset,
         manifest=unthinned,
-        params={**TINY, "epochs": 1, "balance": "weighted", "loss_weight": "example"},
+        config=resolve_params(
+            {**TINY, "epochs": 1, "balance": "weighted", "loss_weight": "example"}
+        ),
         live_dir=tmp_path / "live",
         backup_dir=tmp_path / "backup",
     )
