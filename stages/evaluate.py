@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     runtime.setup_logging()
 
     params = settings.load_params(args.params, "evaluate")
-    opts = check_params(params)
+    config = check_params(params)
     manifest = read_manifest(args.manifest)
     rows = evaluation_rows(manifest)
     train_info = modeldir.read_train_record(args.model_dir)
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
 
     estimated, source = estimate_production_prior(manifest)
     gold_prior, gold_source = estimate_gold_prior(manifest) if GOLD in manifest else (None, None)
-    prior, source = choose_prior(estimated, source, configured=opts["prior"])
+    prior, source = choose_prior(estimated, source, configured=config.prior)
     # beta restores the prior of the population train's weights describe; when that differs
     # from the production prior used here, move the probabilities on (Saerens et al. 2002)
     model_prior = train_info.get("production_prior_estimate")
@@ -140,10 +140,10 @@ def main(argv: list[str] | None = None) -> None:
         args.model_dir,
         args.dataset,
         rows["example_id"].tolist(),
-        batch_size=opts["batch_size"],
+        batch_size=config.batch_size,
         min_rows=int(train_info.get("min_rows", 1)),  # pad as train did when it scored
-        precision=opts["precision"],
-        onednn=opts["onednn"],
+        precision=config.compute.precision,
+        onednn=config.compute.onednn,
         compute_record=scoring,
     )
     training_prior = train_info.get("training_prior")
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     metrics, plots, report = evaluate_predictions(
         predictions,
-        params=params,
+        config=config,
         prior=prior,
         prior_source=source,
         beta=beta,

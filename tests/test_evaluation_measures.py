@@ -17,6 +17,7 @@ from dsprior.evaluation.measures import (
     view_metrics,
     view_weights,
 )
+from dsprior.priors import Bootstrap, Costs
 
 
 def test_bootstrap_intervals_resample_whole_groups(monkeypatch):
@@ -52,8 +53,8 @@ def test_bootstrap_intervals_resample_whole_groups(monkeypatch):
 
     monkeypatch.setattr(priors, "group_bootstrap", recording)
     cis = bootstrap_intervals(
-        frame, predicted, prior=prior, cost_fp=1, cost_fn=10,
-        resamples=resamples, level=level, seed=3,
+        frame, predicted, prior=prior, costs=Costs(1, 10),
+        bootstrap=Bootstrap(resamples, level, seed=3),
     )  # fmt: skip
     # each resample weights whole groups: one multiplicity per group, n_groups groups drawn
     assert len(multiplicities) == resamples
@@ -122,7 +123,7 @@ def test_view_metrics_by_hand_in_both_views():
     scikit-learn's on the view's column and weights."""
     frame = tiny_split()
     y = frame["label"].to_numpy()
-    kw = {"prior": 0.2, "threshold": 0.5, "cost_fp": 1.0, "cost_fn": 10.0}
+    kw = {"prior": 0.2, "threshold": 0.5, "costs": Costs(1.0, 10.0)}
     sample = view_metrics(frame, view="sample", **kw)
     prior = view_metrics(frame, view="prior", **kw)
     assert sample["confusion"] == {"tn": 3.0, "fp": 1.0, "fn": 1.0, "tp": 1.0}
@@ -157,14 +158,12 @@ def test_undefined_metrics_are_nan_not_errors():
     """No predicted positive: precision NaN (not 0); no false positive: LR+ NaN; one class
     only: ROC AUC NaN."""
     y, none_flagged = np.array([0, 1, 0]), np.zeros(3, dtype=int)
-    out = decision_metrics(y, none_flagged, np.ones(3), cost_fp=1.0, cost_fn=10.0)
+    out = decision_metrics(y, none_flagged, np.ones(3), costs=Costs(1.0, 10.0))
     assert np.isnan(out["precision"]) and out["recall"] == 0.0
     assert np.isnan(out["lr_plus"])
     assert out["expected_cost"] == pytest.approx(1000 * 10 / 3)
     negatives = tiny_split().iloc[2:]
-    view = view_metrics(
-        negatives, view="sample", prior=0.2, threshold=0.5, cost_fp=1.0, cost_fn=10.0
-    )
+    view = view_metrics(negatives, view="sample", prior=0.2, threshold=0.5, costs=Costs(1.0, 10.0))
     assert np.isnan(view["roc_auc"]) and np.isnan(view["recall"])
     assert view["positives"] == 0 and view["positive_fraction"] == 0.0
 
@@ -174,10 +173,10 @@ def test_bootstrap_intervals_name_each_metric():
     frame = tiny_split()
     predicted = decisions_at(frame, 0.5)
     cis = bootstrap_intervals(
-        frame, predicted, prior=0.2, cost_fp=1.0, cost_fn=10.0, resamples=50, level=0.9, seed=1
+        frame, predicted, prior=0.2, costs=Costs(1.0, 10.0), bootstrap=Bootstrap(50, 0.9, 1)
     )
     assert sorted(cis) == sorted(f"{name}_ci" for name in CI_METRICS)
-    point = view_metrics(frame, view="prior", prior=0.2, threshold=0.5, cost_fp=1.0, cost_fn=10.0)
+    point = view_metrics(frame, view="prior", prior=0.2, threshold=0.5, costs=Costs(1.0, 10.0))
     for name in ("recall", "expected_cost"):
         low, high = cis[f"{name}_ci"]
         assert low <= point[name] <= high, name
@@ -189,8 +188,8 @@ def test_bootstrap_intervals_are_at_the_prior_and_fixed_by_the_seed():
     manifest weights (precision 1/11); one seed gives one set of intervals."""
     frame = pd.concat([tiny_split().assign(group=f"g{i}") for i in range(3)], ignore_index=True)
     predicted = decisions_at(frame, 0.5)
-    kw = {"cost_fp": 1.0, "cost_fn": 10.0, "resamples": 30, "level": 0.9}
-    cis = bootstrap_intervals(frame, predicted, prior=0.2, seed=2, **kw)
+    kw = {"costs": Costs(1.0, 10.0), "bootstrap": Bootstrap(30, 0.9, seed=2)}
+    cis = bootstrap_intervals(frame, predicted, prior=0.2, **kw)
     for name, value in (
         ("precision", 1 / 3),
         ("recall", 0.5),
@@ -199,5 +198,5 @@ def test_bootstrap_intervals_are_at_the_prior_and_fixed_by_the_seed():
     ):
         assert cis[f"{name}_ci"] == pytest.approx([value, value]), name
     split = tiny_split()
-    once = bootstrap_intervals(split, decisions_at(split, 0.5), prior=0.2, seed=2, **kw)
-    assert once == bootstrap_intervals(split, decisions_at(split, 0.5), prior=0.2, seed=2, **kw)
+    once = bootstrap_intervals(split, decisions_at(split, 0.5), prior=0.2, **kw)
+    assert once == bootstrap_intervals(split, decisions_at(split, 0.5), prior=0.2, **kw)

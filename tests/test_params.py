@@ -167,8 +167,8 @@ def test_evaluate_missing_key_wrong_type_and_range():
 
 
 def test_evaluate_uses_the_costs_given():
-    opts = evaluate.check_params(section("evaluate", {"cost": {"false_negative": 5}}))
-    assert opts["cost_fn"] == 5.0
+    config = evaluate.check_params(section("evaluate", {"cost": {"false_negative": 5}}))
+    assert config.cost.false_negative == 5.0
 
 
 # ----------------------------------------------------------------------------- split

@@ -76,7 +76,7 @@ def gold_threshold_refusal(gold_dev_b: pd.DataFrame) -> str | None:
     )
 
 
-def label_noise(gold: pd.DataFrame, *, resamples: int, level: float, seed: int) -> dict[str, Any]:
+def label_noise(gold: pd.DataFrame, *, bootstrap: priors.Bootstrap) -> dict[str, Any]:
     """How the distant labels err where both labels exist, with group-bootstrap intervals.
 
     The distant label is scored as a prediction of the gold one, with the manifest
@@ -94,7 +94,11 @@ def label_noise(gold: pd.DataFrame, *, resamples: int, level: float, seed: int) 
     counts = priors.confusion(y, distant)
     out: dict[str, Any] = {k: float(v[0]) for k, v in statistic(np.ones((1, len(gold)))).items()}
     boot = priors.group_bootstrap(
-        gold["group"].to_numpy(), statistic, resamples=resamples, level=level, seed=seed
+        gold["group"].to_numpy(),
+        statistic,
+        resamples=bootstrap.resamples,
+        level=bootstrap.level,
+        seed=bootstrap.seed,
     )
     out.update({f"{name}_ci": list(ci) for name, ci in boot.intervals.items()})
     out.update(
@@ -107,7 +111,7 @@ def label_noise(gold: pd.DataFrame, *, resamples: int, level: float, seed: int) 
                 "both_negative": counts.tn,
             },
             "weights": "manifest weights (the population the split stands for)",
-            "interval": f"{int(round(level * 100))}% group bootstrap",
+            "interval": f"{int(round(bootstrap.level * 100))}% group bootstrap",
         }
     )
     return out
@@ -118,8 +122,7 @@ def gold_metrics(
     *,
     gold_prior: float | None,
     threshold: float,
-    cost_fp: float,
-    cost_fn: float,
+    costs: priors.Costs,
 ) -> dict[str, Any] | None:
     """``{split}.gold``: the split's metrics against gold, on its gold-labelled rows only.
 
@@ -128,23 +131,22 @@ def gold_metrics(
     gold = gold_frame(frame)
     if gold.empty:
         return None
-    kw: dict[str, Any] = {
-        "prior": gold_prior,
-        "threshold": threshold,
-        "cost_fp": cost_fp,
-        "cost_fn": cost_fn,
-    }
     out: dict[str, Any] = {
         "gold_examples": int(len(gold)),
         "split_examples": int(len(frame)),
         "labelled_fraction": len(gold) / len(frame),
     }
-    out.update({view: view_metrics(gold, view=view, **kw) for view in VIEWS})
+    out.update(
+        {
+            view: view_metrics(gold, view=view, prior=gold_prior, threshold=threshold, costs=costs)
+            for view in VIEWS
+        }
+    )
     y = gold["label"].to_numpy().astype(int)
     shipped = shipped_decisions(gold)
     w = view_weights(gold, view="prior", prior=gold_prior)
     out["shipped"] = {
-        "sample": decision_metrics(y, shipped, np.ones(len(y)), cost_fp=cost_fp, cost_fn=cost_fn),
-        "prior": decision_metrics(y, shipped, w, cost_fp=cost_fp, cost_fn=cost_fn),
+        "sample": decision_metrics(y, shipped, np.ones(len(y)), costs=costs),
+        "prior": decision_metrics(y, shipped, w, costs=costs),
     }
     return out

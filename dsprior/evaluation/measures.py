@@ -105,8 +105,7 @@ def decision_metrics(
     predicted: np.ndarray,
     weights: np.ndarray,
     *,
-    cost_fp: float,
-    cost_fn: float,
+    costs: priors.Costs,
 ) -> dict[str, Any]:
     """Metrics of one yes/no rule: sklearn's with ``sample_weight``, plus cost and alert counts."""
     cm = priors.confusion(labels, predicted, weights)
@@ -121,7 +120,9 @@ def decision_metrics(
         "recall": _safe(recall_score, labels, predicted, **kw),
         "f1": _safe(f1_score, labels, predicted, **kw),
         "lr_plus": float(lr_plus),
-        "expected_cost": priors.expected_cost(cm, cost_fp=cost_fp, cost_fn=cost_fn),
+        "expected_cost": priors.expected_cost(
+            cm, cost_fp=costs.false_positive, cost_fn=costs.false_negative
+        ),
         "confusion": cm.as_dict(),
         "confusion_per_1000": cm.scaled(priors.PER_EXAMPLES / cm.total).as_dict()
         if cm.total > 0
@@ -135,10 +136,9 @@ def view_metrics(
     frame: pd.DataFrame,
     *,
     view: str,
-    prior: float,
+    prior: float | None,
     threshold: float,
-    cost_fp: float,
-    cost_fn: float,
+    costs: priors.Costs,
 ) -> dict[str, Any]:
     """All metrics of one split in one view at the probability threshold."""
     y = frame["label"].to_numpy().astype(int)
@@ -146,7 +146,7 @@ def view_metrics(
     # the score is calibrated at the training prior, the probability at the production prior
     p = frame["score" if view == "sample" else "probability"].to_numpy(np.float64)
     z, ranked = view_log_odds(frame, view=view), ranking_scores(frame, view=view)
-    out = decision_metrics(y, decisions_at(frame, threshold), w, cost_fp=cost_fp, cost_fn=cost_fn)
+    out = decision_metrics(y, decisions_at(frame, threshold), w, costs=costs)
     out.update(
         {
             "examples": int(len(frame)),
@@ -167,11 +167,8 @@ def bootstrap_intervals(
     predicted: np.ndarray,
     *,
     prior: float | None,
-    cost_fp: float,
-    cost_fn: float,
-    resamples: int,
-    level: float,
-    seed: int,
+    costs: priors.Costs,
+    bootstrap: priors.Bootstrap,
 ) -> dict[str, list[float]]:
     """Group-bootstrap intervals of a rule's precision, recall, F1 and expected cost at the prior."""
     y = frame["label"].to_numpy().astype(int)
@@ -181,10 +178,16 @@ def bootstrap_intervals(
         weights = priors.weights_at_prior_rows(y, w * multiplicity, prior=prior)
         cm = priors.confusion_rows(y, predicted, weights)
         out = {k: v for k, v in priors.rates(cm).items() if k in CI_METRICS}
-        out["expected_cost"] = priors.expected_cost(cm, cost_fp=cost_fp, cost_fn=cost_fn)
+        out["expected_cost"] = priors.expected_cost(
+            cm, cost_fp=costs.false_positive, cost_fn=costs.false_negative
+        )
         return out
 
     result = priors.group_bootstrap(
-        frame["group"].to_numpy(), statistic, resamples=resamples, level=level, seed=seed
+        frame["group"].to_numpy(),
+        statistic,
+        resamples=bootstrap.resamples,
+        level=bootstrap.level,
+        seed=bootstrap.seed,
     )
     return {f"{name}_ci": list(result.intervals[name]) for name in CI_METRICS}

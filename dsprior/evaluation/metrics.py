@@ -8,6 +8,7 @@ score >= 0.5). Group-bootstrap intervals go on ``dev_a`` (the projection) and ``
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -42,9 +43,7 @@ PRIOR_FACTORS = (0.5, 0.75, 1.0, 1.5, 2.0)  # prior sensitivity: half to twice t
 INTERVAL_SPLITS = ("dev_a", "test")  # the projection, and the measurement reported
 
 
-def log_odds_threshold(
-    frame: pd.DataFrame, *, prior: float | None, cost_fp: float, cost_fn: float
-) -> float:
+def log_odds_threshold(frame: pd.DataFrame, *, prior: float | None, costs: priors.Costs) -> float:
     """The cost-minimising threshold on ``frame`` at ``prior``, searched over its log-odds at
     the prior (no two examples tie by rounding), as the probability whose rule
     (``decide_log_odds``) reproduces the chosen cut there."""
@@ -53,22 +52,21 @@ def log_odds_threshold(
         frame["label"].to_numpy(),
         z,
         view_weights(frame, view="prior", prior=prior),
-        cost_fp=cost_fp,
-        cost_fn=cost_fn,
+        cost_fp=costs.false_positive,
+        cost_fn=costs.false_negative,
     )
     return priors.threshold_probability(cut, z)
 
 
 def dev_b_thresholds(
-    dev_b: pd.DataFrame, *, prior: float, gold_prior: float | None, cost_fp: float, cost_fn: float
+    dev_b: pd.DataFrame, *, prior: float, gold_prior: float | None, costs: priors.Costs
 ) -> dict[str, float | None]:
     """dev_b's cost-minimising threshold against distant labels, and against gold if enough."""
-    costs = {"cost_fp": cost_fp, "cost_fn": cost_fn}
-    out: dict[str, float | None] = {"distant": log_odds_threshold(dev_b, prior=prior, **costs)}
+    out: dict[str, float | None] = {"distant": log_odds_threshold(dev_b, prior=prior, costs=costs)}
     gold = gold_frame(dev_b)
     out["gold"] = None
     if gold_threshold_refusal(gold) is None:
-        out["gold"] = log_odds_threshold(gold, prior=gold_prior, **costs)
+        out["gold"] = log_odds_threshold(gold, prior=gold_prior, costs=costs)
     return out
 
 
@@ -147,17 +145,16 @@ def threshold_record(
     has_gold: bool,
     prior: float,
     beta: float,
-    cost_fp: float,
-    cost_fn: float,
+    costs: priors.Costs,
 ) -> dict[str, Any]:
     """metrics.json's head: the prior, beta, costs, and the chosen and Bayes thresholds."""
-    bayes = priors.bayes_threshold(cost_fp=cost_fp, cost_fn=cost_fn)
+    bayes = priors.bayes_threshold(cost_fp=costs.false_positive, cost_fn=costs.false_negative)
     return {
         "prior": prior,
         "beta": beta,
         "cost": {
-            "false_positive": cost_fp,
-            "false_negative": cost_fn,
+            "false_positive": costs.false_positive,
+            "false_negative": costs.false_negative,
             "unit": f"per {priors.PER_EXAMPLES} production examples",
         },
         "threshold": threshold,
@@ -192,39 +189,30 @@ def split_metrics(
     gold_prior: float | None,
     threshold: float,
     bayes: float,
-    cost_fp: float,
-    cost_fn: float,
-    resamples: int,
-    level: float,
-    seed: int,
+    costs: priors.Costs,
+    bootstrap: priors.Bootstrap,
 ) -> dict[str, Any]:
     """One split's entry: both views at the threshold, the Bayes and shipped rules, and gold."""
-    common_kw = {"prior": prior, "cost_fp": cost_fp, "cost_fn": cost_fn}
     out: dict[str, Any] = {
-        view: view_metrics(frame, view=view, threshold=threshold, **common_kw) for view in VIEWS
+        view: view_metrics(frame, view=view, prior=prior, threshold=threshold, costs=costs)
+        for view in VIEWS
     }
     # beside the chosen rule: the Bayes rule on probabilities, and the shipped 0.5 on scores
     y = frame["label"].to_numpy().astype(int)
     w = view_weights(frame, view="prior", prior=prior)
     out["prior_at_bayes_threshold"] = decision_metrics(
-        y, decisions_at(frame, bayes), w, cost_fp=cost_fp, cost_fn=cost_fn
+        y, decisions_at(frame, bayes), w, costs=costs
     )
     # The shipped rule: raw score >= 0.5, what the team saw on dev_a and shipped.
     shipped = shipped_decisions(frame)
     out["shipped"] = {
-        "sample": decision_metrics(
-            y, shipped, np.ones(len(frame)), cost_fp=cost_fp, cost_fn=cost_fn
-        ),
-        "prior": decision_metrics(y, shipped, w, cost_fp=cost_fp, cost_fn=cost_fn),
+        "sample": decision_metrics(y, shipped, np.ones(len(frame)), costs=costs),
+        "prior": decision_metrics(y, shipped, w, costs=costs),
     }
-    gold = gold_metrics(
-        frame, gold_prior=gold_prior, threshold=threshold, cost_fp=cost_fp, cost_fn=cost_fn
-    )
+    gold = gold_metrics(frame, gold_prior=gold_prior, threshold=threshold, costs=costs)
     if gold is not None:  # a split without gold labels has no gold keys at all
         out["gold"] = gold
-        out["label_noise"] = label_noise(
-            gold_frame(frame), resamples=resamples, level=level, seed=seed
-        )
+        out["label_noise"] = label_noise(gold_frame(frame), bootstrap=bootstrap)
     return out
 
 
@@ -233,36 +221,33 @@ def add_intervals(
     frame: pd.DataFrame,
     *,
     threshold: float,
+    prior: float,
     gold_prior: float | None,
-    **boot_kw: Any,
+    costs: priors.Costs,
+    bootstrap: priors.Bootstrap,
 ) -> None:
     """Add the chosen and the shipped rule's intervals to ``entry``, a split's entry being built.
 
-    Against gold as well where the split has gold labels, at the gold prior. ``boot_kw``:
-    ``prior``, ``cost_fp``, ``cost_fn``, ``resamples``, ``level``, ``seed``.
+    Against gold as well where the split has gold labels, at the gold prior.
     """
-    entry["prior"].update(bootstrap_intervals(frame, decisions_at(frame, threshold), **boot_kw))
-    entry["shipped"]["prior"].update(
-        bootstrap_intervals(frame, shipped_decisions(frame), **boot_kw)
-    )
+
+    def intervals(rows: pd.DataFrame, decided: np.ndarray, at: float | None) -> dict[str, Any]:
+        return bootstrap_intervals(rows, decided, prior=at, costs=costs, bootstrap=bootstrap)
+
+    entry["prior"].update(intervals(frame, decisions_at(frame, threshold), prior))
+    entry["shipped"]["prior"].update(intervals(frame, shipped_decisions(frame), prior))
     if "gold" in entry:  # the same intervals against gold, at the gold prior
         gold, view = gold_frame(frame), entry["gold"]
-        gold_kw = {**boot_kw, "prior": gold_prior}
-        view["prior"].update(bootstrap_intervals(gold, decisions_at(gold, threshold), **gold_kw))
-        view["shipped"]["prior"].update(
-            bootstrap_intervals(gold, shipped_decisions(gold), **gold_kw)
-        )
+        view["prior"].update(intervals(gold, decisions_at(gold, threshold), gold_prior))
+        view["shipped"]["prior"].update(intervals(gold, shipped_decisions(gold), gold_prior))
 
 
 def compute_metrics(
     predictions: pd.DataFrame,
     *,
     prior: float,
-    cost_fp: float,
-    cost_fn: float,
-    resamples: int,
-    level: float,
-    seed: int,
+    costs: priors.Costs,
+    bootstrap: priors.Bootstrap,
     beta: float = 1.0,
     gold_prior: float | None = None,
     gold_prior_source: str | None = None,
@@ -281,12 +266,8 @@ def compute_metrics(
         predictions, gold_prior, gold_prior_source
     )
     dev_b = by_split["dev_b"]
-    thresholds = dev_b_thresholds(
-        dev_b, prior=prior, gold_prior=gold_prior, cost_fp=cost_fp, cost_fn=cost_fn
-    )
+    thresholds = dev_b_thresholds(dev_b, prior=prior, gold_prior=gold_prior, costs=costs)
     threshold = chosen_threshold(thresholds, dev_b, threshold_labels=threshold_labels)
-    costs: dict[str, Any] = {"cost_fp": cost_fp, "cost_fn": cost_fn}
-    boot: dict[str, Any] = {"resamples": resamples, "level": level, "seed": seed}
     metrics = threshold_record(
         thresholds,
         threshold=threshold,
@@ -294,7 +275,7 @@ def compute_metrics(
         has_gold=has_gold,
         prior=prior,
         beta=beta,
-        **costs,
+        costs=costs,
     )
     for split, frame in by_split.items():
         metrics[split] = split_metrics(
@@ -303,24 +284,24 @@ def compute_metrics(
             gold_prior=gold_prior,
             threshold=threshold,
             bayes=metrics["bayes_threshold"],
-            **costs,
-            **boot,
+            costs=costs,
+            bootstrap=bootstrap,
         )
     for split in INTERVAL_SPLITS:
         add_intervals(
             metrics[split],
             by_split[split],
             threshold=threshold,
-            gold_prior=gold_prior,
             prior=prior,
-            **costs,
-            **boot,
+            gold_prior=gold_prior,
+            costs=costs,
+            bootstrap=bootstrap,
         )
     if has_gold:
         metrics["gold_prior"] = gold_prior
         metrics["gold_prior_source"] = gold_prior_source
     metrics["tied_scores"] = tied_scores(predictions)
-    metrics["bootstrap"] = {**boot, "unit": "group"}
+    metrics["bootstrap"] = {**dataclasses.asdict(bootstrap), "unit": "group"}
     metrics["classic_example"] = classic_example()
     return runtime.finite_or_none(metrics)
 
@@ -349,8 +330,7 @@ def prior_sensitivity(
     *,
     prior: float,
     threshold: float,
-    cost_fp: float,
-    cost_fn: float,
+    costs: priors.Costs,
     split: str = "test",
 ) -> list[dict[str, float]]:
     """``split``'s precision, recall, alerts and cost at the threshold across plausible priors.
@@ -366,7 +346,7 @@ def prior_sensitivity(
     for factor in PRIOR_FACTORS:
         at = float(min(prior * factor, 0.5))
         w = view_weights(frame, view="prior", prior=at)
-        m = decision_metrics(y, decision, w, cost_fp=cost_fp, cost_fn=cost_fn)
+        m = decision_metrics(y, decision, w, costs=costs)
         out.append(
             {
                 "factor": factor,

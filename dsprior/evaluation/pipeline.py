@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 
 from dsprior import calibration as cal
-from dsprior import runtime
-from dsprior.evaluation.config import check_params
+from dsprior import priors, runtime
+from dsprior.evaluation.config import EvaluateConfig
 from dsprior.evaluation.inputs import build_predictions
 from dsprior.evaluation.label_free import (
     interval_checks,
@@ -67,6 +67,8 @@ def add_label_free(
     calibration: cal.Calibration,
     training_prior: float | None,
     calibration_bins: int,
+    costs: priors.Costs,
+    bootstrap: priors.Bootstrap,
 ) -> dict[str, Any]:
     """metrics.json's calibration and label-free keys, added to ``metrics`` (returned)."""
     prior, threshold = metrics["prior"], metrics["threshold"]
@@ -79,40 +81,24 @@ def add_label_free(
     metrics["prior_sensitivity"] = {
         "split": "test",
         "rule": "probability >= threshold, unchanged",
-        "rows": prior_sensitivity(
-            predictions,
-            prior=prior,
-            threshold=threshold,
-            cost_fp=metrics["cost"]["false_positive"],
-            cost_fn=metrics["cost"]["false_negative"],
-        ),
+        "rows": prior_sensitivity(predictions, prior=prior, threshold=threshold, costs=costs),
     }
-    boot = metrics["bootstrap"]
     metrics["label_free"] = label_free_metrics(
         predictions,
         prior=prior,
         threshold=threshold,
-        cost_fp=metrics["cost"]["false_positive"],
-        cost_fn=metrics["cost"]["false_negative"],
+        costs=costs,
         calibration=calibration,
         training_prior=training_prior,
-        resamples=boot["resamples"],
-        level=boot["level"],
-        seed=boot["seed"],
+        bootstrap=bootstrap,
     )
     true_shift = true_shift_metrics(
-        predictions,
-        threshold=threshold,
-        cost_fp=metrics["cost"]["false_positive"],
-        cost_fn=metrics["cost"]["false_negative"],
-        resamples=boot["resamples"],
-        level=boot["level"],
-        seed=boot["seed"],
+        predictions, threshold=threshold, costs=costs, bootstrap=bootstrap
     )
     if true_shift is not None:  # dev_b has gold labels
         metrics["label_free_true_shift"] = true_shift
     metrics["label_free_checks"] = interval_checks(
-        metrics["label_free"], level=boot["level"], true_shift=true_shift
+        metrics["label_free"], level=bootstrap.level, true_shift=true_shift
     )
     return runtime.finite_or_none(metrics)
 
@@ -120,7 +106,7 @@ def add_label_free(
 def evaluate_predictions(
     predictions: pd.DataFrame,
     *,
-    params: dict[str, Any],
+    config: EvaluateConfig,
     prior: float,
     prior_source: str,
     beta: float,
@@ -136,19 +122,15 @@ def evaluate_predictions(
     prior-corrected values kept in ``probability_prior_corrected``); the label-free
     estimators start from the prior-corrected values and refit it when resampling.
     """
-    opts = check_params(params)
     metrics = compute_metrics(
         predictions,
         prior=prior,
-        cost_fp=opts["cost_fp"],
-        cost_fn=opts["cost_fn"],
-        resamples=opts["resamples"],
-        level=opts["level"],
-        seed=opts["seed"],
+        costs=config.cost,
+        bootstrap=config.bootstrap,
         beta=beta,
         gold_prior=gold_prior,
         gold_prior_source=gold_prior_source,
-        threshold_labels=opts["threshold_labels"],
+        threshold_labels=config.threshold_labels,
     )
     metrics["prior_source"] = prior_source
     metrics.update(runtime.finite_or_none(extra or {}))
@@ -157,7 +139,9 @@ def evaluate_predictions(
         predictions,
         calibration=calibration or cal.IDENTITY,
         training_prior=training_prior,
-        calibration_bins=opts["calibration_bins"],
+        calibration_bins=config.calibration_bins,
+        costs=config.cost,
+        bootstrap=config.bootstrap,
     )
-    plots = plot_data(predictions, metrics, prior=prior, calibration_bins=opts["calibration_bins"])
+    plots = plot_data(predictions, metrics, prior=prior, calibration_bins=config.calibration_bins)
     return metrics, plots, render_report(metrics)

@@ -20,7 +20,7 @@ matrices at every threshold) is used, not rewritten; what is here is what it lac
 
 from __future__ import annotations
 
-from dsprior.priors.bootstrap import BOOTSTRAP_CHUNK, BootstrapResult, group_bootstrap
+from dsprior.priors.bootstrap import BOOTSTRAP_CHUNK, Bootstrap, BootstrapResult, group_bootstrap
 from dsprior.priors.checks import (
     check_beta,
     check_binary,
@@ -32,6 +32,7 @@ from dsprior.priors.checks import (
 from dsprior.priors.confusion import (
     PER_EXAMPLES,
     Confusion,
+    Costs,
     calibrated_f1,
     calibrated_precision,
     confusion,
@@ -66,8 +67,10 @@ from dsprior.priors.weights import estimate_prior, weights_at_prior, weights_at_
 
 __all__ = [
     "BOOTSTRAP_CHUNK",
+    "Bootstrap",
     "BootstrapResult",
     "Confusion",
+    "Costs",
     "CostCurve",
     "PER_EXAMPLES",
     "bayes_threshold",

@@ -15,6 +15,16 @@ BOOTSTRAP_CHUNK = 100  # resamples per vectorised step of group_bootstrap
 
 
 @dataclass(frozen=True)
+class Bootstrap:
+    """How intervals are resampled (``evaluate.bootstrap``): ``resamples`` draws of whole
+    groups, percentile intervals at ``level``, drawn from ``seed``."""
+
+    resamples: int
+    level: float
+    seed: int
+
+
+@dataclass(frozen=True)
 class BootstrapResult:
     """Percentile intervals and the resampled values they came from."""
 

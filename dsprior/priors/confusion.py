@@ -23,6 +23,18 @@ PER_EXAMPLES = 1000  # expected cost and alert counts are reported per 1,000 pro
 
 
 @dataclass(frozen=True)
+class Costs:
+    """What one wrong decision costs: a false positive, a false negative (``evaluate.cost``).
+
+    The math on arrays (``expected_cost``, ``bayes_threshold``) takes the two numbers, as
+    ``cost_fp`` and ``cost_fn``; the evaluation code passes this object.
+    """
+
+    false_positive: float
+    false_negative: float
+
+
+@dataclass(frozen=True)
 class Confusion:
     """Binary confusion counts; weighted counts are floats."""
 
