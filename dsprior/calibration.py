@@ -30,7 +30,9 @@ there, so that it is not judged on the rows it was fitted to.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy.special import expit, logit
@@ -154,12 +156,12 @@ class Calibration:
         return record
 
     @classmethod
-    def from_dict(cls, record: dict[str, object]) -> Calibration:
+    def from_dict(cls, record: Mapping[str, Any]) -> Calibration:
         allowed = set(cls.__dataclass_fields__)
         unknown = sorted(set(record) - allowed)
         if unknown:
             raise ValueError(f"calibration has unknown keys {unknown}; allowed {sorted(allowed)}")
-        return cls(**record)  # type: ignore[arg-type]
+        return cls(**record)
 
 
 IDENTITY = Calibration()

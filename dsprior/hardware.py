@@ -31,9 +31,9 @@ import logging
 import os
 import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, NotRequired, TypedDict
 
 logger = logging.getLogger(__name__)
 
@@ -76,10 +76,37 @@ class Compute:
     def onednn_env(self) -> str:
         return "1" if self.onednn else "0"
 
-    def record(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["cpu_flags"] = list(self.cpu_flags)
-        return out
+    def record(self) -> ComputeRecord:
+        return {
+            "precision": self.precision,
+            "onednn": self.onednn,
+            "device": self.device,
+            "native_bf16": self.native_bf16,
+            "precision_source": self.precision_source,
+            "onednn_source": self.onednn_source,
+            "cpu_flags": list(self.cpu_flags),
+            "reason": self.reason,
+        }
+
+
+class ComputeRecord(TypedDict):
+    """How a stage ran its model (``Compute.record``): train.json's and metrics.json's
+    ``compute``."""
+
+    precision: Annotated[str, "the Keras dtype policy used: float32 or mixed_bfloat16"]
+    onednn: Annotated[bool, "whether TensorFlow's oneDNN CPU kernels were on"]
+    device: Annotated[str, "cpu or gpu"]
+    native_bf16: Annotated[bool, "whether the CPU computes bfloat16 natively"]
+    precision_source: Annotated[str, "params (set in params.yaml) or auto (chosen here)"]
+    onednn_source: Annotated[
+        str, "params, auto, environment (TF_ENABLE_ONEDNN_OPTS set by a person) or tensorflow"
+    ]
+    cpu_flags: Annotated[list[str], "the CPU flags among REPORTED_FLAGS that this CPU has"]
+    reason: Annotated[str, "the choice in words"]
+    cpu_model: NotRequired[Annotated[str | None, "the CPU's model name (train.json only)"]]
+    model_trained_in: NotRequired[
+        Annotated[str, "the precision the model was trained in (evaluate's record only)"]
+    ]
 
 
 def parse_onednn_env(value: str | None) -> bool | None:

@@ -2,20 +2,83 @@
 
 ``MODEL_FILE`` is the Keras model (``cnn.save_model`` writes it, ``cnn.load_model`` reads
 it); ``TRAIN_RECORD`` is what training knew that scoring needs (dim, beta, the training
-prior, sampling rates, params, the compute it ran in). This module imports no TensorFlow,
-so an entry point can read the record before it sets TensorFlow up.
+prior, sampling rates, params, the compute it ran in), declared as ``TrainRecord`` and
+written and read only here. This module imports no TensorFlow, so an entry point can read
+the record before it sets TensorFlow up.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, TypedDict
+
+from dsprior import runtime
+from dsprior.hardware import ComputeRecord
 
 MODEL_FILE = "model.keras"
 TRAIN_RECORD = "train.json"
 
 
-def read_train_record(model_dir: str | Path) -> dict[str, Any]:
+class RateRange(TypedDict):
+    """The range of one source's sampling rates over its training rows."""
+
+    upstream_rate_min: Annotated[float, "smallest upstream negative rate (thinning before us)"]
+    upstream_rate_max: Annotated[float, "largest upstream negative rate"]
+    downsample_rate_min: Annotated[float, "smallest downsample keep rate (the downsample stage)"]
+    downsample_rate_max: Annotated[float, "largest downsample keep rate"]
+
+
+class SamplingRecord(TypedDict):
+    """How the training rows were sampled and weighted."""
+
+    balance: Annotated[str, "train.balance: downsample or weighted"]
+    loss_weight: Annotated[str | None, "train.loss_weight under balance weighted, else null"]
+    rates_by_source: Annotated[dict[str, RateRange], "per source: its rates' range"]
+    train_examples: Annotated[int, "training rows"]
+    train_positives: Annotated[int, "training rows with label 1"]
+
+
+class DistributionRecord(TypedDict):
+    """How training was spread over devices and workers (``dsprior.training.strategy``)."""
+
+    strategy: Annotated[str, "train.strategy: default, mirrored or multi_worker"]
+    replicas: Annotated[int, "model replicas in sync"]
+    workers: Annotated[int, "worker processes"]
+    input_shards: Annotated[int, "parts each global batch is read in"]
+    global_batch: Annotated[int, "examples per step, all replicas together (train.batch_size)"]
+    replica_batch: Annotated[int, "examples per step on one replica"]
+    chief: Annotated[bool, "whether the worker that wrote this record is the chief"]
+
+
+class TrainRecord(TypedDict):
+    """train.json."""
+
+    dim: Annotated[int, "feature dimension the model reads"]
+    beta: Annotated[float, "effective negative keep rate: the prior correction's beta"]
+    training_prior: Annotated[float, "positive share of the training rows under the loss weights"]
+    production_prior_estimate: Annotated[
+        float, "positive share of the training rows under the manifest weights"
+    ]
+    params: Annotated[dict[str, Any], "the train section of params.yaml, as checked"]
+    sampling: Annotated[SamplingRecord, "how the training rows were sampled"]
+    distribution: Annotated[DistributionRecord, "how training was distributed"]
+    compute: Annotated[ComputeRecord, "precision and oneDNN, and why"]
+    min_rows: Annotated[int, "rows an example is padded to at least (the widest filter)"]
+    steps: Annotated[int, "optimizer steps in the whole run"]
+    steps_per_epoch: Annotated[int, "steps in one pass over the training rows"]
+    resumed_from_step: Annotated[int, "the step a backup resumed from; 0 for a fresh run"]
+    best_step: Annotated[int | None, "the step whose weights were kept (best on dev_a)"]
+    select_metric: Annotated[str, "the dev_a metric at the prior that picked best_step"]
+    best_value: Annotated[float | None, "select_metric's value at best_step"]
+
+
+def write_train_record(model_dir: str | Path, record: TrainRecord) -> None:
+    """Write ``record`` as the model folder's train.json."""
+    runtime.write_json(Path(model_dir) / TRAIN_RECORD, record)
+
+
+def read_train_record(model_dir: str | Path) -> TrainRecord:
     """The train record of a model folder."""
-    return json.loads((Path(model_dir) / TRAIN_RECORD).read_text())
+    record: TrainRecord = json.loads((Path(model_dir) / TRAIN_RECORD).read_text())
+    return record

@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     with runtime.atomic_directory(args.model_dir) as tmp:
         cnn.save_model(model, tmp / modeldir.MODEL_FILE)
-        runtime.write_json(tmp / modeldir.TRAIN_RECORD, record)
+        modeldir.write_train_record(tmp, record)
     resume.remove_backup(args.backup_dir)
     logger.info(
         "wrote %s (beta %.4f, best step %s)", args.model_dir, record["beta"], record["best_step"]

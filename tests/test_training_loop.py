@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import log_loss, precision_recall_fscore_support
 
-from dsprior import batches
+from dsprior import batches, modeldir, records
 from dsprior.training.callback import StepCurves
 from dsprior.training.loop import train_model
 from dsprior.training.params import resolve_params
@@ -106,6 +106,14 @@ def full_run(data, tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("full")
     model, record = run(data, tmp_path, name="full")
     return model, record, tmp_path / "full" / "live"
+
+
+def test_every_key_of_train_json_is_declared(full_run, tmp_path):
+    _, record, _ = full_run
+    modeldir.write_train_record(tmp_path, record)
+    written = modeldir.read_train_record(tmp_path)
+    assert written["params"]["filter_sizes"] == TINY["filter_sizes"]
+    assert records.undeclared(written, modeldir.TrainRecord) == []
 
 
 def curve_files(live_dir):

@@ -28,6 +28,7 @@ from dsprior.bundle.spec import (
     MODEL_FILE,
     READABLE_VERSIONS,
     SPEC_FILE,
+    BundleSpec,
     content_hash,
     file_sha256,
     format_notes,
@@ -44,7 +45,7 @@ def write_bundle(
     target: str | Path,
     *,
     model_path: str | Path,
-    spec: dict[str, Any],
+    spec: BundleSpec,
     reference: bytes | None = None,
 ) -> None:
     """Replace ``target`` with the model, bundle.json and reference.parquet, atomically."""
@@ -92,7 +93,7 @@ def _check_version(spec: Any, path: Path) -> None:
         )
 
 
-def verify_contents(spec: dict[str, Any], bundle_dir: Path) -> None:
+def verify_contents(spec: BundleSpec, bundle_dir: Path) -> None:
     """ValueError unless the content hash matches and every named file has its sha256."""
     path = bundle_dir / SPEC_FILE
     if spec.get(HASH_KEY) != content_hash(spec):
@@ -107,7 +108,7 @@ def verify_contents(spec: dict[str, Any], bundle_dir: Path) -> None:
             raise ValueError(f"{ref}: missing or not the reference this bundle was built with")
 
 
-def read_spec(bundle_dir: str | Path, *, verify: bool = True) -> dict[str, Any]:
+def read_spec(bundle_dir: str | Path, *, verify: bool = True) -> BundleSpec:
     """bundle.json, checked: JSON, format version, every field scoring reads (``validate_spec``),
     content hash, and the model file's sha256.
     """
@@ -126,7 +127,7 @@ class Bundle:
     """A loaded bundle: its spec and the Keras model."""
 
     path: Path
-    spec: dict[str, Any]
+    spec: BundleSpec
     model: Any
 
     @property

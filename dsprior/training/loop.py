@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from dsprior import batches, cnn, hardware
+from dsprior import batches, cnn, hardware, modeldir
 from dsprior.training import curves, resume, strategy
 from dsprior.training.callback import Checkpointer, StepCurves
 from dsprior.training.params import TrainConfig
@@ -53,7 +53,7 @@ def train_model(
     live_dir: str | Path,
     backup_dir: str | Path,
     callbacks: list | None = None,
-) -> tuple[keras.Model, dict[str, Any]]:
+) -> tuple[keras.Model, modeldir.TrainRecord]:
     """Train (or resume) and return the best model with the ``train.json`` record.
 
     Under ``multi_worker`` every worker calls this; only the chief writes to
@@ -88,7 +88,7 @@ def _train(
     live_dir: str | Path,
     backup_dir: str | Path,
     callbacks: list | None,
-) -> tuple[keras.Model, dict[str, Any]]:
+) -> tuple[keras.Model, modeldir.TrainRecord]:
     compute = configure_run(p)
     num_shards = strategy.resolve_input_shards(
         p.input_shards, strategy=p.strategy, replicas=role["replicas"]
@@ -339,7 +339,7 @@ def training_record(
     steps_per_epoch: int,
     start: int,
     state: dict[str, Any],
-) -> dict[str, Any]:
+) -> modeldir.TrainRecord:
     """``train.json``: what evaluation needs (dim, beta, priors, params) and how it trained."""
     rates = (
         rows.train.groupby("source")[["upstream_rate", "downsample_rate"]]
@@ -357,7 +357,13 @@ def training_record(
             "balance": p.balance,
             "loss_weight": p.loss_weight if p.balance == "weighted" else None,
             "rates_by_source": {
-                src: {f"{a}_{b}": v for (a, b), v in r.items()} for src, r in rates.items()
+                src: {
+                    "upstream_rate_min": r[("upstream_rate", "min")],
+                    "upstream_rate_max": r[("upstream_rate", "max")],
+                    "downsample_rate_min": r[("downsample_rate", "min")],
+                    "downsample_rate_max": r[("downsample_rate", "max")],
+                }
+                for src, r in rates.items()
             },
             "train_examples": int(len(labels)),
             "train_positives": int(labels.sum()),
