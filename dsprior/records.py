@@ -33,7 +33,8 @@ def _strip(shape: Any) -> tuple[Any, str | None]:
     while get_origin(shape) in (Annotated, NotRequired, Required):
         if get_origin(shape) is Annotated:
             extras = shape.__metadata__
-            text = text or next((e for e in extras if isinstance(e, str)), None)
+            # nested Annotated flatten, the outer text last: the key's own text wins
+            text = text or next((e for e in reversed(extras) if isinstance(e, str)), None)
             shape = shape.__origin__
         else:
             shape = get_args(shape)[0]

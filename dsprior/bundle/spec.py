@@ -19,6 +19,7 @@ import pandas as pd
 from dsprior import calibration as cal
 from dsprior import contract, modeldir, priors, runtime
 from dsprior.bundle.reference import ReferenceRecord
+from dsprior.calibration import CalibrationRecord
 from dsprior.rawio import max_abs_for
 
 FORMAT_VERSION = 3
@@ -76,16 +77,6 @@ class CostRecord(TypedDict):
     false_positive: Annotated[float, "cost of one false positive (evaluate.cost)"]
     false_negative: Annotated[float, "cost of one false negative (evaluate.cost)"]
     expected_cost: Annotated[str, "how the expected cost of a decision is computed"]
-
-
-class CalibrationRecord(TypedDict):
-    method: Annotated[str, "identity, platt or isotonic (dsprior.calibration)"]
-    fitted_on: Annotated[str | None, "the split it was fitted on; null for the identity"]
-    slope: Annotated[float, "Platt slope on log-odds"]
-    intercept: Annotated[float, "Platt intercept on log-odds"]
-    offset: Annotated[float, "log-odds offset applied before the map"]
-    knots_x: Annotated[list[float], "isotonic knots: log-odds in"]
-    knots_y: Annotated[list[float], "isotonic knots: probability out"]
 
 
 class BundleParams(TypedDict):
