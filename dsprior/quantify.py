@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any, NotRequired, TypedDict
 
 import numpy as np
 from scipy.optimize import brentq
@@ -201,6 +201,62 @@ def measured_performance(
     """The same four numbers measured against labels (for batches that carry them)."""
     cm = priors.confusion(labels, decision, weights)
     return performance_of(cm, cost_fp=cost_fp, cost_fn=cost_fn)
+
+
+# ---- the estimate's record (``estimate_batch``): score --summary's and metrics.json's
+# label-free batches; ``dsprior.records`` reads these declarations for the docs and tests.
+
+Interval = Annotated[list[float | None], "[low, high]; null where it could not be placed"]
+
+
+class Estimate(TypedDict):
+    value: Annotated[float | None, "the point estimate"]
+    ci: Annotated[Interval, "its interval"]
+
+
+class PriorCrossCheck(TypedDict):
+    available: NotRequired[Annotated[bool, "false where the bundle holds no reference"]]
+    reason: NotRequired[Annotated[str, "why not available"]]
+    acc: NotRequired[Annotated[Estimate, "adjusted classify-and-count"]]
+    pacc: NotRequired[Annotated[Estimate, "probabilistic adjusted classify-and-count"]]
+    rates_from: NotRequired[Annotated[str, "where ACC/PACC's rates come from"]]
+
+
+class PriorEstimate(TypedDict):
+    value: Annotated[float | None, "the batch's prior by EM"]
+    ci: Annotated[Interval, "its interval"]
+    method: Annotated[str, "the estimator"]
+    interval: Annotated[str, "how the interval was made"]
+    cross_check: Annotated[PriorCrossCheck, "ACC and PACC beside it"]
+
+
+class AtThreshold(TypedDict):
+    threshold: Annotated[float, "the bundle's threshold"]
+    interval: Annotated[str, "what the intervals hold"]
+    decisions: Annotated[str, "at which prior the decisions are made"]
+    precision: Annotated[Estimate, "estimated precision"]
+    recall: Annotated[Estimate, "estimated recall"]
+    alerts_per_1000: Annotated[Estimate, "estimated alerts per 1,000"]
+    expected_cost: Annotated[Estimate, "estimated expected cost per 1,000"]
+
+
+class Drift(TypedDict):
+    prior_shift: Annotated[bool | None, "whether the bundle's prior lies outside the EM interval"]
+    score_shift_ks: Annotated[float | None, "KS statistic against dev_b's scores"]
+    p_value: Annotated[float | None, "its p-value"]
+    against: Annotated[str | None, "what the scores are compared with"]
+
+
+class BatchEstimate(TypedDict):
+    """One batch estimated without labels (``quantify.estimate_batch``)."""
+
+    examples: Annotated[int, "examples in the batch"]
+    bundle_prior: Annotated[float, "the prior the bundle's threshold was chosen at"]
+    estimated_prior: Annotated[PriorEstimate, "the batch's prior"]
+    estimated_at_threshold: Annotated[AtThreshold, "the threshold's performance on it"]
+    drift: Annotated[Drift, "has the batch moved from dev_b"]
+    calibration: Annotated[cal.CalibrationRecord, "the recalibration used"]
+    warnings: Annotated[list[str], "what makes the estimate weak"]
 
 
 @dataclass(frozen=True)

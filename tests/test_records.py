@@ -73,3 +73,11 @@ def test_every_key_of_the_pipelines_bundle_json_is_declared(pipeline: dict[str, 
     # and the check can fail: a key the declaration lacks is named
     spec["threshold"]["logit_new"] = 1.0
     assert records.undeclared(spec, BundleSpec) == ["threshold.logit_new"]
+
+
+def test_every_declared_score_summary_key_has_a_description():
+    from dsprior.scoring.record import ScoreSummaryRecord
+
+    described = list(records.describe(ScoreSummaryRecord))
+    assert len(described) > 50
+    assert [path for path, text in described if not text] == []

@@ -13,9 +13,8 @@ from typing import Annotated, NotRequired, TypedDict
 
 from dsprior.calibration import CalibrationRecord
 from dsprior.hardware import ComputeRecord
-
-Interval = Annotated[list[float | None], "[low, high]; null where it could not be placed"]
-
+from dsprior.noise_shift import TrueShift
+from dsprior.quantify import BatchEstimate, Interval
 
 # ---------------------------------------------------------------- a rule in one view
 
@@ -205,44 +204,6 @@ class Compute(TypedDict):
 # ---------------------------------------------------------------- label-free estimates
 
 
-class Estimate(TypedDict):
-    value: Annotated[float | None, "the point estimate"]
-    ci: Annotated[Interval, "its interval"]
-
-
-class PriorCrossCheck(TypedDict):
-    available: NotRequired[Annotated[bool, "false where the bundle holds no reference"]]
-    reason: NotRequired[Annotated[str, "why not available"]]
-    acc: NotRequired[Annotated[Estimate, "adjusted classify-and-count"]]
-    pacc: NotRequired[Annotated[Estimate, "probabilistic adjusted classify-and-count"]]
-    rates_from: NotRequired[Annotated[str, "where ACC/PACC's rates come from"]]
-
-
-class PriorEstimate(TypedDict):
-    value: Annotated[float | None, "the batch's prior by EM"]
-    ci: Annotated[Interval, "its interval"]
-    method: Annotated[str, "the estimator"]
-    interval: Annotated[str, "how the interval was made"]
-    cross_check: Annotated[PriorCrossCheck, "ACC and PACC beside it"]
-
-
-class AtThreshold(TypedDict):
-    threshold: Annotated[float, "the bundle's threshold"]
-    interval: Annotated[str, "what the intervals hold"]
-    decisions: Annotated[str, "at which prior the decisions are made"]
-    precision: Annotated[Estimate, "estimated precision"]
-    recall: Annotated[Estimate, "estimated recall"]
-    alerts_per_1000: Annotated[Estimate, "estimated alerts per 1,000"]
-    expected_cost: Annotated[Estimate, "estimated expected cost per 1,000"]
-
-
-class Drift(TypedDict):
-    prior_shift: Annotated[bool | None, "whether the bundle's prior lies outside the EM interval"]
-    score_shift_ks: Annotated[float | None, "KS statistic against dev_b's scores"]
-    p_value: Annotated[float | None, "its p-value"]
-    against: Annotated[str | None, "what the scores are compared with"]
-
-
 class Measured(TypedDict):
     prior: Annotated[float, "the batch's prior by its labels"]
     precision: Annotated[float | None, "precision by its labels"]
@@ -251,72 +212,11 @@ class Measured(TypedDict):
     expected_cost: Annotated[float | None, "expected cost per 1,000"]
 
 
-class BatchEstimate(TypedDict):
-    """One batch estimated without labels (``quantify.estimate_batch``)."""
-
-    examples: Annotated[int, "examples in the batch"]
-    bundle_prior: Annotated[float, "the prior the bundle's threshold was chosen at"]
-    estimated_prior: Annotated[PriorEstimate, "the batch's prior"]
-    estimated_at_threshold: Annotated[AtThreshold, "the threshold's performance on it"]
-    drift: Annotated[Drift, "has the batch moved from dev_b"]
-    calibration: Annotated[CalibrationRecord, "the recalibration used"]
-    warnings: Annotated[list[str], "what makes the estimate weak"]
-
-
 class LabelFreeBatch(BatchEstimate):
     """A batch of evaluate's label-free check: the estimate beside what the labels say."""
 
     measured: Annotated[Measured, "what the hidden labels measure"]
     in_sample: Annotated[bool, "whether the batch is dev_b, the reference itself"]
-
-
-class TruePriorCrossCheck(TypedDict):
-    distant_prior_implied: Annotated[Estimate, "the distant-label prior the estimate implies"]
-    note: Annotated[str, "how to compare it"]
-
-
-class TruePriorEstimate(TypedDict):
-    value: Annotated[float | None, "the batch's true-label prior"]
-    ci: Annotated[Interval, "its interval"]
-    method: Annotated[str, "the estimator"]
-    interval: Annotated[str, "how the interval was made"]
-    cross_check: Annotated[TruePriorCrossCheck, "against the distant-label estimate"]
-
-
-class DistantAtThreshold(TypedDict):
-    prior: Annotated[Estimate, "the prior distant labels would measure"]
-    precision: Annotated[Estimate, "the precision distant labels would measure"]
-    recall: Annotated[Estimate, "the recall distant labels would measure"]
-
-
-class TrueAtThreshold(TypedDict):
-    threshold: Annotated[float, "the bundle's threshold"]
-    decisions: Annotated[str, "at which prior the decisions are made"]
-    interval: Annotated[str, "what the intervals hold"]
-    labels: Annotated[str, "which labels each value is against"]
-    precision: Annotated[Estimate, "precision against the truth"]
-    recall: Annotated[Estimate, "recall against the truth"]
-    alerts_per_1000: Annotated[Estimate, "alerts per 1,000"]
-    expected_cost: Annotated[Estimate, "expected cost per 1,000 against the truth"]
-    distant_labels: Annotated[DistantAtThreshold, "what distant labels would measure"]
-
-
-# The functional form: one key, "from", is a Python keyword.
-TrueLabelNoise = TypedDict(
-    "TrueLabelNoise",
-    {
-        "distant_1_given_true_1": Annotated[Estimate, "a: P(distant 1 | true 1)"],
-        "distant_1_given_true_0": Annotated[Estimate, "b: P(distant 1 | true 0)"],
-        "missing_label_rate": Annotated[Estimate, "1 - a"],
-        "false_label_rate": Annotated[Estimate, "P(true 0 | distant 1)"],
-        "decision_tpr_true": Annotated[Estimate, "the rule's recall against the truth on dev_b"],
-        "decision_fpr_true": Annotated[Estimate, "the rule's false-positive rate against it"],
-        "from": Annotated[str, "where the rates come from"],
-        "stated": Annotated[
-            dict[str, float] | None, "the stated rates used instead of gold, if any"
-        ],
-    },
-)
 
 
 class TrueMeasured(TypedDict):
@@ -329,12 +229,9 @@ class TrueMeasured(TypedDict):
     recall_distant: Annotated[float | None, "recall against distant labels"]
 
 
-class TrueShiftBatch(TypedDict):
+class TrueShiftBatch(TrueShift):
     """A batch of evaluate's true-label check (``noise_shift.estimate_true_shift``)."""
 
-    estimated_prior_true: Annotated[TruePriorEstimate, "the true-label prior"]
-    estimated_at_threshold_true: Annotated[TrueAtThreshold, "performance against the truth"]
-    label_noise: Annotated[TrueLabelNoise, "the distant labels' noise, from dev_b"]
     examples: Annotated[int, "examples in the batch"]
     measured: Annotated[TrueMeasured, "what gold and distant labels measure"]
     in_sample: Annotated[bool, "whether the batch is dev_b, where the rates come from"]
