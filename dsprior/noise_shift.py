@@ -34,11 +34,14 @@ on arrays.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any, TypedDict
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dsprior import priors, quantify
+from dsprior import priors
+
+if TYPE_CHECKING:
+    from dsprior import quantify
 
 PER = priors.PER_EXAMPLES
 METHOD_GOLD = (
@@ -320,73 +323,6 @@ def batch_draws(
 
 def _interval(bounds: tuple[float, float]) -> list[float | None]:
     return [None if not np.isfinite(v) else float(v) for v in bounds]
-
-
-# ---- the true-label estimate's record (``estimate_true_shift``): score --summary's and
-# metrics.json's; ``dsprior.records`` reads these declarations for the docs and tests.
-
-
-class TruePriorCrossCheck(TypedDict):
-    distant_prior_implied: Annotated[
-        quantify.Estimate, "the distant-label prior the estimate implies"
-    ]
-    note: Annotated[str, "how to compare it"]
-
-
-class TruePriorEstimate(TypedDict):
-    value: Annotated[float | None, "the batch's true-label prior"]
-    ci: Annotated[quantify.Interval, "its interval"]
-    method: Annotated[str, "the estimator"]
-    interval: Annotated[str, "how the interval was made"]
-    cross_check: Annotated[TruePriorCrossCheck, "against the distant-label estimate"]
-
-
-class DistantAtThreshold(TypedDict):
-    prior: Annotated[quantify.Estimate, "the prior distant labels would measure"]
-    precision: Annotated[quantify.Estimate, "the precision distant labels would measure"]
-    recall: Annotated[quantify.Estimate, "the recall distant labels would measure"]
-
-
-class TrueAtThreshold(TypedDict):
-    threshold: Annotated[float, "the bundle's threshold"]
-    decisions: Annotated[str, "at which prior the decisions are made"]
-    interval: Annotated[str, "what the intervals hold"]
-    labels: Annotated[str, "which labels each value is against"]
-    precision: Annotated[quantify.Estimate, "precision against the truth"]
-    recall: Annotated[quantify.Estimate, "recall against the truth"]
-    alerts_per_1000: Annotated[quantify.Estimate, "alerts per 1,000"]
-    expected_cost: Annotated[quantify.Estimate, "expected cost per 1,000 against the truth"]
-    distant_labels: Annotated[DistantAtThreshold, "what distant labels would measure"]
-
-
-# The functional form: one key, "from", is a Python keyword.
-TrueLabelNoise = TypedDict(
-    "TrueLabelNoise",
-    {
-        "distant_1_given_true_1": Annotated[quantify.Estimate, "a: P(distant 1 | true 1)"],
-        "distant_1_given_true_0": Annotated[quantify.Estimate, "b: P(distant 1 | true 0)"],
-        "missing_label_rate": Annotated[quantify.Estimate, "1 - a"],
-        "false_label_rate": Annotated[quantify.Estimate, "P(true 0 | distant 1)"],
-        "decision_tpr_true": Annotated[
-            quantify.Estimate, "the rule's recall against the truth on dev_b"
-        ],
-        "decision_fpr_true": Annotated[
-            quantify.Estimate, "the rule's false-positive rate against it"
-        ],
-        "from": Annotated[str, "where the rates come from"],
-        "stated": Annotated[
-            dict[str, float] | None, "the stated rates used instead of gold, if any"
-        ],
-    },
-)
-
-
-class TrueShift(TypedDict):
-    """What ``estimate_true_shift`` returns."""
-
-    estimated_prior_true: Annotated[TruePriorEstimate, "the true-label prior"]
-    estimated_at_threshold_true: Annotated[TrueAtThreshold, "performance against the truth"]
-    label_noise: Annotated[TrueLabelNoise, "the distant labels' noise, from dev_b"]
 
 
 def estimate_true_shift(

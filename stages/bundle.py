@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import logging
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import pyarrow.parquet as pq
 
 from dsprior import bundle, contract, modeldir, runtime, settings
 from dsprior import calibration as cal
+from dsprior.evaluation.record import read_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
 
     evaluate_params = copy.deepcopy(settings.load_params(args.params, "evaluate"))
     train_record = modeldir.read_train_record(args.model_dir)
-    metrics = json.loads(args.metrics.read_text())
+    metrics = read_metrics(args.metrics)
     model_path = args.model_dir / modeldir.MODEL_FILE
     predictions = pd.read_parquet(args.predictions)
     calibration_record = metrics.get("calibration") or {}

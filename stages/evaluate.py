@@ -33,6 +33,7 @@ from dsprior.evaluation.inputs import (
     evaluation_rows,
 )
 from dsprior.evaluation.pipeline import evaluate_predictions, recalibrated_predictions
+from dsprior.evaluation.record import Metrics, write_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -79,14 +80,14 @@ def score_examples(
 def write_outputs(
     reports: Path,
     predictions: pd.DataFrame,
-    metrics: dict[str, Any],
+    metrics: Metrics,
     plots: dict[str, list[dict[str, Any]]],
     report: str,
 ) -> None:
     """Rewrite the stage's outputs under ``reports`` (and nothing else there)."""
     reports.mkdir(parents=True, exist_ok=True)
     predictions.to_parquet(reports / "predictions.parquet", index=False)
-    runtime.write_json(reports / "metrics.json", metrics)
+    write_metrics(reports / "metrics.json", metrics)
     (reports / "report.md").write_text(report)
     plot_dir = reports / "evaluate_plots"
     shutil.rmtree(plot_dir, ignore_errors=True)
@@ -94,7 +95,7 @@ def write_outputs(
         runtime.write_json(plot_dir / f"{name}.json", records)
 
 
-def log_precisions(metrics: dict[str, Any]) -> None:
+def log_precisions(metrics: Metrics) -> None:
     """Each split's precision as sampled and at the prior, in the log."""
     for split in SPLITS:
         logger.info(

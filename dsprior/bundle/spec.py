@@ -11,7 +11,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Final, NotRequired, TypedDict, cast
+from typing import Annotated, Any, Final, NotRequired, TypedDict
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,7 @@ from dsprior import calibration as cal
 from dsprior import contract, modeldir, priors, runtime
 from dsprior.bundle.reference import ReferenceRecord
 from dsprior.calibration import CalibrationRecord
+from dsprior.evaluation.record import Metrics
 from dsprior.rawio import max_abs_for
 
 FORMAT_VERSION = 3
@@ -142,7 +143,7 @@ def content_hash(spec: Mapping[str, Any]) -> str:
 def check_spec_inputs(
     *,
     train_record: modeldir.TrainRecord,
-    metrics: dict[str, Any],
+    metrics: Metrics,
     dataset_dim: int,
     dataset_dtype: str,
 ) -> None:
@@ -169,7 +170,7 @@ def check_spec_inputs(
 
 
 def prior_correction_record(
-    train_record: modeldir.TrainRecord, metrics: dict[str, Any]
+    train_record: modeldir.TrainRecord, metrics: Metrics
 ) -> PriorCorrectionRecord:
     """train's beta and the prior shift evaluate makes (None where the priors agree)."""
     model_prior = metrics.get("prior_of_model", train_record.get("production_prior_estimate"))
@@ -182,7 +183,7 @@ def prior_correction_record(
     }
 
 
-def threshold_record(metrics: dict[str, Any]) -> ThresholdRecord:
+def threshold_record(metrics: Metrics) -> ThresholdRecord:
     """The threshold evaluate chose, as a probability for people and as the log-odds decisions
     compare (``logit``; null where it flags nothing), and the rule that applies it."""
     value = float(metrics["threshold"])
@@ -197,7 +198,7 @@ def threshold_record(metrics: dict[str, Any]) -> ThresholdRecord:
     }
 
 
-def cost_record(cost: dict[str, Any]) -> CostRecord:
+def cost_record(cost: Mapping[str, Any]) -> CostRecord:
     return {
         "false_positive": float(cost["false_positive"]),
         "false_negative": float(cost["false_negative"]),
@@ -209,7 +210,7 @@ def cost_record(cost: dict[str, Any]) -> CostRecord:
 def build_spec(
     *,
     train_record: modeldir.TrainRecord,
-    metrics: dict[str, Any],
+    metrics: Metrics,
     evaluate_params: dict[str, Any],
     dataset_dim: int,
     dataset_dtype: str,
@@ -249,10 +250,7 @@ def build_spec(
         "prior_source": metrics.get("prior_source"),
         "threshold": threshold_record(metrics),
         "cost": cost_record(metrics["cost"]),
-        "calibration": cast(
-            CalibrationRecord,
-            (metrics.get("calibration") or {}).get("chosen") or cal.IDENTITY.as_dict(),
-        ),
+        "calibration": (metrics.get("calibration") or {}).get("chosen") or cal.IDENTITY.as_dict(),
         "reference": reference,
         "params": {"train": params, "evaluate": evaluate_params},
         "train": {

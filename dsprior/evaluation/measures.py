@@ -8,7 +8,7 @@ prior. A new metric goes here.
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -27,7 +27,8 @@ from sklearn.metrics import (
 from dsprior import priors
 from dsprior.calibration import log_loss_of_log_odds
 
-VIEWS = ("sample", "prior")
+View = Literal["sample", "prior"]
+VIEWS: tuple[View, ...] = ("sample", "prior")
 CI_METRICS = ("precision", "recall", "f1", "expected_cost")
 SHIPPED_SCORE = 0.5  # the rule the classic team shipped: the thinned model's raw score at 0.5
 LOGIT = (

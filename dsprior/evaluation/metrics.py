@@ -25,7 +25,7 @@ from dsprior.evaluation.gold import (
     label_noise,
     weighted_gold_prior,
 )
-from dsprior.evaluation.inputs import PREDICTION_COLUMNS, SPLITS
+from dsprior.evaluation.inputs import PREDICTION_COLUMNS, SPLITS, Split
 from dsprior.evaluation.measures import (
     LOGIT,
     VIEWS,
@@ -40,7 +40,10 @@ from dsprior.evaluation.measures import (
 
 CLASSIC = {"tp": 97, "fn": 3, "fp": 3, "tn": 197, "negative_factor": 50}
 PRIOR_FACTORS = (0.5, 0.75, 1.0, 1.5, 2.0)  # prior sensitivity: half to twice the estimate
-INTERVAL_SPLITS = ("dev_a", "test")  # the projection, and the measurement reported
+INTERVAL_SPLITS: tuple[Split, ...] = (
+    "dev_a",
+    "test",
+)  # the projection, and the measurement reported
 
 
 def log_odds_threshold(frame: pd.DataFrame, *, prior: float | None, costs: priors.Costs) -> float:

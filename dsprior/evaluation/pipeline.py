@@ -29,6 +29,7 @@ from dsprior.evaluation.recalibration import (
     raw_score_thresholds,
     recalibrate_predictions,
 )
+from dsprior.evaluation.record import Metrics
 from dsprior.evaluation.report import render_report
 
 logger = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ def add_label_free(
     calibration_bins: int,
     costs: priors.Costs,
     bootstrap: priors.Bootstrap,
-) -> dict[str, Any]:
+) -> Metrics:
     """metrics.json's calibration and label-free keys, added to ``metrics`` (returned)."""
     prior, threshold = metrics["prior"], metrics["threshold"]
     for split, entry in calibration_metrics(
@@ -115,7 +116,7 @@ def evaluate_predictions(
     gold_prior_source: str | None = None,
     calibration: cal.Calibration | None = None,
     training_prior: float | None = None,
-) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]], str]:
+) -> tuple[Metrics, dict[str, list[dict[str, Any]]], str]:
     """Everything after scoring: (metrics, plot data, report text); ``extra`` goes into metrics.
 
     ``calibration`` is the recalibration already applied to ``probability`` (the
@@ -134,7 +135,7 @@ def evaluate_predictions(
     )
     metrics["prior_source"] = prior_source
     metrics.update(runtime.finite_or_none(extra or {}))
-    metrics = add_label_free(
+    record = add_label_free(
         metrics,
         predictions,
         calibration=calibration or cal.IDENTITY,
@@ -143,5 +144,5 @@ def evaluate_predictions(
         costs=config.cost,
         bootstrap=config.bootstrap,
     )
-    plots = plot_data(predictions, metrics, prior=prior, calibration_bins=config.calibration_bins)
-    return metrics, plots, render_report(metrics)
+    plots = plot_data(predictions, record, prior=prior, calibration_bins=config.calibration_bins)
+    return record, plots, render_report(record)

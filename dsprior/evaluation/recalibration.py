@@ -9,6 +9,7 @@ prior is applied to the log-odds. The prior-corrected values are kept beside it,
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -112,7 +113,9 @@ def calibration_metrics(
     return out
 
 
-def raw_score_thresholds(metrics: dict[str, Any], calibration: cal.Calibration) -> dict[str, float]:
+def raw_score_thresholds(
+    metrics: Mapping[str, Any], calibration: cal.Calibration
+) -> dict[str, float]:
     """``threshold_score`` and ``bayes_threshold_score``: each threshold taken back through
     the recalibration, then through the prior correction, to the model's raw score."""
     return {

@@ -9,12 +9,14 @@ shape of ``score --summary``'s estimate (``BatchEstimate``), declared here for b
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Annotated, NotRequired, TypedDict
 
+from dsprior import runtime
 from dsprior.calibration import CalibrationRecord
 from dsprior.hardware import ComputeRecord
-from dsprior.noise_shift import TrueShift
-from dsprior.quantify import BatchEstimate, Interval
+from dsprior.quantify import BatchEstimate, Estimate, Interval
 
 # ---------------------------------------------------------------- a rule in one view
 
@@ -219,6 +221,67 @@ class LabelFreeBatch(BatchEstimate):
     in_sample: Annotated[bool, "whether the batch is dev_b, the reference itself"]
 
 
+# ---------------------------------------------------------------- the true-label estimate
+# (``noise_shift.estimate_true_shift``): metrics.json's and score --summary's
+
+
+class TruePriorCrossCheck(TypedDict):
+    distant_prior_implied: Annotated[Estimate, "the distant-label prior the estimate implies"]
+    note: Annotated[str, "how to compare it"]
+
+
+class TruePriorEstimate(TypedDict):
+    value: Annotated[float | None, "the batch's true-label prior"]
+    ci: Annotated[Interval, "its interval"]
+    method: Annotated[str, "the estimator"]
+    interval: Annotated[str, "how the interval was made"]
+    cross_check: Annotated[TruePriorCrossCheck, "against the distant-label estimate"]
+
+
+class DistantAtThreshold(TypedDict):
+    prior: Annotated[Estimate, "the prior distant labels would measure"]
+    precision: Annotated[Estimate, "the precision distant labels would measure"]
+    recall: Annotated[Estimate, "the recall distant labels would measure"]
+
+
+class TrueAtThreshold(TypedDict):
+    threshold: Annotated[float, "the bundle's threshold"]
+    decisions: Annotated[str, "at which prior the decisions are made"]
+    interval: Annotated[str, "what the intervals hold"]
+    labels: Annotated[str, "which labels each value is against"]
+    precision: Annotated[Estimate, "precision against the truth"]
+    recall: Annotated[Estimate, "recall against the truth"]
+    alerts_per_1000: Annotated[Estimate, "alerts per 1,000"]
+    expected_cost: Annotated[Estimate, "expected cost per 1,000 against the truth"]
+    distant_labels: Annotated[DistantAtThreshold, "what distant labels would measure"]
+
+
+# The functional form: one key, "from", is a Python keyword.
+TrueLabelNoise = TypedDict(
+    "TrueLabelNoise",
+    {
+        "distant_1_given_true_1": Annotated[Estimate, "a: P(distant 1 | true 1)"],
+        "distant_1_given_true_0": Annotated[Estimate, "b: P(distant 1 | true 0)"],
+        "missing_label_rate": Annotated[Estimate, "1 - a"],
+        "false_label_rate": Annotated[Estimate, "P(true 0 | distant 1)"],
+        "decision_tpr_true": Annotated[Estimate, "the rule's recall against the truth on dev_b"],
+        "decision_fpr_true": Annotated[Estimate, "the rule's false-positive rate against it"],
+        "from": Annotated[str, "where the rates come from"],
+        "stated": Annotated[
+            dict[str, float] | None, "the stated rates used instead of gold, if any"
+        ],
+    },
+)
+
+
+class TrueShift(TypedDict):
+    """What ``estimate_true_shift`` returns."""
+
+    estimated_prior_true: Annotated[TruePriorEstimate, "the true-label prior"]
+    estimated_at_threshold_true: Annotated[TrueAtThreshold, "performance against the truth"]
+    label_noise: Annotated[TrueLabelNoise, "the distant labels' noise, from dev_b"]
+
+
 class TrueMeasured(TypedDict):
     gold_examples: Annotated[int, "gold-labelled examples in the batch"]
     prior_true: Annotated[float | None, "the prior by gold"]
@@ -286,3 +349,14 @@ class Metrics(TypedDict):
         Annotated[dict[str, TrueShiftBatch], "per batch: the true-label estimate (gold on dev_b)"]
     ]
     label_free_checks: Annotated[IntervalChecks, "how often each label-free interval held"]
+
+
+def write_metrics(path: str | Path, metrics: Metrics) -> None:
+    """Write metrics.json (NaN as null, keys sorted: the same bytes for the same metrics)."""
+    runtime.write_json(path, metrics)
+
+
+def read_metrics(path: str | Path) -> Metrics:
+    """metrics.json as evaluate wrote it."""
+    metrics: Metrics = json.loads(Path(path).read_text())
+    return metrics

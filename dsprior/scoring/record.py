@@ -1,7 +1,7 @@
 """The score summary's declared shape (``score --summary S.json``), key by key.
 
 The estimate itself is ``dsprior.quantify.BatchEstimate`` (evaluate's label-free batches have
-it too) and the true-label keys ``dsprior.noise_shift.TrueShift``; this adds what scoring
+it too) and the true-label keys ``dsprior.evaluation.record.TrueShift``; this adds what scoring
 knows: the adapted decisions, the batch's own labels, and the run. ``tests/test_score.py``
 checks that every key a summary holds is declared here (``dsprior.records``).
 """
@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Annotated, NotRequired, TypedDict
 
 from dsprior import calibration as cal
-from dsprior import noise_shift, quantify
+from dsprior import quantify
+from dsprior.evaluation import record as evaluation
 
 
 class Performance(TypedDict):
@@ -45,7 +46,7 @@ class AdaptPrior(TypedDict):
     ]
 
 
-class NoiseSensitivity(noise_shift.TrueShift):
+class NoiseSensitivity(evaluation.TrueShift):
     distant_estimates_move_by: Annotated[
         dict[str, float | None], "how far the stated-noise distant values lie from EM/CBPE's"
     ]
@@ -89,12 +90,12 @@ class ScoreSummaryRecord(TypedDict):
     warnings: Annotated[list[str], "what makes the estimate weak"]
     adapt_prior: NotRequired[Annotated[AdaptPrior, "re-deciding at the estimated prior"]]
     estimated_prior_true: NotRequired[
-        Annotated[noise_shift.TruePriorEstimate, "the true-label prior (gold on dev_b)"]
+        Annotated[evaluation.TruePriorEstimate, "the true-label prior (gold on dev_b)"]
     ]
     estimated_at_threshold_true: NotRequired[
-        Annotated[noise_shift.TrueAtThreshold, "performance against the truth"]
+        Annotated[evaluation.TrueAtThreshold, "performance against the truth"]
     ]
-    label_noise: NotRequired[Annotated[noise_shift.TrueLabelNoise, "the distant labels' noise"]]
+    label_noise: NotRequired[Annotated[evaluation.TrueLabelNoise, "the distant labels' noise"]]
     true_label_estimate: NotRequired[Annotated[str, "why there is no true-label estimate"]]
     noise_assumption: NotRequired[Annotated[str, "what the distant-label estimates assume"]]
     noise_sensitivity: NotRequired[
