@@ -210,7 +210,7 @@ def test_split_missing_key_wrong_type_and_choice():
     assert (
         msg == "split.by must be one of ['group', 'example'], got 'groups'; did you mean 'group'?"
     )
-    assert splitting.check_params(section("split", {"priority": None}))["priority"] is None
+    assert splitting.check_params(section("split", {"priority": None})).priority is None
 
 
 def test_split_main_refuses_before_reading_data(tmp_path):
@@ -249,7 +249,7 @@ def test_downsample_missing_key_wrong_type_and_range():
     assert refuse(downsampling.check_params, section("downsample", {"ratio": 0})) == (
         "downsample.ratio must be null or a number > 0, got 0"
     )
-    assert downsampling.check_params(section("downsample", {"ratio": None}))["ratio"] is None
+    assert downsampling.check_params(section("downsample", {"ratio": None})).ratio is None
 
 
 # ----------------------------------------------------------------------------- generate
