@@ -297,7 +297,7 @@ def output_log_odds(features: np.ndarray, layer: Any) -> np.ndarray:
     return np.asarray(features, dtype=np.float64) @ kernel + bias
 
 
-def forward(model) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+def forward(model: Any) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """``model``'s inference call traced once: ``(features, lengths) -> float64 log-odds``.
 
     One ``tf.function`` per model with a signature whose batch and row axes are
@@ -341,7 +341,7 @@ _FORWARD: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def score_batches(
-    model, batch_iter: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]], n: int, *, dim: int
+    model: Any, batch_iter: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]], n: int, *, dim: int
 ) -> np.ndarray:
     """Log-odds (float64) of ``n`` examples from ``(indices, features, lengths)`` batches, by index.
 
@@ -385,7 +385,7 @@ def score_batches(
 
 
 def predict_scores(
-    model,
+    model: Any,  # a Keras model
     dataset_dir: str | Path,
     example_ids: Sequence[str],
     *,

@@ -8,6 +8,7 @@ prior. A new metric goes here.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
@@ -82,7 +83,7 @@ def decisions_at(frame: pd.DataFrame, threshold: float) -> np.ndarray:
     return priors.decide_log_odds(log_odds_at_prior(frame), threshold=threshold).astype(int)
 
 
-def _safe(fn, *args, **kwargs) -> float:
+def _safe(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> float:
     """A sklearn metric, NaN where it is undefined (one class only, no predicted positive)."""
     try:
         return float(fn(*args, **kwargs))

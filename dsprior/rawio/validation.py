@@ -10,7 +10,7 @@ finds that layout's columns by name or position.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -138,7 +138,7 @@ class Chunk:
         features: np.ndarray,
         positions: np.ndarray,
         codes: np.ndarray,
-        describe,
+        describe: Callable[[int], str],
     ) -> None:
         self.ids, self.groups, self.labels, self.true_labels = ids, groups, labels, true_labels
         self.features, self.positions, self.codes = features, positions, codes
@@ -169,7 +169,7 @@ def validate_rows(
     features: np.ndarray,
     non_numeric: np.ndarray,
     positions: np.ndarray,
-    raw_value,
+    raw_value: Callable[[int, Any], Any],
     feature_names: Sequence[str],
 ) -> Chunk:
     """Check each row of a block; the codes say what is wrong, ``describe`` says it in words."""
@@ -305,7 +305,7 @@ def table_chunk(
 
 def resolve_columns(
     reader: RawReader, spec: SourceSpec, names: list[str], state: FileState
-) -> tuple[dict, list[int]] | Reject:
+) -> tuple[dict[str, int | None], list[int]] | Reject:
     """Column positions of each role and of the features, from names or 0-based positions.
 
     A file whose columns are found has its feature count checked against the dimension

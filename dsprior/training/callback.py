@@ -49,7 +49,7 @@ class StepCurves(keras.callbacks.Callback):
     def __init__(
         self,
         *,
-        live,
+        live: Any,  # a dvclive Live
         evaluate_dev: Callable[[keras.Model], dict[str, dict[str, float]]] | None,
         log_every: int,
         eval_every: int,
