@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-from-lock
 export PATH := $(abspath $(BIN)):$(PATH)
 export TF_CPP_MIN_LOG_LEVEL := 3
 
-.PHONY: setup repro test test-fast lint format lock bench reference mutation coverage clean-venv
+.PHONY: setup repro test test-fast lint format docs lock bench reference gpu mutation coverage clean-venv
 
 setup: $(STAMP)
 
@@ -39,6 +39,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check dsprior stages tools tests benchmarks
 	$(BIN)/mypy  # dsprior and stages; [tool.mypy] in pyproject.toml
 
+# The documentation site (mkdocs.yml): docs/ into site/, warnings as errors.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --quiet
+
 format: $(STAMP)
 	$(BIN)/ruff format dsprior stages tools tests benchmarks
 	$(BIN)/ruff check --fix dsprior stages tools tests benchmarks
@@ -61,6 +65,18 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_monitor.py  # its own small project: about 4 minutes
 	$(BIN)/python benchmarks/bench_stages.py  # after make repro: the default run's data
 
+# On a machine with one NVIDIA GPU: .venv-gpu holds requirements.lock with TensorFlow's CUDA
+# build (requirements-gpu.lock) in place of tensorflow_cpu; then the default pipeline, measured
+# stage by stage, beside the committed CPU run (benchmarks/gpu_run.py; results/gpu.json).
+GPU_VENV := .venv-gpu
+gpu:
+	rm -rf $(GPU_VENV) && $(PYTHON) -m venv $(GPU_VENV)
+	grep -v '^tensorflow_cpu==' requirements.lock > $(GPU_VENV)/requirements.txt
+	$(GPU_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -r $(GPU_VENV)/requirements.txt -r requirements-gpu.lock
+	$(GPU_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(GPU_VENV)/bin/pip check
+	PATH=$(abspath $(GPU_VENV))/bin:$$PATH $(GPU_VENV)/bin/python benchmarks/gpu_run.py --bench-train $(GPU_ARGS)
+
 # The reference scale end to end (benchmarks/params-reference.yaml): one real `dvc repro`,
 # stage by stage, in a fresh project under REFERENCE_WORK; results in benchmarks/results/.
 REFERENCE_WORK ?= /tmp/ds-reference
@@ -78,7 +94,7 @@ mutation: $(STAMP)
 	rm -rf mutants/tmp
 
 # Coverage of every interval the project prints, over a grid of simulated worlds (issue #23;
-# METHODS.md section 11): about 2 hours on 2 cores, not part of `make test` or `make bench`.
+# docs/methods.md, section 12): about 2 hours on 2 cores, not part of `make test` or `make bench`.
 # Each world appends a line to benchmarks/results/coverage.jsonl, so a killed run goes on where
 # it stopped (delete that file to start over); results: coverage.json and coverage.md (with SVG
 # plots) in benchmarks/results/.

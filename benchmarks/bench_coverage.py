@@ -1,7 +1,7 @@
 """Coverage of every interval the project prints, over a grid of simulated worlds (issue #23).
 
 An interval is a claim: "95%" means the truth falls inside it 95 times in 100 over
-repetitions of the whole procedure (METHODS.md section 11). Each replicate here is a fresh
+repetitions of the whole procedure (docs/methods.md, section 12). Each replicate here is a fresh
 world (a new ``generate.seed``, so a new relation) drawn with one grid cell's params, run
 through the same library functions the stages call, in memory:
 

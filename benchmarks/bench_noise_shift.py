@@ -6,7 +6,7 @@ from the same relation), scores it once with a finished run's bundle (cached und
 ``benchmarks/work/``), cuts its entity groups into five disjoint parts, and thins each
 part to a distant-label prior of 1:226 .. 1:22 by keeping a random share of its *true*
 positives or *true* negatives (the distant labels follow through the KB noise, as
-METHODS.md section 11 describes a prior moving in the world). Each batch is then
+docs/methods.md, section 12, describes a prior moving in the world). Each batch is then
 estimated, labels hidden, two ways:
 
 - ``dsprior.quantify.estimate_batch`` as ``score --summary`` does (EM and CBPE on

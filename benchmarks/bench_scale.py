@@ -40,7 +40,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from tools.measure import du_bytes, run_measured
-from tools.scratch import ROOT, make_project
+from tools.scratch import ROOT, foreach_items, make_project
 
 RESULTS = ROOT / "benchmarks" / "results" / "scale.json"
 STAGES = ("source@pool", "source@production", "ingest", "split", "downsample", "audit", "train",
@@ -82,8 +82,8 @@ def stage_commands(project: Path) -> dict[str, str]:
 
     commands = {}
     for name, stage in spec["stages"].items():
-        if "foreach" in stage:  # source@<name>: one per declared source
-            for key, item in params["ingest"]["sources"].items():
+        if "foreach" in stage:  # source@<name>: one per declared source (and so on)
+            for key, item in foreach_items(stage, params).items():
                 cmd = (
                     stage["do"]["cmd"].replace("${key}", key).replace("${item.path}", item["path"])
                 )

@@ -126,6 +126,7 @@ def main() -> None:
     parser.add_argument("--memory-sizes", type=int, nargs=2, default=[1500, 6000])
     parser.add_argument("--skip-bf16", action="store_true")
     parser.add_argument("--memory-child")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results file")
     args = parser.parse_args()
     if args.memory_child:
         memory_child(args.memory_child)
@@ -281,8 +282,8 @@ def main() -> None:
         for n in args.memory_sizes
     }
 
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    runtime.write_json(RESULTS, results)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    runtime.write_json(args.out, results)
     print()
     print("| feed | examples/s (wall, best round) | vs padded | examples/CPU-s | vs padded |")
     print("|---|---:|---:|---:|---:|")

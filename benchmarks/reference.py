@@ -45,16 +45,6 @@ def make_project(work: Path) -> Path:
     return scratch.make_project(work, yaml.safe_load(OVERRIDES.read_text()))
 
 
-def stages_in_order(project: Path) -> list[str]:
-    """Every stage (one per source for ``foreach``), in dvc.yaml's order: the pipeline's."""
-    spec = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
-    sources = yaml.safe_load((project / "params.yaml").read_text())["ingest"]["sources"]
-    names: list[str] = []
-    for name, stage in spec.items():
-        names += [f"{name}@{key}" for key in sources] if "foreach" in stage else [name]
-    return names
-
-
 def du_gb(*paths: Path) -> float:
     return round(du_bytes(*paths) / 1e9, 2)
 
@@ -76,7 +66,7 @@ def main() -> None:
     else:
         project = make_project(args.work)
         log.write_text("")
-    for name in stages_in_order(project):
+    for name in scratch.stages_in_order(project):
         if name in stages:
             continue
         print(f"{name} ...", flush=True)

@@ -8,7 +8,7 @@ The prior correction (``dsprior.priors``) is
 exact only when the raw scores were calibrated at the training prior; a network
 rarely is, and the label-free estimators (``dsprior.quantify``) are only as good as
 the calibration. Every map here is an affine map of the log-odds of the
-prior-corrected probability ``p`` (METHODS.md section 2):
+prior-corrected probability ``p`` (docs/methods.md, sections 3 and 5):
 
     p_cal = sigmoid(slope * logit(p) + intercept)
 

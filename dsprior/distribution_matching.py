@@ -1,7 +1,7 @@
 """Distribution matching for a batch's prior: HDy (Gonzalez-Castro, Alaiz-Rodriguez, Alegre 2013).
 
 A binary quantifier of the family that comparisons of many quantifiers put in the best
-group (METHODS.md section 10): the batch's score histogram is matched, in Hellinger
+group (docs/methods.md, section 8): the batch's score histogram is matched, in Hellinger
 distance, by a mixture ``pi * H_pos + (1 - pi) * H_neg`` of the two class-conditional
 histograms of a labelled reference (dev_b), and ``pi`` is the estimate. As the authors do,
 the estimate is the median over histograms of 10, 20, ..., 110 bins.

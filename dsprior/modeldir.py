@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any, NotRequired, TypedDict
 
 from dsprior import runtime
 from dsprior.hardware import ComputeRecord
@@ -51,26 +51,48 @@ class DistributionRecord(TypedDict):
     chief: Annotated[bool, "whether the worker that wrote this record is the chief"]
 
 
+class ExternalScoresRecord(TypedDict):
+    """What train read where the scores were made outside the pipeline (``dsprior.external``)."""
+
+    name: Annotated[str, "the scores' name in train.external_scores"]
+    path: Annotated[str, "the scores file"]
+    column: Annotated[str, "its score column"]
+    scale: Annotated[str, "log_odds or probability"]
+    trained_at: Annotated[Any, "the prior the scoring model was trained at (or its beta)"]
+    sha256: Annotated[str, "the file's sha256"]
+    examples: Annotated[int, "examples it scores"]
+    file: Annotated[str, "the checked log-odds in the model folder"]
+    production_prior_estimate: Annotated[float, "the manifest's production prior estimate"]
+
+
 class TrainRecord(TypedDict):
-    """train.json."""
+    """train.json. A folder of external scores (``external_scores``) lacks the keys of a
+    training run (sampling, distribution, compute, steps)."""
 
     dim: Annotated[int, "feature dimension the model reads"]
     beta: Annotated[float, "effective negative keep rate: the prior correction's beta"]
-    training_prior: Annotated[float, "positive share of the training rows under the loss weights"]
+    training_prior: Annotated[
+        float | None, "positive share of the training rows under the loss weights"
+    ]
     production_prior_estimate: Annotated[
-        float, "positive share of the training rows under the manifest weights"
+        float | None, "positive share of the training rows under the manifest weights"
     ]
     params: Annotated[dict[str, Any], "the train section of params.yaml, as checked"]
-    sampling: Annotated[SamplingRecord, "how the training rows were sampled"]
-    distribution: Annotated[DistributionRecord, "how training was distributed"]
-    compute: Annotated[ComputeRecord, "precision and oneDNN, and why"]
+    sampling: NotRequired[Annotated[SamplingRecord, "how the training rows were sampled"]]
+    distribution: NotRequired[Annotated[DistributionRecord, "how training was distributed"]]
+    compute: NotRequired[Annotated[ComputeRecord, "precision and oneDNN, and why"]]
     min_rows: Annotated[int, "rows an example is padded to at least (the widest filter)"]
-    steps: Annotated[int, "optimizer steps in the whole run"]
-    steps_per_epoch: Annotated[int, "steps in one pass over the training rows"]
-    resumed_from_step: Annotated[int, "the step a backup resumed from; 0 for a fresh run"]
+    steps: NotRequired[Annotated[int, "optimizer steps in the whole run"]]
+    steps_per_epoch: NotRequired[Annotated[int, "steps in one pass over the training rows"]]
+    resumed_from_step: NotRequired[
+        Annotated[int, "the step a backup resumed from; 0 for a fresh run"]
+    ]
     best_step: Annotated[int | None, "the step whose weights were kept (best on dev_a)"]
-    select_metric: Annotated[str, "the dev_a metric at the prior that picked best_step"]
+    select_metric: Annotated[str | None, "the dev_a metric at the prior that picked best_step"]
     best_value: Annotated[float | None, "select_metric's value at best_step"]
+    external_scores: NotRequired[
+        Annotated[ExternalScoresRecord, "the scores file read instead of training a model"]
+    ]
 
 
 def write_train_record(model_dir: str | Path, record: TrainRecord) -> None:

@@ -113,7 +113,7 @@ def _share(
     draw from its Jeffreys posterior, ``Beta(k + 1/2, n - k + 1/2)`` on the effective
     count ``n = (sum w)^2 / sum w^2``: a resample can hold no miss where the sample holds
     none, so without it a rate that is 1 on dev_b (every gold positive flagged) would
-    have the zero-width interval [1, 1] (METHODS.md section 11: percentile bootstrap
+    have the zero-width interval [1, 1] (docs/methods.md, section 12: percentile bootstrap
     bias at small counts).
     """
     w = weights * within

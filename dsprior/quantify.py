@@ -1,6 +1,6 @@
 """Label-free estimation for a scored batch: its prior, the threshold's performance, drift.
 
-Pure functions on arrays; no files. METHODS.md section 7 has the sources:
+Pure functions on arrays; no files. docs/methods.md, sections 8 and 9, has the sources:
 
 - ``em_prior``: the EM / SLD prior estimate (Saerens, Latinne, Decaestecker 2002)
   on probabilities calibrated at ``prior``. For two classes the EM fixed point is

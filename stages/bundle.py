@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from dsprior import bundle, contract, modeldir, runtime, settings
+from dsprior import bundle, contract, external, modeldir, runtime, settings
 from dsprior import calibration as cal
 from dsprior.evaluation.record import read_metrics
 
@@ -32,6 +32,16 @@ def dataset_dtype(dataset_dir: str | Path) -> str:
     """The dtype the dataset stored its features in (its first shard's metadata)."""
     schema = pq.read_schema(contract.shard_paths(dataset_dir)[0])
     return schema.metadata[b"dtype"].decode()
+
+
+def check_model(model_path: Path, dim: int) -> None:
+    """ValueError unless the model loads in safe mode and takes the dataset's dimension."""
+    runtime.quiet_tensorflow()  # before cnn brings TensorFlow in
+    from dsprior import cnn
+
+    model = cnn.load_model(model_path)
+    if cnn.model_dim(model) != dim:
+        raise ValueError(f"{model_path} takes dim {cnn.model_dim(model)}, the dataset has {dim}")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -52,6 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     evaluate_params = copy.deepcopy(settings.load_params(args.params, "evaluate"))
     train_record = modeldir.read_train_record(args.model_dir)
     metrics = read_metrics(args.metrics)
+    scores_only = external.is_external(train_record)  # scores made elsewhere: no model
     model_path = args.model_dir / modeldir.MODEL_FILE
     predictions = pd.read_parquet(args.predictions)
     calibration_record = metrics.get("calibration") or {}
@@ -68,19 +79,16 @@ def main(argv: list[str] | None = None) -> None:
         evaluate_params=evaluate_params,
         dataset_dim=contract.dataset_dim(args.dataset),
         dataset_dtype=dataset_dtype(args.dataset),
-        model_sha256=bundle.file_sha256(model_path),
+        model_sha256=None if scores_only else bundle.file_sha256(model_path),
         reference=bundle.reference_record(table, reference),
+        model=external.bundle_model_record(train_record) if scores_only else None,
     )
     checked = bundle.check_against_predictions(spec, predictions)
-    runtime.quiet_tensorflow()  # before cnn brings TensorFlow in
-    from dsprior import cnn
-
-    model = cnn.load_model(model_path)
-    if cnn.model_dim(model) != spec["dim"]:
-        raise ValueError(
-            f"{model_path} takes dim {cnn.model_dim(model)}, the dataset has {spec['dim']}"
-        )
-    bundle.write_bundle(args.out, model_path=model_path, spec=spec, reference=reference)
+    if not scores_only:
+        check_model(model_path, spec["dim"])
+    bundle.write_bundle(
+        args.out, model_path=None if scores_only else model_path, spec=spec, reference=reference
+    )
     logger.info(
         "wrote %s: dim %d, beta %.5g, shift %s, threshold %.5g on %s (checked on %d predictions)",
         args.out,

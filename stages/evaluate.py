@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dsprior import hardware, modeldir, priors, runtime, sampling, settings
+from dsprior import external, hardware, modeldir, priors, runtime, sampling, settings
 from dsprior.evaluation.config import check_params
 from dsprior.evaluation.gold import GOLD
 from dsprior.evaluation.inputs import (
@@ -137,16 +137,20 @@ def main(argv: list[str] | None = None) -> None:
     logger.info("production prior %.5f (%s); beta %.5f; shift %s", prior, source, beta, shift)
 
     scoring: dict[str, Any] = {}
-    logits = score_examples(
-        args.model_dir,
-        args.dataset,
-        rows["example_id"].tolist(),
-        batch_size=config.batch_size,
-        min_rows=int(train_info.get("min_rows", 1)),  # pad as train did when it scored
-        precision=config.compute.precision,
-        onednn=config.compute.onednn,
-        compute_record=scoring,
-    )
+    if external.is_external(train_info):  # scores made elsewhere, checked by train
+        logits = external.read_model_scores(args.model_dir, rows["example_id"].tolist())
+        scoring = {"external_scores": train_info[external.RECORD_KEY]}
+    else:
+        logits = score_examples(
+            args.model_dir,
+            args.dataset,
+            rows["example_id"].tolist(),
+            batch_size=config.batch_size,
+            min_rows=int(train_info.get("min_rows", 1)),  # pad as train did when it scored
+            precision=config.compute.precision,
+            onednn=config.compute.onednn,
+            compute_record=scoring,
+        )
     training_prior = train_info.get("training_prior")
     predictions, calibration, calibration_record = recalibrated_predictions(
         rows, logits, beta=beta, shift=shift, prior=prior, training_prior=training_prior

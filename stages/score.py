@@ -36,6 +36,12 @@ output with probabilities and decisions at the estimated prior. ``--history H`` 
 batch's summary to the monitoring history H (``dsprior.monitoring.history``; the ``monitor``
 stage reads it), once per batch unless ``--history-duplicate`` says otherwise.
 
+With ``--scores FILE --summary S.json`` (no ``--input``/``--output``) the batch was scored
+elsewhere, by any model: the file holds ``example_id`` and the score column the bundle names
+(a bundle built from external scores; for a CNN bundle, ``score``'s own ``logit``), and the
+same label-free summary is written from it (``dsprior.scoring.scores_file``). A bundle built
+from external scores holds no model: ``--input`` is refused for it, by name.
+
 This module is the command's entry point only: parsing, loading the bundle in
 the precision the machine resolves, and writing; the scoring itself is
 ``dsprior.scoring``.
@@ -44,6 +50,7 @@ Usage::
 
     python -m stages.score --bundle bundle --input new_data/ --output scores.parquet
     python -m stages.score --bundle bundle --input new.csv --output s.csv --summary s.json
+    python -m stages.score --bundle bundle --scores my_scores.parquet --summary s.json
     ds-score --bundle bundle --input new.csv --on-error quarantine --output scores.csv
 """
 
@@ -60,7 +67,8 @@ from typing import Any
 import numpy as np
 
 from dsprior import hardware, monitoring, runtime
-from dsprior.bundle import Bundle, load_bundle
+from dsprior.bundle import Bundle, load_bundle, read_spec
+from dsprior.external import refuse_external_bundle
 from dsprior.rawio import DIM_MISMATCH, FORMATS, ON_ERROR, RawDataError
 from dsprior.scoring import (
     POOL_BATCHES,
@@ -76,6 +84,7 @@ from dsprior.scoring import (
     render_summary,
     run_record,
     score_file,
+    scores_file_summary,
     scores_in_output,
     summary_markdown_path,
 )
@@ -126,7 +135,8 @@ def write_summary(
 def load_compute_bundle(bundle_dir: Path, *, precision: str, onednn: str) -> Bundle:
     """``load_bundle`` with oneDNN set before TensorFlow's import and the model in the
     precision ``dsprior.hardware`` resolves (float32 unless this CPU has native bf16 and the
-    model was trained in bf16)."""
+    model was trained in bf16). A bundle of external scores is refused before TensorFlow starts."""
+    refuse_external_bundle(bundle_dir, read_spec(bundle_dir))
     hardware.apply_onednn(hardware.machine_compute(precision, onednn))
     runtime.quiet_tensorflow()
     bundle = load_bundle(bundle_dir)
@@ -141,7 +151,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="ds-score", description=__doc__.splitlines()[0].split(": ", 1)[1]
     )
     parser.add_argument("--bundle", type=Path, required=True, help="model bundle folder")
-    parser.add_argument("--input", type=Path, required=True, help="raw file or folder")
+    parser.add_argument("--input", type=Path, help="raw file or folder")
+    parser.add_argument(
+        "--scores",
+        type=Path,
+        help="instead of --input/--output: a batch scored elsewhere (.parquet, .csv), for "
+        "--summary",
+    )
     parser.add_argument("--format", choices=FORMATS, help="default: from each file's extension")
     parser.add_argument("--delimiter", default=",", help="CSV delimiter (default ',')")
     parser.add_argument("--on-error", choices=ON_ERROR, default="fail")
@@ -150,7 +166,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=Path,
         help="JSON Lines of rejected examples; default with quarantine: OUTPUT.rejects.jsonl",
     )
-    parser.add_argument("--output", type=Path, required=True, help=".parquet, .csv or .csv.gz")
+    parser.add_argument("--output", type=Path, help=".parquet, .csv or .csv.gz")
     parser.add_argument("--batch-size", type=int, default=64, help="examples per model call")
     parser.add_argument(
         "--pool-size",
@@ -205,13 +221,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "skip (default), replace it, or append it again",
     )
     args = parser.parse_args(argv)
+    if args.scores is not None:
+        if args.input is not None or args.output is not None:
+            parser.error("--scores replaces --input and --output (the batch is scored already)")
+        if args.summary is None:
+            parser.error("--scores needs --summary (the summary is what it computes)")
+        if args.adapt_prior:
+            parser.error("--adapt-prior rewrites --output, which --scores does not write")
+    elif args.input is None or args.output is None:
+        parser.error("the following arguments are required: --input, --output (or --scores)")
     if args.history is not None and args.summary is None:
         parser.error("--history needs --summary (the history records the summary's estimates)")
     if args.adapt_prior and args.summary is None:
         parser.error("--adapt-prior needs --summary (the estimate it adapts to goes there)")
     if args.resamples is not None and args.resamples < 1:
         parser.error(f"--resamples must be an integer >= 1, got {args.resamples}")
-    if args.rejects is None and args.on_error == "quarantine":
+    if args.rejects is None and args.on_error == "quarantine" and args.output is not None:
         args.rejects = args.output.with_name(args.output.name + ".rejects.jsonl")
     return args
 
@@ -226,6 +251,34 @@ def check_outputs(args: argparse.Namespace) -> None:
     check_paths(args.input, written)
     output_format(args.output)
     input_spec(args.input, format=args.format, delimiter=args.delimiter)
+
+
+def record_history(args: argparse.Namespace, batch: dict[str, Any], input_path: Path) -> None:
+    if args.history is not None:
+        monitoring.record_batch(
+            args.history,
+            batch,
+            input_path=input_path,
+            batch=args.batch_name,
+            duplicate=args.history_duplicate,
+        )
+
+
+def run_scores(args: argparse.Namespace) -> dict[str, Any]:
+    """The label-free summary of a batch scored elsewhere (``--scores``); no model, no
+    TensorFlow."""
+    written = {
+        "--summary": args.summary,
+        "--summary (its .md)": summary_markdown_path(args.summary),
+    }
+    check_paths(args.scores, {**written, "--history": args.history}, input_option="--scores")
+    batch = scores_file_summary(args.bundle, args.scores, resamples=args.resamples, seed=args.seed)
+    for warning in batch.get("warnings", []):
+        logger.warning("%s", warning)
+    runtime.write_json(args.summary, batch)
+    write_markdown(summary_markdown_path(args.summary), render_summary(batch))
+    record_history(args, batch, args.scores)
+    return batch
 
 
 def run(args: argparse.Namespace) -> tuple[ScoreSummary, dict[str, Any] | None]:
@@ -258,14 +311,7 @@ def run(args: argparse.Namespace) -> tuple[ScoreSummary, dict[str, Any] | None]:
         resamples=args.resamples,
         seed=args.seed,
     )
-    if args.history is not None:
-        monitoring.record_batch(
-            args.history,
-            batch,
-            input_path=args.input,
-            batch=args.batch_name,
-            duplicate=args.history_duplicate,
-        )
+    record_history(args, batch, args.input)
     return summary, batch
 
 
@@ -290,6 +336,14 @@ def log_results(
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     runtime.setup_logging()
+    if args.scores is not None:
+        try:
+            run_scores(args)  # writes the summary
+        except runtime.USER_ERRORS as exc:
+            logger.error("score: %s", runtime.describe_user_error(exc))
+            sys.exit(1)
+        logger.info("wrote %s from %s", args.summary, args.scores)
+        return
     try:
         summary, batch = run(args)
     except RawDataError as exc:

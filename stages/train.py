@@ -6,6 +6,10 @@ training prior, sampling rates, params) into ``--model-dir``, and DVCLive curves
 into ``--live-dir``. The backup a killed run resumes from (``--backup-dir``, not a
 DVC output) is removed after success.
 
+With ``train.external_scores`` declared, nothing is trained: the scores file is checked
+against the manifest and written into ``--model-dir`` as the model's log-odds
+(``dsprior.external``), for evaluate and bundle to use as they would the CNN's.
+
 The training itself is ``dsprior.training``: the curves and model selection
 (``callback``), balancing and beta (``weights``), resuming (``stream``, ``resume``,
 ``curves``), distribution (``strategy``) and reproducibility (``loop``) are described
@@ -16,10 +20,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import tempfile
 from pathlib import Path
 
-from dsprior import hardware, modeldir, runtime, sampling, settings
+from dsprior import contract, external, hardware, modeldir, runtime, sampling, settings
+from dsprior.evaluation.inputs import estimate_production_prior, evaluation_rows
 from dsprior.training.params import resolve_params
 
 logger = logging.getLogger(__name__)
@@ -38,12 +44,51 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def write_external_scores(args: argparse.Namespace, params: dict, name: str, entry: dict) -> None:
+    """The model folder for a declared scores file: its checked log-odds and train.json."""
+    manifest = sampling.read_manifest(args.manifest, optional=(contract.TRUE_LABEL,)).to_pandas()
+    prior, _ = estimate_production_prior(manifest)  # as evaluate estimates it
+    table, record = external.import_scores(
+        name,
+        entry,
+        known_ids=[  # the manifest's examples, and the dataset's that split dropped
+            *manifest["example_id"].astype(str),
+            *contract.read_metadata(args.dataset, columns=[contract.EXAMPLE_ID])
+            .column(contract.EXAMPLE_ID)
+            .to_pylist(),
+        ],
+        evaluated_ids=evaluation_rows(manifest)["example_id"].astype(str).tolist(),
+        production_prior=prior,
+        params=params,
+        dim=contract.dataset_dim(args.dataset),
+    )
+    with runtime.atomic_directory(args.model_dir) as tmp:
+        sampling.write_table_atomic(table, tmp / external.SCORES_FILE)
+        runtime.write_json(tmp / modeldir.TRAIN_RECORD, record)
+    # the stage's other outputs: no training curves (empty folders), what was read as metrics
+    shutil.rmtree(args.live_dir, ignore_errors=True)
+    for folder in external.LIVE_PLOT_FOLDERS:
+        Path(args.live_dir, folder).mkdir(parents=True)
+    runtime.write_json(Path(args.live_dir, "metrics.json"), external.live_metrics(record))
+    logger.info(
+        "wrote %s: external scores %r (%d examples, beta %.5g); nothing trained",
+        args.model_dir,
+        name,
+        table.num_rows,
+        record["beta"],
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     runtime.setup_logging()
 
     params = settings.load_params(args.params, "train")
     config = resolve_params(params)  # before any reading
+    declared = external.declared_scores(config.external_scores)
+    if declared is not None:
+        write_external_scores(args, params, *declared)
+        return
     # TensorFlow reads TF_ENABLE_ONEDNN_OPTS once, at import: set it from train.onednn and
     # this machine (dsprior.hardware) before the imports below bring TensorFlow in.
     hardware.apply_onednn(hardware.machine_compute("float32", config.compute.onednn))

@@ -29,7 +29,7 @@ def test_wilson_interval_known_values():
 
 
 def test_two_hundred_replicates_at_95_read_about_92_to_98():
-    """METHODS.md section 11's yardstick: 190 of 200 covered reads between about 92% and 98%."""
+    """docs/methods.md section 12's yardstick: 190 of 200 covered reads between about 92% and 98%."""
     low, high = bench.wilson_interval(190, 200)
     assert 0.90 < low < 0.92 and 0.97 < high < 0.98
 

@@ -200,3 +200,70 @@ def test_bootstrap_intervals_are_at_the_prior_and_fixed_by_the_seed():
     split = tiny_split()
     once = bootstrap_intervals(split, decisions_at(split, 0.5), prior=0.2, **kw)
     assert once == bootstrap_intervals(split, decisions_at(split, 0.5), prior=0.2, **kw)
+
+
+def test_lr_plus_uses_the_weights():
+    """LR+ = TPR / FPR with weighted rates: the one flagged negative weighs 1 of 1 + 9, so
+    FPR is 0.1 (unweighted it would be 0.5) and LR+ is (1/2) / 0.1 = 5."""
+    labels = np.array([1, 1, 0, 0])
+    predicted = np.array([1, 0, 1, 0])
+    out = decision_metrics(labels, predicted, np.array([1.0, 1.0, 1.0, 9.0]), costs=Costs(1, 1))
+    assert out["lr_plus"] == pytest.approx(5.0)
+
+
+def test_a_rule_on_one_class_only_is_measured_not_refused():
+    """A split of negatives only, none flagged (a quiet production batch): every rate with
+    positives in its denominator is NaN, the cost is 0, and the counts per 1,000 are there."""
+    labels, predicted = np.zeros(4, dtype=int), np.zeros(4, dtype=int)
+    out = decision_metrics(labels, predicted, np.ones(4), costs=Costs(1.0, 10.0))
+    assert np.isnan(out["lr_plus"]) and np.isnan(out["recall"]) and np.isnan(out["precision"])
+    assert out["expected_cost"] == 0.0
+    assert out["confusion_per_1000"] == {"tn": 1000.0, "fp": 0.0, "fn": 0.0, "tp": 0.0}
+
+
+def test_counts_per_1000_scale_a_total_weight_below_one():
+    """A total weight of 0.5 (one example of weight 0.5) still scales to 1,000. (A total of 0
+    never gets here: scikit-learn refuses all-zero weights first.)"""
+    half = decision_metrics(np.array([1]), np.array([1]), np.array([0.5]), costs=Costs(1.0, 1.0))
+    assert half["confusion_per_1000"] == {"tn": 0.0, "fp": 0.0, "fn": 0.0, "tp": 1000.0}
+
+
+def test_a_one_example_split_has_its_own_label_rate():
+    """One positive example as sampled: positive fraction 1 (its weight sums to exactly 1)."""
+    one = tiny_split().iloc[:1]
+    out = view_metrics(one, view="sample", prior=0.2, threshold=0.5, costs=Costs(1.0, 1.0))
+    assert out["positive_fraction"] == 1.0
+
+
+def test_threshold_free_scores_at_the_prior_use_unequal_negative_weights():
+    """Negatives thinned at different rates (weights 1 and 30): ROC AUC and AP at the prior
+    are scikit-learn's weighted values, which differ from the unweighted ones here (with
+    equal negative weights ROC AUC would not notice the weights at all)."""
+    frame = pd.DataFrame(
+        {
+            "label": np.array([1, 1, 0, 0, 0, 0], dtype=np.int8),
+            "weight": [1.0, 1.0, 1.0, 30.0, 30.0, 1.0],
+            "score": [0.8, 0.3, 0.6, 0.2, 0.1, 0.05],
+            "probability": [0.8, 0.3, 0.6, 0.2, 0.1, 0.05],
+            "group": list("abcdef"),
+        }
+    )
+    out = view_metrics(frame, view="prior", prior=0.05, threshold=0.5, costs=Costs(1.0, 1.0))
+    y, p = frame["label"].to_numpy(), frame["probability"].to_numpy()
+    w = view_weights(frame, view="prior", prior=0.05)
+    assert out["roc_auc"] == pytest.approx(roc_auc_score(y, p, sample_weight=w))
+    assert out["roc_auc"] != pytest.approx(roc_auc_score(y, p))
+    assert out["average_precision"] == pytest.approx(average_precision_score(y, p, sample_weight=w))
+    assert out["brier"] == pytest.approx(brier_score_loss(y, p, sample_weight=w))
+
+
+def test_scores_of_a_split_with_one_class_are_defined_where_they_can_be():
+    """Negatives only: ROC AUC and AP are undefined (NaN), but the log loss and the Brier
+    score are not: each is the weighted mean loss of saying 'negative' with the
+    probabilities given."""
+    negatives = tiny_split().iloc[2:]
+    out = view_metrics(negatives, view="sample", prior=0.2, threshold=0.5, costs=Costs(1, 1))
+    p = negatives["score"].to_numpy()
+    assert np.isnan(out["roc_auc"])
+    assert out["brier"] == pytest.approx(np.mean(p**2))
+    assert out["log_loss"] == pytest.approx(-np.mean(np.log1p(-p)))

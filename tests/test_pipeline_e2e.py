@@ -22,6 +22,7 @@ from dsprior.contract import read_metadata
 from tests.conftest import make_project, run, tool_env
 from tests.factories import REQUIRED_METRICS as REQUIRED
 from tests.factories import declared_plots
+from tools.scratch import stages_in_order
 
 
 def check_required_metrics(metrics: dict) -> None:
@@ -40,13 +41,8 @@ pytestmark = pytest.mark.slow
 
 
 def stages_in(project: Path) -> list[str]:
-    """Stage names as DVC prints them: a ``foreach`` over ingest.sources gives ``name@source``."""
-    stages = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
-    sources = yaml.safe_load((project / "params.yaml").read_text())["ingest"]["sources"]
-    names = []
-    for name, stage in stages.items():
-        names += [f"{name}@{key}" for key in sources] if "foreach" in stage else [name]
-    return names
+    """Stage names as DVC prints them: a ``foreach`` gives ``name@key`` per item it iterates."""
+    return stages_in_order(project)
 
 
 def test_dvc_repro_runs_every_stage_then_nothing(project: Path):

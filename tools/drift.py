@@ -2,8 +2,8 @@
 
 Each batch is a new source of the same world (the project's ``generate`` params, the same
 seed, a new source name, so new examples and entity groups from the same relation), drawn
-at the production ratio; its prior is then moved the way the world moves it (METHODS
-section 11): a random share of its true positives is kept (or of its true negatives, to
+at the production ratio; its prior is then moved the way the world moves it (docs/methods.md,
+section 12): a random share of its true positives is kept (or of its true negatives, to
 raise the prior above the world's). Distant labels follow through the knowledge base's
 noise. Written as Parquet raw files that ``stages.score`` reads, with ``label`` and
 ``true_label`` columns, for ``benchmarks/bench_monitor.py`` and the monitor's end-to-end test.

@@ -82,6 +82,9 @@ def make_project(path: Path, overrides: dict[str, Any] | None = None) -> Path:
     history = path / params["paths"]["history"]
     history.parent.mkdir(parents=True, exist_ok=True)
     history.touch()
+    # train depends on the external scores' fingerprint folder, kept by its README
+    fingerprints = params["paths"]["external_scores"]
+    shutil.copytree(ROOT / fingerprints, path / fingerprints, dirs_exist_ok=True)
     for key, value in [
         ("core.analytics", "false"),
         ("core.check_update", "false"),
@@ -91,3 +94,25 @@ def make_project(path: Path, overrides: dict[str, Any] | None = None) -> Path:
     run(["git", "add", "-A"], path)
     run(["git", "commit", "-qm", "init"], path)
     return path
+
+
+def foreach_items(stage: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """The mapping a ``foreach: ${a.b}`` stage iterates over (``ingest.sources``,
+    ``train.external_scores``), from params.yaml; a stage per key, none for an empty one."""
+    mapping: Any = params
+    for key in stage["foreach"].strip().removeprefix("${").removesuffix("}").split("."):
+        mapping = mapping[key]
+    return dict(mapping or {})
+
+
+def stages_in_order(project: Path) -> list[str]:
+    """Every stage (one per item for ``foreach``), in dvc.yaml's order: the pipeline's."""
+    spec = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    names: list[str] = []
+    for name, stage in spec.items():
+        if "foreach" in stage:
+            names += [f"{name}@{key}" for key in foreach_items(stage, params)]
+        else:
+            names.append(name)
+    return names

@@ -33,7 +33,12 @@ manifest or any other stage); the score command reads it. It holds:
 Modules: ``spec`` builds bundle.json and checks it against evaluate's predictions;
 ``reference`` writes and reads reference.parquet; ``validate`` checks every field
 of a bundle.json before it is used; ``store`` writes the folder and reads it back
-(``load_bundle``).
+(``load_bundle``; ``load_bundle_spec`` without the model).
+
+A bundle built from scores made elsewhere (``dsprior.external``) has no ``model.keras``:
+its ``model`` record says ``kind: external_scores`` and what the scores are (column, scale,
+what they were trained at). It maps such scores exactly as a model's log-odds, and
+``load_bundle`` refuses it by name: it cannot score raw examples.
 """
 
 from dsprior.bundle.reference import (
@@ -64,6 +69,7 @@ from dsprior.bundle.spec import (
 from dsprior.bundle.store import (
     Bundle,
     load_bundle,
+    load_bundle_spec,
     read_spec,
     verify_contents,
     write_bundle,
@@ -87,6 +93,7 @@ __all__ = [
     "file_sha256",
     "format_notes",
     "load_bundle",
+    "load_bundle_spec",
     "read_reference",
     "read_spec",
     "reference_bytes",

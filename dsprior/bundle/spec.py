@@ -11,7 +11,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Final, NotRequired, TypedDict
+from typing import Annotated, Any, Final, NotRequired, TypedDict, cast
 
 import numpy as np
 import pandas as pd
@@ -21,6 +21,7 @@ from dsprior import contract, modeldir, priors, runtime
 from dsprior.bundle.reference import ReferenceRecord
 from dsprior.calibration import CalibrationRecord
 from dsprior.evaluation.record import Metrics
+from dsprior.external import ExternalModelRecord
 from dsprior.rawio import max_abs_for
 
 FORMAT_VERSION = 3
@@ -100,7 +101,7 @@ class BundleBody(TypedDict):
 
     format_version: Annotated[int, "the bundle format; this code reads READABLE_VERSIONS"]
     scores: NotRequired[Annotated[ScoresRecord, "what the model outputs (format 3)"]]
-    model: Annotated[ModelRecord, "the model file"]
+    model: Annotated[ModelRecord | ExternalModelRecord, "the model file, or the external scores"]
     dim: Annotated[int, "feature dimension"]
     dtype: Annotated[str, "the dataset's feature dtype; features are rounded to it"]
     max_abs: Annotated[float, "largest feature magnitude the dtype holds"]
@@ -123,6 +124,19 @@ class BundleSpec(BundleBody):
     """
 
     content_hash: Annotated[str, "sha256 of the rest of the spec (``content_hash``)"]
+
+
+def model_record(model_sha256: str | None) -> ModelRecord:
+    """bundle.json's ``model`` for the model file with this sha256."""
+    if model_sha256 is None:
+        raise ValueError("a bundle of a trained model needs the model file's sha256")
+    return {"file": MODEL_FILE, "sha256": model_sha256, "format": "keras", "load": MODEL_LOAD}
+
+
+def model_file(spec: BundleSpec) -> ModelRecord | None:
+    """The model file's record; None for a bundle of external scores, which holds none."""
+    model = spec["model"]
+    return cast(ModelRecord, model) if "file" in model else None
 
 
 def file_sha256(path: str | Path, *, block: int = 1 << 20) -> str:
@@ -214,12 +228,15 @@ def build_spec(
     evaluate_params: dict[str, Any],
     dataset_dim: int,
     dataset_dtype: str,
-    model_sha256: str,
+    model_sha256: str | None,
     reference: ReferenceRecord | None = None,
+    model: ExternalModelRecord | None = None,
 ) -> BundleSpec:
     """bundle.json's content (with its hash) from train.json, metrics.json and params.
 
     ``reference`` describes ``reference.parquet`` (file, sha256, counts) or is None.
+    ``model`` replaces the Keras model's record for a bundle of external scores
+    (``dsprior.external.bundle_model_record``: no model file).
 
     ValueError when the inputs disagree (train's dim vs the dataset's, train's
     beta vs the one evaluate used) or lack what scoring needs.
@@ -234,12 +251,7 @@ def build_spec(
     body: BundleBody = {
         "format_version": FORMAT_VERSION,
         "scores": SCORES_RECORD,
-        "model": {
-            "file": MODEL_FILE,
-            "sha256": model_sha256,
-            "format": "keras",
-            "load": MODEL_LOAD,
-        },
+        "model": model if model is not None else model_record(model_sha256),
         "dim": int(dataset_dim),
         # Features are rounded to the dataset's dtype before scoring, as ingest stored them.
         "dtype": dataset_dtype,

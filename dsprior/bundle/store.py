@@ -32,11 +32,13 @@ from dsprior.bundle.spec import (
     content_hash,
     file_sha256,
     format_notes,
+    model_file,
     spec_calibration,
     spec_shift,
     spec_threshold_logit,
 )
 from dsprior.bundle.validate import validate_spec
+from dsprior.external import is_external_spec, refuse_external_bundle
 
 logger = logging.getLogger(__name__)
 
@@ -44,12 +46,17 @@ logger = logging.getLogger(__name__)
 def write_bundle(
     target: str | Path,
     *,
-    model_path: str | Path,
+    model_path: str | Path | None,
     spec: BundleSpec,
     reference: bytes | None = None,
 ) -> None:
-    """Replace ``target`` with the model, bundle.json and reference.parquet, atomically."""
-    if file_sha256(model_path) != spec["model"]["sha256"]:
+    """Replace ``target`` with the model, bundle.json and reference.parquet, atomically.
+
+    ``model_path`` None: a bundle of external scores, which holds no model.
+    """
+    if (model_path is None) != is_external_spec(spec):
+        raise ValueError("a bundle holds a model file unless it was built from external scores")
+    if model_path is not None and file_sha256(model_path) != spec["model"]["sha256"]:
         raise ValueError(f"{model_path} changed since the spec was built")
     record = spec.get("reference")
     if (reference is None) != (record is None) or (
@@ -59,7 +66,8 @@ def write_bundle(
     ):
         raise ValueError("the reference bytes do not match the spec's reference record")
     with runtime.atomic_directory(target) as tmp:
-        shutil.copyfile(model_path, tmp / MODEL_FILE)
+        if model_path is not None:
+            shutil.copyfile(model_path, tmp / MODEL_FILE)
         if reference is not None and record is not None:  # both or neither, checked above
             (tmp / record["file"]).write_bytes(reference)
         runtime.write_json(tmp / SPEC_FILE, spec)
@@ -98,9 +106,11 @@ def verify_contents(spec: BundleSpec, bundle_dir: Path) -> None:
     path = bundle_dir / SPEC_FILE
     if spec.get(HASH_KEY) != content_hash(spec):
         raise ValueError(f"{path}: content hash does not match; the bundle was edited")
-    model = bundle_dir / spec["model"]["file"]
-    if not model.is_file() or file_sha256(model) != spec["model"]["sha256"]:
-        raise ValueError(f"{model}: missing or not the model this bundle was built with")
+    model_record = model_file(spec)
+    if model_record is not None:  # a bundle of external scores holds no model file
+        model = bundle_dir / model_record["file"]
+        if not model.is_file() or file_sha256(model) != model_record["sha256"]:
+            raise ValueError(f"{model}: missing or not the model this bundle was built with")
     record = spec.get("reference")
     if record is not None:
         ref = bundle_dir / record["file"]
@@ -187,15 +197,29 @@ class Bundle:
         return read_reference(self.path / record["file"])
 
 
+def load_bundle_spec(bundle_dir: str | Path) -> Bundle:
+    """Read and verify a bundle without loading a model (``model`` None): all that maps log-odds
+    to probabilities and decisions and estimates a batch without labels. No TensorFlow."""
+    loaded = Bundle(Path(bundle_dir), read_spec(bundle_dir), None)
+    for note in loaded.notes:
+        logger.warning("%s: %s", bundle_dir, note)
+    return loaded
+
+
 def load_bundle(bundle_dir: str | Path) -> Bundle:
     """Read and verify a bundle, then load its model in safe mode.
 
     Imports TensorFlow: the entry point sets it up first (``runtime.quiet_tensorflow``, oneDNN).
+    A bundle of external scores holds no model: ValueError saying so (use
+    ``load_bundle_spec`` and the scores of your own model).
     """
+    spec = read_spec(bundle_dir)
+    refuse_external_bundle(bundle_dir, spec)
     from dsprior import cnn
 
-    spec = read_spec(bundle_dir)
-    model = cnn.load_model(Path(bundle_dir) / spec["model"]["file"])
+    record = model_file(spec)
+    assert record is not None  # refuse_external_bundle refused the others
+    model = cnn.load_model(Path(bundle_dir) / record["file"])
     if cnn.model_dim(model) != int(spec["dim"]):
         raise ValueError(
             f"{bundle_dir}: the model takes dim {cnn.model_dim(model)} but bundle.json says {spec['dim']}"

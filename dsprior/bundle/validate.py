@@ -17,6 +17,7 @@ from dsprior import calibration as cal
 from dsprior import contract
 from dsprior.bundle.reference import REFERENCE_FILE
 from dsprior.bundle.spec import FORMAT_VERSION, MODEL_FILE, SCORES
+from dsprior.external import SCALES, TrainedAt, is_external_spec
 
 _MISSING = object()
 
@@ -49,6 +50,13 @@ def _spec_rules(bundle_dir: Path) -> list[tuple[str, bool, Any, str]]:
     probability = lambda v: _is_number(v) and 0 < v < 1  # noqa: E731
     return [
         ("model", False, lambda v: isinstance(v, dict), "an object with file and sha256"),
+        *_model_rules(bundle_dir),
+    ] + _correction_rules(probability)
+
+
+def _model_rules(bundle_dir: Path) -> list[tuple[str, bool, Any, str]]:
+    """The model file's fields (a bundle of external scores has none: ``_external_rules``)."""
+    return [
         (
             "model.file",
             False,
@@ -62,6 +70,35 @@ def _spec_rules(bundle_dir: Path) -> list[tuple[str, bool, Any, str]]:
             lambda v: isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v) is not None,
             "the model file's sha256 as 64 lowercase hex digits",
         ),
+    ]
+
+
+def _external_rules() -> list[tuple[str, bool, Any, str]]:
+    """A bundle of external scores (``model.kind: external_scores``): what the scores are."""
+    return [
+        ("model.name", False, lambda v: isinstance(v, str) and v != "", "a non-empty string"),
+        ("model.column", False, lambda v: isinstance(v, str) and v != "", "a non-empty string"),
+        ("model.scale", False, lambda v: v in SCALES, f"one of {list(SCALES)}"),
+        (
+            "model.trained_at",
+            False,
+            lambda v: _trained_at_ok(v),
+            TrainedAt.ALLOWED,
+        ),
+    ]
+
+
+def _trained_at_ok(value: Any) -> bool:
+    try:
+        TrainedAt().check(value, "model.trained_at")
+    except ValueError:
+        return False
+    return True
+
+
+def _correction_rules(probability: Any) -> list[tuple[str, bool, Any, str]]:
+    """dim, dtype, the prior correction, the threshold and the costs."""
+    return [
         ("dim", False, lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
         ("dtype", False, lambda v: v in contract.DTYPES, f"one of {sorted(contract.DTYPES)}"),
         ("max_abs", False, lambda v: _is_number(v) and v > 0, "a finite number > 0"),
@@ -171,6 +208,9 @@ def validate_spec(spec: Any, path: Path, bundle_dir: Path) -> None:
     if not isinstance(spec, dict):
         raise ValueError(f"{path}: must be a JSON object, got {type(spec).__name__}")
     rules = _spec_rules(bundle_dir)
+    if is_external_spec(spec):  # no model file: check what the scores are instead
+        rules = [rule for rule in rules if rule[0] not in ("model.file", "model.sha256")]
+        rules += _external_rules()
     if spec.get("format_version", FORMAT_VERSION) >= 2:
         rules += _spec_rules_v2(bundle_dir)
     if spec.get("format_version", FORMAT_VERSION) >= 3:

@@ -16,6 +16,7 @@ from typing import Annotated, NotRequired, TypedDict
 from dsprior import runtime
 from dsprior.calibration import CalibrationRecord
 from dsprior.hardware import ComputeRecord
+from dsprior.modeldir import ExternalScoresRecord
 from dsprior.quantify import BatchEstimate, Estimate, Interval
 
 # ---------------------------------------------------------------- a rule in one view
@@ -198,9 +199,13 @@ class PriorSensitivity(TypedDict):
     rows: Annotated[list[SensitivityRow], "one row a prior"]
 
 
+class ExternalEvaluate(TypedDict):
+    external_scores: Annotated[ExternalScoresRecord, "the scores read instead of scoring here"]
+
+
 class Compute(TypedDict):
     train: Annotated[ComputeRecord | None, "what trained the model (train.json)"]
-    evaluate: Annotated[ComputeRecord, "what scored it here"]
+    evaluate: Annotated[ComputeRecord | ExternalEvaluate, "what scored it here"]
 
 
 # ---------------------------------------------------------------- label-free estimates

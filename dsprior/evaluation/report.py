@@ -265,7 +265,21 @@ def header_lines(metrics: Metrics, *, level: int) -> list[str]:
         f"- Intervals: {level}% group bootstrap ({metrics['bootstrap']['resamples']} resamples "
         "of entity groups).",
         *tied_scores_lines(metrics.get("tied_scores")),
+        *external_scores_lines(metrics),
         "",
+    ]
+
+
+def external_scores_lines(metrics: Metrics) -> list[str]:
+    """One line where the scores were made outside the pipeline (``train.external_scores``)."""
+    evaluate: Mapping[str, Any] = (metrics.get("compute") or {}).get("evaluate") or {}
+    record = evaluate.get("external_scores")
+    if not record:
+        return []
+    return [
+        f"- Scores: made outside the pipeline, `{record['name']}` ({record['path']}, column "
+        f"`{record['column']}`, {record['scale']}, trained at {record['trained_at']}); no model "
+        "was trained here, and the bundle holds none."
     ]
 
 

@@ -1,7 +1,7 @@
 """Prior and cost math: measuring a classifier at the production prior.
 
 Pure functions on arrays, no files, no network; one module per concept, each name
-importable from here. ``../shared/METHODS.md`` has the formulas and their sources.
+importable from here. ``docs/methods.md`` has the formulas and their sources.
 Everything scikit-learn already ships (metrics with ``sample_weight``, confusion
 matrices at every threshold) is used, not rewritten; what is here is what it lacks:
 

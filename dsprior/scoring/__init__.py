@@ -4,7 +4,8 @@
 ``output`` writes and reads the output file; ``paths`` refuses outputs that would
 overwrite the input; ``stream`` reads, scores and writes a raw source a pool at a
 time; ``summary`` estimates the scored batch without labels, and ``report``
-renders that estimate as Markdown.
+renders that estimate as Markdown; ``scores_file`` reads a batch scored elsewhere (any
+model) for the same estimate.
 """
 
 from dsprior.scoring.apply import (
@@ -23,6 +24,12 @@ from dsprior.scoring.output import (
 )
 from dsprior.scoring.paths import check_paths
 from dsprior.scoring.report import render_summary, summary_markdown_path
+from dsprior.scoring.scores_file import (
+    read_batch_scores,
+    scores_column,
+    scores_file_record,
+    scores_file_summary,
+)
 from dsprior.scoring.stream import (
     POOL_BATCHES,
     ScorePool,
@@ -59,6 +66,7 @@ __all__ = [
     "input_spec",
     "output_format",
     "output_table",
+    "read_batch_scores",
     "read_scores",
     "render_summary",
     "run_record",
@@ -66,6 +74,9 @@ __all__ = [
     "score_file",
     "score_source",
     "score_table",
+    "scores_column",
+    "scores_file_record",
+    "scores_file_summary",
     "scores_in_output",
     "summary_markdown_path",
 ]

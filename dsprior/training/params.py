@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from dsprior import hardware, settings
+from dsprior import external, hardware, settings
 
 BALANCE_MODES = ("downsample", "weighted")
 LOSS_WEIGHTS = ("class", "example")
@@ -41,6 +41,8 @@ PARAMS_SCHEMA: dict[str, settings.Spec] = {
     "onednn": settings.Choice(*hardware.ONEDNN_SETTINGS),
     "strategy": settings.Choice(*STRATEGIES),
     "input_shards": settings.Integer(minimum=1, none=True),
+    # scores made elsewhere, evaluated instead of a model trained here (dsprior.external)
+    "external_scores": external.PARAMS_SPEC,
 }
 
 
@@ -72,6 +74,8 @@ class TrainConfig:
     compute: hardware.ComputeParams
     strategy: str
     input_shards: int | None
+    # scores made elsewhere, evaluated instead of a model trained here (dsprior.external)
+    external_scores: Mapping[str, Any]
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> TrainConfig:
@@ -112,4 +116,5 @@ def resolve_params(params: Mapping[str, Any] | None) -> TrainConfig:
             "train.patience must be null with strategy multi_worker: only the chief evaluates "
             f"dev_a, so the other workers cannot know when to stop (got {p['patience']!r})"
         )
+    external.declared_scores(p["external_scores"])  # at most one, a usable name and path
     return TrainConfig.from_params(p)

@@ -1,0 +1,164 @@
+"""The documentation a clone holds: every citation of the methods page resolves inside the repo.
+
+Code comments cite ``docs/methods.md, section N``; a renumbered or missing section, or a
+citation of a notes file that only the developers' machines have, would send a reader
+nowhere.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tools import docs_figures
+
+ROOT = Path(__file__).resolve().parent.parent
+METHODS = ROOT / "docs" / "methods.md"
+# "docs/methods.md, section 12", "docs/methods.md section 12", "sections 3 and 5".
+_CITATION = re.compile(r"docs/methods\.md,?\s+sections?\s+(\d+)(?:\s+and\s+(\d+))?")
+_SECTION = re.compile(r"^## (\d+)\. \S", re.MULTILINE)
+
+
+def _tracked_text_files() -> list[Path]:
+    listed = subprocess.run(
+        ["git", "ls-files", "*.py", "*.md", "*.yaml", "*.toml", "Makefile"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    return [ROOT / name for name in listed if (ROOT / name).is_file()]
+
+
+def methods_sections() -> set[int]:
+    """The numbers of the methods page's sections, which must run 1, 2, ... without a gap."""
+    numbers = [int(n) for n in _SECTION.findall(METHODS.read_text(encoding="utf-8"))]
+    assert numbers == list(range(1, len(numbers) + 1)), f"sections are numbered {numbers}"
+    return set(numbers)
+
+
+def citations(text: str) -> list[int]:
+    """The section numbers that ``text`` cites on the methods page."""
+    return [int(n) for match in _CITATION.finditer(text) for n in match.groups() if n]
+
+
+def test_citation_pattern_reads_both_forms() -> None:
+    assert citations("see docs/methods.md, sections 3 and 5: and docs/methods.md section 12") == [
+        3,
+        5,
+        12,
+    ]
+
+
+def test_every_methods_citation_names_an_existing_section() -> None:
+    sections = methods_sections()
+    cited = {
+        str(path.relative_to(ROOT)): citations(path.read_text(encoding="utf-8", errors="replace"))
+        for path in _tracked_text_files()
+    }
+    dangling = {path: n for path, numbers in cited.items() for n in numbers if n not in sections}
+    assert not dangling, f"citations of missing methods sections: {dangling}"
+    # The library's math cites the page; if nothing did, the pattern above would be wrong.
+    assert sum(len(numbers) for numbers in cited.values()) >= 5
+
+
+def test_no_file_points_outside_the_repository_for_its_methods() -> None:
+    # A clone has no ../shared folder and no METHODS.md: the methods live in docs/methods.md.
+    stale = [
+        str(path.relative_to(ROOT))
+        for path in _tracked_text_files()
+        if path.name != "test_docs.py"
+        and re.search(
+            r"\.\./shared|METHODS\.md", path.read_text(encoding="utf-8", errors="replace")
+        )
+    ]
+    assert not stale, f"files that cite a methods file a clone lacks: {stale}"
+
+
+def test_docs_site_builds_without_warnings(tmp_path: Path) -> None:
+    # mkdocs.yml is strict: a broken link, a missing anchor or a page left out of the nav fails.
+    built = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert built.returncode == 0, built.stderr
+    assert (tmp_path / "methods" / "index.html").is_file()
+    # the home page's figures are the committed run's, rendered at build time
+    metrics = json.loads((ROOT / "reports" / "metrics.json").read_text())
+    home = (tmp_path / "index.html").read_text(encoding="utf-8")
+    assert f"{metrics['test']['shipped']['prior']['precision']:.3f}" in home
+    assert "{{" not in home
+
+
+def _results(tmp_path: Path) -> Path:
+    (tmp_path / "results.json").write_text(
+        json.dumps(
+            {
+                "command": "python bench.py --quick",
+                "date": "2026-12-07 01:45",
+                "machine": {"cpu": "AMD EPYC", "cores": 2},
+                "speeds": {"padded": 123.456, "runs": [10, 20]},
+                "share": 0.9412,
+            }
+        )
+    )
+    return tmp_path
+
+
+def test_figures_are_read_from_the_results_file_and_formatted(tmp_path: Path) -> None:
+    root = _results(tmp_path)
+    text = (
+        "{{ fig | results.json | speeds/padded | .1f }} examples/s, second run "
+        "{{ fig | results.json | speeds/runs/1 }}, {{fig|results.json|share|.1%}} covered. "
+        "{{ source | results.json }}"
+    )
+    assert docs_figures.render(text, root=root) == (
+        "123.5 examples/s, second run 20, 94.1% covered. Measured with "
+        "`python bench.py --quick` on AMD EPYC, 2 cores, 2026-12-07 01:45."
+    )
+
+
+@pytest.mark.parametrize(
+    ("placeholder", "message"),
+    [
+        ("{{ fig | missing.json | a }}", "missing.json: no such results file"),
+        ("{{ fig | results.json | speeds/slow }}", "no key 'speeds/slow'"),
+        ("{{ fig | results.json | speeds/runs/2 }}", "speeds/runs/2 is past the list's end"),
+        ("{{ fig | results.json | speeds }}", "speeds is a dict, not a figure"),
+        ("{{ fig | results.json | machine/cpu | .2f }}", "does not format as '.2f'"),
+    ],
+)
+def test_a_figure_that_is_not_there_fails_by_name(
+    tmp_path: Path, placeholder: str, message: str
+) -> None:
+    with pytest.raises(docs_figures.FigureError, match=re.escape(message)):
+        docs_figures.render(placeholder, root=_results(tmp_path))
+
+
+def test_a_results_file_without_its_command_has_no_provenance(tmp_path: Path) -> None:
+    (tmp_path / "bare.json").write_text(json.dumps({"machine": {"cpu": "x"}}))
+    with pytest.raises(docs_figures.FigureError, match="no key 'command'"):
+        docs_figures.render("{{ source | bare.json }}", root=tmp_path)
+
+
+def test_readme_figures_match_their_results_files() -> None:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert docs_figures.MARKED.search(text), "the README marks no figure"
+    assert docs_figures.readme_mismatches(text) == []
+
+
+def test_a_stale_readme_figure_is_named(tmp_path: Path) -> None:
+    text = (
+        "precision 123.5<!-- fig | results.json | speeds/padded | .1f --> and "
+        "0.95<!-- fig | results.json | share | .3f -->"
+    )
+    assert docs_figures.readme_mismatches(text, root=_results(tmp_path)) == [
+        "results.json: share is 0.941, the text says 0.95"
+    ]
