@@ -70,6 +70,15 @@ class ScoringRun(TypedDict):
     examples_per_s: Annotated[float | None, "throughput"]
 
 
+class ScoresFileRun(TypedDict):
+    """What ``score --scores`` read: a batch scored elsewhere (``scoring.scores_file``)."""
+
+    scores_file: Annotated[str, "the batch's scores file"]
+    column: Annotated[str, "its score column"]
+    scale: Annotated[str, "log_odds or probability"]
+    examples_scored: Annotated[int, "examples in it"]
+
+
 class BundleRef(TypedDict):
     path: Annotated[str, "the bundle folder"]
     content_hash: Annotated[str | None, "its bundle.json content hash"]
@@ -103,5 +112,5 @@ class ScoreSummaryRecord(TypedDict):
     ]
     measured: NotRequired[Annotated[MeasuredLabels, "the input's labels, where it has them"]]
     groups: NotRequired[Annotated[str, "whether the input's groups were resampled whole"]]
-    scoring: Annotated[ScoringRun, "the scoring run"]
+    scoring: Annotated[ScoringRun | ScoresFileRun, "the scoring run, or the scores file read"]
     bundle: Annotated[BundleRef, "the bundle used"]
