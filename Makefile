@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-from-lock
 export PATH := $(abspath $(BIN)):$(PATH)
 export TF_CPP_MIN_LOG_LEVEL := 3
 
-.PHONY: setup repro test test-fast lint format docs lock bench reference gpu mutation coverage clean-venv
+.PHONY: setup repro select baseline test test-fast lint format docs lock bench reference gpu mutation coverage clean-venv
 
 setup: $(STAMP)
 
@@ -27,6 +27,18 @@ repro: $(STAMP)
 	$(BIN)/dvc repro
 	@# DVC copies new outputs into the cache; relinking halves the disk they take.
 	$(BIN)/dvc checkout --relink --quiet
+
+# Model selection on dev_b (tools/select_model.py): the experiments derived from HEAD ranked by
+# dev_b's expected cost at the production prior; test's numbers for the winner only.
+select: $(STAMP)
+	$(BIN)/python -m tools.select_model
+
+# The pooled logistic baseline on the current data, as an experiment in a temporary folder
+# (the workspace and its params stay as they are): stages before train come from the
+# run-cache of `make repro`; the train log says how long the fit took. Then the ranking.
+baseline: $(STAMP)
+	$(BIN)/dvc exp run --temp -S train.model=pooled_logistic
+	$(BIN)/python -m tools.select_model
 
 test: $(STAMP)
 	$(BIN)/pytest

@@ -45,7 +45,8 @@ def load_bundle(path: str | Path, *, model: bool = True) -> Bundle:
 
     ``model=False`` reads it without its model and without TensorFlow: enough for
     :func:`estimate_batch`, and the only way to load a bundle built from external scores
-    (which holds no model). ``model=True`` loads the Keras model too, in safe mode.
+    (which holds no model). ``model=True`` loads the model too: the Keras model in safe mode
+    (TensorFlow, set up quietly), or the pooled logistic baseline's JSON (no TensorFlow).
 
     >>> bundle = load_bundle(bundle_dir, model=False)
     >>> 0 < bundle.prior < 1, bundle.model is None
@@ -53,11 +54,9 @@ def load_bundle(path: str | Path, *, model: bool = True) -> Bundle:
     """
     if not model:
         return load_bundle_spec(path)
-    from dsprior import runtime
     from dsprior.bundle import load_bundle as load_with_model
 
-    runtime.quiet_tensorflow()
-    return load_with_model(path)
+    return load_with_model(path)  # modeldir.load_model sets TensorFlow up for the CNN only
 
 
 def score_frame(

@@ -303,8 +303,12 @@ def forward(model: Any) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     One ``tf.function`` per model with a signature whose batch and row axes are
     dynamic, so no batch shape retraces it (``model.predict`` builds a tf.data loop
     per call and retraces as shapes change). Every scoring path calls this; the log-odds
-    come from ``logit_parts`` (the output layer's pre-activation, in float64).
+    come from ``logit_parts`` (the output layer's pre-activation, in float64). A model with
+    its own ``forward_log_odds`` (the pooled logistic baseline) is called as it is.
     """
+    own = getattr(model, "forward_log_odds", None)
+    if callable(own):  # a model that is not Keras (dsprior.pooled_logistic) scores itself
+        return own
     fn = _FORWARD.get(model)
     if fn is None:
         import tensorflow as tf
@@ -402,7 +406,8 @@ def predict_scores(
     put back in the order asked for. With ``compact`` (a ``CompactSet`` holding
     exactly these examples, in this order) the rows come from its local copy.
     """
-    runtime.quiet_tensorflow()
+    if not callable(getattr(model, "forward_log_odds", None)):  # Keras: TensorFlow, quietly
+        runtime.quiet_tensorflow()
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
     if compact is not None:

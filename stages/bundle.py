@@ -2,7 +2,8 @@
 
 Reads train's model folder, evaluate's ``metrics.json`` and ``predictions.parquet``,
 and the dataset (for its dimension and dtype only); writes ``bundle/``
-(``paths.bundle``): ``model.keras``, ``bundle.json`` and ``reference.parquet``, as
+(``paths.bundle``): the model (``model.keras``, or ``pooled_logistic.json`` for the
+baseline), ``bundle.json`` and ``reference.parquet``, as
 ``dsprior.bundle`` describes them.
 
 The stage checks what it writes: mapping evaluate's own raw scores
@@ -36,12 +37,11 @@ def dataset_dtype(dataset_dir: str | Path) -> str:
 
 def check_model(model_path: Path, dim: int) -> None:
     """ValueError unless the model loads in safe mode and takes the dataset's dimension."""
-    runtime.quiet_tensorflow()  # before cnn brings TensorFlow in
-    from dsprior import cnn
-
-    model = cnn.load_model(model_path)
-    if cnn.model_dim(model) != dim:
-        raise ValueError(f"{model_path} takes dim {cnn.model_dim(model)}, the dataset has {dim}")
+    model = modeldir.load_model(model_path)  # the CNN's brings TensorFlow in, quietly
+    if modeldir.model_dim(model) != dim:
+        raise ValueError(
+            f"{model_path} takes dim {modeldir.model_dim(model)}, the dataset has {dim}"
+        )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     train_record = modeldir.read_train_record(args.model_dir)
     metrics = read_metrics(args.metrics)
     scores_only = external.is_external(train_record)  # scores made elsewhere: no model
-    model_path = args.model_dir / modeldir.MODEL_FILE
+    model_path = args.model_dir / modeldir.model_file(train_record)
     predictions = pd.read_parquet(args.predictions)
     calibration_record = metrics.get("calibration") or {}
     table = bundle.reference_table(

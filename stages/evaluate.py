@@ -65,6 +65,14 @@ def score_examples(
     bf16 only where the CPU has it natively, in float32 elsewhere. The resolved choice is
     stored into ``compute_record`` when given.
     """
+    kind = modeldir.model_kind(modeldir.read_train_record(model_dir))
+    if kind != "cnn":  # the baseline scores through the same batches, without TensorFlow
+        from dsprior.batches import predict_scores
+
+        if compute_record is not None:
+            compute_record.update(model=kind, framework="numpy")
+        model = modeldir.load_model(model_dir / modeldir.MODEL_FILES[kind][0])
+        return predict_scores(model, dataset_dir, example_ids, batch_size=batch_size)
     hardware.apply_onednn(hardware.machine_compute(precision, onednn))  # before TF's import
     runtime.quiet_tensorflow()
     from dsprior import cnn  # registers the custom layers before loading

@@ -135,8 +135,12 @@ def write_summary(
 def load_compute_bundle(bundle_dir: Path, *, precision: str, onednn: str) -> Bundle:
     """``load_bundle`` with oneDNN set before TensorFlow's import and the model in the
     precision ``dsprior.hardware`` resolves (float32 unless this CPU has native bf16 and the
-    model was trained in bf16). A bundle of external scores is refused before TensorFlow starts."""
-    refuse_external_bundle(bundle_dir, read_spec(bundle_dir))
+    model was trained in bf16). A bundle of external scores is refused before TensorFlow starts;
+    the pooled logistic baseline needs no TensorFlow."""
+    spec = read_spec(bundle_dir)
+    refuse_external_bundle(bundle_dir, spec)
+    if spec["model"].get("format") != "keras":  # the baseline: no TensorFlow
+        return load_bundle(bundle_dir)
     hardware.apply_onednn(hardware.machine_compute(precision, onednn))
     runtime.quiet_tensorflow()
     bundle = load_bundle(bundle_dir)

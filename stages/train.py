@@ -1,4 +1,4 @@
-"""Train the CNN from the Parquet dataset and the manifest, with step-level DVCLive curves.
+"""Train the model (``train.model``) from the Parquet dataset and the manifest, with DVCLive curves.
 
 Reads the kept ``train`` and ``dev_a`` rows of the manifest; writes
 ``model.keras`` and ``train.json`` (what evaluation needs: dim, beta, the
@@ -13,7 +13,8 @@ against the manifest and written into ``--model-dir`` as the model's log-odds
 The training itself is ``dsprior.training``: the curves and model selection
 (``callback``), balancing and beta (``weights``), resuming (``stream``, ``resume``,
 ``curves``), distribution (``strategy``) and reproducibility (``loop``) are described
-where their code is.
+where their code is. ``train.model: pooled_logistic`` trains the baseline instead
+(``dsprior.training.pooled_logistic``, no TensorFlow), into ``pooled_logistic.json``.
 """
 
 from __future__ import annotations
@@ -89,6 +90,9 @@ def main(argv: list[str] | None = None) -> None:
     if declared is not None:
         write_external_scores(args, params, *declared)
         return
+    if config.model == "pooled_logistic":  # the baseline: scikit-learn, no TensorFlow
+        train_baseline(args, params)
+        return
     # TensorFlow reads TF_ENABLE_ONEDNN_OPTS once, at import: set it from train.onednn and
     # this machine (dsprior.hardware) before the imports below bring TensorFlow in.
     hardware.apply_onednn(hardware.machine_compute("float32", config.compute.onednn))
@@ -118,6 +122,21 @@ def main(argv: list[str] | None = None) -> None:
     logger.info(
         "wrote %s (beta %.4f, best step %s)", args.model_dir, record["beta"], record["best_step"]
     )
+
+
+def train_baseline(args: argparse.Namespace, params: dict) -> None:
+    """``train.model: pooled_logistic``: fit the baseline and write its model folder."""
+    from dsprior import pooled_logistic
+    from dsprior.training.pooled_logistic import train_pooled_logistic
+
+    manifest = sampling.read_manifest(args.manifest).to_pandas()
+    model, record = train_pooled_logistic(
+        dataset_dir=args.dataset, manifest=manifest, params=params, live_dir=args.live_dir
+    )
+    with runtime.atomic_directory(args.model_dir) as tmp:
+        pooled_logistic.save_model(model, tmp / modeldir.model_file(record))
+        runtime.write_json(tmp / modeldir.TRAIN_RECORD, record)
+    logger.info("wrote %s (pooled logistic, beta %.4f)", args.model_dir, record["beta"])
 
 
 if __name__ == "__main__":

@@ -43,7 +43,8 @@ def test_model_file_outside_the_bundle_is_refused(
         bundle.load_bundle(copy)
     assert str(info.value) == (
         f"{copy / 'bundle.json'}: model.file is {ref!r}; it must be a relative path to a file "
-        f"inside the bundle folder {copy} (the bundle stage writes 'model.keras')"
+        f"inside the bundle folder {copy} (the bundle stage writes one of "
+        "['model.keras', 'pooled_logistic.json'])"
     )
 
 
@@ -371,7 +372,8 @@ def test_reference_fields_are_checked_when_there_is_a_reference(tmp_path: Path) 
 def test_a_model_file_that_names_no_file_inside_is_refused(tmp_path: Path, ref: str) -> None:
     assert checked(tmp_path, set_field("model.file", ref)) == (
         f"{tmp_path / 'bundle.json'}: model.file is {ref!r}; it must be a relative path to a "
-        f"file inside the bundle folder {tmp_path} (the bundle stage writes 'model.keras')"
+        f"file inside the bundle folder {tmp_path} (the bundle stage writes one of "
+        "['model.keras', 'pooled_logistic.json'])"
     )
 
 
@@ -399,7 +401,8 @@ def test_an_absolute_path_is_refused_even_into_the_bundle_folder(tmp_path: Path)
     ref = str(tmp_path / "model.keras")
     assert checked(tmp_path, set_field("model.file", ref)) == (
         f"{tmp_path / 'bundle.json'}: model.file is {ref!r}; it must be a relative path to a "
-        f"file inside the bundle folder {tmp_path} (the bundle stage writes 'model.keras')"
+        f"file inside the bundle folder {tmp_path} (the bundle stage writes one of "
+        "['model.keras', 'pooled_logistic.json'])"
     )
 
 

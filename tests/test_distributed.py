@@ -32,8 +32,9 @@ from dsprior import batches, contract
 from dsprior.runtime import atomic_directory
 from dsprior.training.loop import train_model
 from dsprior.training.params import resolve_params
+from dsprior.training.rows import select_rows
 from dsprior.training.strategy import is_chief, make_strategy, resolve_input_shards
-from dsprior.training.stream import TrainingStream, select_rows
+from dsprior.training.stream import TrainingStream
 
 ROOT = Path(__file__).resolve().parents[1]
 DIM = 16

@@ -16,7 +16,8 @@ from dsprior import batches, modeldir, records
 from dsprior.training.callback import StepCurves
 from dsprior.training.loop import train_model
 from dsprior.training.params import resolve_params
-from dsprior.training.stream import TrainingStream, select_rows
+from dsprior.training.rows import select_rows
+from dsprior.training.stream import TrainingStream
 from tests.factories import TINY, UPSTREAM, make_data
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from dsprior import sampling
-from dsprior.training.stream import USED_COLUMNS, select_rows
+from dsprior.training.rows import USED_COLUMNS, select_rows
 
 
 def manifest() -> pd.DataFrame:

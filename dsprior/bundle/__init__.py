@@ -6,7 +6,8 @@ manifest or any other stage); the score command reads it. It holds:
 
 - ``model.keras``: the trained model, copied byte for byte from train; Keras 3
   format with registered layers only, loaded with ``safe_mode=True`` (no
-  Lambda layers, no pickles);
+  Lambda layers, no pickles); for ``train.model: pooled_logistic``,
+  ``pooled_logistic.json`` instead (coefficients in JSON, no TensorFlow to score);
 - ``bundle.json``: the feature dimension and dtype the model was trained on,
   the prior correction evaluate applies (``beta`` from train, plus the prior
   shift evaluate makes when its production prior differs from the one the

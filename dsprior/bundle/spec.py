@@ -38,7 +38,7 @@ SPEC_FILE = "bundle.json"
 HASH_KEY: Final = "content_hash"
 THRESHOLD_APPLIES_TO = "probability"  # at the production prior, after the prior correction
 PROBABILITY_TOLERANCE = 1e-12  # evaluate's probabilities vs the bundle's map of its scores
-MODEL_LOAD = "keras.saving.load_model(path, safe_mode=True) after importing dsprior.cnn"
+MODEL_LOAD = modeldir.MODEL_FILES["cnn"][2]
 
 
 class ScoresRecord(TypedDict):
@@ -47,9 +47,9 @@ class ScoresRecord(TypedDict):
 
 
 class ModelRecord(TypedDict):
-    file: Annotated[str, "the Keras model's file name in the bundle"]
+    file: Annotated[str, "the model's file in the bundle: model.keras or pooled_logistic.json"]
     sha256: Annotated[str, "the model file's sha256"]
-    format: Annotated[str, "keras"]
+    format: Annotated[str, "keras or json"]
     load: Annotated[str, "how to load it safely"]
 
 
@@ -126,14 +126,15 @@ class BundleSpec(BundleBody):
     content_hash: Annotated[str, "sha256 of the rest of the spec (``content_hash``)"]
 
 
-def model_record(model_sha256: str | None) -> ModelRecord:
-    """bundle.json's ``model`` for the model file with this sha256."""
+def model_record(train_record: Mapping[str, Any], model_sha256: str | None) -> ModelRecord:
+    """The model file's name, sha256, format and how to load it, by ``train.model``."""
     if model_sha256 is None:
         raise ValueError("a bundle of a trained model needs the model file's sha256")
-    return {"file": MODEL_FILE, "sha256": model_sha256, "format": "keras", "load": MODEL_LOAD}
+    file, form, load = modeldir.MODEL_FILES[modeldir.model_kind(train_record)]
+    return {"file": file, "sha256": model_sha256, "format": form, "load": load}
 
 
-def model_file(spec: BundleSpec) -> ModelRecord | None:
+def model_file_record(spec: BundleSpec) -> ModelRecord | None:
     """The model file's record; None for a bundle of external scores, which holds none."""
     model = spec["model"]
     return cast(ModelRecord, model) if "file" in model else None
@@ -251,7 +252,7 @@ def build_spec(
     body: BundleBody = {
         "format_version": FORMAT_VERSION,
         "scores": SCORES_RECORD,
-        "model": model if model is not None else model_record(model_sha256),
+        "model": model if model is not None else model_record(train_record, model_sha256),
         "dim": int(dataset_dim),
         # Features are rounded to the dataset's dtype before scoring, as ingest stored them.
         "dtype": dataset_dtype,

@@ -21,18 +21,17 @@ from typing import Any
 import numpy as np
 
 from dsprior import calibration as cal
-from dsprior import priors, quantify, runtime
+from dsprior import modeldir, priors, quantify, runtime
 from dsprior.bundle.reference import read_reference
 from dsprior.bundle.spec import (
     HASH_KEY,
-    MODEL_FILE,
     READABLE_VERSIONS,
     SPEC_FILE,
     BundleSpec,
     content_hash,
     file_sha256,
     format_notes,
-    model_file,
+    model_file_record,
     spec_calibration,
     spec_shift,
     spec_threshold_logit,
@@ -67,7 +66,9 @@ def write_bundle(
         raise ValueError("the reference bytes do not match the spec's reference record")
     with runtime.atomic_directory(target) as tmp:
         if model_path is not None:
-            shutil.copyfile(model_path, tmp / MODEL_FILE)
+            record_of_model = model_file_record(spec)
+            assert record_of_model is not None  # a model file goes with its record
+            shutil.copyfile(model_path, tmp / record_of_model["file"])
         if reference is not None and record is not None:  # both or neither, checked above
             (tmp / record["file"]).write_bytes(reference)
         runtime.write_json(tmp / SPEC_FILE, spec)
@@ -106,7 +107,7 @@ def verify_contents(spec: BundleSpec, bundle_dir: Path) -> None:
     path = bundle_dir / SPEC_FILE
     if spec.get(HASH_KEY) != content_hash(spec):
         raise ValueError(f"{path}: content hash does not match; the bundle was edited")
-    model_record = model_file(spec)
+    model_record = model_file_record(spec)
     if model_record is not None:  # a bundle of external scores holds no model file
         model = bundle_dir / model_record["file"]
         if not model.is_file() or file_sha256(model) != model_record["sha256"]:
@@ -209,20 +210,20 @@ def load_bundle_spec(bundle_dir: str | Path) -> Bundle:
 def load_bundle(bundle_dir: str | Path) -> Bundle:
     """Read and verify a bundle, then load its model in safe mode.
 
-    Imports TensorFlow: the entry point sets it up first (``runtime.quiet_tensorflow``, oneDNN).
-    A bundle of external scores holds no model: ValueError saying so (use
-    ``load_bundle_spec`` and the scores of your own model).
+    Imports TensorFlow for the CNN (``model.keras``): the entry point sets it up first
+    (``runtime.quiet_tensorflow``, oneDNN); the pooled logistic baseline needs none. A bundle
+    of external scores holds no model: ValueError saying so (use ``load_bundle_spec`` and the
+    scores of your own model).
     """
     spec = read_spec(bundle_dir)
     refuse_external_bundle(bundle_dir, spec)
-    from dsprior import cnn
-
-    record = model_file(spec)
+    record = model_file_record(spec)
     assert record is not None  # refuse_external_bundle refused the others
-    model = cnn.load_model(Path(bundle_dir) / record["file"])
-    if cnn.model_dim(model) != int(spec["dim"]):
+    model = modeldir.load_model(Path(bundle_dir) / record["file"])
+    if modeldir.model_dim(model) != int(spec["dim"]):
         raise ValueError(
-            f"{bundle_dir}: the model takes dim {cnn.model_dim(model)} but bundle.json says {spec['dim']}"
+            f"{bundle_dir}: the model takes dim {modeldir.model_dim(model)} but bundle.json "
+            f"says {spec['dim']}"
         )
     loaded = Bundle(Path(bundle_dir), spec, model)
     for note in loaded.notes:

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from dsprior import calibration as cal
-from dsprior import contract
+from dsprior import contract, modeldir
 from dsprior.bundle.reference import REFERENCE_FILE
-from dsprior.bundle.spec import FORMAT_VERSION, MODEL_FILE, SCORES
+from dsprior.bundle.spec import FORMAT_VERSION, SCORES
 from dsprior.external import SCALES, TrainedAt, is_external_spec
 
 _MISSING = object()
@@ -62,7 +62,7 @@ def _model_rules(bundle_dir: Path) -> list[tuple[str, bool, Any, str]]:
             False,
             lambda v: isinstance(v, str) and _is_inside(bundle_dir, v),
             f"a relative path to a file inside the bundle folder {bundle_dir} "
-            f"(the bundle stage writes {MODEL_FILE!r})",
+            f"(the bundle stage writes one of {[f for f, _, _ in modeldir.MODEL_FILES.values()]})",
         ),
         (
             "model.sha256",

@@ -27,8 +27,9 @@ from dsprior import batches, cnn, hardware, modeldir
 from dsprior.training import curves, resume, strategy
 from dsprior.training.callback import Checkpointer, StepCurves
 from dsprior.training.params import TrainConfig
+from dsprior.training.rows import select_rows
 from dsprior.training.scores import DevScorer
-from dsprior.training.stream import TrainingStream, select_rows
+from dsprior.training.stream import TrainingStream
 from dsprior.training.weights import effective_beta, training_prior, training_weights
 
 logger = logging.getLogger(__name__)

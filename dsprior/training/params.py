@@ -10,6 +10,7 @@ from typing import Any
 
 from dsprior import external, hardware, settings
 
+MODELS = ("cnn", "pooled_logistic")  # dsprior.cnn | dsprior.pooled_logistic
 BALANCE_MODES = ("downsample", "weighted")
 LOSS_WEIGHTS = ("class", "example")
 PRECISIONS = hardware.PRECISIONS  # auto | float32 | mixed_bfloat16
@@ -18,6 +19,7 @@ SCORE_NAMES = ("loss", "precision", "recall", "f1", "average_precision")
 
 _POSITIVE = settings.Integer(minimum=1)
 PARAMS_SCHEMA: dict[str, settings.Spec] = {
+    "model": settings.Choice(*MODELS),
     "seed": settings.Integer(minimum=0),
     "filter_sizes": settings.ListOf(_POSITIVE, min_len=1),
     "filters": _POSITIVE,
@@ -41,6 +43,10 @@ PARAMS_SCHEMA: dict[str, settings.Spec] = {
     "onednn": settings.Choice(*hardware.ONEDNN_SETTINGS),
     "strategy": settings.Choice(*STRATEGIES),
     "input_shards": settings.Integer(minimum=1, none=True),
+    # model: pooled_logistic only (scikit-learn's LogisticRegression C and max_iter)
+    "pooled_logistic": settings.Section(
+        {"C": settings.Number(minimum=0, min_open=True), "max_iter": _POSITIVE}
+    ),
     # scores made elsewhere, evaluated instead of a model trained here (dsprior.external)
     "external_scores": external.PARAMS_SPEC,
 }
@@ -76,6 +82,8 @@ class TrainConfig:
     input_shards: int | None
     # scores made elsewhere, evaluated instead of a model trained here (dsprior.external)
     external_scores: Mapping[str, Any]
+    model: str  # cnn | pooled_logistic
+    pooled_logistic: Mapping[str, Any]  # model pooled_logistic only: C and max_iter
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> TrainConfig:

@@ -1,4 +1,5 @@
-"""The training rows and the seeded, endless stream of their batches, resumable at any step.
+"""The seeded, endless stream of the training rows' batches, resumable at any step (the rows:
+``dsprior.training.rows``).
 
 A checkpoint (``resume``) restores a Keras epoch, not a batch, so fit runs in
 checkpoint-sized Keras "epochs" of ``checkpoint_every`` steps over an endless stream
@@ -14,37 +15,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import tensorflow as tf
 
-from dsprior import batches, cnn, sampling
+from dsprior import batches, cnn
 
 logger = logging.getLogger(__name__)
-
-# The manifest columns training reads; sampling.MANIFEST_SCHEMA declares them with the rest.
-USED_COLUMNS = (
-    "example_id",
-    "label",
-    "source",
-    sampling.SPLIT,
-    sampling.UPSTREAM_RATE,
-    sampling.DOWNSAMPLE_RATE,
-    sampling.KEPT,
-    sampling.WEIGHT,
-)
-
-
-def select_rows(manifest: pd.DataFrame, split: str) -> pd.DataFrame:
-    """Kept rows of one split, in manifest (dataset) order."""
-    missing = sorted(set(USED_COLUMNS) - set(manifest.columns))
-    if missing:
-        raise ValueError(f"manifest lacks columns {missing}; run the downsample stage")
-    rows = manifest[(manifest["split"] == split) & manifest["kept"].astype(bool)].reset_index(
-        drop=True
-    )
-    if rows.empty:
-        raise ValueError(f"manifest has no kept rows in split {split!r}")
-    return rows
 
 
 class TrainingStream:
