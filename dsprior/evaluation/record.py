@@ -203,9 +203,14 @@ class ExternalEvaluate(TypedDict):
     external_scores: Annotated[ExternalScoresRecord, "the scores read instead of scoring here"]
 
 
+class BaselineEvaluate(TypedDict):
+    model: Annotated[str, "pooled_logistic: the baseline, scored without TensorFlow"]
+    framework: Annotated[str, "what scored it: numpy"]
+
+
 class Compute(TypedDict):
     train: Annotated[ComputeRecord | None, "what trained the model (train.json)"]
-    evaluate: Annotated[ComputeRecord | ExternalEvaluate, "what scored it here"]
+    evaluate: Annotated[ComputeRecord | ExternalEvaluate | BaselineEvaluate, "what scored it here"]
 
 
 # ---------------------------------------------------------------- label-free estimates
