@@ -118,7 +118,7 @@ coverage: $(STAMP)
 clean-venv:
 	rm -rf $(VENV)
 
-# Team (README, "Working as a team"): send / fetch every DVC output and the run-cache.
+# Team (docs/team.md): send / fetch every DVC output and the run-cache.
 # `make push` uses the default remote; `make push REMOTE=team` picks another. It is
 # `dvc push --run-cache` plus the outputs of earlier runs, which that command leaves behind.
 .PHONY: push pull

@@ -12,7 +12,7 @@ interval coverage, for EM and the ACC/PACC cross-checks.
 
 The batches reuse test's 167 positives, so their errors share test's own
 calibration error: this measures the estimator with this model's calibration,
-not fresh simulator draws (see README, "Production without labels").
+not fresh simulator draws (see docs/benchmarks.md, "Label-free estimates").
 
     python benchmarks/bench_label_free.py   # after `make repro` (or `dvc pull`)
 """

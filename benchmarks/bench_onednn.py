@@ -23,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 
+from dsprior import runtime
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "onednn.json"
 ROWS = (40, 55, 70, 85, 100)
@@ -31,8 +33,6 @@ BATCH = 60
 
 def child(passes: int) -> dict:
     """Time ``passes`` x len(ROWS) train steps in this process; print nothing else."""
-    from dsprior import runtime
-
     runtime.quiet_tensorflow()
     import keras
     import numpy as np
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     runs: dict[str, list[dict]] = {"0": [], "1": []}
     for _ in range(args.rounds):
         for setting in runs:
-            env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": setting, "TF_CPP_MIN_LOG_LEVEL": "3"}
+            env = {**os.environ, runtime.ONEDNN_ENV: setting, "TF_CPP_MIN_LOG_LEVEL": "3"}
             out = subprocess.run(
                 [sys.executable, __file__, "--child", "--passes", str(args.passes)],
                 env=env,

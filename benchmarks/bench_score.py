@@ -145,7 +145,7 @@ def main() -> None:
         "raw_format": "parquet (long layout, float32 features)",
         "read_examples_per_s": round(args.examples / read_s, 1),
         "model_examples_per_s": round(args.examples / model_s, 1),
-        "score_examples_per_s": round(summary.scored / score_s, 1),
+        "score_examples_per_s": round(summary.examples_kept / score_s, 1),
         "score_rows_per_s": round(rows / score_s, 1),
         "seconds": {
             "read": round(read_s, 2),

@@ -78,12 +78,10 @@ def emit(result: dict) -> None:
 
 
 def child_train_raw(work: Path) -> None:
-    from dsprior import runtime
     from dsprior.training.params import resolve_params
 
     p = resolve_params(train_params()["train"])
-    hardware.apply_onednn(hardware.machine_compute("float32", p.compute.onednn))  # as stages.train
-    runtime.quiet_tensorflow()
+    hardware.start_tensorflow(precision="float32", onednn=p.compute.onednn)  # as stages.train
     import keras
     import tensorflow as tf
 
@@ -175,10 +173,7 @@ def score_ids(n: int) -> list[str]:
 
 def child_score(variant: str, n: int) -> None:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())["evaluate"]
-    hardware.apply_onednn(hardware.machine_compute(params["precision"], params["onednn"]))
-    from dsprior import runtime
-
-    runtime.quiet_tensorflow()
+    hardware.start_tensorflow(precision=params["precision"], onednn=params["onednn"])
     import keras
     import tensorflow as tf
 

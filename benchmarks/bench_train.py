@@ -147,7 +147,7 @@ def main() -> None:
             "cpus": os.cpu_count(),
             "tensorflow": tf.__version__,
             "keras": keras.__version__,
-            "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
+            "onednn": os.environ.get(runtime.ONEDNN_ENV),
         },
         "settings": {"dim": DIM, "filter_sizes": SIZES, "filters": FILTERS, "batch_size": BATCH,
                      "lengths": [MIN_LEN, MAX_LEN], "examples": args.examples, "steps": args.steps, "rounds": args.rounds, "memory_pool_size": POOL},

@@ -56,6 +56,11 @@ def numpy_dtype(dtype: str) -> np.dtype:
     return np.dtype("<f2" if dtype == "float16" else "<f4")
 
 
+def max_abs_for(dtype: str) -> float:
+    """Largest finite magnitude ``dtype`` stores: a larger value is out of range for it."""
+    return float(np.finfo(numpy_dtype(dtype)).max)
+
+
 def encode_features(arrays: Sequence[np.ndarray], dtype: str) -> pa.Array:
     """One binary value per ``(n_rows, dim)`` array, in ``dtype``; one copy of the numbers."""
     target = numpy_dtype(dtype)

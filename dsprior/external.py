@@ -25,7 +25,6 @@ nearest float64 probability inside (0, 1) (about -744 and 36.7), which keeps eve
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -38,7 +37,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from scipy.special import logit
 
-from dsprior import priors, settings
+from dsprior import priors, runtime, settings
 
 SCALES = ("log_odds", "probability")
 SCORES_FILE = "external_scores.parquet"  # in the model folder: example_id, logit
@@ -265,11 +264,6 @@ def prior_record(trained_at: Any, *, production_prior: float) -> dict[str, Any]:
     }
 
 
-def file_sha256(path: str | Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
 def train_record(
     name: str,
     entry: dict[str, Any],
@@ -423,7 +417,7 @@ def import_scores(
         params=params,
         production_prior=production_prior,
         examples=len(evaluated_ids),
-        sha256=file_sha256(path),
+        sha256=runtime.file_sha256(path),
         dim=dim,
     )
     return model_scores_table(evaluated_ids, log_odds), record

@@ -20,9 +20,9 @@ params, the CPU flags, whether a GPU is present and the environment):
   when bf16 would be emulated).
 
 The choice comes from flags, never from timing, so it is the same on every run of the
-same machine. TensorFlow reads ``TF_ENABLE_ONEDNN_OPTS`` once, when it is imported: call
-``apply_onednn`` before the first ``import tensorflow``, from an entry point's ``main()``
-once it has read its params. No TensorFlow import here.
+same machine. TensorFlow reads ``TF_ENABLE_ONEDNN_OPTS`` once, when it is imported: an
+entry point's ``main()`` calls ``start_tensorflow`` once it has read its params, before
+anything imports TensorFlow (``dsprior.cnn`` does). No TensorFlow import at import time.
 """
 
 from __future__ import annotations
@@ -35,14 +35,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, NotRequired, TypedDict
 
+from dsprior import runtime
+from dsprior.runtime import MARKER_ENV, ONEDNN_ENV
+
 logger = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 ONEDNN_SETTINGS = ("auto", "on", "off")
-ONEDNN_ENV = "TF_ENABLE_ONEDNN_OPTS"
-# Set beside ONEDNN_ENV to the value this code (or runtime.quiet_tensorflow) put there, so a
-# child process can tell an inherited default from a value a person exported.
-MARKER_ENV = "STAGES_ONEDNN_DEFAULT"
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 REPORTED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile")
 CPUINFO = Path("/proc/cpuinfo")
@@ -313,6 +312,16 @@ def apply_onednn(compute: Compute) -> None:
     if user_onednn_env() is None:
         os.environ[ONEDNN_ENV] = compute.onednn_env
         os.environ[MARKER_ENV] = compute.onednn_env
+
+
+def start_tensorflow(*, precision: str, onednn: str) -> Compute:
+    """Set oneDNN for these params and this machine, then import TensorFlow quietly; the
+    choice. The one order that works: TensorFlow reads oneDNN's variable once, at import,
+    so an entry point calls this before anything imports ``dsprior.cnn``."""
+    compute = machine_compute(precision, onednn)
+    apply_onednn(compute)
+    runtime.quiet_tensorflow()
+    return compute
 
 
 def tensorflow_onednn() -> bool | None:

@@ -1,9 +1,11 @@
 """What every entry point needs around its work: logging, a user error as one line, quiet
-TensorFlow, JSON and atomic folder writes. ``dsprior.settings`` reads and checks params."""
+TensorFlow, JSON, atomic file and folder writes, a file's hash. ``dsprior.settings`` reads
+and checks params."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import math
@@ -20,14 +22,19 @@ from typing import Any
 
 import yaml
 
+# TensorFlow reads it once, at import (dsprior.hardware chooses it from params and machine).
+ONEDNN_ENV = "TF_ENABLE_ONEDNN_OPTS"
+# Set beside ONEDNN_ENV to the value this code put there, so a child process can tell an
+# inherited default from a value a person exported (hardware.user_onednn_env).
+MARKER_ENV = "STAGES_ONEDNN_DEFAULT"
+
 
 def quiet_tensorflow() -> None:
     """Silence TensorFlow's C++ start-up chatter; call before importing tensorflow."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if "TF_ENABLE_ONEDNN_OPTS" not in os.environ:  # dsprior.hardware sets it first from params
-        os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"
-        # marks the value as a default, not a person's export (hardware.user_onednn_env)
-        os.environ["STAGES_ONEDNN_DEFAULT"] = "0"
+    if ONEDNN_ENV not in os.environ:  # dsprior.hardware sets it first from params
+        os.environ[ONEDNN_ENV] = "0"
+        os.environ[MARKER_ENV] = "0"  # a default, not a person's export
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
@@ -154,16 +161,44 @@ def finite_or_none(value: Any) -> Any:
 
 def write_json(path: str | Path, data: Any) -> None:
     """Write JSON with NaN/inf as null, atomically, creating parent folders."""
+    text = json.dumps(finite_or_none(data), indent=2, sort_keys=True, allow_nan=False) + "\n"
+    write_atomic(path, text)
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | Path) -> Iterator[Path]:
+    """Yield ``.NAME.tmp`` beside ``path`` to write; it replaces ``path`` only on success.
+
+    So ``path`` is never half-written: a reader sees the old file or the new one. Parent
+    folders are created; a failure removes the temporary file (it must not outlive it).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(finite_or_none(data), indent=2, sort_keys=True, allow_nan=False) + "\n"
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        tmp.write_text(text)
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)  # a half-written temp must not outlive the failure
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def write_atomic(path: str | Path, data: str | bytes) -> None:
+    """``data`` (text or bytes) written to ``path`` through ``atomic_file``."""
+    with atomic_file(path) as tmp:
+        if isinstance(data, bytes):
+            tmp.write_bytes(data)
+        else:
+            tmp.write_text(data)
+
+
+def file_sha256(path: str | Path, *, block: int = 1 << 20) -> str:
+    """The sha256 of a file's bytes (hex), read ``block`` bytes at a time."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def current_umask() -> int:

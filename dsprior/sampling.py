@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from dsprior import runtime
 
 SPLITS = ("train", "dev_a", "dev_b", "test")
 SPLIT = "split"
@@ -194,11 +195,8 @@ def trials_for_half_width(p: float, half_width: float, *, z: float = 1.96) -> in
 
 def write_table_atomic(table: pa.Table, path: str | Path) -> None:
     """Write a Parquet file deterministically (same table -> same bytes) and atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, tmp, compression="zstd")
-    os.replace(tmp, path)
+    with runtime.atomic_file(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
 
 
 def read_manifest(

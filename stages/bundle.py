@@ -20,19 +20,12 @@ import logging
 from pathlib import Path
 
 import pandas as pd
-import pyarrow.parquet as pq
 
 from dsprior import bundle, contract, external, modeldir, runtime, settings
 from dsprior import calibration as cal
 from dsprior.evaluation.record import read_metrics
 
 logger = logging.getLogger(__name__)
-
-
-def dataset_dtype(dataset_dir: str | Path) -> str:
-    """The dtype the dataset stored its features in (its first shard's metadata)."""
-    schema = pq.read_schema(contract.shard_paths(dataset_dir)[0])
-    return schema.metadata[b"dtype"].decode()
 
 
 def check_model(model_path: Path, dim: int) -> None:
@@ -78,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
         metrics=metrics,
         evaluate_params=evaluate_params,
         dataset_dim=contract.dataset_dim(args.dataset),
-        dataset_dtype=dataset_dtype(args.dataset),
+        dataset_dtype=contract.dataset_dtype(args.dataset),
         model_sha256=None if scores_only else bundle.file_sha256(model_path),
         reference=bundle.reference_record(table, reference),
         model=external.bundle_model_record(train_record) if scores_only else None,

@@ -9,7 +9,7 @@ examples read = written + rejected, per source and per reason. The dataset is
 written into a temporary folder and renamed into place only on success.
 
 ``workers > 1`` reads files in parallel processes and gives the same bytes as a
-serial run (see ``dsprior.ingestion_parallel``). The work is ``dsprior.ingestion``'s.
+serial run (see ``dsprior.ingest.parallel``). The work is ``dsprior.ingest``'s.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from dsprior import contract, simulator
-from dsprior.ingestion import (
+from dsprior.ingest import (
     IngestConfig,
     check_inputs,
     failure_message,
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         sys.exit(1)
     if metrics["status"] != "ok":
-        message = failure_message(metrics, args.rejects)
+        message = failure_message(result, metrics, args.rejects)
         metrics["error"] = message
         write_json(args.metrics, metrics)
         log.error("ingest failed: %s", message)

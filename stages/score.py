@@ -42,9 +42,9 @@ elsewhere, by any model: the file holds ``example_id`` and the score column the 
 same label-free summary is written from it (``dsprior.scoring.scores_file``). A bundle built
 from external scores holds no model: ``--input`` is refused for it, by name.
 
-This module is the command's entry point only: parsing, loading the bundle in
-the precision the machine resolves, and writing; the scoring itself is
-``dsprior.scoring``.
+This module is the command's entry point only: parsing and reporting; the work
+(loading the bundle in the precision the machine resolves, scoring, the summary)
+is ``dsprior.scoring.command``'s (``score_command``, ``summarize_scores``).
 
 Usage::
 
@@ -57,97 +57,17 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from dsprior import hardware, monitoring, runtime
-from dsprior.bundle import Bundle, load_bundle, read_spec
-from dsprior.external import refuse_external_bundle
 from dsprior.rawio import DIM_MISMATCH, FORMATS, ON_ERROR, RawDataError
-from dsprior.scoring import (
-    POOL_BATCHES,
-    BatchRecord,
-    ScoreSummary,
-    ScoresWriter,
-    adapted_table,
-    batch_summary,
-    check_paths,
-    input_spec,
-    output_format,
-    read_scores,
-    render_summary,
-    run_record,
-    score_file,
-    scores_file_summary,
-    scores_in_output,
-    summary_markdown_path,
-)
+from dsprior.scoring import POOL_BATCHES, ScoreSummary
+from dsprior.scoring.command import ScoreOptions, score_command, summarize_scores
 
 logger = logging.getLogger(__name__)
-
-
-def adapt_output(path: str | Path, bundle: Bundle, moved: np.ndarray) -> None:
-    """Rewrite the output with probabilities at the estimated prior and their decisions."""
-    table = adapted_table(bundle, read_scores(path), moved)
-    with ScoresWriter(path) as writer:
-        writer.write(table)
-
-
-def write_markdown(path: Path, text: str) -> None:
-    """``text`` at ``path``, written beside it and renamed into place."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def write_summary(
-    path: str | Path,
-    bundle: Bundle,
-    output_path: str | Path,
-    record: BatchRecord,
-    scoring: ScoreSummary,
-    *,
-    adapt_prior: bool = False,
-    resamples: int | None = None,
-    seed: int | None = None,
-) -> dict[str, Any]:
-    """Estimate the scored batch without labels; write S.json and S.md (and adapt the output)."""
-    scores = scores_in_output(read_scores(output_path), record, output_path=output_path)
-    summary, moved = batch_summary(
-        bundle, scores, record, adapt_prior=adapt_prior, resamples=resamples, seed=seed
-    )
-    if adapt_prior and moved is not None:
-        adapt_output(output_path, bundle, moved)
-    summary.update(run_record(bundle, scoring))
-    for warning in summary.get("warnings", []):
-        logger.warning("%s", warning)
-    runtime.write_json(path, summary)
-    write_markdown(summary_markdown_path(path), render_summary(runtime.finite_or_none(summary)))
-    return summary
-
-
-def load_compute_bundle(bundle_dir: Path, *, precision: str, onednn: str) -> Bundle:
-    """``load_bundle`` with oneDNN set before TensorFlow's import and the model in the
-    precision ``dsprior.hardware`` resolves (float32 unless this CPU has native bf16 and the
-    model was trained in bf16). A bundle of external scores is refused before TensorFlow starts;
-    the pooled logistic baseline needs no TensorFlow."""
-    spec = read_spec(bundle_dir)
-    refuse_external_bundle(bundle_dir, spec)
-    if spec["model"].get("format") != "keras":  # the baseline: no TensorFlow
-        return load_bundle(bundle_dir)
-    hardware.apply_onednn(hardware.machine_compute(precision, onednn))
-    runtime.quiet_tensorflow()
-    bundle = load_bundle(bundle_dir)
-    from dsprior import cnn
-
-    model, _ = cnn.for_this_machine(bundle.model, precision=precision, onednn=onednn)
-    return dataclasses.replace(bundle, model=model)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -245,80 +165,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def check_outputs(args: argparse.Namespace) -> None:
-    """Refuse, before the bundle is loaded, outputs over the input or each other, an output
-    extension that chooses no format, and an input that cannot be read."""
-    written = {"--output": args.output, "--rejects": args.rejects, "--summary": args.summary}
-    written["--history"] = args.history
-    if args.summary is not None:
-        written["--summary (its .md)"] = summary_markdown_path(args.summary)
-    check_paths(args.input, written)
-    output_format(args.output)
-    input_spec(args.input, format=args.format, delimiter=args.delimiter)
-
-
-def record_history(args: argparse.Namespace, batch: dict[str, Any], input_path: Path) -> None:
-    if args.history is not None:
-        monitoring.record_batch(
-            args.history,
-            batch,
-            input_path=input_path,
-            batch=args.batch_name,
-            duplicate=args.history_duplicate,
-        )
-
-
-def run_scores(args: argparse.Namespace) -> dict[str, Any]:
-    """The label-free summary of a batch scored elsewhere (``--scores``); no model, no
-    TensorFlow."""
-    written = {
-        "--summary": args.summary,
-        "--summary (its .md)": summary_markdown_path(args.summary),
-    }
-    check_paths(args.scores, {**written, "--history": args.history}, input_option="--scores")
-    batch = scores_file_summary(args.bundle, args.scores, resamples=args.resamples, seed=args.seed)
-    for warning in batch.get("warnings", []):
-        logger.warning("%s", warning)
-    runtime.write_json(args.summary, batch)
-    write_markdown(summary_markdown_path(args.summary), render_summary(batch))
-    record_history(args, batch, args.scores)
-    return batch
-
-
-def run(args: argparse.Namespace) -> tuple[ScoreSummary, dict[str, Any] | None]:
-    """Score the input into the output (and the summary); what was scored, and the summary."""
-    check_outputs(args)
-    bundle = load_compute_bundle(args.bundle, precision=args.precision, onednn=args.onednn)
-    record = BatchRecord()
-    summary = score_file(
-        bundle,
-        args.input,
-        args.output,
-        format=args.format,
-        delimiter=args.delimiter,
-        on_error=args.on_error,
-        rejects_path=args.rejects,
-        batch_size=args.batch_size,
-        pool_size=args.pool_size,
-        chunk_rows=args.chunk_rows,
-        on_example=record.add if args.summary is not None else None,
-    )
-    if args.summary is None:
-        return summary, None
-    batch = write_summary(
-        args.summary,
-        bundle,
-        args.output,
-        record,
-        summary,
-        adapt_prior=args.adapt_prior,
-        resamples=args.resamples,
-        seed=args.seed,
-    )
-    record_history(args, batch, args.input)
-    return summary, batch
-
-
 def log_results(
     args: argparse.Namespace, summary: ScoreSummary, batch: dict[str, Any] | None
 ) -> None:
@@ -333,23 +179,24 @@ def log_results(
             batch["bundle_prior"],
             batch["drift"]["prior_shift"],
         )
-    if args.rejects is not None and summary.rejects.examples:
-        logger.warning("%d examples rejected; see %s", summary.rejects.examples, args.rejects)
+    if args.rejects is not None and summary.rejected.examples:
+        logger.warning("%d examples rejected; see %s", summary.rejected.examples, args.rejects)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     runtime.setup_logging()
+    options = ScoreOptions(**vars(args))
     if args.scores is not None:
         try:
-            run_scores(args)  # writes the summary
+            summarize_scores(options)
         except runtime.USER_ERRORS as exc:
             logger.error("score: %s", runtime.describe_user_error(exc))
             sys.exit(1)
         logger.info("wrote %s from %s", args.summary, args.scores)
         return
     try:
-        summary, batch = run(args)
+        summary, batch = score_command(options)
     except RawDataError as exc:
         hint = ""
         if exc.reject.reason != DIM_MISMATCH and args.on_error == "fail":

@@ -95,8 +95,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     # TensorFlow reads TF_ENABLE_ONEDNN_OPTS once, at import: set it from train.onednn and
     # this machine (dsprior.hardware) before the imports below bring TensorFlow in.
-    hardware.apply_onednn(hardware.machine_compute("float32", config.compute.onednn))
-    runtime.quiet_tensorflow()
+    hardware.start_tensorflow(precision="float32", onednn=config.compute.onednn)
     from dsprior import cnn
     from dsprior.training import loop, resume
 

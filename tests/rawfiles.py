@@ -96,3 +96,17 @@ def only_reject(items: list[Example | Reject]) -> Reject:
 def assert_message(reject: Reject, *parts: str) -> None:
     for part in parts:
         assert part in reject.message, (part, reject.message)
+
+
+def lose_example(monkeypatch: Any, example_id: str) -> None:
+    """Make the reader silently drop ``example_id`` (a CSV or Parquet example): the bug
+    that reconciliation, counting what was read from the files, must catch."""
+    original = RawReader._flush
+
+    def lossy(self: RawReader, state: Any) -> Any:
+        items = list(original(self, state))
+        if items and getattr(items[0], "example_id", None) == example_id:
+            return iter(())
+        return iter(items)
+
+    monkeypatch.setattr(RawReader, "_flush", lossy)

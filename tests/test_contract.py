@@ -15,6 +15,7 @@ from dsprior.contract import (
     dataset_dtype,
     dataset_schema,
     decode_features,
+    max_abs_for,
     read_metadata,
     shard_paths,
 )
@@ -110,3 +111,13 @@ def test_bad_shapes_and_params_are_refused(tmp_path):
             )
     with pytest.raises(FileNotFoundError, match="run the ingest stage"):
         shard_paths(tmp_path / "nowhere")
+
+
+def test_max_abs_is_the_largest_value_each_dtype_stores() -> None:
+    assert max_abs_for("float16") == 65504.0
+    assert max_abs_for("float32") == pytest.approx(3.4028235e38)
+    assert np.isfinite(np.float16(max_abs_for("float16")))
+    with pytest.raises(
+        ValueError, match=r"dtype must be one of \['float16', 'float32'\], got 'int8'"
+    ):
+        max_abs_for("int8")

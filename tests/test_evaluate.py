@@ -15,6 +15,7 @@ import yaml
 from sklearn.metrics import average_precision_score, f1_score, precision_score, recall_score
 
 from dsprior import calibration, priors, sampling
+from dsprior.evaluation import run as evaluation_run
 from dsprior.evaluation.config import check_params
 from dsprior.evaluation.gold import GOLD
 from dsprior.evaluation.inputs import PREDICTION_COLUMNS, SPLITS
@@ -55,7 +56,7 @@ def test_metrics_written_have_required_keys_and_agree_with_sklearn(
     predictions, evaluated, tmp_path
 ):
     metrics, plots, report = evaluated
-    evaluate.write_outputs(tmp_path, predictions, metrics, plots, report)
+    evaluation_run.write_outputs(tmp_path, predictions, metrics, plots, report)
     written = check_metrics_file(tmp_path / "metrics.json")
     table = pd.read_parquet(tmp_path / "predictions.parquet")
     assert list(table.columns) == list(PREDICTION_COLUMNS)
@@ -109,8 +110,8 @@ def test_outputs_are_deterministic(predictions, evaluated, tmp_path):
     again = evaluate_predictions(
         predictions, config=check_params(PARAMS), prior=PRIOR, prior_source="fixture", beta=BETA
     )
-    evaluate.write_outputs(tmp_path / "a", predictions, *evaluated)
-    evaluate.write_outputs(tmp_path / "b", predictions, *again)
+    evaluation_run.write_outputs(tmp_path / "a", predictions, *evaluated)
+    evaluation_run.write_outputs(tmp_path / "b", predictions, *again)
     for name in ("metrics.json", "report.md", "predictions.parquet"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
 
@@ -122,10 +123,12 @@ def test_manifest_is_read_as_sampling_declares_it(tmp_path):
     sampling.write_table_atomic(empty, paths["full"])
     sampling.write_table_atomic(empty.drop_columns([GOLD]), paths["no_gold"])
     sampling.write_table_atomic(empty.drop_columns(["weight"]), paths["no_weight"])
-    assert list(evaluate.read_manifest(paths["full"]).columns) == sampling.MANIFEST_SCHEMA.names
-    assert GOLD not in evaluate.read_manifest(paths["no_gold"]).columns
+    assert (
+        list(evaluation_run.read_manifest(paths["full"]).columns) == sampling.MANIFEST_SCHEMA.names
+    )
+    assert GOLD not in evaluation_run.read_manifest(paths["no_gold"]).columns
     with pytest.raises(ValueError, match=r"manifest lacks column\(s\) \['weight'\]"):
-        evaluate.read_manifest(paths["no_weight"])
+        evaluation_run.read_manifest(paths["no_weight"])
 
 
 DIM = 16

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import yaml
 
-from dsprior import cnn, hardware, modeldir
+from dsprior import cnn, hardware, modeldir, runtime
+from dsprior.evaluation import run as evaluation_run
 from dsprior.training.loop import train_model
 from dsprior.training.params import resolve_params
-from stages import evaluate
 from tests.conftest import ROOT
 from tests.factories import TINY, make_data
 
@@ -263,15 +263,16 @@ def test_bf16_trained_model_scores_in_float32(data, tmp_path):
     model_dir = tmp_path / "models"
     model_dir.mkdir()
     cnn.save_model(model, model_dir / modeldir.MODEL_FILE)
+    runtime.write_json(model_dir / modeldir.TRAIN_RECORD, rec)  # names the model's kind
     ids = manifest["example_id"].tolist()
     kw = {"batch_size": 8, "min_rows": max(TINY["filter_sizes"])}
 
     as_bf16: dict = {}
-    bf16 = evaluate.score_examples(
+    bf16 = evaluation_run.score_examples(
         model_dir, dataset, ids, precision="mixed_bfloat16", compute_record=as_bf16, **kw
     )
     as_f32: dict = {}
-    f32 = evaluate.score_examples(
+    f32 = evaluation_run.score_examples(
         model_dir, dataset, ids, precision="float32", compute_record=as_f32, **kw
     )
     assert as_bf16["model_trained_in"] == as_f32["model_trained_in"] == "mixed_bfloat16"
@@ -522,3 +523,24 @@ def test_a_cpuinfo_value_holding_a_colon_is_read_whole(tmp_path):
     info.write_text("model name\t: Vendor CPU: rev 2\nflags\t\t: fpu avx512_bf16 x:y\n")
     assert hardware.cpu_model(info) == "Vendor CPU: rev 2"
     assert hardware.read_cpu_flags(info) == frozenset({"fpu", "avx512_bf16", "x:y"})
+
+
+def test_start_tensorflow_sets_onednn_before_tensorflow_reads_it():
+    """In a fresh process: the params' oneDNN choice is what the imported TensorFlow runs."""
+    code = (
+        "import sys; from dsprior import hardware; "
+        "c = hardware.start_tensorflow(precision='float32', onednn='on'); "
+        "print('tensorflow' in sys.modules, c.onednn, hardware.tensorflow_onednn())"
+    )
+    environ = {
+        k: v for k, v in os.environ.items() if k not in (hardware.ONEDNN_ENV, hardware.MARKER_ENV)
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=environ,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    assert out.stdout.split() == ["True", "True", "True"]

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from dsprior import contract, ingestion
+from dsprior import contract
 from dsprior.rawio import RawReader, Reject, SourceSpec, csv_text
 from stages import ingest
 from tests.rawfiles import (
@@ -24,6 +24,7 @@ from tests.rawfiles import (
     NAMES,
     jsonl_records,
     long_rows,
+    lose_example,
     make_examples,
     write_csv,
     write_jsonl,
@@ -195,30 +196,6 @@ def test_feature_dimension_must_agree_across_sources(tmp_path: Path) -> None:
     assert code == 1 and rejects[0]["reason"] == "dim_mismatch"
     assert "6 feature columns but the dataset has dim 8" in metrics["error"]
     assert "a.parquet" in metrics["error"] and "line 2" in metrics["error"]
-
-
-def test_ingest_config_validation_names_the_full_key_and_the_bad_value() -> None:
-    with pytest.raises(
-        ValueError, match=r"ingest.on_error must be one of \['fail', 'quarantine'\]"
-    ):
-        ingestion.IngestConfig.from_params(
-            {
-                **INGEST_PARAMS,
-                "on_error": "ignore",
-                "sources": {"s": {"path": "x", "negative_rate": 1}},
-            }
-        )
-    with pytest.raises(
-        ValueError, match=r"ingest.chunk_row: unknown key .*did you mean 'chunk_rows'"
-    ):
-        ingestion.IngestConfig.from_params(
-            {**INGEST_PARAMS, "chunk_row": 8, "sources": {"s": {"path": "x", "negative_rate": 1}}}
-        )
-    params = {k: v for k, v in INGEST_PARAMS.items() if k != "dtype"}
-    with pytest.raises(ValueError, match=r"ingest.dtype is required; add it to params.yaml"):
-        ingestion.IngestConfig.from_params(
-            {**params, "sources": {"s": {"path": "x", "negative_rate": 1}}}
-        )
 
 
 def messy_sources(tmp_path: Path) -> dict[str, Any]:
@@ -484,15 +461,7 @@ def test_labels_may_be_booleans_in_every_format(tmp_path: Path, kind: str) -> No
 def test_a_lost_example_fails_the_reconciliation(tmp_path: Path, monkeypatch) -> None:
     """The counts of what was read come from the files, so a reader that drops an example fails."""
     path = write_csv(tmp_path / "a.csv", long_rows(make_examples(5)))
-    original = RawReader._flush
-
-    def lossy(self, state):
-        items = list(original(self, state))
-        if items and getattr(items[0], "example_id", None) == "e2":
-            return iter(())  # a bug that silently loses one example
-        return iter(items)
-
-    monkeypatch.setattr(RawReader, "_flush", lossy)
+    lose_example(monkeypatch, "e2")
     code, metrics, _ = run_ingest(tmp_path, {"s": {"path": str(path), "negative_rate": 1.0}})
     assert code == 1 and metrics["status"] == "failed" and metrics["reconciled"] is False
     assert metrics["examples_read"] == 5 and metrics["examples_written"] == 4
@@ -583,15 +552,7 @@ def test_one_source_that_does_not_reconcile_fails_the_run(
     for name in ("a", "b", "c"):
         path = write_csv(tmp_path / f"{name}.csv", long_rows(make_examples(3, prefix=name)))
         sources[name] = {"path": str(path), "negative_rate": 1.0}
-    original = RawReader._flush
-
-    def lossy_flush(self, state):
-        items = list(original(self, state))
-        if items and getattr(items[0], "example_id", None) == f"{lossy}1":
-            return iter(())  # a bug that silently loses one example of one source
-        return iter(items)
-
-    monkeypatch.setattr(RawReader, "_flush", lossy_flush)
+    lose_example(monkeypatch, f"{lossy}1")  # one example of one source
     code, metrics, _ = run_ingest(tmp_path, sources)
     assert {name: s["reconciled"] for name, s in metrics["sources"].items()} == {
         name: name != lossy for name in sources

@@ -13,7 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from dsprior import contract, ingestion, ingestion_parallel
+from dsprior import contract
+from dsprior.ingest import parallel
 from stages import ingest
 from tests.rawfiles import INGEST_PARAMS
 
@@ -146,13 +147,13 @@ def run(tmp: Path, sources: dict[str, Any], **options: Any) -> dict[str, Any]:
 def parallel_calls(monkeypatch) -> list[int]:
     """Counts calls of the parallel path, so a silent fall-back to serial fails the test."""
     calls: list[int] = []
-    original = ingestion_parallel.ingest_parallel
+    original = parallel.ingest_parallel
 
     def spy(config, out_dir, **kwargs):
         calls.append(config.workers)
         return original(config, out_dir, **kwargs)
 
-    monkeypatch.setattr(ingestion_parallel, "ingest_parallel", spy)
+    monkeypatch.setattr(parallel, "ingest_parallel", spy)
     return calls
 
 
@@ -244,10 +245,3 @@ def test_everything_rejected_gives_the_same_empty_dataset(tmp_path: Path, parall
     assert serial["metrics"]["examples_rejected"] == 3
     assert serial["metrics"]["files_rejected"] == 1 and serial["metrics"]["reconciled"]
     assert_same(serial, parallel)
-
-
-def test_workers_must_be_a_positive_integer() -> None:
-    with pytest.raises(ValueError, match=r"ingest.workers must be an integer >= 1, got 0"):
-        ingestion.IngestConfig.from_params(
-            {**INGEST_PARAMS, "workers": 0, "sources": {"s": {"path": "x", "negative_rate": 1}}}
-        )

@@ -1,6 +1,6 @@
 """Your own data, three layouts, each declared in params.yaml only and run with `dvc repro`.
 
-The README's "Bring your own data" gives these params; each test writes raw files
+docs/own-data.md ("Three layouts") gives these params; each test writes raw files
 (the simulator's examples, as a user's export would hold them), `dvc add`s them,
 replaces ingest.sources and split.feeds, and runs the whole pipeline. The simulator
 never runs, and a teammate's fresh clone pulls and dry-runs clean.

@@ -39,9 +39,9 @@ def test_a_record_keeps_what_a_team_follows_and_every_field_is_documented() -> N
     assert got["drift"] == {"prior_shift": False, "score_shift_ks": 0.03, "p_value": 0.4}
     assert got["measured"] is None and got["adapt_prior_applied"] is False
     json.dumps(got, allow_nan=False)
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    page = (Path(__file__).resolve().parents[1] / "docs" / "production.md").read_text()
     for key in got:
-        assert f"`{key}`" in readme, f"history field {key!r} is not in the README"
+        assert f"`{key}`" in page, f"history field {key!r} is not in docs/production.md"
 
 
 def test_true_label_keys_and_measured_numbers_are_kept_where_the_summary_has_them() -> None:

@@ -14,8 +14,9 @@ import pytest
 import yaml
 
 from dsprior import audit, downsampling, generation, monitoring, settings, simulator, splitting
-from stages import evaluate, split, train
-from stages.ingest import IngestConfig
+from dsprior.evaluation.config import check_params as check_evaluate_params
+from dsprior.ingest import IngestConfig
+from stages import split, train
 from tests.conftest import ROOT, TINY_PARAMS, deep_merge
 
 REAL = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -143,7 +144,7 @@ def test_evaluate_misspelt_cost_is_refused():
     params = section("evaluate")
     del params["cost"]["false_negative"]
     params["cost"]["false_negatve"] = 5
-    msg = refuse(evaluate.check_params, params)
+    msg = refuse(check_evaluate_params, params)
     assert msg.startswith("evaluate.cost.false_negatve: unknown key (value 5)")
     assert "['false_positive', 'false_negative']" in msg
     assert "did you mean 'false_negative'?" in msg
@@ -151,23 +152,23 @@ def test_evaluate_misspelt_cost_is_refused():
 
 def test_evaluate_misspelt_bootstrap_key_is_refused():
     params = section("evaluate", {"bootstrap": {"resample": 10}})
-    msg = refuse(evaluate.check_params, params)
+    msg = refuse(check_evaluate_params, params)
     assert "evaluate.bootstrap.resample: unknown key" in msg
     assert "did you mean 'resamples'?" in msg
 
 
 def test_evaluate_missing_key_wrong_type_and_range():
     assert refuse(
-        evaluate.check_params, without(section("evaluate"), "cost", "false_negative")
+        check_evaluate_params, without(section("evaluate"), "cost", "false_negative")
     ) == ("evaluate.cost.false_negative is required; add it to params.yaml")
-    msg = refuse(evaluate.check_params, section("evaluate", {"calibration_bins": "10"}))
+    msg = refuse(check_evaluate_params, section("evaluate", {"calibration_bins": "10"}))
     assert msg == "evaluate.calibration_bins must be an integer >= 1, got '10'"
-    msg = refuse(evaluate.check_params, section("evaluate", {"prior": 0}))
+    msg = refuse(check_evaluate_params, section("evaluate", {"prior": 0}))
     assert msg == "evaluate.prior must be null or a number > 0 and < 1, got 0"
 
 
 def test_evaluate_uses_the_costs_given():
-    config = evaluate.check_params(section("evaluate", {"cost": {"false_negative": 5}}))
+    config = check_evaluate_params(section("evaluate", {"cost": {"false_negative": 5}}))
     assert config.cost.false_negative == 5.0
 
 
@@ -412,7 +413,7 @@ def test_train_unknown_missing_wrong_type():
 CHECKS = {
     "audit": audit.check_params,
     "downsample": downsampling.check_params,
-    "evaluate": evaluate.check_params,
+    "evaluate": check_evaluate_params,
     "generate": simulator.check_params,
     "monitor": monitoring.check_params,
     "ingest": IngestConfig.from_params,  # its own checks (not yet check_section)

@@ -11,10 +11,13 @@ from dsprior.rawio import (
     BAD_LABEL,
     EMPTY_FILE,
     REASONS,
+    FileTally,
     RawDataError,
+    Reconciliation,
     RejectCounts,
     RejectsFile,
     duplicate_problem,
+    lost_message,
     make_reject,
 )
 
@@ -128,3 +131,27 @@ def test_a_reject_made_without_rows_counts_no_rows() -> None:
     counts = RejectCounts()
     counts.add(made)
     assert (counts.examples, counts.rows) == (1, 0)
+
+
+def test_reconciliation_holds_only_when_read_equals_kept_plus_rejected() -> None:
+    counts = Reconciliation()
+    counts.add_tally(FileTally(source="s", file="a.csv", rows=7, examples=3, blank_lines=2))
+    counts.keep(examples=2, rows=5)
+    assert not counts.reconciled  # one example of two rows unaccounted for
+    counts.rejected.add(reject(n_rows=2))
+    assert counts.reconciled and counts.blank_lines == 2
+    counts.rejected.add(reject(EMPTY_FILE, scope="file"))  # a whole file holds no example
+    assert counts.reconciled
+    counts.keep(examples=0, rows=1)  # a row too many: rows must add up as well as examples
+    assert not counts.reconciled
+
+
+def test_a_lost_example_is_named_with_every_count() -> None:
+    counts = Reconciliation(examples_read=5, rows_read=9, examples_kept=3, rows_kept=6)
+    counts.rejected.add(reject(n_rows=2))
+    message = lost_message("scoring", [counts.account("scored")])
+    assert message == (
+        "examples were lost between reading and scoring (please report this bug): "
+        "read 5 examples / 9 rows, scored 3 / 6, rejected 1 / 2"
+    )
+    assert lost_message("writing", ["a: x", "b: y"]).endswith("bug): a: x; b: y")

@@ -99,6 +99,28 @@ def test_write_json_leaves_no_temporary_when_it_fails(
     assert (tmp_path / "metrics.json").read_text() == '{"old": 1}\n'
 
 
+def test_atomic_file_keeps_the_old_file_when_the_writer_fails(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "table.parquet"  # parent folders are created
+    runtime.write_atomic(path, b"old")
+    with pytest.raises(RuntimeError, match="half way"), runtime.atomic_file(path) as tmp:
+        tmp.write_bytes(b"ne")
+        raise RuntimeError("half way")
+    assert path.read_bytes() == b"old" and sorted(p.name for p in path.parent.iterdir()) == [
+        "table.parquet"
+    ]
+    runtime.write_atomic(path, "new text")
+    assert path.read_text() == "new text"
+
+
+def test_file_sha256_is_the_sha256_of_the_bytes_whatever_the_block(tmp_path: Path) -> None:
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"abc" * 1000)
+    import hashlib
+
+    expected = hashlib.sha256(b"abc" * 1000).hexdigest()
+    assert runtime.file_sha256(path) == runtime.file_sha256(path, block=7) == expected
+
+
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 def test_git_ignores_the_temporaries_of_interrupted_runs(tmp_path: Path) -> None:
     """What a killed ingest, train, bundle or score leaves must not be committable."""

@@ -28,6 +28,7 @@ from tests.factories import (
     write_jsonl,
     write_parquet,
 )
+from tests.rawfiles import lose_example
 
 
 @pytest.mark.parametrize(
@@ -63,7 +64,7 @@ def test_scoring_the_test_split_reproduces_evaluate(
         got["decision"], (test["logit_at_prior"] >= threshold).astype(int)
     )
     assert 0 < got["decision"].sum() < len(got), "the test should see both decisions"
-    assert summary.scored == len(test) and summary.rejects.examples == 0
+    assert summary.examples_kept == len(test) and summary.rejected.examples == 0
     assert summary.positives == int(got["decision"].sum())
 
 
@@ -181,9 +182,9 @@ def test_quarantine_skips_the_bad_example_and_scores_the_rest(
     assert [r["reason"] for r in records] == [case.removesuffix("_jsonl")]
     # A file unreadable before its first example is rejected whole: no example in it.
     whole_file = case == "unreadable_file" and records[0]["scope"] == "file"
-    assert (summary.rejects.examples, summary.rejects.files) == ((0, 1) if whole_file else (1, 0))
-    assert summary.scored == len(got) and summary.reconciled
-    assert summary.rejects.by_reason == {case.removesuffix("_jsonl"): 1}
+    assert (summary.rejected.examples, summary.rejected.files) == ((0, 1) if whole_file else (1, 0))
+    assert summary.examples_kept == len(got) and summary.reconciled
+    assert summary.rejected.by_reason == {case.removesuffix("_jsonl"): 1}
     if example_id is not None:
         assert records[0]["example_id"] == example_id
         # a reappearing id is rejected, its first occurrence stands (as in ingest)
@@ -238,7 +239,7 @@ def test_empty_input_writes_empty_output_with_the_columns(
         "jsonl": lambda: write_jsonl(tmp_path / "in.jsonl", []),
     }[kind]()
     summary = scoring.score_file(loaded, path, tmp_path / out)
-    assert summary.scored == 0 and summary.rejects.examples == 0
+    assert summary.examples_kept == 0 and summary.rejected.examples == 0
     if out.endswith(".parquet"):
         assert pq.read_schema(tmp_path / out).names == scoring.OUTPUT_SCHEMA.names
         assert pq.read_table(tmp_path / out).num_rows == 0
@@ -266,7 +267,7 @@ def test_the_csv_traps_of_real_exports_score_every_example(loaded: Bundle, tmp_p
     path.write_text("\ufeff" + text, encoding="utf-8")
     assert path.stat().st_size > 1 << 20
     summary = scoring.score_file(loaded, path, tmp_path / "out.parquet", on_error="fail")
-    assert summary.scored == summary.examples_read == 2000 and summary.reconciled
+    assert summary.examples_kept == summary.examples_read == 2000 and summary.reconciled
     got = read_output(tmp_path / "out.parquet")["example_id"].tolist()
     assert got == [ex["example_id"] for ex in examples]
     # Quarantine loses nothing either, and the reject names the physical line.
@@ -275,7 +276,19 @@ def test_the_csv_traps_of_real_exports_score_every_example(loaded: Bundle, tmp_p
     summary = scoring.score_file(
         loaded, path, tmp_path / "out.csv", on_error="quarantine", rejects_path=tmp_path / "r.jsonl"
     )
-    assert summary.scored == 1999 and summary.rejects.examples == 1 and summary.reconciled
+    assert summary.examples_kept == 1999 and summary.rejected.examples == 1 and summary.reconciled
     (reject,) = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
     assert reject["line"] == path.read_text().count("\n")
     assert "non-numeric value 'oops' in feature column 'f2'" in reject["message"]
+
+
+def test_a_lost_example_fails_the_run_with_its_counts(
+    loaded: Bundle, tmp_path: Path, monkeypatch
+) -> None:
+    """What was read is counted from the files, so a reader that drops an example fails."""
+    raw = write_csv(tmp_path / "x.csv", long_rows(small_examples(4)))
+    lose_example(monkeypatch, "e1")
+    with pytest.raises(RuntimeError, match="lost between reading and scoring") as caught:
+        scoring.score_file(loaded, raw, tmp_path / "x.parquet")
+    assert "read 4 examples" in str(caught.value) and "scored 3 / " in str(caught.value)
+    assert not (tmp_path / "x.parquet").exists()

@@ -238,7 +238,7 @@ def _ingest(tmp_path: Path, name: str, sources: dict, gen: dict | None = None) -
     import pyarrow.parquet as pq
 
     from dsprior import contract
-    from dsprior.ingestion import IngestConfig, ingest_sources
+    from dsprior.ingest import IngestConfig, ingest_sources
 
     params = {**yaml.safe_load((ROOT / "params.yaml").read_text())["ingest"], "sources": sources}
     params.update(row_group_size=16, shard_size=64, chunk_rows=100)

@@ -7,7 +7,7 @@ sweep by test's numbers (and shipping the best) makes test one more selection se
 numbers optimistic. This command prints test numbers for no other experiment unless asked
 with ``--spoil-test``, whose name says what it costs.
 
-Usage (after a sweep, README "Choosing a model")::
+Usage (after a sweep; docs/own-scores.md, "Choosing a model on dev_b")::
 
     dvc exp run --queue -S train.model=pooled_logistic
     dvc exp run --queue -S train.model=cnn -S train.filters=64

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Screenshots of `dvc plots show`, as a browser draws them, for the README (docs/plots/*.png).
+# Screenshots of `dvc plots show`, as a browser draws them, for the docs (docs/plots/*.png).
 #
-#   docs/plots/screenshots.sh            # the README's two pictures, into docs/plots/
+#   docs/plots/screenshots.sh            # the two pictures on Getting started, into docs/plots/
 #   docs/plots/screenshots.sh --all      # every kind of plot, one PNG each, into $OUT
 #                                        # (default: a temporary folder; for a look, not git)
 #

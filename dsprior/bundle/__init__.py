@@ -61,7 +61,6 @@ from dsprior.bundle.spec import (
     build_spec,
     check_against_predictions,
     content_hash,
-    file_sha256,
     format_notes,
     spec_calibration,
     spec_shift,
@@ -76,6 +75,7 @@ from dsprior.bundle.store import (
     write_bundle,
 )
 from dsprior.bundle.validate import validate_spec
+from dsprior.runtime import file_sha256  # the model and reference files are checked by it
 
 __all__ = [
     "FORMAT_VERSION",

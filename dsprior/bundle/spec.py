@@ -1,8 +1,8 @@
 """bundle.json's content: building it from train's and evaluate's records, hashing it, and
 checking that its prior correction reproduces evaluate's probabilities.
 
-Pure functions on dicts and frames, apart from ``file_sha256`` (which reads the bytes
-it hashes). What each field means is in ``dsprior.bundle``'s docstring.
+Pure functions on dicts and frames. What each field means is in ``dsprior.bundle``'s
+docstring.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Annotated, Any, Final, NotRequired, TypedDict, cast
 
 import numpy as np
@@ -22,7 +21,6 @@ from dsprior.bundle.reference import ReferenceRecord
 from dsprior.calibration import CalibrationRecord
 from dsprior.evaluation.record import Metrics
 from dsprior.external import ExternalModelRecord
-from dsprior.rawio import max_abs_for
 
 FORMAT_VERSION = 3
 # 1: before recalibration and the reference (issue 16); 2: threshold as a probability only,
@@ -140,14 +138,6 @@ def model_file_record(spec: BundleSpec) -> ModelRecord | None:
     return cast(ModelRecord, model) if "file" in model else None
 
 
-def file_sha256(path: str | Path, *, block: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(block):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def content_hash(spec: Mapping[str, Any]) -> str:
     """sha256 of the spec without its hash; the spec holds the model file's sha256."""
     body = {k: v for k, v in spec.items() if k != HASH_KEY}
@@ -256,7 +246,7 @@ def build_spec(
         "dim": int(dataset_dim),
         # Features are rounded to the dataset's dtype before scoring, as ingest stored them.
         "dtype": dataset_dtype,
-        "max_abs": max_abs_for(dataset_dtype),
+        "max_abs": contract.max_abs_for(dataset_dtype),
         "min_rows": int(train_record.get("min_rows", max(params.get("filter_sizes", [1])))),
         "prior_correction": prior_correction_record(train_record, metrics),
         "production_prior": float(metrics["prior"]),

@@ -29,7 +29,6 @@ from dsprior.bundle.spec import (
     SPEC_FILE,
     BundleSpec,
     content_hash,
-    file_sha256,
     format_notes,
     model_file_record,
     spec_calibration,
@@ -55,7 +54,7 @@ def write_bundle(
     """
     if (model_path is None) != is_external_spec(spec):
         raise ValueError("a bundle holds a model file unless it was built from external scores")
-    if model_path is not None and file_sha256(model_path) != spec["model"]["sha256"]:
+    if model_path is not None and runtime.file_sha256(model_path) != spec["model"]["sha256"]:
         raise ValueError(f"{model_path} changed since the spec was built")
     record = spec.get("reference")
     if (reference is None) != (record is None) or (
@@ -110,12 +109,12 @@ def verify_contents(spec: BundleSpec, bundle_dir: Path) -> None:
     model_record = model_file_record(spec)
     if model_record is not None:  # a bundle of external scores holds no model file
         model = bundle_dir / model_record["file"]
-        if not model.is_file() or file_sha256(model) != model_record["sha256"]:
+        if not model.is_file() or runtime.file_sha256(model) != model_record["sha256"]:
             raise ValueError(f"{model}: missing or not the model this bundle was built with")
     record = spec.get("reference")
     if record is not None:
         ref = bundle_dir / record["file"]
-        if not ref.is_file() or file_sha256(ref) != record["sha256"]:
+        if not ref.is_file() or runtime.file_sha256(ref) != record["sha256"]:
             raise ValueError(f"{ref}: missing or not the reference this bundle was built with")
 
 

@@ -1,8 +1,8 @@
 """Evaluation at the production prior: everything the evaluate stage computes after scoring.
 
-The stage (``stages/evaluate.py``) scores ``dev_a``, ``dev_b`` and ``test`` once; everything
-here is then a pure function of the predictions table (``example_id, split, group, label,
-weight, score, probability``):
+The stage (``stages/evaluate.py``, through ``run``) scores ``dev_a``, ``dev_b`` and
+``test`` once; everything else here is a pure function of the predictions table
+(``example_id, split, group, label, weight, score, probability``):
 
 - ``sample`` metrics count examples as they are in the split;
 - ``prior`` metrics weight them (manifest weights, negatives rescaled so the
@@ -35,4 +35,6 @@ One module per concept, in the order the stage uses them:
 - ``plots``: the records of each ``dvc plots`` picture;
 - ``report``: report.md, in markdown;
 - ``pipeline``: all of it wired, from the predictions table to metrics, plots and report.
+- ``run``: the stage's work around it: the model scores the rows, the prior is chosen,
+  the outputs are written (``evaluate_model``).
 """

@@ -14,20 +14,13 @@ from typing import Any, Literal
 from dsprior.evaluation.inputs import SPLITS, Split
 from dsprior.evaluation.measures import View
 from dsprior.evaluation.record import CalibrationChoice, ClassicExample, Metrics, ViewMetrics
-
-
-def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "n/a"
-    return f"{value:.{digits}f}"
+from dsprior.formatting import number as _fmt
+from dsprior.formatting import percent as _pct
+from dsprior.formatting import with_interval
 
 
 def _ci(view: Mapping[str, Any], name: str, digits: int = 3) -> str:
-    ci = view.get(f"{name}_ci")
-    text = _fmt(view.get(name), digits)
-    if ci and None not in ci:
-        text += f" [{_fmt(ci[0], digits)}, {_fmt(ci[1], digits)}]"
-    return text
+    return with_interval(view.get(name), view.get(f"{name}_ci"), digits)
 
 
 def rule_table(
@@ -80,10 +73,6 @@ def rule_table(
             "to project precision this far into the tail. Trust dev_b and test here.",
         ]
     return lines
-
-
-def _pct(value: Any) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
 def gold_priors_lines(metrics: Metrics) -> list[str]:

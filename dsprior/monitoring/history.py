@@ -6,8 +6,8 @@ precision, recall, alerts per 1,000 and expected cost at the bundle's threshold 
 their intervals (and the same on the true labels where the bundle holds noise rates:
 every ``estimated_prior*`` / ``estimated_at_threshold*`` key of the summary is kept,
 ``label_noise`` as it is), the drift tests, the bundle's identity, the input's
-fingerprint, and the measured values where the batch had labels. The README's
-"Monitoring over time" lists every field; ``SCHEMA_VERSION`` changes when one does.
+fingerprint, and the measured values where the batch had labels. docs/production.md,
+"The history's format", lists every field; ``SCHEMA_VERSION`` changes when one does.
 
 Writers append under an exclusive ``flock`` on the history file, with one ``write`` of
 the whole line and an ``fsync``, so two scoring runs that finish at once never tear or
@@ -217,16 +217,10 @@ def _locked(path: Path, mode: int) -> Iterator[int]:
 
 def _replace(path: Path, lines: list[bytes]) -> None:
     """The history rewritten with ``lines``, renamed into place (under the caller's lock)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(b"".join(lines))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with runtime.atomic_file(path) as tmp, open(tmp, "wb") as f:
+        f.write(b"".join(lines))
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def append_record(

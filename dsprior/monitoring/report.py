@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dsprior.formatting import number, with_interval
 from dsprior.monitoring.alerts import RULE_WORDS, breaches, find_alerts
 from dsprior.monitoring.config import Rules
 from dsprior.monitoring.history import batch_labels
@@ -38,16 +39,12 @@ WHAT_TO_DO = {
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
-    return "n/a" if value is None else f"{value:.{digits}g}"
+    return number(value, digits, style="g")
 
 
 def _with_ci(node: Any, digits: int = 3) -> str:
     node = node or {}
-    low, high = node.get("ci") or [None, None]
-    text = _fmt(node.get("value"), digits)
-    if low is not None and high is not None:
-        text += f" [{_fmt(low, digits)}, {_fmt(high, digits)}]"
-    return text
+    return with_interval(node.get("value"), node.get("ci"), digits, style="g")
 
 
 def _batch_row(label: str, row: dict[str, Any], verdict: dict[str, bool | None]) -> dict[str, Any]:
@@ -124,7 +121,7 @@ def render_report(
     if not n:
         lines += [
             "No batches yet: the history is empty. Score a batch with `python -m stages.score "
-            '... --summary S.json --history <history>` (README, "Monitoring over time"), then '
+            '... --summary S.json --history <history>` (docs/production.md, "Monitoring over time"), then '
             "`dvc repro monitor`.",
             "",
         ]

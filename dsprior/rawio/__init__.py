@@ -51,10 +51,12 @@ from dsprior.rawio.rejects import (
     WRONG_COLUMNS,
     FileTally,
     RawDataError,
+    Reconciliation,
     Reject,
     RejectCounts,
     RejectsFile,
     duplicate_problem,
+    lost_message,
     make_reject,
 )
 from dsprior.rawio.sources import (
@@ -70,7 +72,6 @@ from dsprior.rawio.sources import (
     infer_format,
     list_files,
 )
-from dsprior.rawio.validation import max_abs_for
 
 __all__ = [
     "BAD_JSON",
@@ -96,6 +97,7 @@ __all__ = [
     "ROLES",
     "RawDataError",
     "RawReader",
+    "Reconciliation",
     "Reject",
     "RejectCounts",
     "RejectsFile",
@@ -110,6 +112,6 @@ __all__ = [
     "file_bytes",
     "infer_format",
     "list_files",
+    "lost_message",
     "make_reject",
-    "max_abs_for",
 ]

@@ -4,7 +4,9 @@ A ``Reject`` carries a reason code and a message naming file, line or row,
 example_id and problem; ``RejectsFile`` writes them as JSON Lines; ``RejectCounts``
 is the one way ingest and scoring count them. ``FileTally`` is what the reader
 took from one file, counted apart from what it made of it, so that what was
-read can be reconciled with what was written and rejected.
+read can be reconciled with what was written and rejected (``Reconciliation``,
+the one counter ingest and scoring keep, and ``lost_message``, what they say when
+it does not add up).
 """
 
 from __future__ import annotations
@@ -205,3 +207,56 @@ class RejectCounts:
     def reasons(self) -> dict[str, int]:
         """Rejects by reason, sorted by reason: as the metrics and summaries write them."""
         return dict(sorted(self.by_reason.items()))
+
+
+@dataclass
+class Reconciliation:
+    """What a reader read from the files against what came of it: read = kept + rejected.
+
+    What was read (``examples_read``, ``rows_read``) is counted by the reader from the
+    files (``FileTally``), apart from what was kept (ingest: written; scoring: scored)
+    or rejected, so a lost example shows as a difference. Rejects of a whole file
+    count in ``rejected.files``: they hold no example.
+    """
+
+    examples_read: int = 0
+    rows_read: int = 0
+    blank_lines: int = 0
+    examples_kept: int = 0
+    rows_kept: int = 0
+    rejected: RejectCounts = field(default_factory=RejectCounts)
+
+    def add_tally(self, tally: FileTally) -> None:
+        """What the reader counted in one file."""
+        self.examples_read += tally.examples
+        self.rows_read += tally.rows
+        self.blank_lines += tally.blank_lines
+
+    def keep(self, *, examples: int, rows: int) -> None:
+        """``examples`` examples of ``rows`` rows in all passed on (written or scored)."""
+        self.examples_kept += examples
+        self.rows_kept += rows
+
+    @property
+    def reconciled(self) -> bool:
+        return (
+            self.examples_read == self.examples_kept + self.rejected.examples
+            and self.rows_read == self.rows_kept + self.rejected.rows
+        )
+
+    def account(self, kept_as: str) -> str:
+        """The counts as one clause: ``read ... examples / ... rows, <kept_as> ... / ...,
+        rejected ... / ...``, for the message of a run that lost examples."""
+        return (
+            f"read {self.examples_read} examples / {self.rows_read} rows, {kept_as} "
+            f"{self.examples_kept} / {self.rows_kept}, rejected {self.rejected.examples} / "
+            f"{self.rejected.rows}"
+        )
+
+
+def lost_message(step: str, accounts: Iterable[str]) -> str:
+    """Why a run whose counts do not add up fails: examples were lost (a bug) between
+    reading and ``step`` ("writing", "scoring"); ``accounts`` from ``Reconciliation.account``."""
+    return f"examples were lost between reading and {step} (please report this bug): " + "; ".join(
+        accounts
+    )

@@ -359,9 +359,3 @@ def resolve_columns(
     reader.check_dim(len(feature_idx), state)
     state.feature_names = [names[j] for j in feature_idx]
     return roles, feature_idx
-
-
-def max_abs_for(dtype: str) -> float:
-    """Largest finite magnitude of an output dtype."""
-    kinds: dict[str, type[np.floating]] = {"float16": np.float16, "float32": np.float32}
-    return float(np.finfo(kinds[dtype]).max)

@@ -5,7 +5,8 @@
 overwrite the input; ``stream`` reads, scores and writes a raw source a pool at a
 time; ``summary`` estimates the scored batch without labels, and ``report``
 renders that estimate as Markdown; ``scores_file`` reads a batch scored elsewhere (any
-model) for the same estimate.
+model) for the same estimate. ``command`` (not imported here: it brings in the
+monitoring history) is the ``score`` command's work, from its options to its files.
 """
 
 from dsprior.scoring.apply import (

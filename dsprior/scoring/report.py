@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from dsprior.formatting import MISSING, with_interval
+from dsprior.formatting import number as _num
+
 # (key in estimated_at_threshold, row label, digits) of the threshold table.
 THRESHOLD_ROWS = (
     ("precision", "precision", 3),
@@ -15,17 +18,10 @@ THRESHOLD_ROWS = (
 
 
 def _pair(entry: dict[str, Any] | None, digits: int = 3) -> str:
+    """An estimate's value and interval; no interval without a value."""
     if not entry or entry.get("value") is None:
-        return "n/a"
-    text = f"{entry['value']:.{digits}f}"
-    ci = entry.get("ci") or [None, None]
-    if None not in ci:
-        text += f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
-    return text
-
-
-def _num(value: Any, digits: int = 3) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
+        return MISSING
+    return with_interval(entry["value"], entry.get("ci"), digits)
 
 
 def _warning_lines(summary: dict[str, Any]) -> list[str]:

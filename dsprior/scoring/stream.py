@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +25,15 @@ from dsprior.rawio import (
     DIM_MISMATCH,
     ON_ERROR,
     Example,
+    FileTally,
     RawDataError,
     RawReader,
+    Reconciliation,
     Reject,
-    RejectCounts,
     RejectsFile,
     SourceSpec,
     list_files,
+    lost_message,
 )
 from dsprior.scoring.apply import score_arrays, score_table
 from dsprior.scoring.output import ScoresWriter, output_format
@@ -41,64 +43,47 @@ POOL_BATCHES = 8
 
 
 @dataclass
-class ScoreSummary:
-    """What one run did: examples scored and rejected (by reason), decisions, timing."""
+class ScoreSummary(Reconciliation):
+    """What one run did: examples read, scored (kept) and rejected (by reason), as ingest
+    counts them (``rawio.Reconciliation``); decisions; timing."""
 
-    scored: int = 0
-    rejects: RejectCounts = field(default_factory=RejectCounts)  # as ingest counts them
     positives: int = 0
     expected_cost: float = 0.0
-    rows: int = 0
     seconds: float = 0.0
-    # Counted by the reader from the files (rawio.FileTally), apart from what was scored.
-    examples_read: int = 0
-    rows_read: int = 0
-
-    @property
-    def reconciled(self) -> bool:
-        return (
-            self.examples_read == self.scored + self.rejects.examples
-            and self.rows_read == self.rows + self.rejects.rows
-        )
 
     def count_scored(self, table: pa.Table, *, rows: int) -> None:
         """One pool's output rows, written; ``rows`` raw rows went into them."""
-        self.scored += table.num_rows
+        self.keep(examples=table.num_rows, rows=rows)
         self.positives += int(np.sum(table.column("decision").to_numpy()))
         self.expected_cost += float(np.sum(table.column("expected_cost").to_numpy()))
-        self.rows += rows
 
-    def count_read(self, tallies: Iterable[Any]) -> None:
+    def count_read(self, tallies: Iterable[FileTally]) -> None:
         """What the reader counted in the files (its ``rawio.FileTally`` records)."""
-        tallies = list(tallies)
-        self.examples_read = sum(t.examples for t in tallies)
-        self.rows_read = sum(t.rows for t in tallies)
+        for tally in tallies:
+            self.add_tally(tally)
 
     def check_reconciled(self) -> None:
         """RuntimeError unless every example and row read was scored or rejected."""
         if not self.reconciled:
-            raise RuntimeError(
-                f"examples were lost between reading and scoring (please report this bug): read "
-                f"{self.examples_read} examples / {self.rows_read} rows, scored "
-                f"{self.scored} / {self.rows}, rejected {self.rejects.examples} / "
-                f"{self.rejects.rows}"
-            )
+            raise RuntimeError(lost_message("scoring", [self.account("scored")]))
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "examples_read": self.examples_read,
-            "examples_scored": self.scored,
-            "examples_rejected": self.rejects.examples,
-            "files_rejected": self.rejects.files,
+            "examples_scored": self.examples_kept,
+            "examples_rejected": self.rejected.examples,
+            "files_rejected": self.rejected.files,
             "rows_read": self.rows_read,
-            "rows_rejected": self.rejects.rows,
+            "rows_rejected": self.rejected.rows,
             "reconciled": self.reconciled,
-            "rejected_by_reason": self.rejects.reasons(),
+            "rejected_by_reason": self.rejected.reasons(),
             "decided_positive": self.positives,
             "expected_cost_total": self.expected_cost,
-            "rows_scored": self.rows,
+            "rows_scored": self.rows_kept,
             "seconds": round(self.seconds, 3),
-            "examples_per_s": round(self.scored / self.seconds, 1) if self.seconds > 0 else None,
+            "examples_per_s": (
+                round(self.examples_kept / self.seconds, 1) if self.seconds > 0 else None
+            ),
         }
 
 
@@ -138,7 +123,7 @@ def accepted_examples(
     for item in items:
         tick()
         if isinstance(item, Reject):
-            summary.rejects.add(item)
+            summary.rejected.add(item)
             on_reject(item)
             if on_error == "fail" or item.reason == DIM_MISMATCH:
                 raise RawDataError(item)

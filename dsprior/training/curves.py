@@ -10,12 +10,13 @@ equal an uninterrupted run's.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from dvclive.live import Live
+
+from dsprior import runtime
 
 
 def trim_curves(live_dir: Path, *, after_step: int) -> None:
@@ -30,10 +31,7 @@ def save_curve_rows(rows_dir: Path, *, step: int, rows: list[list]) -> None:
     the previous checkpoint, atomically, as ``rows_dir/<step>.json`` (NaN kept as NaN)."""
     rows_dir = Path(rows_dir)
     rows_dir.mkdir(parents=True, exist_ok=True)
-    path = rows_dir / f"{step:012d}.json"
-    tmp = rows_dir / f".{path.name}.tmp"
-    tmp.write_text(json.dumps({"step": step, "rows": rows}))
-    os.replace(tmp, path)
+    runtime.write_atomic(rows_dir / f"{step:012d}.json", json.dumps({"step": step, "rows": rows}))
 
 
 def load_curve_rows(rows_dir: Path, *, after_step: int) -> list[list] | None:

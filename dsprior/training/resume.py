@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dsprior.runtime import file_sha256, write_atomic
+
 logger = logging.getLogger(__name__)
 
 STAMP = "fingerprint.txt"
@@ -84,7 +86,7 @@ def latest_checkpoint(backup_dir: str | Path, fingerprint: str) -> Checkpoint | 
             logger.info("discarding backup %s from another run", backup_dir)
             shutil.rmtree(backup_dir)
         backup_dir.mkdir(parents=True)
-        _write_atomic(stamp, fingerprint.encode())
+        write_atomic(stamp, fingerprint.encode())
         return None
     for name in LEGACY:
         if (backup_dir / name).exists():
@@ -150,7 +152,7 @@ def read_checkpoint(path: Path) -> Checkpoint:
         raise UnusableCheckpoint(f"no {WEIGHTS}")
     for name, digest in files.items():
         try:
-            actual = _sha256(path / name)
+            actual = file_sha256(path / name)
         except OSError as err:
             raise UnusableCheckpoint(f"{name} unreadable ({err})") from err
         if actual != digest:
@@ -179,7 +181,7 @@ def save_checkpoint(
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     write(staging)
-    files = {p.name: _sha256(p) for p in sorted(staging.iterdir()) if p.is_file()}
+    files = {p.name: file_sha256(p) for p in sorted(staging.iterdir()) if p.is_file()}
     meta = {"step": step, "epoch": epoch, "stopped": stopped, "files": files}
     (staging / META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     if final.exists():  # a checkpoint at this step that a restart did not resume from
@@ -188,17 +190,3 @@ def save_checkpoint(
     for old in checkpoint_folders(root)[:-keep]:
         shutil.rmtree(old)
     return final
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)

@@ -16,7 +16,6 @@ import logging
 import multiprocessing
 import os
 import shutil
-import sys
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -27,7 +26,9 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from dsprior import contract
-from dsprior.ingestion import IngestConfig, IngestResult, SourceCounts, add_example, open_writer
+from dsprior.ingest.config import IngestConfig
+from dsprior.ingest.counts import IngestResult, SourceCounts
+from dsprior.ingest.writer import WRITTEN_COLUMNS, LazyWriter, open_writer
 from dsprior.rawio import (
     DUPLICATE_ID,
     EMPTY_EXAMPLE,
@@ -37,9 +38,7 @@ from dsprior.rawio import (
     Reject,
     SourceSpec,
     duplicate_problem,
-    file_bytes,
     make_reject,
-    max_abs_for,
     simulated,
 )
 
@@ -85,8 +84,18 @@ def _read_file_task(task: _FileTask) -> _FileItems:
     )
     items: list[tuple[str, int, int] | Reject] = []
     dim_known: list[bool] = []
-    writer: contract.DatasetWriter | None = None
-    try:
+
+    def open_spill(dim: int) -> contract.DatasetWriter:
+        return contract.DatasetWriter(
+            task.spill,
+            dim=dim,
+            dtype=task.dtype,
+            row_group_size=_SPILL_ROW_GROUP,
+            shard_size=1 << 62,
+            compression="none",
+        )
+
+    with LazyWriter(open_spill) as writer:
         for item in reader.read_file(task.spec, task.path, task.fmt):
             dim_known.append(reader.dim is not None)
             if isinstance(item, Reject):
@@ -94,24 +103,8 @@ def _read_file_task(task: _FileTask) -> _FileItems:
                 if task.stop_at_reject:
                     break
                 continue
-            if writer is None:
-                assert reader.dim is not None  # an example was read: the dim is fixed
-                writer = contract.DatasetWriter(
-                    task.spill,
-                    dim=reader.dim,
-                    dtype=task.dtype,
-                    row_group_size=_SPILL_ROW_GROUP,
-                    shard_size=1 << 62,
-                    compression="none",
-                )
-            add_example(writer, item, task.spec)
+            writer.add(item, task.spec, dim=reader.dim)
             items.append((item.example_id, item.n_rows, item.position))
-        if writer is not None:
-            writer.close()
-    except BaseException:
-        if writer is not None:
-            writer.__exit__(*sys.exc_info())
-        raise
     return _FileItems(items=items, dim_known=dim_known, dim=reader.dim, tally=reader.tallies[-1])
 
 
@@ -155,13 +148,7 @@ def _copy_examples(writer: contract.DatasetWriter, spill: Path, indices: np.ndar
         meta = table.drop_columns([contract.FEATURES]).to_pydict()
         for i in (indices[groups == group] - group * _SPILL_ROW_GROUP).tolist():
             writer.add(
-                example_id=meta[contract.EXAMPLE_ID][i],
-                group=meta[contract.GROUP][i],
-                label=meta[contract.LABEL][i],
-                source=meta[contract.SOURCE][i],
-                negative_rate=meta[contract.NEGATIVE_RATE][i],
-                rows=flat[offsets[i] : offsets[i + 1]],
-                true_label=meta[contract.TRUE_LABEL][i],
+                rows=flat[offsets[i] : offsets[i + 1]], **{c: meta[c][i] for c in WRITTEN_COLUMNS}
             )
 
 
@@ -171,7 +158,7 @@ def ingest_parallel(
     *,
     on_reject: Callable[[Reject], None] = lambda reject: None,
 ) -> IngestResult:
-    """``ingest_sources`` with files read and shards written by ``config.workers`` processes.
+    """``run.ingest_sources`` with files read and shards written by ``config.workers`` processes.
 
     Same dataset bytes, metrics and rejects as the serial run. Memory per process is
     bounded as in the serial run; the parent holds the claimed ids (as the serial run
@@ -180,7 +167,7 @@ def ingest_parallel(
     """
     if config.workers < 2:
         raise ValueError(f"ingest_parallel needs workers >= 2, got {config.workers!r}")
-    max_abs = max_abs_for(config.dtype)
+    max_abs = contract.max_abs_for(config.dtype)
     listed = [(spec, simulated.list_source(spec)) for spec in config.sources]
     files = [(spec, path, fmt) for spec, paths in listed for path, fmt in paths]
     dim, dim_origin, dim_file = _probe_dim(
@@ -216,8 +203,7 @@ def ingest_parallel(
             position = 0
             for spec, paths in listed:
                 count = counts[spec.name]
-                count.files = len(paths)
-                count.bytes_read = sum(file_bytes(path, fmt) for path, fmt in paths)
+                count.add_files(paths)
                 for _ in paths:
                     task = tasks[position]
                     future = futures[position]
@@ -288,14 +274,9 @@ def _replay(
                 )
         if reject is None:
             kept.append(spilled)
-            count.examples_written += 1
-            count.rows_written += n_rows
-            result.written += 1
+            result.count_written(count, n_rows)
             continue
-        count.rejected.add(reject)
-        on_reject(reject)
-        if config.on_error == "fail":
-            result.failure = reject
+        if result.count_reject(count, reject, on_reject=on_reject, stop=config.on_error == "fail"):
             result.dim = done.dim if dim_known else None
             break
     return np.asarray(kept, dtype=np.int64)

@@ -1,0 +1,37 @@
+"""The ``ingest`` params section: each bad value named with its full key and what is allowed."""
+
+from __future__ import annotations
+
+import pytest
+
+from dsprior.ingest import IngestConfig
+from tests.rawfiles import INGEST_PARAMS
+
+
+def test_ingest_config_validation_names_the_full_key_and_the_bad_value() -> None:
+    with pytest.raises(
+        ValueError, match=r"ingest.on_error must be one of \['fail', 'quarantine'\]"
+    ):
+        IngestConfig.from_params(
+            {
+                **INGEST_PARAMS,
+                "on_error": "ignore",
+                "sources": {"s": {"path": "x", "negative_rate": 1}},
+            }
+        )
+    with pytest.raises(
+        ValueError, match=r"ingest.chunk_row: unknown key .*did you mean 'chunk_rows'"
+    ):
+        IngestConfig.from_params(
+            {**INGEST_PARAMS, "chunk_row": 8, "sources": {"s": {"path": "x", "negative_rate": 1}}}
+        )
+    params = {k: v for k, v in INGEST_PARAMS.items() if k != "dtype"}
+    with pytest.raises(ValueError, match=r"ingest.dtype is required; add it to params.yaml"):
+        IngestConfig.from_params({**params, "sources": {"s": {"path": "x", "negative_rate": 1}}})
+
+
+def test_workers_must_be_a_positive_integer() -> None:
+    with pytest.raises(ValueError, match=r"ingest.workers must be an integer >= 1, got 0"):
+        IngestConfig.from_params(
+            {**INGEST_PARAMS, "workers": 0, "sources": {"s": {"path": "x", "negative_rate": 1}}}
+        )
