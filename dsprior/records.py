@@ -109,3 +109,46 @@ def _undeclared_one(record: Any, shape: Any, prefix: str) -> list[str]:
     if isinstance(record, dict) and get_origin(shape) not in (dict, Mapping):
         return [f"{prefix} (an object, declared {shape})"]
     return []
+
+
+def type_text(shape: Any) -> str:
+    """A declared type as a reader of the JSON sees it: a record's name, ``list of ...``,
+    ``name -> ...`` for an open mapping, ``number``, ``text``, ``... or null``."""
+    inner = _strip(shape)[0]
+    members = _members(inner)
+    if len(members) > 1:
+        parts = [type_text(m) for m in members if m is not type(None)]
+        text = " or ".join(dict.fromkeys(parts))
+        return f"{text} or null" if type(None) in members else text
+    if is_typeddict(inner):
+        return inner.__name__
+    origin, args = get_origin(inner), get_args(inner)
+    if origin in (dict, Mapping) and len(args) == 2:
+        return f"name -> {type_text(args[1])}"
+    if origin in (list, tuple) and args:
+        return f"list of {type_text(args[0])}"
+    names = {bool: "true/false", int: "integer", float: "number", str: "text", type(None): "null"}
+    return names.get(inner, getattr(inner, "__name__", str(inner)))
+
+
+def schema(shape: Any) -> list[tuple[str, list[tuple[str, str, str | None]]]]:
+    """Every record type ``shape`` reaches, in the order a reader meets them, each with its
+    keys as (key, type text, description): the declaration as a reference a person reads."""
+    seen: dict[str, list[tuple[str, str, str | None]]] = {}
+    queue = [shape]
+    while queue:
+        current = queue.pop(0)
+        for member in _members(_strip(current)[0]):
+            inner = _strip(member)[0]
+            origin, args = get_origin(inner), get_args(inner)
+            if origin in (dict, Mapping) and len(args) == 2:
+                queue.append(args[1])
+            elif origin in (list, tuple) and args:
+                queue.append(args[0])
+            elif is_typeddict(inner) and inner.__name__ not in seen:
+                fields = _fields(inner)
+                seen[inner.__name__] = [
+                    (key, type_text(field), _strip(field)[1]) for key, field in fields.items()
+                ]
+                queue.extend(fields.values())
+    return list(seen.items())

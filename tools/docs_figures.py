@@ -16,6 +16,7 @@ it).
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import subprocess
@@ -28,6 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 _FIELD = r"\s*([^|}]+?)\s*"
 FIGURE = re.compile(r"\{\{\s*fig\s*\|" + _FIELD + r"\|" + _FIELD + r"(?:\|" + _FIELD + r")?\}\}")
 SOURCE = re.compile(r"\{\{\s*source\s*\|" + _FIELD + r"\}\}")
+# ``{{ record | dsprior.evaluation.record.Metrics }}``: a declared record shape, as tables.
+RECORD = re.compile(r"\{\{\s*record\s*\|" + _FIELD + r"\}\}")
 # A number (optionally signed, with thousands commas, a decimal part and a % sign) followed
 # by a figure marker in an HTML comment.
 MARKED = re.compile(
@@ -102,9 +105,41 @@ def provenance(file: str, *, root: Path = ROOT) -> str:
     return f"Measured with `{data['command']}` on {where}, {date}."
 
 
+def record_tables(dotted: str) -> str:
+    """A declared record (``package.module.Name``) as one table per record type it reaches:
+    each key, its type (a record type links to its table) and what it means. Generated from
+    the declaration the code is type-checked against, so a key cannot go undocumented."""
+    from dsprior import records
+
+    module, _, name = dotted.rpartition(".")
+    try:
+        shape = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise FigureError(f"{dotted}: no such record declaration") from exc
+    tables = records.schema(shape)
+    names = {table for table, _ in tables}
+
+    def linked(text: str) -> str:
+        return re.sub(
+            r"\b(" + "|".join(map(re.escape, names)) + r")\b",
+            lambda m: f"[{m[1]}](#{m[1].lower()})",
+            text,
+        )
+
+    out = []
+    for table, rows in tables:
+        out += [f"### {table}", "", "| key | type | meaning |", "|---|---|---|"]
+        for key, kind, text in rows:
+            meaning = (text or "").replace("|", "\\|")
+            out.append(f"| `{key}` | {linked(kind)} | {meaning} |")
+        out.append("")
+    return "\n".join(out)
+
+
 def render(markdown: str, *, root: Path = ROOT) -> str:
-    """``markdown`` with every figure and source placeholder replaced by its text."""
+    """``markdown`` with every figure, source and record placeholder replaced by its text."""
     markdown = FIGURE.sub(lambda m: figure(m[1], m[2], m[3], root=root), markdown)
+    markdown = RECORD.sub(lambda m: record_tables(m[1]), markdown)
     return SOURCE.sub(lambda m: provenance(m[1], root=root), markdown)
 
 
