@@ -51,6 +51,7 @@ import pandas as pd
 import yaml
 
 from dsprior import hardware
+from tools.measure import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "stages.json"
@@ -336,7 +337,7 @@ def main() -> None:
     results["best"] = {**previous.get("best", {}), **best}
     results = {**previous, **results}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+    RESULTS.write_text(json.dumps({**results, **provenance()}, indent=1, sort_keys=True) + "\n")
 
 
 if __name__ == "__main__":

@@ -197,3 +197,29 @@ def test_a_record_placeholder_names_a_declaration_that_exists() -> None:
         docs_figures.render("{{ record | dsprior.nowhere.Shape }}")
     table = docs_figures.render("{{ record | dsprior.scoring.record.ScoreSummaryRecord }}")
     assert "| `estimated_prior` |" in table and "](#priorestimate)" in table
+
+
+@pytest.mark.parametrize(
+    ("record", "text"),
+    [
+        ({"machine": "AMD EPYC, 2 CPUs"}, "AMD EPYC, 2 CPUs"),
+        (
+            {"cpu": {"model": "EPYC", "cores": 2, "flags": ["avx2", "avx512_bf16"]}},
+            "EPYC, 2 cores (avx512_bf16)",
+        ),
+        ({"machine": {"cpu_model": "Xeon", "cpus": 16}}, "Xeon, 16 cores"),
+        (
+            {"machine": {"cpus": 2, "platform": "Linux"}},
+            "a CPU whose model the file does not record, 2 cores",
+        ),
+        ({}, "a machine the file does not describe"),
+    ],
+)
+def test_the_machine_is_read_from_every_shape_the_benchmarks_wrote(record: dict, text: str) -> None:
+    assert docs_figures.machine_text(record) == text
+
+
+def test_a_file_from_before_commands_were_recorded_names_its_script() -> None:
+    line = docs_figures.provenance("benchmarks/results/ingest.json")
+    assert line.startswith("Measured with `python benchmarks/bench_ingest.py` on ")
+    assert ", committed 20" in line or "not yet committed" in line
