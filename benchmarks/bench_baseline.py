@@ -17,13 +17,12 @@ import argparse
 import json
 import shutil
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from tools.measure import cpu_info, run_measured
+from tools.measure import provenance, run_measured
 from tools.scratch import tool_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,9 +86,7 @@ def main() -> None:
         models[model] = {"train_stage": train, "evaluate_and_bundle": rest, **headline(metrics)}
         print(f"  {json.dumps(models[model])}", flush=True)
     result = {
-        "command": "python benchmarks/bench_baseline.py",
-        "date": time.strftime("%Y-%m-%d %H:%M"),
-        "machine": {**cpu_info(), "cpu": cpu_info()["model"]},
+        **provenance(),
         "models": models,
         "train_seconds_ratio_cnn_to_baseline": round(
             models["cnn"]["train_stage"]["wall_s"]

@@ -514,11 +514,8 @@ def run_replicate(
     metrics = compute_metrics(
         predictions,
         prior=prior,
-        cost_fp=COST_FP,
-        cost_fn=COST_FN,
-        resamples=scale.resamples,
-        level=LEVEL,
-        seed=seed % (2**31),
+        costs=priors.Costs(COST_FP, COST_FN),
+        bootstrap=priors.Bootstrap(scale.resamples, LEVEL, seed % (2**31)),
         beta=beta,
         gold_prior=gold_prior,
         gold_prior_source="gold-labelled production-ratio rows",

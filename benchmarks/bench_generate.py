@@ -28,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from tools.measure import provenance
 from tools.scratch import ROOT
 
 BASE = "8ad7361"  # before generate wrote feature columns plain (issue 13, item 4)
@@ -135,6 +136,7 @@ def _report(args: argparse.Namespace, results: list[dict[str, Any]], load: list)
         "peak_rss_ratio_largest_vs_smallest": ratios,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    summary.update(provenance())
     args.out.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     print(
         f"| format | scale | rows | {args.base} rows/s | new rows/s | speedup (wall) "

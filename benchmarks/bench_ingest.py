@@ -41,6 +41,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from dsprior import contract
+from tools.measure import provenance
 from tools.scratch import ROOT
 
 
@@ -430,6 +431,7 @@ def _report(
         "bounded_memory": all(r < 1.5 for r in ratios.values()),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    summary.update(provenance())
     args.out.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
 
     print(

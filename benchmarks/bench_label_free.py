@@ -31,6 +31,7 @@ from dsprior import calibration as cal
 from dsprior import priors, quantify, runtime
 from dsprior.evaluation.measures import view_weights
 from dsprior.evaluation.recalibration import calibration_offset, fit_recalibration
+from tools.measure import provenance
 from tools.scratch import ROOT
 
 
@@ -150,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
                 results["rows"].append(row)
                 print(json.dumps(row), flush=True)
     results["seconds"] = round(time.perf_counter() - started, 1)
-    runtime.write_json(args.out, results)
+    runtime.write_json(args.out, {**results, **provenance()})
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from dsprior import monitoring
 from stages import score
 from tests.conftest import TINY_PARAMS
 from tools.drift import DRIFT_WORLD, write_stream
+from tools.measure import provenance
 from tools.scratch import ROOT, deep_merge, make_project, run
 
 RULES = {
@@ -143,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
     results["seconds"] = round(time.time() - began)
     runtime_out = args.out
     runtime_out.parent.mkdir(parents=True, exist_ok=True)
-    runtime_out.write_text(json.dumps(results, indent=2) + "\n")
+    runtime_out.write_text(json.dumps({**results, **provenance()}, indent=2) + "\n")
     for name, stream in results["streams"].items():
         print(
             name,

@@ -34,6 +34,7 @@ import yaml
 
 from dsprior import noise_shift, quantify, runtime, simulator
 from dsprior.bundle import HASH_KEY, Bundle, read_spec
+from tools.measure import provenance
 from tools.scratch import ROOT
 
 FRESH_SOURCE = "fresh_noise_shift"  # a name the default params do not use: a new random stream
@@ -293,6 +294,7 @@ def main(argv: list[str] | None = None) -> None:
     runtime.write_json(
         args.out,
         {
+            **provenance(),
             "run": str(args.run),
             "bundle_content_hash": spec.get("content_hash"),
             "fresh_source": {"name": FRESH_SOURCE, "examples": len(frame), "parts": len(RATIOS)},

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from dsprior import runtime
+from tools.measure import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "onednn.json"
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
         "off_speedup_wall": summary["1"]["ms_per_step_wall"] / summary["0"]["ms_per_step_wall"],
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    RESULTS.write_text(json.dumps({**report, **provenance()}, indent=2) + "\n")
     print(
         "| TF_ENABLE_ONEDNN_OPTS | ms/step (wall) | rounds' range | ms/step (CPU) "
         "| weights checksum |"

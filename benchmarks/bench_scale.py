@@ -39,7 +39,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import yaml
 
-from tools.measure import du_bytes, run_measured
+from tools.measure import du_bytes, provenance, run_measured
 from tools.scratch import ROOT, foreach_items, make_project
 
 RESULTS = ROOT / "benchmarks" / "results" / "scale.json"
@@ -243,7 +243,7 @@ def main() -> None:
         **analyse(runs),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    args.out.write_text(json.dumps({**result, **provenance()}, indent=2, sort_keys=True) + "\n")
     print(f"wrote {args.out}")
     print(render_markdown(result))
 

@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 
 from dsprior import bundle, runtime, scoring
 from dsprior.rawio import RawReader
+from tools.measure import provenance
 from tools.scratch import ROOT
 
 runtime.quiet_tensorflow()
@@ -159,7 +160,7 @@ def main() -> None:
             "tensorflow": tf.__version__,
         },
     }
-    runtime.write_json(args.out, result)
+    runtime.write_json(args.out, {**result, **provenance()})
     print("| stage | examples/s | seconds |\n|---|---|---|")
     for name in ("read", "model", "score"):
         print(f"| {name} | {result[f'{name}_examples_per_s']} | {result['seconds'][name]} |")

@@ -51,6 +51,7 @@ import pandas as pd
 import yaml
 
 from dsprior import hardware
+from tools.measure import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "stages.json"
@@ -81,7 +82,7 @@ def child_train_raw(work: Path) -> None:
     from dsprior.training.params import resolve_params
 
     p = resolve_params(train_params()["train"])
-    hardware.start_tensorflow(precision="float32", onednn=p["onednn"])  # as stages.train
+    hardware.start_tensorflow(precision="float32", onednn=p.compute.onednn)  # as stages.train
     import keras
     import tensorflow as tf
 
@@ -89,26 +90,26 @@ def child_train_raw(work: Path) -> None:
     from dsprior.training.strategy import resolve_compute
     from dsprior.training.stream import TrainingStream
 
-    keras.utils.set_random_seed(p["seed"])
+    keras.utils.set_random_seed(p.seed)
     tf.config.experimental.enable_op_determinism()
-    keras.mixed_precision.set_dtype_policy(resolve_compute(p).precision)
+    keras.mixed_precision.set_dtype_policy(resolve_compute(p.compute).precision)
     model = cnn.build_cnn(
-        dim=700, filter_sizes=p["filter_sizes"], filters=p["filters"], dropout=p["dropout"],
-        l2=p["l2"], seed=p["seed"],
+        dim=700, filter_sizes=list(p.filter_sizes), filters=p.filters, dropout=p.dropout,
+        l2=p.l2, seed=p.seed,
     )  # fmt: skip
-    model.compile(optimizer=keras.optimizers.Adam(p["learning_rate"]), loss="binary_crossentropy")
+    model.compile(optimizer=keras.optimizers.Adam(p.learning_rate), loss="binary_crossentropy")
     startup = time.perf_counter() - STARTED
     built = time.perf_counter()
     manifest = pd.read_parquet(MANIFEST)
     rows = kept(manifest, "train")
     index = batches.index_dataset(DATASET)
     reader = batches.BatchReader(
-        index, index.positions(rows["example_id"].tolist()), min_rows=max(p["filter_sizes"])
+        index, index.positions(rows["example_id"].tolist()), min_rows=max(p.filter_sizes)
     )
     labels = rows["label"].to_numpy().astype(np.float32)
     stream = TrainingStream(
-        reader, labels, np.ones(len(labels)), batch_size=p["batch_size"],
-        pool_size=p["pool_size"], seed=p["seed"],
+        reader, labels, np.ones(len(labels)), batch_size=p.batch_size,
+        pool_size=p.pool_size, seed=p.seed,
     )  # fmt: skip
     steps = stream.steps_per_epoch
     prebuilt = list(stream.iterate(start_step=0, total_steps=steps))
@@ -336,7 +337,7 @@ def main() -> None:
     results["best"] = {**previous.get("best", {}), **best}
     results = {**previous, **results}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+    RESULTS.write_text(json.dumps({**results, **provenance()}, indent=1, sort_keys=True) + "\n")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from dsprior import batches, contract, runtime
+from tools.measure import provenance
 
 DIM, SIZES, FILTERS, BATCH, MIN_LEN, MAX_LEN = 700, (5, 6, 7, 8, 9, 10), 125, 60, 10, 100
 POOL = 300  # examples per length-sorting pool in the memory test, below both dataset sizes
@@ -283,7 +284,7 @@ def main() -> None:
     }
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    runtime.write_json(args.out, results)
+    runtime.write_json(args.out, {**results, **provenance()})
     print()
     print("| feed | examples/s (wall, best round) | vs padded | examples/CPU-s | vs padded |")
     print("|---|---:|---:|---:|---:|")

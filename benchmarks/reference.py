@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from tools import scratch
-from tools.measure import cpu_info, du_bytes, run_measured
+from tools.measure import cpu_info, du_bytes, provenance, run_measured
 from tools.scratch import tool_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,6 +79,7 @@ def main() -> None:
     train = json.loads((project / "models/train.json").read_text())
     audit = json.loads((project / "reports/audit.json").read_text())
     result = {
+        **provenance(),
         "complete": True,
         "cpu": cpu_info(),
         "params_overrides": yaml.safe_load(OVERRIDES.read_text()),

@@ -266,18 +266,16 @@ def evaluate_scores(
             y, z, view_weights(frame, view="prior", prior=prior), cost_fp=cost_fp, cost_fn=cost_fn
         )
         threshold = priors.threshold_probability(cut, z)
-    costs = {"cost_fp": cost_fp, "cost_fn": cost_fn}
+    costs = priors.Costs(cost_fp, cost_fn)
     return {
         "threshold": float(threshold),
-        "bayes_threshold": priors.bayes_threshold(**costs),
-        "metrics": view_metrics(frame, view="prior", prior=prior, threshold=threshold, **costs),
+        "bayes_threshold": priors.bayes_threshold(cost_fp=cost_fp, cost_fn=cost_fn),
+        "metrics": view_metrics(frame, view="prior", prior=prior, threshold=threshold, costs=costs),
         "intervals": bootstrap_intervals(
             frame,
             decisions_at(frame, threshold),
             prior=prior,
-            resamples=resamples,
-            level=level,
-            seed=seed,
-            **costs,
+            costs=costs,
+            bootstrap=priors.Bootstrap(resamples, level, seed),
         ),
     }

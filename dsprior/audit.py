@@ -27,6 +27,7 @@ import itertools
 import logging
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -216,7 +217,7 @@ def precision_resolution(
     Precision is a proportion over predicted positives; a model with the reference
     ``recall`` and ``precision`` predicts ``positives * recall / precision`` of them.
     """
-    smallest = min(positives, key=positives.get)
+    smallest = min(positives, key=lambda name: positives[name])
     n_min = positives[smallest]
     predicted = n_min * recall / precision
     half = sampling.wilson_half_width(precision, predicted, z=z)
@@ -277,19 +278,43 @@ def label_noise(
     return out
 
 
-def check_params(params: Mapping[str, Any]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class AuditConfig:
+    """The checked ``audit`` section (``PARAMS_SCHEMA`` says what each key allows)."""
+
+    seed: int  # domain-classifier folds
+    alpha: float  # significance level, Bonferroni-corrected over a comparison's tests
+    ks_max: float
+    domain_auc_max: float
+    min_examples: int
+    ci_z: float
+    ci_precision: float
+    ci_recall: float
+    ci_half_width_max: float
+    label_noise_max: float
+    adjusted_splits: tuple[str, ...]
+    production_splits: tuple[str, ...]
+
+
+def check_params(params: Mapping[str, Any] | None) -> AuditConfig:
     """The ``audit`` section, every key checked against ``PARAMS_SCHEMA``; else ValueError."""
-    return settings.check_section(params, PARAMS_SCHEMA, "audit")
+    p = settings.check_section(params, PARAMS_SCHEMA, "audit")
+    splits = {k: tuple(p[k]) for k in ("adjusted_splits", "production_splits")}
+    return AuditConfig(**{**p, **splits})
 
 
-def audit(
-    manifest: pa.Table, summaries: np.ndarray, *, params: Mapping[str, Any]
-) -> dict[str, Any]:
+def audit(manifest: pa.Table, summaries: np.ndarray, *, config: AuditConfig) -> dict[str, Any]:
     """All audit numbers and the list of causes found; ``summaries`` align with ``manifest``."""
-    p = check_params(params)
+    p = config
     if len(summaries) != manifest.num_rows:
         raise ValueError(f"summaries have {len(summaries)} rows, manifest {manifest.num_rows}")
-    compare = {k: p[k] for k in ("alpha", "ks_max", "domain_auc_max", "min_examples", "seed")}
+    compare = {
+        "alpha": p.alpha,
+        "ks_max": p.ks_max,
+        "domain_auc_max": p.domain_auc_max,
+        "min_examples": p.min_examples,
+        "seed": p.seed,
+    }
 
     def col(name: str) -> np.ndarray:
         return np.asarray(manifest.column(name).to_numpy(zero_copy_only=False))
@@ -306,8 +331,8 @@ def audit(
         "splits": split_table(labels[kept], weights[kept], splits[kept]),
     }
     report["sampling_bias"] = sampling_bias(summaries, splits, labels, kept, rate, compare)
-    adjusted = np.isin(splits, p["adjusted_splits"])
-    production = np.isin(splits, p["production_splits"])
+    adjusted = np.isin(splits, p.adjusted_splits)
+    production = np.isin(splits, p.production_splits)
     report["shift"] = distribution_shift(summaries, labels, adjusted, production, compare)
     gold = (
         np.asarray(manifest.column(contract.TRUE_LABEL).to_numpy(zero_copy_only=False), float)
@@ -318,16 +343,16 @@ def audit(
         labels[kept],
         gold[kept],
         splits[kept],
-        min_examples=p["min_examples"],
-        z=p["ci_z"],
-        rate_max=p["label_noise_max"],
+        min_examples=p.min_examples,
+        z=p.ci_z,
+        rate_max=p.label_noise_max,
     )
     report["test_size"] = precision_resolution(
-        {s: report["splits"][s]["positives"] for s in p["production_splits"]},
-        z=p["ci_z"],
-        precision=p["ci_precision"],
-        recall=p["ci_recall"],
-        half_width_max=p["ci_half_width_max"],
+        {s: report["splits"][s]["positives"] for s in p.production_splits},
+        z=p.ci_z,
+        precision=p.ci_precision,
+        recall=p.ci_recall,
+        half_width_max=p.ci_half_width_max,
     )
     report["flags"] = flags = cause_flags(report)
     report["causes"] = [c for c in CAUSES if flags[c]]

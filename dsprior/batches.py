@@ -297,7 +297,7 @@ def output_log_odds(features: np.ndarray, layer: Any) -> np.ndarray:
     return np.asarray(features, dtype=np.float64) @ kernel + bias
 
 
-def forward(model) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+def forward(model: Any) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """``model``'s inference call traced once: ``(features, lengths) -> float64 log-odds``.
 
     One ``tf.function`` per model with a signature whose batch and row axes are
@@ -327,7 +327,7 @@ def forward(model) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
             ]
         )
         def call(features, lengths):
-            net = ref() if ref is not None else held
+            net: Any = ref() if ref is not None else held
             return net({FEATURES_INPUT: features, LENGTHS_INPUT: lengths}, training=False)
 
         def fn(features: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -336,7 +336,7 @@ def forward(model) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
                 out = output_log_odds(out, layer)
             return out.reshape(-1)
 
-        fn.traced = call  # for tests: ``fn.traced.experimental_get_tracing_count()``
+        fn.traced = call  # type: ignore[attr-defined]  # for tests: ``fn.traced.experimental_get_tracing_count()``
         _FORWARD[model] = fn
     return fn
 
@@ -345,7 +345,7 @@ _FORWARD: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def score_batches(
-    model, batch_iter: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]], n: int, *, dim: int
+    model: Any, batch_iter: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]], n: int, *, dim: int
 ) -> np.ndarray:
     """Log-odds (float64) of ``n`` examples from ``(indices, features, lengths)`` batches, by index.
 
@@ -389,7 +389,7 @@ def score_batches(
 
 
 def predict_scores(
-    model,
+    model: Any,  # a Keras model
     dataset_dir: str | Path,
     example_ids: Sequence[str],
     *,
@@ -415,7 +415,7 @@ def predict_scores(
             raise ValueError(
                 f"the compact set holds {len(compact)} examples, not {len(example_ids)}"
             )
-        source = compact
+        source: CompactSet | BatchReader = compact
     else:
         index = index or index_dataset(dataset_dir)
         source = BatchReader(index, index.positions(list(example_ids)), min_rows=min_rows)

@@ -30,7 +30,9 @@ there, so that it is not judged on the rows it was fitted to.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any, TypedDict
 
 import numpy as np
 from scipy.special import expit, logit
@@ -47,6 +49,18 @@ CV_FOLDS = 5
 # isotonic outputs kept in [b, 1 - b], b = max(1e-6, 0.5 / rows): a step with no negative (or
 # no positive) among a few rows is no evidence of a probability of 1 (or 0)
 ISOTONIC_BOUND = 1e-6
+
+
+class CalibrationRecord(TypedDict):
+    """A ``Calibration`` as JSON (``as_dict``): bundle.json's and metrics.json's."""
+
+    method: Annotated[str, "none (the identity), platt or isotonic"]
+    fitted_on: Annotated[str | None, "the split it was fitted on; null for the identity"]
+    slope: Annotated[float, "Platt slope on log-odds"]
+    intercept: Annotated[float, "Platt intercept on log-odds"]
+    offset: Annotated[float, "log-odds offset applied before the map"]
+    knots_x: Annotated[list[float], "isotonic knots: log-odds in"]
+    knots_y: Annotated[list[float], "isotonic knots: probability out"]
 
 
 @dataclass(frozen=True)
@@ -148,18 +162,24 @@ class Calibration:
             return expit(self._isotonic_inverse(p))
         return expit(self.invert_log_odds(log_odds(p)))
 
-    def as_dict(self) -> dict[str, object]:
-        record = asdict(self)
-        record["knots_x"], record["knots_y"] = list(self.knots_x), list(self.knots_y)
-        return record
+    def as_dict(self) -> CalibrationRecord:
+        return {
+            "method": self.method,
+            "fitted_on": self.fitted_on,
+            "slope": self.slope,
+            "intercept": self.intercept,
+            "offset": self.offset,
+            "knots_x": list(self.knots_x),
+            "knots_y": list(self.knots_y),
+        }
 
     @classmethod
-    def from_dict(cls, record: dict[str, object]) -> Calibration:
+    def from_dict(cls, record: Mapping[str, Any]) -> Calibration:
         allowed = set(cls.__dataclass_fields__)
         unknown = sorted(set(record) - allowed)
         if unknown:
             raise ValueError(f"calibration has unknown keys {unknown}; allowed {sorted(allowed)}")
-        return cls(**record)  # type: ignore[arg-type]
+        return cls(**record)
 
 
 IDENTITY = Calibration()
@@ -467,7 +487,7 @@ def choose_calibration(
             candidates.append((fit, loss, f"dev_b, {CV_FOLDS}-fold group cross-fitting"))
         except ValueError:
             pass
-    table = [
+    table: list[dict[str, object]] = [
         {
             "method": c.method,
             "fitted_on": c.fitted_on,

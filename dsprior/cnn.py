@@ -62,7 +62,7 @@ ZIP_EPOCH_TEXT = "1980-01-01@00:00:00"  # the same, as Keras writes ``date_saved
 class ZeroPadRows(keras.layers.Layer):
     """Zero rows at or beyond each example's length; pad to at least ``min_rows`` rows."""
 
-    def __init__(self, min_rows: int = 1, **kwargs) -> None:
+    def __init__(self, min_rows: int = 1, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.min_rows = int(min_rows)
 
@@ -95,7 +95,7 @@ class MaskedGlobalMaxPool(keras.layers.Layer):
     ``max(n - h + 1, 1)``; the rest are set to ``-inf`` before the max.
     """
 
-    def __init__(self, kernel_size: int = 1, **kwargs) -> None:
+    def __init__(self, kernel_size: int = 1, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.kernel_size = int(kernel_size)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from types import TracebackType
 
 import numpy as np
 import pyarrow as pa
@@ -248,6 +249,7 @@ class DatasetWriter:
             return
         if self._writer is None or self._in_shard >= self.shard_size:
             self._open_next_shard()
+        assert self._writer is not None  # _open_next_shard opened one
         columns = [
             pa.array(buf[name], type=self.schema.field(name).type)
             if name != FEATURES
@@ -272,13 +274,19 @@ class DatasetWriter:
         self._flush()
         if self._writer is None:
             self._open_next_shard()
+        assert self._writer is not None  # _open_next_shard opened one
         self._writer.close()
         self._writer = None
 
     def __enter__(self) -> DatasetWriter:
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if exc_type is None:
             self.close()
         elif self._writer is not None:

@@ -26,6 +26,7 @@ Pure functions on arrays; no files.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize_scalar
@@ -116,7 +117,7 @@ def hdy_prior(
     batch = np.clip(batch, low, high)
     estimates = []
     for bins in counts:
-        kw = {"bins": bins, "score_range": (low, high)}
+        kw: dict[str, Any] = {"bins": bins, "score_range": (low, high)}
         positive = _histogram(ref[y == 1], ref_w[y == 1], **kw)
         negative = _histogram(ref[y == 0], ref_w[y == 0], **kw)
         estimates.append(

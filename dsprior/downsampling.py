@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -32,9 +33,19 @@ PARAMS_SCHEMA: dict[str, settings.Spec] = {
 }
 
 
-def check_params(params: Mapping[str, Any]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class DownsampleConfig:
+    """The checked ``downsample`` section."""
+
+    seed: int
+    ratio: float | None  # negatives kept per positive; None keeps every example
+    splits: tuple[str, ...]  # the splits thinned
+
+
+def check_params(params: Mapping[str, Any] | None) -> DownsampleConfig:
     """The ``downsample`` section, every key checked against ``PARAMS_SCHEMA``; else ValueError."""
-    return settings.check_section(params, PARAMS_SCHEMA, "downsample")
+    p = settings.check_section(params, PARAMS_SCHEMA, "downsample")
+    return DownsampleConfig(seed=p["seed"], ratio=p["ratio"], splits=tuple(p["splits"]))
 
 
 def downsample(

@@ -26,9 +26,9 @@ nearest float64 probability inside (0, 1) (about -744 and 36.7), which keeps eve
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Final, TypedDict
 
 import numpy as np
 import pandas as pd
@@ -41,7 +41,7 @@ from dsprior import priors, runtime, settings
 
 SCALES = ("log_odds", "probability")
 SCORES_FILE = "external_scores.parquet"  # in the model folder: example_id, logit
-RECORD_KEY = "external_scores"  # train.json's and bundle.json's record of the scores
+RECORD_KEY: Final = "external_scores"  # train.json's and bundle.json's record of the scores
 MODEL_KIND = "external_scores"  # bundle.json's model.kind
 ID = "example_id"
 NAME = re.compile(r"[A-Za-z0-9_-]+")
@@ -79,7 +79,7 @@ PARAMS_SPEC = settings.MapOf(settings.Section(ENTRY_SCHEMA), min_len=0)
 
 
 def declared_scores(
-    section: dict[str, Any], *, key: str = "train.external_scores"
+    section: Mapping[str, Any], *, key: str = "train.external_scores"
 ) -> tuple[str, dict[str, Any]] | None:
     """The one declared scores file as (name, entry), or None when the mapping is empty.
 
@@ -318,7 +318,7 @@ def live_metrics(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def is_external(train_record: dict[str, Any]) -> bool:
+def is_external(train_record: Mapping[str, Any]) -> bool:
     """Whether a model folder holds external scores instead of a model."""
     return RECORD_KEY in train_record
 
@@ -349,7 +349,19 @@ def read_model_scores(model_dir: str | Path, example_ids: Sequence[str]) -> np.n
     return table["logit"].to_numpy(np.float64)[position.loc[wanted].to_numpy()]
 
 
-def bundle_model_record(train_record: dict[str, Any]) -> dict[str, Any]:
+class ExternalModelRecord(TypedDict):
+    """``model`` of a bundle built from external scores (``dsprior.external``): no model file."""
+
+    kind: Annotated[str, "external_scores"]
+    name: Annotated[str, "the scores' name in train.external_scores"]
+    column: Annotated[str, "the score column a batch file holds"]
+    scale: Annotated[str, "log_odds or probability"]
+    trained_at: Annotated[Any, "the prior the scoring model was trained at (or its beta)"]
+    sha256: Annotated[str, "the scores file's sha256"]
+    note: Annotated[str, "what such a bundle can and cannot do"]
+
+
+def bundle_model_record(train_record: Mapping[str, Any]) -> ExternalModelRecord:
     """bundle.json's ``model`` for external scores: no model file, what the scores are."""
     record = train_record[RECORD_KEY]
     return {
@@ -365,13 +377,13 @@ def bundle_model_record(train_record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def is_external_spec(spec: dict[str, Any]) -> bool:
+def is_external_spec(spec: Mapping[str, Any]) -> bool:
     """Whether a bundle.json describes external scores (a bundle without a model)."""
     model = spec.get("model")
     return isinstance(model, dict) and model.get("kind") == MODEL_KIND
 
 
-def refuse_external_bundle(bundle_dir: str | Path, spec: dict[str, Any]) -> None:
+def refuse_external_bundle(bundle_dir: str | Path, spec: Mapping[str, Any]) -> None:
     """ValueError when the bundle holds external scores: it cannot score raw examples."""
     if is_external_spec(spec):
         model = spec["model"]

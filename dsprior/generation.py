@@ -11,7 +11,7 @@ import gzip
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import pyarrow as pa
@@ -83,8 +83,8 @@ class _RawWriter:
         self.path, self.fmt = path, fmt
         self._parquet: pq.ParquetWriter | None = None
         self._csv: pacsv.CSVWriter | None = None
-        self._stream = None
-        self._raw = None
+        self._stream: Any = None  # a text file, or a (gzip) binary one under the CSV writer
+        self._raw: IO[bytes] | None = None
 
     def write(self, table: ExampleTable, indices: list[int], rows: list[np.ndarray]) -> None:
         if self.fmt == "jsonl":

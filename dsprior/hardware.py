@@ -30,10 +30,10 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, NotRequired, TypedDict
 
 from dsprior import runtime
 from dsprior.runtime import MARKER_ENV, ONEDNN_ENV
@@ -47,6 +47,15 @@ REPORTED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "
 CPUINFO = Path("/proc/cpuinfo")
 _TRUE = ("1", "true")
 _FALSE = ("0", "false")
+
+
+@dataclass(frozen=True)
+class ComputeParams:
+    """A stage's ``precision`` and ``onednn`` keys as params.yaml sets them (``auto`` or a
+    setting), before ``resolve_compute`` answers them for a machine."""
+
+    precision: str  # auto | float32 | mixed_bfloat16
+    onednn: str  # auto | on | off
 
 
 @dataclass(frozen=True)
@@ -66,10 +75,37 @@ class Compute:
     def onednn_env(self) -> str:
         return "1" if self.onednn else "0"
 
-    def record(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["cpu_flags"] = list(self.cpu_flags)
-        return out
+    def record(self) -> ComputeRecord:
+        return {
+            "precision": self.precision,
+            "onednn": self.onednn,
+            "device": self.device,
+            "native_bf16": self.native_bf16,
+            "precision_source": self.precision_source,
+            "onednn_source": self.onednn_source,
+            "cpu_flags": list(self.cpu_flags),
+            "reason": self.reason,
+        }
+
+
+class ComputeRecord(TypedDict):
+    """How a stage ran its model (``Compute.record``): train.json's and metrics.json's
+    ``compute``."""
+
+    precision: Annotated[str, "the Keras dtype policy used: float32 or mixed_bfloat16"]
+    onednn: Annotated[bool, "whether TensorFlow's oneDNN CPU kernels were on"]
+    device: Annotated[str, "cpu or gpu"]
+    native_bf16: Annotated[bool, "whether the CPU computes bfloat16 natively"]
+    precision_source: Annotated[str, "params (set in params.yaml) or auto (chosen here)"]
+    onednn_source: Annotated[
+        str, "params, auto, environment (TF_ENABLE_ONEDNN_OPTS set by a person) or tensorflow"
+    ]
+    cpu_flags: Annotated[list[str], "the CPU flags among REPORTED_FLAGS that this CPU has"]
+    reason: Annotated[str, "the choice in words"]
+    cpu_model: NotRequired[Annotated[str | None, "the CPU's model name (train.json only)"]]
+    model_trained_in: NotRequired[
+        Annotated[str, "the precision the model was trained in (evaluate's record only)"]
+    ]
 
 
 def parse_onednn_env(value: str | None) -> bool | None:
@@ -218,7 +254,7 @@ def cpu_model(path: str | Path = CPUINFO) -> str | None:
     return None
 
 
-def detect_gpu(environ: dict[str, str] | None = None, dev: str | Path = "/dev") -> bool:
+def detect_gpu(environ: Mapping[str, str] | None = None, dev: str | Path = "/dev") -> bool:
     """Whether an NVIDIA GPU is visible, without importing TensorFlow (cheap, no CUDA call).
 
     ``CUDA_VISIBLE_DEVICES`` set to empty or ``-1`` hides every GPU; otherwise a GPU is
@@ -234,7 +270,7 @@ def detect_gpu(environ: dict[str, str] | None = None, dev: str | Path = "/dev") 
         return False
 
 
-def user_onednn_env(environ: dict[str, str] | None = None) -> str | None:
+def user_onednn_env(environ: Mapping[str, str] | None = None) -> str | None:
     """``TF_ENABLE_ONEDNN_OPTS`` if a person set it; None if unset or set by this code."""
     environ = os.environ if environ is None else environ
     value = environ.get(ONEDNN_ENV)

@@ -4,7 +4,8 @@ The model file depends on ``train.model``: ``model.keras`` for the CNN (``cnn.sa
 writes it, ``cnn.load_model`` reads it), ``pooled_logistic.json`` for the baseline
 (``pooled_logistic.save_model`` / ``load_model``, JSON, no pickle). ``TRAIN_RECORD`` is
 what training knew that scoring needs (dim, beta, the training prior, sampling rates,
-params, the compute it ran in); its ``model`` key (or ``params.model``) names the kind
+params, the compute it ran in), declared as ``TrainRecord`` and written and read only
+here; its ``model`` key (or ``params.model``) names the kind
 (absent: the CNN, as records written before the baseline existed). This module imports no TensorFlow, so an
 entry point can read the record before it sets TensorFlow up; ``load_model`` imports it
 for the CNN only.
@@ -13,8 +14,12 @@ for the CNN only.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, NotRequired, TypedDict
+
+from dsprior import runtime
+from dsprior.hardware import ComputeRecord
 
 MODEL_FILE = "model.keras"  # the CNN's
 TRAIN_RECORD = "train.json"
@@ -33,12 +38,97 @@ MODEL_FILES = {
 }
 
 
-def read_train_record(model_dir: str | Path) -> dict[str, Any]:
+class RateRange(TypedDict):
+    """The range of one source's sampling rates over its training rows."""
+
+    upstream_rate_min: Annotated[float, "smallest upstream negative rate (thinning before us)"]
+    upstream_rate_max: Annotated[float, "largest upstream negative rate"]
+    downsample_rate_min: Annotated[float, "smallest downsample keep rate (the downsample stage)"]
+    downsample_rate_max: Annotated[float, "largest downsample keep rate"]
+
+
+class SamplingRecord(TypedDict):
+    """How the training rows were sampled and weighted."""
+
+    balance: Annotated[str, "train.balance: downsample or weighted"]
+    loss_weight: Annotated[str | None, "train.loss_weight under balance weighted, else null"]
+    rates_by_source: Annotated[dict[str, RateRange], "per source: its rates' range"]
+    train_examples: Annotated[int, "training rows"]
+    train_positives: Annotated[int, "training rows with label 1"]
+
+
+class DistributionRecord(TypedDict):
+    """How training was spread over devices and workers (``dsprior.training.strategy``)."""
+
+    strategy: Annotated[str, "train.strategy: default, mirrored or multi_worker"]
+    replicas: Annotated[int, "model replicas in sync"]
+    workers: Annotated[int, "worker processes"]
+    input_shards: Annotated[int, "parts each global batch is read in"]
+    global_batch: Annotated[int, "examples per step, all replicas together (train.batch_size)"]
+    replica_batch: Annotated[int, "examples per step on one replica"]
+    chief: Annotated[bool, "whether the worker that wrote this record is the chief"]
+
+
+class ExternalScoresRecord(TypedDict):
+    """What train read where the scores were made outside the pipeline (``dsprior.external``)."""
+
+    name: Annotated[str, "the scores' name in train.external_scores"]
+    path: Annotated[str, "the scores file"]
+    column: Annotated[str, "its score column"]
+    scale: Annotated[str, "log_odds or probability"]
+    trained_at: Annotated[Any, "the prior the scoring model was trained at (or its beta)"]
+    sha256: Annotated[str, "the file's sha256"]
+    examples: Annotated[int, "examples it scores"]
+    file: Annotated[str, "the checked log-odds in the model folder"]
+    production_prior_estimate: Annotated[float, "the manifest's production prior estimate"]
+
+
+class TrainRecord(TypedDict):
+    """train.json. A folder of external scores (``external_scores``) lacks the keys of a
+    training run (sampling, distribution, compute, steps)."""
+
+    dim: Annotated[int, "feature dimension the model reads"]
+    beta: Annotated[float, "effective negative keep rate: the prior correction's beta"]
+    training_prior: Annotated[
+        float | None, "positive share of the training rows under the loss weights"
+    ]
+    production_prior_estimate: Annotated[
+        float | None, "positive share of the training rows under the manifest weights"
+    ]
+    params: Annotated[dict[str, Any], "the train section of params.yaml, as checked"]
+    sampling: NotRequired[Annotated[SamplingRecord, "how the training rows were sampled"]]
+    distribution: NotRequired[Annotated[DistributionRecord, "how training was distributed"]]
+    compute: NotRequired[Annotated[ComputeRecord, "precision and oneDNN, and why"]]
+    min_rows: Annotated[int, "rows an example is padded to at least (the widest filter)"]
+    steps: NotRequired[Annotated[int, "optimizer steps in the whole run"]]
+    steps_per_epoch: NotRequired[Annotated[int, "steps in one pass over the training rows"]]
+    resumed_from_step: NotRequired[
+        Annotated[int, "the step a backup resumed from; 0 for a fresh run"]
+    ]
+    best_step: Annotated[int | None, "the step whose weights were kept (best on dev_a)"]
+    select_metric: Annotated[str | None, "the dev_a metric at the prior that picked best_step"]
+    best_value: Annotated[float | None, "select_metric's value at best_step"]
+    external_scores: NotRequired[
+        Annotated[ExternalScoresRecord, "the scores file read instead of training a model"]
+    ]
+    model: NotRequired[Annotated[str, "train.model where it is not the CNN: pooled_logistic"]]
+    dev_a: NotRequired[
+        Annotated[dict[str, dict[str, float]], "the baseline's dev_a scores, per view"]
+    ]
+
+
+def write_train_record(model_dir: str | Path, record: TrainRecord) -> None:
+    """Write ``record`` as the model folder's train.json."""
+    runtime.write_json(Path(model_dir) / TRAIN_RECORD, record)
+
+
+def read_train_record(model_dir: str | Path) -> TrainRecord:
     """The train record of a model folder."""
-    return json.loads((Path(model_dir) / TRAIN_RECORD).read_text())
+    record: TrainRecord = json.loads((Path(model_dir) / TRAIN_RECORD).read_text())
+    return record
 
 
-def model_kind(train_record: dict[str, Any]) -> str:
+def model_kind(train_record: Mapping[str, Any]) -> str:
     """The record's ``train.model``: ``cnn`` or ``pooled_logistic``."""
     kind = train_record.get("model") or train_record.get("params", {}).get("model", "cnn")
     if kind not in MODEL_FILES:
@@ -46,7 +136,7 @@ def model_kind(train_record: dict[str, Any]) -> str:
     return kind
 
 
-def model_file(train_record: dict[str, Any]) -> str:
+def model_file(train_record: Mapping[str, Any]) -> str:
     """The model's file name in the model folder (and in the bundle)."""
     return MODEL_FILES[model_kind(train_record)][0]
 

@@ -506,7 +506,7 @@ def true_shift_record(
     distant-label values lie from ``distant_estimate`` (``estimated_prior`` /
     ``estimated_at_threshold``).
     """
-    kw = {
+    kw: dict[str, Any] = {
         "threshold": threshold,
         "cost_fp": cost_fp,
         "cost_fn": cost_fn,

@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any, NotRequired, TypedDict
 
 import numpy as np
 from scipy.optimize import brentq
@@ -201,6 +201,62 @@ def measured_performance(
     """The same four numbers measured against labels (for batches that carry them)."""
     cm = priors.confusion(labels, decision, weights)
     return performance_of(cm, cost_fp=cost_fp, cost_fn=cost_fn)
+
+
+# ---- the estimate's record (``estimate_batch``): score --summary's and metrics.json's
+# label-free batches; ``dsprior.records`` reads these declarations for the docs and tests.
+
+Interval = Annotated[list[float | None], "[low, high]; null where it could not be placed"]
+
+
+class Estimate(TypedDict):
+    value: Annotated[float | None, "the point estimate"]
+    ci: Annotated[Interval, "its interval"]
+
+
+class PriorCrossCheck(TypedDict):
+    available: NotRequired[Annotated[bool, "false where the bundle holds no reference"]]
+    reason: NotRequired[Annotated[str, "why not available"]]
+    acc: NotRequired[Annotated[Estimate, "adjusted classify-and-count"]]
+    pacc: NotRequired[Annotated[Estimate, "probabilistic adjusted classify-and-count"]]
+    rates_from: NotRequired[Annotated[str, "where ACC/PACC's rates come from"]]
+
+
+class PriorEstimate(TypedDict):
+    value: Annotated[float | None, "the batch's prior by EM"]
+    ci: Annotated[Interval, "its interval"]
+    method: Annotated[str, "the estimator"]
+    interval: Annotated[str, "how the interval was made"]
+    cross_check: Annotated[PriorCrossCheck, "ACC and PACC beside it"]
+
+
+class AtThreshold(TypedDict):
+    threshold: Annotated[float, "the bundle's threshold"]
+    interval: Annotated[str, "what the intervals hold"]
+    decisions: Annotated[str, "at which prior the decisions are made"]
+    precision: Annotated[Estimate, "estimated precision"]
+    recall: Annotated[Estimate, "estimated recall"]
+    alerts_per_1000: Annotated[Estimate, "estimated alerts per 1,000"]
+    expected_cost: Annotated[Estimate, "estimated expected cost per 1,000"]
+
+
+class Drift(TypedDict):
+    prior_shift: Annotated[bool | None, "whether the bundle's prior lies outside the EM interval"]
+    score_shift_ks: Annotated[float | None, "KS statistic against dev_b's scores"]
+    p_value: Annotated[float | None, "its p-value"]
+    against: Annotated[str | None, "what the scores are compared with"]
+
+
+class BatchEstimate(TypedDict):
+    """One batch estimated without labels (``quantify.estimate_batch``)."""
+
+    examples: Annotated[int, "examples in the batch"]
+    bundle_prior: Annotated[float, "the prior the bundle's threshold was chosen at"]
+    estimated_prior: Annotated[PriorEstimate, "the batch's prior"]
+    estimated_at_threshold: Annotated[AtThreshold, "the threshold's performance on it"]
+    drift: Annotated[Drift, "has the batch moved from dev_b"]
+    calibration: Annotated[cal.CalibrationRecord, "the recalibration used"]
+    warnings: Annotated[list[str], "what makes the estimate weak"]
 
 
 @dataclass(frozen=True)
@@ -406,6 +462,7 @@ def _one_pass(
     """
     if reference is not None and ref_w is not None and calibration.fitted_on is not None:
         fit_rows = reference.split == calibration.fitted_on
+        assert reference.log_odds is not None  # Reference.__post_init__ sets it
         try:
             calibration = cal.refit_log_odds(
                 calibration,
@@ -435,6 +492,7 @@ def _one_pass(
     out.update(perf)
     if reference is not None:
         dev_b = reference.split == "dev_b"
+        assert reference.log_odds is not None  # Reference.__post_init__ sets it
         w = reference.weight[dev_b] * (ref_w[dev_b] if ref_w is not None else 1.0)
         rates = reference_rates(
             reference.label[dev_b],
@@ -482,7 +540,7 @@ def estimate_batch(
     if (probability is None) == (log_odds is None):
         raise ValueError("estimate_batch needs the batch's log_odds or its probability")
     z_raw = (
-        cal.log_odds(_probabilities(probability))
+        cal.log_odds(_probabilities(np.asarray(probability)))
         if log_odds is None
         else priors.check_finite_vector(log_odds, "log_odds")
     )
@@ -509,14 +567,14 @@ def estimate_batch(
         return {"value": point[name], "ci": ci[name]}
 
     cross, ks_stat, ks_p = _against_reference(z_raw, reference, pair)
-    em_ci = ci["em"]
-    shifted = None if None in em_ci else not (em_ci[0] <= prior <= em_ci[1])
+    low, high = ci["em"]
+    shifted = None if low is None or high is None else not (low <= prior <= high)
     return {
         "examples": n,
         "bundle_prior": prior,
         "estimated_prior": {
             "value": point["em"],
-            "ci": em_ci,
+            "ci": ci["em"],
             "method": EM_METHOD,
             "interval": _interval_text(level, resamples, groups, reference),
             "cross_check": cross,
@@ -620,6 +678,7 @@ def _against_reference(
     }
     # on the prior-corrected log-odds: an isotonic map has few distinct values, and ties
     # would blunt the test (it is unchanged by any strictly monotone map)
+    assert reference.log_odds is not None  # Reference.__post_init__ sets it
     ks = ks_2samp(z_raw, reference.log_odds[reference.split == "dev_b"])
     return cross, float(ks.statistic), float(ks.pvalue)
 

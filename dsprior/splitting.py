@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -53,12 +54,30 @@ PARAMS_SCHEMA: dict[str, settings.Spec] = {
 }
 
 
-def check_params(params: Mapping[str, Any]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class SplitConfig:
+    """The checked ``split`` section."""
+
+    seed: int
+    by: str  # group | example
+    assign: str  # hash | quota
+    feeds: Mapping[str, Mapping[str, float]]  # source -> {split: fraction}
+    priority: tuple[str, ...] | None  # None: by upstream rate
+
+
+def check_params(params: Mapping[str, Any] | None) -> SplitConfig:
     """The ``split`` section, every key checked (``PARAMS_SCHEMA``, feeds' sums); else ValueError."""
-    params = settings.check_section(params, PARAMS_SCHEMA, "split")
-    for source, fractions in params["feeds"].items():
+    p = settings.check_section(params, PARAMS_SCHEMA, "split")
+    for source, fractions in p["feeds"].items():
         sampling.validate_fractions(fractions, name=f"split.feeds.{source}")
-    return params
+    priority = p["priority"]
+    return SplitConfig(
+        seed=p["seed"],
+        by=p["by"],
+        assign=p["assign"],
+        feeds=p["feeds"],
+        priority=None if priority is None else tuple(priority),
+    )
 
 
 def source_priority(

@@ -24,12 +24,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--metrics", required=True, help="JSON metrics")
     args = parser.parse_args(argv)
     runtime.setup_logging()
-    params = settings.load_params(args.params, "audit")
-    audit.check_params(params)  # before the features are read
+    config = audit.check_params(settings.load_params(args.params, "audit"))  # before any reading
 
     manifest = sampling.read_manifest(args.manifest)
     summaries = audit.feature_summaries(args.dataset, manifest.column("example_id").to_pylist())
-    report = audit.audit(manifest, summaries, params=params)
+    report = audit.audit(manifest, summaries, config=config)
     # The metrics file keeps numbers and flags; the prose lives in the Markdown report.
     runtime.write_json(args.metrics, {k: v for k, v in report.items() if k not in audit.PROSE})
     path = Path(args.report)

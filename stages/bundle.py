@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import logging
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import pandas as pd
 
 from dsprior import bundle, contract, external, modeldir, runtime, settings
 from dsprior import calibration as cal
+from dsprior.evaluation.record import read_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
 
     evaluate_params = copy.deepcopy(settings.load_params(args.params, "evaluate"))
     train_record = modeldir.read_train_record(args.model_dir)
-    metrics = json.loads(args.metrics.read_text())
+    metrics = read_metrics(args.metrics)
     scores_only = external.is_external(train_record)  # scores made elsewhere: no model
     model_path = args.model_dir / modeldir.model_file(train_record)
     predictions = pd.read_parquet(args.predictions)

@@ -22,10 +22,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--metrics", required=True, help="downsample metrics (JSON)")
     args = parser.parse_args(argv)
     runtime.setup_logging()
-    params = downsampling.check_params(settings.load_params(args.params, "downsample"))
+    config = downsampling.check_params(settings.load_params(args.params, "downsample"))
     manifest = sampling.read_manifest(args.split_manifest, schema=sampling.SPLIT_MANIFEST_SCHEMA)
     out, stats = downsampling.downsample(
-        manifest, seed=params["seed"], ratio=params["ratio"], splits=params["splits"]
+        manifest, seed=config.seed, ratio=config.ratio, splits=config.splits
     )
     sampling.write_table_atomic(out, args.out)
     runtime.write_json(args.metrics, stats)

@@ -22,18 +22,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--metrics", required=True, help="split metrics (JSON)")
     args = parser.parse_args(argv)
     runtime.setup_logging()
-    params = splitting.check_params(settings.load_params(args.params, "split"))
+    config = splitting.check_params(settings.load_params(args.params, "split"))
     metadata = contract.read_metadata(args.dataset)
-    splitting.check_feeds(metadata.column(contract.SOURCE).unique().to_pylist(), params["feeds"])
+    splitting.check_feeds(metadata.column(contract.SOURCE).unique().to_pylist(), config.feeds)
     manifest, stats = splitting.assign_splits(
         metadata,
-        seed=params["seed"],
-        feeds=params["feeds"],
-        by=params["by"],
-        assign=params["assign"],
-        priority=params["priority"],
+        seed=config.seed,
+        feeds=config.feeds,
+        by=config.by,
+        assign=config.assign,
+        priority=config.priority,
     )
-    splitting.check_splits_filled(stats, params["feeds"])
+    splitting.check_splits_filled(stats, config.feeds)
     sampling.write_table_atomic(manifest, args.out)
     runtime.write_json(args.metrics, stats)
     log.info(

@@ -85,17 +85,17 @@ def main(argv: list[str] | None = None) -> None:
     runtime.setup_logging()
 
     params = settings.load_params(args.params, "train")
-    p = resolve_params(params)  # before any reading
-    declared = external.declared_scores(p["external_scores"])
+    config = resolve_params(params)  # before any reading
+    declared = external.declared_scores(config.external_scores)
     if declared is not None:
         write_external_scores(args, params, *declared)
         return
-    if p["model"] == "pooled_logistic":  # the baseline: scikit-learn, no TensorFlow
+    if config.model == "pooled_logistic":  # the baseline: scikit-learn, no TensorFlow
         train_baseline(args, params)
         return
     # TensorFlow reads TF_ENABLE_ONEDNN_OPTS once, at import: set it from train.onednn and
     # this machine (dsprior.hardware) before the imports below bring TensorFlow in.
-    hardware.start_tensorflow(precision="float32", onednn=p["onednn"])
+    hardware.start_tensorflow(precision="float32", onednn=config.compute.onednn)
     from dsprior import cnn
     from dsprior.training import loop, resume
 
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     model, record = loop.train_model(
         dataset_dir=args.dataset,
         manifest=manifest,
-        params=params,
+        config=config,
         live_dir=args.live_dir,
         backup_dir=args.backup_dir,
     )
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     with runtime.atomic_directory(args.model_dir) as tmp:
         cnn.save_model(model, tmp / modeldir.MODEL_FILE)
-        runtime.write_json(tmp / modeldir.TRAIN_RECORD, record)
+        modeldir.write_train_record(tmp, record)
     resume.remove_backup(args.backup_dir)
     logger.info(
         "wrote %s (beta %.4f, best step %s)", args.model_dir, record["beta"], record["best_step"]

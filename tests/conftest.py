@@ -135,10 +135,15 @@ def predictions():
 @pytest.fixture(scope="module")
 def evaluated(predictions):
     """(metrics, plots, report) of ``evaluate_predictions`` on ``predictions`` at EVAL_PRIOR."""
+    from dsprior.evaluation.config import check_params
     from dsprior.evaluation.pipeline import evaluate_predictions
 
     return evaluate_predictions(
-        predictions, params=EVAL_PARAMS, prior=EVAL_PRIOR, prior_source="fixture", beta=EVAL_BETA
+        predictions,
+        config=check_params(EVAL_PARAMS),
+        prior=EVAL_PRIOR,
+        prior_source="fixture",
+        beta=EVAL_BETA,
     )
 
 

@@ -56,7 +56,7 @@ def build_manifest(dataset, *, by: str = "group", ratio=2):
 
 def run_audit(dataset, manifest, **params):
     summaries = audit.feature_summaries(dataset, manifest.column("example_id").to_pylist())
-    return audit.audit(manifest, summaries, params={**AUDIT_PARAMS, **params})
+    return audit.audit(manifest, summaries, config=audit.check_params({**AUDIT_PARAMS, **params}))
 
 
 @pytest.fixture(scope="module")
@@ -201,13 +201,13 @@ def test_bad_params_name_the_value(clean):
     manifest = build_manifest(clean)
     summaries = np.zeros((manifest.num_rows, len(audit.SUMMARIES)))
     with pytest.raises(ValueError, match=r"audit.ks_limit: unknown key .*'ks_max'"):
-        audit.audit(manifest, summaries, params={**AUDIT_PARAMS, "ks_limit": 0.1})
+        audit.check_params({**AUDIT_PARAMS, "ks_limit": 0.1})
     with pytest.raises(ValueError, match=r"audit.production_splits\[0\] must be one of"):
-        audit.audit(manifest, summaries, params={**AUDIT_PARAMS, "production_splits": ["prod"]})
+        audit.check_params({**AUDIT_PARAMS, "production_splits": ["prod"]})
     with pytest.raises(ValueError, match="audit.alpha is required"):
-        audit.audit(manifest, summaries, params={"seed": 0})
+        audit.check_params({"seed": 0})
     with pytest.raises(ValueError, match="summaries have 3 rows"):
-        audit.audit(manifest, summaries[:3], params=AUDIT_PARAMS)
+        audit.audit(manifest, summaries[:3], config=audit.check_params(AUDIT_PARAMS))
 
 
 def test_main_writes_markdown_and_json_metrics(tmp_path, clean):

@@ -245,7 +245,7 @@ def test_mirrored_on_cpu_runs_one_replica_and_matches_default(data, tmp_path):
         model, record = train_model(
             dataset_dir=dataset,
             manifest=manifest,
-            params={**TINY, "epochs": 1, "strategy": strategy},
+            config=resolve_params({**TINY, "epochs": 1, "strategy": strategy}),
             live_dir=tmp_path / strategy / "live",
             backup_dir=tmp_path / strategy / "backup",
         )
@@ -318,7 +318,7 @@ def test_two_loopback_workers_match_one_worker_on_the_same_global_batches(data, 
     ref_model, ref = train_model(
         dataset_dir=dataset,
         manifest=manifest,
-        params={**TINY, "input_shards": 2},
+        config=resolve_params({**TINY, "input_shards": 2}),
         live_dir=tmp_path / "ref" / "live",
         backup_dir=tmp_path / "ref" / "backup",
     )
@@ -343,7 +343,7 @@ def test_two_loopback_workers_match_one_worker_on_the_same_global_batches(data, 
     _, unsharded = train_model(
         dataset_dir=dataset,
         manifest=manifest,
-        params=TINY,
+        config=resolve_params(TINY),
         live_dir=tmp_path / "one" / "live",
         backup_dir=tmp_path / "one" / "backup",
     )

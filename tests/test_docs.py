@@ -162,3 +162,64 @@ def test_a_stale_readme_figure_is_named(tmp_path: Path) -> None:
     assert docs_figures.readme_mismatches(text, root=_results(tmp_path)) == [
         "results.json: share is 0.941, the text says 0.95"
     ]
+
+
+def _keys(value: object) -> set[str]:
+    """Every key name in a parsed JSON record, nested ones too."""
+    if isinstance(value, dict):
+        return set(value) | {k for v in value.values() for k in _keys(v)}
+    if isinstance(value, list):
+        return {k for v in value for k in _keys(v)}
+    return set()
+
+
+def test_the_key_reference_names_every_key_the_committed_run_wrote(tmp_path: Path) -> None:
+    built = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert built.returncode == 0, built.stderr
+    page = (tmp_path / "reference" / "metrics" / "index.html").read_text(encoding="utf-8")
+    documented = set(re.findall(r"<td><code>([^<]+)</code></td>", page))
+    metrics = json.loads((ROOT / "reports" / "metrics.json").read_text())
+    # keys of open mappings are names (splits, batches, checks), not fields
+    named = {"dev_a", "dev_b", "test"} | set(metrics["tied_scores"])
+    named |= set(metrics["label_free"]) | set(metrics["label_free_true_shift"])
+    named |= set(metrics["label_free_checks"]["intervals"])
+    missing = _keys(metrics) - documented - named
+    assert not missing, f"metrics.json keys missing from docs/reference/metrics.md: {missing}"
+
+
+def test_a_record_placeholder_names_a_declaration_that_exists() -> None:
+    with pytest.raises(docs_figures.FigureError, match="dsprior.nowhere.Shape: no such record"):
+        docs_figures.render("{{ record | dsprior.nowhere.Shape }}")
+    table = docs_figures.render("{{ record | dsprior.scoring.record.ScoreSummaryRecord }}")
+    assert "| `estimated_prior` |" in table and "](#priorestimate)" in table
+
+
+@pytest.mark.parametrize(
+    ("record", "text"),
+    [
+        ({"machine": "AMD EPYC, 2 CPUs"}, "AMD EPYC, 2 CPUs"),
+        (
+            {"cpu": {"model": "EPYC", "cores": 2, "flags": ["avx2", "avx512_bf16"]}},
+            "EPYC, 2 cores (avx512_bf16)",
+        ),
+        ({"machine": {"cpu_model": "Xeon", "cpus": 16}}, "Xeon, 16 cores"),
+        (
+            {"machine": {"cpus": 2, "platform": "Linux"}},
+            "a CPU whose model the file does not record, 2 cores",
+        ),
+        ({}, "a machine the file does not describe"),
+    ],
+)
+def test_the_machine_is_read_from_every_shape_the_benchmarks_wrote(record: dict, text: str) -> None:
+    assert docs_figures.machine_text(record) == text
+
+
+def test_a_file_from_before_commands_were_recorded_names_its_script() -> None:
+    line = docs_figures.provenance("benchmarks/results/ingest.json")
+    assert line.startswith("Measured with `python benchmarks/bench_ingest.py` on ")
+    assert ", committed 20" in line or "not yet committed" in line

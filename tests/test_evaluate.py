@@ -16,6 +16,7 @@ from sklearn.metrics import average_precision_score, f1_score, precision_score, 
 
 from dsprior import calibration, priors, sampling
 from dsprior.evaluation import run as evaluation_run
+from dsprior.evaluation.config import check_params
 from dsprior.evaluation.gold import GOLD
 from dsprior.evaluation.inputs import PREDICTION_COLUMNS, SPLITS
 from dsprior.evaluation.pipeline import evaluate_predictions
@@ -107,7 +108,7 @@ def test_metrics_written_have_required_keys_and_agree_with_sklearn(
 
 def test_outputs_are_deterministic(predictions, evaluated, tmp_path):
     again = evaluate_predictions(
-        predictions, params=PARAMS, prior=PRIOR, prior_source="fixture", beta=BETA
+        predictions, config=check_params(PARAMS), prior=PRIOR, prior_source="fixture", beta=BETA
     )
     evaluation_run.write_outputs(tmp_path / "a", predictions, *evaluated)
     evaluation_run.write_outputs(tmp_path / "b", predictions, *again)

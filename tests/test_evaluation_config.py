@@ -47,6 +47,6 @@ def test_stated_label_noise_is_checked_with_its_full_key(stated, message):
 
 
 def test_stated_label_noise_null_is_unset_and_set_is_passed_on():
-    assert check_params(PARAMS)["stated_label_noise"] is None
+    assert check_params(PARAMS).stated_label_noise is None
     stated = {"missing_label_rate": 0.1, "false_label_rate": 0.05}
-    assert check_params({**PARAMS, "stated_label_noise": stated})["stated_label_noise"] == stated
+    assert check_params({**PARAMS, "stated_label_noise": stated}).stated_label_noise == stated

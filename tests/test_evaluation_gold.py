@@ -20,6 +20,7 @@ from sklearn.metrics import (
 )
 
 from dsprior import priors
+from dsprior.evaluation.config import check_params
 from dsprior.evaluation.gold import (
     GOLD,
     Labels,
@@ -34,6 +35,7 @@ from dsprior.evaluation.measures import CI_METRICS
 from dsprior.evaluation.metrics import classic_example, compute_metrics, split_metrics
 from dsprior.evaluation.pipeline import evaluate_predictions
 from dsprior.evaluation.report import render_report
+from dsprior.priors import Bootstrap, Costs
 from tests.factories import EVAL_BETA as BETA
 from tests.factories import EVAL_PARAMS as PARAMS
 from tests.factories import assert_finite_or_null, brute_force_cut
@@ -42,7 +44,7 @@ GOLD_PRIOR = 0.03  # truth in production
 KB_MISSING = 0.3  # P(distant 0 | gold 1)
 KB_FALSE = 0.004  # P(distant 1 | gold 0): about 1 in 8 distant positives false
 COSTS = {"cost_fp": 1.0, "cost_fn": 10.0}
-BOOT = {"resamples": 40, "level": 0.9, "seed": 5}
+BOOT = Bootstrap(resamples=40, level=0.9, seed=5)
 
 
 def noisy_split(rng: np.random.Generator, name: str, n_groups: int, keep: float) -> pd.DataFrame:
@@ -111,7 +113,9 @@ def partial(full) -> pd.DataFrame:
 
 
 def metrics_of(predictions: pd.DataFrame, **kwargs) -> dict:
-    return compute_metrics(predictions, prior=0.02, **COSTS, **BOOT, beta=BETA, **kwargs)
+    return compute_metrics(
+        predictions, prior=0.02, costs=Costs(1.0, 10.0), bootstrap=BOOT, beta=BETA, **kwargs
+    )
 
 
 def weights_at(y: np.ndarray, w: np.ndarray, prior: float) -> np.ndarray:
@@ -279,7 +283,7 @@ def test_threshold_on_gold_refuses_too_few_gold_labels(full):
 
 def test_report_puts_distant_and_gold_side_by_side(full):
     metrics, _, report = evaluate_predictions(
-        full, params=PARAMS, prior=0.02, prior_source="fixture", beta=BETA
+        full, config=check_params(PARAMS), prior=0.02, prior_source="fixture", beta=BETA
     )
     assert "## Distant labels against gold labels" in report
     for split in ("dev_b", "test"):
@@ -302,7 +306,7 @@ def test_gold_labels_travel_into_predictions_and_metrics(partial):
     assert out[GOLD].dtype == "Int8"
     assert out[GOLD].isna().sum() == partial[GOLD].isna().sum()
     metrics, _, _ = evaluate_predictions(
-        out, params=PARAMS, prior=0.02, prior_source="fixture", beta=BETA
+        out, config=check_params(PARAMS), prior=0.02, prior_source="fixture", beta=BETA
     )
     assert "gold" not in metrics["dev_a"]
     assert metrics["test"]["gold"]["gold_examples"] == int(
@@ -367,7 +371,7 @@ def test_label_noise_rates_weigh_rows_by_the_manifest_weights():
             "group": [f"g{i // 2}" for i in range(len(gold))],
         }
     )
-    noise = label_noise(gold_frame(frame), **BOOT)
+    noise = label_noise(gold_frame(frame), bootstrap=BOOT)
     assert noise["false_label_rate"] == pytest.approx(2 / 8)
     assert noise["missing_label_rate"] == pytest.approx(30 / 36)
     assert noise["counts"] == {
@@ -442,11 +446,8 @@ def gold_entry(frame: pd.DataFrame) -> dict | None:
         labels=labels,
         threshold=0.5,
         bayes=0.5,
-        cost_fp=1.0,
-        cost_fn=10.0,
-        resamples=20,
-        level=0.95,
-        seed=1,
+        costs=Costs(1.0, 10.0),
+        bootstrap=Bootstrap(20, 0.95, 1),
     )
     return entry.get("gold")
 
@@ -470,14 +471,14 @@ def test_label_noise_names_its_weights_and_interval():
             "group": ["a", "b", "c", "d", "e", "f"],
         }
     )
-    noise = label_noise(gold_frame(frame), resamples=20, level=0.95, seed=1)
+    noise = label_noise(gold_frame(frame), bootstrap=Bootstrap(20, 0.95, 1))
     assert noise["interval"] == "95% Jeffreys on the group bootstrap's effective count"
     assert noise["weights"] == "manifest weights (the population the split stands for)"
     assert noise["false_label_rate"] == pytest.approx(1 / 3)
     assert noise["missing_label_rate"] == pytest.approx(1 / 3)
     assert set(noise) >= {"false_label_rate_ci", "missing_label_rate_ci"}
     # the seed fixes the intervals: the same call gives the same intervals
-    again = label_noise(gold_frame(frame), resamples=20, level=0.95, seed=1)
+    again = label_noise(gold_frame(frame), bootstrap=Bootstrap(20, 0.95, 1))
     assert again["false_label_rate_ci"] == noise["false_label_rate_ci"]
     assert again["missing_label_rate_ci"] == noise["missing_label_rate_ci"]
 
@@ -503,7 +504,7 @@ def test_label_noise_without_a_missing_label_still_has_an_interval():
             "group": [f"g{i}" for i in range(20)],
         }
     )
-    noise = label_noise(gold_frame(frame), resamples=4000, level=0.95, seed=3)
+    noise = label_noise(gold_frame(frame), bootstrap=Bootstrap(4000, 0.95, 3))
     assert noise["missing_label_rate"] == 0.0
     low, high = noise["missing_label_rate_ci"]
     assert low == 0.0
@@ -515,7 +516,7 @@ def test_a_prior_not_from_its_rows_is_refused():
     """Labels carry the rows their prior came from; a prior those rows do not give is
     refused, naming both numbers, rather than drawn around the wrong centre."""
     rows = pd.DataFrame({"label": [1, 0, 0, 0], "weight": 1.0, "group": ["a", "b", "c", "d"]})
-    assert Labels("distant", 0.25, rows).prior_draws(size=5, seed=1).shape == (5,)
-    assert Labels("distant", 0.25).prior_draws(size=5, seed=1) is None
+    assert Labels("distant", 0.25, rows).prior_draws(bootstrap=Bootstrap(5, 0.95, 1)).shape == (5,)
+    assert Labels("distant", 0.25).prior_draws(bootstrap=Bootstrap(5, 0.95, 1)) is None
     with pytest.raises(ValueError, match=r"the distant-label prior 0\.1 is not the rate 0\.25"):
-        Labels("distant", 0.1, rows).prior_draws(size=5, seed=1)
+        Labels("distant", 0.1, rows).prior_draws(bootstrap=Bootstrap(5, 0.95, 1))

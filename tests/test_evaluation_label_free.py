@@ -8,8 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dsprior.evaluation.config import check_params
 from dsprior.evaluation.metrics import PRIOR_FACTORS
 from dsprior.evaluation.pipeline import evaluate_predictions
+from dsprior.priors import Bootstrap, Costs
 from tests.factories import EVAL_BETA as BETA
 from tests.factories import EVAL_PARAMS as PARAMS
 from tests.factories import EVAL_PRIOR as PRIOR
@@ -30,7 +32,7 @@ def calibrated():
     frame = with_log_odds(frame, 4.0 * x + np.log(PRIOR / (1 - PRIOR)), beta=BETA)
     frame = frame.reset_index(drop=True)
     return evaluate_predictions(
-        frame, params=PARAMS, prior=PRIOR, prior_source="fixture", beta=BETA
+        frame, config=check_params(PARAMS), prior=PRIOR, prior_source="fixture", beta=BETA
     )
 
 
@@ -149,8 +151,8 @@ def test_true_shift_batches_stand_beside_what_gold_and_distant_labels_measure():
     from dsprior.evaluation.report import true_shift_lines
 
     predictions = _gold_predictions(np.random.default_rng(9))
-    kw = {"threshold": 0.5, "cost_fp": 1, "cost_fn": 10, "resamples": 200, "level": 0.95}
-    got = true_shift_metrics(predictions, seed=2, **kw)
+    kw = {"threshold": 0.5, "costs": Costs(1, 10), "bootstrap": Bootstrap(200, 0.95, seed=2)}
+    got = true_shift_metrics(predictions, **kw)
     assert {"dev_b", "test", "test_true_at_1_30", "test_true_at_1_100"} <= set(got)
     thinned = got["test_true_at_1_100"]
     assert thinned["measured"]["prior_true"] == pytest.approx(1 / 101, rel=0.05)
@@ -189,7 +191,7 @@ def test_true_shift_batches_stand_beside_what_gold_and_distant_labels_measure():
     )  # fmt: skip
     assert "true prior" not in interval_checks({}, level=0.95)["intervals"]  # no gold, no line
     # without gold labels on dev_b: nothing, and nothing in the report
-    assert true_shift_metrics(predictions.drop(columns="true_label"), seed=2, **kw) is None
+    assert true_shift_metrics(predictions.drop(columns="true_label"), **kw) is None
     assert true_shift_lines({}) == []
 
 

@@ -17,6 +17,7 @@ from dsprior.evaluation.measures import (
     view_metrics,
     view_weights,
 )
+from dsprior.priors import Bootstrap, Costs
 
 
 def test_bootstrap_intervals_resample_whole_groups():
@@ -41,8 +42,8 @@ def test_bootstrap_intervals_resample_whole_groups():
     )
     y, predicted = frame["label"].to_numpy(), group_flag[codes]
     cis = bootstrap_intervals(
-        frame, predicted, prior=prior, cost_fp=1, cost_fn=10,
-        resamples=resamples, level=level, seed=3,
+        frame, predicted, prior=prior, costs=Costs(1, 10),
+        bootstrap=Bootstrap(resamples, level, seed=3),
     )  # fmt: skip
 
     # the example-level bootstrap, computed here: resample the 1,000 rows independently
@@ -105,7 +106,7 @@ def test_view_metrics_by_hand_in_both_views():
     scikit-learn's on the view's column and weights."""
     frame = tiny_split()
     y = frame["label"].to_numpy()
-    kw = {"prior": 0.2, "threshold": 0.5, "cost_fp": 1.0, "cost_fn": 10.0}
+    kw = {"prior": 0.2, "threshold": 0.5, "costs": Costs(1.0, 10.0)}
     sample = view_metrics(frame, view="sample", **kw)
     prior = view_metrics(frame, view="prior", **kw)
     assert sample["confusion"] == {"tn": 3.0, "fp": 1.0, "fn": 1.0, "tp": 1.0}
@@ -140,14 +141,12 @@ def test_undefined_metrics_are_nan_not_errors():
     """No predicted positive: precision NaN (not 0); no false positive: LR+ NaN; one class
     only: ROC AUC NaN."""
     y, none_flagged = np.array([0, 1, 0]), np.zeros(3, dtype=int)
-    out = decision_metrics(y, none_flagged, np.ones(3), cost_fp=1.0, cost_fn=10.0)
+    out = decision_metrics(y, none_flagged, np.ones(3), costs=Costs(1.0, 10.0))
     assert np.isnan(out["precision"]) and out["recall"] == 0.0
     assert np.isnan(out["lr_plus"])
     assert out["expected_cost"] == pytest.approx(1000 * 10 / 3)
     negatives = tiny_split().iloc[2:]
-    view = view_metrics(
-        negatives, view="sample", prior=0.2, threshold=0.5, cost_fp=1.0, cost_fn=10.0
-    )
+    view = view_metrics(negatives, view="sample", prior=0.2, threshold=0.5, costs=Costs(1.0, 10.0))
     assert np.isnan(view["roc_auc"]) and np.isnan(view["recall"])
     assert view["positives"] == 0 and view["positive_fraction"] == 0.0
 
@@ -157,10 +156,10 @@ def test_bootstrap_intervals_name_each_metric():
     frame = tiny_split()
     predicted = decisions_at(frame, 0.5)
     cis = bootstrap_intervals(
-        frame, predicted, prior=0.2, cost_fp=1.0, cost_fn=10.0, resamples=50, level=0.9, seed=1
+        frame, predicted, prior=0.2, costs=Costs(1.0, 10.0), bootstrap=Bootstrap(50, 0.9, 1)
     )
     assert sorted(cis) == sorted(f"{name}_ci" for name in CI_METRICS)
-    point = view_metrics(frame, view="prior", prior=0.2, threshold=0.5, cost_fp=1.0, cost_fn=10.0)
+    point = view_metrics(frame, view="prior", prior=0.2, threshold=0.5, costs=Costs(1.0, 10.0))
     for name in ("recall", "expected_cost"):
         low, high = cis[f"{name}_ci"]
         assert low <= point[name] <= high, name
@@ -172,8 +171,8 @@ def test_bootstrap_intervals_are_at_the_prior_and_fixed_by_the_seed():
     (precision 1/11); one seed gives one set of intervals."""
     frame = pd.concat([tiny_split().assign(group=f"g{i}") for i in range(3)], ignore_index=True)
     predicted = decisions_at(frame, 0.5)
-    kw = {"cost_fp": 1.0, "cost_fn": 10.0, "resamples": 30, "level": 0.9}
-    cis = bootstrap_intervals(frame, predicted, prior=0.2, seed=2, **kw)
+    kw = {"costs": Costs(1.0, 10.0), "bootstrap": Bootstrap(30, 0.9, seed=2)}
+    cis = bootstrap_intervals(frame, predicted, prior=0.2, **kw)
     for name, value in (
         ("precision", 1 / 3),
         ("recall", 0.5),
@@ -184,8 +183,8 @@ def test_bootstrap_intervals_are_at_the_prior_and_fixed_by_the_seed():
         assert low <= value <= high, name
     assert cis["precision_ci"][0] > 1 / 11
     split = tiny_split()
-    once = bootstrap_intervals(split, decisions_at(split, 0.5), prior=0.2, seed=2, **kw)
-    assert once == bootstrap_intervals(split, decisions_at(split, 0.5), prior=0.2, seed=2, **kw)
+    once = bootstrap_intervals(split, decisions_at(split, 0.5), prior=0.2, **kw)
+    assert once == bootstrap_intervals(split, decisions_at(split, 0.5), prior=0.2, **kw)
 
 
 def simulated_split(rng, *, n: int, prior: float, tpr: float, fpr: float) -> pd.DataFrame:
@@ -205,7 +204,7 @@ def test_intervals_at_an_estimated_prior_carry_its_uncertainty():
     rng = np.random.default_rng(7)
     pi, tpr, fpr = 0.02, 0.6, 0.01
     truth = 1000 * ((1 - pi) * fpr * 1.0 + pi * (1 - tpr) * 10.0)
-    kw = {"cost_fp": 1.0, "cost_fn": 10.0, "resamples": 200, "level": 0.95}
+    costs = Costs(1.0, 10.0)
     covered = {"known": 0, "drawn": 0}
     trials = 120
     for seed in range(trials):
@@ -216,7 +215,12 @@ def test_intervals_at_an_estimated_prior_carry_its_uncertainty():
         test = simulated_split(rng, n=6000, prior=pi, tpr=tpr, fpr=fpr)
         for name, prior_draws in (("known", None), ("drawn", draws)):
             cis = bootstrap_intervals(
-                test, test["flag"].to_numpy(), prior=prior, seed=seed, prior_draws=prior_draws, **kw
+                test,
+                test["flag"].to_numpy(),
+                prior=prior,
+                costs=costs,
+                bootstrap=Bootstrap(200, 0.95, seed),
+                prior_draws=prior_draws,
             )
             low, high = cis["expected_cost_ci"]
             covered[name] += low <= truth <= high
@@ -232,7 +236,7 @@ def test_lr_plus_uses_the_weights():
     FPR is 0.1 (unweighted it would be 0.5) and LR+ is (1/2) / 0.1 = 5."""
     labels = np.array([1, 1, 0, 0])
     predicted = np.array([1, 0, 1, 0])
-    out = decision_metrics(labels, predicted, np.array([1.0, 1.0, 1.0, 9.0]), cost_fp=1, cost_fn=1)
+    out = decision_metrics(labels, predicted, np.array([1.0, 1.0, 1.0, 9.0]), costs=Costs(1, 1))
     assert out["lr_plus"] == pytest.approx(5.0)
 
 
@@ -240,7 +244,7 @@ def test_a_rule_on_one_class_only_is_measured_not_refused():
     """A split of negatives only, none flagged (a quiet production batch): every rate with
     positives in its denominator is NaN, the cost is 0, and the counts per 1,000 are there."""
     labels, predicted = np.zeros(4, dtype=int), np.zeros(4, dtype=int)
-    out = decision_metrics(labels, predicted, np.ones(4), cost_fp=1.0, cost_fn=10.0)
+    out = decision_metrics(labels, predicted, np.ones(4), costs=Costs(1.0, 10.0))
     assert np.isnan(out["lr_plus"]) and np.isnan(out["recall"]) and np.isnan(out["precision"])
     assert out["expected_cost"] == 0.0
     assert out["confusion_per_1000"] == {"tn": 1000.0, "fp": 0.0, "fn": 0.0, "tp": 0.0}
@@ -249,14 +253,14 @@ def test_a_rule_on_one_class_only_is_measured_not_refused():
 def test_counts_per_1000_scale_a_total_weight_below_one():
     """A total weight of 0.5 (one example of weight 0.5) still scales to 1,000. (A total of 0
     never gets here: scikit-learn refuses all-zero weights first.)"""
-    half = decision_metrics(np.array([1]), np.array([1]), np.array([0.5]), cost_fp=1.0, cost_fn=1.0)
+    half = decision_metrics(np.array([1]), np.array([1]), np.array([0.5]), costs=Costs(1.0, 1.0))
     assert half["confusion_per_1000"] == {"tn": 0.0, "fp": 0.0, "fn": 0.0, "tp": 1000.0}
 
 
 def test_a_one_example_split_has_its_own_label_rate():
     """One positive example as sampled: positive fraction 1 (its weight sums to exactly 1)."""
     one = tiny_split().iloc[:1]
-    out = view_metrics(one, view="sample", prior=0.2, threshold=0.5, cost_fp=1.0, cost_fn=1.0)
+    out = view_metrics(one, view="sample", prior=0.2, threshold=0.5, costs=Costs(1.0, 1.0))
     assert out["positive_fraction"] == 1.0
 
 
@@ -273,7 +277,7 @@ def test_threshold_free_scores_at_the_prior_use_unequal_negative_weights():
             "group": list("abcdef"),
         }
     )
-    out = view_metrics(frame, view="prior", prior=0.05, threshold=0.5, cost_fp=1.0, cost_fn=1.0)
+    out = view_metrics(frame, view="prior", prior=0.05, threshold=0.5, costs=Costs(1.0, 1.0))
     y, p = frame["label"].to_numpy(), frame["probability"].to_numpy()
     w = view_weights(frame, view="prior", prior=0.05)
     assert out["roc_auc"] == pytest.approx(roc_auc_score(y, p, sample_weight=w))
@@ -287,7 +291,7 @@ def test_scores_of_a_split_with_one_class_are_defined_where_they_can_be():
     score are not: each is the weighted mean loss of saying 'negative' with the
     probabilities given."""
     negatives = tiny_split().iloc[2:]
-    out = view_metrics(negatives, view="sample", prior=0.2, threshold=0.5, cost_fp=1, cost_fn=1)
+    out = view_metrics(negatives, view="sample", prior=0.2, threshold=0.5, costs=Costs(1, 1))
     p = negatives["score"].to_numpy()
     assert np.isnan(out["roc_auc"])
     assert out["brier"] == pytest.approx(np.mean(p**2))

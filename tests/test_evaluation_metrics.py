@@ -9,6 +9,7 @@ import pytest
 
 from dsprior.evaluation.inputs import PREDICTION_COLUMNS
 from dsprior.evaluation.metrics import compute_metrics
+from dsprior.priors import Bootstrap, Costs
 from tests.factories import brute_force_cut
 
 
@@ -66,7 +67,9 @@ def test_threshold_is_searched_with_weights_at_the_prior(dev_b_kwargs, prior):
     # the two weightings pick clearly different rules, so the test can tell them apart
     assert flag_sampled.sum() > 2 * flag_prior.sum() > 0
 
-    metrics = compute_metrics(predictions, prior=prior, resamples=5, level=0.9, seed=0, **costs)
+    metrics = compute_metrics(
+        predictions, prior=prior, costs=Costs(1.0, 10.0), bootstrap=Bootstrap(5, 0.9, 0)
+    )
     threshold = metrics["threshold"]
     np.testing.assert_array_equal(p >= threshold, flag_prior)
     # midway between the lowest flagged probability and the highest unflagged one
@@ -92,7 +95,7 @@ def test_an_estimated_prior_widens_the_intervals_at_it():
     )
     rows = predictions[predictions["split"].isin(["dev_b", "test"])]
     prior = float(rows["label"].mean())
-    kw = {"resamples": 300, "level": 0.95, "seed": 1, "cost_fp": 1.0, "cost_fn": 10.0}
+    kw = {"costs": Costs(1.0, 10.0), "bootstrap": Bootstrap(300, 0.95, 1)}
     known = compute_metrics(predictions, prior=prior, **kw)
     estimated = compute_metrics(predictions, prior=prior, prior_rows=rows, **kw)
     configured = compute_metrics(predictions, prior=0.01, prior_rows=rows, **kw)

@@ -15,7 +15,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from dsprior import bundle, external, priors
+from dsprior import bundle, external, modeldir, priors, records
+from dsprior.bundle.spec import BundleSpec
+from dsprior.evaluation.record import Metrics
+from dsprior.scoring.record import ScoreSummaryRecord
 from dsprior.training.params import resolve_params
 from stages import bundle as bundle_stage
 from stages import evaluate, score, train
@@ -131,7 +134,7 @@ ENTRY = {"path": "s.parquet", "column": "p", "scale": "probability", "trained_at
 
 
 def test_params_refuse_a_bad_declaration():
-    assert resolve_params(train_section())["external_scores"] == {}
+    assert resolve_params(train_section()).external_scores == {}
     resolve_params(train_section(mine={**ENTRY, "trained_at": {"prior": 0.3}}))
     with pytest.raises(ValueError) as info:
         resolve_params(train_section(mine={**ENTRY, "trained_at": {"prior": 3}}))
@@ -241,6 +244,7 @@ def test_train_writes_the_scores_as_the_model_folder(scored: dict[str, Path]):
         "train.json",
     ]
     assert record["external_scores"]["name"] == "teammodel"
+    assert records.undeclared(record, modeldir.TrainRecord) == []  # its keys are declared
     assert record["training_prior"] == 0.25
     manifest = pd.read_parquet(scored["manifest"])
     estimate = priors.estimate_prior(
@@ -260,6 +264,7 @@ def test_evaluate_runs_on_the_scores_as_on_a_model(scored: dict[str, Path]):
             value = value[part]
         assert value is None or isinstance(value, (int, float)), key
     assert metrics["compute"]["evaluate"]["external_scores"]["name"] == "teammodel"
+    assert records.undeclared(metrics, Metrics) == []
     assert "label_free" in metrics and "label_free_checks" in metrics
     predictions = pd.read_parquet(scored["reports"] / "predictions.parquet")
     scores = pd.read_csv(scored["scores"], dtype={"example_id": str}).set_index("example_id")
@@ -278,6 +283,7 @@ def test_the_bundle_holds_no_model_and_score_refuses_it_by_name(
     assert not (scored["bundle"] / bundle.MODEL_FILE).exists()
     spec = bundle.read_spec(scored["bundle"])
     assert spec["model"]["kind"] == "external_scores" and spec["model"]["scale"] == "probability"
+    assert records.undeclared(spec, BundleSpec) == []
     with caplog.at_level(logging.ERROR), pytest.raises(SystemExit):
         score.main(
             ["--bundle", str(scored["bundle"]), "--input", str(scored["scores"])]
@@ -302,6 +308,7 @@ def test_score_summary_on_a_scores_file(scored: dict[str, Path], tmp_path: Path)
         + ["--summary", str(summary), "--resamples", "20", "--history", str(history)]
     )
     got = json.loads(summary.read_text())
+    assert records.undeclared(got, ScoreSummaryRecord) == []
     (line,) = history.read_text().splitlines()  # the batch, for the monitor stage
     assert json.loads(line)["estimated_prior"]["value"] == got["estimated_prior"]["value"]
     assert got["examples"] == len(batch)

@@ -16,6 +16,7 @@ import yaml
 from dsprior import cnn, hardware, modeldir, runtime
 from dsprior.evaluation import run as evaluation_run
 from dsprior.training.loop import train_model
+from dsprior.training.params import resolve_params
 from tests.conftest import ROOT
 from tests.factories import TINY, make_data
 
@@ -225,7 +226,7 @@ def run_train(data, root, **overrides):
     return train_model(
         dataset_dir=dataset,
         manifest=manifest,
-        params={**TINY, "epochs": 1, **overrides},
+        config=resolve_params({**TINY, "epochs": 1, **overrides}),
         live_dir=root / "live",
         backup_dir=root / "backup",
     )

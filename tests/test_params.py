@@ -168,8 +168,8 @@ def test_evaluate_missing_key_wrong_type_and_range():
 
 
 def test_evaluate_uses_the_costs_given():
-    opts = check_evaluate_params(section("evaluate", {"cost": {"false_negative": 5}}))
-    assert opts["cost_fn"] == 5.0
+    config = check_evaluate_params(section("evaluate", {"cost": {"false_negative": 5}}))
+    assert config.cost.false_negative == 5.0
 
 
 # ----------------------------------------------------------------------------- split
@@ -211,7 +211,7 @@ def test_split_missing_key_wrong_type_and_choice():
     assert (
         msg == "split.by must be one of ['group', 'example'], got 'groups'; did you mean 'group'?"
     )
-    assert splitting.check_params(section("split", {"priority": None}))["priority"] is None
+    assert splitting.check_params(section("split", {"priority": None})).priority is None
 
 
 def test_split_main_refuses_before_reading_data(tmp_path):
@@ -250,7 +250,7 @@ def test_downsample_missing_key_wrong_type_and_range():
     assert refuse(downsampling.check_params, section("downsample", {"ratio": 0})) == (
         "downsample.ratio must be null or a number > 0, got 0"
     )
-    assert downsampling.check_params(section("downsample", {"ratio": None}))["ratio"] is None
+    assert downsampling.check_params(section("downsample", {"ratio": None})).ratio is None
 
 
 # ----------------------------------------------------------------------------- generate

@@ -11,6 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dsprior import modeldir, records
+from dsprior.bundle.spec import BundleSpec
+from dsprior.evaluation.record import Metrics
 from tests.conftest import make_project, run
 from tests.factories import REQUIRED_METRICS
 
@@ -27,6 +30,7 @@ def test_repro_with_the_baseline_gives_metrics_a_bundle_and_scores(tmp_path: Pat
     assert models == ["pooled_logistic.json", "train.json"]  # no Keras model
     record = json.loads((project / "models/train.json").read_text())
     assert record["model"] == "pooled_logistic" and record["dim"] == 12
+    assert records.undeclared(record, modeldir.TrainRecord) == []  # every key declared
     metrics = json.loads((project / "reports/metrics.json").read_text())
     for key in REQUIRED_METRICS:
         value = metrics
@@ -34,10 +38,12 @@ def test_repro_with_the_baseline_gives_metrics_a_bundle_and_scores(tmp_path: Pat
             value = value[part]
         assert value is None or isinstance(value, (int, float)), (key, value)
     assert metrics["compute"]["evaluate"] == {"model": "pooled_logistic", "framework": "numpy"}
+    assert records.undeclared(metrics, Metrics) == []
     # a tiny model still ranks: dev_b's positives above its negatives more often than not
     assert metrics["dev_b"]["prior"]["roc_auc"] > 0.6
     spec = json.loads((project / "bundle/bundle.json").read_text())
     assert spec["model"]["file"] == "pooled_logistic.json" and spec["model"]["format"] == "json"
+    assert records.undeclared(spec, BundleSpec) == []
     assert (project / "bundle/pooled_logistic.json").read_bytes() == (
         project / "models/pooled_logistic.json"
     ).read_bytes()

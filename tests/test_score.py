@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dsprior import monitoring, priors
+from dsprior import monitoring, priors, records
+from dsprior.scoring.record import ScoreSummaryRecord
 from stages import score
 from tests.conftest import make_project, run
 from tests.factories import (
@@ -321,6 +322,7 @@ def _score_with_summary(
 def test_summary_end_to_end_with_a_real_bundle(pipeline: dict[str, Path], tmp_path: Path) -> None:
     got, out, batch = _score_with_summary(pipeline, tmp_path, labelled=False)
     assert SUMMARY_KEYS <= set(got)
+    assert records.undeclared(got, ScoreSummaryRecord) == []  # its keys are declared
     assert got["examples"] == len(batch)
     spec = json.loads((pipeline["bundle"] / "bundle.json").read_text())
     assert got["bundle_prior"] == spec["production_prior"]
@@ -348,6 +350,7 @@ def test_summary_measures_labels_beside_the_estimates(
     pipeline: dict[str, Path], tmp_path: Path
 ) -> None:
     got, out, batch = _score_with_summary(pipeline, tmp_path, labelled=True)
+    assert records.undeclared(got, ScoreSummaryRecord) == []  # measured's keys too
     measured = got["measured"]
     assert measured["labelled_examples"] == len(batch)
     assert measured["prior"] == pytest.approx(batch["label"].mean())

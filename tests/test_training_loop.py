@@ -12,9 +12,10 @@ import pandas as pd
 import pytest
 from sklearn.metrics import log_loss, precision_recall_fscore_support
 
-from dsprior import batches
+from dsprior import batches, modeldir, records
 from dsprior.training.callback import StepCurves
 from dsprior.training.loop import train_model
+from dsprior.training.params import resolve_params
 from dsprior.training.rows import select_rows
 from dsprior.training.stream import TrainingStream
 from tests.factories import TINY, UPSTREAM, make_data
@@ -30,7 +31,7 @@ def run(data, tmp_path, name="run", callbacks=None, **overrides):
     return train_model(
         dataset_dir=dataset,
         manifest=manifest,
-        params={**TINY, **overrides},
+        config=resolve_params({**TINY, **overrides}),
         live_dir=tmp_path / name / "live",
         backup_dir=tmp_path / name / "backup",
         callbacks=callbacks,
@@ -106,6 +107,14 @@ def full_run(data, tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("full")
     model, record = run(data, tmp_path, name="full")
     return model, record, tmp_path / "full" / "live"
+
+
+def test_every_key_of_train_json_is_declared(full_run, tmp_path):
+    _, record, _ = full_run
+    modeldir.write_train_record(tmp_path, record)
+    written = modeldir.read_train_record(tmp_path)
+    assert written["params"]["filter_sizes"] == TINY["filter_sizes"]
+    assert records.undeclared(written, modeldir.TrainRecord) == []
 
 
 def curve_files(live_dir):
@@ -240,7 +249,9 @@ def test_weighted_mode_trains_at_the_production_prior(data, tmp_path):
     _, record = train_model(
         dataset_dir=dataset,
         manifest=unthinned,
-        params={**TINY, "epochs": 1, "balance": "weighted", "loss_weight": "example"},
+        config=resolve_params(
+            {**TINY, "epochs": 1, "balance": "weighted", "loss_weight": "example"}
+        ),
         live_dir=tmp_path / "live",
         backup_dir=tmp_path / "backup",
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import yaml
 
@@ -27,3 +29,17 @@ TINY = yaml.safe_load((ROOT / "params.yaml").read_text())["train"]  # every key 
 def test_bad_params_are_named(override, message):
     with pytest.raises(ValueError, match=message):
         resolve_params({**TINY, **override})
+
+
+def test_the_config_holds_every_key_and_gives_the_section_back():
+    config = resolve_params(TINY)
+    assert config.batch_size == TINY["batch_size"]
+    assert config.filter_sizes == tuple(TINY["filter_sizes"])
+    assert (config.compute.precision, config.compute.onednn) == (
+        TINY["precision"],
+        TINY["onednn"],
+    )
+    # train.json's params and the resume fingerprint: the section as params.yaml holds it
+    assert config.as_params() == TINY
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.epochs = 9  # type: ignore[misc]

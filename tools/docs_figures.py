@@ -16,6 +16,7 @@ it).
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import subprocess
@@ -28,6 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 _FIELD = r"\s*([^|}]+?)\s*"
 FIGURE = re.compile(r"\{\{\s*fig\s*\|" + _FIELD + r"\|" + _FIELD + r"(?:\|" + _FIELD + r")?\}\}")
 SOURCE = re.compile(r"\{\{\s*source\s*\|" + _FIELD + r"\}\}")
+# ``{{ record | dsprior.evaluation.record.Metrics }}``: a declared record shape, as tables.
+RECORD = re.compile(r"\{\{\s*record\s*\|" + _FIELD + r"\}\}")
 # A number (optionally signed, with thousands commas, a decimal part and a % sign) followed
 # by a figure marker in an HTML comment.
 MARKED = re.compile(
@@ -46,10 +49,7 @@ def _load(path: Path) -> Any:
 
 def lookup(file: str, key: str, *, root: Path = ROOT) -> Any:
     """The value at ``key`` (``a/b/0/c``) in the JSON file ``file`` under ``root``."""
-    path = root / file
-    if not path.is_file():
-        raise FigureError(f"{file}: no such results file")
-    value = _load(path)
+    value = _load_checked(file, root)
     walked: list[str] = []
     for part in key.split("/"):
         walked.append(part)
@@ -83,28 +83,105 @@ def _git_date(file: str, root: Path) -> str | None:
     return out.stdout.strip() or None
 
 
+# The script that writes each results file, for files written before they recorded their
+# own command (every benchmark now does, through ``tools.measure.provenance``).
+PRODUCERS = {
+    f"benchmarks/results/{name}.json": f"python benchmarks/{script}.py"
+    for name, script in [
+        ("generate", "bench_generate"),
+        ("ingest", "bench_ingest"),
+        ("label_free", "bench_label_free"),
+        ("monitor", "bench_monitor"),
+        ("noise_shift", "bench_noise_shift"),
+        ("onednn", "bench_onednn"),
+        ("reference", "reference"),
+        ("scale", "bench_scale"),
+        ("score", "bench_score"),
+        ("stages", "bench_stages"),
+        ("train", "bench_train"),
+        ("mutation", "mutation_report"),
+    ]
+}
+
+
+def machine_text(data: dict[str, Any]) -> str:
+    """The machine a results file says it ran on, in the shapes the benchmarks have used."""
+    machine = data.get("machine") or data.get("cpu")
+    if isinstance(machine, str):
+        return machine
+    if not isinstance(machine, dict):
+        return "a machine the file does not describe"
+    model = machine.get("model") or machine.get("cpu") or machine.get("cpu_model")
+    cores = machine.get("cores") or machine.get("cpus")
+    flags = [f for f in machine.get("flags") or machine.get("cpu_flags") or [] if "bf16" in f]
+    text = model or "a CPU whose model the file does not record"
+    if cores:
+        text += f", {cores} cores"
+    if flags:
+        text += f" ({', '.join(sorted(flags))})"
+    return text
+
+
 def provenance(file: str, *, root: Path = ROOT) -> str:
     """Where a results file's figures came from: its command, machine and date.
 
-    The file records its ``command`` and its machine (``machine`` or ``cpu``: model and
-    cores); the date is its ``date`` key or, failing that, the day the file was last
-    committed.
+    The command is the file's ``command`` key (or, for a file written before it had one,
+    the script known to write it); the machine its ``machine`` or ``cpu`` record; the date
+    its ``date`` key or, failing that, the day the file was last committed.
     """
-    lookup(file, "command", root=root)  # a file that does not say how it was made has none
-    data = _load(root / file)
-    machine = data.get("machine") or data.get("cpu")
-    if not isinstance(machine, dict):
-        raise FigureError(f"{file}: no machine or cpu record")
-    model = machine.get("cpu") or machine.get("model") or "unknown CPU"
-    cores = machine.get("cores")
-    date = data.get("date") or _git_date(file, root) or "an uncommitted run"
-    where = f"{model}, {cores} cores" if cores else model
-    return f"Measured with `{data['command']}` on {where}, {date}."
+    data = _load_checked(file, root)
+    if not isinstance(data, dict):
+        raise FigureError(f"{file}: not a record")
+    command = data.get("command") or PRODUCERS.get(file)
+    if not command:
+        raise FigureError(f"{file}: no key 'command', and no known script writes it")
+    committed = None if data.get("date") else _git_date(file, root)
+    date = data.get("date") or (f"committed {committed}" if committed else "not yet committed")
+    return f"Measured with `{command}` on {machine_text(data)}, {date}."
+
+
+def _load_checked(file: str, root: Path) -> Any:
+    path = root / file
+    if not path.is_file():
+        raise FigureError(f"{file}: no such results file")
+    return _load(path)
+
+
+def record_tables(dotted: str) -> str:
+    """A declared record (``package.module.Name``) as one table per record type it reaches:
+    each key, its type (a record type links to its table) and what it means. Generated from
+    the declaration the code is type-checked against, so a key cannot go undocumented."""
+    from dsprior import records
+
+    module, _, name = dotted.rpartition(".")
+    try:
+        shape = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise FigureError(f"{dotted}: no such record declaration") from exc
+    tables = records.schema(shape)
+    names = {table for table, _ in tables}
+
+    def linked(text: str) -> str:
+        return re.sub(
+            r"\b(" + "|".join(map(re.escape, names)) + r")\b",
+            lambda m: f"[{m[1]}](#{m[1].lower()})",
+            text,
+        )
+
+    out = []
+    for table, rows in tables:
+        out += [f"### {table}", "", "| key | type | meaning |", "|---|---|---|"]
+        for key, kind, text in rows:
+            meaning = (text or "").replace("|", "\\|")
+            out.append(f"| `{key}` | {linked(kind)} | {meaning} |")
+        out.append("")
+    return "\n".join(out)
 
 
 def render(markdown: str, *, root: Path = ROOT) -> str:
-    """``markdown`` with every figure and source placeholder replaced by its text."""
+    """``markdown`` with every figure, source and record placeholder replaced by its text."""
     markdown = FIGURE.sub(lambda m: figure(m[1], m[2], m[3], root=root), markdown)
+    markdown = RECORD.sub(lambda m: record_tables(m[1]), markdown)
     return SOURCE.sub(lambda m: provenance(m[1], root=root), markdown)
 
 

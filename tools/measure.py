@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -75,3 +76,18 @@ def cpu_info() -> dict[str, Any]:
     )
     wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
     return {"model": model, "cores": os.cpu_count(), "flags": [f for f in wanted if f in flags]}
+
+
+def provenance(argv: list[str] | None = None) -> dict[str, Any]:
+    """What a results file records about itself: the command that made it (this process's,
+    from the repository's root), the date and the machine. The docs print it beside every
+    figure read from the file (``tools/docs_figures.py``)."""
+    args = sys.argv if argv is None else argv
+    script = Path(args[0])
+    if script.is_absolute():
+        try:
+            script = script.relative_to(Path(__file__).resolve().parents[1])
+        except ValueError:
+            pass
+    command = " ".join(["python", str(script), *args[1:]])
+    return {"command": command, "date": time.strftime("%Y-%m-%d %H:%M"), "machine": cpu_info()}

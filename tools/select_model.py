@@ -192,6 +192,7 @@ def read_predictions(repo: Path, rev: str) -> Any:
 def bootstrap_cost_interval(predictions: Any, metrics: dict[str, Any]) -> list[float] | None:
     """Group-bootstrap interval of dev_b's expected cost at the chosen threshold and prior."""
     from dsprior.evaluation.measures import bootstrap_intervals, decisions_at
+    from dsprior.priors import Bootstrap, Costs
 
     frame = predictions[predictions["split"] == "dev_b"]
     threshold, boot = metrics.get("threshold"), metrics.get("bootstrap") or {}
@@ -201,11 +202,8 @@ def bootstrap_cost_interval(predictions: Any, metrics: dict[str, Any]) -> list[f
         frame,
         decisions_at(frame, threshold),
         prior=metrics["prior"],
-        cost_fp=metrics["cost"]["false_positive"],
-        cost_fn=metrics["cost"]["false_negative"],
-        resamples=boot["resamples"],
-        level=boot["level"],
-        seed=boot["seed"],
+        costs=Costs(metrics["cost"]["false_positive"], metrics["cost"]["false_negative"]),
+        bootstrap=Bootstrap(boot["resamples"], boot["level"], boot["seed"]),
     )
     return list(intervals["expected_cost_ci"])
 

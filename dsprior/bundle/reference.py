@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 from pathlib import Path
-from typing import Any
+from typing import Annotated, NotRequired, TypedDict
 
 import numpy as np
 import pandas as pd
@@ -71,29 +71,35 @@ def reference_bytes(table: pd.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
-def reference_record(table: pd.DataFrame, data: bytes) -> dict[str, Any]:
+class ReferenceRecord(TypedDict):
+    """bundle.json's ``reference``: the reference file and its counts."""
+
+    file: Annotated[str, "reference.parquet: dev_a and dev_b rows the label-free estimates use"]
+    sha256: Annotated[str, "the reference file's sha256"]
+    rows: Annotated[int, "rows in the reference"]
+    dev_b_rows: Annotated[int, "dev_b rows in it"]
+    dev_b_positives: Annotated[int, "dev_b rows with distant label 1"]
+    probability: Annotated[str, "what its probability and log_odds columns hold"]
+    dev_b_gold_labelled: NotRequired[Annotated[int, "dev_b rows with a gold label"]]
+    dev_b_gold_positives: NotRequired[Annotated[int, "dev_b rows with gold label 1"]]
+
+
+def reference_record(table: pd.DataFrame, data: bytes) -> ReferenceRecord:
     """bundle.json's ``reference`` field: the file, its sha256 and its counts."""
     dev_b = table["split"] == "dev_b"
-    return {
+    record: ReferenceRecord = {
         "file": REFERENCE_FILE,
         "sha256": hashlib.sha256(data).hexdigest(),
         "rows": int(len(table)),
         "dev_b_rows": int(dev_b.sum()),
         "dev_b_positives": int(table.loc[dev_b, "label"].sum()),
         "probability": "prior-corrected, before the recalibration; log_odds: the same, unrounded",
-        **_gold_counts(table[dev_b]),
     }
-
-
-def _gold_counts(dev_b: pd.DataFrame) -> dict[str, Any]:
-    """How many dev_b rows carry a gold label, and how many of them are gold positives."""
-    if GOLD_COLUMN not in dev_b.columns:
-        return {}
-    gold = dev_b[GOLD_COLUMN]
-    return {
-        "dev_b_gold_labelled": int(gold.notna().sum()),
-        "dev_b_gold_positives": int((gold == 1).sum()),
-    }
+    if GOLD_COLUMN in table.columns:  # how many dev_b rows carry a gold label, how many are 1
+        gold = table.loc[dev_b, GOLD_COLUMN]
+        record["dev_b_gold_labelled"] = int(gold.notna().sum())
+        record["dev_b_gold_positives"] = int((gold == 1).sum())
+    return record
 
 
 def read_reference(path: str | Path) -> quantify.Reference:

@@ -9,40 +9,136 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from collections.abc import Mapping
+from typing import Annotated, Any, Final, NotRequired, TypedDict, cast
 
 import numpy as np
 import pandas as pd
 
 from dsprior import calibration as cal
 from dsprior import contract, modeldir, priors, runtime
+from dsprior.bundle.reference import ReferenceRecord
+from dsprior.calibration import CalibrationRecord
+from dsprior.evaluation.record import Metrics
+from dsprior.external import ExternalModelRecord
 
 FORMAT_VERSION = 3
 # 1: before recalibration and the reference (issue 16); 2: threshold as a probability only,
 # before scores were log-odds (issue 23)
 READABLE_VERSIONS = (1, 2, 3)
 SCORES = "log-odds"  # format 3: what the model's score is, from the model onwards
-SCORES_RECORD = {
+SCORES_RECORD: ScoresRecord = {
     "kind": SCORES,
     "what": "the output unit's pre-activation (logit), float64; the raw score is sigmoid(logit)",
 }
 MODEL_FILE = modeldir.MODEL_FILE  # the model keeps its file name in the bundle
 SPEC_FILE = "bundle.json"
-HASH_KEY = "content_hash"
+HASH_KEY: Final = "content_hash"
 THRESHOLD_APPLIES_TO = "probability"  # at the production prior, after the prior correction
 PROBABILITY_TOLERANCE = 1e-12  # evaluate's probabilities vs the bundle's map of its scores
 MODEL_LOAD = modeldir.MODEL_FILES["cnn"][2]
-# What bundle.json repeats of train.json, for the record.
-TRAIN_FIELDS = (
-    "training_prior",
-    "production_prior_estimate",
-    "best_step",
-    "select_metric",
-    "best_value",
-)
 
 
-def content_hash(spec: dict[str, Any]) -> str:
+class ScoresRecord(TypedDict):
+    kind: Annotated[str, "what the model's score is: log-odds (format 3)"]
+    what: Annotated[str, "the score in words"]
+
+
+class ModelRecord(TypedDict):
+    file: Annotated[str, "the model's file in the bundle: model.keras or pooled_logistic.json"]
+    sha256: Annotated[str, "the model file's sha256"]
+    format: Annotated[str, "keras or json"]
+    load: Annotated[str, "how to load it safely"]
+
+
+class ShiftRecord(TypedDict):
+    from_prior: Annotated[float, "the prior the model's beta-corrected outputs are at"]
+    to_prior: Annotated[float, "the production prior they are moved to"]
+
+
+class PriorCorrectionRecord(TypedDict):
+    beta: Annotated[float, "train's effective negative keep rate"]
+    formula: Annotated[str, "the correction in words"]
+    shift: Annotated[ShiftRecord | None, "the further prior shift; null where the priors agree"]
+
+
+class ThresholdRecord(TypedDict):
+    value: Annotated[float, "the threshold on the probability at the production prior"]
+    logit: NotRequired[
+        Annotated[float | None, "the same in log-odds, as decisions compare; null: flags none"]
+    ]
+    applies_to: Annotated[str, "what the threshold is compared with: probability"]
+    rule: Annotated[str, "the decision rule in words"]
+    source: Annotated[str, "how evaluate chose it"]
+    raw_score_equivalent: Annotated[float | None, "the raw model score that reaches it"]
+
+
+class CostRecord(TypedDict):
+    false_positive: Annotated[float, "cost of one false positive (evaluate.cost)"]
+    false_negative: Annotated[float, "cost of one false negative (evaluate.cost)"]
+    expected_cost: Annotated[str, "how the expected cost of a decision is computed"]
+
+
+class BundleParams(TypedDict):
+    train: Annotated[dict[str, Any], "the train section the model was trained with"]
+    evaluate: Annotated[dict[str, Any], "the evaluate section it was evaluated with"]
+
+
+class BundleTrainRecord(TypedDict):
+    """What bundle.json repeats of train.json, for the record."""
+
+    training_prior: Annotated[float | None, "train.json's training_prior"]
+    production_prior_estimate: Annotated[float | None, "train.json's production_prior_estimate"]
+    best_step: Annotated[int | None, "train.json's best_step"]
+    select_metric: Annotated[str | None, "train.json's select_metric"]
+    best_value: Annotated[float | None, "train.json's best_value"]
+
+
+class BundleBody(TypedDict):
+    """bundle.json less its ``content_hash``: what the hash is taken over."""
+
+    format_version: Annotated[int, "the bundle format; this code reads READABLE_VERSIONS"]
+    scores: NotRequired[Annotated[ScoresRecord, "what the model outputs (format 3)"]]
+    model: Annotated[ModelRecord | ExternalModelRecord, "the model file, or the external scores"]
+    dim: Annotated[int, "feature dimension"]
+    dtype: Annotated[str, "the dataset's feature dtype; features are rounded to it"]
+    max_abs: Annotated[float, "largest feature magnitude the dtype holds"]
+    min_rows: Annotated[int, "rows an example is padded to at least"]
+    prior_correction: Annotated[PriorCorrectionRecord, "from the model's output to the prior"]
+    production_prior: Annotated[float, "the prior the threshold was chosen at"]
+    prior_source: Annotated[str | None, "where that prior came from"]
+    threshold: Annotated[ThresholdRecord, "the decision threshold"]
+    cost: Annotated[CostRecord, "the costs the threshold minimises"]
+    calibration: NotRequired[Annotated[CalibrationRecord, "the recalibration (format 2)"]]
+    reference: NotRequired[Annotated[ReferenceRecord | None, "the reference file (format 2)"]]
+    params: NotRequired[Annotated[BundleParams, "the params sections behind the bundle"]]
+    train: Annotated[BundleTrainRecord, "what training recorded"]
+
+
+class BundleSpec(BundleBody):
+    """bundle.json: everything scoring needs besides the model and the reference file.
+
+    Keys marked NotRequired are absent from bundles of an earlier ``format_version``.
+    """
+
+    content_hash: Annotated[str, "sha256 of the rest of the spec (``content_hash``)"]
+
+
+def model_record(train_record: Mapping[str, Any], model_sha256: str | None) -> ModelRecord:
+    """The model file's name, sha256, format and how to load it, by ``train.model``."""
+    if model_sha256 is None:
+        raise ValueError("a bundle of a trained model needs the model file's sha256")
+    file, form, load = modeldir.MODEL_FILES[modeldir.model_kind(train_record)]
+    return {"file": file, "sha256": model_sha256, "format": form, "load": load}
+
+
+def model_file_record(spec: BundleSpec) -> ModelRecord | None:
+    """The model file's record; None for a bundle of external scores, which holds none."""
+    model = spec["model"]
+    return cast(ModelRecord, model) if "file" in model else None
+
+
+def content_hash(spec: Mapping[str, Any]) -> str:
     """sha256 of the spec without its hash; the spec holds the model file's sha256."""
     body = {k: v for k, v in spec.items() if k != HASH_KEY}
     text = json.dumps(runtime.finite_or_none(body), sort_keys=True, separators=(",", ":"))
@@ -51,8 +147,8 @@ def content_hash(spec: dict[str, Any]) -> str:
 
 def check_spec_inputs(
     *,
-    train_record: dict[str, Any],
-    metrics: dict[str, Any],
+    train_record: modeldir.TrainRecord,
+    metrics: Metrics,
     dataset_dim: int,
     dataset_dtype: str,
 ) -> None:
@@ -79,8 +175,8 @@ def check_spec_inputs(
 
 
 def prior_correction_record(
-    train_record: dict[str, Any], metrics: dict[str, Any]
-) -> dict[str, Any]:
+    train_record: modeldir.TrainRecord, metrics: Metrics
+) -> PriorCorrectionRecord:
     """train's beta and the prior shift evaluate makes (None where the priors agree)."""
     model_prior = metrics.get("prior_of_model", train_record.get("production_prior_estimate"))
     shift = priors.prior_shift(model_prior=model_prior, prior=float(metrics["prior"]))
@@ -92,13 +188,7 @@ def prior_correction_record(
     }
 
 
-def model_record(train_record: dict[str, Any], model_sha256: str) -> dict[str, Any]:
-    """The model file's name, sha256, format and how to load it, by ``train.model``."""
-    file, form, load = modeldir.MODEL_FILES[modeldir.model_kind(train_record)]
-    return {"file": file, "sha256": model_sha256, "format": form, "load": load}
-
-
-def threshold_record(metrics: dict[str, Any]) -> dict[str, Any]:
+def threshold_record(metrics: Metrics) -> ThresholdRecord:
     """The threshold evaluate chose, as a probability for people and as the log-odds decisions
     compare (``logit``; null where it flags nothing), and the rule that applies it."""
     value = float(metrics["threshold"])
@@ -113,7 +203,7 @@ def threshold_record(metrics: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def cost_record(cost: dict[str, Any]) -> dict[str, Any]:
+def cost_record(cost: Mapping[str, Any]) -> CostRecord:
     return {
         "false_positive": float(cost["false_positive"]),
         "false_negative": float(cost["false_negative"]),
@@ -124,15 +214,15 @@ def cost_record(cost: dict[str, Any]) -> dict[str, Any]:
 
 def build_spec(
     *,
-    train_record: dict[str, Any],
-    metrics: dict[str, Any],
+    train_record: modeldir.TrainRecord,
+    metrics: Metrics,
     evaluate_params: dict[str, Any],
     dataset_dim: int,
     dataset_dtype: str,
     model_sha256: str | None,
-    reference: dict[str, Any] | None = None,
-    model: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+    reference: ReferenceRecord | None = None,
+    model: ExternalModelRecord | None = None,
+) -> BundleSpec:
     """bundle.json's content (with its hash) from train.json, metrics.json and params.
 
     ``reference`` describes ``reference.parquet`` (file, sha256, counts) or is None.
@@ -149,7 +239,7 @@ def build_spec(
         dataset_dtype=dataset_dtype,
     )
     params = train_record["params"]
-    spec: dict[str, Any] = {
+    body: BundleBody = {
         "format_version": FORMAT_VERSION,
         "scores": SCORES_RECORD,
         "model": model if model is not None else model_record(train_record, model_sha256),
@@ -166,19 +256,24 @@ def build_spec(
         "calibration": (metrics.get("calibration") or {}).get("chosen") or cal.IDENTITY.as_dict(),
         "reference": reference,
         "params": {"train": params, "evaluate": evaluate_params},
-        "train": {k: train_record.get(k) for k in TRAIN_FIELDS},
+        "train": {
+            "training_prior": train_record.get("training_prior"),
+            "production_prior_estimate": train_record.get("production_prior_estimate"),
+            "best_step": train_record.get("best_step"),
+            "select_metric": train_record.get("select_metric"),
+            "best_value": train_record.get("best_value"),
+        },
     }
-    spec = runtime.finite_or_none(spec)
-    spec[HASH_KEY] = content_hash(spec)
-    return spec
+    clean: BundleBody = runtime.finite_or_none(body)  # NaN as null, numpy as Python
+    return {**clean, HASH_KEY: content_hash(clean)}
 
 
-def spec_shift(spec: dict[str, Any]) -> tuple[float, float] | None:
+def spec_shift(spec: BundleSpec) -> tuple[float, float] | None:
     shift = spec["prior_correction"]["shift"]
     return None if shift is None else (float(shift["from_prior"]), float(shift["to_prior"]))
 
 
-def spec_calibration(spec: dict[str, Any]) -> cal.Calibration:
+def spec_calibration(spec: BundleSpec) -> cal.Calibration:
     """The recalibration after the prior correction; the identity for a format 1 bundle."""
     record = spec.get("calibration")
     if record is None:
@@ -189,7 +284,7 @@ def spec_calibration(spec: dict[str, Any]) -> cal.Calibration:
         raise ValueError(f"{SPEC_FILE}: calibration: {exc}") from exc
 
 
-def format_notes(spec: dict[str, Any]) -> list[str]:
+def format_notes(spec: BundleSpec) -> list[str]:
     """What a bundle of an earlier format lacks, one sentence each (empty for the current one)."""
     version = spec.get("format_version", FORMAT_VERSION)
     notes = []
@@ -206,16 +301,17 @@ def format_notes(spec: dict[str, Any]) -> list[str]:
     return notes
 
 
-def spec_threshold_logit(spec: dict[str, Any]) -> float:
+def spec_threshold_logit(spec: BundleSpec) -> float:
     """The log-odds decisions compare: ``threshold.logit`` (format 3), else the stored
     probability's log-odds (``+inf`` where it flags nothing)."""
     record = spec["threshold"]
-    if record.get("logit") is not None:
-        return float(record["logit"])
+    logit = record.get("logit")
+    if logit is not None:
+        return float(logit)
     return priors.threshold_log_odds(record["value"])
 
 
-def check_against_predictions(spec: dict[str, Any], predictions: pd.DataFrame) -> dict[str, Any]:
+def check_against_predictions(spec: BundleSpec, predictions: pd.DataFrame) -> dict[str, Any]:
     """Map evaluate's logits through the bundle; they must give evaluate's probabilities.
 
     Returns a summary; ValueError when any probability differs by more than

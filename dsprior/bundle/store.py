@@ -27,8 +27,10 @@ from dsprior.bundle.spec import (
     HASH_KEY,
     READABLE_VERSIONS,
     SPEC_FILE,
+    BundleSpec,
     content_hash,
     format_notes,
+    model_file_record,
     spec_calibration,
     spec_shift,
     spec_threshold_logit,
@@ -43,7 +45,7 @@ def write_bundle(
     target: str | Path,
     *,
     model_path: str | Path | None,
-    spec: dict[str, Any],
+    spec: BundleSpec,
     reference: bytes | None = None,
 ) -> None:
     """Replace ``target`` with the model, bundle.json and reference.parquet, atomically.
@@ -56,13 +58,17 @@ def write_bundle(
         raise ValueError(f"{model_path} changed since the spec was built")
     record = spec.get("reference")
     if (reference is None) != (record is None) or (
-        reference is not None and hashlib.sha256(reference).hexdigest() != record["sha256"]
+        reference is not None
+        and record is not None
+        and hashlib.sha256(reference).hexdigest() != record["sha256"]
     ):
         raise ValueError("the reference bytes do not match the spec's reference record")
     with runtime.atomic_directory(target) as tmp:
         if model_path is not None:
-            shutil.copyfile(model_path, tmp / spec["model"]["file"])
-        if reference is not None:
+            record_of_model = model_file_record(spec)
+            assert record_of_model is not None  # a model file goes with its record
+            shutil.copyfile(model_path, tmp / record_of_model["file"])
+        if reference is not None and record is not None:  # both or neither, checked above
             (tmp / record["file"]).write_bytes(reference)
         runtime.write_json(tmp / SPEC_FILE, spec)
 
@@ -95,14 +101,15 @@ def _check_version(spec: Any, path: Path) -> None:
         )
 
 
-def verify_contents(spec: dict[str, Any], bundle_dir: Path) -> None:
+def verify_contents(spec: BundleSpec, bundle_dir: Path) -> None:
     """ValueError unless the content hash matches and every named file has its sha256."""
     path = bundle_dir / SPEC_FILE
     if spec.get(HASH_KEY) != content_hash(spec):
         raise ValueError(f"{path}: content hash does not match; the bundle was edited")
-    if not is_external_spec(spec):
-        model = bundle_dir / spec["model"]["file"]
-        if not model.is_file() or runtime.file_sha256(model) != spec["model"]["sha256"]:
+    model_record = model_file_record(spec)
+    if model_record is not None:  # a bundle of external scores holds no model file
+        model = bundle_dir / model_record["file"]
+        if not model.is_file() or runtime.file_sha256(model) != model_record["sha256"]:
             raise ValueError(f"{model}: missing or not the model this bundle was built with")
     record = spec.get("reference")
     if record is not None:
@@ -111,7 +118,7 @@ def verify_contents(spec: dict[str, Any], bundle_dir: Path) -> None:
             raise ValueError(f"{ref}: missing or not the reference this bundle was built with")
 
 
-def read_spec(bundle_dir: str | Path, *, verify: bool = True) -> dict[str, Any]:
+def read_spec(bundle_dir: str | Path, *, verify: bool = True) -> BundleSpec:
     """bundle.json, checked: JSON, format version, every field scoring reads (``validate_spec``),
     content hash, and the model file's sha256.
     """
@@ -130,7 +137,7 @@ class Bundle:
     """A loaded bundle: its spec and the Keras model."""
 
     path: Path
-    spec: dict[str, Any]
+    spec: BundleSpec
     model: Any
 
     @property
@@ -209,7 +216,9 @@ def load_bundle(bundle_dir: str | Path) -> Bundle:
     """
     spec = read_spec(bundle_dir)
     refuse_external_bundle(bundle_dir, spec)
-    model = modeldir.load_model(Path(bundle_dir) / spec["model"]["file"])
+    record = model_file_record(spec)
+    assert record is not None  # refuse_external_bundle refused the others
+    model = modeldir.load_model(Path(bundle_dir) / record["file"])
     if modeldir.model_dim(model) != int(spec["dim"]):
         raise ValueError(
             f"{bundle_dir}: the model takes dim {modeldir.model_dim(model)} but bundle.json "

@@ -1,7 +1,10 @@
-"""The ``evaluate`` section of params.yaml: its schema and the one validating loader."""
+"""The ``evaluate`` section of params.yaml: its schema, the one validating loader, and the
+typed config it returns."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from dsprior import hardware, noise_shift, priors, settings
@@ -36,23 +39,37 @@ PARAMS_SCHEMA: dict[str, settings.Spec] = {
 }
 
 
-def check_params(params: dict[str, Any]) -> dict[str, Any]:
-    """Validate the whole ``evaluate`` section (every key required); the options it sets."""
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """The checked ``evaluate`` section, nested as params.yaml nests it (``cost``,
+    ``bootstrap``), with ``precision`` and ``onednn`` together as ``compute``."""
+
+    prior: float | None  # None: estimated from the production-ratio rows
+    cost: priors.Costs
+    bootstrap: priors.Bootstrap
+    calibration_bins: int
+    batch_size: int
+    compute: hardware.ComputeParams
+    threshold_labels: str  # distant | gold: the labels dev_b's threshold is chosen on
+    stated_label_noise: dict[str, float] | None  # noise_shift.check_stated_noise; None: unset
+
+
+def check_params(params: Mapping[str, Any] | None) -> EvaluateConfig:
+    """Validate the whole ``evaluate`` section (every key required); the config it sets."""
     settings.check_section(params, PARAMS_SCHEMA, "evaluate")
+    assert params is not None  # check_section refuses a missing section's keys
     cost, boot = params["cost"], params["bootstrap"]
-    out = {
-        "prior": params["prior"],
-        "cost_fp": float(cost["false_positive"]),
-        "cost_fn": float(cost["false_negative"]),
-        "resamples": int(boot["resamples"]),
-        "level": float(boot["level"]),
-        "seed": int(boot["seed"]),
-        "batch_size": int(params["batch_size"]),
-        "calibration_bins": int(params["calibration_bins"]),
-        "precision": params["precision"],
-        "onednn": params["onednn"],
-        "threshold_labels": params["threshold_labels"],
-        "stated_label_noise": noise_shift.check_stated_noise(params["stated_label_noise"]),
-    }
-    priors.bayes_threshold(cost_fp=out["cost_fp"], cost_fn=out["cost_fn"])  # not both zero
-    return out
+    config = EvaluateConfig(
+        prior=params["prior"],
+        cost=priors.Costs(float(cost["false_positive"]), float(cost["false_negative"])),
+        bootstrap=priors.Bootstrap(int(boot["resamples"]), float(boot["level"]), int(boot["seed"])),
+        batch_size=int(params["batch_size"]),
+        calibration_bins=int(params["calibration_bins"]),
+        compute=hardware.ComputeParams(params["precision"], params["onednn"]),
+        threshold_labels=params["threshold_labels"],
+        stated_label_noise=noise_shift.check_stated_noise(params["stated_label_noise"]),
+    )
+    priors.bayes_threshold(
+        cost_fp=config.cost.false_positive, cost_fn=config.cost.false_negative
+    )  # not both zero
+    return config

@@ -100,8 +100,8 @@ class Labels:
             return self
         return Labels(self.name, self.prior, rows)
 
-    def prior_draws(self, *, size: int, seed: int) -> np.ndarray | None:
-        """``size`` draws of the prior (``priors.rate_draws`` on ``prior_rows`` through these
+    def prior_draws(self, *, bootstrap: priors.Bootstrap) -> np.ndarray | None:
+        """``bootstrap.resamples`` draws of the prior (``priors.rate_draws`` on ``prior_rows`` through these
         labels), or None where the prior is taken as known."""
         if self.prior_rows is None or self.prior is None:
             return None
@@ -112,8 +112,8 @@ class Labels:
             rows["label"].to_numpy(np.float64),
             rows["weight"].to_numpy(np.float64),
             rows["group"].to_numpy(),
-            size=size,
-            rng=np.random.default_rng([int(seed), 29]),
+            size=bootstrap.resamples,
+            rng=np.random.default_rng([int(bootstrap.seed), 29]),
         )
         if not np.isclose(rate, self.prior, rtol=1e-9, atol=0.0):
             raise ValueError(
@@ -141,7 +141,7 @@ def gold_threshold_refusal(gold_dev_b: pd.DataFrame) -> str | None:
     )
 
 
-def label_noise(gold: pd.DataFrame, *, resamples: int, level: float, seed: int) -> dict[str, Any]:
+def label_noise(gold: pd.DataFrame, *, bootstrap: priors.Bootstrap) -> dict[str, Any]:
     """How the distant labels err where both labels exist, with intervals (Jeffreys' on the
     effective count of the gold rate within each distant label, ``priors.rates_draws``:
     never one value at 0 events).
@@ -163,8 +163,8 @@ def label_noise(gold: pd.DataFrame, *, resamples: int, level: float, seed: int) 
         np.vstack([y == 1, y == 1]),
         np.vstack([w * (distant == 0), w * (distant == 1)]),
         groups,
-        size=resamples,
-        rng=np.random.default_rng([int(seed), 31]),
+        size=bootstrap.resamples,
+        rng=np.random.default_rng([int(bootstrap.seed), 31]),
     )
 
     def noise(q0: np.ndarray, q1: np.ndarray) -> dict[str, np.ndarray]:
@@ -177,7 +177,9 @@ def label_noise(gold: pd.DataFrame, *, resamples: int, level: float, seed: int) 
     out: dict[str, Any] = {}
     for name in ("false_label_rate", "missing_label_rate"):
         out[name] = float(point[name][0])
-        out[f"{name}_ci"] = list(priors.draws_interval(out[name], drawn[name], level=level))
+        out[f"{name}_ci"] = list(
+            priors.draws_interval(out[name], drawn[name], level=bootstrap.level)
+        )
     counts = priors.confusion(y, distant)
     out.update(
         {
@@ -189,7 +191,7 @@ def label_noise(gold: pd.DataFrame, *, resamples: int, level: float, seed: int) 
                 "both_negative": counts.tn,
             },
             "weights": "manifest weights (the population the split stands for)",
-            "interval": f"{int(round(level * 100))}% Jeffreys on the group bootstrap's "
+            "interval": f"{int(round(bootstrap.level * 100))}% Jeffreys on the group bootstrap's "
             "effective count",
         }
     )

@@ -4,6 +4,7 @@ and the predictions table the rest of the evaluation is a function of."""
 from __future__ import annotations
 
 import logging
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -14,7 +15,8 @@ from dsprior.evaluation.measures import LOGIT, LOGIT_AT_PRIOR
 
 logger = logging.getLogger(__name__)
 
-SPLITS = ("dev_a", "dev_b", "test")
+Split = Literal["dev_a", "dev_b", "test"]
+SPLITS: tuple[Split, ...] = ("dev_a", "dev_b", "test")
 PREDICTION_COLUMNS = (
     "example_id",
     "split",

@@ -37,12 +37,14 @@ def _resampled_to_prior(
         return None
     if target < len(pos) / len(y):
         k = int(round(target * len(neg) / (1 - target)))
-        pos = np.sort(rng.choice(pos, size=k, replace=False)) if k >= 1 else None
+        if k < 1:
+            return None
+        pos = np.sort(rng.choice(pos, size=k, replace=False))
     else:
         k = int(round(len(pos) * (1 - target) / target))
-        neg = np.sort(rng.choice(neg, size=k, replace=False)) if k >= 1 else None
-    if pos is None or neg is None:
-        return None
+        if k < 1:
+            return None
+        neg = np.sort(rng.choice(neg, size=k, replace=False))
     return frame.iloc[np.sort(np.concatenate([pos, neg]))]
 
 
@@ -59,15 +61,17 @@ def label_free_batches(predictions: pd.DataFrame, *, seed: int) -> dict[str, pd.
     return batches
 
 
-def measured_batch(
-    frame: pd.DataFrame, *, threshold: float, cost_fp: float, cost_fn: float
-) -> dict[str, Any]:
+def measured_batch(frame: pd.DataFrame, *, threshold: float, costs: priors.Costs) -> dict[str, Any]:
     """What the labels say of one batch: its prior and the threshold's performance on it."""
     y, w = frame["label"].to_numpy(), frame["weight"].to_numpy(np.float64)
     return {
         "prior": priors.estimate_prior(y, w),
         **quantify.measured_performance(
-            y, decisions_at(frame, threshold), weights=w, cost_fp=cost_fp, cost_fn=cost_fn
+            y,
+            decisions_at(frame, threshold),
+            weights=w,
+            cost_fp=costs.false_positive,
+            cost_fn=costs.false_negative,
         ),
     }
 
@@ -77,13 +81,10 @@ def label_free_metrics(
     *,
     prior: float,
     threshold: float,
-    cost_fp: float,
-    cost_fn: float,
+    costs: priors.Costs,
     calibration: cal.Calibration,
     training_prior: float | None,
-    resamples: int,
-    level: float,
-    seed: int,
+    bootstrap: priors.Bootstrap,
 ) -> dict[str, Any]:
     """What the label-free estimate would have said on dev_b, test and test at other priors.
 
@@ -96,22 +97,22 @@ def label_free_metrics(
     reference = quantify.reference_from_predictions(
         predictions, prior=prior, training_prior=training_prior, calibration=calibration
     )
-    kw = {"prior": prior, "threshold": threshold, "cost_fp": cost_fp, "cost_fn": cost_fn}
     out: dict[str, Any] = {}
-    for name, frame in label_free_batches(predictions, seed=seed).items():
+    for name, frame in label_free_batches(predictions, seed=bootstrap.seed).items():
         summary = quantify.estimate_batch(
             log_odds=frame["_uncal"].to_numpy(np.float64),
             calibration=calibration,
             reference=reference,
             groups=frame["group"].to_numpy(),
-            resamples=resamples,
-            level=level,
-            seed=seed,
-            **kw,
+            resamples=bootstrap.resamples,
+            level=bootstrap.level,
+            seed=bootstrap.seed,
+            prior=prior,
+            threshold=threshold,
+            cost_fp=costs.false_positive,
+            cost_fn=costs.false_negative,
         )
-        summary["measured"] = measured_batch(
-            frame, threshold=threshold, cost_fp=cost_fp, cost_fn=cost_fn
-        )
+        summary["measured"] = measured_batch(frame, threshold=threshold, costs=costs)
         summary["in_sample"] = name == "dev_b"  # dev_b is also the reference (and maybe the fit)
         out[name] = summary
     return out
@@ -230,11 +231,8 @@ def true_shift_metrics(
     predictions: pd.DataFrame,
     *,
     threshold: float,
-    cost_fp: float,
-    cost_fn: float,
-    resamples: int,
-    level: float,
-    seed: int,
+    costs: priors.Costs,
+    bootstrap: priors.Bootstrap,
 ) -> dict[str, Any] | None:
     """The true-label estimate (``dsprior.noise_shift``) on each batch, beside what gold and
     distant labels measure; None where dev_b has no gold labels of both classes.
@@ -254,19 +252,19 @@ def true_shift_metrics(
     if not reference.has_gold():
         return None
     out: dict[str, Any] = {}
-    for name, frame in true_shift_batches(predictions, seed=seed).items():
+    for name, frame in true_shift_batches(predictions, seed=bootstrap.seed).items():
         if frame.empty:
             continue
         entry = noise_shift.estimate_true_shift(
             decisions_at(frame, threshold),
             reference,
             threshold=threshold,
-            cost_fp=cost_fp,
-            cost_fn=cost_fn,
+            cost_fp=costs.false_positive,
+            cost_fn=costs.false_negative,
             groups=frame["group"].to_numpy(),
-            resamples=resamples,
-            level=level,
-            seed=seed,
+            resamples=bootstrap.resamples,
+            level=bootstrap.level,
+            seed=bootstrap.seed,
         )
         entry["examples"] = int(len(frame))
         entry["measured"] = _measured_against_both(frame, threshold)

@@ -8,7 +8,8 @@ prior. A new metric goes here.
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -27,7 +28,8 @@ from sklearn.metrics import (
 from dsprior import priors
 from dsprior.calibration import log_loss_of_log_odds
 
-VIEWS = ("sample", "prior")
+View = Literal["sample", "prior"]
+VIEWS: tuple[View, ...] = ("sample", "prior")
 CI_METRICS = ("precision", "recall", "f1", "expected_cost")
 SHIPPED_SCORE = 0.5  # the rule the classic team shipped: the thinned model's raw score at 0.5
 LOGIT = (
@@ -81,7 +83,7 @@ def decisions_at(frame: pd.DataFrame, threshold: float) -> np.ndarray:
     return priors.decide_log_odds(log_odds_at_prior(frame), threshold=threshold).astype(int)
 
 
-def _safe(fn, *args, **kwargs) -> float:
+def _safe(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> float:
     """A sklearn metric, NaN where it is undefined (one class only, no predicted positive)."""
     try:
         return float(fn(*args, **kwargs))
@@ -105,8 +107,7 @@ def decision_metrics(
     predicted: np.ndarray,
     weights: np.ndarray,
     *,
-    cost_fp: float,
-    cost_fn: float,
+    costs: priors.Costs,
 ) -> dict[str, Any]:
     """Metrics of one yes/no rule: sklearn's with ``sample_weight``, plus cost and alert counts."""
     cm = priors.confusion(labels, predicted, weights)
@@ -121,7 +122,9 @@ def decision_metrics(
         "recall": _safe(recall_score, labels, predicted, **kw),
         "f1": _safe(f1_score, labels, predicted, **kw),
         "lr_plus": float(lr_plus),
-        "expected_cost": priors.expected_cost(cm, cost_fp=cost_fp, cost_fn=cost_fn),
+        "expected_cost": priors.expected_cost(
+            cm, cost_fp=costs.false_positive, cost_fn=costs.false_negative
+        ),
         "confusion": cm.as_dict(),
         "confusion_per_1000": cm.scaled(priors.PER_EXAMPLES / cm.total).as_dict()
         if cm.total > 0
@@ -135,10 +138,9 @@ def view_metrics(
     frame: pd.DataFrame,
     *,
     view: str,
-    prior: float,
+    prior: float | None,
     threshold: float,
-    cost_fp: float,
-    cost_fn: float,
+    costs: priors.Costs,
 ) -> dict[str, Any]:
     """All metrics of one split in one view at the probability threshold."""
     y = frame["label"].to_numpy().astype(int)
@@ -146,7 +148,7 @@ def view_metrics(
     # the score is calibrated at the training prior, the probability at the production prior
     p = frame["score" if view == "sample" else "probability"].to_numpy(np.float64)
     z, ranked = view_log_odds(frame, view=view), ranking_scores(frame, view=view)
-    out = decision_metrics(y, decisions_at(frame, threshold), w, cost_fp=cost_fp, cost_fn=cost_fn)
+    out = decision_metrics(y, decisions_at(frame, threshold), w, costs=costs)
     out.update(
         {
             "examples": int(len(frame)),
@@ -167,31 +169,32 @@ def rule_metrics(
     *,
     prior: float | None,
     threshold: float,
-    cost_fp: float,
-    cost_fn: float,
+    costs: priors.Costs,
 ) -> dict[str, Any]:
     """Both views at ``threshold`` and, beside them, the shipped rule (raw score >= 0.5, what
     the team saw on dev_a and shipped), against whatever labels ``frame``'s ``label`` holds."""
-    kw = {"prior": prior, "threshold": threshold, "cost_fp": cost_fp, "cost_fn": cost_fn}
-    out: dict[str, Any] = {view: view_metrics(frame, view=view, **kw) for view in VIEWS}
+    out: dict[str, Any] = {
+        view: view_metrics(frame, view=view, prior=prior, threshold=threshold, costs=costs)
+        for view in VIEWS
+    }
     y = frame["label"].to_numpy().astype(int)
     shipped = shipped_decisions(frame)
     w = view_weights(frame, view="prior", prior=prior)
     out["shipped"] = {
-        "sample": decision_metrics(y, shipped, np.ones(len(y)), cost_fp=cost_fp, cost_fn=cost_fn),
-        "prior": decision_metrics(y, shipped, w, cost_fp=cost_fp, cost_fn=cost_fn),
+        "sample": decision_metrics(y, shipped, np.ones(len(y)), costs=costs),
+        "prior": decision_metrics(y, shipped, w, costs=costs),
     }
     return out
 
 
 def metrics_from_rates(
-    prior: np.ndarray, tpr: np.ndarray, fpr: np.ndarray, *, cost_fp: float, cost_fn: float
+    prior: np.ndarray, tpr: np.ndarray, fpr: np.ndarray, *, costs: priors.Costs
 ) -> dict[str, np.ndarray]:
     """A rule's precision, recall, F1 and expected cost at ``prior`` from its true and false
     positive rates: at the prior, positives weigh ``prior`` and negatives the rest, so
     these three numbers are all a rule's metrics depend on."""
     prior, tpr, fpr = (np.asarray(v, dtype=np.float64) for v in (prior, tpr, fpr))
-    cost_fp, cost_fn = priors.check_costs(cost_fp, cost_fn)
+    cost_fp, cost_fn = priors.check_costs(costs.false_positive, costs.false_negative)
     tp, fp, fn = prior * tpr, (1.0 - prior) * fpr, prior * (1.0 - tpr)
     with np.errstate(invalid="ignore", divide="ignore"):
         return {
@@ -207,17 +210,14 @@ def bootstrap_intervals(
     predicted: np.ndarray,
     *,
     prior: float | None,
-    cost_fp: float,
-    cost_fn: float,
-    resamples: int,
-    level: float,
-    seed: int,
+    costs: priors.Costs,
+    bootstrap: priors.Bootstrap,
     prior_draws: np.ndarray | None = None,
 ) -> dict[str, list[float]]:
     """Intervals of a rule's precision, recall, F1 and expected cost at the prior.
 
     The four are functions of the rule's true and false positive rates and the prior
-    (``metrics_from_rates``); each rate gets ``resamples`` draws from Jeffreys' posterior on
+    (``metrics_from_rates``); each rate gets ``bootstrap.resamples`` draws from Jeffreys' posterior on
     its effective count (``priors.rate_draws``: the group bootstrap's design effect), so
     that correlated groups widen it and few events (no false positive among 20 alerts)
     leave it honest instead of one value. The prior's own uncertainty comes in through
@@ -229,7 +229,8 @@ def bootstrap_intervals(
     w = frame["weight"].to_numpy(np.float64)
     groups = frame["group"].to_numpy()
     d = np.asarray(predicted, dtype=np.float64)
-    rng = np.random.default_rng([int(seed), 23])
+    resamples, level = bootstrap.resamples, bootstrap.level
+    rng = np.random.default_rng([int(bootstrap.seed), 23])
     positive = (y == 1).astype(np.float64)
     (tpr, fpr), (tpr_draws, fpr_draws) = priors.rates_draws(
         np.vstack([d, d]), np.vstack([w * positive, w * (1.0 - positive)]), groups,
@@ -240,9 +241,8 @@ def bootstrap_intervals(
         prior_draws = own if prior_draws is None else prior_draws
     if prior_draws is None:
         prior_draws = np.full(int(resamples), float(prior))
-    costs = {"cost_fp": cost_fp, "cost_fn": cost_fn}
-    point = metrics_from_rates(np.array([prior]), np.array([tpr]), np.array([fpr]), **costs)
-    drawn = metrics_from_rates(prior_draws, tpr_draws, fpr_draws, **costs)
+    point = metrics_from_rates(np.array([prior]), np.array([tpr]), np.array([fpr]), costs=costs)
+    drawn = metrics_from_rates(prior_draws, tpr_draws, fpr_draws, costs=costs)
     return {
         f"{name}_ci": list(priors.draws_interval(float(point[name][0]), drawn[name], level=level))
         for name in CI_METRICS

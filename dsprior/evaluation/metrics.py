@@ -3,11 +3,12 @@ with their intervals, the classic worked example, and the prior sensitivity.
 
 The threshold minimises expected cost on ``dev_b`` at the prior (searched over log-odds, so
 examples a saturated sigmoid would tie stay apart) and is applied unchanged to every split; beside it stand the Bayes rule on probabilities and the shipped rule (raw
-score >= 0.5). Group-bootstrap intervals go on ``dev_a`` (the projection) and ``test``.
+score >= 0.5). Intervals (``INTERVAL_METHOD``) go on ``dev_a`` (the projection) and ``test``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,7 @@ from dsprior.evaluation.gold import (
     label_noise,
     weighted_gold_prior,
 )
-from dsprior.evaluation.inputs import PREDICTION_COLUMNS, SPLITS
+from dsprior.evaluation.inputs import PREDICTION_COLUMNS, SPLITS, Split
 from dsprior.evaluation.measures import (
     LOGIT,
     bootstrap_intervals,
@@ -36,16 +37,14 @@ from dsprior.evaluation.measures import (
 
 CLASSIC = {"tp": 97, "fn": 3, "fp": 3, "tn": 197, "negative_factor": 50}
 PRIOR_FACTORS = (0.5, 0.75, 1.0, 1.5, 2.0)  # prior sensitivity: half to twice the estimate
-INTERVAL_SPLITS = ("dev_a", "test")  # the projection, and the measurement reported
+INTERVAL_SPLITS: tuple[Split, ...] = ("dev_a", "test")  # the projection, and the one reported
 INTERVAL_METHOD = (
     "Jeffreys on the effective counts of the rule's true and false positive rates (the group "
     "bootstrap's design effect), with the prior's own uncertainty where it was estimated"
 )
 
 
-def log_odds_threshold(
-    frame: pd.DataFrame, *, prior: float | None, cost_fp: float, cost_fn: float
-) -> float:
+def log_odds_threshold(frame: pd.DataFrame, *, prior: float | None, costs: priors.Costs) -> float:
     """The cost-minimising threshold on ``frame`` at ``prior``, searched over its log-odds at
     the prior (no two examples tie by rounding), as the probability whose rule
     (``decide_log_odds``) reproduces the chosen cut there."""
@@ -54,14 +53,14 @@ def log_odds_threshold(
         frame["label"].to_numpy(),
         z,
         view_weights(frame, view="prior", prior=prior),
-        cost_fp=cost_fp,
-        cost_fn=cost_fn,
+        cost_fp=costs.false_positive,
+        cost_fn=costs.false_negative,
     )
     return priors.threshold_probability(cut, z)
 
 
 def dev_b_thresholds(
-    dev_b: pd.DataFrame, *, labels: tuple[Labels, ...], cost_fp: float, cost_fn: float
+    dev_b: pd.DataFrame, *, labels: tuple[Labels, ...], costs: priors.Costs
 ) -> dict[str, float | None]:
     """dev_b's cost-minimising threshold against each ``labels``; None where they are too few."""
     out: dict[str, float | None] = {}
@@ -70,7 +69,7 @@ def dev_b_thresholds(
         out[view.name] = (
             None
             if view.threshold_refusal(rows) is not None
-            else log_odds_threshold(rows, prior=view.prior, cost_fp=cost_fp, cost_fn=cost_fn)
+            else log_odds_threshold(rows, prior=view.prior, costs=costs)
         )
     return out
 
@@ -138,7 +137,9 @@ def chosen_threshold(
             f"evaluate.threshold_labels is gold but {reason}; label more of dev_b, or set "
             "evaluate.threshold_labels: distant"
         )
-    return float(thresholds[threshold_labels])
+    chosen = thresholds[threshold_labels]
+    assert chosen is not None  # the distant threshold always exists; a missing gold one refused
+    return float(chosen)
 
 
 def threshold_record(
@@ -149,17 +150,16 @@ def threshold_record(
     has_gold: bool,
     prior: float,
     beta: float,
-    cost_fp: float,
-    cost_fn: float,
+    costs: priors.Costs,
 ) -> dict[str, Any]:
     """metrics.json's head: the prior, beta, costs, and the chosen and Bayes thresholds."""
-    bayes = priors.bayes_threshold(cost_fp=cost_fp, cost_fn=cost_fn)
+    bayes = priors.bayes_threshold(cost_fp=costs.false_positive, cost_fn=costs.false_negative)
     return {
         "prior": prior,
         "beta": beta,
         "cost": {
-            "false_positive": cost_fp,
-            "false_negative": cost_fn,
+            "false_positive": costs.false_positive,
+            "false_negative": costs.false_negative,
             "unit": f"per {priors.PER_EXAMPLES} production examples",
         },
         "threshold": threshold,
@@ -199,34 +199,30 @@ def split_metrics(
     labels: tuple[Labels, ...],
     threshold: float,
     bayes: float,
-    cost_fp: float,
-    cost_fn: float,
-    resamples: int,
-    level: float,
-    seed: int,
+    costs: priors.Costs,
+    bootstrap: priors.Bootstrap,
 ) -> dict[str, Any]:
     """One split's entry: against each ``labels``, both views at the threshold and the shipped
     rule; the Bayes rule against distant labels, and the label noise where gold exists."""
-    costs = {"cost_fp": cost_fp, "cost_fn": cost_fn}
     out: dict[str, Any] = {}
     for view in labels:
         rows = view.rows(frame)
         if view.name == "distant":
-            out.update(rule_metrics(rows, prior=view.prior, threshold=threshold, **costs))
+            out.update(rule_metrics(rows, prior=view.prior, threshold=threshold, costs=costs))
             # beside the chosen rule: the Bayes rule on probabilities
             y = rows["label"].to_numpy().astype(int)
             w = view_weights(rows, view="prior", prior=view.prior)
             out["prior_at_bayes_threshold"] = decision_metrics(
-                y, decisions_at(rows, bayes), w, **costs
+                y, decisions_at(rows, bayes), w, costs=costs
             )
         elif not rows.empty:  # a split without gold labels has no gold keys at all
             out[view.name] = {
                 "gold_examples": int(len(rows)),
                 "split_examples": int(len(frame)),
                 "labelled_fraction": len(rows) / len(frame),
-                **rule_metrics(rows, prior=view.prior, threshold=threshold, **costs),
+                **rule_metrics(rows, prior=view.prior, threshold=threshold, costs=costs),
             }
-            out["label_noise"] = label_noise(rows, resamples=resamples, level=level, seed=seed)
+            out["label_noise"] = label_noise(rows, bootstrap=bootstrap)
     return out
 
 
@@ -237,32 +233,40 @@ def add_intervals(
     labels: tuple[Labels, ...],
     threshold: float,
     prior_draws: dict[str, np.ndarray | None],
-    **boot_kw: Any,
+    costs: priors.Costs,
+    bootstrap: priors.Bootstrap,
 ) -> None:
     """Add the chosen and the shipped rule's intervals to ``entry``, a split's entry being built,
     against each ``labels`` the entry holds, at their prior and with its ``prior_draws`` (by
-    labels name; None: the prior taken as known). ``boot_kw``: ``cost_fp``,
-    ``cost_fn``, ``resamples``, ``level``, ``seed``.
+    labels name; None: the prior taken as known).
     """
     for view in labels:
         target = labels_entry(entry, view)
         if target is None:
             continue
-        draws = prior_draws.get(view.name)
-        rows, kw = view.rows(frame), {**boot_kw, "prior": view.prior, "prior_draws": draws}
-        target["prior"].update(bootstrap_intervals(rows, decisions_at(rows, threshold), **kw))
-        target["shipped"]["prior"].update(bootstrap_intervals(rows, shipped_decisions(rows), **kw))
+        rows, draws = view.rows(frame), prior_draws.get(view.name)
+        for rule, decided in (
+            (target["prior"], decisions_at(rows, threshold)),
+            (target["shipped"]["prior"], shipped_decisions(rows)),
+        ):
+            rule.update(
+                bootstrap_intervals(
+                    rows,
+                    decided,
+                    prior=view.prior,
+                    costs=costs,
+                    bootstrap=bootstrap,
+                    prior_draws=draws,
+                )
+            )
 
 
 def compute_metrics(
     predictions: pd.DataFrame,
     *,
     prior: float,
-    cost_fp: float,
-    cost_fn: float,
-    resamples: int,
-    level: float,
-    seed: int,
+    costs: priors.Costs,
+    bootstrap: priors.Bootstrap,
     beta: float = 1.0,
     gold_prior: float | None = None,
     gold_prior_source: str | None = None,
@@ -286,14 +290,12 @@ def compute_metrics(
         predictions, gold_prior, gold_prior_source
     )
     dev_b = by_split["dev_b"]
-    costs = {"cost_fp": cost_fp, "cost_fn": cost_fn}
     labels = tuple(
         view.estimated_from(prior_rows)
         for view in (Labels("distant", prior), Labels("gold", gold_prior))
     )
-    thresholds = dev_b_thresholds(dev_b, labels=labels, **costs)
+    thresholds = dev_b_thresholds(dev_b, labels=labels, costs=costs)
     threshold = chosen_threshold(thresholds, dev_b, threshold_labels=threshold_labels)
-    boot = {"resamples": resamples, "level": level, "seed": seed}
     metrics = threshold_record(
         thresholds,
         threshold=threshold,
@@ -301,7 +303,7 @@ def compute_metrics(
         has_gold=has_gold,
         prior=prior,
         beta=beta,
-        **costs,
+        costs=costs,
     )
     for split, frame in by_split.items():
         metrics[split] = split_metrics(
@@ -309,10 +311,10 @@ def compute_metrics(
             labels=labels,
             threshold=threshold,
             bayes=metrics["bayes_threshold"],
-            **costs,
-            **boot,
+            costs=costs,
+            bootstrap=bootstrap,
         )
-    draws = {view.name: view.prior_draws(size=resamples, seed=seed) for view in labels}
+    draws = {view.name: view.prior_draws(bootstrap=bootstrap) for view in labels}
     for split in INTERVAL_SPLITS:
         add_intervals(
             metrics[split],
@@ -320,15 +322,15 @@ def compute_metrics(
             labels=labels,
             threshold=threshold,
             prior_draws=draws,
-            **costs,
-            **boot,
+            costs=costs,
+            bootstrap=bootstrap,
         )
     if has_gold:
         metrics["gold_prior"] = gold_prior
         metrics["gold_prior_source"] = gold_prior_source
     metrics["tied_scores"] = tied_scores(predictions)
     metrics["bootstrap"] = {
-        **boot,
+        **dataclasses.asdict(bootstrap),
         "unit": "group",
         "method": INTERVAL_METHOD,
         "prior_uncertainty": {view.name: view.prior_rows is not None for view in labels},
@@ -361,8 +363,7 @@ def prior_sensitivity(
     *,
     prior: float,
     threshold: float,
-    cost_fp: float,
-    cost_fn: float,
+    costs: priors.Costs,
     split: str = "test",
 ) -> list[dict[str, float]]:
     """``split``'s precision, recall, alerts and cost at the threshold across plausible priors.
@@ -378,7 +379,7 @@ def prior_sensitivity(
     for factor in PRIOR_FACTORS:
         at = float(min(prior * factor, 0.5))
         w = view_weights(frame, view="prior", prior=at)
-        m = decision_metrics(y, decision, w, cost_fp=cost_fp, cost_fn=cost_fn)
+        m = decision_metrics(y, decision, w, costs=costs)
         out.append(
             {
                 "factor": factor,

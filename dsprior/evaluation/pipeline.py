@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 
 from dsprior import calibration as cal
-from dsprior import runtime
-from dsprior.evaluation.config import check_params
+from dsprior import priors, runtime
+from dsprior.evaluation.config import EvaluateConfig
 from dsprior.evaluation.inputs import build_predictions
 from dsprior.evaluation.label_free import (
     interval_checks,
@@ -29,6 +29,7 @@ from dsprior.evaluation.recalibration import (
     raw_score_thresholds,
     recalibrate_predictions,
 )
+from dsprior.evaluation.record import Metrics
 from dsprior.evaluation.report import render_report
 
 logger = logging.getLogger(__name__)
@@ -67,7 +68,9 @@ def add_label_free(
     calibration: cal.Calibration,
     training_prior: float | None,
     calibration_bins: int,
-) -> dict[str, Any]:
+    costs: priors.Costs,
+    bootstrap: priors.Bootstrap,
+) -> Metrics:
     """metrics.json's calibration and label-free keys, added to ``metrics`` (returned)."""
     prior, threshold = metrics["prior"], metrics["threshold"]
     for split, entry in calibration_metrics(
@@ -79,40 +82,24 @@ def add_label_free(
     metrics["prior_sensitivity"] = {
         "split": "test",
         "rule": "probability >= threshold, unchanged",
-        "rows": prior_sensitivity(
-            predictions,
-            prior=prior,
-            threshold=threshold,
-            cost_fp=metrics["cost"]["false_positive"],
-            cost_fn=metrics["cost"]["false_negative"],
-        ),
+        "rows": prior_sensitivity(predictions, prior=prior, threshold=threshold, costs=costs),
     }
-    boot = metrics["bootstrap"]
     metrics["label_free"] = label_free_metrics(
         predictions,
         prior=prior,
         threshold=threshold,
-        cost_fp=metrics["cost"]["false_positive"],
-        cost_fn=metrics["cost"]["false_negative"],
+        costs=costs,
         calibration=calibration,
         training_prior=training_prior,
-        resamples=boot["resamples"],
-        level=boot["level"],
-        seed=boot["seed"],
+        bootstrap=bootstrap,
     )
     true_shift = true_shift_metrics(
-        predictions,
-        threshold=threshold,
-        cost_fp=metrics["cost"]["false_positive"],
-        cost_fn=metrics["cost"]["false_negative"],
-        resamples=boot["resamples"],
-        level=boot["level"],
-        seed=boot["seed"],
+        predictions, threshold=threshold, costs=costs, bootstrap=bootstrap
     )
     if true_shift is not None:  # dev_b has gold labels
         metrics["label_free_true_shift"] = true_shift
     metrics["label_free_checks"] = interval_checks(
-        metrics["label_free"], level=boot["level"], true_shift=true_shift
+        metrics["label_free"], level=bootstrap.level, true_shift=true_shift
     )
     return runtime.finite_or_none(metrics)
 
@@ -120,7 +107,7 @@ def add_label_free(
 def evaluate_predictions(
     predictions: pd.DataFrame,
     *,
-    params: dict[str, Any],
+    config: EvaluateConfig,
     prior: float,
     prior_source: str,
     beta: float,
@@ -130,7 +117,7 @@ def evaluate_predictions(
     calibration: cal.Calibration | None = None,
     training_prior: float | None = None,
     prior_rows: pd.DataFrame | None = None,
-) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]], str]:
+) -> tuple[Metrics, dict[str, list[dict[str, Any]]], str]:
     """Everything after scoring: (metrics, plot data, report text); ``extra`` goes into metrics.
 
     ``calibration`` is the recalibration already applied to ``probability`` (the
@@ -138,29 +125,27 @@ def evaluate_predictions(
     estimators start from the prior-corrected values and refit it when resampling.
     ``prior_rows``: the rows the priors were estimated from (``compute_metrics``).
     """
-    opts = check_params(params)
     metrics = compute_metrics(
         predictions,
         prior=prior,
-        cost_fp=opts["cost_fp"],
-        cost_fn=opts["cost_fn"],
-        resamples=opts["resamples"],
-        level=opts["level"],
-        seed=opts["seed"],
+        costs=config.cost,
+        bootstrap=config.bootstrap,
         beta=beta,
         gold_prior=gold_prior,
         gold_prior_source=gold_prior_source,
-        threshold_labels=opts["threshold_labels"],
+        threshold_labels=config.threshold_labels,
         prior_rows=prior_rows,
     )
     metrics["prior_source"] = prior_source
     metrics.update(runtime.finite_or_none(extra or {}))
-    metrics = add_label_free(
+    record = add_label_free(
         metrics,
         predictions,
         calibration=calibration or cal.IDENTITY,
         training_prior=training_prior,
-        calibration_bins=opts["calibration_bins"],
+        calibration_bins=config.calibration_bins,
+        costs=config.cost,
+        bootstrap=config.bootstrap,
     )
-    plots = plot_data(predictions, metrics, prior=prior, calibration_bins=opts["calibration_bins"])
-    return metrics, plots, render_report(metrics)
+    plots = plot_data(predictions, record, prior=prior, calibration_bins=config.calibration_bins)
+    return record, plots, render_report(record)

@@ -7,21 +7,25 @@ Series names are as a reader sees them in the legends (dvc plots colour by them;
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import precision_recall_curve, roc_curve
 
 from dsprior import priors
-from dsprior.evaluation.inputs import SPLITS
+from dsprior.evaluation.inputs import SPLITS, Split
 from dsprior.evaluation.measures import (
+    View,
     decisions_at,
     log_odds_at_prior,
     ranking_scores,
     view_weights,
 )
+from dsprior.evaluation.record import Metrics
 
+SENSITIVITY_SERIES: tuple[Literal["precision", "recall"], ...] = ("precision", "recall")
 CURVE_POINTS = 200  # plot files are kept in git: curves are thinned to about this many points
 SERIES = {
     ("dev_a", "sample"): "dev_a as sampled",
@@ -29,7 +33,11 @@ SERIES = {
     ("dev_b", "prior"): "dev_b at the production prior",
     ("test", "prior"): "test at the production prior",
 }
-PR_SERIES = (("dev_a", "sample"), ("dev_a", "prior"), ("test", "prior"))
+PR_SERIES: tuple[tuple[Split, View], ...] = (
+    ("dev_a", "sample"),
+    ("dev_a", "prior"),
+    ("test", "prior"),
+)
 PR_SHIPPED, PR_CHOSEN = "shipped rule (raw score >= 0.5)", "threshold chosen on dev_b"
 
 
@@ -79,7 +87,7 @@ def _confusion_rates(frame: pd.DataFrame, threshold: float, name: str) -> list[d
 
 
 def precision_recall_records(
-    frames: dict[str, pd.DataFrame], metrics: dict[str, Any], *, prior: float
+    frames: Mapping[Split, pd.DataFrame], metrics: Metrics, *, prior: float
 ) -> list[dict[str, Any]]:
     """Each series' precision-recall curve, and its operating points under the two rules."""
     out: list[dict[str, Any]] = []
@@ -142,9 +150,7 @@ def calibration_records(
     ]
 
 
-def cost_records(
-    dev_b: pd.DataFrame, metrics: dict[str, Any], *, prior: float
-) -> list[dict[str, Any]]:
+def cost_records(dev_b: pd.DataFrame, metrics: Metrics, *, prior: float) -> list[dict[str, Any]]:
     """dev_b's expected cost by threshold, and the chosen and the Bayes threshold on it."""
     threshold = metrics["threshold"]
     curve = priors.cost_curve(  # cut in log-odds (no rounding ties), drawn as probabilities
@@ -177,14 +183,19 @@ def cost_records(
         ),
     )
     out += [
-        {"series": label, "kind": kind, "threshold": float(t), "expected_cost": float(c)}
+        {
+            "series": label,
+            "kind": kind,
+            "threshold": float(t),
+            "expected_cost": None if c is None else float(c),
+        }
         for kind, label, t, c in marks
     ]
     return out
 
 
 def plot_data(
-    predictions: pd.DataFrame, metrics: dict[str, Any], *, prior: float, calibration_bins: int
+    predictions: pd.DataFrame, metrics: Metrics, *, prior: float, calibration_bins: int
 ) -> dict[str, list[dict[str, Any]]]:
     """Data for ``dvc plots``: picture name -> records, each with a ``series`` label.
 
@@ -213,31 +224,32 @@ def plot_data(
     }
 
 
-def prior_sensitivity_records(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+def prior_sensitivity_records(metrics: Metrics) -> list[dict[str, Any]]:
     """Test's precision and recall at the chosen threshold as the production prior moves."""
     rows = (metrics.get("prior_sensitivity") or {}).get("rows", [])
     return [
-        {"series": name, "prior": float(row["prior"]), "value": float(row[name])}
+        {"series": name, "prior": float(row["prior"]), "value": float(value)}
         for row in rows
-        for name in ("precision", "recall")
-        if row.get(name) is not None
+        for name in SENSITIVITY_SERIES
+        if (value := row[name]) is not None
     ]
 
 
-def label_free_records(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+def label_free_records(metrics: Metrics) -> list[dict[str, Any]]:
     """Each batch's prior estimated without labels (EM, with its interval) beside the measured one."""
     out = []
     for batch, entry in (metrics.get("label_free") or {}).items():
         estimate = entry.get("estimated_prior") or {}
         measured = (entry.get("measured") or {}).get("prior")
-        if estimate.get("value") is None:
+        value = estimate.get("value")
+        if value is None:
             continue
-        low, high = estimate.get("ci") or (estimate["value"], estimate["value"])
+        low, high = estimate.get("ci") or (value, value)
         if entry.get("in_sample"):  # dev_b: its own rows fitted the recalibration
             batch = f"{batch} (in sample)"
         out.append(
             {"batch": batch, "series": "estimated without labels (EM, 95% interval)",
-             "prior": float(estimate["value"]), "low": low, "high": high}
+             "prior": float(value), "low": low, "high": high}
         )  # fmt: skip
         if measured is not None:
             value = float(measured)  # a point: its interval is itself

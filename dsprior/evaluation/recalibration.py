@@ -9,6 +9,7 @@ prior is applied to the log-odds. The prior-corrected values are kept beside it,
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -101,7 +102,7 @@ def calibration_metrics(
     for split in SPLITS:
         frame = predictions[predictions["split"] == split]
         y, w = frame["label"].to_numpy(), view_weights(frame, view="prior", prior=prior)
-        entry = cal.calibration_quality(
+        entry: dict[str, Any] = cal.calibration_quality(
             y, frame["probability"].to_numpy(np.float64), w, n_bins=calibration_bins
         )
         if quantify.PRIOR_CORRECTED in frame.columns:
@@ -112,7 +113,9 @@ def calibration_metrics(
     return out
 
 
-def raw_score_thresholds(metrics: dict[str, Any], calibration: cal.Calibration) -> dict[str, float]:
+def raw_score_thresholds(
+    metrics: Mapping[str, Any], calibration: cal.Calibration
+) -> dict[str, float]:
     """``threshold_score`` and ``bayes_threshold_score``: each threshold taken back through
     the recalibration, then through the prior correction, to the model's raw score."""
     return {

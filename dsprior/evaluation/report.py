@@ -8,21 +8,23 @@ calibration, prior sensitivity and the label-free estimates.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
 
-from dsprior.evaluation.inputs import SPLITS
+from dsprior.evaluation.inputs import SPLITS, Split
+from dsprior.evaluation.measures import View
+from dsprior.evaluation.record import CalibrationChoice, ClassicExample, Metrics, ViewMetrics
 from dsprior.formatting import number as _fmt
 from dsprior.formatting import percent as _pct
 from dsprior.formatting import with_interval
 
 
-def _ci(view: dict[str, Any], name: str, digits: int = 3) -> str:
+def _ci(view: Mapping[str, Any], name: str, digits: int = 3) -> str:
     return with_interval(view.get(name), view.get(f"{name}_ci"), digits)
 
 
 def rule_table(
-    metrics: dict[str, Any], view_of: Callable[[str, str], dict[str, Any]], level: int
+    metrics: Metrics, view_of: Callable[[Split, View], ViewMetrics], level: int
 ) -> list[str]:
     """Markdown lines: dev_a as sampled and projected, dev_b and test measured, and the verdict."""
     rows = [
@@ -36,7 +38,9 @@ def rule_table(
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, view, unit in rows:
-        cm = view["confusion"] if unit == "counts" else view["confusion_per_1000"] or {}
+        cm: Mapping[str, object] = (
+            view["confusion"] if unit == "counts" else view["confusion_per_1000"] or {}
+        )
         digits = 0 if unit == "counts" else 1
         lines.append(
             f"| {name} | {_ci(view, 'precision')} | {_ci(view, 'recall')} | {_ci(view, 'f1')} | "
@@ -45,10 +49,9 @@ def rule_table(
             + f" | {unit} |"
         )
     sampled, proj, test = (view for _, view, _ in (rows[0], rows[1], rows[3]))
-    ci = proj.get("precision_ci") or [None, None]
-    inside = (
-        None if None in ci or test["precision"] is None else ci[0] <= test["precision"] <= ci[1]
-    )
+    low, high = proj.get("precision_ci") or [None, None]
+    measured = test["precision"]
+    inside = None if low is None or high is None or measured is None else low <= measured <= high
     verdict = {
         None: "cannot be compared (undefined precision)",
         True: "lies inside",
@@ -57,7 +60,7 @@ def rule_table(
     lines += [
         "",
         f"dev_a as sampled has precision {_fmt(sampled['precision'])}; projected to the prior it "
-        f"is {_fmt(proj['precision'])}, {level}% interval [{_fmt(ci[0])}, {_fmt(ci[1])}]. "
+        f"is {_fmt(proj['precision'])}, {level}% interval [{_fmt(low)}, {_fmt(high)}]. "
         f"Test precision measured at the prior, {_fmt(test['precision'])}, {verdict} that "
         "interval.",
         "",
@@ -72,7 +75,7 @@ def rule_table(
     return lines
 
 
-def gold_priors_lines(metrics: dict[str, Any]) -> list[str]:
+def gold_priors_lines(metrics: Metrics) -> list[str]:
     """The gold section's opening: what gold labels are, both priors and both thresholds."""
     return [
         "## Distant labels against gold labels",
@@ -94,7 +97,7 @@ def gold_priors_lines(metrics: dict[str, Any]) -> list[str]:
     ]
 
 
-def label_noise_table(metrics: dict[str, Any], splits: list[str], *, level: int) -> list[str]:
+def label_noise_table(metrics: Metrics, splits: list[Split], *, level: int) -> list[str]:
     """Per gold-labelled split: how many examples carry gold, and both noise rates."""
     lines = [
         "| split | gold-labelled | of | false labels P(gold 0 \\| distant 1) | "
@@ -116,7 +119,7 @@ def label_noise_table(metrics: dict[str, Any], splits: list[str], *, level: int)
     ]
 
 
-def distant_and_gold_table(metrics: dict[str, Any], splits: list[str]) -> list[str]:
+def distant_and_gold_table(metrics: Metrics, splits: list[Split]) -> list[str]:
     """dev_b and test: both rules' precision and recall against distant and gold labels."""
     lines = [
         "| split | rule | view | precision, distant | precision, gold | recall, distant | "
@@ -138,7 +141,7 @@ def distant_and_gold_table(metrics: dict[str, Any], splits: list[str]) -> list[s
     return lines
 
 
-def partial_gold_note(metrics: dict[str, Any], splits: list[str]) -> list[str]:
+def partial_gold_note(metrics: Metrics, splits: list[Split]) -> list[str]:
     """A warning where only part of a split is gold-labelled; nothing where all of it is."""
     partial = [
         s
@@ -172,15 +175,16 @@ NOISE_DIRECTIONS = [
 ]
 
 
-def noise_effect_lines(metrics: dict[str, Any]) -> list[str]:
+def noise_effect_lines(metrics: Metrics) -> list[str]:
     """The size of the noise's effect on this run's test split, in one paragraph."""
     t, noise = metrics["test"], metrics["test"]["label_noise"]
     d, g = t["prior"], t["gold"]["prior"]
 
-    def gap(name: str) -> str:
-        if d.get(name) is None or g.get(name) is None:
+    def gap(name: Literal["precision", "recall"]) -> str:
+        distant, gold = d[name], g[name]
+        if distant is None or gold is None:
             return "n/a"
-        return f"{g[name] - d[name]:+.3f}"
+        return f"{gold - distant:+.3f}"
 
     everyone = t["gold"]["gold_examples"] == t["gold"]["split_examples"]
     return [
@@ -200,7 +204,7 @@ def noise_effect_lines(metrics: dict[str, Any]) -> list[str]:
     ]
 
 
-def gold_section(metrics: dict[str, Any]) -> list[str]:
+def gold_section(metrics: Metrics) -> list[str]:
     """Markdown lines: distant- and gold-label precision and recall side by side, and the noise.
 
     Empty when no split has gold labels.
@@ -220,7 +224,7 @@ def gold_section(metrics: dict[str, Any]) -> list[str]:
     ]
 
 
-def header_lines(metrics: dict[str, Any], *, level: int) -> list[str]:
+def header_lines(metrics: Metrics, *, level: int) -> list[str]:
     """The title, and the run's prior, prior correction, costs, thresholds and intervals."""
     cost = metrics["cost"]
     return [
@@ -256,9 +260,10 @@ def header_lines(metrics: dict[str, Any], *, level: int) -> list[str]:
     ]
 
 
-def external_scores_lines(metrics: dict[str, Any]) -> list[str]:
+def external_scores_lines(metrics: Metrics) -> list[str]:
     """One line where the scores were made outside the pipeline (``train.external_scores``)."""
-    record = ((metrics.get("compute") or {}).get("evaluate") or {}).get("external_scores")
+    evaluate: Mapping[str, Any] = (metrics.get("compute") or {}).get("evaluate") or {}
+    record = evaluate.get("external_scores")
     if not record:
         return []
     return [
@@ -285,7 +290,7 @@ def tied_scores_lines(tied: dict[str, Any] | None) -> list[str]:
     ]
 
 
-def threshold_free_table(metrics: dict[str, Any]) -> list[str]:
+def threshold_free_table(metrics: Metrics) -> list[str]:
     """Per split: AP, ROC AUC, log loss, Brier, and expected cost under each rule."""
     lines = [
         "Threshold-free scores, and expected cost per 1,000 under each rule, at the prior "
@@ -308,7 +313,7 @@ def threshold_free_table(metrics: dict[str, Any]) -> list[str]:
     return lines
 
 
-def classic_example_lines(classic: dict[str, float]) -> list[str]:
+def classic_example_lines(classic: ClassicExample) -> list[str]:
     """Why dev looks better than production: TP 97, FN 3, FP 3, TN 197 projected to 1:100."""
     return [
         "",
@@ -325,7 +330,7 @@ def classic_example_lines(classic: dict[str, float]) -> list[str]:
     ]
 
 
-def production_terms_lines(metrics: dict[str, Any]) -> list[str]:
+def production_terms_lines(metrics: Metrics) -> list[str]:
     """The chosen rule per 1,000 production examples (test, at the prior), and the shipped one."""
     terms = metrics["test"]["prior"]
     return [
@@ -348,7 +353,7 @@ def production_terms_lines(metrics: dict[str, Any]) -> list[str]:
     ]
 
 
-def render_report(metrics: dict[str, Any]) -> str:
+def render_report(metrics: Metrics) -> str:
     """reports/report.md: the table, the worked example and the threshold in production terms."""
     level = int(round(metrics["bootstrap"]["level"] * 100))
     lines = [
@@ -368,7 +373,7 @@ def render_report(metrics: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _est(entry: dict[str, Any], digits: int = 3) -> str:
+def _est(entry: Mapping[str, Any], digits: int = 3) -> str:
     ci = entry.get("ci") or [None, None]
     text = _fmt(entry.get("value"), digits)
     if None not in ci:
@@ -376,7 +381,7 @@ def _est(entry: dict[str, Any], digits: int = 3) -> str:
     return text
 
 
-def recalibration_lines(record: dict[str, Any]) -> list[str]:
+def recalibration_lines(record: CalibrationChoice) -> list[str]:
     """The recalibration chosen, and every candidate's dev_b log loss."""
     chosen = record["chosen"]
     return [
@@ -401,7 +406,7 @@ def recalibration_lines(record: dict[str, Any]) -> list[str]:
     ]
 
 
-def calibration_table(metrics: dict[str, Any]) -> list[str]:
+def calibration_table(metrics: Metrics) -> list[str]:
     """Per split: label rate, mean probability and calibration error, before and after."""
     lines = [
         "| split | label rate at the prior | mean probability, prior-corrected | "
@@ -427,7 +432,7 @@ def calibration_table(metrics: dict[str, Any]) -> list[str]:
     ]
 
 
-def calibration_lines(metrics: dict[str, Any]) -> list[str]:
+def calibration_lines(metrics: Metrics) -> list[str]:
     """Calibration at the prior: the recalibration (where recorded) and its table."""
     record = metrics.get("calibration")
     return [
@@ -438,7 +443,7 @@ def calibration_lines(metrics: dict[str, Any]) -> list[str]:
     ]
 
 
-def prior_sensitivity_lines(metrics: dict[str, Any]) -> list[str]:
+def prior_sensitivity_lines(metrics: Metrics) -> list[str]:
     """Test at the threshold, weighted to half to twice the prior; nothing where not computed."""
     sensitivity = metrics.get("prior_sensitivity")
     if not sensitivity:
@@ -461,7 +466,7 @@ def prior_sensitivity_lines(metrics: dict[str, Any]) -> list[str]:
     ]
 
 
-def label_free_estimate_lines(metrics: dict[str, Any]) -> list[str]:
+def label_free_estimate_lines(metrics: Metrics) -> list[str]:
     """Each batch's label-free estimates beside its measurements; nothing where not computed."""
     free = metrics.get("label_free")
     if not free:
@@ -503,7 +508,7 @@ def label_free_estimate_lines(metrics: dict[str, Any]) -> list[str]:
     return lines
 
 
-def interval_check_lines(metrics: dict[str, Any]) -> list[str]:
+def interval_check_lines(metrics: Metrics) -> list[str]:
     """One line per label-free interval: how often it held what this run's labels measured."""
     checks = metrics.get("label_free_checks")
     if not checks:
@@ -527,7 +532,7 @@ def interval_check_lines(metrics: dict[str, Any]) -> list[str]:
     return lines
 
 
-def true_shift_lines(metrics: dict[str, Any]) -> list[str]:
+def true_shift_lines(metrics: Metrics) -> list[str]:
     """The true-label estimate on each batch beside gold and distant labels; nothing without
     gold labels on dev_b."""
     batches = metrics.get("label_free_true_shift")
@@ -566,7 +571,7 @@ def true_shift_lines(metrics: dict[str, Any]) -> list[str]:
     return lines
 
 
-def label_free_lines(metrics: dict[str, Any]) -> list[str]:
+def label_free_lines(metrics: Metrics) -> list[str]:
     """Markdown: calibration at the prior, and the label-free estimates beside the measurements."""
     return [
         *calibration_lines(metrics),

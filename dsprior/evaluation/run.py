@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from dsprior.evaluation.inputs import (
     production_prior_rows,
 )
 from dsprior.evaluation.pipeline import evaluate_predictions, recalibrated_predictions
+from dsprior.evaluation.record import Metrics, write_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +94,7 @@ class PriorChoice:
 
 
 def choose_production_prior(
-    manifest: pd.DataFrame, train_info: dict[str, Any], *, configured: Any
+    manifest: pd.DataFrame, train_info: Mapping[str, Any], *, configured: Any
 ) -> PriorChoice:
     """The prior from the manifest (or ``configured``), the gold-label prior where there are
     gold labels, and the shift from the prior train's weights describe to it."""
@@ -109,14 +111,14 @@ def choose_production_prior(
 def write_outputs(
     reports: Path,
     predictions: pd.DataFrame,
-    metrics: dict[str, Any],
+    metrics: Metrics,
     plots: dict[str, list[dict[str, Any]]],
     report: str,
 ) -> None:
     """Rewrite the stage's outputs under ``reports`` (and nothing else there)."""
     reports.mkdir(parents=True, exist_ok=True)
     predictions.to_parquet(reports / "predictions.parquet", index=False)
-    runtime.write_json(reports / "metrics.json", metrics)
+    write_metrics(reports / "metrics.json", metrics)
     (reports / "report.md").write_text(report)
     plot_dir = reports / "evaluate_plots"
     shutil.rmtree(plot_dir, ignore_errors=True)
@@ -124,7 +126,7 @@ def write_outputs(
         runtime.write_json(plot_dir / f"{name}.json", records)
 
 
-def log_precisions(metrics: dict[str, Any]) -> None:
+def log_precisions(metrics: Metrics) -> None:
     """Each split's precision as sampled and at the prior, in the log."""
     for split in SPLITS:
         logger.info(
@@ -137,15 +139,15 @@ def log_precisions(metrics: dict[str, Any]) -> None:
 
 def evaluate_model(
     params: dict[str, Any], *, dataset: Path, manifest: Path, model_dir: Path, reports: Path
-) -> dict[str, Any]:
+) -> Metrics:
     """Score the evaluated splits with the trained model, measure them at the production
     prior (``params``: the ``evaluate`` section) and write ``reports``; metrics.json's content."""
-    opts = check_params(params)
+    config = check_params(params)
     table = read_manifest(manifest)
     rows = evaluation_rows(table)
     train_info = modeldir.read_train_record(model_dir)
     beta = float(train_info["beta"])
-    choice = choose_production_prior(table, train_info, configured=opts["prior"])
+    choice = choose_production_prior(table, train_info, configured=config.prior)
     logger.info(
         "production prior %.5f (%s); beta %.5f; shift %s",
         choice.prior,
@@ -163,10 +165,10 @@ def evaluate_model(
             model_dir,
             dataset,
             rows["example_id"].tolist(),
-            batch_size=opts["batch_size"],
+            batch_size=config.batch_size,
             min_rows=int(train_info.get("min_rows", 1)),  # pad as train did when it scored
-            precision=opts["precision"],
-            onednn=opts["onednn"],
+            precision=config.compute.precision,
+            onednn=config.compute.onednn,
             compute_record=scoring,
         )
     training_prior = train_info.get("training_prior")
@@ -180,7 +182,7 @@ def evaluate_model(
     )
     metrics, plots, report = evaluate_predictions(
         predictions,
-        params=params,
+        config=config,
         prior=choice.prior,
         prior_source=choice.source,
         beta=beta,

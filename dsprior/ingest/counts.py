@@ -98,7 +98,7 @@ def reconcile(result: IngestResult, config: IngestConfig) -> dict[str, Any]:
             s["reconciled"] = None
     return {
         "status": "failed" if failed or result.written == 0 or not reconciled else "ok",
-        "error": result.failure.message if failed else None,
+        "error": result.failure.message if result.failure is not None else None,
         "on_error": config.on_error,
         "dtype": config.dtype,
         "dim": result.dim,

@@ -17,7 +17,7 @@ import multiprocessing
 import os
 import shutil
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,7 +71,7 @@ class _FileItems:
     items: list[tuple[str, int, int] | Reject]
     dim_known: list[bool]
     dim: int | None
-    tally: FileTally | None = None
+    tally: FileTally
 
 
 def _read_file_task(task: _FileTask) -> _FileItems:
@@ -196,7 +196,9 @@ def ingest_parallel(
     kept: list[np.ndarray] = []  # per file: spill indices of the examples written
     context = multiprocessing.get_context("spawn")  # no forked pyarrow thread pools
     with ProcessPoolExecutor(max_workers=config.workers, mp_context=context) as pool:
-        futures = [pool.submit(_read_file_task, task) for task in tasks]
+        futures: list[Future[_FileItems] | None] = [
+            pool.submit(_read_file_task, task) for task in tasks
+        ]
         try:
             position = 0
             for spec, paths in listed:
@@ -204,7 +206,9 @@ def ingest_parallel(
                 count.add_files(paths)
                 for _ in paths:
                     task = tasks[position]
-                    done = futures[position].result()
+                    future = futures[position]
+                    assert future is not None  # each is read once, in order
+                    done = future.result()
                     futures[position] = None  # its items are replayed now: free them
                     position += 1
                     kept.append(_replay(task, done, files, seen, count, result, config, on_reject))
@@ -221,6 +225,7 @@ def ingest_parallel(
             pool.shutdown(wait=True, cancel_futures=True)
             shutil.rmtree(spill_root, ignore_errors=True)
             return result
+        assert dim is not None  # an example was written, so a file fixed the dim
         result.dim = dim
         shards = _plan_shards(tasks, kept, out_dir, dim, config)
         list(tqdm(pool.map(_write_shard_task, shards), total=len(shards), desc="write shards",
@@ -290,7 +295,7 @@ def _plan_shards(
         for i, indices in enumerate(kept)
         if len(indices)
     ]
-    shards: list[tuple] = []
+    shards: list[list[tuple[Path, np.ndarray]]] = []
     current: list[tuple[Path, np.ndarray]] = []
     room = config.shard_size
     for spill, indices in segments:

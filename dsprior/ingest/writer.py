@@ -17,6 +17,8 @@ WRITTEN_COLUMNS = tuple(c for c in contract.METADATA_COLUMNS if c != contract.N_
 
 def add_example(writer: contract.DatasetWriter, item: Example, spec: SourceSpec) -> None:
     """Write one example with its source's name and negative rate."""
+    # ingest reads with groups and labels required, so every example it keeps has both
+    assert item.group is not None and item.label is not None
     writer.add(
         example_id=item.example_id,
         group=item.group,
@@ -50,9 +52,10 @@ class LazyWriter:
         self._open_at = open_at
         self.writer: contract.DatasetWriter | None = None
 
-    def add(self, item: Example, spec: SourceSpec, *, dim: int) -> None:
+    def add(self, item: Example, spec: SourceSpec, *, dim: int | None) -> None:
         """Write ``item`` (of ``spec``), opening the writer for ``dim`` the first time."""
         if self.writer is None:
+            assert dim is not None  # an example was read, so the reader fixed the dim
             self.writer = self._open_at(dim)
         add_example(self.writer, item, spec)
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dsprior.priors.bootstrap import (
     BOOTSTRAP_CHUNK,
+    Bootstrap,
     BootstrapResult,
     draws_interval,
     effective_count,
@@ -42,6 +43,7 @@ from dsprior.priors.checks import (
 from dsprior.priors.confusion import (
     PER_EXAMPLES,
     Confusion,
+    Costs,
     calibrated_f1,
     calibrated_precision,
     confusion,
@@ -76,8 +78,10 @@ from dsprior.priors.weights import estimate_prior, weights_at_prior, weights_at_
 
 __all__ = [
     "BOOTSTRAP_CHUNK",
+    "Bootstrap",
     "BootstrapResult",
     "Confusion",
+    "Costs",
     "CostCurve",
     "PER_EXAMPLES",
     "bayes_threshold",

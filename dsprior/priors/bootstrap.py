@@ -15,6 +15,17 @@ BOOTSTRAP_CHUNK = 100  # resamples per vectorised step of group_bootstrap
 
 
 @dataclass(frozen=True)
+class Bootstrap:
+    """How intervals are drawn (``evaluate.bootstrap``): ``resamples`` draws per interval
+    (resamples of whole groups, or Jeffreys draws on a rate's effective count,
+    ``rate_draws``), intervals at ``level``, drawn from ``seed``."""
+
+    resamples: int
+    level: float
+    seed: int
+
+
+@dataclass(frozen=True)
 class BootstrapResult:
     """Percentile intervals and the resampled values they came from."""
 
@@ -92,8 +103,8 @@ def group_bootstrap(
     alpha = (1.0 - level) / 2.0
     samples = {name: np.concatenate(values) for name, values in draws.items()}
     intervals = {}
-    for name, values in samples.items():
-        finite = values[np.isfinite(values)]
+    for name, drawn in samples.items():
+        finite = drawn[np.isfinite(drawn)]
         if len(finite) == 0:
             intervals[name] = (float("nan"), float("nan"))
         else:
@@ -114,7 +125,7 @@ def _stratified_codes(
         raise ValueError(f"strata has shape {strata.shape}, groups {groups.shape}: one a row")
     _, stratum = np.unique(strata, return_inverse=True)
     codes = np.empty(len(groups), dtype=np.int64)
-    sizes = []
+    sizes: list[int] = []
     for s in range(int(stratum.max()) + 1):
         rows = stratum == s
         _, within = np.unique(groups[rows], return_inverse=True)

@@ -7,6 +7,7 @@ is reported per 1,000 production examples (``PER_EXAMPLES``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import confusion_matrix
@@ -19,6 +20,18 @@ from dsprior.priors.checks import (
 )
 
 PER_EXAMPLES = 1000  # expected cost and alert counts are reported per 1,000 production examples
+
+
+@dataclass(frozen=True)
+class Costs:
+    """What one wrong decision costs: a false positive, a false negative (``evaluate.cost``).
+
+    The math on arrays (``expected_cost``, ``bayes_threshold``) takes the two numbers, as
+    ``cost_fp`` and ``cost_fn``; the evaluation code passes this object.
+    """
+
+    false_positive: float
+    false_negative: float
 
 
 @dataclass(frozen=True)
@@ -85,8 +98,10 @@ def confusion_rows(labels: np.ndarray, predicted: np.ndarray, weights: np.ndarra
     return Confusion(**{name: weights @ mask.astype(np.float64) for name, mask in cell.items()})
 
 
-def rates(cm: Confusion) -> dict[str, float]:
+def rates(cm: Confusion) -> dict[str, Any]:
     """Precision, recall, F1, FPR and LR+ of one confusion matrix (NaN where undefined).
+
+    Floats for scalar counts; for a Confusion of arrays (``confusion_rows``) one array each.
 
     Used on weighted counts where sklearn's own functions would need the rows
     again (bootstrap resamples, the worked example); the stage's headline

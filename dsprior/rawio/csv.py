@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from dsprior.contract import EXAMPLE_ID, GROUP, LABEL
-from dsprior.rawio.csvrecords import iter_record_blocks
+from dsprior.rawio.csvrecords import RecordBlock, iter_record_blocks
 from dsprior.rawio.rejects import WRONG_COLUMNS, Reject
 from dsprior.rawio.sources import SourceSpec
 from dsprior.rawio.validation import CODE, Chunk, parse_label, resolve_columns, table_chunk
@@ -34,7 +34,8 @@ def read_csv(
 ) -> Iterator[Chunk | Reject]:
     """Blocks of whole records (csvrecords) parsed by pyarrow; positions are physical lines."""
     state.first_position = 1
-    roles = feature_idx = None
+    roles: dict[str, int | None] | None = None
+    feature_idx: list[int] | None = None
     n_cols = 0
     with pa.input_stream(str(path), compression="detect") as stream:
         blocks = iter_record_blocks(
@@ -60,15 +61,24 @@ def read_csv(
                 if spec.header:
                     block = block.drop_first()
             if len(block):
+                assert roles is not None and feature_idx is not None  # from the first records
                 yield from _read_block(reader, spec, block, roles, feature_idx, n_cols, state)
 
 
-def _read_block(reader, spec, block, roles, feature_idx, n_cols, state) -> Iterator[Chunk]:
+def _read_block(
+    reader: RawReader,
+    spec: SourceSpec,
+    block: RecordBlock,
+    roles: dict[str, int | None],
+    feature_idx: list[int],
+    n_cols: int,
+    state: FileState,
+) -> Iterator[Chunk]:
     """Parse one block of whole records; a record with the wrong field count rejects its example."""
     internal = [f"c{i}" for i in range(n_cols)]
     invalid: list[tuple[int, str, int]] = []
 
-    def on_invalid(row) -> str:
+    def on_invalid(row: Any) -> str:  # pyarrow.csv.InvalidRow
         invalid.append((int(row.number) - 1, row.text, int(row.actual_columns)))
         return "skip"
 
@@ -121,11 +131,19 @@ def _slice(chunk: Chunk, lo: int, hi: int) -> Chunk:
         features=chunk.features[lo:hi],
         positions=chunk.positions[lo:hi],
         codes=chunk.codes[lo:hi],
-        describe=lambda i, d=chunk.describe, lo=lo: d(lo + i),
+        describe=lambda i: chunk.describe(lo + i),
     )
 
 
-def _invalid_row_chunk(spec, roles, number, text, actual, expected, state) -> Chunk:
+def _invalid_row_chunk(
+    spec: SourceSpec,
+    roles: dict[str, int | None],
+    number: int,
+    text: str,
+    actual: int,
+    expected: int,
+    state: FileState,
+) -> Chunk:
     """A CSV line with the wrong number of fields, as a one-row chunk that rejects its example."""
     fields = next(csv.reader([text], delimiter=spec.delimiter), [])
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import numpy as np
 
@@ -128,7 +129,11 @@ class UnclosedRecordError(ValueError):
 
 
 def iter_record_blocks(
-    stream, *, delimiter: str = ",", block_bytes: int = 1 << 22, max_record_bytes: int = 1 << 28
+    stream: BinaryIO,
+    *,
+    delimiter: str = ",",
+    block_bytes: int = 1 << 22,
+    max_record_bytes: int = 1 << 28,
 ) -> Iterator[RecordBlock]:
     """Read ``stream`` (a binary file object) as blocks of whole, non-blank CSV records.
 

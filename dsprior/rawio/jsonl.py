@@ -112,7 +112,9 @@ def _read_record(reader: RawReader, record: dict, line_no: int, state: FileState
                 describe=lambda i: problem,
             )
         )
-    features, non_numeric = _features(rows, reader.dim)
+    dim = reader.dim
+    assert dim is not None  # every row has the dataset's dim, so it is set
+    features, non_numeric = _features(rows, dim)
     chunk = validate_rows(
         reader,
         state=state,
@@ -124,7 +126,7 @@ def _read_record(reader: RawReader, record: dict, line_no: int, state: FileState
         non_numeric=non_numeric,
         positions=np.full(n, line_no, np.int64),
         raw_value=lambda i, what: record.get(what) if isinstance(what, str) else rows[i][what],
-        feature_names=[f"rows[i][{j}]" for j in range(reader.dim)],
+        feature_names=[f"rows[i][{j}]" for j in range(dim)],
     )
     # Each JSON line is a whole example: close it right away.
     return Whole(chunk)
@@ -139,9 +141,8 @@ def _label_codes(record: dict, *, labels_required: bool) -> tuple[int, int]:
     if label_raw in (None, "") and not labels_required:
         label_code = -1
     tl_raw = record.get(TRUE_LABEL)
-    true_label = (
-        -1 if tl_raw is None else (parse_label(tl_raw) if parse_label(tl_raw) is not None else -2)
-    )
+    tl = None if tl_raw is None else parse_label(tl_raw)
+    true_label = -1 if tl_raw is None else (tl if tl is not None else -2)
     return label_code, true_label
 
 
@@ -163,6 +164,8 @@ def _width_problem(reader: RawReader, lengths: list[int], i: int) -> tuple[str, 
 def _features(rows: list[list[Any]], dim: int) -> tuple[np.ndarray, np.ndarray]:
     """Rows as a float64 array (NaN where a value is not a number) and the non-numeric mask."""
     n = len(rows)
+    features: np.ndarray
+    non_numeric: np.ndarray
     if all(type(v) in _NUMBER for r in rows for v in r):
         features = np.array(rows, np.float64)
         non_numeric = np.zeros(features.shape, bool)

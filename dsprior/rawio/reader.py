@@ -18,7 +18,7 @@ from __future__ import annotations
 import csv
 import logging
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -192,7 +192,9 @@ class RawReader:
         for path, fmt in list_files(spec):
             yield from self.read_file(spec, path, fmt)
 
-    def read_file(self, spec: SourceSpec, path: Path, fmt: str) -> Iterator[Example | Reject]:
+    def read_file(
+        self, spec: SourceSpec, path: Path, fmt: str
+    ) -> Generator[Example | Reject, None, None]:
         """Every example and reject of one file; an unreadable file ends in an ``unreadable_file`` reject."""
         self._files.append((spec.name, str(path)))
         kind = "row" if fmt in ("parquet", SIMULATED) else "line"
@@ -306,7 +308,9 @@ class RawReader:
         bad = np.flatnonzero(codes)
         if bad.size:
             i = s + int(bad[0])
-            pending.error = (ROW_CODES[codes[bad[0]]], int(chunk.positions[i]), chunk.describe(i))
+            reason = ROW_CODES[codes[bad[0]]]
+            assert reason is not None  # code 0 (a good row) is not in ``bad``
+            pending.error = (reason, int(chunk.positions[i]), chunk.describe(i))
             pending.parts.clear()
             return
         if not pending.parts:
@@ -345,6 +349,8 @@ class RawReader:
             yield reject
             return
         rows = pending.parts[0].copy() if len(pending.parts) == 1 else np.concatenate(pending.parts)
+        # A row without an example_id or label is a row error, so a good example has both.
+        assert pending.example_id is not None and pending.label is not None
         yield Example(
             source=state.spec.name,
             example_id=pending.example_id,
@@ -373,7 +379,7 @@ class RawReader:
             n_rows=pending.n_rows if pending else 0,
             scope="example" if pending else "file",
         )
-        reject.claimed_at = pending.position if example_id is not None else None
+        reject.claimed_at = pending.position if pending and example_id is not None else None
         yield reject
 
     def check_dim(self, file_dim: int, state: FileState) -> bool:

@@ -10,7 +10,7 @@ so parallel ingest reads parts in parallel.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,15 +34,22 @@ def list_source(spec: SourceSpec) -> list[tuple[Path, str]]:
 
 def _parts(spec: SourceSpec) -> list[int]:
     """The non-empty parts of a simulated source, as generate would write its files."""
-    sim = spec.simulation
+    sim = _simulation(spec)
     examples = draw_tables(spec)[spec.name]
     bounds = simulator.part_bounds(len(examples), int(sim["files_per_source"]))
     return [k for k in range(len(bounds) - 1) if bounds[k + 1] > bounds[k]]
 
 
+def _simulation(spec: SourceSpec) -> Mapping[str, Any]:
+    """The simulator's params that a simulated source carries (sources.py sets them)."""
+    if spec.simulation is None:
+        raise ValueError(f"source {spec.name!r} is not simulated: it has no simulation params")
+    return spec.simulation
+
+
 def draw_tables(spec: SourceSpec) -> dict[str, simulator.ExampleTable]:
     """The drawn tables of the simulator's sources up to this one (cheap: no rows)."""
-    sim = spec.simulation
+    sim = _simulation(spec)
     return simulator.draw_sources(
         simulator.SimulatorConfig.from_params(dict(sim)),
         simulator.sources_from_params(dict(sim)),
@@ -54,7 +61,7 @@ def draw_tables(spec: SourceSpec) -> dict[str, simulator.ExampleTable]:
 
 def read_part(reader: RawReader, spec: SourceSpec, path: Path, state: Any) -> Iterator[Any]:
     """One simulated part: the examples generate would write to that file, drawn in memory."""
-    sim = dict(spec.simulation)
+    sim = dict(_simulation(spec))
     config = simulator.SimulatorConfig.from_params(sim)
     tables = draw_tables(spec)
     table = tables[spec.name]

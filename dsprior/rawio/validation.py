@@ -10,7 +10,7 @@ finds that layout's columns by name or position.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -104,7 +104,7 @@ def _ids_to_numpy(arr: pa.Array) -> np.ndarray:
 def is_none(values: np.ndarray) -> np.ndarray:
     """Mask of None entries in an object array."""
     # One comparison loop in C: str == None is False, None == None is True.
-    return np.equal(values, None).astype(bool, copy=False)
+    return np.equal(values, np.array(None, dtype=object)).astype(bool, copy=False)
 
 
 def _labels_to_codes(arr: pa.Array | None, n: int, *, optional: bool) -> np.ndarray:
@@ -138,7 +138,7 @@ class Chunk:
         features: np.ndarray,
         positions: np.ndarray,
         codes: np.ndarray,
-        describe,
+        describe: Callable[[int], str],
     ) -> None:
         self.ids, self.groups, self.labels, self.true_labels = ids, groups, labels, true_labels
         self.features, self.positions, self.codes = features, positions, codes
@@ -169,7 +169,7 @@ def validate_rows(
     features: np.ndarray,
     non_numeric: np.ndarray,
     positions: np.ndarray,
-    raw_value,
+    raw_value: Callable[[int, Any], Any],
     feature_names: Sequence[str],
 ) -> Chunk:
     """Check each row of a block; the codes say what is wrong, ``describe`` says it in words."""
@@ -299,13 +299,13 @@ def table_chunk(
         non_numeric=non_numeric,
         positions=positions,
         raw_value=raw_value,
-        feature_names=state.feature_names,
+        feature_names=state.feature_names or [],  # resolve_columns sets them
     )
 
 
 def resolve_columns(
     reader: RawReader, spec: SourceSpec, names: list[str], state: FileState
-) -> tuple[dict, list[int]] | Reject:
+) -> tuple[dict[str, int | None], list[int]] | Reject:
     """Column positions of each role and of the features, from names or 0-based positions.
 
     A file whose columns are found has its feature count checked against the dimension
@@ -318,12 +318,13 @@ def resolve_columns(
         if wanted is None:
             roles[role] = None
             continue
+        index: int | None
         if isinstance(wanted, int) and not spec.header:
             ok = wanted < len(names)
             index = wanted
         else:
             ok = wanted in names
-            index = names.index(wanted) if ok else None
+            index = names.index(str(wanted)) if ok else None  # found, so a name
         if not ok:
             optional = role == TRUE_LABEL or role not in required_roles
             if optional and role not in spec.columns:

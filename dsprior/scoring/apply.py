@@ -7,6 +7,7 @@ Pure functions on arrays and tables, apart from the model call in ``score_arrays
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -32,7 +33,7 @@ def expected_costs(
 
 
 def score_arrays(
-    model,
+    model: Any,  # a Keras model
     arrays: Sequence[np.ndarray],
     *,
     dim: int,

@@ -57,6 +57,13 @@ class ScoreOptions:
     history_duplicate: str = "skip"
 
 
+def required(value: Path | None, option: str) -> Path:
+    """A path this command needs (the command line refuses to run without it)."""
+    if value is None:
+        raise ValueError(f"{option} is required here")
+    return value
+
+
 def adapt_output(path: str | Path, bundle: Bundle, moved: np.ndarray) -> None:
     """Rewrite the output with probabilities at the estimated prior and their decisions."""
     table = adapted_table(bundle, read_scores(path), moved)
@@ -99,7 +106,7 @@ def load_compute_bundle(bundle_dir: Path, *, precision: str, onednn: str) -> Bun
     the pooled logistic baseline needs no TensorFlow."""
     spec = read_spec(bundle_dir)
     refuse_external_bundle(bundle_dir, spec)
-    if spec["model"]["format"] != "keras":  # the baseline: no TensorFlow
+    if spec["model"].get("format") != "keras":  # the baseline: no TensorFlow
         return load_bundle(bundle_dir)
     hardware.start_tensorflow(precision=precision, onednn=onednn)
     bundle = load_bundle(bundle_dir)
@@ -120,9 +127,11 @@ def check_outputs(options: ScoreOptions) -> None:
     written["--history"] = options.history
     if options.summary is not None:
         written["--summary (its .md)"] = summary_markdown_path(options.summary)
-    check_paths(options.input, written)
-    output_format(options.output)
-    input_spec(options.input, format=options.format, delimiter=options.delimiter)
+    check_paths(required(options.input, "--input"), written)
+    output_format(required(options.output, "--output"))
+    input_spec(
+        required(options.input, "--input"), format=options.format, delimiter=options.delimiter
+    )
 
 
 def score_command(options: ScoreOptions) -> tuple[ScoreSummary, dict[str, Any] | None]:
@@ -132,8 +141,8 @@ def score_command(options: ScoreOptions) -> tuple[ScoreSummary, dict[str, Any] |
     record = BatchRecord()
     summary = score_file(
         bundle,
-        options.input,
-        options.output,
+        required(options.input, "--input"),
+        required(options.output, "--output"),
         format=options.format,
         delimiter=options.delimiter,
         on_error=options.on_error,
@@ -148,14 +157,14 @@ def score_command(options: ScoreOptions) -> tuple[ScoreSummary, dict[str, Any] |
     batch = write_summary(
         options.summary,
         bundle,
-        options.output,
+        required(options.output, "--output"),
         record,
         summary,
         adapt_prior=options.adapt_prior,
         resamples=options.resamples,
         seed=options.seed,
     )
-    record_history(options, batch, options.input)
+    record_history(options, batch, required(options.input, "--input"))
     return summary, batch
 
 
@@ -174,17 +183,19 @@ def record_history(options: ScoreOptions, batch: dict[str, Any], input_path: Pat
 def summarize_scores(options: ScoreOptions) -> dict[str, Any]:
     """The label-free summary of a batch scored elsewhere (``--scores``); no model, no
     TensorFlow."""
+    summary = required(options.summary, "--summary")
+    scores = required(options.scores, "--scores")
     written = {
         "--summary": options.summary,
-        "--summary (its .md)": summary_markdown_path(options.summary),
+        "--summary (its .md)": summary_markdown_path(summary),
     }
-    check_paths(options.scores, {**written, "--history": options.history}, input_option="--scores")
+    check_paths(scores, {**written, "--history": options.history}, input_option="--scores")
     batch = scores_file_summary(
-        options.bundle, options.scores, resamples=options.resamples, seed=options.seed
+        options.bundle, scores, resamples=options.resamples, seed=options.seed
     )
     for warning in batch.get("warnings", []):
         logger.warning("%s", warning)
-    runtime.write_json(options.summary, batch)
-    runtime.write_atomic(summary_markdown_path(options.summary), render_summary(batch))
-    record_history(options, batch, options.scores)
+    runtime.write_json(summary, batch)
+    runtime.write_atomic(summary_markdown_path(summary), render_summary(batch))
+    record_history(options, batch, scores)
     return batch

@@ -11,6 +11,7 @@ uses them: groups are resampled whole, labels are measured beside the estimates.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from dsprior.bundle import HASH_KEY, Bundle, load_bundle_spec
 from dsprior.scoring.summary import BatchRecord, batch_summary
 
 
-def scores_column(spec: dict[str, Any]) -> tuple[str, str]:
+def scores_column(spec: Mapping[str, Any]) -> tuple[str, str]:
     """The score column a batch file holds for this bundle, and its scale: the bundle's
     external scores' own (``model.column``, ``model.scale``), else ``score``'s ``logit``."""
     if external.is_external_spec(spec):
@@ -50,7 +51,9 @@ def read_batch_scores(path: str | Path, bundle: Bundle) -> tuple[np.ndarray, Bat
     external.check_values(table, path=path, scale=scale)
     n = len(table)
     groups = table["group"].tolist() if "group" in table else [None] * n
-    labels = _labels(table["label"].tolist(), path) if "label" in table else [None] * n
+    labels: list[int | None] = (
+        _labels(table["label"].tolist(), path) if "label" in table else [None] * n
+    )
     record = BatchRecord(
         example_ids=table[external.ID].tolist(),
         groups=[None if g is None else str(g) for g in groups],

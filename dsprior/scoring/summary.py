@@ -143,9 +143,11 @@ def true_label_record(
     ``evaluate.stated_label_noise`` (older bundles: none)."""
     evaluate_params = bundle.spec.get("params", {}).get("evaluate") or {}
     stated = noise_shift.check_stated_noise(evaluate_params.get("stated_label_noise"))
-    rows, reason = None, "the bundle holds no dev_b reference (format 1)"
+    reason: str | None = "the bundle holds no dev_b reference (format 1)"
+    rows = None
     if reference is not None:
         # the bundle's rule on dev_b's prior-corrected probabilities, compared in log-odds
+        assert reference.log_odds is not None  # Reference.__post_init__ sets it
         z = bundle.calibration.map_log_odds(reference.log_odds)
         rows = noise_shift.reference_rows(reference, (z >= bundle.threshold_logit).astype(np.int8))
         reason = (
@@ -198,7 +200,7 @@ def batch_summary(
         return empty_summary(prior), None
     groups = None if any(g is None for g in record.groups) else np.asarray(record.groups)
     corrected = bundle.corrected_log_odds(scores)  # before the recalibration
-    kw = {
+    kw: dict[str, Any] = {
         "prior": prior,
         "threshold": threshold,
         "cost_fp": cost_fp,

@@ -49,7 +49,7 @@ class StepCurves(keras.callbacks.Callback):
     def __init__(
         self,
         *,
-        live,
+        live: Any,  # a dvclive Live
         evaluate_dev: Callable[[keras.Model], dict[str, dict[str, float]]] | None,
         log_every: int,
         eval_every: int,
@@ -89,7 +89,7 @@ class StepCurves(keras.callbacks.Callback):
                 with np.load(Path(resume_from) / BEST_WEIGHTS_FILE) as saved:
                     self.best_weights = [saved[f"w{i}"] for i in range(len(saved.files))]
         self._epoch = 0
-        self._progress = None
+        self._progress: Any = None  # a tqdm bar while training runs
 
     @property
     def step(self) -> int:
@@ -141,6 +141,7 @@ class StepCurves(keras.callbacks.Callback):
         self._rows.append([step, name, value])
 
     def _evaluate(self, step: int) -> None:
+        assert self.evaluate_dev is not None  # called only where it is set
         scores = self.evaluate_dev(self.model)
         for view, values in scores.items():
             for name, value in values.items():
@@ -171,10 +172,8 @@ class StepCurves(keras.callbacks.Callback):
         self._rows = []
         self.state["seed_states"] = [np.asarray(g.state).tolist() for g in self._seed_generators()]
         if self.best_weights is not None:
-            np.savez(
-                Path(folder) / BEST_WEIGHTS_FILE,
-                **{f"w{i}": w for i, w in enumerate(self.best_weights)},
-            )
+            weights: dict[str, Any] = {f"w{i}": w for i, w in enumerate(self.best_weights)}
+            np.savez(Path(folder) / BEST_WEIGHTS_FILE, **weights)
         runtime.write_json(Path(folder) / STATE_FILE, self.state)
 
     def on_train_end(self, logs=None):

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from dvclive import Live
+from dvclive.live import Live
 
 from dsprior import runtime
 

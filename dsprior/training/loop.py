@@ -23,10 +23,10 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from dsprior import batches, cnn, hardware
+from dsprior import batches, cnn, hardware, modeldir
 from dsprior.training import curves, resume, strategy
 from dsprior.training.callback import Checkpointer, StepCurves
-from dsprior.training.params import resolve_params
+from dsprior.training.params import TrainConfig
 from dsprior.training.rows import select_rows
 from dsprior.training.scores import DevScorer
 from dsprior.training.stream import TrainingStream
@@ -50,11 +50,11 @@ def train_model(
     *,
     dataset_dir: str | Path,
     manifest: pd.DataFrame,
-    params: dict[str, Any],
+    config: TrainConfig,
     live_dir: str | Path,
     backup_dir: str | Path,
     callbacks: list | None = None,
-) -> tuple[keras.Model, dict[str, Any]]:
+) -> tuple[keras.Model, modeldir.TrainRecord]:
     """Train (or resume) and return the best model with the ``train.json`` record.
 
     Under ``multi_worker`` every worker calls this; only the chief writes to
@@ -63,19 +63,18 @@ def train_model(
     resume from a copy of the chief's backup when ``backup_dir`` is on a shared
     file system. Their returned model holds the final weights, not the best ones.
     """
-    p = resolve_params(params)
     # MultiWorkerMirroredStrategy must exist before other TensorFlow ops run.
-    dist = strategy.make_strategy(p["strategy"])
+    dist = strategy.make_strategy(config.strategy)
     role = strategy.describe_strategy(dist)
     if role["chief"]:
-        return _train(dist, role, p, dataset_dir, manifest, live_dir, backup_dir, callbacks)
+        return _train(dist, role, config, dataset_dir, manifest, live_dir, backup_dir, callbacks)
     scratch = Path(tempfile.mkdtemp(prefix=f"train-worker{role['task_id']}-"))
     try:
         worker_backup = scratch / "backup"
         if Path(backup_dir).exists():
             shutil.copytree(backup_dir, worker_backup)
         return _train(
-            dist, role, p, dataset_dir, manifest, scratch / "live", worker_backup, callbacks
+            dist, role, config, dataset_dir, manifest, scratch / "live", worker_backup, callbacks
         )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -84,29 +83,31 @@ def train_model(
 def _train(
     dist: tf.distribute.Strategy,
     role: dict[str, Any],
-    p: dict[str, Any],
+    p: TrainConfig,
     dataset_dir: str | Path,
     manifest: pd.DataFrame,
     live_dir: str | Path,
     backup_dir: str | Path,
     callbacks: list | None,
-) -> tuple[keras.Model, dict[str, Any]]:
+) -> tuple[keras.Model, modeldir.TrainRecord]:
     compute = configure_run(p)
     num_shards = strategy.resolve_input_shards(
-        p["input_shards"], strategy=p["strategy"], replicas=role["replicas"]
+        p.input_shards, strategy=p.strategy, replicas=role["replicas"]
     )
-    strategy.check_global_batch(p["batch_size"], replicas=role["replicas"])
+    strategy.check_global_batch(p.batch_size, replicas=role["replicas"])
 
     index = batches.index_dataset(dataset_dir)
     rows = training_rows(manifest, p)
-    min_rows = max(p["filter_sizes"])
+    min_rows = max(p.filter_sizes)
     stream = training_stream(index, rows, p, min_rows=min_rows, num_shards=num_shards)
-    total_steps = p["epochs"] * stream.steps_per_epoch
+    total_steps = p.epochs * stream.steps_per_epoch
 
     backup_dir = Path(backup_dir)
     # a backup resumes only under the same resolved precision (auto differs between machines)
     fingerprint = resume.run_fingerprint(
-        {**p, "precision": compute.precision}, rows.train["example_id"].tolist(), index.dim
+        {**p.as_params(), "precision": compute.precision},
+        rows.train["example_id"].tolist(),
+        index.dim,
     )
     checkpoint = resume.latest_checkpoint(backup_dir, fingerprint)
     start, replay = resume_curves(backup_dir, Path(live_dir), checkpoint, total_steps)
@@ -114,35 +115,35 @@ def _train(
     architecture = model_architecture(p, dim=index.dim)
     model = compile_model(dist, architecture, p)
     # Under a distribution strategy, dev_a is scored by a plain copy of the model.
-    scorer = model if p["strategy"] == "default" else cnn.build_cnn(**architecture)
+    scorer = model if p.strategy == "default" else cnn.build_cnn(**architecture)
     dev = DevScorer(
         rows.dev,
         index=index,
         dataset_dir=dataset_dir,
         scorer=scorer,
         min_rows=min_rows,
-        batch_size=p["eval_batch_size"],
-        threshold=p["threshold"],
+        batch_size=p.eval_batch_size,
+        threshold=p.threshold,
         copy_path=backup_dir / "dev_a.npy",
     )
     live = curves.open_live(live_dir, replay)
     step_curves = StepCurves(
         live=live,
         evaluate_dev=dev if role["chief"] else None,
-        log_every=p["log_every"],
-        eval_every=p["eval_every"],
+        log_every=p.log_every,
+        eval_every=p.eval_every,
         steps_per_epoch=stream.steps_per_epoch,
-        checkpoint_every=p["checkpoint_every"],
+        checkpoint_every=p.checkpoint_every,
         total_steps=total_steps,
-        select_metric=p["select_metric"],
-        patience=p["patience"],
+        select_metric=p.select_metric,
+        patience=p.patience,
         rows_dir=backup_dir / "curves",
         start_step=start,
         resume_from=None if checkpoint is None else checkpoint.path,
     )
     backup = Checkpointer(backup_dir, curves=step_curves, resume_from=checkpoint)
     data = input_data(stream, dist, p, start_step=start, total_steps=total_steps)
-    if p["strategy"] != "default":
+    if p.strategy != "default":
         strategy.build_outside_fit(model, dist, stream.dummy_batch())
     try:
         seconds = fit(
@@ -157,7 +158,7 @@ def _train(
         dev.close()
     if role["chief"]:
         step_curves.restore_best()
-    curves.write_summary(live, step_curves.state, select_metric=p["select_metric"])
+    curves.write_summary(live, step_curves.state, select_metric=p.select_metric)
 
     record = training_record(
         p,
@@ -176,30 +177,30 @@ def _train(
         "trained %d steps in %.0f s (%.1f examples/s)",
         total_steps - start,
         seconds,
-        (total_steps - start) * p["batch_size"] / max(seconds, 1e-9),
+        (total_steps - start) * p.batch_size / max(seconds, 1e-9),
     )
     return model, record
 
 
-def configure_run(p: dict[str, Any]) -> hardware.Compute:
+def configure_run(p: TrainConfig) -> hardware.Compute:
     """Seed everything, make TensorFlow's ops deterministic, and set the precision policy."""
-    keras.utils.set_random_seed(p["seed"])
+    keras.utils.set_random_seed(p.seed)
     tf.config.experimental.enable_op_determinism()
-    compute = strategy.resolve_compute(p)
+    compute = strategy.resolve_compute(p.compute)
     keras.mixed_precision.set_dtype_policy(compute.precision)
     return compute
 
 
-def training_rows(manifest: pd.DataFrame, p: dict[str, Any]) -> TrainingRows:
+def training_rows(manifest: pd.DataFrame, p: TrainConfig) -> TrainingRows:
     """The rows train and dev_a use, with the loss weights ``train.balance`` asks for."""
     train_rows = select_rows(manifest, "train")
     dev_rows = select_rows(manifest, "dev_a")
     labels = train_rows["label"].to_numpy().astype(int)
     manifest_weight = train_rows["weight"].to_numpy(dtype=np.float64)
     weights = training_weights(
-        labels, manifest_weight, balance=p["balance"], loss_weight=p["loss_weight"]
+        labels, manifest_weight, balance=p.balance, loss_weight=p.loss_weight
     )
-    if p["balance"] == "weighted" and (train_rows["downsample_rate"] < 1).any():
+    if p.balance == "weighted" and (train_rows["downsample_rate"] < 1).any():
         logger.warning("balance=weighted on thinned training rows: set downsample.ratio to null")
     return TrainingRows(train_rows, dev_rows, labels, manifest_weight, weights)
 
@@ -207,7 +208,7 @@ def training_rows(manifest: pd.DataFrame, p: dict[str, Any]) -> TrainingRows:
 def training_stream(
     index: batches.DatasetIndex,
     rows: TrainingRows,
-    p: dict[str, Any],
+    p: TrainConfig,
     *,
     min_rows: int,
     num_shards: int,
@@ -220,9 +221,9 @@ def training_stream(
         reader,
         rows.labels,
         rows.weights,
-        batch_size=p["batch_size"],
-        pool_size=p["pool_size"],
-        seed=p["seed"],
+        batch_size=p.batch_size,
+        pool_size=p.pool_size,
+        seed=p.seed,
         num_shards=num_shards,
     )
 
@@ -243,31 +244,31 @@ def resume_curves(
     return start, replay
 
 
-def model_architecture(p: dict[str, Any], *, dim: int) -> dict[str, Any]:
+def model_architecture(p: TrainConfig, *, dim: int) -> dict[str, Any]:
     """The keyword arguments of ``cnn.build_cnn`` for these params."""
     return {
         "dim": dim,
-        "filter_sizes": p["filter_sizes"],
-        "filters": p["filters"],
-        "dropout": p["dropout"],
-        "l2": p["l2"],
-        "seed": p["seed"],
+        "filter_sizes": list(p.filter_sizes),
+        "filters": p.filters,
+        "dropout": p.dropout,
+        "l2": p.l2,
+        "seed": p.seed,
     }
 
 
 def compile_model(
-    dist: tf.distribute.Strategy, architecture: dict[str, Any], p: dict[str, Any]
+    dist: tf.distribute.Strategy, architecture: dict[str, Any], p: TrainConfig
 ) -> keras.Model:
     """The CNN under ``dist``, compiled with Adam, binary cross-entropy and confusion counts."""
     with dist.scope():
         model = cnn.build_cnn(**architecture)
         model.compile(
-            optimizer=keras.optimizers.Adam(learning_rate=p["learning_rate"]),
+            optimizer=keras.optimizers.Adam(learning_rate=p.learning_rate),
             loss=keras.losses.BinaryCrossentropy(),
             metrics=[
-                keras.metrics.TruePositives(thresholds=p["threshold"], name="tp"),
-                keras.metrics.FalsePositives(thresholds=p["threshold"], name="fp"),
-                keras.metrics.FalseNegatives(thresholds=p["threshold"], name="fn"),
+                keras.metrics.TruePositives(thresholds=p.threshold, name="tp"),
+                keras.metrics.FalsePositives(thresholds=p.threshold, name="fp"),
+                keras.metrics.FalseNegatives(thresholds=p.threshold, name="fn"),
             ],
         )
     return model
@@ -276,25 +277,25 @@ def compile_model(
 def input_data(
     stream: TrainingStream,
     dist: tf.distribute.Strategy,
-    p: dict[str, Any],
+    p: TrainConfig,
     *,
     start_step: int,
     total_steps: int,
 ) -> Any:
     """The stream as fit's input: per worker under ``multi_worker``, else global batches."""
-    if p["strategy"] == "multi_worker":
+    if p.strategy == "multi_worker":
         return stream.distributed_dataset(
-            dist, start_step=start_step, total_steps=total_steps, prefetch=p["prefetch"]
+            dist, start_step=start_step, total_steps=total_steps, prefetch=p.prefetch
         )
-    return stream.dataset(start_step=start_step, total_steps=total_steps, prefetch=p["prefetch"])
+    return stream.dataset(start_step=start_step, total_steps=total_steps, prefetch=p.prefetch)
 
 
-def keras_epochs(p: dict[str, Any], total_steps: int) -> int:
+def keras_epochs(p: TrainConfig, total_steps: int) -> int:
     """Keras epochs of ``checkpoint_every`` steps: a checkpoint after each."""
-    return math.ceil(total_steps / p["checkpoint_every"])
+    return math.ceil(total_steps / p.checkpoint_every)
 
 
-def initial_epoch(checkpoint: resume.Checkpoint | None, p: dict[str, Any], total_steps: int) -> int:
+def initial_epoch(checkpoint: resume.Checkpoint | None, p: TrainConfig, total_steps: int) -> int:
     """The Keras epoch ``fit`` starts at: the checkpoint's, or past the last one when the
     checkpointed run had already stopped (its last step, or an early stop)."""
     if checkpoint is None:
@@ -305,7 +306,7 @@ def initial_epoch(checkpoint: resume.Checkpoint | None, p: dict[str, Any], total
 def fit(
     model: keras.Model,
     data: Any,
-    p: dict[str, Any],
+    p: TrainConfig,
     *,
     total_steps: int,
     initial_epoch: int,
@@ -318,7 +319,7 @@ def fit(
         data,
         epochs=keras_epochs(p, total_steps),
         initial_epoch=initial_epoch,
-        steps_per_epoch=p["checkpoint_every"],
+        steps_per_epoch=p.checkpoint_every,
         callbacks=callbacks,
         shuffle=False,  # the stream shuffles, seeded per epoch
         verbose=0,
@@ -327,7 +328,7 @@ def fit(
 
 
 def training_record(
-    p: dict[str, Any],
+    p: TrainConfig,
     rows: TrainingRows,
     *,
     dim: int,
@@ -339,7 +340,7 @@ def training_record(
     steps_per_epoch: int,
     start: int,
     state: dict[str, Any],
-) -> dict[str, Any]:
+) -> modeldir.TrainRecord:
     """``train.json``: what evaluation needs (dim, beta, priors, params) and how it trained."""
     rates = (
         rows.train.groupby("source")[["upstream_rate", "downsample_rate"]]
@@ -352,23 +353,29 @@ def training_record(
         "beta": effective_beta(labels, rows.manifest_weight, rows.weights),
         "training_prior": training_prior(labels, rows.weights),
         "production_prior_estimate": training_prior(labels, rows.manifest_weight),
-        "params": p,
+        "params": p.as_params(),
         "sampling": {
-            "balance": p["balance"],
-            "loss_weight": p["loss_weight"] if p["balance"] == "weighted" else None,
+            "balance": p.balance,
+            "loss_weight": p.loss_weight if p.balance == "weighted" else None,
             "rates_by_source": {
-                src: {f"{a}_{b}": v for (a, b), v in r.items()} for src, r in rates.items()
+                src: {
+                    "upstream_rate_min": r[("upstream_rate", "min")],
+                    "upstream_rate_max": r[("upstream_rate", "max")],
+                    "downsample_rate_min": r[("downsample_rate", "min")],
+                    "downsample_rate_max": r[("downsample_rate", "max")],
+                }
+                for src, r in rates.items()
             },
             "train_examples": int(len(labels)),
             "train_positives": int(labels.sum()),
         },
         "distribution": {
-            "strategy": p["strategy"],
+            "strategy": p.strategy,
             "replicas": role["replicas"],
             "workers": role["workers"],
             "input_shards": num_shards,
-            "global_batch": p["batch_size"],
-            "replica_batch": p["batch_size"] // role["replicas"],
+            "global_batch": p.batch_size,
+            "replica_batch": p.batch_size // role["replicas"],
             "chief": role["chief"],
         },
         "compute": {**compute.record(), "cpu_model": hardware.cpu_model()},
@@ -377,6 +384,6 @@ def training_record(
         "steps_per_epoch": steps_per_epoch,
         "resumed_from_step": start,
         "best_step": state["best_step"],
-        "select_metric": p["select_metric"],
+        "select_metric": p.select_metric,
         "best_value": state["best_value"],
     }

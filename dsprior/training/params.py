@@ -1,8 +1,11 @@
-"""The ``train`` section of params.yaml: every key, the values it allows, and the checks
-across keys. No TensorFlow here, so a stage can check its params before TF starts."""
+"""The ``train`` section of params.yaml: every key, the values it allows, the checks across
+keys, and the typed config the training code reads. No TensorFlow here, so a stage can check
+its params before TF starts."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from dsprior import external, hardware, settings
@@ -49,7 +52,56 @@ PARAMS_SCHEMA: dict[str, settings.Spec] = {
 }
 
 
-def resolve_params(params: dict[str, Any]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class TrainConfig:
+    """The checked ``train`` section: one attribute a key (``PARAMS_SCHEMA``), with
+    ``precision`` and ``onednn`` together as ``compute``. Numbers keep the type params.yaml
+    gave them, so that ``as_params`` (train.json's ``params``) is the section as written."""
+
+    seed: int
+    filter_sizes: tuple[int, ...]
+    filters: int
+    dropout: float
+    l2: float
+    learning_rate: float
+    batch_size: int
+    epochs: int
+    log_every: int
+    eval_every: int
+    eval_batch_size: int
+    balance: str
+    loss_weight: str
+    select_metric: str
+    patience: int | None
+    threshold: float
+    pool_size: int
+    prefetch: int
+    checkpoint_every: int
+    compute: hardware.ComputeParams
+    strategy: str
+    input_shards: int | None
+    # scores made elsewhere, evaluated instead of a model trained here (dsprior.external)
+    external_scores: Mapping[str, Any]
+    model: str  # cnn | pooled_logistic
+    pooled_logistic: Mapping[str, Any]  # model pooled_logistic only: C and max_iter
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> TrainConfig:
+        """The config of a section that ``PARAMS_SCHEMA`` accepted (``resolve_params``)."""
+        fields = {k: v for k, v in params.items() if k not in ("precision", "onednn")}
+        fields["filter_sizes"] = tuple(params["filter_sizes"])
+        compute = hardware.ComputeParams(params["precision"], params["onednn"])
+        return cls(**fields, compute=compute)
+
+    def as_params(self) -> dict[str, Any]:
+        """The section as params.yaml holds it: train.json's ``params`` and the run fingerprint."""
+        out = asdict(self)
+        out.update(out.pop("compute"))
+        out["filter_sizes"] = list(self.filter_sizes)
+        return out
+
+
+def resolve_params(params: Mapping[str, Any] | None) -> TrainConfig:
     """The ``train`` section, every key checked (``PARAMS_SCHEMA``, then across keys)."""
     p = settings.check_section(params, PARAMS_SCHEMA, "train")
     if p["checkpoint_every"] % p["log_every"]:
@@ -73,4 +125,4 @@ def resolve_params(params: dict[str, Any]) -> dict[str, Any]:
             f"dev_a, so the other workers cannot know when to stop (got {p['patience']!r})"
         )
     external.declared_scores(p["external_scores"])  # at most one, a usable name and path
-    return p
+    return TrainConfig.from_params(p)

@@ -23,7 +23,7 @@ import pandas as pd
 
 from dsprior import batches, pooled_logistic
 from dsprior.training import curves
-from dsprior.training.params import resolve_params
+from dsprior.training.params import TrainConfig, resolve_params
 from dsprior.training.rows import select_rows
 from dsprior.training.scores import classification_scores
 from dsprior.training.weights import effective_beta, training_prior, training_weights
@@ -52,13 +52,13 @@ def train_pooled_logistic(
     """Fit the baseline on the kept train rows; return it with its ``train.json`` record,
     after writing its one-point curves and summary into ``live_dir`` (DVCLive)."""
     p = resolve_params(params)
-    if p["model"] != "pooled_logistic":
-        raise ValueError(f"train.model is {p['model']!r}; this trains 'pooled_logistic'")
+    if p.model != "pooled_logistic":
+        raise ValueError(f"train.model is {p.model!r}; this trains 'pooled_logistic'")
     train_rows, dev_rows = select_rows(manifest, "train"), select_rows(manifest, "dev_a")
     labels = train_rows["label"].to_numpy().astype(int)
     manifest_weight = train_rows["weight"].to_numpy(dtype=np.float64)
     weights = training_weights(
-        labels, manifest_weight, balance=p["balance"], loss_weight=p["loss_weight"]
+        labels, manifest_weight, balance=p.balance, loss_weight=p.loss_weight
     )
     index = batches.index_dataset(dataset_dir)
 
@@ -70,8 +70,8 @@ def train_pooled_logistic(
         labels,
         weights,
         dim=index.dim,
-        c=p["pooled_logistic"]["C"],
-        max_iter=p["pooled_logistic"]["max_iter"],
+        c=p.pooled_logistic["C"],
+        max_iter=p.pooled_logistic["max_iter"],
     )
     seconds = time.perf_counter() - started
     # The one number that differs between runs: logged, never written into an output, so
@@ -84,7 +84,7 @@ def train_pooled_logistic(
         seconds - (pooled_at - started),
     )
 
-    threshold = p["threshold"]
+    threshold = p.threshold
     train_scores = classification_scores(labels, model.log_odds(pooled), threshold=threshold)
     dev_labels = dev_rows["label"].to_numpy().astype(int)
     dev_z = model.log_odds(pooled_features(index, dev_rows["example_id"].tolist()))
@@ -94,7 +94,7 @@ def train_pooled_logistic(
             dev_labels, dev_z, dev_rows["weight"].to_numpy(dtype=np.float64), threshold=threshold
         ),
     }
-    write_curves(live_dir, train_scores, dev, select_metric=p["select_metric"])
+    write_curves(live_dir, train_scores, dev, select_metric=p.select_metric)
     record = training_record(
         p,
         train_rows,
@@ -103,7 +103,7 @@ def train_pooled_logistic(
         manifest_weight=manifest_weight,
         weights=weights,
     )
-    record.update(best_step=STEP, best_value=dev["prior"][p["select_metric"]], dev_a=dev)
+    record.update(best_step=STEP, best_value=dev["prior"][p.select_metric], dev_a=dev)
     return model, record
 
 
@@ -116,8 +116,10 @@ def write_curves(
 ) -> None:
     """The train stage's DVCLive files, with the fit as its one step."""
     live = curves.open_live(live_dir, [])
-    rows = [[STEP, f"train/{k}", v] for k, v in train_scores.items() if k != "average_precision"]
-    rows += [[STEP, f"dev_a/{view}/{k}", v] for view, s in dev.items() for k, v in s.items()]
+    rows: list[tuple[int, str, float]] = [
+        (STEP, f"train/{k}", v) for k, v in train_scores.items() if k != "average_precision"
+    ]
+    rows += [(STEP, f"dev_a/{view}/{k}", v) for view, s in dev.items() for k, v in s.items()]
     for step, name, value in rows:
         live.step = step
         live.log_metric(name, value)
@@ -126,7 +128,7 @@ def write_curves(
 
 
 def training_record(
-    p: dict[str, Any],
+    p: TrainConfig,
     train_rows: pd.DataFrame,
     *,
     dim: int,
@@ -146,10 +148,10 @@ def training_record(
         "beta": effective_beta(labels, manifest_weight, weights),
         "training_prior": training_prior(labels, weights),
         "production_prior_estimate": training_prior(labels, manifest_weight),
-        "params": p,
+        "params": p.as_params(),
         "sampling": {
-            "balance": p["balance"],
-            "loss_weight": p["loss_weight"] if p["balance"] == "weighted" else None,
+            "balance": p.balance,
+            "loss_weight": p.loss_weight if p.balance == "weighted" else None,
             "rates_by_source": {
                 src: {f"{a}_{b}": v for (a, b), v in r.items()} for src, r in rates.items()
             },
@@ -157,5 +159,5 @@ def training_record(
             "train_positives": int(labels.sum()),
         },
         "min_rows": 1,
-        "select_metric": p["select_metric"],
+        "select_metric": p.select_metric,
     }

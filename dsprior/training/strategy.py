@@ -34,15 +34,15 @@ from dsprior.training.params import STRATEGIES
 logger = logging.getLogger(__name__)
 
 
-def resolve_compute(p: dict[str, Any]) -> hardware.Compute:
+def resolve_compute(params: hardware.ComputeParams) -> hardware.Compute:
     """``train.precision`` and ``train.onednn`` resolved for this machine (``dsprior.hardware``).
 
     TensorFlow is imported already, so it answers whether a GPU is there and whether
     oneDNN is on (the entry point set it from the params before the import).
     """
     compute = hardware.resolve_compute(
-        p["precision"],
-        p["onednn"],
+        params.precision,
+        params.onednn,
         hardware.read_cpu_flags(),
         bool(tf.config.list_physical_devices("GPU")),
         env_onednn=hardware.user_onednn_env(),
@@ -110,7 +110,7 @@ def patch_keras_multi_worker_logs() -> None:
             return keras.tree.map_structure(reduce, values)
         return original(values, strategy, reduction)
 
-    reduce_per_replica.__wrapped__ = original
+    reduce_per_replica.__wrapped__ = original  # type: ignore[attr-defined]
     tf_trainer.reduce_per_replica = reduce_per_replica
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -141,7 +142,7 @@ class TrainingStream:
 
     def distributed_dataset(
         self, strategy: tf.distribute.Strategy, *, start_step: int, total_steps: int, prefetch: int
-    ):
+    ) -> Any:
         """Per-worker input: worker ``i`` of ``n`` reads only shards ``i, i + n, ...``."""
         if strategy.num_replicas_in_sync != self.num_shards:
             raise ValueError(
