@@ -49,7 +49,7 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check dsprior stages tools tests benchmarks
 	$(BIN)/ruff format --check dsprior stages tools tests benchmarks
-	$(BIN)/mypy  # dsprior and stages; [tool.mypy] in pyproject.toml
+	$(BIN)/mypy  # dsprior, stages and tools; [tool.mypy] in pyproject.toml
 
 # The documentation site (mkdocs.yml): docs/ into site/, warnings as errors.
 docs: $(STAMP)

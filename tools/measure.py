@@ -28,7 +28,7 @@ def run_measured(
     shell, with ``shell=True``) gives the largest RSS of its waited-for descendants.
     """
     keep = log is not None
-    path = log if keep else Path(tempfile.mkstemp(prefix=".bench-", suffix=".log", dir=cwd)[1])
+    path = log or Path(tempfile.mkstemp(prefix=".bench-", suffix=".log", dir=cwd)[1])
     start = time.perf_counter()
     with open(path, "ab") as out:
         proc = subprocess.Popen(
