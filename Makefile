@@ -74,6 +74,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_onednn.py
 	$(BIN)/python benchmarks/bench_label_free.py
 	$(BIN)/python benchmarks/bench_noise_shift.py  # after make repro: scores a fresh 40k-example source
+	$(BIN)/python benchmarks/bench_baseline.py  # after make repro: the CNN and the baseline side by side
 	$(BIN)/python benchmarks/bench_monitor.py  # its own small project: about 4 minutes
 	$(BIN)/python benchmarks/bench_stages.py  # after make repro: the default run's data
 
