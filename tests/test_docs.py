@@ -35,6 +35,17 @@ def _tracked_text_files() -> list[Path]:
     return [ROOT / name for name in listed if (ROOT / name).is_file()]
 
 
+def build_site(site: Path) -> None:
+    """``mkdocs build --strict`` into ``site``; its warnings, as errors, fail the test."""
+    built = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert built.returncode == 0, built.stderr
+
+
 def methods_sections() -> set[int]:
     """The numbers of the methods page's sections, which must run 1, 2, ... without a gap."""
     numbers = [int(n) for n in _SECTION.findall(METHODS.read_text(encoding="utf-8"))]
@@ -82,13 +93,7 @@ def test_no_file_points_outside_the_repository_for_its_methods() -> None:
 
 def test_docs_site_builds_without_warnings(tmp_path: Path) -> None:
     # mkdocs.yml is strict: a broken link, a missing anchor or a page left out of the nav fails.
-    built = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    assert built.returncode == 0, built.stderr
+    build_site(tmp_path)
     assert (tmp_path / "methods" / "index.html").is_file()
     # the home page's figures are the committed run's, rendered at build time
     metrics = json.loads((ROOT / "reports" / "metrics.json").read_text())
@@ -174,13 +179,7 @@ def _keys(value: object) -> set[str]:
 
 
 def test_the_key_reference_names_every_key_the_committed_run_wrote(tmp_path: Path) -> None:
-    built = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    assert built.returncode == 0, built.stderr
+    build_site(tmp_path)
     page = (tmp_path / "reference" / "metrics" / "index.html").read_text(encoding="utf-8")
     documented = set(re.findall(r"<td><code>([^<]+)</code></td>", page))
     metrics = json.loads((ROOT / "reports" / "metrics.json").read_text())
