@@ -151,6 +151,9 @@ def test_killed_training_resumes_from_checkpoint_and_matches_uninterrupted(
     np.testing.assert_allclose(loss_resumed["loss"], loss_full["loss"], rtol=1e-5)
     # every curve file, rows from before and after the restart, as DVCLive wrote them
     assert curve_files(tmp_path / "killed" / "live") == curve_files(full_live)
+    # and the summary byte for byte: its dev_a scores were restored from the saved state
+    summary = "metrics.json"
+    assert (tmp_path / "killed" / "live" / summary).read_text() == (full_live / summary).read_text()
 
 
 def kill_in_checkpoint(where, at_call):

@@ -68,12 +68,23 @@ def open_live(live_dir: str | Path, replay: list[list] | None) -> Live:
     return live
 
 
+def _key_sorted(value: Any) -> Any:
+    """``value`` with every mapping's keys in sorted order, nested ones too."""
+    if isinstance(value, dict):
+        return {key: _key_sorted(value[key]) for key in sorted(value)}
+    return value
+
+
 def write_summary(live: Live, state: dict[str, Any], *, select_metric: str) -> None:
-    """DVCLive's ``metrics.json``: the best step, its ``select_metric`` and its dev_a scores."""
+    """DVCLive's ``metrics.json``: the best step, its ``select_metric`` and its dev_a scores.
+
+    The scores' keys are sorted: a resumed run reads them back from its saved state (written
+    with sorted keys), and must write the same bytes as a run that was never stopped.
+    """
     live.summary = {
         "best_step": state["best_step"],
         f"best_{select_metric}": state["best_value"],
-        "dev_a": state["best_scores"],
+        "dev_a": _key_sorted(state["best_scores"]),
     }
     live.step = state["best_step"] or 0
     live.make_summary()
