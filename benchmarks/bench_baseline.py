@@ -16,31 +16,26 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from tools import scratch
 from tools.measure import provenance, run_measured
-from tools.scratch import tool_env
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "baseline.json"
 MODELS = ("cnn", "pooled_logistic")
 
 
-def _sh(cmd: list[str], cwd: Path) -> None:
-    subprocess.run(cmd, cwd=cwd, env=tool_env(), check=True, capture_output=True)
-
-
 def clone(work: Path) -> Path:
     """A clone of HEAD sharing this checkout's DVC cache, its pipeline outputs restored."""
     if work.exists():
         shutil.rmtree(work)
-    _sh(["git", "clone", "-q", str(ROOT), str(work)], ROOT)
-    _sh(["dvc", "cache", "dir", str(ROOT / ".dvc" / "cache")], work)
-    _sh(["dvc", "checkout", "-q"], work)
+    scratch.run(["git", "clone", "-q", str(ROOT), str(work)], ROOT)
+    scratch.run(["dvc", "cache", "dir", str(ROOT / ".dvc" / "cache")], work)
+    scratch.run(["dvc", "checkout", "-q"], work)
     return work
 
 
