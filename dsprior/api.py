@@ -219,11 +219,14 @@ def evaluate_scores(
     resamples: int = 1000,
     level: float = 0.95,
     seed: int = 0,
+    min_positives: int = 10,
 ) -> dict[str, Any]:
     """Evaluate's measurement of one labelled set at the production prior: the threshold that
     minimises expected cost there (or ``threshold``, a probability, applied unchanged), the
     metrics of the rule ``probability >= threshold`` with the set's examples weighted to
-    ``prior``, and group-bootstrap intervals of precision, recall, F1 and cost.
+    ``prior``, and intervals of precision, recall, F1 and cost (evaluate's method). With
+    fewer than ``min_positives`` label-1 examples, ``intervals`` is None and
+    ``interval_refused`` says why (as evaluate's ``evaluate.bootstrap.min_positives``).
 
     ``scores``: probabilities or log-odds (``scale``) that ``beta`` moves to the production
     prior (1: already there; a model trained on negatives kept at rate b: b). ``weights``:
@@ -240,6 +243,7 @@ def evaluate_scores(
     from dsprior.evaluation.measures import (
         bootstrap_intervals,
         decisions_at,
+        interval_refusal,
         view_metrics,
         view_weights,
     )
@@ -267,15 +271,18 @@ def evaluate_scores(
         )
         threshold = priors.threshold_probability(cut, z)
     costs = priors.Costs(cost_fp, cost_fn)
-    return {
+    bootstrap = priors.Bootstrap(resamples, level, seed, min_positives)
+    refused = interval_refusal(frame, labels="the given", bootstrap=bootstrap)
+    out: dict[str, Any] = {
         "threshold": float(threshold),
         "bayes_threshold": priors.bayes_threshold(cost_fp=cost_fp, cost_fn=cost_fn),
         "metrics": view_metrics(frame, view="prior", prior=prior, threshold=threshold, costs=costs),
-        "intervals": bootstrap_intervals(
-            frame,
-            decisions_at(frame, threshold),
-            prior=prior,
-            costs=costs,
-            bootstrap=priors.Bootstrap(resamples, level, seed),
+        "intervals": None
+        if refused is not None
+        else bootstrap_intervals(
+            frame, decisions_at(frame, threshold), prior=prior, costs=costs, bootstrap=bootstrap
         ),
     }
+    if refused is not None:
+        out["interval_refused"] = refused
+    return out

@@ -123,6 +123,12 @@ def test_evaluate_scores_matches_the_pieces_it_wraps():
     )
     low, high = out["intervals"]["precision_ci"]
     assert low <= out["metrics"]["precision"] <= high
+    assert "interval_refused" not in out
+    few = api.evaluate_scores(
+        y, p, prior=0.05, cost_fp=1, cost_fn=10, min_positives=int(y.sum()) + 1
+    )
+    assert few["intervals"] is None and few["metrics"] == out["metrics"]
+    assert few["interval_refused"].startswith(f"{int(y.sum())} positives (the given labels)")
     with pytest.raises(ValueError, match=r"probabilities are outside \[0, 1\]"):
         api.evaluate_scores(y, p + 1, prior=0.05, cost_fp=1, cost_fn=10)
 

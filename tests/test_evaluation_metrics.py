@@ -109,3 +109,45 @@ def test_an_estimated_prior_widens_the_intervals_at_it():
     assert known["bootstrap"]["prior_uncertainty"] == {"distant": False, "gold": False}
     assert estimated["bootstrap"]["prior_uncertainty"]["distant"] is True
     assert configured["bootstrap"]["prior_uncertainty"]["distant"] is False
+
+
+def test_a_split_with_too_few_positives_gets_a_reason_not_an_interval():
+    """Below ``bootstrap.min_positives`` label-1 examples, a split's rules (the chosen and the
+    shipped one) carry ``interval_refused`` instead of their four intervals; at exactly the
+    minimum they keep them, and the report says why a split has none."""
+    from dsprior.evaluation.report import rule_table
+
+    rng = np.random.default_rng(8)
+    predictions = pd.concat(
+        [
+            split_frame(rng, "dev_a", n=400, positive_rate=0.3),
+            split_frame(rng, "dev_b", n=2000, positive_rate=0.05),
+            split_frame(rng, "test", n=300, positive_rate=0.03),
+        ],
+        ignore_index=True,
+    )
+    test_positives = int(predictions.query("split == 'test'")["label"].sum())
+    dev_a_positives = int(predictions.query("split == 'dev_a'")["label"].sum())
+    assert 3 <= test_positives < dev_a_positives
+    names = ("precision_ci", "recall_ci", "f1_ci", "expected_cost_ci")
+
+    def run(minimum):
+        return compute_metrics(
+            predictions,
+            prior=0.03,
+            costs=Costs(1.0, 10.0),
+            bootstrap=Bootstrap(50, 0.95, 1, min_positives=minimum),
+        )
+
+    at_minimum, above = run(test_positives), run(test_positives + 1)
+    for rule in (at_minimum["test"]["prior"], at_minimum["test"]["shipped"]["prior"]):
+        assert "interval_refused" not in rule and all(k in rule for k in names)
+    for rule in (above["test"]["prior"], above["test"]["shipped"]["prior"]):
+        assert not any(k in rule for k in names)
+        assert rule["interval_refused"].startswith(f"{test_positives} positives (distant labels)")
+        assert f"min_positives = {test_positives + 1}" in rule["interval_refused"]
+    assert "precision_ci" in above["dev_a"]["prior"]  # dev_a has more positives than the minimum
+    assert above["bootstrap"]["min_positives"] == test_positives + 1
+    text = "\n".join(rule_table(above, lambda s, v: above[s][v], 95))
+    assert f"No interval on test measured at the prior: {test_positives} positives" in text
+    assert "No interval on dev_a" not in text

@@ -22,6 +22,7 @@ PARAMS_SCHEMA: dict[str, settings.Spec] = {
             "resamples": settings.Integer(minimum=1),
             "level": settings.Number(**_UNIT),
             "seed": settings.Integer(minimum=0),
+            "min_positives": settings.Integer(minimum=0),
         }
     ),
     "calibration_bins": settings.Integer(minimum=1),
@@ -62,7 +63,12 @@ def check_params(params: Mapping[str, Any] | None) -> EvaluateConfig:
     config = EvaluateConfig(
         prior=params["prior"],
         cost=priors.Costs(float(cost["false_positive"]), float(cost["false_negative"])),
-        bootstrap=priors.Bootstrap(int(boot["resamples"]), float(boot["level"]), int(boot["seed"])),
+        bootstrap=priors.Bootstrap(
+            int(boot["resamples"]),
+            float(boot["level"]),
+            int(boot["seed"]),
+            int(boot["min_positives"]),
+        ),
         batch_size=int(params["batch_size"]),
         calibration_bins=int(params["calibration_bins"]),
         compute=hardware.ComputeParams(params["precision"], params["onednn"]),

@@ -205,6 +205,22 @@ def metrics_from_rates(
         }
 
 
+def interval_refusal(
+    frame: pd.DataFrame, *, labels: str, bootstrap: priors.Bootstrap
+) -> str | None:
+    """Why ``frame`` (one split's rows) gets no interval, or None: fewer label-1 examples
+    than ``bootstrap.min_positives``, where the coverage benchmark found 95% intervals of
+    the rule's rates holding well short of 95% (docs/methods.md)."""
+    positives = int((frame["label"].to_numpy() == 1).sum())
+    if positives >= bootstrap.min_positives:
+        return None
+    return (
+        f"{positives} positives ({labels} labels) in the split, fewer than "
+        f"evaluate.bootstrap.min_positives = {bootstrap.min_positives}: at so few, an interval "
+        f"of precision, recall, F1 or cost does not hold its {bootstrap.level:.0%}"
+    )
+
+
 def bootstrap_intervals(
     frame: pd.DataFrame,
     predicted: np.ndarray,

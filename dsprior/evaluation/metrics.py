@@ -29,6 +29,7 @@ from dsprior.evaluation.measures import (
     bootstrap_intervals,
     decision_metrics,
     decisions_at,
+    interval_refusal,
     log_odds_at_prior,
     rule_metrics,
     shipped_decisions,
@@ -245,10 +246,14 @@ def add_intervals(
         if target is None:
             continue
         rows, draws = view.rows(frame), prior_draws.get(view.name)
+        refused = interval_refusal(rows, labels=view.name, bootstrap=bootstrap)
         for rule, decided in (
             (target["prior"], decisions_at(rows, threshold)),
             (target["shipped"]["prior"], shipped_decisions(rows)),
         ):
+            if refused is not None:
+                rule["interval_refused"] = refused
+                continue
             rule.update(
                 bootstrap_intervals(
                     rows,

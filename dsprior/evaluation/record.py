@@ -59,6 +59,13 @@ class ViewMetrics(TypedDict):
     recall_ci: NotRequired[Annotated[Interval, "interval of recall (bootstrap.method)"]]
     f1_ci: NotRequired[Annotated[Interval, "interval of F1 (bootstrap.method)"]]
     expected_cost_ci: NotRequired[Annotated[Interval, "interval of the cost (bootstrap.method)"]]
+    interval_refused: NotRequired[
+        Annotated[
+            str,
+            "in place of the four intervals: why there are none (fewer positives than "
+            "evaluate.bootstrap.min_positives)",
+        ]
+    ]
 
 
 class ShippedRule(TypedDict):
@@ -155,6 +162,9 @@ class BootstrapEntry(TypedDict):
     level: Annotated[float, "evaluate.bootstrap.level"]
     seed: Annotated[int, "evaluate.bootstrap.seed"]
     unit: Annotated[str, "what the design effect resamples: group"]
+    min_positives: NotRequired[
+        Annotated[int, "evaluate.bootstrap.min_positives: fewer in a split, no interval"]
+    ]
     method: NotRequired[
         Annotated[
             str,

@@ -65,6 +65,11 @@ def rule_table(
         "interval.",
         "",
     ]
+    lines[-1:-1] = [
+        f"No interval on {name}: {view['interval_refused']}."
+        for name, view, _ in rows
+        if view.get("interval_refused")
+    ]
     if sampled["confusion"].get("fp") == 0:
         lines[-1:-1] = [
             "",

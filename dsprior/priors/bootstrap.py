@@ -18,11 +18,14 @@ BOOTSTRAP_CHUNK = 100  # resamples per vectorised step of group_bootstrap
 class Bootstrap:
     """How intervals are drawn (``evaluate.bootstrap``): ``resamples`` draws per interval
     (resamples of whole groups, or Jeffreys draws on a rate's effective count,
-    ``rate_draws``), intervals at ``level``, drawn from ``seed``."""
+    ``rate_draws``), intervals at ``level``, drawn from ``seed``. ``min_positives``: a
+    split with fewer label-1 examples gets no interval of its rule's precision, recall, F1
+    and cost, only the reason (``evaluate.bootstrap.min_positives``; 0: always one)."""
 
     resamples: int
     level: float
     seed: int
+    min_positives: int = 0
 
 
 @dataclass(frozen=True)
