@@ -71,6 +71,26 @@ def test_summarise_coverage_counts_per_interval_and_per_cell():
     assert entry["median_width"] == 1.0
 
 
+def test_intervals_evaluate_refuses_are_counted_apart():
+    """Below min_positives (evaluate's refusal) an interval leaves the printed counts for
+    ``refused``; at exactly the minimum, or with no positives recorded, it stays."""
+    records = [_record("one", [True, False, True])]
+    for row, positives in zip(records[0]["intervals"], (9, 9, 10), strict=True):
+        row["positives"] = positives
+    records.append(_record("two", [False]))  # no positives recorded: never refused
+    entry = bench.summarise_coverage(records, min_positives=10)["a"]
+    assert (entry["n"], entry["covered"]) == (2, 1)
+    assert (entry["refused"]["n"], entry["refused"]["covered"]) == (2, 1)
+    assert "refused" not in bench.summarise_coverage(records, min_positives=9)["a"]
+    assert bench.evaluate_min_positives() >= 1  # params.yaml's
+
+
+def test_a_cell_is_short_only_when_its_wilson_interval_is_below_the_goal():
+    assert not bench.cell_short({"coverage_ci": list(bench.wilson_interval(15, 17))}, 0.9)
+    assert bench.cell_short({"coverage_ci": list(bench.wilson_interval(10, 17))}, 0.9)
+    assert not bench.cell_short({"coverage_ci": None}, 0.9)
+
+
 def test_summarise_estimates_goal_subset():
     records = [
         {
@@ -133,6 +153,12 @@ def test_one_tiny_world_end_to_end():
     names = {i["interval"] for i in record["intervals"]}
     assert any(n.startswith("test recall") for n in names)
     assert any(n.startswith("label-free batch prior (em)") for n in names)
+    assert "label-free batch precision against gold (noise-aware)" in names
+    assert all(
+        isinstance(i["positives"], int)
+        for i in record["intervals"]
+        if i["interval"].startswith("test") and "label rate" not in i["interval"]
+    )
     assert {e["method"] for e in record["estimates"]} == {"em", "acc", "pacc", "hdy"}
     for i in record["intervals"]:
         assert i["low"] <= i["high"] and i["covered"] == (i["low"] <= i["truth"] <= i["high"])
