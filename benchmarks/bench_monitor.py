@@ -81,6 +81,7 @@ def outcome(project: Path, batches: list[dict[str, Any]]) -> dict[str, Any]:
     band = RULES["prior_band"]
     past = [i for i, b in enumerate(batches) if not band["low"] <= b["true_prior"] <= band["high"]]
     names = [b["batch"] for b in batches]
+    verdicts = metrics["batch_verdicts"]
     return {
         "batches": [
             {
@@ -93,9 +94,13 @@ def outcome(project: Path, batches: list[dict[str, Any]]) -> dict[str, Any]:
                 "precision": r["estimated_at_threshold"]["precision"],
                 "breaches": v["breaches"],
             }
-            for b, r, v in zip(batches, rows, metrics["batch_verdicts"], strict=True)
+            for b, r, v in zip(batches, rows, verdicts, strict=True)
         ],
         "first_batch_past_the_band": names[past[0]] if past else None,
+        # false alarms: batches whose true prior was inside the band yet breached a rule
+        "breaches_inside_the_band": sum(
+            1 for i, v in enumerate(verdicts) if v["breaches"] and i not in past
+        ),
         "alerts": metrics["alerts"],
         "fired_after_change": (
             names.index(metrics["alerts"][0]["fired_at"]) - past[0]
@@ -136,8 +141,14 @@ def main(argv: list[str] | None = None) -> None:
         start += len(priors)
         again = run(["dvc", "repro"], project).stdout
         ran = [line for line in again.splitlines() if line.startswith("Running stage")]
-        results["streams"][name] = {"reran": ran, **outcome(project, batches)}
-        (args.work / f"monitor-{name}.md").write_text((project / "reports/monitor.md").read_text())
+        report = (project / "reports/monitor.md").read_text()
+        # the page's lines, so the docs can quote the report from this file
+        results["streams"][name] = {
+            "reran": ran,
+            **outcome(project, batches),
+            "report": report.splitlines(),
+        }
+        (args.work / f"monitor-{name}.md").write_text(report)
         for plot in ("prior", "precision", "alerts"):
             src = project / "reports" / "monitor" / f"{plot}.json"
             (args.work / f"monitor-{name}-{plot}.json").write_text(src.read_text())
