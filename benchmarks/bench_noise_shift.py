@@ -136,6 +136,25 @@ def gold_reference(predictions: pd.DataFrame, bundle: Bundle) -> noise_shift.Noi
     )
 
 
+def reference_counts(ref: noise_shift.NoiseReference) -> dict[str, int]:
+    """dev_b's counts behind the true-shift estimate's limits: how many alerts are false
+    against gold (what the false positive rate rests on), how many gold positives it flags."""
+    labelled = ref.gold_labelled
+    gold, alert = ref.gold[labelled], ref.decision[labelled] == 1
+    return {
+        "gold_labelled": int(labelled.sum()),
+        "alerts": int(alert.sum()),
+        "false_alerts_gold": int((alert & (gold == 0)).sum()),
+        "gold_positives": int((gold == 1).sum()),
+        "gold_positives_flagged": int((alert & (gold == 1)).sum()),
+    }
+
+
+def covered_in(rows: list[dict]) -> dict[str, int]:
+    """For each interval, in how many of the batches it held."""
+    return {key: sum(bool(row["covered"][key]) for row in rows) for key in rows[0]["covered"]}
+
+
 def _covers(entry: dict, value: float) -> bool:
     low, high = entry["ci"]
     return low is not None and low <= value <= high
@@ -300,6 +319,8 @@ def main(argv: list[str] | None = None) -> None:
             "fresh_source": {"name": FRESH_SOURCE, "examples": len(frame), "parts": len(RATIOS)},
             "resamples": args.resamples,
             "seed": args.seed,
+            "dev_b": reference_counts(noise_ref),
+            "covered_in": covered_in(rows),
             "rows": rows,
             "table": lines,
             "seconds": round(time.perf_counter() - started, 1),
