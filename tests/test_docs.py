@@ -130,6 +130,16 @@ def test_figures_are_read_from_the_results_file_and_formatted(tmp_path: Path) ->
     )
 
 
+def test_a_prior_is_written_as_the_n_of_one_to_n(tmp_path: Path) -> None:
+    (tmp_path / "prior.json").write_text(json.dumps({"prior": 0.0113929, "rare": 0.000999}))
+    text = "1:{{ fig | prior.json | prior | odds }} and 1:{{ fig | prior.json | rare | odds }}"
+    assert docs_figures.render(text, root=tmp_path) == "1:87 and 1:1,000"
+    assert docs_figures.readme_mismatches(
+        "at 1:87<!-- fig | prior.json | prior | odds --> and 1:99<!-- fig | prior.json | rare | odds -->",
+        root=tmp_path,
+    ) == ["prior.json: rare is 1,000, the text says 99"]
+
+
 @pytest.mark.parametrize(
     ("placeholder", "message"),
     [
@@ -138,6 +148,7 @@ def test_figures_are_read_from_the_results_file_and_formatted(tmp_path: Path) ->
         ("{{ fig | results.json | speeds/runs/2 }}", "speeds/runs/2 is past the list's end"),
         ("{{ fig | results.json | speeds }}", "speeds is a dict, not a figure"),
         ("{{ fig | results.json | machine/cpu | .2f }}", "does not format as '.2f'"),
+        ("{{ fig | results.json | speeds/padded | odds }}", "is not a prior in (0, 1)"),
     ],
 )
 def test_a_figure_that_is_not_there_fails_by_name(
