@@ -140,6 +140,16 @@ def test_a_prior_is_written_as_the_n_of_one_to_n(tmp_path: Path) -> None:
     ) == ["prior.json: rare is 1,000, the text says 99"]
 
 
+def test_a_figure_can_change_its_unit_before_the_format(tmp_path: Path) -> None:
+    (tmp_path / "disk.json").write_text(json.dumps({"bytes": 218708869066, "s_per_ex": 0.0344}))
+    text = (
+        "{{ fig | disk.json | bytes | /1e9 .1f }} GB, "
+        "{{ fig | disk.json | s_per_ex | *1000 .2f }} s per 1,000, "
+        "{{ fig | disk.json | bytes | /3600 ,.0f }} h"
+    )
+    assert docs_figures.render(text, root=tmp_path) == "218.7 GB, 34.40 s per 1,000, 60,752,464 h"
+
+
 @pytest.mark.parametrize(
     ("placeholder", "message"),
     [
@@ -149,6 +159,7 @@ def test_a_prior_is_written_as_the_n_of_one_to_n(tmp_path: Path) -> None:
         ("{{ fig | results.json | speeds }}", "speeds is a dict, not a figure"),
         ("{{ fig | results.json | machine/cpu | .2f }}", "does not format as '.2f'"),
         ("{{ fig | results.json | speeds/padded | odds }}", "is not a prior in (0, 1)"),
+        ("{{ fig | results.json | machine/cpu | /1e6 .1f }}", "is not a number to scale by"),
     ],
 )
 def test_a_figure_that_is_not_there_fails_by_name(

@@ -3,7 +3,8 @@
 A docs page writes ``{{ fig | benchmarks/results/train.json | speeds/parquet_bucketed | .0f }}``
 where a number goes: the file (relative to the repository's root), the key path into its
 JSON (``/`` between keys; a number indexes a list), and a Python format spec (optional;
-``odds`` writes a prior p as the N of "1:N").
+``odds`` writes a prior p as the N of "1:N"; ``/1e9 .1f`` divides by a factor first, a
+unit change such as bytes to GB).
 ``{{ source | benchmarks/results/train.json }}`` says where that file's figures came from:
 the command, the machine and the date recorded in it. MkDocs runs ``on_page_markdown`` on
 every page (``hooks:`` in mkdocs.yml), so a figure is whatever the file holds when the site
@@ -69,11 +70,15 @@ def lookup(file: str, key: str, *, root: Path = ROOT) -> Any:
 # Not a Python format spec: a prior p written as the N of "1:N" (N = 1/p - 1, rounded), the
 # way the docs state class ratios ("dev_b, at 1:87").
 ODDS = "odds"
+# A unit change before the format: "/1e9 .1f" writes bytes as GB, "*1000 .2f" seconds per
+# example as seconds per 1,000, "/3600 .2f" seconds as hours.
+SCALED = re.compile(r"([*/])\s*(\d+(?:\.\d*)?(?:e\d+)?)\s+(.*)")
 
 
 def figure(file: str, key: str, spec: str | None = None, *, root: Path = ROOT) -> str:
-    """The figure as text: the value formatted with ``spec`` (``.3f``, ``.1%``, ``,d``), or
-    with ``odds`` a prior as the N of 1:N."""
+    """The figure as text: the value formatted with ``spec`` (``.3f``, ``.1%``, ``,d``),
+    first multiplied or divided by a factor (``/1e9 .1f``), or with ``odds`` a prior as the
+    N of 1:N."""
     value = lookup(file, key, root=root)
     if isinstance(value, (dict, list)):
         raise FigureError(f"{file}: {key} is a {type(value).__name__}, not a figure")
@@ -81,6 +86,12 @@ def figure(file: str, key: str, spec: str | None = None, *, root: Path = ROOT) -
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
             raise FigureError(f"{file}: {key} = {value!r} is not a prior in (0, 1) for 'odds'")
         return f"{round(1 / value - 1):,d}"
+    scaled = SCALED.fullmatch(spec or "")
+    if scaled:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise FigureError(f"{file}: {key} = {value!r} is not a number to scale by {spec!r}")
+        op, factor, spec = scaled[1], float(scaled[2]), scaled[3]
+        value = value * factor if op == "*" else value / factor
     try:
         return format(value, spec or "")
     except (TypeError, ValueError) as exc:
