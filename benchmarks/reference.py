@@ -78,6 +78,7 @@ def main() -> None:
     ingest = json.loads((project / "reports/ingest.json").read_text())
     train = json.loads((project / "models/train.json").read_text())
     audit = json.loads((project / "reports/audit.json").read_text())
+    downsample = json.loads((project / "reports/downsample.json").read_text())
     result = {
         **provenance(),
         "complete": True,
@@ -89,6 +90,14 @@ def main() -> None:
             "dim": ingest["dim"],
             "training_steps": train.get("step") or train.get("steps"),
             "positives": audit.get("test_size", {}).get("positives"),
+            # each split as downsampling left it: what the docs quote for the reference data
+            "splits": {
+                name: {
+                    "examples": split["positives"] + split["kept_negatives"],
+                    "positives": split["positives"],
+                }
+                for name, split in downsample["splits"].items()
+            },
         },
         "compute": train.get("compute"),
         "stages": stages,
