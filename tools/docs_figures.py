@@ -112,6 +112,7 @@ PRODUCERS = {
     for name, script in [
         ("generate", "bench_generate"),
         ("ingest", "bench_ingest"),
+        ("ingest_workers", "bench_ingest"),
         ("label_free", "bench_label_free"),
         ("monitor", "bench_monitor"),
         ("noise_shift", "bench_noise_shift"),
