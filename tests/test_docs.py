@@ -244,3 +244,37 @@ def test_a_file_from_before_commands_were_recorded_names_its_script() -> None:
     line = docs_figures.provenance("benchmarks/results/ingest.json")
     assert line.startswith("Measured with `python benchmarks/bench_ingest.py` on ")
     assert ", committed 20" in line or "not yet committed" in line
+
+
+def test_a_number_typed_into_a_table_of_figures_is_named() -> None:
+    fig = "{{ fig | results.json | share | .3f }}"
+    text = "\n".join(
+        [
+            "| run | share | note |",
+            "|---|---|---|",
+            f"| 1:100 | {fig} | fine |",
+            f"| 1:30 | 0.95 | {fig} s, best of 3 |",
+            "",
+            "<!-- typed cells: the targets are not measured -->",
+            "",
+            "| what | measured | target |",
+            "|---|---|---|",
+            f"| speed | {fig} | at least 2x |",
+            "",
+            "| typed, no figures | 0.5 |",
+            "|---|---|",
+            "| a | 0.7 |",
+        ]
+    )
+    assert docs_figures.typed_numbers_in_tables(text) == [(4, "0.95"), (4, "s, best of 3")]
+
+
+def test_no_table_of_figures_holds_a_typed_number() -> None:
+    # a table that reads one figure from a file reads them all; a typed target or param
+    # beside them is declared on the line before the table (``<!-- typed cells: why -->``)
+    typed = [
+        f"{path.relative_to(ROOT)}:{line}: {cell}"
+        for path in sorted((ROOT / "docs").rglob("*.md"))
+        for line, cell in docs_figures.typed_numbers_in_tables(path.read_text(encoding="utf-8"))
+    ]
+    assert not typed, f"numbers typed into tables of figures: {typed}"

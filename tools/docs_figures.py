@@ -223,6 +223,41 @@ def readme_mismatches(text: str, *, root: Path = ROOT) -> list[str]:
     return wrong
 
 
+# The line before a table that reads figures from files but also holds typed numbers that
+# are not measurements (targets, params, estimates built on the figures) says why.
+TYPED_CELLS = re.compile(r"<!--\s*typed cells:\s*\S[^>]*-->")
+_TABLE_RULE = re.compile(r"^\|(\s*:?-+:?\s*\|)+\s*$")
+_CELL_SPLIT = re.compile(r"(?<!\\)\|")
+
+
+def typed_numbers_in_tables(markdown: str) -> list[tuple[int, str]]:
+    """(line number, cell) for each number typed by hand in a table that reads figures.
+
+    A table with one ``{{ fig }}`` reads every measured number from its file, so a cell
+    other than the first of its row (which names the row) that holds a digit outside a
+    figure tag is listed, unless the line before the table is a ``typed cells`` comment.
+    """
+    lines = markdown.splitlines()
+    found: list[tuple[int, str]] = []
+    i = 0
+    while i < len(lines):
+        if not (
+            lines[i].startswith("|") and i + 1 < len(lines) and _TABLE_RULE.match(lines[i + 1])
+        ):
+            i += 1
+            continue
+        end = i + 2
+        while end < len(lines) and lines[end].startswith("|"):
+            end += 1
+        before = next((line for line in reversed(lines[:i]) if line.strip()), "")
+        if any(FIGURE.search(line) for line in lines[i:end]) and not TYPED_CELLS.search(before):
+            for number in range(i + 2, end):
+                cells = _CELL_SPLIT.split(FIGURE.sub("", lines[number]).strip())[1:-1]
+                found += [(number + 1, c.strip()) for c in cells[1:] if re.search(r"\d", c)]
+        i = end
+    return found
+
+
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
     """MkDocs' hook: render the page's figures from the files as they are now."""
     from mkdocs.exceptions import PluginError
