@@ -239,6 +239,7 @@ def summarise_coverage(records: list[dict[str, Any]], *, min_positives: int = 0)
             cell: _coverage_entry([r for r in mine if r["cell"] == cell])
             for cell in sorted({r["cell"] for r in mine})
         }
+        entry["cells_short"] = sum(cell_short(c, GOAL_CELL) for c in entry["cells"].values())
         out[name] = entry
         gone = [r for r in held_back if r["interval"] == name]
         if gone:
@@ -1197,7 +1198,7 @@ def render_page(summary: dict[str, Any], page: Path) -> None:
         if not e["n"]:
             continue
         worst = min(e["cells"].items(), key=lambda kv: kv[1]["coverage"])
-        short = sum(cell_short(c, GOAL_CELL) for c in e["cells"].values())
+        short = e["cells_short"]
         lines.append(
             f"| {name} | {e['n']} | {e['covered']} | {_fmt(e['coverage'])} | "
             f"{_fmt(e['coverage_ci'][0])}-{_fmt(e['coverage_ci'][1])} | {_fmt(e['median_width'], 4)} | "

@@ -128,6 +128,21 @@ class Choice(Spec):
         return value
 
 
+class AutoOr(Spec):
+    """The string ``auto`` (resolved by the caller, e.g. to the machine's cores) or ``spec``."""
+
+    def __init__(self, spec: Spec, *, describe: str) -> None:
+        self.spec, self.describe = spec, describe
+
+    def check(self, value: Any, key: str) -> Any:
+        if value == "auto" and isinstance(value, str):
+            return value
+        try:
+            return self.spec.check(value, key)
+        except ValueError:
+            raise ValueError(f"{key} must be 'auto' or {self.describe}, got {value!r}") from None
+
+
 class Text(Spec):
     """A non-empty string."""
 

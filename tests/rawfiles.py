@@ -23,7 +23,7 @@ INGEST_PARAMS = {
         "ingest"
     ].items()
     if k != "sources"
-}
+} | {"workers": 1}  # the serial path unless a test asks for workers (params.yaml says auto)
 
 DIM = 8
 NAMES = ["example_id", "group", "label", "true_label"] + [f"f{j}" for j in range(DIM)]

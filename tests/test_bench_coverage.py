@@ -89,6 +89,8 @@ def test_a_cell_is_short_only_when_its_wilson_interval_is_below_the_goal():
     assert not bench.cell_short({"coverage_ci": list(bench.wilson_interval(15, 17))}, 0.9)
     assert bench.cell_short({"coverage_ci": list(bench.wilson_interval(10, 17))}, 0.9)
     assert not bench.cell_short({"coverage_ci": None}, 0.9)
+    records = [_record("one", [False] * 9 + [True]), _record("two", [True] * 10)]
+    assert bench.summarise_coverage(records)["a"]["cells_short"] == 1
 
 
 def test_summarise_estimates_goal_subset():

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from dsprior import contract
-from dsprior.ingest import parallel
+from dsprior.ingest import IngestConfig, ingest_sources, parallel
 from stages import ingest
 from tests.rawfiles import INGEST_PARAMS
 
@@ -245,3 +245,38 @@ def test_everything_rejected_gives_the_same_empty_dataset(tmp_path: Path, parall
     assert serial["metrics"]["examples_rejected"] == 3
     assert serial["metrics"]["files_rejected"] == 1 and serial["metrics"]["reconciled"]
     assert_same(serial, parallel)
+
+
+def test_simulated_sources_use_every_worker_and_give_the_serial_bytes(
+    tmp_path: Path, parallel_calls
+) -> None:
+    """A simulated source's parts are read by the workers like files (``ingest.workers:
+    auto`` uses both cores on the default run), and the dataset is the serial run's."""
+    real = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())["generate"]
+    simulation = {
+        **real,
+        "seed": 3,
+        "dim": 5,
+        "min_rows": 2,
+        "max_rows": 5,
+        "files_per_source": 3,
+        "sources": {
+            "pool": {"examples": 120, "negative_rate": 0.3},
+            "production": {"examples": 40, "negative_rate": 1.0},
+        },
+    }
+    sources = {
+        name: {"path": "dsprior/simulator.py", "format": "simulated", "negative_rate": rate}
+        for name, rate in (("pool", 0.3), ("production", 1.0))
+    }
+    out = {}
+    for workers in (1, 2):
+        params = {**INGEST_PARAMS, "row_group_size": 4, "shard_size": 30, "workers": workers}
+        config = IngestConfig.from_params({**params, "sources": sources}, simulation=simulation)
+        result = ingest_sources(config, tmp_path / f"w{workers}")
+        assert result.failure is None and result.written > 0
+        out[workers] = {
+            p.name: p.read_bytes() for p in sorted((tmp_path / f"w{workers}").iterdir())
+        }
+    assert parallel_calls == [2]
+    assert len(out[1]) > 1 and out[1] == out[2]
