@@ -552,10 +552,11 @@ def run_replicate(
     gold_prior = weighted_gold_prior(
         production_rows["true_label"].to_numpy(np.float64), production_rows["weight"].to_numpy()
     )
+    costs = priors.Costs(COST_FP, COST_FN)
     metrics = compute_metrics(
         predictions,
         prior=prior,
-        costs=priors.Costs(COST_FP, COST_FN),
+        costs=costs,
         # every interval drawn, whatever the split's positives: the summary applies evaluate's
         # min_positives (and shows the coverage of those it refuses)
         bootstrap=priors.Bootstrap(scale.resamples, LEVEL, seed % (2**31), min_positives=0),
@@ -662,21 +663,17 @@ def run_replicate(
             log_odds=z_raw,
             prior=prior,
             threshold=threshold,
-            cost_fp=COST_FP,
-            cost_fn=COST_FN,
+            costs=costs,
+            bootstrap=priors.Bootstrap(
+                scale.batch_resamples, LEVEL, seed=seed % (2**31) + int(factor * 100)
+            ),
             calibration=calibration,
             reference=reference,
             groups=fresh.group[idx],
-            resamples=scale.batch_resamples,
-            level=LEVEL,
-            seed=seed % (2**31) + int(factor * 100),
         )
         z_cal = calibration.map_log_odds(z_raw)
         measured = quantify.measured_performance(
-            label,
-            priors.decide_log_odds(z_cal, threshold=threshold),
-            cost_fp=COST_FP,
-            cost_fn=COST_FN,
+            label, priors.decide_log_odds(z_cal, threshold=threshold), costs=costs
         )
         rate = float(label.mean())
         est = summary["estimated_prior"]
@@ -717,17 +714,14 @@ def run_replicate(
                 decision,
                 noise_reference,
                 threshold=threshold,
-                cost_fp=COST_FP,
-                cost_fn=COST_FN,
+                costs=costs,
+                bootstrap=priors.Bootstrap(
+                    scale.batch_resamples, LEVEL, seed=seed % (2**31) + int(factor * 100) + 1
+                ),
                 groups=fresh.group[idx],
-                resamples=scale.batch_resamples,
-                level=LEVEL,
-                seed=seed % (2**31) + int(factor * 100) + 1,
             )
             gold_batch = fresh.true_label[idx].astype(int)
-            gold_measured = quantify.measured_performance(
-                gold_batch, decision, cost_fp=COST_FP, cost_fn=COST_FN
-            )
+            gold_measured = quantify.measured_performance(gold_batch, decision, costs=costs)
             at_true = true_est["estimated_at_threshold_true"]
             for name, entry, value in (
                 (

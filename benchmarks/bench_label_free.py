@@ -121,12 +121,10 @@ def main(argv: list[str] | None = None) -> None:
                     p_test[rows],
                     prior=prior,
                     threshold=threshold,
-                    cost_fp=cost_fp,
-                    cost_fn=cost_fn,
+                    costs=priors.Costs(cost_fp, cost_fn),
+                    bootstrap=priors.Bootstrap(args.resamples, 0.95, seed=replicate),
                     calibration=calibration,
                     reference=reference,
-                    resamples=args.resamples,
-                    seed=replicate,
                 )
                 est = out["estimated_prior"]
                 entries = {"em": est, **{m: est["cross_check"][m] for m in ("acc", "pacc")}}

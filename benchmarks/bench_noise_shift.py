@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from dsprior import noise_shift, quantify, runtime, simulator
+from dsprior import noise_shift, priors, quantify, runtime, simulator
 from dsprior.bundle import HASH_KEY, Bundle, read_spec
 from tools.measure import provenance
 from tools.scratch import ROOT
@@ -161,7 +161,13 @@ def _covers(entry: dict, value: float) -> bool:
 
 
 def batch_row(
-    name: str, batch: pd.DataFrame, bundle: Bundle, noise_ref: noise_shift.NoiseReference, *, kw
+    name: str,
+    batch: pd.DataFrame,
+    bundle: Bundle,
+    noise_ref: noise_shift.NoiseReference,
+    *,
+    costs: priors.Costs,
+    bootstrap: priors.Bootstrap,
 ) -> dict:
     """One batch: what its labels say, and both estimates with their intervals."""
     scores = batch["logit"].to_numpy(np.float64)
@@ -177,8 +183,6 @@ def batch_row(
         "recall_gold": float(decision[t == 1].mean()),
         "recall_distant": float(decision[d == 1].mean()),
     }
-    costs = {"cost_fp": kw["cost_fp"], "cost_fn": kw["cost_fn"]}
-    boot = {"resamples": kw["resamples"], "level": kw["level"], "seed": kw["seed"]}
     em = quantify.estimate_batch(
         bundle.prior_corrected(scores),
         prior=bundle.prior,
@@ -186,11 +190,16 @@ def batch_row(
         calibration=bundle.calibration,
         reference=bundle.reference(),
         groups=groups,
-        **costs,
-        **boot,
+        costs=costs,
+        bootstrap=bootstrap,
     )
     true = noise_shift.estimate_true_shift(
-        decision, noise_ref, threshold=bundle.threshold, groups=groups, **costs, **boot
+        decision,
+        noise_ref,
+        threshold=bundle.threshold,
+        groups=groups,
+        costs=costs,
+        bootstrap=bootstrap,
     )
     at_true = true["estimated_at_threshold_true"]
     estimates = {
@@ -291,13 +300,7 @@ def main(argv: list[str] | None = None) -> None:
     bundle = Bundle(args.run / "bundle", spec, model=None)
     predictions = pd.read_parquet(args.run / "reports" / "predictions.parquet")
     noise_ref = gold_reference(predictions, bundle)
-    kw = {
-        "cost_fp": float(spec["cost"]["false_positive"]),
-        "cost_fn": float(spec["cost"]["false_negative"]),
-        "resamples": args.resamples,
-        "level": 0.95,
-        "seed": args.seed,
-    }
+    bootstrap = priors.Bootstrap(resamples=args.resamples, level=0.95, seed=args.seed)
     rng = np.random.default_rng(args.seed)
     groups = np.unique(frame["group"].to_numpy())
     part_of = dict(zip(groups, rng.permutation(len(groups)) % len(RATIOS), strict=True))
@@ -305,7 +308,9 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for k, ratio in enumerate(RATIOS):
         batch = thinned_to(frame[parts == k], 1.0 / (1.0 + ratio), rng)
-        row = batch_row(f"1:{ratio}", batch, bundle, noise_ref, kw=kw)
+        row = batch_row(
+            f"1:{ratio}", batch, bundle, noise_ref, costs=bundle.costs, bootstrap=bootstrap
+        )
         rows.append(row)
         print(json.dumps({"batch": row["batch"], **row["measured"], **row["covered"]}), flush=True)
     lines = table_lines(rows)

@@ -145,6 +145,7 @@ def estimate_batch(
     (200, True)
     """
     from dsprior.scoring import BatchRecord, batch_summary, scores_column
+    from dsprior.scoring.summary import bootstrap_settings
 
     values = np.asarray(scores, dtype=np.float64)
     n = len(values)
@@ -162,7 +163,10 @@ def estimate_batch(
         labels=[None] * n if labels is None else list(labels),
     )
     summary, _ = batch_summary(
-        bundle, external.to_log_odds(values, scale=scale), record, resamples=resamples, seed=seed
+        bundle,
+        external.to_log_odds(values, scale=scale),
+        record,
+        bootstrap=bootstrap_settings(bundle, resamples=resamples, seed=seed),
     )
     return summary
 
@@ -195,12 +199,9 @@ def estimate_prior(
         log_odds=np.asarray(log_odds, dtype=np.float64),
         prior=prior,
         threshold=threshold,
-        cost_fp=cost_fp,
-        cost_fn=cost_fn,
+        costs=priors.Costs(cost_fp, cost_fn),
+        bootstrap=priors.Bootstrap(resamples, level, seed),
         groups=None if groups is None else np.asarray(groups),
-        resamples=resamples,
-        level=level,
-        seed=seed,
     )
 
 

@@ -233,8 +233,7 @@ def shift_through_noise(
     fpr: np.ndarray | float,
     a: np.ndarray | float,
     b: np.ndarray | float,
-    cost_fp: float,
-    cost_fn: float,
+    costs: priors.Costs,
 ) -> dict[str, np.ndarray]:
     """Everything at a batch's alert rate under a true-prior shift and class-conditional noise.
 
@@ -255,7 +254,8 @@ def shift_through_noise(
             "precision": precision,
             "recall": tpr + 0 * pi,
             "alerts_per_1000": PER * r + 0 * pi,
-            "expected_cost": PER * (pi * (1 - tpr) * cost_fn + (1 - pi) * fpr * cost_fp),
+            "expected_cost": PER
+            * (pi * (1 - tpr) * costs.false_negative + (1 - pi) * fpr * costs.false_positive),
             "prior_distant": prior_distant,
             "precision_distant": a * precision + b * (1 - precision),
             "recall_distant": (a * pi * tpr + b * (1 - pi) * fpr) / prior_distant,
@@ -330,13 +330,11 @@ def estimate_true_shift(
     reference: NoiseReference,
     *,
     threshold: float,
-    cost_fp: float,
-    cost_fn: float,
+    costs: priors.Costs,
+    bootstrap: priors.Bootstrap,
     groups: np.ndarray | None = None,
     stated: dict[str, float] | None = None,
-    resamples: int = 1000,
-    level: float = 0.95,
-    seed: int | np.random.Generator = 0,
+    rng: np.random.Generator | None = None,
 ) -> dict[str, Any]:
     """The batch's true prior and the threshold's performance against truth and distant labels.
 
@@ -347,6 +345,8 @@ def estimate_true_shift(
     own sample. Returns ``estimated_prior_true``, ``estimated_at_threshold_true`` (shaped
     as ``quantify.estimate_batch``'s ``estimated_prior`` and ``estimated_at_threshold``,
     plus the distant-label values under the same shift) and ``label_noise``.
+    ``bootstrap``: the resamples, level and seed (not its ``min_positives``); ``rng``, where
+    given, draws instead of ``bootstrap.seed``.
     """
     d = priors.check_binary(decision).astype(np.float64)
     if len(d) == 0:
@@ -368,7 +368,7 @@ def estimate_true_shift(
         return stated_rates(ref_d, ref_dist, w_ref, **stated)
 
     flips = np.random.default_rng(
-        seed.integers(2**63) if isinstance(seed, np.random.Generator) else [int(seed), 23]
+        rng.integers(2**63) if rng is not None else [int(bootstrap.seed), 23]
     )
 
     def statistic(multiplicity: np.ndarray, *, draw: bool = True) -> dict[str, np.ndarray]:
@@ -377,7 +377,7 @@ def estimate_true_shift(
         n = np.sum(batch_w, axis=-1)
         r = np.sum(batch_w * d, axis=-1) / n
         kw = {k: rates[k] for k in ("tpr", "fpr", "a", "b")}
-        out = shift_through_noise(r, cost_fp=cost_fp, cost_fn=cost_fn, **kw)
+        out = shift_through_noise(r, costs=costs, **kw)
         if draw:
             out.update(batch_draws(out["prior"], n=n, alerts=r * n, rng=flips, **kw))
         return {**out, **rates, "missing_label_rate": 1.0 - rates["a"]}
@@ -388,9 +388,9 @@ def estimate_true_shift(
     boot = priors.group_bootstrap(
         np.concatenate([batch_groups, np.asarray(reference.group).astype(str)[ref_rows]]),
         statistic,
-        resamples=resamples,
-        level=level,
-        seed=seed,
+        resamples=bootstrap.resamples,
+        level=bootstrap.level,
+        seed=bootstrap.seed if rng is None else rng,
         strata=np.repeat([0, 1], [nb, len(ref_d)]),
     )
 
@@ -398,7 +398,8 @@ def estimate_true_shift(
         return {"value": point[name], "ci": _interval(boot.intervals[name])}
 
     interval = (
-        f"{int(round(level * 100))}% percentile bootstrap, {int(resamples)} resamples of the "
+        f"{int(round(bootstrap.level * 100))}% percentile bootstrap, "
+        f"{int(bootstrap.resamples)} resamples of the "
         f"batch's {'groups' if groups is not None else 'examples'} and, jointly, of dev_b's "
         "groups; precision, recall and the distant prior also draw the batch's own decisions "
         "and KB labels (for the values its labels would measure)"
@@ -489,12 +490,9 @@ def true_shift_record(
     distant_estimate: dict[str, Any],
     stated: dict[str, float] | None,
     threshold: float,
-    cost_fp: float,
-    cost_fn: float,
+    costs: priors.Costs,
+    bootstrap: priors.Bootstrap,
     groups: np.ndarray | None,
-    resamples: int,
-    level: float,
-    seed: int | np.random.Generator,
     missing_reason: str | None = None,
 ) -> dict[str, Any]:
     """The summary keys of the true-label estimate, for ``score --summary`` and evaluate.
@@ -508,12 +506,9 @@ def true_shift_record(
     """
     kw: dict[str, Any] = {
         "threshold": threshold,
-        "cost_fp": cost_fp,
-        "cost_fn": cost_fn,
+        "costs": costs,
+        "bootstrap": bootstrap,
         "groups": groups,
-        "resamples": resamples,
-        "level": level,
-        "seed": seed,
     }
     if reference is not None and reference.has_gold():
         return estimate_true_shift(decision, reference, **kw)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Annotated, Any, NotRequired, TypedDict
 
 import numpy as np
@@ -153,8 +153,7 @@ def expected_performance(
     probability: np.ndarray,
     decision: np.ndarray,
     *,
-    cost_fp: float,
-    cost_fn: float,
+    costs: priors.Costs,
     weights: np.ndarray | None = None,
     per: float = priors.PER_EXAMPLES,
 ) -> dict[str, float]:
@@ -174,11 +173,11 @@ def expected_performance(
         fn=float(_wsum(w, (1 - d) * p)),
         tp=float(_wsum(w, d * p)),
     )
-    return performance_of(cm, cost_fp=cost_fp, cost_fn=cost_fn, per=per)
+    return performance_of(cm, costs=costs, per=per)
 
 
 def performance_of(
-    cm: priors.Confusion, *, cost_fp: float, cost_fn: float, per: float = priors.PER_EXAMPLES
+    cm: priors.Confusion, *, costs: priors.Costs, per: float = priors.PER_EXAMPLES
 ) -> dict[str, float]:
     """Precision, recall, alerts and expected cost per ``per`` of one (expected) confusion."""
     r = priors.rates(cm)
@@ -186,7 +185,9 @@ def performance_of(
         "precision": r["precision"],
         "recall": r["recall"],
         "alerts_per_1000": priors.production_terms(cm, per=per)["alerts"],
-        "expected_cost": priors.expected_cost(cm, cost_fp=cost_fp, cost_fn=cost_fn, per=per),
+        "expected_cost": priors.expected_cost(
+            cm, cost_fp=costs.false_positive, cost_fn=costs.false_negative, per=per
+        ),
     }
 
 
@@ -194,13 +195,12 @@ def measured_performance(
     labels: np.ndarray,
     decision: np.ndarray,
     *,
-    cost_fp: float,
-    cost_fn: float,
+    costs: priors.Costs,
     weights: np.ndarray | None = None,
 ) -> dict[str, float]:
     """The same four numbers measured against labels (for batches that carry them)."""
     cm = priors.confusion(labels, decision, weights)
-    return performance_of(cm, cost_fp=cost_fp, cost_fn=cost_fn)
+    return performance_of(cm, costs=costs)
 
 
 # ---- the estimate's record (``estimate_batch``): score --summary's and metrics.json's
@@ -449,8 +449,7 @@ def _one_pass(
     *,
     prior: float,
     threshold: float,
-    cost_fp: float,
-    cost_fn: float,
+    costs: priors.Costs,
     adapt: bool,
     labels_rng: np.random.Generator | None = None,
 ) -> dict[str, float]:
@@ -480,15 +479,13 @@ def _one_pass(
     if adapt:  # decisions re-made at the estimated prior
         decision = (moved >= threshold).astype(np.int8)
     if labels_rng is None:  # the point estimate: CBPE's expected confusion
-        perf = expected_performance(
-            moved, decision, cost_fp=cost_fp, cost_fn=cost_fn, weights=batch_w
-        )
+        perf = expected_performance(moved, decision, costs=costs, weights=batch_w)
     else:  # a resample: the batch as it is, against labels drawn from this resample's
         # probabilities, so that the interval holds the batch's realised precision and recall
         # (the resample brings the prior's and the calibration's uncertainty, the draw the
         # labels'); resampled examples would count the examples' variation twice
         drawn = (labels_rng.random(len(moved)) < moved) * 1.0
-        perf = expected_performance(drawn, decision, cost_fp=cost_fp, cost_fn=cost_fn)
+        perf = expected_performance(drawn, decision, costs=costs)
     out.update(perf)
     if reference is not None:
         dev_b = reference.split == "dev_b"
@@ -517,15 +514,13 @@ def estimate_batch(
     log_odds: np.ndarray | None = None,
     prior: float,
     threshold: float,
-    cost_fp: float,
-    cost_fn: float,
+    costs: priors.Costs,
+    bootstrap: priors.Bootstrap,
     calibration: cal.Calibration = cal.IDENTITY,
     reference: Reference | None = None,
     groups: np.ndarray | None = None,
     adapt: bool = False,
-    resamples: int = 1000,
-    level: float = 0.95,
-    seed: int | np.random.Generator = 0,
+    rng: np.random.Generator | None = None,
 ) -> dict[str, Any]:
     """The label-free summary of one batch (the ``score --summary`` keys), intervals included.
 
@@ -536,6 +531,8 @@ def estimate_batch(
     is resampled with the batch; without it, both are reported as not available.
     ``groups``: the batch's entity groups, resampled whole (examples otherwise).
     ``adapt``: estimate the performance of decisions re-made at the estimated prior.
+    ``bootstrap``: the intervals' resamples, level and seed (its ``min_positives`` is not
+    used here); ``rng``, where given, draws the resamples instead of ``bootstrap.seed``.
     """
     if (probability is None) == (log_odds is None):
         raise ValueError("estimate_batch needs the batch's log_odds or its probability")
@@ -547,21 +544,14 @@ def estimate_batch(
     n = len(z_raw)
     if n == 0:
         raise ValueError("estimate_batch needs at least one example")
-    if int(resamples) < 1:
-        raise ValueError(f"resamples must be >= 1, got {resamples!r}")
-    level = priors.check_rate("level", level)
+    if int(bootstrap.resamples) < 1:
+        raise ValueError(f"resamples must be >= 1, got {bootstrap.resamples!r}")
+    bootstrap = replace(bootstrap, level=priors.check_rate("level", bootstrap.level))
     prior = priors.check_rate("prior", prior)
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    kw = {
-        "prior": prior,
-        "threshold": threshold,
-        "cost_fp": cost_fp,
-        "cost_fn": cost_fn,
-        "adapt": adapt,
-    }
-    point, ci, undefined = _bootstrapped(
-        z_raw, calibration, reference, groups, resamples, level, rng, kw
-    )
+    if rng is None:
+        rng = np.random.default_rng(bootstrap.seed)
+    kw = {"prior": prior, "threshold": threshold, "costs": costs, "adapt": adapt}
+    point, ci, undefined = _bootstrapped(z_raw, calibration, reference, groups, bootstrap, rng, kw)
 
     def pair(name: str) -> dict[str, Any]:
         return {"value": point[name], "ci": ci[name]}
@@ -576,7 +566,7 @@ def estimate_batch(
             "value": point["em"],
             "ci": ci["em"],
             "method": EM_METHOD,
-            "interval": _interval_text(level, resamples, groups, reference),
+            "interval": _interval_text(bootstrap, groups, reference),
             "cross_check": cross,
         },
         "estimated_at_threshold": {
@@ -605,7 +595,7 @@ def estimate_batch(
                 for k in ("precision", "recall", "expected_cost")
                 if np.isfinite(point[k])
             },
-            level,
+            bootstrap.level,
         ),
     }
 
@@ -615,8 +605,7 @@ def _bootstrapped(
     calibration: cal.Calibration,
     reference: Reference | None,
     groups: np.ndarray | None,
-    resamples: int,
-    level: float,
+    bootstrap: priors.Bootstrap,
     rng: np.random.Generator,
     kw: dict[str, Any],
 ) -> tuple[dict[str, float], dict[str, list[float | None]], dict[str, float]]:
@@ -631,23 +620,24 @@ def _bootstrapped(
     batch_codes = _codes(groups, n)
     ref_codes = None if reference is None else _codes(reference.group, len(reference.group))
     draws: dict[str, list[float]] = {k: [] for k in point}
-    for _ in range(int(resamples)):
+    for _ in range(int(bootstrap.resamples)):
         batch_w = _multiplicity(batch_codes, rng)
         ref_w = None if ref_codes is None else _multiplicity(ref_codes, rng)
         one = _one_pass(z_raw, batch_w, calibration, reference, ref_w, labels_rng=rng, **kw)
         for k, v in one.items():
             draws[k].append(v)
     arrays = {k: np.asarray(v, dtype=np.float64) for k, v in draws.items()}
-    ci = {k: _interval(v, level) for k, v in arrays.items()}
+    ci = {k: _interval(v, bootstrap.level) for k, v in arrays.items()}
     return point, ci, {k: _undefined_share(v) for k, v in arrays.items()}
 
 
 def _interval_text(
-    level: float, resamples: int, groups: np.ndarray | None, reference: Reference | None
+    bootstrap: priors.Bootstrap, groups: np.ndarray | None, reference: Reference | None
 ) -> str:
     """How the intervals were made, in words."""
     return (
-        f"{int(round(level * 100))}% percentile bootstrap, {int(resamples)} resamples of the "
+        f"{int(round(bootstrap.level * 100))}% percentile bootstrap, "
+        f"{int(bootstrap.resamples)} resamples of the "
         f"batch's {'groups' if groups is not None else 'examples'}"
         + (" and of dev_b's groups (the recalibration refitted on each)" if reference else "")
     )

@@ -128,9 +128,9 @@ def test_isotonic_gives_a_saturated_pile_its_own_rate() -> None:
         iso.apply(p)[pile][0] - y[pile].mean()
     )
     decision = (p >= 0.5).astype(int)
-    measured = quantify.measured_performance(y, decision, cost_fp=1, cost_fn=10)["precision"]
+    measured = quantify.measured_performance(y, decision, costs=priors.Costs(1, 10))["precision"]
     for fit, tolerance in ((iso, 0.02),):
-        est = quantify.expected_performance(fit.apply(p), decision, cost_fp=1, cost_fn=10)
+        est = quantify.expected_performance(fit.apply(p), decision, costs=priors.Costs(1, 10))
         assert est["precision"] == pytest.approx(measured, abs=tolerance)
     assert cal.weighted_log_loss(y, iso.apply(p)) < cal.weighted_log_loss(y, platt.apply(p))
     again = cal.Calibration.from_dict(json.loads(json.dumps(iso.as_dict())))

@@ -296,3 +296,41 @@ def test_scores_of_a_split_with_one_class_are_defined_where_they_can_be():
     assert np.isnan(out["roc_auc"])
     assert out["brier"] == pytest.approx(np.mean(p**2))
     assert out["log_loss"] == pytest.approx(-np.mean(np.log1p(-p)))
+
+
+def test_metrics_from_rates_are_the_confusion_at_the_prior_by_hand():
+    """prior 0.1, TPR 0.8, FPR 0.05: per example TP 0.08, FP 0.045, FN 0.02, so precision
+    0.08/0.125, F1 0.16/0.225 and the cost 1000 * (0.045 * 1 + 0.02 * 10) = 245, computed
+    in float64 whatever the inputs' dtype."""
+    from dsprior.evaluation.measures import metrics_from_rates
+
+    got = metrics_from_rates(
+        np.float32([0.1]), np.float32([0.8]), np.float32([0.05]), costs=Costs(1.0, 10.0)
+    )
+    want = {"precision": 0.64, "recall": 0.8, "f1": 0.16 / 0.225, "expected_cost": 245.0}
+    for name, value in want.items():
+        assert got[name].dtype == np.float64, name
+        assert got[name][0] == pytest.approx(value, rel=1e-6), name
+    # float64 inputs: the exact float64 arithmetic
+    exact = metrics_from_rates(
+        np.array([0.1]), np.array([0.8]), np.array([0.05]), costs=Costs(1, 10)
+    )
+    assert exact["precision"][0] == 0.1 * 0.8 / (0.1 * 0.8 + 0.9 * 0.05)
+
+
+def test_metrics_from_rates_leave_undefined_values_nan_without_a_warning():
+    """No alert at all (TPR = FPR = 0): precision is undefined, NaN, quietly (a bootstrap
+    draws thousands of these), and so is F1 where there is no positive either."""
+    import warnings
+
+    from dsprior.evaluation.measures import metrics_from_rates
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = metrics_from_rates(
+            np.array([0.0, 0.2]), np.array([0.0, 0.0]), np.array([0.0, 0.0]), costs=Costs(1, 10)
+        )
+    assert np.isnan(got["precision"]).all()
+    assert np.isnan(got["f1"][0]) and got["f1"][1] == 0.0  # at prior 0.2 the misses count
+    assert list(got["recall"]) == [0.0, 0.0]
+    assert list(got["expected_cost"]) == pytest.approx([0.0, 2000.0])

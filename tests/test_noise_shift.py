@@ -5,9 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dsprior import noise_shift
+from dsprior import noise_shift, priors
 
-COSTS = {"cost_fp": 1.0, "cost_fn": 10.0}
+COSTS = priors.Costs(false_positive=1.0, false_negative=10.0)
+
+
+def boot(resamples: int, *, seed: int = 0) -> priors.Bootstrap:
+    return priors.Bootstrap(resamples=resamples, level=0.95, seed=seed)
 
 
 def _rows(cells: dict[tuple[int, int, int], int]) -> tuple[np.ndarray, ...]:
@@ -45,7 +49,7 @@ def _reference(cells=REFERENCE, *, gold: bool = True) -> noise_shift.NoiseRefere
 def test_point_estimates_recover_the_true_prior_and_both_precisions_exactly():
     truth, decision, distant = _rows(BATCH)
     out = noise_shift.estimate_true_shift(
-        decision, _reference(), threshold=0.3, resamples=5, **COSTS
+        decision, _reference(), threshold=0.3, bootstrap=boot(5), costs=COSTS
     )
     alerts = decision == 1
     prior = out["estimated_prior_true"]["value"]
@@ -77,7 +81,12 @@ def test_stated_noise_rates_recover_the_gold_rates_from_distant_labels_alone():
     truth, decision, distant = _rows(BATCH)
     stated = {"missing_label_rate": 0.1, "false_label_rate": 200 / 290}
     out = noise_shift.estimate_true_shift(
-        decision, _reference(gold=False), threshold=0.3, stated=stated, resamples=5, **COSTS
+        decision,
+        _reference(gold=False),
+        threshold=0.3,
+        stated=stated,
+        bootstrap=boot(5),
+        costs=COSTS,
     )
     assert out["estimated_prior_true"]["value"] == pytest.approx(0.05, abs=1e-12)
     precision = out["estimated_at_threshold_true"]["precision"]["value"]
@@ -104,11 +113,11 @@ def test_only_gold_labelled_rows_count_and_their_weights_do():
 
 
 def test_shift_through_noise_edges():
-    out = noise_shift.shift_through_noise(0.0, tpr=0.8, fpr=0.01, a=0.9, b=0.02, **COSTS)
+    out = noise_shift.shift_through_noise(0.0, tpr=0.8, fpr=0.01, a=0.9, b=0.02, costs=COSTS)
     assert out["prior"] == 0 and np.isnan(out["precision"])  # no alerts: no precision
-    out = noise_shift.shift_through_noise(0.5, tpr=0.3, fpr=0.3, a=0.9, b=0.02, **COSTS)
+    out = noise_shift.shift_through_noise(0.5, tpr=0.3, fpr=0.3, a=0.9, b=0.02, costs=COSTS)
     assert np.isnan(out["prior"])  # a rule no better than chance says nothing of the prior
-    out = noise_shift.shift_through_noise(0.95, tpr=0.9, fpr=0.1, a=0.9, b=0.02, **COSTS)
+    out = noise_shift.shift_through_noise(0.95, tpr=0.9, fpr=0.1, a=0.9, b=0.02, costs=COSTS)
     assert out["prior"] == 1 and out["precision"] == pytest.approx(0.9 / 0.95)
 
 
@@ -143,9 +152,8 @@ def test_intervals_cover_the_true_prior_and_precision_about_95_in_100():
             reference,
             groups=np.arange(3000) // 3,
             threshold=0.5,
-            resamples=150,
-            seed=replicate,
-            **COSTS,
+            bootstrap=boot(150, seed=replicate),
+            costs=COSTS,
         )
         alerts = batch_decision == 1
         truths = {
@@ -196,7 +204,7 @@ def test_no_gold_and_no_stated_rates_is_refused():
     truth, decision, _ = _rows(BATCH)
     with pytest.raises(ValueError, match="no gold labels of both classes; state noise rates"):
         noise_shift.estimate_true_shift(
-            decision, _reference(gold=False), threshold=0.3, resamples=5, **COSTS
+            decision, _reference(gold=False), threshold=0.3, bootstrap=boot(5), costs=COSTS
         )
 
 
@@ -212,10 +220,26 @@ def test_a_rate_of_exactly_one_on_dev_b_still_has_an_interval():
     )
     batch_decision = np.random.default_rng(0).permutation(decision)[:2000]
     out = noise_shift.estimate_true_shift(
-        batch_decision, reference, threshold=0.3, resamples=300, **COSTS
+        batch_decision, reference, threshold=0.3, bootstrap=boot(300), costs=COSTS
     )
     recall = out["estimated_at_threshold_true"]["recall"]
     assert recall["value"] == 1.0
     # 100 gold positives on dev_b, none missed (the rule of three: tpr above about 0.97),
     # and the batch's own 20 or so positives, a miss among them a draw
     assert 0.8 < recall["ci"][0] < 0.99 and recall["ci"][1] == 1.0
+
+
+def test_a_generator_draws_in_place_of_the_bootstraps_seed():
+    """``rng`` replaces ``bootstrap.seed``: the same generator state gives the same intervals,
+    which differ from the seed's."""
+    _, decision, _ = _rows(BATCH)
+    batch = np.random.default_rng(1).permutation(decision)[:500]
+    kw = {"threshold": 0.3, "bootstrap": boot(40), "costs": COSTS}
+
+    def ci(**extra):
+        out = noise_shift.estimate_true_shift(batch, _reference(), **kw, **extra)
+        return out["estimated_prior_true"]["ci"]
+
+    drawn = ci(rng=np.random.default_rng(7))
+    assert drawn == ci(rng=np.random.default_rng(7))
+    assert drawn != ci()

@@ -18,6 +18,11 @@ from dsprior import priors, quantify
 from tests.factories import EVAL_PRIOR, draw
 
 FIXTURE = Path(__file__).parent / "fixtures" / "quapy_binary.json"
+COSTS = priors.Costs(false_positive=1, false_negative=10)
+
+
+def boot(resamples: int, *, seed: int = 0, level: float = 0.95) -> priors.Bootstrap:
+    return priors.Bootstrap(resamples=resamples, level=level, seed=seed)
 
 
 def sld_iterations(p: np.ndarray, prior: float, steps: int = 20000) -> float:
@@ -41,8 +46,7 @@ def test_em_recovers_a_known_prior_within_its_interval(true_prior: float) -> Non
     for replicate in range(20):
         _, p = draw(rng, 20_000, prior=true_prior, at=bundle_prior)
         out = quantify.estimate_batch(
-            p, prior=bundle_prior, threshold=0.3, cost_fp=1, cost_fn=10, resamples=100,
-            seed=replicate,
+            p, prior=bundle_prior, threshold=0.3, costs=COSTS, bootstrap=boot(100, seed=replicate),
         )  # fmt: skip
         est = out["estimated_prior"]
         low, high = est["ci"]
@@ -111,8 +115,8 @@ def test_pacc_is_clipped_to_the_unit_interval() -> None:
         batch = np.full(50, value)
         assert quantify.probabilistic_adjusted_count(batch, **means) == expected
         out = quantify.estimate_batch(
-            batch, prior=0.05, threshold=0.3, cost_fp=1, cost_fn=10, reference=ref,
-            resamples=20, seed=1,
+            batch, prior=0.05, threshold=0.3, costs=COSTS, reference=ref,
+            bootstrap=boot(20, seed=1),
         )  # fmt: skip
         pacc = out["estimated_prior"]["cross_check"]["pacc"]
         assert pacc["value"] == expected and pacc["ci"] == [expected, expected], pacc
@@ -125,15 +129,15 @@ def test_cbpe_expected_precision_matches_measured_on_a_calibrated_simulation() -
     rng = np.random.default_rng(11)
     y, p = draw(rng, 200_000, prior=0.02, at=0.02)
     decision = (p >= 0.2).astype(np.int8)
-    expected = quantify.expected_performance(p, decision, cost_fp=1, cost_fn=10)
-    measured = quantify.measured_performance(y, decision, cost_fp=1, cost_fn=10)
+    expected = quantify.expected_performance(p, decision, costs=COSTS)
+    measured = quantify.measured_performance(y, decision, costs=COSTS)
     assert expected["precision"] == pytest.approx(measured["precision"], abs=0.02)
     assert expected["recall"] == pytest.approx(measured["recall"], abs=0.02)
     assert expected["expected_cost"] == pytest.approx(measured["expected_cost"], rel=0.05)
     assert expected["alerts_per_1000"] == pytest.approx(measured["alerts_per_1000"], abs=1e-9)
     # miscalibrated (probabilities twice the odds): the estimate is off, so the test can fail
     wrong = quantify.expected_performance(
-        priors.shift_prior(p, from_prior=0.02, to_prior=0.06), decision, cost_fp=1, cost_fn=10
+        priors.shift_prior(p, from_prior=0.02, to_prior=0.06), decision, costs=COSTS
     )
     assert abs(wrong["precision"] - measured["precision"]) > 0.05
 
@@ -142,12 +146,12 @@ def test_cbpe_at_the_estimated_prior_follows_a_moved_batch() -> None:
     rng = np.random.default_rng(5)
     y, p = draw(rng, 60_000, prior=0.005, at=0.02)  # the batch's prior fell to a quarter
     out = quantify.estimate_batch(
-        p, prior=0.02, threshold=0.2, cost_fp=1, cost_fn=10, resamples=100, seed=2
+        p, prior=0.02, threshold=0.2, costs=COSTS, bootstrap=boot(100, seed=2)
     )
-    measured = quantify.measured_performance(y, (p >= 0.2).astype(int), cost_fp=1, cost_fn=10)
+    measured = quantify.measured_performance(y, (p >= 0.2).astype(int), costs=COSTS)
     est = out["estimated_at_threshold"]["precision"]
     assert est["ci"][0] <= measured["precision"] <= est["ci"][1]
-    naive = quantify.expected_performance(p, (p >= 0.2).astype(int), cost_fp=1, cost_fn=10)
+    naive = quantify.expected_performance(p, (p >= 0.2).astype(int), costs=COSTS)
     assert naive["precision"] > est["ci"][1]  # at the bundle's prior it over-promises
 
 
@@ -214,11 +218,11 @@ def test_reference_fit_weights_repeat_each_fit_at_its_own_prior(predictions) -> 
 def test_prior_shift_true_for_a_shifted_batch_and_false_for_an_unshifted_one() -> None:
     rng = np.random.default_rng(13)
     ref = reference(rng)
-    kw = {"prior": 0.05, "threshold": 0.3, "cost_fp": 1, "cost_fn": 10, "resamples": 100}
+    kw = {"prior": 0.05, "threshold": 0.3, "costs": COSTS, "bootstrap": boot(100, seed=1)}
     _, same = draw(rng, 8000, prior=0.05, at=0.05)
     _, moved = draw(rng, 8000, prior=0.15, at=0.05)
-    calm = quantify.estimate_batch(same, reference=ref, seed=1, **kw)
-    shifted = quantify.estimate_batch(moved, reference=ref, seed=1, **kw)
+    calm = quantify.estimate_batch(same, reference=ref, **kw)
+    shifted = quantify.estimate_batch(moved, reference=ref, **kw)
     assert calm["drift"]["prior_shift"] is False and shifted["drift"]["prior_shift"] is True
     assert shifted["drift"]["p_value"] < 1e-6 < calm["drift"]["p_value"]
     for out, truth in ((calm, 0.05), (shifted, 0.15)):
@@ -235,9 +239,9 @@ def test_the_reference_uncertainty_widens_the_interval() -> None:
     ref = reference(rng, n=600)  # few positives: a Platt fit on it is uncertain
     fit = cal.fit_calibration(ref.probability, ref.label, method="platt", fitted_on="dev_b")
     _, p = draw(rng, 20_000, prior=0.05, at=0.05)
-    kw = {"prior": 0.05, "threshold": 0.3, "cost_fp": 1, "cost_fn": 10, "resamples": 150}
-    alone = quantify.estimate_batch(p, calibration=fit, seed=3, **kw)
-    both = quantify.estimate_batch(p, calibration=fit, reference=ref, seed=3, **kw)
+    kw = {"prior": 0.05, "threshold": 0.3, "costs": COSTS, "bootstrap": boot(150, seed=3)}
+    alone = quantify.estimate_batch(p, calibration=fit, **kw)
+    both = quantify.estimate_batch(p, calibration=fit, reference=ref, **kw)
     width = lambda out: np.diff(out["estimated_prior"]["ci"])[0]  # noqa: E731
     assert width(both) > 1.5 * width(alone)
 
@@ -246,7 +250,7 @@ def test_a_tiny_batch_warns_instead_of_failing_and_old_bundles_say_not_available
     rng = np.random.default_rng(19)
     _, p = draw(rng, 50, prior=0.02, at=0.02)
     out = quantify.estimate_batch(
-        p, prior=0.02, threshold=0.3, cost_fp=1, cost_fn=10, resamples=50, seed=1
+        p, prior=0.02, threshold=0.3, costs=COSTS, bootstrap=boot(50, seed=1)
     )
     assert out["warnings"] and "too few" in out["warnings"][0]
     assert out["estimated_prior"]["cross_check"]["available"] is False
@@ -257,8 +261,8 @@ def test_a_tiny_batch_warns_instead_of_failing_and_old_bundles_say_not_available
 def test_estimates_are_deterministic_given_the_seed() -> None:
     rng = np.random.default_rng(23)
     _, p = draw(rng, 2000, prior=0.05, at=0.05)
-    kw = {"prior": 0.05, "threshold": 0.3, "cost_fp": 1, "cost_fn": 10, "resamples": 30}
-    assert quantify.estimate_batch(p, seed=4, **kw) == quantify.estimate_batch(p, seed=4, **kw)
+    kw = {"prior": 0.05, "threshold": 0.3, "costs": COSTS, "bootstrap": boot(30, seed=4)}
+    assert quantify.estimate_batch(p, **kw) == quantify.estimate_batch(p, **kw)
 
 
 def test_acc_and_pacc_take_dev_b_rates_after_the_recalibration() -> None:
@@ -279,16 +283,16 @@ def test_acc_and_pacc_take_dev_b_rates_after_the_recalibration() -> None:
     )
     fit = cal.fit_calibration(over, y, method="platt", fitted_on="dev_b")
     assert ((over >= 0.3) != (fit.apply(over) >= 0.3)).sum() > 50  # the map matters here
-    kw = {"prior": 0.1, "threshold": 0.3, "cost_fp": 1, "cost_fn": 10, "resamples": 20}
-    copy = quantify.estimate_batch(over, calibration=fit, reference=ref, seed=1, **kw)
+    kw = {"prior": 0.1, "threshold": 0.3, "costs": COSTS, "bootstrap": boot(20, seed=1)}
+    copy = quantify.estimate_batch(over, calibration=fit, reference=ref, **kw)
     cross = copy["estimated_prior"]["cross_check"]
     for name in ("acc", "pacc"):
         assert cross[name]["value"] == pytest.approx(y.mean(), rel=1e-9), name
     batch_y, batch_p = draw(rng, 8000, prior=0.25, at=0.1)
     moved = priors.shift_prior(batch_p, from_prior=0.1, to_prior=0.4)  # the same miscalibration
-    cross = quantify.estimate_batch(moved, calibration=fit, reference=ref, seed=1, **kw)[
-        "estimated_prior"
-    ]["cross_check"]
+    cross = quantify.estimate_batch(moved, calibration=fit, reference=ref, **kw)["estimated_prior"][
+        "cross_check"
+    ]
     for name in ("acc", "pacc"):
         assert cross[name]["value"] == pytest.approx(batch_y.mean(), abs=0.01), name
 
@@ -302,9 +306,8 @@ def test_the_prior_interval_is_the_bootstrap_percentiles(level: float, resamples
     n, k = 1000, 500
     p = np.where(np.arange(n) < k, 1 - 1e-9, 1e-9)
     out = quantify.estimate_batch(
-        p, prior=0.1, threshold=0.5, cost_fp=1, cost_fn=10, resamples=resamples, level=level,
-        seed=7,
-    )  # fmt: skip
+        p, prior=0.1, threshold=0.5, costs=COSTS, bootstrap=boot(resamples, seed=7, level=level)
+    )
     low, high = out["estimated_prior"]["ci"]
     alpha = (1 - level) / 2
     assert low * n == pytest.approx(binom.ppf(alpha, n, k / n), abs=4.5)
@@ -318,7 +321,7 @@ def test_the_prior_interval_has_equal_tails() -> None:
     end sits at another quantile than 1 - a (a 95% interval made 92.5%) does not."""
     rng = np.random.default_rng(61)
     _, p = draw(rng, 300, prior=0.3, at=0.2)
-    kw = {"threshold": 0.5, "cost_fp": 1, "cost_fn": 10, "resamples": 200, "seed": 5}
+    kw = {"threshold": 0.5, "costs": COSTS, "bootstrap": boot(200, seed=5)}
     low, high = quantify.estimate_batch(p, prior=0.2, **kw)["estimated_prior"]["ci"]
     mirrored = quantify.estimate_batch(1 - p, prior=0.8, **kw)["estimated_prior"]["ci"]
     assert high - low > 0.05  # a real spread of resamples
@@ -336,8 +339,7 @@ def test_the_95_percent_prior_interval_covers_the_truth_about_95_percent_of_the_
     for replicate in range(100):
         _, p = draw(rng, 200, prior=truth, at=bundle_prior)
         out = quantify.estimate_batch(
-            p, prior=bundle_prior, threshold=0.5, cost_fp=1, cost_fn=10, resamples=60,
-            seed=replicate,
+            p, prior=bundle_prior, threshold=0.5, costs=COSTS, bootstrap=boot(60, seed=replicate),
         )  # fmt: skip
         low, high = out["estimated_prior"]["ci"]
         covered += low <= truth <= high
@@ -359,12 +361,9 @@ def test_precision_and_recall_intervals_hold_the_batchs_realised_values_with_a_w
         x = np.where(y == 1, mu, -mu) + rng.normal(size=len(y))
         p = 1 / (1 + np.exp(-(2 * mu * x + np.log(bundle_prior / (1 - bundle_prior)))))
         out = quantify.estimate_batch(
-            p, prior=bundle_prior, threshold=0.15, cost_fp=1, cost_fn=10, resamples=80,
-            seed=replicate,
+            p, prior=bundle_prior, threshold=0.15, costs=COSTS, bootstrap=boot(80, seed=replicate),
         )  # fmt: skip
-        measured = quantify.measured_performance(
-            y, (p >= 0.15).astype(np.int8), cost_fp=1, cost_fn=10
-        )
+        measured = quantify.measured_performance(y, (p >= 0.15).astype(np.int8), costs=COSTS)
         for name in covered:
             low, high = out["estimated_at_threshold"][name]["ci"]
             covered[name] += low <= measured[name] <= high
@@ -380,17 +379,15 @@ def test_the_estimate_takes_log_odds_beyond_where_probabilities_round_to_one() -
     z = np.r_[rng.uniform(30, 60, 60), rng.normal(-8, 2, 4000)]
     temperature = cal.Calibration(method="temperature", fitted_on="dev_b", slope=0.2,
                                   intercept=-4.0)  # fmt: skip
-    kw = {"prior": 0.02, "threshold": 0.5, "cost_fp": 1, "cost_fn": 10, "resamples": 20,
-          "calibration": temperature, "seed": 3}  # fmt: skip
+    kw = {"prior": 0.02, "threshold": 0.5, "costs": COSTS, "bootstrap": boot(20, seed=3),
+          "calibration": temperature}  # fmt: skip
     by_log_odds = quantify.estimate_batch(log_odds=z, **kw)
     p = temperature.probability(z)
     assert len(np.unique(p[:60])) == 60  # calibrated, the top keeps its ranking
     em = quantify.em_prior(p, prior=0.02)
     assert by_log_odds["estimated_prior"]["value"] == pytest.approx(em, rel=1e-9)
     moved = priors.shift_prior(p, from_prior=0.02, to_prior=em)
-    expected = quantify.expected_performance(
-        moved, (p >= 0.5).astype(np.int8), cost_fp=1, cost_fn=10
-    )
+    expected = quantify.expected_performance(moved, (p >= 0.5).astype(np.int8), costs=COSTS)
     at = by_log_odds["estimated_at_threshold"]
     assert at["precision"]["value"] == pytest.approx(expected["precision"], rel=1e-9)
     by_probability = quantify.estimate_batch(1 / (1 + np.exp(-z)), **kw)
@@ -414,10 +411,10 @@ def test_inputs_are_refused_with_messages_that_name_the_problem() -> None:
         (lambda: quantify.em_prior(np.full(2, 0.5), prior=0.1, weights=np.zeros(2)), "em_prior needs at least one example with positive weight"),
         (lambda: quantify.adjusted_count(np.ones(2, int), tpr=0.8, fpr=0.1, weights=np.zeros(2)), "adjusted_count needs at least one example with positive weight"),
         (lambda: quantify.probabilistic_adjusted_count(np.full(2, 0.5), mean_positive=0.8, mean_negative=0.1, weights=np.zeros(2)), "probabilistic_adjusted_count needs positive total weight"),
-        (lambda: quantify.expected_performance(np.full(3, 0.5), np.ones(2, int), cost_fp=1, cost_fn=1), "probability and decision shapes differ: (3,) vs (2,)"),
+        (lambda: quantify.expected_performance(np.full(3, 0.5), np.ones(2, int), costs=priors.Costs(1, 1)), "probability and decision shapes differ: (3,) vs (2,)"),
         (lambda: quantify.estimate_batch(np.zeros(0), **KW), "estimate_batch needs at least one example"),
-        (lambda: quantify.estimate_batch(np.full(3, 0.5), **{**KW, "resamples": 0}), "resamples must be >= 1, got 0"),
-        (lambda: quantify.estimate_batch(np.full(3, 0.5), **{**KW, "level": 1.0}), "level must be in (0, 1), got 1.0"),
+        (lambda: quantify.estimate_batch(np.full(3, 0.5), **{**KW, "bootstrap": boot(0, seed=1)}), "resamples must be >= 1, got 0"),
+        (lambda: quantify.estimate_batch(np.full(3, 0.5), **{**KW, "bootstrap": boot(30, seed=1, level=1.0)}), "level must be in (0, 1), got 1.0"),
         (lambda: quantify.estimate_batch(np.full(3, 0.5), **{**KW, "prior": 0.0}), "prior must be in (0, 1), got 0.0"),
     ]  # fmt: skip
     for call, message in bad:
@@ -431,7 +428,7 @@ def test_inputs_are_refused_with_messages_that_name_the_problem() -> None:
         quantify.Reference(split=np.full(2, "dev_a"), **columns)
 
 
-KW = {"prior": 0.1, "threshold": 0.5, "cost_fp": 1, "cost_fn": 10, "resamples": 30, "seed": 1}
+KW = {"prior": 0.1, "threshold": 0.5, "costs": COSTS, "bootstrap": boot(30, seed=1)}
 
 
 def test_probabilities_of_exactly_0_and_1_are_accepted() -> None:
@@ -462,7 +459,7 @@ def test_weighted_counts_match_hand_worked_numbers() -> None:
     )
     # CBPE: TP = .9, FP = .1, FN = .2 + 2 * .6 = 1.4, TN = .8 + 2 * .4 = 1.6; total 4
     perf = quantify.expected_performance(
-        np.array([0.9, 0.2, 0.6]), np.array([1, 0, 0]), cost_fp=1, cost_fn=10,
+        np.array([0.9, 0.2, 0.6]), np.array([1, 0, 0]), costs=COSTS,
         weights=np.array([1.0, 1.0, 2.0]),
     )  # fmt: skip
     assert perf == pytest.approx(
@@ -470,7 +467,7 @@ def test_weighted_counts_match_hand_worked_numbers() -> None:
          "expected_cost": 1000 * (0.1 + 14.0) / 4}
     )  # fmt: skip
     per_100 = quantify.expected_performance(
-        np.array([0.9, 0.2, 0.6]), np.array([1, 0, 0]), cost_fp=1, cost_fn=10,
+        np.array([0.9, 0.2, 0.6]), np.array([1, 0, 0]), costs=COSTS,
         weights=np.array([1.0, 1.0, 2.0]), per=100,
     )  # fmt: skip
     assert per_100["alerts_per_1000"] == pytest.approx(25.0)
@@ -526,8 +523,8 @@ def test_an_interval_undefined_in_too_many_resamples_is_refused_with_the_reason(
     rng = np.random.default_rng(5)
     y = np.zeros(400, dtype=np.int8)
     p = np.r_[np.full(2, 0.7), np.full(398, 0.001)]
-    out = quantify.estimate_batch(p, prior=0.01, threshold=0.5, cost_fp=1, cost_fn=10,
-                                  resamples=200, seed=rng)  # fmt: skip
+    out = quantify.estimate_batch(p, prior=0.01, threshold=0.5, costs=COSTS,
+                                  bootstrap=boot(200), rng=rng)  # fmt: skip
     share = 0.3**2 * 0.999**398  # no positive drawn: 0.3^2 for the alerts, 0.999^398 the rest
     assert share > 0.025
     assert out["estimated_at_threshold"]["recall"]["ci"] == [None, None]
@@ -568,7 +565,11 @@ def test_the_summary_says_how_its_intervals_and_cross_checks_were_made() -> None
     assert plain["calibration"] == cal.IDENTITY.as_dict()
     ref = reference(rng, n=300)
     full = quantify.estimate_batch(
-        p, **{**KW, "level": 0.5}, groups=np.arange(40) // 2, reference=ref, adapt=True
+        p,
+        **{**KW, "bootstrap": boot(30, seed=1, level=0.5)},
+        groups=np.arange(40) // 2,
+        reference=ref,
+        adapt=True,
     )
     assert full["estimated_prior"]["interval"] == (
         "50% percentile bootstrap, 30 resamples of the batch's groups and of dev_b's groups "
@@ -630,14 +631,15 @@ def test_ks_compares_the_batch_with_dev_b_only() -> None:
     assert drift["p_value"] == pytest.approx(expected.pvalue, rel=1e-9)
 
 
-def test_a_generator_seed_draws_as_its_integer_seed_does() -> None:
-    """``seed`` may be a Generator: ``default_rng(4)`` gives what ``seed=4`` gives."""
+def test_a_generator_draws_as_its_integer_seed_does() -> None:
+    """``rng`` draws instead of the bootstrap's seed: ``default_rng(4)`` gives what seed 4 gives."""
     _, p = draw(np.random.default_rng(79), 100, prior=0.2, at=0.1)
-    kw = {**KW, "seed": 4}
-    assert quantify.estimate_batch(p, **{**kw, "seed": np.random.default_rng(4)}) == (
+    kw = {**KW, "bootstrap": boot(30, seed=4)}
+    assert quantify.estimate_batch(p, **kw, rng=np.random.default_rng(4)) == (
         quantify.estimate_batch(p, **kw)
     )
-    assert quantify.estimate_batch(p, **{**kw, "resamples": 1})["estimated_prior"]["ci"][0] >= 0
+    one_resample = quantify.estimate_batch(p, **{**kw, "bootstrap": boot(1, seed=4)})
+    assert one_resample["estimated_prior"]["ci"][0] >= 0
 
 
 def test_adapt_to_prior_decides_at_the_threshold_and_clamps_the_prior() -> None:
@@ -682,7 +684,7 @@ def test_estimates_at_the_threshold_are_cbpe_at_the_em_prior(adapt: bool) -> Non
     moved = priors.shift_prior(q, from_prior=0.05, to_prior=em)
     decision = ((moved if adapt else q) >= 0.3).astype(int)
     assert (decision != (q >= 0.3)).any() == adapt  # re-deciding at the estimate changes some
-    expected = quantify.expected_performance(moved, decision, cost_fp=1, cost_fn=10)
+    expected = quantify.expected_performance(moved, decision, costs=COSTS)
     at = out["estimated_at_threshold"]
     assert {k: at[k]["value"] for k in expected} == pytest.approx(expected, rel=1e-12)
 
@@ -698,7 +700,7 @@ def test_a_total_weight_of_one_or_a_single_positive_is_enough() -> None:
         rates = quantify.reference_rates(y, np.array([0.8, 0.2, 0.6]), threshold=0.5)
         assert not any(np.isnan(v) for v in rates.values()), rates
     measured = quantify.measured_performance(
-        np.array([1, 0, 1]), np.array([1, 1, 0]), cost_fp=1, cost_fn=10,
+        np.array([1, 0, 1]), np.array([1, 1, 0]), costs=COSTS,
         weights=np.array([1.0, 3.0, 1.0]),
     )  # fmt: skip
     assert measured["precision"] == pytest.approx(1 / 4)

@@ -15,10 +15,10 @@ def test_expected_costs_and_decisions_by_hand() -> None:
     decision = priors.decide_log_odds(np.log(p / (1 - p)), threshold=0.0909)  # ">=", in log-odds
     assert decision.tolist() == [0, 1, 1, 1]
     np.testing.assert_allclose(
-        scoring.expected_costs(p, decision, cost_fp=1, cost_fn=10), [0.5, 0.8, 0.9091, 0.1]
+        scoring.expected_costs(p, decision, costs=priors.Costs(1, 10)), [0.5, 0.8, 0.9091, 0.1]
     )
     with pytest.raises(ValueError, match="costs must be >= 0"):
-        scoring.expected_costs(p, decision, cost_fp=-1, cost_fn=10)
+        scoring.expected_costs(p, decision, costs=priors.Costs(-1, 10))
 
 
 def test_scores_do_not_depend_on_batching(loaded: Bundle) -> None:

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 
 from dsprior import bundle, scoring
+from dsprior.priors import Bootstrap, Costs
 from dsprior.scoring import summary
 from dsprior.scoring.report import render_summary
 from tests.factories import spec_inputs
@@ -23,21 +24,21 @@ def tiny_bundle(**evaluate_params) -> bundle.Bundle:
 
 def test_bootstrap_settings_default_to_the_bundles_then_to_fixed_values() -> None:
     boot = {"resamples": 30, "level": 0.8, "seed": 5}
-    assert summary.bootstrap_settings(
-        tiny_bundle(bootstrap=boot), resamples=None, level=None, seed=None
-    ) == (30, 0.8, 5)
+    assert summary.bootstrap_settings(tiny_bundle(bootstrap=boot)) == Bootstrap(30, 0.8, 5)
     assert summary.bootstrap_settings(
         tiny_bundle(bootstrap=boot), resamples=7, level=0.5, seed=1
-    ) == (7, 0.5, 1)
-    assert summary.bootstrap_settings(tiny_bundle(), resamples=None, level=None, seed=None) == (
-        1000,
-        0.95,
-        0,
-    )
+    ) == Bootstrap(7, 0.5, 1)
+    assert summary.bootstrap_settings(
+        tiny_bundle(bootstrap=boot), resamples=None, level=None, seed=2
+    ) == Bootstrap(30, 0.8, 2)
+    assert summary.bootstrap_settings(tiny_bundle()) == Bootstrap(1000, 0.95, 0)
 
 
 def test_an_empty_batch_has_nothing_to_estimate() -> None:
-    got, moved = scoring.batch_summary(tiny_bundle(), np.array([]), scoring.BatchRecord())
+    b = tiny_bundle()
+    got, moved = scoring.batch_summary(
+        b, np.array([]), scoring.BatchRecord(), bootstrap=summary.bootstrap_settings(b)
+    )
     assert moved is None
     assert got == {
         "examples": 0,
@@ -53,12 +54,12 @@ def test_labels_are_measured_only_where_given() -> None:
     decision = np.array([1, 0, 1, 0], np.int8)
     assert (
         summary.measured_record(
-            [None] * 4, decision, decision, adapt_prior=False, cost_fp=1, cost_fn=10
+            [None] * 4, decision, decision, adapt_prior=False, costs=Costs(1, 10)
         )
         is None
     )
     got = summary.measured_record(
-        [1, None, 0, 0], decision, decision, adapt_prior=True, cost_fp=1, cost_fn=10
+        [1, None, 0, 0], decision, decision, adapt_prior=True, costs=Costs(1, 10)
     )
     assert got["labelled_examples"] == 3 and got["prior"] == pytest.approx(1 / 3)
     assert "after_adapt_prior" in got
@@ -114,7 +115,7 @@ def _summarise(b: bundle.Bundle) -> dict:
     record = scoring.BatchRecord(
         example_ids=[str(i) for i in range(300)], groups=[None] * 300, labels=[None] * 300
     )
-    got, _ = scoring.batch_summary(b, scores, record, resamples=20, seed=1)
+    got, _ = scoring.batch_summary(b, scores, record, bootstrap=Bootstrap(20, 0.95, seed=1))
     return got
 
 

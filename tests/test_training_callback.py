@@ -11,24 +11,45 @@ import keras
 import numpy as np
 import pytest
 
-from dsprior.training.callback import StepCurves
+from dsprior.training.callback import CurveSchedule, StepCurves
 from dsprior.training.curves import load_curve_rows
+from dsprior.training.params import resolve_params
+from tests.test_training_params import TINY
 
 
 def step_curves(resume_from=None, *, start_step=0, rows_dir=None):
     return StepCurves(
         live=None,
         evaluate_dev=None,
-        log_every=2,
-        eval_every=4,
-        steps_per_epoch=4,
-        checkpoint_every=4,
-        total_steps=8,
-        select_metric="f1",
-        patience=None,
+        schedule=CurveSchedule(
+            log_every=2,
+            eval_every=4,
+            steps_per_epoch=4,
+            checkpoint_every=4,
+            total_steps=8,
+            select_metric="f1",
+            patience=None,
+            start_step=start_step,
+        ),
         rows_dir=rows_dir,
-        start_step=start_step,
         resume_from=resume_from,
+    )
+
+
+def test_the_schedule_takes_the_train_params_and_the_runs_steps():
+    params = {**TINY, "log_every": 3, "eval_every": 6, "checkpoint_every": 12, "patience": 2}
+    got = CurveSchedule.from_config(
+        resolve_params(params), steps_per_epoch=24, total_steps=48, start_step=12
+    )
+    assert got == CurveSchedule(
+        log_every=3,
+        eval_every=6,
+        steps_per_epoch=24,
+        checkpoint_every=12,
+        total_steps=48,
+        select_metric=TINY["select_metric"],
+        patience=2,
+        start_step=12,
     )
 
 

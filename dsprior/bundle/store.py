@@ -163,6 +163,12 @@ class Bundle:
         return spec_calibration(self.spec)
 
     @property
+    def costs(self) -> priors.Costs:
+        """The costs the threshold minimises (``evaluate.cost``)."""
+        cost = self.spec["cost"]
+        return priors.Costs(float(cost["false_positive"]), float(cost["false_negative"]))
+
+    @property
     def notes(self) -> list[str]:
         """What this bundle lacks, being of an earlier format (``format_notes``)."""
         return format_notes(self.spec)

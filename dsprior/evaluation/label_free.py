@@ -66,13 +66,7 @@ def measured_batch(frame: pd.DataFrame, *, threshold: float, costs: priors.Costs
     y, w = frame["label"].to_numpy(), frame["weight"].to_numpy(np.float64)
     return {
         "prior": priors.estimate_prior(y, w),
-        **quantify.measured_performance(
-            y,
-            decisions_at(frame, threshold),
-            weights=w,
-            cost_fp=costs.false_positive,
-            cost_fn=costs.false_negative,
-        ),
+        **quantify.measured_performance(y, decisions_at(frame, threshold), weights=w, costs=costs),
     }
 
 
@@ -104,13 +98,10 @@ def label_free_metrics(
             calibration=calibration,
             reference=reference,
             groups=frame["group"].to_numpy(),
-            resamples=bootstrap.resamples,
-            level=bootstrap.level,
-            seed=bootstrap.seed,
+            bootstrap=bootstrap,
             prior=prior,
             threshold=threshold,
-            cost_fp=costs.false_positive,
-            cost_fn=costs.false_negative,
+            costs=costs,
         )
         summary["measured"] = measured_batch(frame, threshold=threshold, costs=costs)
         summary["in_sample"] = name == "dev_b"  # dev_b is also the reference (and maybe the fit)
@@ -259,12 +250,9 @@ def true_shift_metrics(
             decisions_at(frame, threshold),
             reference,
             threshold=threshold,
-            cost_fp=costs.false_positive,
-            cost_fn=costs.false_negative,
+            costs=costs,
+            bootstrap=bootstrap,
             groups=frame["group"].to_numpy(),
-            resamples=bootstrap.resamples,
-            level=bootstrap.level,
-            seed=bootstrap.seed,
         )
         entry["examples"] = int(len(frame))
         entry["measured"] = _measured_against_both(frame, threshold)

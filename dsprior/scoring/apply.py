@@ -20,13 +20,14 @@ from dsprior.scoring.output import OUTPUT_SCHEMA
 
 
 def expected_costs(
-    probability: np.ndarray, decision: np.ndarray, *, cost_fp: float, cost_fn: float
+    probability: np.ndarray, decision: np.ndarray, *, costs: priors.Costs
 ) -> np.ndarray:
     """Each example's expected cost: ``(1-p) c_FP`` if flagged (a possible false alarm), else ``p c_FN``."""
     p = np.asarray(probability, dtype=np.float64)
     flagged = np.asarray(decision).astype(bool)
     if p.shape != flagged.shape:
         raise ValueError(f"probability and decision shapes differ: {p.shape} vs {flagged.shape}")
+    cost_fp, cost_fn = costs.false_positive, costs.false_negative
     if cost_fp < 0 or cost_fn < 0:
         raise ValueError(f"costs must be >= 0, got cost_fp={cost_fp}, cost_fn={cost_fn}")
     return np.where(flagged, (1.0 - p) * cost_fp, p * cost_fn)
@@ -72,7 +73,6 @@ def output_table(
     decision: np.ndarray,
 ) -> pa.Table:
     """The output rows for these probabilities and decisions: expected costs beside them."""
-    cost = bundle.spec["cost"]
     raw = np.asarray(logits, dtype=np.float64)
     columns = [
         example_ids,
@@ -81,12 +81,7 @@ def output_table(
         pa.array(probability, pa.float64()),
         pa.array(decision, pa.int8()),
         pa.array(
-            expected_costs(
-                probability,
-                decision,
-                cost_fp=cost["false_positive"],
-                cost_fn=cost["false_negative"],
-            ),
+            expected_costs(probability, decision, costs=bundle.costs),
             pa.float64(),
         ),
     ]

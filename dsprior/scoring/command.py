@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from dsprior import hardware, monitoring, runtime
+from dsprior import hardware, monitoring, priors, runtime
 from dsprior.bundle import Bundle, load_bundle, read_spec
 from dsprior.external import refuse_external_bundle
 from dsprior.scoring.apply import adapted_table
@@ -26,7 +26,13 @@ from dsprior.scoring.paths import check_paths
 from dsprior.scoring.report import render_summary, summary_markdown_path
 from dsprior.scoring.scores_file import scores_file_summary
 from dsprior.scoring.stream import ScoreSummary, input_spec, score_file
-from dsprior.scoring.summary import BatchRecord, batch_summary, run_record, scores_in_output
+from dsprior.scoring.summary import (
+    BatchRecord,
+    batch_summary,
+    bootstrap_settings,
+    run_record,
+    scores_in_output,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -78,14 +84,13 @@ def write_summary(
     record: BatchRecord,
     scoring: ScoreSummary,
     *,
+    bootstrap: priors.Bootstrap,
     adapt_prior: bool = False,
-    resamples: int | None = None,
-    seed: int | None = None,
 ) -> dict[str, Any]:
     """Estimate the scored batch without labels; write S.json and S.md (and adapt the output)."""
     scores = scores_in_output(read_scores(output_path), record, output_path=output_path)
     summary, moved = batch_summary(
-        bundle, scores, record, adapt_prior=adapt_prior, resamples=resamples, seed=seed
+        bundle, scores, record, bootstrap=bootstrap, adapt_prior=adapt_prior
     )
     if adapt_prior and moved is not None:
         adapt_output(output_path, bundle, moved)
@@ -160,9 +165,8 @@ def score_command(options: ScoreOptions) -> tuple[ScoreSummary, dict[str, Any] |
         required(options.output, "--output"),
         record,
         summary,
+        bootstrap=bootstrap_settings(bundle, resamples=options.resamples, seed=options.seed),
         adapt_prior=options.adapt_prior,
-        resamples=options.resamples,
-        seed=options.seed,
     )
     record_history(options, batch, required(options.input, "--input"))
     return summary, batch

@@ -19,7 +19,7 @@ import numpy as np
 
 from dsprior import external, runtime
 from dsprior.bundle import HASH_KEY, Bundle, load_bundle_spec
-from dsprior.scoring.summary import BatchRecord, batch_summary
+from dsprior.scoring.summary import BatchRecord, batch_summary, bootstrap_settings
 
 
 def scores_column(spec: Mapping[str, Any]) -> tuple[str, str]:
@@ -91,6 +91,7 @@ def scores_file_summary(
     (no TensorFlow), the file's scores checked, then ``batch_summary`` as for the CNN."""
     bundle = load_bundle_spec(bundle_dir)
     logits, record = read_batch_scores(path, bundle)
-    summary, _ = batch_summary(bundle, logits, record, resamples=resamples, seed=seed)
+    bootstrap = bootstrap_settings(bundle, resamples=resamples, seed=seed)
+    summary, _ = batch_summary(bundle, logits, record, bootstrap=bootstrap)
     summary.update(scores_file_record(bundle, path, len(logits)))
     return runtime.finite_or_none(summary)

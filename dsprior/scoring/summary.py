@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from dsprior import noise_shift, quantify, runtime
+from dsprior import noise_shift, priors, quantify, runtime
 from dsprior.bundle import HASH_KEY, Bundle
 from dsprior.rawio import Example
 from dsprior.scoring.stream import ScoreSummary
@@ -54,14 +54,19 @@ def scores_in_output(
 
 
 def bootstrap_settings(
-    bundle: Bundle, *, resamples: int | None, level: float | None, seed: int | None
-) -> tuple[int, float, int]:
-    """Resamples, level and seed: those given, else the bundle's ``evaluate.bootstrap``."""
+    bundle: Bundle,
+    *,
+    resamples: int | None = None,
+    level: float | None = None,
+    seed: int | None = None,
+) -> priors.Bootstrap:
+    """Resamples, level and seed: those given (``score --resamples``, ``--seed``), else the
+    bundle's ``evaluate.bootstrap``, else 1000, 0.95 and 0."""
     boot = (bundle.spec.get("params", {}).get("evaluate") or {}).get("bootstrap") or {}
-    return (
-        int(resamples if resamples is not None else boot.get("resamples", 1000)),
-        float(level if level is not None else boot.get("level", 0.95)),
-        int(seed if seed is not None else boot.get("seed", 0)),
+    return priors.Bootstrap(
+        resamples=int(resamples if resamples is not None else boot.get("resamples", 1000)),
+        level=float(level if level is not None else boot.get("level", 0.95)),
+        seed=int(seed if seed is not None else boot.get("seed", 0)),
     )
 
 
@@ -105,8 +110,7 @@ def measured_record(
     adapted: np.ndarray,
     *,
     adapt_prior: bool,
-    cost_fp: float,
-    cost_fn: float,
+    costs: priors.Costs,
 ) -> dict[str, Any] | None:
     """The batch's own labels measured beside the estimates, on the labelled examples;
     None where no example has a label."""
@@ -117,12 +121,12 @@ def measured_record(
     measured: dict[str, Any] = {
         "labelled_examples": int(labelled.sum()),
         "prior": float(y.mean()),
-        **quantify.measured_performance(y, decision[labelled], cost_fp=cost_fp, cost_fn=cost_fn),
+        **quantify.measured_performance(y, decision[labelled], costs=costs),
         "labels": "the input's label column, each example weighing 1 (a production-ratio batch)",
     }
     if adapt_prior:
         measured["after_adapt_prior"] = quantify.measured_performance(
-            y, adapted[labelled], cost_fp=cost_fp, cost_fn=cost_fn
+            y, adapted[labelled], costs=costs
         )
     return measured
 
@@ -134,9 +138,7 @@ def true_label_record(
     distant_estimate: dict[str, Any],
     *,
     groups: np.ndarray | None,
-    resamples: int,
-    level: float,
-    seed: int,
+    bootstrap: priors.Bootstrap,
 ) -> dict[str, Any]:
     """The true-label keys (``dsprior.noise_shift.true_shift_record``) from the bundle's
     reference: its gold labels where it holds them, else the noise rates stated in its
@@ -156,19 +158,15 @@ def true_label_record(
             else "the bundle's reference.parquet has no true_label column (built from data "
             "without gold labels, or before the bundle held them)"
         )
-    cost = bundle.spec["cost"]
     return noise_shift.true_shift_record(
         decision,
         rows,
         distant_estimate=distant_estimate,
         stated=stated,
         threshold=bundle.threshold,
-        cost_fp=float(cost["false_positive"]),
-        cost_fn=float(cost["false_negative"]),
+        costs=bundle.costs,
+        bootstrap=bootstrap,
         groups=groups,
-        resamples=resamples,
-        level=level,
-        seed=seed,
         missing_reason=reason,
     )
 
@@ -178,22 +176,19 @@ def batch_summary(
     scores: np.ndarray,
     record: BatchRecord,
     *,
+    bootstrap: priors.Bootstrap,
     adapt_prior: bool = False,
-    resamples: int | None = None,
-    level: float | None = None,
-    seed: int | None = None,
 ) -> tuple[dict[str, Any], np.ndarray | None]:
     """The ``--summary`` content for one scored batch (``dsprior.quantify.estimate_batch``),
     and the calibrated probabilities moved to the estimated prior (None when empty).
 
     Intervals resample the batch's groups when every example has one (its examples
-    otherwise) and dev_b's groups from the bundle. Resamples, level and seed default
-    to the bundle's ``evaluate.bootstrap`` params. Labels, where every example has
-    one, are measured beside the estimates (on the labelled examples where only some do).
+    otherwise) and dev_b's groups from the bundle. ``bootstrap``: the intervals' resamples,
+    level and seed (``bootstrap_settings``: the bundle's, unless given). Labels, where every
+    example has one, are measured beside the estimates (on the labelled examples where only
+    some do).
     """
-    resamples, level, seed = bootstrap_settings(bundle, resamples=resamples, level=level, seed=seed)
-    cost = bundle.spec["cost"]
-    cost_fp, cost_fn = float(cost["false_positive"]), float(cost["false_negative"])
+    costs = bundle.costs
     threshold, prior = bundle.threshold, bundle.prior
     n = len(scores)
     if n == 0:
@@ -203,14 +198,11 @@ def batch_summary(
     kw: dict[str, Any] = {
         "prior": prior,
         "threshold": threshold,
-        "cost_fp": cost_fp,
-        "cost_fn": cost_fn,
+        "costs": costs,
+        "bootstrap": bootstrap,
         "calibration": bundle.calibration,
         "reference": bundle.reference(),
         "groups": groups,
-        "resamples": resamples,
-        "level": level,
-        "seed": seed,
     }
     summary = quantify.estimate_batch(log_odds=corrected, **kw)
     probability = bundle.probability(scores)
@@ -230,13 +222,11 @@ def batch_summary(
             decision,
             summary,
             groups=groups,
-            resamples=resamples,
-            level=level,
-            seed=seed,
+            bootstrap=bootstrap,
         )  # fmt: skip
     )
     measured = measured_record(
-        record.labels, decision, adapted, adapt_prior=adapt_prior, cost_fp=cost_fp, cost_fn=cost_fn
+        record.labels, decision, adapted, adapt_prior=adapt_prior, costs=costs
     )
     if measured is not None:
         summary["measured"] = measured

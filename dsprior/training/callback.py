@@ -16,8 +16,9 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
@@ -28,16 +29,55 @@ from dsprior.training import resume
 from dsprior.training.curves import save_curve_rows
 from dsprior.training.scores import is_better, window_scores
 
+if TYPE_CHECKING:
+    from dsprior.training.params import TrainConfig
+
 logger = logging.getLogger(__name__)
 
 STATE_FILE = "state.json"
 BEST_WEIGHTS_FILE = "best_weights.npz"
 
 
+@dataclass(frozen=True)
+class CurveSchedule:
+    """When ``StepCurves`` logs, evaluates, selects and stops, in global steps.
+
+    ``log_every``, ``eval_every``, ``checkpoint_every`` (steps a Keras epoch),
+    ``select_metric`` and ``patience`` are the ``train`` params; ``steps_per_epoch`` is a
+    pass over the training rows (an evaluation at each end), ``total_steps`` the run's
+    length, and ``start_step`` where a resumed run picks up (0: a fresh run).
+    """
+
+    log_every: int
+    eval_every: int
+    steps_per_epoch: int
+    checkpoint_every: int
+    total_steps: int
+    select_metric: str
+    patience: int | None
+    start_step: int = 0
+
+    @classmethod
+    def from_config(
+        cls, config: TrainConfig, *, steps_per_epoch: int, total_steps: int, start_step: int = 0
+    ) -> CurveSchedule:
+        """The schedule of a run of ``config`` with these steps (the training stream's)."""
+        return cls(
+            log_every=config.log_every,
+            eval_every=config.eval_every,
+            steps_per_epoch=steps_per_epoch,
+            checkpoint_every=config.checkpoint_every,
+            total_steps=total_steps,
+            select_metric=config.select_metric,
+            patience=config.patience,
+            start_step=start_step,
+        )
+
+
 class StepCurves(keras.callbacks.Callback):
     """Windowed training curves, dev_a evaluations, best-model selection and early stopping.
 
-    Global step = Keras epoch * ``checkpoint_every`` + batch + 1. The training
+    Global step = Keras epoch * ``checkpoint_every`` + batch + 1 (``schedule``). The training
     metrics are reset after every log, so each logged value covers the window
     since the previous log. State needed after a restart (best value, patience
     counter, dropout's random state, the best weights) goes into every checkpoint
@@ -51,31 +91,17 @@ class StepCurves(keras.callbacks.Callback):
         *,
         live: Any,  # a dvclive Live
         evaluate_dev: Callable[[keras.Model], dict[str, dict[str, float]]] | None,
-        log_every: int,
-        eval_every: int,
-        steps_per_epoch: int,
-        checkpoint_every: int,
-        total_steps: int,
-        select_metric: str,
-        patience: int | None,
+        schedule: CurveSchedule,
         rows_dir: Path | None = None,
-        start_step: int = 0,
         resume_from: Path | None = None,
     ) -> None:
         super().__init__()
         self.live = live
         self.rows_dir = None if rows_dir is None else Path(rows_dir)
         self._rows: list[list] = []  # [step, name, value] logged since the last checkpoint
-        self._step = start_step
+        self._step = schedule.start_step
         self.evaluate_dev = evaluate_dev
-        self.log_every = log_every
-        self.eval_every = eval_every
-        self.steps_per_epoch = steps_per_epoch
-        self.checkpoint_every = checkpoint_every
-        self.total_steps = total_steps
-        self.select_metric = select_metric
-        self.patience = patience
-        self.start_step = start_step
+        self.schedule = schedule
         self.state: dict[str, Any] = {
             "best_value": None,
             "best_step": None,
@@ -83,7 +109,7 @@ class StepCurves(keras.callbacks.Callback):
             "evals_since_best": 0,
         }
         self.best_weights: list[np.ndarray] | None = None
-        if start_step and resume_from is not None:
+        if schedule.start_step and resume_from is not None:
             self.state = json.loads((Path(resume_from) / STATE_FILE).read_text())
             if (Path(resume_from) / BEST_WEIGHTS_FILE).exists():
                 with np.load(Path(resume_from) / BEST_WEIGHTS_FILE) as saved:
@@ -114,22 +140,27 @@ class StepCurves(keras.callbacks.Callback):
         ):
             generator.state.assign(np.asarray(value, dtype=generator.state.dtype))
         self._progress = tqdm(
-            total=self.total_steps, initial=self.start_step, desc="train", unit="step", disable=None
+            total=self.schedule.total_steps,
+            initial=self.schedule.start_step,
+            desc="train",
+            unit="step",
+            disable=None,
         )
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
-        step = self._epoch * self.checkpoint_every + batch + 1
+        schedule = self.schedule
+        step = self._epoch * schedule.checkpoint_every + batch + 1
         self._step = step
         self._progress.update(1)
-        last = step >= self.total_steps
-        if step % self.log_every == 0 or last:
+        last = step >= schedule.total_steps
+        if step % schedule.log_every == 0 or last:
             for name, value in window_scores(logs).items():
                 self._log(step, f"train/{name}", value)
             self.model.reset_metrics()
-        evaluation_step = step % self.eval_every == 0 or step % self.steps_per_epoch == 0
+        evaluation_step = step % schedule.eval_every == 0 or step % schedule.steps_per_epoch == 0
         if self.evaluate_dev is not None and (evaluation_step or last):
             self._evaluate(step)  # None on non-chief workers: only the chief evaluates
         if last:
@@ -146,23 +177,24 @@ class StepCurves(keras.callbacks.Callback):
         for view, values in scores.items():
             for name, value in values.items():
                 self._log(step, f"dev_a/{view}/{name}", value)
-        value = scores["prior"][self.select_metric]
-        if is_better(value, self.state["best_value"], metric=self.select_metric):
+        metric, patience = self.schedule.select_metric, self.schedule.patience
+        value = scores["prior"][metric]
+        if is_better(value, self.state["best_value"], metric=metric):
             self.state.update(
                 best_value=value, best_step=step, best_scores=scores, evals_since_best=0
             )
             self.best_weights = [np.array(w) for w in self.model.get_weights()]
         else:
             self.state["evals_since_best"] += 1
-            if self.patience is not None and self.state["evals_since_best"] >= self.patience:
+            if patience is not None and self.state["evals_since_best"] >= patience:
                 logger.info(
                     "early stop at step %d: best %s at step %s",
                     step,
-                    self.select_metric,
+                    metric,
                     self.state["best_step"],
                 )
                 self.model.stop_training = True
-        logger.info("step %d dev_a prior %s = %.4f", step, self.select_metric, value)
+        logger.info("step %d dev_a prior %s = %.4f", step, metric, value)
 
     def save_state(self, folder: Path) -> None:
         """Write what a restart needs into a checkpoint's ``folder``, and the curve rows logged

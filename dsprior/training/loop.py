@@ -25,7 +25,7 @@ import tensorflow as tf
 
 from dsprior import batches, cnn, hardware, modeldir
 from dsprior.training import curves, resume, strategy
-from dsprior.training.callback import Checkpointer, StepCurves
+from dsprior.training.callback import Checkpointer, CurveSchedule, StepCurves
 from dsprior.training.params import TrainConfig
 from dsprior.training.rows import select_rows
 from dsprior.training.scores import DevScorer
@@ -130,15 +130,10 @@ def _train(
     step_curves = StepCurves(
         live=live,
         evaluate_dev=dev if role["chief"] else None,
-        log_every=p.log_every,
-        eval_every=p.eval_every,
-        steps_per_epoch=stream.steps_per_epoch,
-        checkpoint_every=p.checkpoint_every,
-        total_steps=total_steps,
-        select_metric=p.select_metric,
-        patience=p.patience,
+        schedule=CurveSchedule.from_config(
+            p, steps_per_epoch=stream.steps_per_epoch, total_steps=total_steps, start_step=start
+        ),
         rows_dir=backup_dir / "curves",
-        start_step=start,
         resume_from=None if checkpoint is None else checkpoint.path,
     )
     backup = Checkpointer(backup_dir, curves=step_curves, resume_from=checkpoint)
