@@ -232,14 +232,20 @@ def fit_logistic(
             step_b = (h_aa * g_b - h_ab * g_a) / det
         else:
             step_a, step_b = g_a / h_aa, 0.0
-        scale = 1.0
-        for _ in range(40):
+        # halve until the loss falls or the step no longer moves (a, b) in floating point:
+        # saturated scores (log-odds of +-30) make h ~ 0 and the step ~1e14, which a fixed
+        # number of halvings (once 40) can leave far too long, stopping at the start
+        scale, size = 1.0, max(abs(step_a), abs(step_b))
+        while True:
             candidate = loss(a - scale * step_a, b - scale * step_b)
             if candidate <= current:
                 break
             scale /= 2.0
-        else:
-            break  # no step lowers the loss: at the optimum to rounding
+            if scale * size <= 1e-15 * (1.0 + max(abs(a), abs(b))):
+                scale = 0.0  # no step lowers the loss: at the optimum to rounding
+                break
+        if scale == 0.0:
+            break
         a, b, current = a - scale * step_a, b - scale * step_b, candidate
         if scale * max(abs(step_a), abs(step_b)) < 1e-10:
             break

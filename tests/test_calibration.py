@@ -648,3 +648,27 @@ def test_a_calibration_fitted_on_logits_ranks_the_saturated_examples_apart() -> 
     assert cal.log_loss_of_log_odds(y, from_z.map_log_odds(z)) < cal.weighted_log_loss(
         y, from_p.apply(saturated)
     )
+
+
+@pytest.mark.parametrize("seed", [3, 4, 27, 53, 0, 1])
+def test_temperature_fit_reaches_the_optimum_on_wide_log_odds(seed) -> None:
+    """Log-odds spread over tens of units and off centre (saturated scores) give a Newton
+    step of ~1e14 from the identity; the line search must shorten it as far as it takes.
+    With a fixed 40 halvings it stopped at the start, slope 1, at a loss tens of times the
+    optimum's (seeds 3, 4, 27 and 53 here; 0 and 1 it fitted)."""
+    from scipy.optimize import minimize_scalar
+
+    rng = np.random.default_rng(seed)
+    y = (rng.random(300) < 0.3).astype(int)
+    shift = rng.uniform(0, 6)
+    x = 30 * (rng.normal(size=300) + shift * y - shift / 2 + rng.uniform(-5, 5))
+    w = rng.uniform(0.1, 50, 300)
+    slope, intercept = cal.fit_logistic(x, y, w, fit_intercept=False)
+
+    def loss(a: float) -> float:
+        return float(np.sum(w * (np.logaddexp(0.0, a * x) - y * a * x)))
+
+    best = minimize_scalar(loss, bounds=(-1.0, 1.0), method="bounded", options={"xatol": 1e-12})
+    assert intercept == 0.0
+    assert slope == pytest.approx(best.x, abs=1e-6)
+    assert loss(slope) <= best.fun + 1e-9 * abs(best.fun)
