@@ -294,6 +294,8 @@ RULES = [
     ("calibration.method", "Platt", "one of ['none', 'temperature', 'platt', 'isotonic']"),
     ("calibration.fitted_on", "test", "null or one of ['dev_a', 'dev_b']"),
     ("calibration.slope", -1, "a finite number > 0"),
+    ("calibration.slope", 0, "a finite number > 0"),  # a flat map would rank nothing
+    ("prior_correction.shift", [], "null or an object with from_prior and to_prior"),
     ("calibration.intercept", "0", "a finite number"),
     ("calibration.intercept", True, "a finite number"),
     ("calibration.offset", float("nan"), "a finite number"),

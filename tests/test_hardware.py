@@ -544,3 +544,31 @@ def test_start_tensorflow_sets_onednn_before_tensorflow_reads_it():
         text=True,
     )
     assert out.stdout.split() == ["True", "True", "True"]
+
+
+def test_detect_gpu_looks_for_the_driver_nodes_in_dev_by_default(monkeypatch, tmp_path):
+    """The NVIDIA driver's device nodes live in /dev: that is where the default looks."""
+    looked = []
+
+    def fake_path(where):
+        looked.append(str(where))
+        return tmp_path
+
+    monkeypatch.setattr(hardware, "Path", fake_path)
+    (tmp_path / "nvidia3").touch()
+    assert hardware.detect_gpu({})
+    assert looked == ["/dev"]
+
+
+def test_choosing_the_compute_does_not_import_tensorflow():
+    """Before TensorFlow is imported, machine_compute asks nothing of it (oneDNN's setting
+    must be made before the import; importing it here would fix it too early)."""
+    code = (
+        "import sys; from dsprior import hardware; "
+        "c = hardware.machine_compute('auto', 'auto'); "
+        "print('tensorflow' in sys.modules, c.onednn_source)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    ).stdout.split()
+    assert out[0] == "False" and out[1] != "tensorflow"
