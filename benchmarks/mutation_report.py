@@ -145,6 +145,74 @@ def summarise(
     return {"modules": modules, "total": dict(sorted(total.items())), "survivors": survivors}
 
 
+def carry_forward(
+    previous: dict[str, Any],
+    results: dict[str, dict[str, int | None]],
+    fresh: dict[str, Any],
+    equivalent: dict[tuple[str, str], str],
+) -> dict[str, Any]:
+    """Merge a run scoped to some functions (``results``/``fresh``) into the ``previous``
+    report: a module the run checked whole takes the run's row; every other module keeps
+    its previous row, each previous survivor re-judged by the run's verdict on the same
+    change (function and changed lines) or by the equivalent list, and marked
+    ``rechecked``. The scoped run's own mutants in functions it checked (new code included)
+    are summarised per module under ``rechecked``.
+    """
+    whole = {path for path, codes in results.items() if None not in codes.values()}
+    verdicts: dict[tuple[str, str], str] = {}
+    for entry in fresh["survivors"]:
+        verdicts[(function_of(entry["mutant"]), change_of(entry["diff"]))] = entry["status"]
+    checked_functions = {
+        function_of(name)
+        for codes in results.values()
+        for name, code in codes.items()
+        if code is not None
+    }
+    modules = {p: dict(c) for p, c in previous["modules"].items() if p not in whole}
+    survivors = []
+    for entry in previous["survivors"]:
+        path = entry["module"]
+        if path in whole:
+            continue
+        entry = dict(entry)
+        key = (function_of(entry["mutant"]), change_of(entry["diff"]))
+        old = entry["status"]
+        new = old
+        if old != "equivalent" and key in equivalent:
+            new, entry["reason"] = "equivalent", equivalent[key]
+        elif old != "equivalent" and key[0] in checked_functions:
+            new = verdicts.get(key, "killed")  # not among the run's survivors: killed
+            entry["rechecked"] = f"{new} in the scoped run"
+        if new != old:
+            counts = Counter(modules[path])
+            counts[old] -= 1
+            counts[new] += 1
+            modules[path] = dict(sorted((k, v) for k, v in counts.items() if v))
+            entry["status"] = new
+        if new in ("survived", "no tests", "equivalent"):
+            survivors.append(entry)
+    for path in whole:
+        modules[path] = fresh["modules"][path]
+    survivors += [e for e in fresh["survivors"] if e["module"] in whole]
+    rechecked = {
+        path: fresh["modules"][path]
+        for path in results
+        if path not in whole and path in fresh["modules"]
+    }
+    total: Counter[str] = Counter()
+    for counts in modules.values():
+        total.update(counts)
+    return {
+        "modules": dict(sorted(modules.items())),
+        "total": dict(sorted(total.items())),
+        "survivors": survivors,
+        "rechecked": {
+            "modules": rechecked,
+            "survivors": [e for e in fresh["survivors"] if e["module"] not in whole],
+        },
+    }
+
+
 def score(counts: dict[str, int], *, timeouts_kill: bool = True) -> float | None:
     """Killed (by tests, and by a timeout unless ``timeouts_kill`` is off) over the mutants a
     test could tell apart."""
@@ -180,8 +248,26 @@ def markdown(report: dict[str, Any]) -> str:
         cells = [str(counts.get(c, 0)) for c in columns]
         alone = score(counts, timeouts_kill=False)
         lines.append(f"| {path} | " + " | ".join(cells) + f" | {score(counts)} | {alone} |")
+    rechecked = report.get("rechecked") or {}
+    if rechecked.get("modules"):
+        lines += [
+            "",
+            "## Rechecked functions (the scoped run)",
+            "",
+            "The modules above that the scoped run did not check whole keep their row from "
+            "the earlier runs, each earlier survivor judged again by the scoped run's verdict "
+            "on the same change or by the equivalent list. The scoped run's own counts, over "
+            "the functions it checked (mutants of code changed since included; the rest of "
+            "the module not checked):",
+            "",
+            "| module | " + " | ".join(columns) + " |",
+            "|---" * (len(columns) + 1) + "|",
+        ]
+        for path, counts in rechecked["modules"].items():
+            lines.append(f"| {path} | " + " | ".join(str(counts.get(c, 0)) for c in columns) + " |")
+    entries = [*report["survivors"], *rechecked.get("survivors", [])]
     lines += ["", "## Survivors and equivalent mutants", ""]
-    for entry in report["survivors"]:
+    for entry in entries:
         lines.append(f"### `{entry['mutant']}`: {entry['status']}")
         if "reason" in entry:
             lines.append(f"Equivalent: {entry['reason']}")
@@ -201,12 +287,20 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--seconds", type=int, default=None, help="wall time of the run")
     parser.add_argument("--note", default="", help="how the run was made, for the report")
+    parser.add_argument(
+        "--previous",
+        type=Path,
+        default=None,
+        help="an earlier mutation.json: modules this run did not check whole keep its rows, "
+        "their survivors judged again (a run scoped to the functions a fix touched)",
+    )
     args = parser.parse_args(argv)
     runs = args.mutants or [ROOT / "mutants"]
     results, source = combine(runs)
     if not results:
         raise SystemExit(f"ERROR: no mutmut results under {runs}: run `mutmut run` first")
     equivalent = read_equivalent(EQUIVALENT)
+    previous = json.loads(args.previous.read_text()) if args.previous else None
     report = {
         "date": dt.date.today().isoformat(),
         "commit": subprocess.run(
@@ -216,8 +310,15 @@ def main(argv: list[str] | None = None) -> None:
         "machine": cpu_model(),
         "seconds": args.seconds,
         "note": args.note,
-        "runs": {path: str(run) for path, run in source.items()},
-        **summarise(results, equivalent, source),
+        "runs": {
+            **((previous or {}).get("runs") or {}),
+            **{path: str(run) for path, run in source.items()},
+        },
+        **(
+            carry_forward(previous, results, summarise(results, equivalent, source), equivalent)
+            if previous is not None
+            else summarise(results, equivalent, source)
+        ),
     }
     report["score"] = score(report["total"])
     report["score_tests_only"] = score(report["total"], timeouts_kill=False)

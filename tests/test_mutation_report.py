@@ -1,0 +1,55 @@
+"""benchmarks/mutation_report.py's merge of a scoped run into an earlier report: each earlier
+survivor judged again, modules checked whole replaced, the counts kept consistent."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+from tools.scratch import ROOT
+
+spec = importlib.util.spec_from_file_location(
+    "mutation_report", ROOT / "benchmarks" / "mutation_report.py"
+)
+report = importlib.util.module_from_spec(spec)
+sys.modules["mutation_report"] = report
+spec.loader.exec_module(report)
+
+
+def survivor(module, name, change, status="survived"):
+    return {"mutant": name, "module": module, "status": status, "diff": f"--- a\n+++ b\n{change}"}
+
+
+PREVIOUS = {
+    "modules": {
+        "a.py": {"killed": 10, "survived": 3},
+        "b.py": {"killed": 5, "survived": 1},
+    },
+    "runs": {"a.py": "old", "b.py": "old"},
+    "survivors": [
+        survivor("a.py", "m.x_f__mutmut_1", "-x = 1\n+x = 2"),  # the scoped run kills it
+        survivor("a.py", "m.x_f__mutmut_2", "-y = 1\n+y = 2"),  # still survives there
+        survivor("a.py", "m.x_g__mutmut_1", "-z = 1\n+z = 2"),  # not rechecked, now listed
+        survivor("b.py", "n.x_h__mutmut_1", "-w = 1\n+w = 2"),  # b.py is rerun whole
+    ],
+}
+
+
+def test_a_scoped_run_rejudges_the_survivors_of_the_functions_it_checked():
+    results = {
+        "a.py": {"m.x_f__mutmut_1": 1, "m.x_f__mutmut_2": 0, "m.x_g__mutmut_1": None},
+        "b.py": {"n.x_h__mutmut_1": 1, "n.x_h__mutmut_2": 1},
+    }
+    fresh = {
+        "modules": {"a.py": {"killed": 1, "survived": 1, "not checked": 1}, "b.py": {"killed": 2}},
+        "survivors": [survivor("a.py", "m.x_f__mutmut_2", "-y = 1\n+y = 2")],
+    }
+    equivalent = {("m.x_g", "-z = 1\n+z = 2"): "never differs"}
+    got = report.carry_forward(PREVIOUS, results, fresh, equivalent)
+    assert got["modules"]["a.py"] == {"equivalent": 1, "killed": 11, "survived": 1}
+    assert got["modules"]["b.py"] == {"killed": 2}  # checked whole: the run's row
+    assert got["total"] == {"equivalent": 1, "killed": 13, "survived": 1}
+    statuses = {e["mutant"]: e["status"] for e in got["survivors"]}
+    assert statuses == {"m.x_f__mutmut_2": "survived", "m.x_g__mutmut_1": "equivalent"}
+    assert got["rechecked"]["modules"] == {"a.py": fresh["modules"]["a.py"]}
+    assert sum(sum(c.values()) for c in got["modules"].values()) == 15  # 13 + 2: none lost
