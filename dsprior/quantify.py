@@ -203,6 +203,28 @@ def measured_performance(
     return performance_of(cm, costs=costs)
 
 
+# the estimates whose intervals assume label shift (P(x | distant label) fixed), which noisy
+# distant labels break when the true prior moves (``refuse_label_shift_intervals``)
+LABEL_SHIFT_INTERVALS = (
+    ("estimated_prior",),
+    ("estimated_at_threshold", "precision"),
+    ("estimated_at_threshold", "recall"),
+    ("estimated_at_threshold", "expected_cost"),
+)
+
+
+def refuse_label_shift_intervals(summary: dict[str, Any], reason: str) -> None:
+    """Null the intervals of ``LABEL_SHIFT_INTERVALS`` in a batch's ``summary`` (as
+    ``estimate_batch`` made it), each with ``interval_refused``: ``reason``. The point
+    estimates stay; alerts per 1,000 and the ACC/PACC cross-checks keep theirs."""
+    for path in LABEL_SHIFT_INTERVALS:
+        entry = summary
+        for key in path:
+            entry = entry[key]
+        entry["ci"] = [None, None]
+        entry["interval_refused"] = reason
+
+
 # ---- the estimate's record (``estimate_batch``): score --summary's and metrics.json's
 # label-free batches; ``dsprior.records`` reads these declarations for the docs and tests.
 
@@ -212,6 +234,9 @@ Interval = Annotated[list[float | None], "[low, high]; null where it could not b
 class Estimate(TypedDict):
     value: Annotated[float | None, "the point estimate"]
     ci: Annotated[Interval, "its interval"]
+    interval_refused: NotRequired[
+        Annotated[str, "why ci is null: dev_b's gold labels show the distant labels are noisy"]
+    ]
 
 
 class PriorCrossCheck(TypedDict):
@@ -225,6 +250,9 @@ class PriorCrossCheck(TypedDict):
 class PriorEstimate(TypedDict):
     value: Annotated[float | None, "the batch's prior by EM"]
     ci: Annotated[Interval, "its interval"]
+    interval_refused: NotRequired[
+        Annotated[str, "why ci is null: dev_b's gold labels show the distant labels are noisy"]
+    ]
     method: Annotated[str, "the estimator"]
     interval: Annotated[str, "how the interval was made"]
     cross_check: Annotated[PriorCrossCheck, "ACC and PACC beside it"]

@@ -199,3 +199,55 @@ def test_evaluate_without_gold_labels_adds_no_true_shift_keys(calibrated):
     metrics, _, report = calibrated
     assert "label_free_true_shift" not in metrics
     assert "When the true prior moves" not in report
+
+
+def test_noisy_gold_rates_on_dev_b_refuse_the_label_shift_intervals_of_every_batch():
+    """dev_b's gold labels put the missing-label rate's interval above 5%: every label-free
+    batch loses EM's and CBPE's intervals, with the reason; clean rates keep them."""
+    from dsprior.evaluation.pipeline import refuse_label_shift_on_noisy_labels
+
+    def metrics(missing_ci):
+        batch = {
+            "estimated_prior": {"value": 0.01, "ci": [0.005, 0.02]},
+            "estimated_at_threshold": {
+                k: {"value": 0.5, "ci": [0.4, 0.6]}
+                for k in ("precision", "recall", "alerts_per_1000", "expected_cost")
+            },
+        }
+        noise = {"missing_label_rate_ci": missing_ci, "false_label_rate_ci": [0.0, 0.03]}
+        return {"dev_b": {"label_noise": noise}, "label_free": {"test": batch}}
+
+    noisy, clean = metrics([0.08, 0.2]), metrics([0.01, 0.2])
+    refuse_label_shift_on_noisy_labels(noisy)
+    refuse_label_shift_on_noisy_labels(clean)
+    got = noisy["label_free"]["test"]
+    assert got["estimated_prior"]["ci"] == [None, None]
+    assert got["estimated_at_threshold"]["precision"]["ci"] == [None, None]
+    assert "interval starts at 0.080" in got["estimated_at_threshold"]["recall"]["interval_refused"]
+    assert got["estimated_at_threshold"]["alerts_per_1000"]["ci"] == [0.4, 0.6]
+    assert clean["label_free"]["test"]["estimated_prior"]["ci"] == [0.005, 0.02]
+    no_gold = {"dev_b": {}, "label_free": {}}
+    refuse_label_shift_on_noisy_labels(no_gold)  # without gold labels: nothing to judge
+
+
+def test_the_report_says_why_the_label_shift_intervals_are_missing():
+    from dsprior.evaluation.report import label_free_estimate_lines
+
+    batch = {
+        "examples": 10,
+        "measured": {k: 0.1 for k in ("prior", "precision", "recall", "alerts_per_1000")}
+        | {"expected_cost": 5.0},
+        "estimated_prior": {
+            "value": 0.1,
+            "ci": [None, None],
+            "interval_refused": "dev_b's gold labels show noisy distant labels",
+            "cross_check": {},
+        },
+        "estimated_at_threshold": {
+            k: {"value": 0.1, "ci": [None, None]}
+            for k in ("precision", "recall", "alerts_per_1000", "expected_cost")
+        },
+        "drift": {"prior_shift": None, "p_value": None},
+    }
+    text = "\n".join(label_free_estimate_lines({"label_free": {"test": batch}}))
+    assert "No interval on EM's prior or CBPE's precision, recall and cost: dev_b's gold" in text

@@ -75,7 +75,9 @@ def test_the_output_must_hold_the_examples_just_scored() -> None:
         summary.scores_in_output(table.slice(0, 1), record, output_path="o.csv")
 
 
-def _bundle_with_reference(tmp_path: Path, *, gold: bool, **evaluate_params) -> bundle.Bundle:
+def _bundle_with_reference(
+    tmp_path: Path, *, gold: bool, kb_holds: float = 0.9, **evaluate_params
+) -> bundle.Bundle:
     """A model-less bundle whose reference.parquet holds 600 dev_b rows (gold where ``gold``).
 
     Probabilities are at the prior, no recalibration: the threshold 0.09 flags a true
@@ -85,7 +87,7 @@ def _bundle_with_reference(tmp_path: Path, *, gold: bool, **evaluate_params) -> 
     n = 600
     truth = (rng.random(n) < 0.1).astype(np.int8)
     flagged = np.where(truth == 1, rng.random(n) < 0.8, rng.random(n) < 0.02)
-    distant = np.where(truth == 1, rng.random(n) < 0.9, rng.random(n) < 0.01).astype(np.int8)
+    distant = np.where(truth == 1, rng.random(n) < kb_holds, rng.random(n) < 0.01).astype(np.int8)
     table = pd.DataFrame(
         {
             "split": "dev_b",
@@ -140,6 +142,53 @@ def test_true_label_keys_appear_where_the_bundle_holds_gold(tmp_path: Path) -> N
     assert "When the true prior moves" in markdown
     row = f"| precision | {at['precision']['value']:.3f} ["
     assert row in markdown and f"{at['distant_labels']['precision']['value']:.3f} [" in markdown
+
+
+def test_noisy_distant_labels_refuse_the_label_shift_intervals(tmp_path: Path) -> None:
+    """The KB holding 60% of dev_b's true relations (gold labels say so): the distant labels'
+    mix moves with the true prior, so EM's prior and CBPE's precision, recall and cost lose
+    their intervals (the values stay) and say why; alerts, ACC/PACC and the true-shift
+    estimates keep theirs. The monitor's rules then read the true-shift distant values."""
+    from dsprior.monitoring.alerts import breaches
+    from dsprior.monitoring.config import Rules
+    from dsprior.monitoring.history import record_from_summary
+
+    got = _summarise(_bundle_with_reference(tmp_path, gold=True, kb_holds=0.6))
+    assert got["label_noise"]["missing_label_rate"]["ci"][0] > 0.05
+    at = got["estimated_at_threshold"]
+    for entry in (got["estimated_prior"], at["precision"], at["recall"], at["expected_cost"]):
+        assert entry["ci"] == [None, None] and entry["value"] is not None
+        assert (
+            "noisy distant labels (missing-label rate's interval starts at"
+            in entry["interval_refused"]
+        )
+    assert None not in at["alerts_per_1000"]["ci"]
+    assert None not in got["estimated_prior"]["cross_check"]["acc"]["ci"]
+    assert None not in got["estimated_at_threshold_true"]["distant_labels"]["precision"]["ci"]
+    assert "No interval on the prior, precision, recall or cost here: dev_b's gold" in (
+        render_summary(got)
+    )
+    row = record_from_summary(got, batch="b", scored_at="t", input_path="x", fingerprint="f")
+    rules = Rules(precision_floor=0.001, prior_low=None, prior_high=0.99, consecutive=1)
+    verdict = breaches(row, rules)
+    assert verdict == {"prior_high": False, "precision": False}  # decided, not None
+
+
+def test_clean_distant_labels_keep_every_interval(tmp_path: Path) -> None:
+    got = _summarise(_bundle_with_reference(tmp_path, gold=True, kb_holds=1.0))
+    assert got["label_noise"]["missing_label_rate"]["ci"][0] <= 0.05
+    assert "interval_refused" not in got["estimated_prior"]
+    assert None not in got["estimated_at_threshold"]["precision"]["ci"]
+
+
+def test_the_noise_refusal_rule_reads_the_lower_ends() -> None:
+    from dsprior.noise_shift import NOISE_REFUSAL, noisy_labels_reason
+
+    assert noisy_labels_reason([NOISE_REFUSAL, 0.3], [0.0, 0.1]) is None  # at the edge: kept
+    assert noisy_labels_reason(None, [None, None]) is None
+    reason = noisy_labels_reason([0.02, 0.3], [NOISE_REFUSAL + 0.001, 0.2])
+    assert reason is not None and "false-label rate's interval starts at 0.051" in reason
+    assert "missing-label" not in reason
 
 
 def test_without_gold_the_keys_are_absent_and_the_assumption_is_said(tmp_path: Path) -> None:

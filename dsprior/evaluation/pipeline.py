@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from dsprior import calibration as cal
-from dsprior import priors, runtime
+from dsprior import noise_shift, priors, quantify, runtime
 from dsprior.evaluation.config import EvaluateConfig
 from dsprior.evaluation.inputs import build_predictions
 from dsprior.evaluation.label_free import (
@@ -61,6 +61,21 @@ def recalibrated_predictions(
     return recalibrate_predictions(predictions, calibration), calibration, record
 
 
+def refuse_label_shift_on_noisy_labels(metrics: dict[str, Any]) -> None:
+    """Where dev_b's gold labels show noisy distant labels (``noise_shift.noisy_labels_reason``),
+    null the label-shift intervals of every ``label_free`` batch, as ``score --summary``
+    does on a batch; the true-shift estimates (``label_free_true_shift``) hold instead."""
+    noise = metrics["dev_b"].get("label_noise")
+    if noise is None:
+        return
+    reason = noise_shift.noisy_labels_reason(
+        noise.get("missing_label_rate_ci"), noise.get("false_label_rate_ci")
+    )
+    if reason is not None:
+        for summary in metrics["label_free"].values():
+            quantify.refuse_label_shift_intervals(summary, reason)
+
+
 def add_label_free(
     metrics: dict[str, Any],
     predictions: pd.DataFrame,
@@ -93,6 +108,7 @@ def add_label_free(
         training_prior=training_prior,
         bootstrap=bootstrap,
     )
+    refuse_label_shift_on_noisy_labels(metrics)
     true_shift = true_shift_metrics(
         predictions, threshold=threshold, costs=costs, bootstrap=bootstrap
     )

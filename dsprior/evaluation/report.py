@@ -476,6 +476,7 @@ def label_free_estimate_lines(metrics: Metrics) -> list[str]:
     free = metrics.get("label_free")
     if not free:
         return []
+    refused = next(iter(free.values()))["estimated_prior"].get("interval_refused")
     lines = [
         "## What the label-free estimate would have said",
         "",
@@ -486,6 +487,11 @@ def label_free_estimate_lines(metrics: Metrics) -> list[str]:
         "each). dev_b is its own reference (in sample); `test_at_1_N` is test with positives "
         "or negatives subsampled to 1:N.",
         "",
+        *(
+            [f"No interval on EM's prior or CBPE's precision, recall and cost: {refused}.", ""]
+            if refused
+            else []
+        ),
         "| batch | examples | measured prior | EM | ACC | PACC | prior shift | KS p |",
         "|---|---|---|---|---|---|---|---|",
     ]

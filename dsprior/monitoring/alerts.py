@@ -35,10 +35,27 @@ def _ci(node: Any) -> list[float | None]:
     return [ci[0], ci[1]]
 
 
+def _distant(row: dict[str, Any]) -> tuple[Any, Any]:
+    """The distant-label prior and precision a record estimates: the label-shift ones, or,
+    where those are refused (dev_b's gold labels show noisy distant labels), the same
+    quantities under the true-prior shift."""
+    prior = row.get("estimated_prior")
+    precision = (row.get("estimated_at_threshold") or {}).get("precision")
+    if (prior or {}).get("interval_refused"):
+        prior = ((row.get("estimated_prior_true") or {}).get("cross_check") or {}).get(
+            "distant_prior_implied"
+        )
+    if (precision or {}).get("interval_refused"):
+        true_at = row.get("estimated_at_threshold_true") or {}
+        precision = (true_at.get("distant_labels") or {}).get("precision")
+    return prior, precision
+
+
 def breaches(row: dict[str, Any], rules: Rules) -> dict[str, bool | None]:
     """Each active rule's verdict on one record: True (breach), False, None (undecided)."""
-    low, high = _ci(row.get("estimated_prior"))
-    precision = _ci((row.get("estimated_at_threshold") or {}).get("precision"))
+    prior_entry, precision_entry = _distant(row)
+    low, high = _ci(prior_entry)
+    precision = _ci(precision_entry)
     verdict: dict[str, bool | None] = {}
     if rules.prior_high is not None:
         verdict["prior_high"] = None if low is None else bool(low > rules.prior_high)

@@ -72,20 +72,29 @@ def _pair(node: Any) -> dict[str, Any] | None:
     if not isinstance(node, dict):
         return None
     ci = node.get("ci") or [None, None]
-    return {"value": node.get("value"), "ci": [ci[0], ci[1]]}
+    pair = {"value": node.get("value"), "ci": [ci[0], ci[1]]}
+    if node.get("interval_refused"):
+        pair["interval_refused"] = node["interval_refused"]
+    return pair
 
 
 def _prior(node: Any) -> dict[str, Any] | None:
     pair = _pair(node)
     if pair is not None:
         pair["method"] = node.get("method")
+        implied = (node.get("cross_check") or {}).get("distant_prior_implied")
+        if implied is not None:  # the true-prior estimate's distant prior (the monitor's rules)
+            pair["cross_check"] = {"distant_prior_implied": _pair(implied)}
     return pair
 
 
 def _at_threshold(node: Any) -> dict[str, Any] | None:
     if not isinstance(node, dict):
         return None
-    return {name: _pair(node.get(name)) for name in ESTIMATES}
+    out = {name: _pair(node.get(name)) for name in ESTIMATES}
+    if isinstance(node.get("distant_labels"), dict):  # the true-shift estimate's
+        out["distant_labels"] = {k: _pair(v) for k, v in node["distant_labels"].items()}
+    return out
 
 
 def _numbers(node: dict[str, Any]) -> dict[str, Any]:

@@ -73,6 +73,9 @@ def _threshold_lines(summary: dict[str, Any]) -> list[str]:
             f"| {label} | {_pair(at[name], digits)} | "
             f"{_num(measured.get(name), digits) if measured else '-'} |"
         )
+    refused = (summary["estimated_prior"] or {}).get("interval_refused")
+    if refused:
+        lines += ["", f"No interval on the prior, precision, recall or cost here: {refused}."]
     return lines
 
 

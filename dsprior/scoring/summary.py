@@ -225,6 +225,13 @@ def batch_summary(
             bootstrap=bootstrap,
         )  # fmt: skip
     )
+    noise = summary.get("label_noise")
+    if noise is not None and noise.get("stated") is None:  # rates from dev_b's gold labels
+        reason = noise_shift.noisy_labels_reason(
+            noise["missing_label_rate"]["ci"], noise["false_label_rate"]["ci"]
+        )
+        if reason is not None:
+            quantify.refuse_label_shift_intervals(summary, reason)
     measured = measured_record(
         record.labels, decision, adapted, adapt_prior=adapt_prior, costs=costs
     )
