@@ -216,19 +216,53 @@ def evaluate_min_positives() -> int:
     return int(params["evaluate"]["bootstrap"]["min_positives"])
 
 
+# the label-free intervals that assume label shift (quantify.LABEL_SHIFT_INTERVALS): refused
+# where dev_b's gold labels show noisy distant labels (noise_shift.noisy_labels_reason)
+LABEL_SHIFT = (
+    "label-free batch prior (em)",
+    "label-free batch precision (CBPE)",
+    "label-free batch recall (CBPE)",
+    "label-free batch expected_cost (CBPE)",
+)
+
+
+def noisy_world(record: dict[str, Any]) -> bool:
+    """Whether the project refuses this world's label-shift intervals: dev_b's missing- or
+    false-label rate's interval (evaluate's, as metrics.json holds it) wholly above
+    ``noise_shift.NOISE_REFUSAL``. score --summary judges the same rates by its own
+    bootstrap of the same rows, so near the cut it may judge otherwise."""
+    from dsprior.noise_shift import noisy_labels_reason
+
+    rates = {
+        i["interval"]: [i["low"], i["high"]]
+        for i in record["intervals"]
+        if i["interval"].startswith("dev_b ")
+    }
+    reason = noisy_labels_reason(
+        rates.get("dev_b missing label rate"), rates.get("dev_b false label rate")
+    )
+    return reason is not None
+
+
 def refused(row: dict[str, Any], min_positives: int) -> bool:
-    """An interval evaluate would not print: its split's positives below the minimum."""
+    """An interval the project would not print: its split's positives below the minimum,
+    or a label-shift interval in a world with noisy distant labels."""
     positives = row.get("positives")
-    return positives is not None and positives < min_positives
+    if positives is not None and positives < min_positives:
+        return True
+    return bool(row.get("noisy_world")) and row["interval"] in LABEL_SHIFT
 
 
 def summarise_coverage(records: list[dict[str, Any]], *, min_positives: int = 0) -> dict[str, Any]:
     """Per interval, over all cells and per cell: n, covered, coverage, Wilson CI, median width.
 
-    Of what evaluate prints: intervals of a split with fewer than ``min_positives`` positives
-    are left out of these counts and summarised under ``refused`` instead.
+    Of what the project prints: intervals of a split with fewer than ``min_positives``
+    positives, and the label-shift intervals of a world with noisy distant labels
+    (``noisy_world``), are left out of these counts and summarised under ``refused``.
     """
-    rows = [dict(c, cell=r["cell"]) for r in records for c in r["intervals"]]
+    rows = [
+        dict(c, cell=r["cell"], noisy_world=noisy_world(r)) for r in records for c in r["intervals"]
+    ]
     held_back = [r for r in rows if refused(r, min_positives)]
     rows = [r for r in rows if not refused(r, min_positives)]
     out: dict[str, Any] = {}
@@ -1186,9 +1220,10 @@ def render_page(summary: dict[str, Any], page: Path) -> None:
         "of one value (a bootstrap with no event to resample, e.g. no alert or no false "
         "positive).",
         "",
-        f"Of what evaluate prints: intervals of a split with fewer than "
-        f"{summary.get('min_positives', 0)} positives (`evaluate.bootstrap.min_positives`) are "
-        "refused by evaluate and counted apart (the table after this one).",
+        f"Of what the project prints: intervals of a split with fewer than "
+        f"{summary.get('min_positives', 0)} positives (`evaluate.bootstrap.min_positives`), and "
+        "EM's and CBPE's intervals where dev_b's gold labels show noisy distant labels, are "
+        "refused and counted apart (the table after this one).",
         "",
         "| interval | n | covered | coverage | Wilson 95% | median width | median width / truth "
         "| truth above | truth below | zero width | worst cell | cells short |",
@@ -1210,11 +1245,13 @@ def render_page(summary: dict[str, Any], page: Path) -> None:
     if gone:
         lines += [
             "",
-            f"### Refused by evaluate: splits with fewer than {summary.get('min_positives')} "
-            "positives",
+            "### Refused by the project",
             "",
-            "These intervals evaluate does not print (`interval_refused`); their coverage, had "
-            "they been printed, is why.",
+            f"Evaluate refuses the intervals of a split with fewer than "
+            f"{summary.get('min_positives')} positives; evaluate and `score --summary` refuse "
+            "EM's and CBPE's label-shift intervals where dev_b's gold labels show noisy distant "
+            "labels (a missing- or false-label rate's interval wholly above 5%). Their coverage, "
+            "had they been printed, is why (`interval_refused`).",
             "",
             "| interval | n | covered | coverage | Wilson 95% | truth above | truth below |",
             "|---|---|---|---|---|---|---|",
