@@ -102,6 +102,13 @@ def test_interval_checks_count_what_each_interval_held_out_of_sample_only():
     free["c"]["measured"]["precision"] = None  # no measured value: not a check either
     precision = interval_checks(free, level=0.9)["intervals"]["precision at the threshold"]
     assert (precision["held"], precision["checks"], precision["not_checked"]) == (2, 2, ["c", "d"])
+    from dsprior.evaluation.report import interval_check_lines
+
+    text = "\n".join(interval_check_lines({"label_free_checks": checks}))
+    assert (
+        "- prior, EM: the 90% interval held in 2 of 3 checks (missed: c); not printed for d" in text
+    )
+    assert "- prior, PACC: no interval printed (a, b, c, d)" in text
 
 
 def test_every_run_reports_how_often_its_own_label_free_intervals_held(calibrated):

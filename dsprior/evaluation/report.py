@@ -533,6 +533,9 @@ def interval_check_lines(metrics: Metrics) -> list[str]:
         "",
     ]
     for name, c in checks["intervals"].items():
+        if not c["checks"]:
+            lines.append(f"- {name}: no interval printed ({', '.join(c['not_checked'])})")
+            continue
         line = f"- {name}: the {level}% interval held in {c['held']} of {c['checks']} checks"
         if c["missed"]:
             line += f" (missed: {', '.join(c['missed'])})"
