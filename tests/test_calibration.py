@@ -672,3 +672,23 @@ def test_temperature_fit_reaches_the_optimum_on_wide_log_odds(seed) -> None:
     assert intercept == 0.0
     assert slope == pytest.approx(best.x, abs=1e-6)
     assert loss(slope) <= best.fun + 1e-9 * abs(best.fun)
+
+
+def test_non_finite_log_odds_are_refused_with_their_count() -> None:
+    x = np.array([0.0, np.inf, 1.0, np.nan, -2.0])
+    with pytest.raises(ValueError, match="^2 log-odds to fit on are not finite$"):
+        cal.fit_calibration_log_odds(
+            x, np.array([0, 1, 1, 0, 0]), method="platt", fitted_on="dev_b"
+        )
+
+
+@pytest.mark.parametrize("method", ["platt", "temperature"])
+def test_a_fit_on_float32_log_odds_with_an_offset_is_the_float64_fit(method) -> None:
+    """The offset is taken off in float64: float32 log-odds give the float64 input's fit."""
+    rng = np.random.default_rng(7)
+    y = (rng.random(500) < 0.3).astype(int)
+    x32 = (rng.normal(size=500) * 2 + 3 * y - 1.5 + 3.3).astype(np.float32)
+    kw = {"method": method, "fitted_on": "dev_a", "offset": 3.3}
+    got = cal.fit_calibration_log_odds(x32, y, **kw)
+    want = cal.fit_calibration_log_odds(x32.astype(np.float64), y, **kw)
+    assert got == want
