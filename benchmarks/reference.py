@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from tools import scratch
-from tools.measure import cpu_info, du_bytes, provenance, run_measured
+from tools.measure import cpu_info, dev_a_scoring_seconds, du_bytes, provenance, run_measured
 from tools.scratch import tool_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,6 +100,11 @@ def main() -> None:
             },
         },
         "compute": train.get("compute"),
+        # how often train scored dev_a, and the seconds it spent doing so (from its log)
+        "train_dev_a": {
+            **(train.get("dev_a_evaluations") or {}),
+            "scoring_seconds": dev_a_scoring_seconds(log.read_text(errors="replace")),
+        },
         "stages": stages,
         "total": {
             "wall_s": round(sum(s["wall_s"] for s in stages.values()), 1),

@@ -83,6 +83,17 @@ class ExternalScoresRecord(TypedDict):
     production_prior_estimate: Annotated[float, "the manifest's production prior estimate"]
 
 
+class DevEvaluationsRecord(TypedDict):
+    """train.json's ``dev_a_evaluations``: the evaluations during training (train.eval_sample)."""
+
+    examples: Annotated[int, "dev_a's examples"]
+    sample_examples: Annotated[
+        int | None, "the evaluation sample's examples; null: all of dev_a at every evaluation"
+    ]
+    sample: Annotated[int, "evaluations that scored the sample"]
+    whole: Annotated[int, "evaluations that scored all of dev_a (the decisions)"]
+
+
 class TrainRecord(TypedDict):
     """train.json. A folder of external scores (``external_scores``) lacks the keys of a
     training run (sampling, distribution, compute, steps)."""
@@ -108,6 +119,9 @@ class TrainRecord(TypedDict):
     best_step: Annotated[int | None, "the step whose weights were kept (best on dev_a)"]
     select_metric: Annotated[str | None, "the dev_a metric at the prior that picked best_step"]
     best_value: Annotated[float | None, "select_metric's value at best_step"]
+    dev_a_evaluations: NotRequired[
+        Annotated[DevEvaluationsRecord, "how often dev_a was scored during training"]
+    ]
     external_scores: NotRequired[
         Annotated[ExternalScoresRecord, "the scores file read instead of training a model"]
     ]

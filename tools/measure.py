@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -91,3 +92,19 @@ def provenance(argv: list[str] | None = None) -> dict[str, Any]:
             pass
     command = " ".join(["python", str(script), *args[1:]])
     return {"command": command, "date": time.strftime("%Y-%m-%d %H:%M"), "machine": cpu_info()}
+
+
+# the train stage's last log line (dsprior.training.callback.StepCurves.on_train_end)
+_SCORED = re.compile(
+    r"dev_a scored (\d+) times whole \(([\d.]+) s\) and (\d+) times as its sample \(([\d.]+) s\)"
+)
+
+
+def dev_a_scoring_seconds(log_text: str) -> dict[str, float] | None:
+    """The seconds a train stage's log says it spent scoring dev_a, whole and as its sample
+    (its last such line; None when it has none)."""
+    found = _SCORED.findall(log_text)
+    if not found:
+        return None
+    _, whole, _, sample = found[-1]
+    return {"whole": float(whole), "sample": float(sample)}

@@ -9,12 +9,22 @@ sampled and weighted to the production prior (``sample_weight`` = the manifest's
 ``weight``), plus average precision. The model kept is the one with the best ``dev_a``
 metric at the production prior (``select_metric``); ``patience`` evaluations without
 improvement stop training.
+
+With an evaluation sample (``train.eval_sample``, ``devsample``), every evaluation scores
+the sample (curves ``dev_a_sample/...``, each production-prior score with its 95% interval
+as ``<score>_low`` and ``<score>_high``), and the whole of dev_a (curves ``dev_a/...``) is
+scored only where a decision is made: where the sample's ``select_metric`` beats the
+current best model's on the same sample (a paired comparison: the model may be a new best),
+at the end of each epoch, and at the last step. The best model is chosen on the whole of
+dev_a, as without a sample; an evaluation the sample rules out counts as one without
+improvement.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,6 +104,7 @@ class StepCurves(keras.callbacks.Callback):
         schedule: CurveSchedule,
         rows_dir: Path | None = None,
         resume_from: Path | None = None,
+        evaluate_sample: Callable[[keras.Model], dict[str, dict[str, float]]] | None = None,
     ) -> None:
         super().__init__()
         self.live = live
@@ -101,13 +112,19 @@ class StepCurves(keras.callbacks.Callback):
         self._rows: list[list] = []  # [step, name, value] logged since the last checkpoint
         self._step = schedule.start_step
         self.evaluate_dev = evaluate_dev
+        self.evaluate_sample = evaluate_sample
         self.schedule = schedule
         self.state: dict[str, Any] = {
             "best_value": None,
             "best_step": None,
             "best_scores": None,
             "evals_since_best": 0,
+            "best_sample_value": None,  # the best model's select_metric on the sample
+            "evaluations": {"sample": 0, "whole": 0},
         }
+        # wall seconds spent scoring (this process only: not saved, so outputs stay the same
+        # bytes from run to run); logged at the end of training
+        self.seconds = {"sample": 0.0, "whole": 0.0}
         self.best_weights: list[np.ndarray] | None = None
         if schedule.start_step and resume_from is not None:
             self.state = json.loads((Path(resume_from) / STATE_FILE).read_text())
@@ -160,9 +177,10 @@ class StepCurves(keras.callbacks.Callback):
             for name, value in window_scores(logs).items():
                 self._log(step, f"train/{name}", value)
             self.model.reset_metrics()
-        evaluation_step = step % schedule.eval_every == 0 or step % schedule.steps_per_epoch == 0
-        if self.evaluate_dev is not None and (evaluation_step or last):
-            self._evaluate(step)  # None on non-chief workers: only the chief evaluates
+        epoch_end = step % schedule.steps_per_epoch == 0
+        if self.evaluate_dev is not None and (step % schedule.eval_every == 0 or epoch_end or last):
+            # None on non-chief workers: only the chief evaluates
+            self._evaluate(step, decision=epoch_end or last)
         if last:
             self.model.stop_training = True
 
@@ -171,30 +189,63 @@ class StepCurves(keras.callbacks.Callback):
         self.live.log_metric(name, value)
         self._rows.append([step, name, value])
 
-    def _evaluate(self, step: int) -> None:
-        assert self.evaluate_dev is not None  # called only where it is set
-        scores = self.evaluate_dev(self.model)
+    def _score(self, kind: str, step: int) -> dict[str, dict[str, float]]:
+        """Score ``kind`` (``sample`` or ``whole``) of dev_a with the model, and log it."""
+        evaluate = self.evaluate_sample if kind == "sample" else self.evaluate_dev
+        assert evaluate is not None  # called only where it is set
+        started = time.perf_counter()
+        scores = evaluate(self.model)
+        self.seconds[kind] += time.perf_counter() - started
+        counts = self.state.setdefault("evaluations", {"sample": 0, "whole": 0})
+        counts[kind] += 1
+        prefix = "dev_a_sample" if kind == "sample" else "dev_a"
         for view, values in scores.items():
             for name, value in values.items():
-                self._log(step, f"dev_a/{view}/{name}", value)
-        metric, patience = self.schedule.select_metric, self.schedule.patience
+                self._log(step, f"{prefix}/{view}/{name}", value)
+        return scores
+
+    def _evaluate(self, step: int, *, decision: bool) -> None:
+        metric = self.schedule.select_metric
+        sample_value = None
+        if self.evaluate_sample is not None:
+            sample_value = self._score("sample", step)["prior"][metric]
+            best_on_sample = self.state.get("best_sample_value")
+            if not decision and not is_better(sample_value, best_on_sample, metric=metric):
+                logger.info(
+                    "step %d dev_a sample prior %s = %.4f: not above the best's %.4f",
+                    step,
+                    metric,
+                    sample_value,
+                    best_on_sample,
+                )
+                self._no_improvement(step)
+                return
+        scores = self._score("whole", step)
         value = scores["prior"][metric]
         if is_better(value, self.state["best_value"], metric=metric):
             self.state.update(
-                best_value=value, best_step=step, best_scores=scores, evals_since_best=0
+                best_value=value,
+                best_step=step,
+                best_scores=scores,
+                evals_since_best=0,
+                best_sample_value=sample_value,
             )
             self.best_weights = [np.array(w) for w in self.model.get_weights()]
         else:
-            self.state["evals_since_best"] += 1
-            if patience is not None and self.state["evals_since_best"] >= patience:
-                logger.info(
-                    "early stop at step %d: best %s at step %s",
-                    step,
-                    metric,
-                    self.state["best_step"],
-                )
-                self.model.stop_training = True
+            self._no_improvement(step)
         logger.info("step %d dev_a prior %s = %.4f", step, metric, value)
+
+    def _no_improvement(self, step: int) -> None:
+        self.state["evals_since_best"] += 1
+        patience = self.schedule.patience
+        if patience is not None and self.state["evals_since_best"] >= patience:
+            logger.info(
+                "early stop at step %d: best %s at step %s",
+                step,
+                self.schedule.select_metric,
+                self.state["best_step"],
+            )
+            self.model.stop_training = True
 
     def save_state(self, folder: Path) -> None:
         """Write what a restart needs into a checkpoint's ``folder``, and the curve rows logged
@@ -210,6 +261,14 @@ class StepCurves(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self._progress.close()
+        counts = self.state.get("evaluations", {})
+        logger.info(
+            "dev_a scored %d times whole (%.1f s) and %d times as its sample (%.1f s)",
+            counts.get("whole", 0),
+            self.seconds["whole"],
+            counts.get("sample", 0),
+            self.seconds["sample"],
+        )
 
 
 class Checkpointer(keras.callbacks.Callback):

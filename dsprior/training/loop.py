@@ -26,6 +26,7 @@ import tensorflow as tf
 from dsprior import batches, cnn, hardware, modeldir
 from dsprior.training import curves, resume, strategy
 from dsprior.training.callback import Checkpointer, CurveSchedule, StepCurves
+from dsprior.training.devsample import DevSample, draw_dev_sample
 from dsprior.training.params import TrainConfig
 from dsprior.training.rows import select_rows
 from dsprior.training.scores import DevScorer
@@ -126,10 +127,30 @@ def _train(
         threshold=p.threshold,
         copy_path=backup_dir / "dev_a.npy",
     )
+    sample = (
+        None if p.eval_sample is None else draw_dev_sample(rows.dev, p.eval_sample, seed=p.seed)
+    )
+    dev_sample = (
+        None
+        if sample is None
+        else DevScorer(
+            sample.rows,
+            index=index,
+            dataset_dir=dataset_dir,
+            scorer=scorer,
+            min_rows=min_rows,
+            batch_size=p.eval_batch_size,
+            threshold=p.threshold,
+            copy_path=backup_dir / "dev_a_sample.npy",
+            sample=sample,
+            seed=p.seed,
+        )
+    )
     live = curves.open_live(live_dir, replay)
     step_curves = StepCurves(
         live=live,
         evaluate_dev=dev if role["chief"] else None,
+        evaluate_sample=dev_sample if role["chief"] else None,
         schedule=CurveSchedule.from_config(
             p, steps_per_epoch=stream.steps_per_epoch, total_steps=total_steps, start_step=start
         ),
@@ -151,6 +172,8 @@ def _train(
         )
     finally:
         dev.close()
+        if dev_sample is not None:
+            dev_sample.close()
     if role["chief"]:
         step_curves.restore_best()
     curves.write_summary(live, step_curves.state, select_metric=p.select_metric)
@@ -167,6 +190,7 @@ def _train(
         steps_per_epoch=stream.steps_per_epoch,
         start=start,
         state=step_curves.state,
+        sample=sample,
     )
     logger.info(
         "trained %d steps in %.0f s (%.1f examples/s)",
@@ -335,6 +359,7 @@ def training_record(
     steps_per_epoch: int,
     start: int,
     state: dict[str, Any],
+    sample: DevSample | None = None,
 ) -> modeldir.TrainRecord:
     """``train.json``: what evaluation needs (dim, beta, priors, params) and how it trained."""
     rates = (
@@ -343,6 +368,7 @@ def training_record(
         .to_dict(orient="index")
     )
     labels = rows.labels
+    evaluations = state.get("evaluations", {})
     return {
         "dim": dim,
         "beta": effective_beta(labels, rows.manifest_weight, rows.weights),
@@ -381,4 +407,10 @@ def training_record(
         "best_step": state["best_step"],
         "select_metric": p.select_metric,
         "best_value": state["best_value"],
+        "dev_a_evaluations": {
+            "examples": int(len(rows.dev)),
+            "sample_examples": None if sample is None else int(len(sample.rows)),
+            "sample": int(evaluations.get("sample", 0)),
+            "whole": int(evaluations.get("whole", 0)),
+        },
     }

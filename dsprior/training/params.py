@@ -31,6 +31,7 @@ PARAMS_SCHEMA: dict[str, settings.Spec] = {
     "log_every": _POSITIVE,
     "eval_every": _POSITIVE,
     "eval_batch_size": _POSITIVE,
+    "eval_sample": settings.Integer(minimum=1, none=True),
     "balance": settings.Choice(*BALANCE_MODES),
     "loss_weight": settings.Choice(*LOSS_WEIGHTS),
     "select_metric": settings.Choice(*SCORE_NAMES),
@@ -69,6 +70,7 @@ class TrainConfig:
     log_every: int
     eval_every: int
     eval_batch_size: int
+    eval_sample: int | None  # dev_a examples scored at every evaluation (None: all of dev_a)
     balance: str
     loss_weight: str
     select_metric: str

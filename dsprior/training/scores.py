@@ -15,6 +15,14 @@ from sklearn.metrics import average_precision_score, precision_recall_fscore_sup
 
 from dsprior import batches
 from dsprior.calibration import log_loss_of_log_odds
+from dsprior.training.devsample import (
+    INTERVAL_SCORES,
+    RESAMPLES,
+    DevSample,
+    bootstrap_counts,
+    bootstrap_scores,
+    percentile_interval,
+)
 
 LOWER_IS_BETTER = {"loss"}
 
@@ -71,7 +79,10 @@ def is_better(value: float, best: float | None, *, metric: str) -> bool:
 
 class DevScorer:
     """Scores ``dev_a`` with a model: as sampled, and at the production prior (``sample_weight``
-    = the manifest's ``weight``).
+    = the manifest's ``weight``). With ``sample`` (``devsample.draw_dev_sample``; ``rows``
+    are then its rows), each example also weighs what it stands for, and the
+    production-prior loss, precision, recall and F1 get their bootstrap interval
+    (``<score>_low``, ``<score>_high``; ``devsample.INTERVAL_SCORES``).
 
     ``dev_a`` shares row groups with train: its rows are copied once, at the first
     evaluation, into ``copy_path`` (a ``batches.CompactSet``), so each evaluation reads only
@@ -91,10 +102,22 @@ class DevScorer:
         batch_size: int,
         threshold: float,
         copy_path: Path,
+        sample: DevSample | None = None,
+        seed: int = 0,
     ) -> None:
         self.ids = rows["example_id"].tolist()
         self.labels = rows["label"].to_numpy().astype(int)
         self.weight = rows["weight"].to_numpy(dtype=np.float64)
+        # A sample of dev_a (``devsample``): each example weighed by what it stands for, and
+        # the bootstrap draws of its interval, the same at every evaluation.
+        self.expansion = None if sample is None else sample.expansion
+        self.counts = (
+            None
+            if sample is None
+            else bootstrap_counts(sample.strata, resamples=RESAMPLES, seed=seed)
+        )
+        if sample is not None:
+            self.weight = self.weight * sample.expansion
         self.index = index
         self.dataset_dir = dataset_dir
         self.scorer = scorer
@@ -121,11 +144,18 @@ class DevScorer:
             batch_size=self.batch_size,
             compact=self._compact,
         )
+        prior = classification_scores(self.labels, scores, self.weight, threshold=self.threshold)
+        if self.counts is not None:
+            draws = bootstrap_scores(
+                self.labels, scores, self.weight, self.counts, threshold=self.threshold
+            )
+            for name in INTERVAL_SCORES:
+                prior[f"{name}_low"], prior[f"{name}_high"] = percentile_interval(draws[name])
         return {
-            "sampled": classification_scores(self.labels, scores, threshold=self.threshold),
-            "prior": classification_scores(
-                self.labels, scores, self.weight, threshold=self.threshold
+            "sampled": classification_scores(
+                self.labels, scores, self.expansion, threshold=self.threshold
             ),
+            "prior": prior,
         }
 
     def close(self) -> None:

@@ -1,0 +1,243 @@
+"""dev_a's evaluation sample (``dsprior.training.devsample``) and the decisions around it
+(``callback.StepCurves``): the draw is stratified and stands for all of dev_a, its interval
+scores equal scikit-learn's on each resample, the whole of dev_a is scored only where a
+decision is made, and a run with a sample resumes to the uninterrupted result."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from dsprior.training import devsample
+from dsprior.training.callback import CurveSchedule, StepCurves
+from dsprior.training.curves import open_live
+from dsprior.training.scores import classification_scores
+from tests.test_training_loop import StepCounter, curve, curve_files, run
+
+
+def dev_rows(n_neg=600, n_pos=300, n_prod=100, seed=0):
+    rng = np.random.default_rng(seed)
+    parts = [
+        ("pool", 0, n_neg, 20.0),
+        ("pool", 1, n_pos, 1.0),
+        ("production", 0, n_prod, 1.0),
+        ("production", 1, 3, 1.0),
+    ]
+    frames = [
+        pd.DataFrame({"source": src, "label": label, "weight": weight, "x": rng.normal(size=n)})
+        for src, label, n, weight in parts
+    ]
+    rows = pd.concat(frames, ignore_index=True).sample(frac=1, random_state=1)
+    rows["example_id"] = [f"e{i:05d}" for i in range(len(rows))]
+    return rows.reset_index(drop=True)
+
+
+def test_allocation_is_proportional_sums_to_the_size_and_keeps_every_stratum():
+    sizes = np.array([600, 300, 100, 3])
+    counts = devsample.allocate(sizes, 100)
+    assert counts.sum() == 100
+    assert (counts >= 1).all() and (counts <= sizes).all()
+    np.testing.assert_allclose(counts[:3], 100 * sizes[:3] / sizes.sum(), atol=1.0)
+    assert devsample.allocate(np.array([5, 1]), 3).tolist() == [2, 1]  # the small one kept
+    assert devsample.allocate(sizes, 5000).tolist() == sizes.tolist()  # all of each
+
+
+def test_the_sample_is_stratified_fixed_and_stands_for_all_of_dev_a():
+    rows = dev_rows()
+    sample = devsample.draw_dev_sample(rows, 200, seed=3)
+    assert sample is not None and len(sample.rows) == 200 and sample.population == len(rows)
+    again = devsample.draw_dev_sample(rows, 200, seed=3)
+    assert sample.rows["example_id"].tolist() == again.rows["example_id"].tolist()
+    other = devsample.draw_dev_sample(rows, 200, seed=4)
+    assert sample.rows["example_id"].tolist() != other.rows["example_id"].tolist()
+    # in dev_a's order, no repeats
+    order = rows.reset_index().set_index("example_id").loc[sample.rows["example_id"], "index"]
+    assert order.is_monotonic_increasing and order.is_unique
+    # each (source, label) cell: its share, and weights that add up to its size in dev_a
+    full = rows.groupby(["source", "label"]).size()
+    drawn = sample.rows.assign(e=sample.expansion).groupby(["source", "label"])
+    np.testing.assert_allclose(drawn["e"].sum().loc[full.index], full, rtol=1e-12)
+    assert drawn.size().loc[("production", 1)] >= 1  # a 3-example cell is not lost
+    # the expanded weights reproduce dev_a's mix at the production prior
+    weighted = sample.rows["weight"] * sample.expansion
+    prior_all = (rows["weight"] * rows["label"]).sum() / rows["weight"].sum()
+    assert (weighted * sample.rows["label"]).sum() / weighted.sum() == pytest.approx(prior_all)
+
+
+def test_no_sample_where_dev_a_is_not_larger():
+    rows = dev_rows(n_neg=5, n_pos=3, n_prod=0)
+    assert devsample.draw_dev_sample(rows, len(rows), seed=0) is None
+
+
+def test_bootstrap_scores_equal_scikit_learn_on_each_resample():
+    rng = np.random.default_rng(5)
+    n = 80
+    y = (rng.random(n) < 0.3).astype(int)
+    z = np.round(rng.normal(size=n) + 1.5 * y, 1)  # rounded: ties in the ranking
+    weight = np.where(y == 1, 1.0, 25.0) * rng.uniform(0.5, 2, n)
+    strata = y.copy()
+    counts = devsample.bootstrap_counts(strata, resamples=30, seed=2)
+    # each stratum is resampled to its own size
+    np.testing.assert_array_equal(counts[:, y == 1].sum(axis=1), (y == 1).sum())
+    only_negatives = np.zeros((1, n))
+    only_negatives[0, y == 0] = 1.0
+    counts = np.vstack([counts, only_negatives])  # no positive: AP undefined, recall 0
+    got = devsample.bootstrap_scores(y, z, weight, counts, threshold=0.6)
+    assert sorted(got) == sorted(devsample.INTERVAL_SCORES)
+    for b in range(len(counts)):
+        drawn = counts[b] > 0  # the resample: the drawn examples, each weighed by its draws
+        want = classification_scores(y[drawn], z[drawn], (weight * counts[b])[drawn], threshold=0.6)
+        for name in devsample.INTERVAL_SCORES:
+            value = want[name]
+            if np.isnan(value):
+                assert np.isnan(got[name][b]), (name, b)
+            else:
+                assert got[name][b] == pytest.approx(value, rel=1e-9, abs=1e-12), (name, b)
+
+
+def test_the_interval_covers_the_whole_score_about_as_often_as_it_says():
+    """Drawn again and again from one dev_a (a third positive, negatives weighing 48 as the
+    default run's do), the sample's 95% intervals at the prior hold the whole dev_a's loss,
+    precision, recall and F1 about 95% of the time."""
+    rng = np.random.default_rng(11)
+    n = 3000
+    y = (rng.random(n) < 1 / 3).astype(int)
+    rows = pd.DataFrame(
+        {"source": "pool", "label": y, "weight": np.where(y == 1, 1.0, 48.0), "x": 0.0}
+    )
+    z = rng.normal(size=n) + 3.0 * y - 1.0
+    whole = classification_scores(y, z, rows["weight"].to_numpy())
+    hits = {name: [] for name in devsample.INTERVAL_SCORES}
+    for seed in range(100):
+        sample = devsample.draw_dev_sample(rows.assign(z=z), 600, seed=seed)
+        w = sample.rows["weight"].to_numpy() * sample.expansion
+        counts = devsample.bootstrap_counts(sample.strata, resamples=200, seed=seed)
+        draws = devsample.bootstrap_scores(
+            sample.rows["label"], sample.rows["z"], w, counts, threshold=0.5
+        )
+        for name in hits:
+            low, high = devsample.percentile_interval(draws[name])
+            hits[name].append(low <= whole[name] <= high)
+    coverage = {name: float(np.mean(h)) for name, h in hits.items()}
+    # 95% in 100 draws: 0.89 is about 3 standard errors below, 1.0 far above (too wide)
+    assert all(0.89 <= c <= 0.995 for c in coverage.values()), coverage
+
+
+class ScriptedScores:
+    """dev_a scores of a model at each call, from a script (the same numbers for every view)."""
+
+    def __init__(self, values):
+        self.values = list(values)
+        self.calls = 0
+
+    def __call__(self, model):
+        value = self.values[self.calls]
+        self.calls += 1
+        return {"sampled": {"f1": value}, "prior": {"f1": value}}
+
+
+def scripted_run(tmp_path, sample_values, whole_values, *, patience=None, steps=12):
+    """StepCurves on a tiny model, evaluating at steps 2, 4, ... (an epoch of 6 steps)."""
+    sample, whole = ScriptedScores(sample_values), ScriptedScores(whole_values)
+    curves = StepCurves(
+        live=open_live(tmp_path / "live", []),
+        evaluate_dev=whole,
+        evaluate_sample=sample,
+        schedule=CurveSchedule(
+            log_every=2,
+            eval_every=2,
+            steps_per_epoch=6,
+            checkpoint_every=12,
+            total_steps=steps,
+            select_metric="f1",
+            patience=patience,
+        ),
+    )
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile(loss="mse")
+    curves.set_model(model)
+    curves.on_train_begin()
+    curves.on_epoch_begin(0)
+    for batch in range(steps):
+        model.layers[0].kernel.assign([[float(batch)]])  # tells the steps' weights apart
+        curves.on_train_batch_end(batch, {"loss": 0.0, "tp": 0, "fp": 0, "fn": 0})
+        if model.stop_training:
+            break
+    curves.on_train_end()
+    return curves, sample, whole
+
+
+def test_the_whole_of_dev_a_is_scored_only_where_a_decision_is_made(tmp_path):
+    # evaluations at steps 2, 4, 6 (epoch end), 8, 10, 12 (epoch end, last)
+    sample = [0.5, 0.4, 0.45, 0.6, 0.55, 0.5]
+    whole = [0.52, 0.47, 0.61, 0.58]  # at steps 2 (first), 6 (epoch), 8 (sample 0.6), 12
+    curves, sample_calls, whole_calls = scripted_run(tmp_path, sample, whole)
+    assert sample_calls.calls == 6 and whole_calls.calls == 4
+    assert curve(tmp_path / "live", "dev_a/prior/f1")["step"].tolist() == [2, 6, 8, 12]
+    assert curve(tmp_path / "live", "dev_a_sample/prior/f1")["step"].tolist() == [
+        2,
+        4,
+        6,
+        8,
+        10,
+        12,
+    ]
+    # chosen on the whole of dev_a; step 4's and step 10's samples were below the best's
+    assert curves.state["best_step"] == 8 and curves.state["best_value"] == 0.61
+    assert curves.state["best_sample_value"] == 0.6
+    assert curves.state["evaluations"] == {"sample": 6, "whole": 4}
+    np.testing.assert_array_equal(curves.best_weights[0], [[7.0]])  # step 8's weights
+
+
+def test_a_sample_that_never_beats_the_best_stops_on_patience(tmp_path):
+    sample = [0.5, 0.4, 0.3, 0.3, 0.3, 0.3]
+    whole = [0.5, 0.4, 0.4]
+    curves, _, whole_calls = scripted_run(tmp_path, sample, whole, patience=2)
+    # step 2 best; step 4 ruled out by the sample (1); step 6 (epoch end) whole, no gain (2)
+    assert curves.state["best_step"] == 2 and whole_calls.calls == 2
+    assert curve(tmp_path / "live", "train/loss")["step"].max() == 6
+
+
+def test_a_run_with_a_sample_logs_both_curves_and_resumes_to_the_same_bytes(data, tmp_path):
+    full_model, full = run(data, tmp_path, name="full", eval_sample=10)
+    live = tmp_path / "full" / "live"
+    evaluations = full["dev_a_evaluations"]
+    assert evaluations["sample_examples"] == 10 and evaluations["examples"] > 10
+    sampled = curve(live, "dev_a_sample/prior/average_precision")
+    assert len(sampled) == evaluations["sample"]
+    whole_steps = curve(live, "dev_a/prior/average_precision")["step"]
+    assert len(whole_steps) == evaluations["whole"] <= evaluations["sample"]
+    assert set(whole_steps) <= set(sampled["step"]) and full["best_step"] in set(whole_steps)
+    low = curve(live, "dev_a_sample/prior/precision_low")
+    high = curve(live, "dev_a_sample/prior/precision_high")
+    assert (low.iloc[:, -1] <= high.iloc[:, -1]).all()
+    assert not (live / "plots/metrics/dev_a_sample/prior/average_precision_low.tsv").exists()
+
+    with pytest.raises(KeyboardInterrupt):
+        run(data, tmp_path, name="killed", callbacks=[StepCounter(fail_after=6)], eval_sample=10)
+    model, resumed = run(data, tmp_path, name="killed", eval_sample=10)
+    assert resumed["resumed_from_step"] == 4
+    assert resumed["dev_a_evaluations"] == evaluations
+    for a, b in zip(model.get_weights(), full_model.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert curve_files(tmp_path / "killed" / "live") == curve_files(live)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    from tests.factories import make_data
+
+    return make_data(tmp_path_factory.mktemp("devsample_data"))
+
+
+def test_the_benchmarks_read_the_scoring_seconds_from_the_stage_log(tmp_path, caplog):
+    from tools.measure import dev_a_scoring_seconds
+
+    with caplog.at_level("INFO", logger="dsprior.training.callback"):
+        curves, _, _ = scripted_run(tmp_path, [0.5, 0.4, 0.45, 0.6, 0.55, 0.5], [0.5] * 6)
+    seconds = dev_a_scoring_seconds(caplog.text)
+    assert seconds is not None and set(seconds) == {"whole", "sample"}
+    assert seconds["sample"] == pytest.approx(curves.seconds["sample"], abs=0.06)
+    assert dev_a_scoring_seconds("no such line") is None
