@@ -334,3 +334,55 @@ def test_metrics_from_rates_leave_undefined_values_nan_without_a_warning():
     assert np.isnan(got["f1"][0]) and got["f1"][1] == 0.0  # at prior 0.2 the misses count
     assert list(got["recall"]) == [0.0, 0.0]
     assert list(got["expected_cost"]) == pytest.approx([0.0, 2000.0])
+
+
+def prior_split() -> pd.DataFrame:
+    """Twelve groups of tiny_split: enough rows that the prior's own draws spread."""
+    return pd.concat(
+        [tiny_split().assign(group=lambda f, i=i: f["group"] + str(i)) for i in range(12)],
+        ignore_index=True,
+    )
+
+
+def test_an_estimated_prior_widens_the_intervals_and_stays_fixed_by_the_seed():
+    """``prior`` None: the split's own weighted positive rate, with its uncertainty; the
+    same seed gives the same intervals; explicit ``prior_draws`` replace the split's own."""
+    frame = prior_split()
+    predicted = decisions_at(frame, 0.5)
+    kw = {"costs": Costs(1.0, 10.0), "bootstrap": Bootstrap(300, 0.9, seed=4)}
+    rate = float((frame["weight"] * frame["label"]).sum() / frame["weight"].sum())
+    estimated = bootstrap_intervals(frame, predicted, prior=None, **kw)
+    assert estimated == bootstrap_intervals(frame, predicted, prior=None, **kw)
+    known = bootstrap_intervals(frame, predicted, prior=rate, **kw)
+    for name in ("precision", "expected_cost"):
+        low, high = estimated[f"{name}_ci"]
+        known_low, known_high = known[f"{name}_ci"]
+        assert low < known_low and high > known_high, name  # the prior's spread added
+    assert estimated["recall_ci"] == known["recall_ci"]  # recall does not depend on it
+    fixed = np.full(300, rate)
+    assert bootstrap_intervals(frame, predicted, prior=None, prior_draws=fixed, **kw) == known
+
+
+@pytest.mark.parametrize("min_positives", [1, 2, 3])
+def test_intervals_are_refused_below_the_minimum_count_of_positives_only(min_positives):
+    from dsprior.evaluation.measures import interval_refusal
+
+    frame = tiny_split()  # two positives, four negatives
+    refusal = interval_refusal(
+        frame, labels="distant", bootstrap=Bootstrap(10, 0.9, 1, min_positives=min_positives)
+    )
+    if min_positives <= 2:
+        assert refusal is None
+    else:
+        assert refusal is not None and refusal.startswith("2 positives (distant labels)")
+        assert "min_positives = 3" in refusal
+
+
+def test_expected_cost_weighs_each_error_by_its_own_cost():
+    from dsprior.evaluation.measures import metrics_from_rates
+
+    got = metrics_from_rates(
+        np.array([0.1]), np.array([0.8]), np.array([0.05]), costs=Costs(3.0, 7.0)
+    )
+    fp, fn = 0.9 * 0.05, 0.1 * 0.2
+    assert got["expected_cost"][0] == pytest.approx(priors.PER_EXAMPLES * (3 * fp + 7 * fn))
