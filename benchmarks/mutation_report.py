@@ -213,6 +213,33 @@ def carry_forward(
     }
 
 
+def apply_rejudged(report: dict[str, Any], verdicts: dict[str, str], how: str) -> int:
+    """Count the survivors that ``verdicts`` (``mutation_rejudge.py``: each survivor run
+    against today's tests) found killed as killed, in the report's rows and in the scoped
+    run's ``rechecked`` rows, and list them under ``rejudged`` with ``how``; the rest stay
+    as they were. Returns how many changed."""
+    killed: list[str] = []
+    parts = [report, *([report["rechecked"]] if report.get("rechecked") else [])]
+    for part in parts:
+        modules, kept = part["modules"], []
+        for entry in part["survivors"]:
+            if entry["status"] == "survived" and verdicts.get(entry["mutant"]) == "killed":
+                counts = Counter(modules[entry["module"]])
+                counts["survived"] -= 1
+                counts["killed"] += 1
+                modules[entry["module"]] = dict(sorted((k, v) for k, v in counts.items() if v))
+                killed.append(entry["mutant"])
+            else:
+                kept.append(entry)
+        part["survivors"] = kept
+    total: Counter[str] = Counter()
+    for counts in report["modules"].values():
+        total.update(counts)
+    report["total"] = dict(sorted(total.items()))
+    report["rejudged"] = {"how": how, "killed": killed}
+    return len(killed)
+
+
 def score(counts: dict[str, int], *, timeouts_kill: bool = True) -> float | None:
     """Killed (by tests, and by a timeout unless ``timeouts_kill`` is off) over the mutants a
     test could tell apart."""
@@ -265,6 +292,17 @@ def markdown(report: dict[str, Any]) -> str:
         ]
         for path, counts in rechecked["modules"].items():
             lines.append(f"| {path} | " + " | ".join(str(counts.get(c, 0)) for c in columns) + " |")
+    rejudged = report.get("rejudged") or {}
+    if rejudged.get("killed"):
+        lines += [
+            "",
+            "## Killed by tests written after the run",
+            "",
+            f"Counted as killed above: {len(rejudged['killed'])} survivors of the run, "
+            f"{rejudged['how']}:",
+            "",
+            *(f"- `{name}`" for name in rejudged["killed"]),
+        ]
     entries = [*report["survivors"], *rechecked.get("survivors", [])]
     lines += ["", "## Survivors and equivalent mutants", ""]
     for entry in entries:
@@ -294,6 +332,12 @@ def main(argv: list[str] | None = None) -> None:
         help="an earlier mutation.json: modules this run did not check whole keep its rows, "
         "their survivors judged again (a run scoped to the functions a fix touched)",
     )
+    parser.add_argument(
+        "--rejudged",
+        type=Path,
+        default=None,
+        help="mutation_rejudge.py's verdicts: survivors killed by tests written after the run",
+    )
     args = parser.parse_args(argv)
     runs = args.mutants or [ROOT / "mutants"]
     results, source = combine(runs)
@@ -320,6 +364,13 @@ def main(argv: list[str] | None = None) -> None:
             else summarise(results, equivalent, source)
         ),
     }
+    if args.rejudged is not None:
+        apply_rejudged(
+            report,
+            json.loads(args.rejudged.read_text()),
+            "each survivor's diff applied to the code of this commit and its module's fast "
+            "tests run (benchmarks/mutation_rejudge.py); a failing session kills it",
+        )
     report["score"] = score(report["total"])
     report["score_tests_only"] = score(report["total"], timeouts_kill=False)
     report["module_scores"] = {path: score(c) for path, c in report["modules"].items()}

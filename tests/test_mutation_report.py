@@ -53,3 +53,33 @@ def test_a_scoped_run_rejudges_the_survivors_of_the_functions_it_checked():
     assert statuses == {"m.x_f__mutmut_2": "survived", "m.x_g__mutmut_1": "equivalent"}
     assert got["rechecked"]["modules"] == {"a.py": fresh["modules"]["a.py"]}
     assert sum(sum(c.values()) for c in got["modules"].values()) == 15  # 13 + 2: none lost
+
+
+def test_survivors_killed_by_later_tests_count_as_killed_and_are_listed():
+    merged = {
+        "modules": {"a.py": {"killed": 10, "survived": 2, "equivalent": 1}},
+        "survivors": [
+            survivor("a.py", "m.x_f__mutmut_1", "-x = 1\n+x = 2"),
+            survivor("a.py", "m.x_f__mutmut_2", "-y = 1\n+y = 2"),
+            survivor("a.py", "m.x_f__mutmut_3", "-z = 1\n+z = 2", status="equivalent"),
+        ],
+        "rechecked": {
+            "modules": {"c.py": {"killed": 1, "survived": 1}},
+            "survivors": [survivor("c.py", "k.x_q__mutmut_4", "-v = 1\n+v = 2")],
+        },
+    }
+    verdicts = {
+        "m.x_f__mutmut_1": "killed",
+        "m.x_f__mutmut_2": "survived",
+        "m.x_f__mutmut_3": "killed",  # equivalent stays equivalent whatever a script says
+        "k.x_q__mutmut_4": "killed",
+    }
+    assert report.apply_rejudged(merged, verdicts, "by a script") == 2
+    assert merged["modules"]["a.py"] == {"equivalent": 1, "killed": 11, "survived": 1}
+    assert merged["total"] == {"equivalent": 1, "killed": 11, "survived": 1}
+    assert merged["rechecked"]["modules"]["c.py"] == {"killed": 2}
+    assert [e["mutant"] for e in merged["survivors"]] == ["m.x_f__mutmut_2", "m.x_f__mutmut_3"]
+    assert merged["rejudged"]["killed"] == ["m.x_f__mutmut_1", "k.x_q__mutmut_4"]
+    assert "Killed by tests written after the run" in report.markdown(
+        {**merged, "date": "d", "commit": "c", "mutmut": "3", "machine": "m", "note": "", "seconds": 1}
+    )

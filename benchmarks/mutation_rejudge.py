@@ -1,0 +1,126 @@
+"""Judge a mutmut run's survivors again against today's tests, without a new mutmut run.
+
+A scoped ``mutmut run`` takes hours here; tests written after it (to kill its survivors)
+are only proven by running each survivor against them. This copies the repository's
+tracked files into a scratch folder, and for each survivor applies its diff (``mutmut show
+NAME`` in the run's folder) with ``patch``, runs the fast tests of its module
+(``TESTS``; not the slow ones, nor those that read the shared tiny pipeline run), and puts
+the file back. A failing test session kills the mutant; a diff that no longer applies (the
+function changed since the run) is reported as such, not judged.
+
+    python benchmarks/mutation_rejudge.py --run /work/wt/mut --names survivors.txt \\
+        --out rejudged.json
+    python benchmarks/mutation_report.py --mutants /work/wt/mut/mutants --rejudged rejudged.json
+
+``survivors.txt``: one mutant name a line (``mutmut results`` lines work as they are).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = ["-m", "not slow and not uses_pipeline", "-x", "-q", "-p", "no:cacheprovider"]
+# each mutated module's tests (the same files as [tool.mutmut]'s selection, per module)
+TESTS = {
+    "dsprior/evaluation/measures.py": [
+        "tests/test_evaluation_measures.py", "tests/test_evaluation_gold.py",
+    ],
+    "dsprior/calibration.py": ["tests/test_calibration.py"],
+    "dsprior/hardware.py": ["tests/test_hardware.py"],
+    "dsprior/rawio/csvrecords.py": [
+        "tests/test_rawio_csvrecords.py", "tests/test_rawio_csv.py", "tests/test_rawio_properties.py",
+    ],
+    "dsprior/rawio/rejects.py": ["tests/test_rawio_rejects.py"],
+    "dsprior/bundle/validate.py": ["tests/test_bundle_validate.py"],
+}  # fmt: skip
+
+
+def mutant_diff(run: Path, name: str) -> str:
+    """The unified diff of mutant ``name`` (from ``--- <path>`` on)."""
+    shown = subprocess.run(
+        [str(run / ".venv" / "bin" / "mutmut"), "show", name],
+        cwd=run,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return shown[shown.index("--- ") :] if "--- " in shown else ""
+
+
+def copy_tracked(work: Path) -> None:
+    """The repository's tracked files, as they are in the working tree, into ``work``."""
+    files = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True
+    ).stdout.split(b"\0")
+    for name in filter(None, files):
+        source = ROOT / name.decode()
+        if source.is_file():
+            target = work / name.decode()
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    (work / ".venv").symlink_to(ROOT / ".venv")
+
+
+def judge(work: Path, diff: str, *, timeout: int) -> str:
+    """``killed``, ``survived`` or why it was not judged, for one mutant's ``diff``."""
+    if not diff:
+        return "no diff"
+    module = diff.splitlines()[0].split()[1]
+    tests = TESTS.get(module)
+    if tests is None:
+        return f"no tests listed for {module}"
+    original = (work / module).read_text()
+    try:
+        applied = subprocess.run(
+            ["patch", "-p0", "--forward", "--silent", "--no-backup-if-mismatch", "-r", "-"],
+            cwd=work,
+            input=diff,
+            capture_output=True,
+            text=True,
+        )
+        if applied.returncode != 0:
+            return "diff no longer applies"
+        try:
+            run = subprocess.run(
+                [sys.executable, "-m", "pytest", *FAST, *tests],
+                cwd=work,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
+        except subprocess.TimeoutExpired:
+            return "timeout"
+        return {0: "survived", 1: "killed"}.get(run.returncode, f"pytest exit {run.returncode}")
+    finally:
+        (work / module).write_text(original)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", type=Path, required=True, help="the mutmut run's folder")
+    parser.add_argument("--names", type=Path, required=True, help="survivors, one a line")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--timeout", type=int, default=900, help="seconds a test session")
+    args = parser.parse_args(argv)
+    names = [
+        line.split(":")[0].strip() for line in args.names.read_text().splitlines() if line.strip()
+    ]
+    verdicts: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix="rejudge-") as tmp:
+        work = Path(tmp)
+        copy_tracked(work)
+        for name in names:
+            verdicts[name] = judge(work, mutant_diff(args.run, name), timeout=args.timeout)
+            print(name, verdicts[name], flush=True)
+            args.out.write_text(json.dumps(verdicts, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
