@@ -386,3 +386,33 @@ def test_expected_cost_weighs_each_error_by_its_own_cost():
     )
     fp, fn = 0.9 * 0.05, 0.1 * 0.2
     assert got["expected_cost"][0] == pytest.approx(priors.PER_EXAMPLES * (3 * fp + 7 * fn))
+
+
+def test_log_odds_come_out_in_float64_whatever_the_table_stores():
+    """A float32 logit column (a table written by other tools) is read as float64, so that
+    decisions and ranks compare at full precision."""
+    from dsprior.evaluation.measures import log_odds_at_prior, ranking_scores, view_log_odds
+
+    frame = tiny_split().assign(
+        logit=np.float32([0.1, 2.5, -1.0, 0.3, 7.0, -3.0]),
+        logit_at_prior=np.float32([0.0, 1.5, -2.0, -0.7, 6.0, -4.0]),
+    )
+    assert log_odds_at_prior(frame).dtype == np.float64
+    assert view_log_odds(frame, view="sample").dtype == np.float64
+    assert ranking_scores(frame).dtype == np.float64
+    legacy = tiny_split().astype({"probability": np.float32, "score": np.float32})
+    assert log_odds_at_prior(legacy).dtype == np.float64
+    assert view_log_odds(legacy, view="sample").dtype == np.float64
+
+
+def test_probabilities_of_zero_and_one_become_infinite_log_odds_without_a_warning():
+    import warnings
+
+    from dsprior.evaluation.measures import log_odds_at_prior, view_log_odds
+
+    frame = tiny_split().assign(probability=[1.0, 0.0, 0.5, 0.5, 0.5, 0.5], score=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        z = log_odds_at_prior(frame)
+        sampled = view_log_odds(frame, view="sample")
+    assert z[0] == np.inf and z[1] == -np.inf and np.isneginf(sampled).all()
