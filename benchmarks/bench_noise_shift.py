@@ -65,7 +65,7 @@ def fresh_scores(
         frame = pd.read_parquet(cache)
         if len(frame) and frame.attrs.get("examples", str(examples)) == str(examples):
             return frame
-    from stages.score import load_compute_bundle
+    from dsprior.scoring.command import load_compute_bundle
 
     table, source_index = draw_fresh(params, examples=examples)
     bundle = load_compute_bundle(run / "bundle", precision="auto", onednn="auto")
