@@ -81,5 +81,13 @@ def test_survivors_killed_by_later_tests_count_as_killed_and_are_listed():
     assert [e["mutant"] for e in merged["survivors"]] == ["m.x_f__mutmut_2", "m.x_f__mutmut_3"]
     assert merged["rejudged"]["killed"] == ["m.x_f__mutmut_1", "k.x_q__mutmut_4"]
     assert "Killed by tests written after the run" in report.markdown(
-        {**merged, "date": "d", "commit": "c", "mutmut": "3", "machine": "m", "note": "", "seconds": 1}
+        {
+            **merged,
+            "date": "d",
+            "commit": "c",
+            "mutmut": "3",
+            "machine": "m",
+            "note": "",
+            "seconds": 1,
+        }
     )
