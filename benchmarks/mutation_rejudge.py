@@ -3,7 +3,7 @@
 A scoped ``mutmut run`` takes hours here; tests written after it (to kill its survivors)
 are only proven by running each survivor against them. This copies the repository's
 tracked files into a scratch folder, and for each survivor applies its diff (``mutmut show
-NAME`` in the run's folder) with ``patch``, runs the fast tests of its module
+NAME`` in the run's folder; ``apply_diff``), runs the fast tests of its module
 (``TESTS``; not the slow ones, nor those that read the shared tiny pipeline run), and puts
 the file back. A failing test session kills the mutant; a diff that no longer applies (the
 function changed since the run) is reported as such, not judged.
@@ -68,6 +68,32 @@ def copy_tracked(work: Path) -> None:
     (work / ".venv").symlink_to(ROOT / ".venv")
 
 
+def apply_diff(text: str, diff: str) -> str | None:
+    """``text`` with the diff's hunks applied, each where its old lines occur exactly once;
+    None where a hunk's old lines are not there (the code changed since) or not only once.
+
+    mutmut's diffs are of one function, with line numbers counted from the function, and
+    often with no context after the change, which ``patch`` would anchor at the end of the
+    file; finding the old lines is what applying them means here.
+    """
+    hunks: list[tuple[list[str], list[str]]] = []
+    for line in diff.splitlines()[2:]:
+        if line.startswith("@@"):
+            hunks.append(([], []))
+        elif hunks:
+            old, new = hunks[-1]
+            if not line.startswith("+"):
+                old.append(line[1:])
+            if not line.startswith("-"):
+                new.append(line[1:])
+    for old, new in hunks:
+        before, after = "\n".join(old) + "\n", "\n".join(new) + "\n"
+        if text.count(before) != 1:
+            return None
+        text = text.replace(before, after)
+    return text
+
+
 def judge(work: Path, diff: str, *, timeout: int) -> str:
     """``killed``, ``survived`` or why it was not judged, for one mutant's ``diff``."""
     if not diff:
@@ -77,16 +103,11 @@ def judge(work: Path, diff: str, *, timeout: int) -> str:
     if tests is None:
         return f"no tests listed for {module}"
     original = (work / module).read_text()
+    mutated = apply_diff(original, diff)
+    if mutated is None:
+        return "diff no longer applies"
     try:
-        applied = subprocess.run(
-            ["patch", "-p0", "--forward", "--silent", "--no-backup-if-mismatch", "-r", "-"],
-            cwd=work,
-            input=diff,
-            capture_output=True,
-            text=True,
-        )
-        if applied.returncode != 0:
-            return "diff no longer applies"
+        (work / module).write_text(mutated)
         try:
             run = subprocess.run(
                 [sys.executable, "-m", "pytest", *FAST, *tests],

@@ -45,3 +45,15 @@ def test_a_mutant_is_killed_by_a_failing_test_and_survives_an_untested_change(
     assert rejudge.judge(tmp_path, stale, timeout=120) == "diff no longer applies"
     assert (tmp_path / "pkg" / "mod.py").read_text() == SOURCE
     assert rejudge.judge(tmp_path, "", timeout=120) == "no diff"
+
+
+def test_a_hunk_is_applied_where_its_old_lines_occur_once():
+    text = "def f():\n    try:\n        return g()\n    except ValueError:\n        return 1\n\nx = 2\n"
+    # mutmut's shape: context before the change, none after, numbered from the function
+    diff = (
+        "--- m.py\n+++ m.py\n@@ -3,3 +3,3 @@\n"
+        "         return g()\n     except ValueError:\n-        return 1\n+        return 0\n"
+    )
+    assert rejudge.apply_diff(text, diff) == text.replace("return 1", "return 0")
+    assert rejudge.apply_diff(text + text, diff) is None  # twice: not known which
+    assert rejudge.apply_diff(text.replace("return 1", "return 5"), diff) is None  # changed
