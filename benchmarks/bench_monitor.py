@@ -20,11 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ and tools/, run as a script
 
 from dsprior import monitoring
 from stages import score

@@ -34,3 +34,20 @@ def test_every_imported_name_exists(script):
             except ImportError:
                 missing.append(f"from {module} import {name}")
     assert missing == [], f"{script.name}: {missing}"
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+def test_every_benchmark_starts_as_the_docs_run_it(script, tmp_path):
+    """``python benchmarks/<script>.py --help`` from elsewhere: its imports resolve when it
+    runs as a script (bench_monitor's import of tests/ did not)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, str(script), "--help"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
