@@ -117,35 +117,26 @@ def _train(
     model = compile_model(dist, architecture, p)
     # Under a distribution strategy, dev_a is scored by a plain copy of the model.
     scorer = model if p.strategy == "default" else cnn.build_cnn(**architecture)
-    dev = DevScorer(
-        rows.dev,
-        index=index,
-        dataset_dir=dataset_dir,
-        scorer=scorer,
-        min_rows=min_rows,
-        batch_size=p.eval_batch_size,
-        threshold=p.threshold,
-        copy_path=backup_dir / "dev_a.npy",
-    )
-    sample = (
-        None if p.eval_sample is None else draw_dev_sample(rows.dev, p.eval_sample, seed=p.seed)
-    )
-    dev_sample = (
-        None
-        if sample is None
-        else DevScorer(
-            sample.rows,
+
+    def dev_scorer(name: str, sample: DevSample | None = None) -> DevScorer:
+        return DevScorer(
+            rows.dev if sample is None else sample.rows,
             index=index,
             dataset_dir=dataset_dir,
             scorer=scorer,
             min_rows=min_rows,
             batch_size=p.eval_batch_size,
             threshold=p.threshold,
-            copy_path=backup_dir / "dev_a_sample.npy",
+            copy_path=backup_dir / f"{name}.npy",
             sample=sample,
             seed=p.seed,
         )
+
+    dev = dev_scorer("dev_a")
+    sample = (
+        None if p.eval_sample is None else draw_dev_sample(rows.dev, p.eval_sample, seed=p.seed)
     )
+    dev_sample = None if sample is None else dev_scorer("dev_a_sample", sample)
     live = curves.open_live(live_dir, replay)
     step_curves = StepCurves(
         live=live,
