@@ -297,13 +297,10 @@ def train_record(
     }
 
 
-# train's DVCLive plot folders (dvc.yaml declares them): empty when nothing was trained, and
-# dev_a_sample's when dev_a was scored whole at every evaluation (train.eval_sample)
+# train's DVCLive plot folders (dvc.yaml declares them): empty when nothing was trained
 LIVE_PLOT_FOLDERS = (
     "plots/metrics/dev_a/sampled",
     "plots/metrics/dev_a/prior",
-    "plots/metrics/dev_a_sample/sampled",
-    "plots/metrics/dev_a_sample/prior",
     "plots/metrics/train",
 )
 

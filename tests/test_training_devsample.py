@@ -176,7 +176,7 @@ def test_the_whole_of_dev_a_is_scored_only_where_a_decision_is_made(tmp_path):
     curves, sample_calls, whole_calls = scripted_run(tmp_path, sample, whole)
     assert sample_calls.calls == 6 and whole_calls.calls == 4
     assert curve(tmp_path / "live", "dev_a/prior/f1")["step"].tolist() == [2, 6, 8, 12]
-    assert curve(tmp_path / "live", "dev_a_sample/prior/f1")["step"].tolist() == [
+    assert curve(tmp_path / "live", "dev_a/prior/sample/f1")["step"].tolist() == [
         2,
         4,
         6,
@@ -205,15 +205,17 @@ def test_a_run_with_a_sample_logs_both_curves_and_resumes_to_the_same_bytes(data
     live = tmp_path / "full" / "live"
     evaluations = full["dev_a_evaluations"]
     assert evaluations["sample_examples"] == 10 and evaluations["examples"] > 10
-    sampled = curve(live, "dev_a_sample/prior/average_precision")
+    sampled = curve(live, "dev_a/prior/sample/average_precision")
     assert len(sampled) == evaluations["sample"]
     whole_steps = curve(live, "dev_a/prior/average_precision")["step"]
     assert len(whole_steps) == evaluations["whole"] <= evaluations["sample"]
     assert set(whole_steps) <= set(sampled["step"]) and full["best_step"] in set(whole_steps)
-    low = curve(live, "dev_a_sample/prior/precision_low")
-    high = curve(live, "dev_a_sample/prior/precision_high")
+    low = curve(live, "dev_a/prior/sample/precision_low")
+    high = curve(live, "dev_a/prior/sample/precision_high")
     assert (low.iloc[:, -1] <= high.iloc[:, -1]).all()
-    assert not (live / "plots/metrics/dev_a_sample/prior/average_precision_low.tsv").exists()
+    assert not (live / "plots/metrics/dev_a/prior/sample/average_precision_low.tsv").exists()
+    # inside the folders dvc.yaml declares: no new output, and none left empty without a sample
+    assert sorted(p.name for p in (live / "plots" / "metrics").iterdir()) == ["dev_a", "train"]
 
     with pytest.raises(KeyboardInterrupt):
         run(data, tmp_path, name="killed", callbacks=[StepCounter(fail_after=6)], eval_sample=10)

@@ -11,7 +11,7 @@ metric at the production prior (``select_metric``); ``patience`` evaluations wit
 improvement stop training.
 
 With an evaluation sample (``train.eval_sample``, ``devsample``), every evaluation scores
-the sample (curves ``dev_a_sample/...``, each production-prior score with its 95% interval
+the sample (curves ``dev_a/<view>/sample/...``, each production-prior score with its 95% interval
 as ``<score>_low`` and ``<score>_high``), and the whole of dev_a (curves ``dev_a/...``) is
 scored only where a decision is made: where the sample's ``select_metric`` beats the
 current best model's on the same sample (a paired comparison: the model may be a new best),
@@ -198,10 +198,10 @@ class StepCurves(keras.callbacks.Callback):
         self.seconds[kind] += time.perf_counter() - started
         counts = self.state.setdefault("evaluations", {"sample": 0, "whole": 0})
         counts[kind] += 1
-        prefix = "dev_a_sample" if kind == "sample" else "dev_a"
+        inner = "sample/" if kind == "sample" else ""  # in dvc.yaml's declared folders
         for view, values in scores.items():
             for name, value in values.items():
-                self._log(step, f"{prefix}/{view}/{name}", value)
+                self._log(step, f"dev_a/{view}/{inner}{name}", value)
         return scores
 
     def _evaluate(self, step: int, *, decision: bool) -> None:
