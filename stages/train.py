@@ -68,7 +68,8 @@ def write_external_scores(args: argparse.Namespace, params: dict, name: str, ent
         runtime.write_json(tmp / modeldir.TRAIN_RECORD, record)
     # the stage's other outputs: no training curves (empty folders), what was read as metrics
     shutil.rmtree(args.live_dir, ignore_errors=True)
-    declare_plot_folders(args.live_dir)
+    for folder in external.LIVE_PLOT_FOLDERS:
+        Path(args.live_dir, folder).mkdir(parents=True)
     runtime.write_json(Path(args.live_dir, "metrics.json"), external.live_metrics(record))
     logger.info(
         "wrote %s: external scores %r (%d examples, beta %.5g); nothing trained",
@@ -116,7 +117,6 @@ def main(argv: list[str] | None = None) -> None:
     with runtime.atomic_directory(args.model_dir) as tmp:
         cnn.save_model(model, tmp / modeldir.MODEL_FILE)
         modeldir.write_train_record(tmp, record)
-    declare_plot_folders(args.live_dir)
     resume.remove_backup(args.backup_dir)
     logger.info(
         "wrote %s (beta %.4f, best step %s)", args.model_dir, record["beta"], record["best_step"]
@@ -135,15 +135,7 @@ def train_baseline(args: argparse.Namespace, params: dict) -> None:
     with runtime.atomic_directory(args.model_dir) as tmp:
         pooled_logistic.save_model(model, tmp / modeldir.model_file(record))
         runtime.write_json(tmp / modeldir.TRAIN_RECORD, record)
-    declare_plot_folders(args.live_dir)
     logger.info("wrote %s (pooled logistic, beta %.4f)", args.model_dir, record["beta"])
-
-
-def declare_plot_folders(live_dir: str | Path) -> None:
-    """Every curve folder dvc.yaml declares, empty where nothing was logged into it (no
-    evaluation sample, or a model without one)."""
-    for folder in external.LIVE_PLOT_FOLDERS:
-        Path(live_dir, folder).mkdir(parents=True, exist_ok=True)
 
 
 if __name__ == "__main__":

@@ -110,14 +110,12 @@ class DevScorer:
         self.weight = rows["weight"].to_numpy(dtype=np.float64)
         # A sample of dev_a (``devsample``): each example weighed by what it stands for, and
         # the bootstrap draws of its interval, the same at every evaluation.
-        self.expansion = None if sample is None else sample.expansion
-        self.counts = (
-            None
-            if sample is None
-            else bootstrap_counts(sample.strata, resamples=RESAMPLES, seed=seed)
-        )
+        self.expansion: np.ndarray | None = None
+        self.counts: np.ndarray | None = None
         if sample is not None:
+            self.expansion = sample.expansion
             self.weight = self.weight * sample.expansion
+            self.counts = bootstrap_counts(sample.strata, resamples=RESAMPLES, seed=seed)
         self.index = index
         self.dataset_dir = dataset_dir
         self.scorer = scorer
