@@ -78,6 +78,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 LEVEL = 0.95
 Z95 = 1.959963984540054
 COST_FP, COST_FN = 1.0, 10.0  # params.yaml's evaluate.cost
+SEED = 20261206  # the worlds' base seed (world_seed)
 FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)  # label-free batches: multiples of the bundle's prior
 RATE_METRICS = ("precision", "recall", "f1", "expected_cost")
 logger = logging.getLogger("bench_coverage")
@@ -209,17 +210,20 @@ def check_interval(
     }
 
 
-def evaluate_min_positives() -> int:
-    """params.yaml's ``evaluate.bootstrap.min_positives``: evaluate refuses a split's
-    intervals below it, so the coverage of what it prints leaves those out."""
+def evaluate_min_positives(key: str = "min_positives") -> int:
+    """params.yaml's ``evaluate.bootstrap.min_positives`` (or ``min_prior_positives``):
+    evaluate refuses a split's intervals below it (a projection's, below the prior's rows'
+    minimum), so the coverage of what it prints leaves those out."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    return int(params["evaluate"]["bootstrap"]["min_positives"])
+    return int(params["evaluate"]["bootstrap"][key])
 
 
 # the label-free intervals that assume label shift (quantify.LABEL_SHIFT_INTERVALS): refused
 # where dev_b's gold labels show noisy distant labels (noise_shift.noisy_labels_reason)
 LABEL_SHIFT = (
     "label-free batch prior (em)",
+    "label-free batch prior (acc)",
+    "label-free batch prior (pacc)",
     "label-free batch precision (CBPE)",
     "label-free batch recall (CBPE)",
     "label-free batch expected_cost (CBPE)",
@@ -244,27 +248,34 @@ def noisy_world(record: dict[str, Any]) -> bool:
     return reason is not None
 
 
-def refused(row: dict[str, Any], min_positives: int) -> bool:
-    """An interval the project would not print: its split's positives below the minimum,
-    or a label-shift interval in a world with noisy distant labels."""
+def refused(row: dict[str, Any], min_positives: int, min_prior_positives: int = 0) -> bool:
+    """An interval the project would not print: its split's positives below the minimum, a
+    projection (dev_a's) at a prior estimated from fewer positives than its minimum, or a
+    label-shift interval in a world with noisy distant labels."""
     positives = row.get("positives")
     if positives is not None and positives < min_positives:
+        return True
+    prior_positives = row.get("prior_positives")
+    if prior_positives is not None and prior_positives < min_prior_positives:
         return True
     return bool(row.get("noisy_world")) and row["interval"] in LABEL_SHIFT
 
 
-def summarise_coverage(records: list[dict[str, Any]], *, min_positives: int = 0) -> dict[str, Any]:
+def summarise_coverage(
+    records: list[dict[str, Any]], *, min_positives: int = 0, min_prior_positives: int = 0
+) -> dict[str, Any]:
     """Per interval, over all cells and per cell: n, covered, coverage, Wilson CI, median width.
 
     Of what the project prints: intervals of a split with fewer than ``min_positives``
-    positives, and the label-shift intervals of a world with noisy distant labels
-    (``noisy_world``), are left out of these counts and summarised under ``refused``.
+    positives, dev_a's projections at a prior estimated from fewer than
+    ``min_prior_positives``, and the label-shift intervals of a world with noisy distant
+    labels (``noisy_world``), are left out of these counts and summarised under ``refused``.
     """
     rows = [
         dict(c, cell=r["cell"], noisy_world=noisy_world(r)) for r in records for c in r["intervals"]
     ]
-    held_back = [r for r in rows if refused(r, min_positives)]
-    rows = [r for r in rows if not refused(r, min_positives)]
+    held_back = [r for r in rows if refused(r, min_positives, min_prior_positives)]
+    rows = [r for r in rows if not refused(r, min_positives, min_prior_positives)]
     out: dict[str, Any] = {}
     for name in sorted({r["interval"] for r in rows + held_back}):
         mine = [r for r in rows if r["interval"] == name]
@@ -496,6 +507,49 @@ def population_truth(
     return out
 
 
+POOL_RATE = 0.05  # the pool's upstream negative rate
+
+
+def draw_tables(cell: Cell, scale: Scale, seed: int) -> tuple[World, Any, tuple, tuple]:
+    """One world's example tables, split (no rows drawn yet: cheap), and the generator the
+    replicate goes on with: the pool (train and dev_a: negatives thinned upstream at
+    ``POOL_RATE``) and the production-ratio source (dev_b and test), each with its source
+    index and each example's split."""
+    rng = np.random.default_rng(seed)
+    world = World(cell, scale, seed)
+    pool, pool_index = world.draw("pool", scale.train_positives / cell.prior / 0.8, POOL_RATE)
+    pool_split = split_groups(pool.group, {"train": 0.8, "dev_a": 0.2}, rng)
+    production, prod_index = world.draw("production", 2 * cell.dev_b_positives / cell.prior, 1.0)
+    prod_split = split_groups(production.group, {"dev_b": 0.5, "test": 0.5}, rng)
+    return world, rng, (pool, pool_index, pool_split), (production, prod_index, prod_split)
+
+
+def backfill_prior_positives(record: dict[str, Any], *, scale: Scale) -> dict[str, Any]:
+    """``record`` (a replicate run before dev_a's intervals carried ``prior_positives``) with
+    them: its world's tables redrawn (``draw_tables``, no rows or training), dev_b's and test's
+    label-1 examples counted by distant and gold labels. The distant counts must equal the
+    recorded ones, or the world is not the one recorded."""
+    cells = {c.name: c for c in grid()}
+    _, _, _, (production, _, split) = draw_tables(cells[record["cell"]], scale, record["seed"])
+    for name in ("dev_b", "test"):
+        found = int((production.label[split == name] == 1).sum())
+        if found != record["world"][f"{name}_positives"]:
+            raise ValueError(
+                f"{record['cell']} #{record['replicate']}: {name} redrawn with {found} "
+                f"positives, recorded {record['world'][f'{name}_positives']}"
+            )
+    rows = np.isin(split, ["dev_b", "test"])
+    counts = {
+        "distant": int((production.label[rows] == 1).sum()),
+        "gold": int((production.true_label[rows] == 1).sum()),
+    }
+    for interval in record["intervals"]:
+        if interval["interval"].startswith("dev_a ") and "positives" in interval:
+            labels = "gold" if interval["interval"].endswith("against gold") else "distant"
+            interval["prior_positives"] = counts[labels]
+    return record
+
+
 def run_replicate(
     cell: Cell, cell_index: int, replicate: int, *, scale: Scale, base_seed: int
 ) -> dict[str, Any]:
@@ -510,23 +564,16 @@ def run_replicate(
 
     started = time.perf_counter()
     seed = world_seed(base_seed, cell_index, replicate)
-    rng = np.random.default_rng(seed)
-    world = World(cell, scale, seed)
+    world, rng, (pool, pool_index, pool_split), (production, prod_index, prod_split) = draw_tables(
+        cell, scale, seed
+    )
     pi = cell.prior
     min_rows = max(scale.filter_sizes)
 
-    # pool -> train, dev_a (upstream negative rate 0.05, then 1:2 downsampling, weights back)
-    pool_rate = 0.05
-    pool, pool_index = world.draw("pool", scale.train_positives / pi / 0.8, pool_rate)
-    pool_split = split_groups(pool.group, {"train": 0.8, "dev_a": 0.2}, rng)
-    # production -> dev_b, test at the production ratio
-    production, prod_index = world.draw("production", 2 * cell.dev_b_positives / pi, 1.0)
-    prod_split = split_groups(production.group, {"dev_b": 0.5, "test": 0.5}, rng)
-
     frames, rows_by_split = [], {}
     for split, table, index, splits, rate in (
-        ("train", pool, pool_index, pool_split, pool_rate),
-        ("dev_a", pool, pool_index, pool_split, pool_rate),
+        ("train", pool, pool_index, pool_split, POOL_RATE),
+        ("dev_a", pool, pool_index, pool_split, POOL_RATE),
         ("dev_b", production, prod_index, prod_split, 1.0),
         ("test", production, prod_index, prod_split, 1.0),
     ):
@@ -820,6 +867,17 @@ def run_replicate(
     }
 
 
+def prior_positive_counts(metrics: dict[str, Any]) -> dict[str, int]:
+    """Label-1 examples, by labels, in the rows both priors were estimated from here (dev_b
+    and test: ``production_rows``)."""
+    counts = {"distant": sum(int(metrics[s]["prior"]["positives"]) for s in ("dev_b", "test"))}
+    if all("gold" in metrics[s] for s in ("dev_b", "test")):
+        counts["gold"] = sum(
+            int(metrics[s]["gold"]["prior"]["positives"]) for s in ("dev_b", "test")
+        )
+    return counts
+
+
 def evaluate_intervals(metrics: dict[str, Any], truth: dict[str, Any]) -> list[dict[str, Any]]:
     """Every interval of metrics.json checked against the truth source's value."""
     out: list[dict[str, Any]] = []
@@ -831,6 +889,9 @@ def evaluate_intervals(metrics: dict[str, Any], truth: dict[str, Any]) -> list[d
         if found:
             out.append(found)
 
+    # the label-1 examples of the rows each prior was estimated from (dev_b and test), by
+    # labels: evaluate refuses dev_a's projection below evaluate.bootstrap.min_prior_positives
+    prior_positives = prior_positive_counts(metrics)
     for split in ("dev_a", "test"):
         entry = metrics[split]
         label = "projection" if split == "dev_a" else "measurement"
@@ -838,6 +899,9 @@ def evaluate_intervals(metrics: dict[str, Any], truth: dict[str, Any]) -> list[d
         # refuses the interval below evaluate.bootstrap.min_positives
         distant = {"positives": entry["prior"].get("positives")}
         gold = {"positives": entry["gold"]["prior"].get("positives")} if "gold" in entry else {}
+        if split == "dev_a":
+            distant["prior_positives"] = prior_positives.get("distant")
+            gold["prior_positives"] = prior_positives.get("gold")
         for m in RATE_METRICS:
             add(
                 f"{split} {m} at the prior ({label})",
@@ -938,10 +1002,18 @@ def main(argv: list[str] | None = None) -> None:
         "--replicates", type=int, default=None, help="per cell (default 17, quick 1)"
     )
     parser.add_argument("--cells", nargs="*", default=None, help="cell names to run (default all)")
-    parser.add_argument("--seed", type=int, default=20261206)
+    parser.add_argument(
+        "--seed", type=int, default=SEED, help="worlds' base seed (another: a new set of worlds)"
+    )
     parser.add_argument("--records", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--page", type=Path, default=None)
+    parser.add_argument(
+        "--backfill",
+        action="store_true",
+        help="add prior_positives to records from before it was recorded (redraws each "
+        "world's tables only), then rewrite the summary; run nothing",
+    )
     parser.add_argument(
         "--summary-only",
         action="store_true",
@@ -964,6 +1036,8 @@ def main(argv: list[str] | None = None) -> None:
     command = "python benchmarks/bench_coverage.py" + (" --quick" if args.quick else "")
     if args.replicates:
         command += f" --replicates {args.replicates}"
+    if args.seed != SEED:
+        command += f" --seed {args.seed}"
     todo = [
         (i, c, r)
         for r in range(replicates)
@@ -982,7 +1056,17 @@ def main(argv: list[str] | None = None) -> None:
             planned=replicates * len(cells),
         )
 
-    if args.summary_only:
+    if args.backfill:
+        records = [
+            r if "intervals" not in r else backfill_prior_positives(r, scale=scale)
+            for r in read_records(records_path)
+        ]
+        tmp = records_path.with_suffix(".tmp")
+        tmp.unlink(missing_ok=True)
+        for record in records:
+            append_record(tmp, record)
+        tmp.replace(records_path)
+    if args.summary_only or args.backfill:
         todo = []
     for k, (cell_index, cell, replicate) in enumerate(todo, 1):
         record = run_replicate(cell, cell_index, replicate, scale=scale, base_seed=args.seed)
@@ -1046,7 +1130,10 @@ def write_summary(
             for rs in [[r for r in done if r["cell"] == cell]]
         },
         "min_positives": (minimum := evaluate_min_positives()),
-        "coverage": summarise_coverage(done, min_positives=minimum),
+        "min_prior_positives": (prior_minimum := evaluate_min_positives("min_prior_positives")),
+        "coverage": summarise_coverage(
+            done, min_positives=minimum, min_prior_positives=prior_minimum
+        ),
         "label_free_errors": summarise_estimates(done),
     }
     from dsprior import runtime
@@ -1221,7 +1308,10 @@ def render_page(summary: dict[str, Any], page: Path) -> None:
         "positive).",
         "",
         f"Of what the project prints: intervals of a split with fewer than "
-        f"{summary.get('min_positives', 0)} positives (`evaluate.bootstrap.min_positives`), and "
+        f"{summary.get('min_positives', 0)} positives (`evaluate.bootstrap.min_positives`), "
+        "dev_a's projections at a prior estimated from fewer than "
+        f"{summary.get('min_prior_positives', 0)} positives "
+        "(`evaluate.bootstrap.min_prior_positives`), and "
         "EM's and CBPE's intervals where dev_b's gold labels show noisy distant labels, are "
         "refused and counted apart (the table after this one).",
         "",
@@ -1248,7 +1338,9 @@ def render_page(summary: dict[str, Any], page: Path) -> None:
             "### Refused by the project",
             "",
             f"Evaluate refuses the intervals of a split with fewer than "
-            f"{summary.get('min_positives')} positives; evaluate and `score --summary` refuse "
+            f"{summary.get('min_positives')} positives, and dev_a's projections at a prior "
+            f"estimated from fewer than {summary.get('min_prior_positives', 0)} positives (dev_b's "
+            "and test's together); evaluate and `score --summary` refuse "
             "EM's and CBPE's label-shift intervals where dev_b's gold labels show noisy distant "
             "labels (a missing- or false-label rate's interval wholly above 5%). Their coverage, "
             "had they been printed, is why (`interval_refused`).",

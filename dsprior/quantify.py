@@ -204,9 +204,13 @@ def measured_performance(
 
 
 # the estimates whose intervals assume label shift (P(x | distant label) fixed), which noisy
-# distant labels break when the true prior moves (``refuse_label_shift_intervals``)
+# distant labels break when the true prior moves (``refuse_label_shift_intervals``): EM's
+# prior, CBPE's precision, recall and cost, and the ACC/PACC cross-checks of the prior (the
+# coverage benchmark: in its noisy worlds ACC's held 89% and PACC's 87%, 99% and 98% in clean)
 LABEL_SHIFT_INTERVALS = (
     ("estimated_prior",),
+    ("estimated_prior", "cross_check", "acc"),
+    ("estimated_prior", "cross_check", "pacc"),
     ("estimated_at_threshold", "precision"),
     ("estimated_at_threshold", "recall"),
     ("estimated_at_threshold", "expected_cost"),
@@ -215,12 +219,15 @@ LABEL_SHIFT_INTERVALS = (
 
 def refuse_label_shift_intervals(summary: dict[str, Any], reason: str) -> None:
     """Null the intervals of ``LABEL_SHIFT_INTERVALS`` in a batch's ``summary`` (as
-    ``estimate_batch`` made it), each with ``interval_refused``: ``reason``. The point
-    estimates stay; alerts per 1,000 and the ACC/PACC cross-checks keep theirs."""
+    ``estimate_batch`` made it), each with ``interval_refused``: ``reason``; an estimate the
+    summary lacks (no cross-check without a reference) is passed over. The point estimates
+    stay; alerts per 1,000 keep their interval (a count, no shift assumed)."""
     for path in LABEL_SHIFT_INTERVALS:
-        entry = summary
+        entry: Any = summary
         for key in path:
-            entry = entry[key]
+            entry = entry.get(key) if isinstance(entry, dict) else None
+        if not isinstance(entry, dict) or "ci" not in entry:
+            continue
         entry["ci"] = [None, None]
         entry["interval_refused"] = reason
 

@@ -141,7 +141,13 @@ def build_pipeline(root: Path, *, prior: float | None) -> dict[str, Path]:
         "evaluate": {
             "prior": prior,
             "cost": {"false_positive": 1, "false_negative": 10},
-            "bootstrap": {"resamples": 10, "level": 0.9, "seed": 1, "min_positives": 0},
+            "bootstrap": {
+                "resamples": 10,
+                "level": 0.9,
+                "seed": 1,
+                "min_positives": 0,
+                "min_prior_positives": 0,
+            },
             "calibration_bins": 4,
             "batch_size": 8,
             "precision": "auto",
@@ -424,7 +430,13 @@ EVAL_BETA = 0.05
 EVAL_PARAMS = {
     "prior": None,
     "cost": {"false_positive": 1, "false_negative": 10},
-    "bootstrap": {"resamples": 60, "level": 0.9, "seed": 3, "min_positives": 0},
+    "bootstrap": {
+        "resamples": 60,
+        "level": 0.9,
+        "seed": 3,
+        "min_positives": 0,
+        "min_prior_positives": 0,
+    },
     "calibration_bins": 5,
     "batch_size": 8,
     "precision": "auto",

@@ -85,6 +85,19 @@ def test_intervals_evaluate_refuses_are_counted_apart():
     assert bench.evaluate_min_positives() >= 1  # params.yaml's
 
 
+def test_projections_at_a_prior_from_too_few_positives_are_counted_apart():
+    """Below min_prior_positives in the prior's rows, a projection (dev_a's, which records
+    ``prior_positives``) leaves the printed counts; at exactly the minimum it stays."""
+    records = [_record("one", [True, False, True])]
+    for row, prior_positives in zip(records[0]["intervals"], (29, 29, 30), strict=True):
+        row["prior_positives"] = prior_positives
+    entry = bench.summarise_coverage(records, min_prior_positives=30)["a"]
+    assert (entry["n"], entry["covered"]) == (1, 1)
+    assert (entry["refused"]["n"], entry["refused"]["covered"]) == (2, 1)
+    assert "refused" not in bench.summarise_coverage(records, min_prior_positives=29)["a"]
+    assert bench.evaluate_min_positives("min_prior_positives") >= 1  # params.yaml's
+
+
 def test_a_cell_is_short_only_when_its_wilson_interval_is_below_the_goal():
     assert not bench.cell_short({"coverage_ci": list(bench.wilson_interval(15, 17))}, 0.9)
     assert bench.cell_short({"coverage_ci": list(bench.wilson_interval(10, 17))}, 0.9)
@@ -164,6 +177,23 @@ def test_one_tiny_world_end_to_end():
     assert {e["method"] for e in record["estimates"]} == {"em", "acc", "pacc", "hdy"}
     for i in record["intervals"]:
         assert i["low"] <= i["high"] and i["covered"] == (i["low"] <= i["truth"] <= i["high"])
+    # dev_a's projections carry the positives of the rows the prior came from (dev_b and
+    # test), by their labels; a record without them gets the same counts by redrawing its
+    # world's tables, and a record of another world is refused
+    projected = [i for i in record["intervals"] if "prior_positives" in i]
+    distant = record["world"]["dev_b_positives"] + record["world"]["test_positives"]
+    assert projected and all(i["interval"].startswith("dev_a ") for i in projected)
+    assert {i["prior_positives"] for i in projected if "gold" not in i["interval"]} == {distant}
+    bare = json.loads(json.dumps(record, default=bench._jsonable))
+    for i in bare["intervals"]:
+        i.pop("prior_positives", None)
+    redrawn = bench.backfill_prior_positives(bare, scale=scale)
+    assert [i.get("prior_positives") for i in redrawn["intervals"]] == [
+        i.get("prior_positives") for i in record["intervals"]
+    ]
+    bare["world"]["test_positives"] += 1
+    with pytest.raises(ValueError, match="test redrawn with"):
+        bench.backfill_prior_positives(bare, scale=scale)
 
 
 def test_write_summary_renders_page_and_plots(tmp_path):

@@ -18,11 +18,22 @@ from tests.factories import EVAL_PARAMS as PARAMS
         ({"bootstrap": {"resamples": 0}}, "resamples must be an integer >= 1, got 0"),
         ({"bootstrap": {"level": 1.2}}, r"level must be a number > 0 and < 1, got 1.2"),
         ({"batch_size": 0}, "evaluate.batch_size must be an integer >= 1, got 0"),
+        (
+            {"bootstrap": {"min_prior_positives": -1}},
+            r"evaluate.bootstrap.min_prior_positives must be an integer >= 0, got -1",
+        ),
     ],
 )
 def test_bad_params_raise_with_message(params, message):
     with pytest.raises(ValueError, match=message):
         check_params(deep_merge(PARAMS, params))
+
+
+def test_the_bootstrap_minimums_reach_the_config():
+    config = check_params(
+        deep_merge(PARAMS, {"bootstrap": {"min_positives": 4, "min_prior_positives": 25}})
+    )
+    assert (config.bootstrap.min_positives, config.bootstrap.min_prior_positives) == (4, 25)
 
 
 def test_threshold_labels_must_be_distant_or_gold():

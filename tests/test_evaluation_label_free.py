@@ -210,19 +210,24 @@ def test_evaluate_without_gold_labels_adds_no_true_shift_keys(calibrated):
 
 def test_noisy_gold_rates_on_dev_b_refuse_the_label_shift_intervals_of_every_batch():
     """dev_b's gold labels put the missing-label rate's interval above 5%: every label-free
-    batch loses EM's and CBPE's intervals, with the reason; clean rates keep them."""
+    batch loses EM's, ACC's, PACC's and CBPE's intervals, with the reason (a batch without the
+    cross-checks is passed over where they would be); clean rates keep them."""
     from dsprior.evaluation.pipeline import refuse_label_shift_on_noisy_labels
 
     def metrics(missing_ci):
-        batch = {
-            "estimated_prior": {"value": 0.01, "ci": [0.005, 0.02]},
-            "estimated_at_threshold": {
-                k: {"value": 0.5, "ci": [0.4, 0.6]}
-                for k in ("precision", "recall", "alerts_per_1000", "expected_cost")
-            },
-        }
+        def batch(cross):
+            return {
+                "estimated_prior": {"value": 0.01, "ci": [0.005, 0.02], "cross_check": cross},
+                "estimated_at_threshold": {
+                    k: {"value": 0.5, "ci": [0.4, 0.6]}
+                    for k in ("precision", "recall", "alerts_per_1000", "expected_cost")
+                },
+            }
+
+        checks = {k: {"value": 0.012, "ci": [0.004, 0.03]} for k in ("acc", "pacc")}
         noise = {"missing_label_rate_ci": missing_ci, "false_label_rate_ci": [0.0, 0.03]}
-        return {"dev_b": {"label_noise": noise}, "label_free": {"test": batch}}
+        free = {"test": batch(checks), "bare": batch({"available": False, "reason": "none"})}
+        return {"dev_b": {"label_noise": noise}, "label_free": free}
 
     noisy, clean = metrics([0.08, 0.2]), metrics([0.01, 0.2])
     refuse_label_shift_on_noisy_labels(noisy)
@@ -232,7 +237,20 @@ def test_noisy_gold_rates_on_dev_b_refuse_the_label_shift_intervals_of_every_bat
     assert got["estimated_at_threshold"]["precision"]["ci"] == [None, None]
     assert "interval starts at 0.080" in got["estimated_at_threshold"]["recall"]["interval_refused"]
     assert got["estimated_at_threshold"]["alerts_per_1000"]["ci"] == [0.4, 0.6]
+    for name in ("acc", "pacc"):
+        check = got["estimated_prior"]["cross_check"][name]
+        assert check["ci"] == [None, None] and check["value"] == 0.012
+        assert "interval starts at 0.080" in check["interval_refused"]
+    bare = noisy["label_free"]["bare"]["estimated_prior"]
+    assert bare["ci"] == [None, None] and bare["cross_check"] == {
+        "available": False,
+        "reason": "none",
+    }
     assert clean["label_free"]["test"]["estimated_prior"]["ci"] == [0.005, 0.02]
+    assert clean["label_free"]["test"]["estimated_prior"]["cross_check"]["pacc"]["ci"] == [
+        0.004,
+        0.03,
+    ]
     no_gold = {"dev_b": {}, "label_free": {}}
     refuse_label_shift_on_noisy_labels(no_gold)  # without gold labels: nothing to judge
 
@@ -257,4 +275,7 @@ def test_the_report_says_why_the_label_shift_intervals_are_missing():
         "drift": {"prior_shift": None, "p_value": None},
     }
     text = "\n".join(label_free_estimate_lines({"label_free": {"test": batch}}))
-    assert "No interval on EM's prior or CBPE's precision, recall and cost: dev_b's gold" in text
+    assert (
+        "No interval on the prior (EM, ACC, PACC) or CBPE's precision, recall and cost: dev_b"
+        in text
+    )

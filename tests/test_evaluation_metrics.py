@@ -151,3 +151,70 @@ def test_a_split_with_too_few_positives_gets_a_reason_not_an_interval():
     text = "\n".join(rule_table(above, lambda s, v: above[s][v], 95))
     assert f"No interval on test measured at the prior: {test_positives} positives" in text
     assert "No interval on dev_a" not in text
+
+
+def test_a_projection_at_a_prior_from_too_few_positives_gets_a_reason_not_an_interval():
+    """dev_a's projection takes its prior from other splits' rows (dev_b and test): with fewer
+    label-1 examples there than ``bootstrap.min_prior_positives``, its rules carry
+    ``interval_refused`` (the count, the key, why) instead of intervals; at exactly the
+    minimum they keep them. test is among the prior's rows, so its own count judges it; a
+    prior taken as known (no ``prior_rows``) is never refused this way."""
+    rng = np.random.default_rng(21)
+    predictions = pd.concat(
+        [
+            split_frame(rng, "dev_a", n=400, positive_rate=0.3),
+            split_frame(rng, "dev_b", n=1500, positive_rate=0.02),
+            split_frame(rng, "test", n=1500, positive_rate=0.02),
+        ],
+        ignore_index=True,
+    )
+    rows = predictions[predictions["split"].isin(["dev_b", "test"])]
+    positives = int(rows["label"].sum())
+    assert 20 <= positives <= 100
+    names = ("precision_ci", "recall_ci", "f1_ci", "expected_cost_ci")
+
+    def run(minimum, prior_rows=rows):
+        return compute_metrics(
+            predictions,
+            prior=float(rows["label"].mean()),
+            costs=Costs(1.0, 10.0),
+            bootstrap=Bootstrap(50, 0.95, 1, min_prior_positives=minimum),
+            prior_rows=prior_rows,
+        )
+
+    at_minimum, above = run(positives), run(positives + 1)
+    for rule in (at_minimum["dev_a"]["prior"], at_minimum["dev_a"]["shipped"]["prior"]):
+        assert "interval_refused" not in rule and all(k in rule for k in names)
+    for rule in (above["dev_a"]["prior"], above["dev_a"]["shipped"]["prior"]):
+        assert not any(k in rule for k in names)
+        reason = rule["interval_refused"]
+        assert reason.startswith(f"the distant-label prior was estimated from {positives} ")
+        assert f"min_prior_positives = {positives + 1}" in reason
+    assert all(k in above["test"]["prior"] for k in names)  # among the prior's rows
+    assert above["bootstrap"]["min_prior_positives"] == positives + 1
+    known = run(positives + 1, prior_rows=None)
+    assert all(k in known["dev_a"]["prior"] for k in names)
+
+
+def test_the_prior_refusal_counts_the_views_own_positives():
+    """Through gold labels the prior's rows are their gold-labelled rows and gold positives."""
+    from dsprior.evaluation.gold import Labels
+
+    rows = pd.DataFrame(
+        {
+            "split": ["dev_b"] * 6,
+            "label": [1, 1, 1, 0, 0, 0],
+            "true_label": [1, 0, np.nan, 0, 0, 1],
+            "weight": 1.0,
+            "group": list("abcdef"),
+        }
+    )
+    boot = Bootstrap(10, 0.95, 1, min_prior_positives=3)
+    distant = Labels("distant", 0.5, rows)
+    gold = Labels("gold", 0.4, rows)
+    assert distant.prior_refusal("dev_a", bootstrap=boot) is None  # 3 distant positives
+    assert gold.prior_refusal("dev_a", bootstrap=boot).startswith(
+        "the gold-label prior was estimated from 2 positives"
+    )
+    assert gold.prior_refusal("dev_b", bootstrap=boot) is None  # a split among the rows
+    assert Labels("gold", 0.4).prior_refusal("dev_a", bootstrap=boot) is None  # known

@@ -147,25 +147,32 @@ def test_true_label_keys_appear_where_the_bundle_holds_gold(tmp_path: Path) -> N
 def test_noisy_distant_labels_refuse_the_label_shift_intervals(tmp_path: Path) -> None:
     """The KB holding 60% of dev_b's true relations (gold labels say so): the distant labels'
     mix moves with the true prior, so EM's prior and CBPE's precision, recall and cost lose
-    their intervals (the values stay) and say why; alerts, ACC/PACC and the true-shift
-    estimates keep theirs. The monitor's rules then read the true-shift distant values."""
+    their intervals (the values stay) and say why, and so do the ACC/PACC cross-checks; alerts
+    and the true-shift estimates keep theirs. The monitor's rules then read the true-shift
+    distant values."""
     from dsprior.monitoring.alerts import breaches
     from dsprior.monitoring.config import Rules
     from dsprior.monitoring.history import record_from_summary
 
     got = _summarise(_bundle_with_reference(tmp_path, gold=True, kb_holds=0.6))
     assert got["label_noise"]["missing_label_rate"]["ci"][0] > 0.05
-    at = got["estimated_at_threshold"]
-    for entry in (got["estimated_prior"], at["precision"], at["recall"], at["expected_cost"]):
+    at, cross = got["estimated_at_threshold"], got["estimated_prior"]["cross_check"]
+    for entry in (
+        got["estimated_prior"],
+        cross["acc"],
+        cross["pacc"],
+        at["precision"],
+        at["recall"],
+        at["expected_cost"],
+    ):
         assert entry["ci"] == [None, None] and entry["value"] is not None
         assert (
             "noisy distant labels (missing-label rate's interval starts at"
             in entry["interval_refused"]
         )
     assert None not in at["alerts_per_1000"]["ci"]
-    assert None not in got["estimated_prior"]["cross_check"]["acc"]["ci"]
     assert None not in got["estimated_at_threshold_true"]["distant_labels"]["precision"]["ci"]
-    assert "No interval on the prior, precision, recall or cost here: dev_b's gold" in (
+    assert "No interval on the prior (EM, ACC, PACC), precision, recall or cost here: dev_b's" in (
         render_summary(got)
     )
     row = record_from_summary(got, batch="b", scored_at="t", input_path="x", fingerprint="f")

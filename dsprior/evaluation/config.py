@@ -23,6 +23,7 @@ PARAMS_SCHEMA: dict[str, settings.Spec] = {
             "level": settings.Number(**_UNIT),
             "seed": settings.Integer(minimum=0),
             "min_positives": settings.Integer(minimum=0),
+            "min_prior_positives": settings.Integer(minimum=0),
         }
     ),
     "calibration_bins": settings.Integer(minimum=1),
@@ -68,6 +69,7 @@ def check_params(params: Mapping[str, Any] | None) -> EvaluateConfig:
             float(boot["level"]),
             int(boot["seed"]),
             int(boot["min_positives"]),
+            int(boot["min_prior_positives"]),
         ),
         batch_size=int(params["batch_size"]),
         calibration_bins=int(params["calibration_bins"]),

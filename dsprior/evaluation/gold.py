@@ -100,6 +100,29 @@ class Labels:
             return self
         return Labels(self.name, self.prior, rows)
 
+    def prior_refusal(self, split: str, *, bootstrap: priors.Bootstrap) -> str | None:
+        """Why ``split``'s intervals at this prior are not printed, or None: the prior was
+        estimated from rows of other splits only (``split`` is a projection, as dev_a's is)
+        and they hold fewer label-1 examples by these labels than
+        ``bootstrap.min_prior_positives``. Then the prior's draws understate how far it can be
+        off (a few positives in a few entity groups), and so do the projection's intervals:
+        the coverage benchmark found them holding far less often (docs/methods.md). A split
+        among the prior's rows is judged by its own positives (``interval_refusal``)."""
+        if self.prior_rows is None or self.prior is None:
+            return None
+        rows = self.rows(self.prior_rows)
+        if "split" in rows.columns and (rows["split"] == split).any():
+            return None
+        positives = int((rows["label"].to_numpy() == 1).sum())
+        if positives >= bootstrap.min_prior_positives:
+            return None
+        return (
+            f"the {self.name}-label prior was estimated from {positives} positives in other "
+            f"splits, fewer than evaluate.bootstrap.min_prior_positives = "
+            f"{bootstrap.min_prior_positives}: projected at so uncertain a prior, an interval of "
+            f"precision, recall, F1 or cost does not hold its {bootstrap.level:.0%}"
+        )
+
     def prior_draws(self, *, bootstrap: priors.Bootstrap) -> np.ndarray | None:
         """``bootstrap.resamples`` draws of the prior (``priors.rate_draws`` on ``prior_rows`` through these
         labels), or None where the prior is taken as known."""

@@ -63,7 +63,8 @@ class ViewMetrics(TypedDict):
         Annotated[
             str,
             "in place of the four intervals: why there are none (fewer positives than "
-            "evaluate.bootstrap.min_positives)",
+            "evaluate.bootstrap.min_positives, or a projection at a prior estimated from fewer "
+            "than evaluate.bootstrap.min_prior_positives)",
         ]
     ]
 
@@ -164,6 +165,13 @@ class BootstrapEntry(TypedDict):
     unit: Annotated[str, "what the design effect resamples: group"]
     min_positives: NotRequired[
         Annotated[int, "evaluate.bootstrap.min_positives: fewer in a split, no interval"]
+    ]
+    min_prior_positives: NotRequired[
+        Annotated[
+            int,
+            "evaluate.bootstrap.min_prior_positives: fewer in the rows an estimated prior came "
+            "from, no interval on the projection (dev_a) at it",
+        ]
     ]
     method: NotRequired[
         Annotated[

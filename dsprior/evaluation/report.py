@@ -488,7 +488,11 @@ def label_free_estimate_lines(metrics: Metrics) -> list[str]:
         "or negatives subsampled to 1:N.",
         "",
         *(
-            [f"No interval on EM's prior or CBPE's precision, recall and cost: {refused}.", ""]
+            [
+                f"No interval on the prior (EM, ACC, PACC) or CBPE's precision, recall and "
+                f"cost: {refused}.",
+                "",
+            ]
             if refused
             else []
         ),

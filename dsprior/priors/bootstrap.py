@@ -20,12 +20,16 @@ class Bootstrap:
     (resamples of whole groups, or Jeffreys draws on a rate's effective count,
     ``rate_draws``), intervals at ``level``, drawn from ``seed``. ``min_positives``: a
     split with fewer label-1 examples gets no interval of its rule's precision, recall, F1
-    and cost, only the reason (``evaluate.bootstrap.min_positives``; 0: always one)."""
+    and cost, only the reason (``evaluate.bootstrap.min_positives``; 0: always one).
+    ``min_prior_positives``: the same for a projection (a split measured at a prior estimated
+    from other splits' rows, dev_a's) where those rows hold fewer label-1 examples
+    (``evaluate.bootstrap.min_prior_positives``; 0: always one)."""
 
     resamples: int
     level: float
     seed: int
     min_positives: int = 0
+    min_prior_positives: int = 0
 
 
 @dataclass(frozen=True)

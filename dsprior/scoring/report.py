@@ -75,7 +75,10 @@ def _threshold_lines(summary: dict[str, Any]) -> list[str]:
         )
     refused = (summary["estimated_prior"] or {}).get("interval_refused")
     if refused:
-        lines += ["", f"No interval on the prior, precision, recall or cost here: {refused}."]
+        lines += [
+            "",
+            f"No interval on the prior (EM, ACC, PACC), precision, recall or cost here: {refused}.",
+        ]
     return lines
 
 
