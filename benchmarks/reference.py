@@ -25,13 +25,21 @@ from typing import Any
 import yaml
 
 from tools import scratch
-from tools.measure import cpu_info, dev_a_scoring_seconds, du_bytes, provenance, run_measured
+from tools.measure import (
+    cpu_info,
+    curve_range,
+    dev_a_scoring_seconds,
+    du_bytes,
+    provenance,
+    run_measured,
+)
 from tools.scratch import tool_env
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "reference.json"
 OVERRIDES = ROOT / "benchmarks" / "params-reference.yaml"
 BIN = Path(sys.executable).parent
+CURVES = Path("reports/train/plots/metrics/dev_a/prior")  # the train stage's dev_a curves
 
 
 def sh(cmd: list[str], cwd: Path) -> None:
@@ -104,6 +112,11 @@ def main() -> None:
         "train_dev_a": {
             **(train.get("dev_a_evaluations") or {}),
             "scoring_seconds": dev_a_scoring_seconds(log.read_text(errors="replace")),
+            # how far the select metric moved: all of dev_a at its scorings, and the sample
+            "average_precision_at_prior": {
+                name: curve_range(project / CURVES / f"{folder}average_precision.tsv")
+                for name, folder in (("whole", ""), ("sample", "sample/"))
+            },
         },
         "stages": stages,
         "total": {

@@ -150,6 +150,18 @@ def test_a_figure_can_change_its_unit_before_the_format(tmp_path: Path) -> None:
     assert docs_figures.render(text, root=tmp_path) == "218.7 GB, 34.40 s per 1,000, 60,752,464 h"
 
 
+def test_a_figure_can_come_from_a_dvclive_curve(tmp_path: Path) -> None:
+    """A DVCLive ``.tsv`` curve reads as a list of rows: ``-1/step`` is its last step."""
+    (tmp_path / "loss.tsv").write_text("step\tloss\n0\t0.7\n10\t0.5\n514\t0.25\n")
+    text = (
+        "{{ fig | loss.tsv | -1/step | d }} steps, last loss {{ fig | loss.tsv | -1/loss | .2f }}"
+    )
+    assert docs_figures.render(text, root=tmp_path) == "514 steps, last loss 0.25"
+    (tmp_path / "bad.tsv").write_text("step\tloss\n0\tnan-ish\n")
+    with pytest.raises(docs_figures.FigureError, match="bad.tsv: not a table of numbers"):
+        docs_figures.render("{{ fig | bad.tsv | 0/loss }}", root=tmp_path)
+
+
 @pytest.mark.parametrize(
     ("placeholder", "message"),
     [
@@ -278,3 +290,18 @@ def test_no_table_of_figures_holds_a_typed_number() -> None:
         for line, cell in docs_figures.typed_numbers_in_tables(path.read_text(encoding="utf-8"))
     ]
     assert not typed, f"numbers typed into tables of figures: {typed}"
+
+
+def test_lines_of_a_kept_report_are_read_from_its_results_file(tmp_path: Path) -> None:
+    (tmp_path / "monitor.json").write_text(json.dumps({"report": ["# Title", "", "a", "b"]}))
+    text = "{{ lines | monitor.json | report | 2-3 }}\n{{ lines | monitor.json | report | 0-0 }}"
+    assert docs_figures.render(text, root=tmp_path) == "a\nb\n# Title"
+    for placeholder, message in (
+        ("{{ lines | monitor.json | report | 2-4 }}", "report has lines 0-3, not 2-4"),
+        ("{{ lines | monitor.json | report | 3-2 }}", "report has lines 0-3, not 3-2"),
+    ):
+        with pytest.raises(docs_figures.FigureError, match=re.escape(message)):
+            docs_figures.render(placeholder, root=tmp_path)
+    (tmp_path / "n.json").write_text(json.dumps({"report": [1, 2]}))
+    with pytest.raises(docs_figures.FigureError, match="not a list of text lines"):
+        docs_figures.render("{{ lines | n.json | report | 0-1 }}", root=tmp_path)

@@ -243,3 +243,14 @@ def test_the_benchmarks_read_the_scoring_seconds_from_the_stage_log(tmp_path, ca
     assert seconds is not None and set(seconds) == {"whole", "sample"}
     assert seconds["sample"] == pytest.approx(curves.seconds["sample"], abs=0.06)
     assert dev_a_scoring_seconds("no such line") is None
+
+
+def test_a_curves_range_is_read_from_its_tsv(tmp_path):
+    from tools.measure import curve_range
+
+    curve = tmp_path / "average_precision.tsv"
+    curve.write_text("step\taverage_precision\n100\t0.81\n200\t0.79\n257\t0.85\n")
+    assert curve_range(curve) == [0.79, 0.85]
+    assert curve_range(tmp_path / "absent.tsv") is None
+    (tmp_path / "empty.tsv").write_text("step\taverage_precision\n")
+    assert curve_range(tmp_path / "empty.tsv") is None

@@ -2,7 +2,8 @@
 
 A docs page writes ``{{ fig | benchmarks/results/train.json | speeds/parquet_bucketed | .0f }}``
 where a number goes: the file (relative to the repository's root), the key path into its
-JSON (``/`` between keys; a number indexes a list), and a Python format spec (optional;
+JSON (``/`` between keys; a number indexes a list, -1 its last item; a ``.tsv`` curve of
+DVCLive's is a list of rows, so ``-1/step`` is its last step), and a Python format spec (optional;
 ``odds`` writes a prior p as the N of "1:N"; ``/1e9 .1f`` divides by a factor first, a
 unit change such as bytes to GB).
 ``{{ source | benchmarks/results/train.json }}`` says where that file's figures came from:
@@ -31,6 +32,9 @@ ROOT = Path(__file__).resolve().parents[1]
 _FIELD = r"\s*([^|}]+?)\s*"
 FIGURE = re.compile(r"\{\{\s*fig\s*\|" + _FIELD + r"\|" + _FIELD + r"(?:\|" + _FIELD + r")?\}\}")
 SOURCE = re.compile(r"\{\{\s*source\s*\|" + _FIELD + r"\}\}")
+# ``{{ lines | benchmarks/results/monitor.json | streams/drift/report | 0-22 }}``: items 0 to 22
+# of a list of text lines in a results file (a report the benchmark kept), one a line.
+LINES = re.compile(r"\{\{\s*lines\s*\|" + _FIELD + r"\|" + _FIELD + r"\|\s*(\d+)-(\d+)\s*\}\}")
 # ``{{ record | dsprior.evaluation.record.Metrics }}``: a declared record shape, as tables.
 RECORD = re.compile(r"\{\{\s*record\s*\|" + _FIELD + r"\}\}")
 # A number (optionally signed, with thousands commas, a decimal part and a % sign) followed
@@ -46,7 +50,22 @@ class FigureError(ValueError):
 
 @cache
 def _load(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf-8"))
+    """A JSON file's value; a TSV file (DVCLive's curves: a header, then ``step`` and the
+    value per row) as a list of rows, each a dict of its numbers."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix != ".tsv":
+        return json.loads(text)
+    header, *rows = [line.split("\t") for line in text.splitlines() if line]
+    try:
+        return [
+            {
+                k: float(v) if "." in v or "e" in v.lower() else int(v)
+                for k, v in zip(header, row, strict=True)
+            }
+            for row in rows
+        ]
+    except ValueError as exc:
+        raise FigureError(f"{path.name}: not a table of numbers ({exc})") from exc
 
 
 def lookup(file: str, key: str, *, root: Path = ROOT) -> Any:
@@ -201,8 +220,20 @@ def record_tables(dotted: str) -> str:
     return "\n".join(out)
 
 
+def lines(file: str, key: str, first: int, last: int, *, root: Path = ROOT) -> str:
+    """Items ``first`` to ``last`` (inclusive) of the list of text lines at ``key``, joined."""
+    value = lookup(file, key, root=root)
+    if not isinstance(value, list) or not all(isinstance(line, str) for line in value):
+        raise FigureError(f"{file}: {key} is not a list of text lines")
+    if not 0 <= first <= last < len(value):
+        raise FigureError(f"{file}: {key} has lines 0-{len(value) - 1}, not {first}-{last}")
+    return "\n".join(value[first : last + 1])
+
+
 def render(markdown: str, *, root: Path = ROOT) -> str:
-    """``markdown`` with every figure, source and record placeholder replaced by its text."""
+    """``markdown`` with every figure, lines, source and record placeholder replaced by its
+    text."""
+    markdown = LINES.sub(lambda m: lines(m[1], m[2], int(m[3]), int(m[4]), root=root), markdown)
     markdown = FIGURE.sub(lambda m: figure(m[1], m[2], m[3], root=root), markdown)
     markdown = RECORD.sub(lambda m: record_tables(m[1]), markdown)
     return SOURCE.sub(lambda m: provenance(m[1], root=root), markdown)

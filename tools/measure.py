@@ -100,6 +100,15 @@ _SCORED = re.compile(
 )
 
 
+def curve_range(tsv: Path) -> list[float] | None:
+    """The lowest and highest value of a DVCLive curve (``step`` and one value a row), or
+    None where the file is missing or holds no row."""
+    if not tsv.is_file():
+        return None
+    values = [float(line.split("\t")[1]) for line in tsv.read_text().splitlines()[1:] if line]
+    return [min(values), max(values)] if values else None
+
+
 def dev_a_scoring_seconds(log_text: str) -> dict[str, float] | None:
     """The seconds a train stage's log says it spent scoring dev_a, whole and as its sample
     (its last such line; None when it has none)."""
