@@ -219,7 +219,8 @@ def evaluate_min_positives(key: str = "min_positives") -> int:
 
 
 # the label-free intervals that assume label shift (quantify.LABEL_SHIFT_INTERVALS): refused
-# where dev_b's gold labels show noisy distant labels (noise_shift.noisy_labels_reason)
+# where dev_b's gold labels show, or cannot rule out, noisy distant labels
+# (noise_shift.noisy_labels_reason)
 LABEL_SHIFT = (
     "label-free batch prior (em)",
     "label-free batch prior (acc)",
@@ -233,7 +234,8 @@ LABEL_SHIFT = (
 def noisy_world(record: dict[str, Any]) -> bool:
     """Whether the project refuses this world's label-shift intervals: dev_b's missing- or
     false-label rate's interval (evaluate's, as metrics.json holds it) wholly above
-    ``noise_shift.NOISE_REFUSAL``. score --summary judges the same rates by its own
+    ``noise_shift.NOISE_REFUSAL``, or reaching above ``noise_shift.NOISE_UNRULED``
+    (``noise_shift.noisy_labels_reason``). score --summary judges the same rates by its own
     bootstrap of the same rows, so near the cut it may judge otherwise."""
     from dsprior.noise_shift import noisy_labels_reason
 
@@ -249,9 +251,10 @@ def noisy_world(record: dict[str, Any]) -> bool:
 
 
 def refused(row: dict[str, Any], min_positives: int, min_prior_positives: int = 0) -> bool:
-    """An interval the project would not print: its split's positives below the minimum, a
-    projection (dev_a's) at a prior estimated from fewer positives than its minimum, or a
-    label-shift interval in a world with noisy distant labels."""
+    """An interval the project would not print: its split's positives below the minimum, an
+    interval at a prior estimated from fewer positives than its minimum, or a label-shift
+    interval in a world whose dev_b gold labels show (or cannot rule out) noisy distant
+    labels."""
     positives = row.get("positives")
     if positives is not None and positives < min_positives:
         return True
@@ -267,9 +270,9 @@ def summarise_coverage(
     """Per interval, over all cells and per cell: n, covered, coverage, Wilson CI, median width.
 
     Of what the project prints: intervals of a split with fewer than ``min_positives``
-    positives, dev_a's projections at a prior estimated from fewer than
-    ``min_prior_positives``, and the label-shift intervals of a world with noisy distant
-    labels (``noisy_world``), are left out of these counts and summarised under ``refused``.
+    positives, intervals at a prior estimated from fewer than ``min_prior_positives``, and
+    the label-shift intervals of a world with noisy distant labels (``noisy_world``), are
+    left out of these counts and summarised under ``refused``.
     """
     rows = [
         dict(c, cell=r["cell"], noisy_world=noisy_world(r)) for r in records for c in r["intervals"]
@@ -525,8 +528,8 @@ def draw_tables(cell: Cell, scale: Scale, seed: int) -> tuple[World, Any, tuple,
 
 
 def backfill_prior_positives(record: dict[str, Any], *, scale: Scale) -> dict[str, Any]:
-    """``record`` (a replicate run before dev_a's intervals carried ``prior_positives``) with
-    them: its world's tables redrawn (``draw_tables``, no rows or training), dev_b's and test's
+    """``record`` (a replicate run before dev_a's and test's intervals carried
+    ``prior_positives``) with them: its world's tables redrawn (``draw_tables``, no rows or training), dev_b's and test's
     label-1 examples counted by distant and gold labels. The distant counts must equal the
     recorded ones, or the world is not the one recorded."""
     cells = {c.name: c for c in grid()}
@@ -544,7 +547,7 @@ def backfill_prior_positives(record: dict[str, Any], *, scale: Scale) -> dict[st
         "gold": int((production.true_label[rows] == 1).sum()),
     }
     for interval in record["intervals"]:
-        if interval["interval"].startswith("dev_a ") and "positives" in interval:
+        if interval["interval"].startswith(("dev_a ", "test ")) and "positives" in interval:
             labels = "gold" if interval["interval"].endswith("against gold") else "distant"
             interval["prior_positives"] = counts[labels]
     return record
@@ -890,7 +893,7 @@ def evaluate_intervals(metrics: dict[str, Any], truth: dict[str, Any]) -> list[d
             out.append(found)
 
     # the label-1 examples of the rows each prior was estimated from (dev_b and test), by
-    # labels: evaluate refuses dev_a's projection below evaluate.bootstrap.min_prior_positives
+    # labels: evaluate refuses the intervals at it below evaluate.bootstrap.min_prior_positives
     prior_positives = prior_positive_counts(metrics)
     for split in ("dev_a", "test"):
         entry = metrics[split]
@@ -899,8 +902,8 @@ def evaluate_intervals(metrics: dict[str, Any], truth: dict[str, Any]) -> list[d
         # refuses the interval below evaluate.bootstrap.min_positives
         distant = {"positives": entry["prior"].get("positives")}
         gold = {"positives": entry["gold"]["prior"].get("positives")} if "gold" in entry else {}
-        if split == "dev_a":
-            distant["prior_positives"] = prior_positives.get("distant")
+        distant["prior_positives"] = prior_positives.get("distant")
+        if gold:
             gold["prior_positives"] = prior_positives.get("gold")
         for m in RATE_METRICS:
             add(
@@ -1309,11 +1312,12 @@ def render_page(summary: dict[str, Any], page: Path) -> None:
         "",
         f"Of what the project prints: intervals of a split with fewer than "
         f"{summary.get('min_positives', 0)} positives (`evaluate.bootstrap.min_positives`), "
-        "dev_a's projections at a prior estimated from fewer than "
+        "intervals at a prior estimated from fewer than "
         f"{summary.get('min_prior_positives', 0)} positives "
-        "(`evaluate.bootstrap.min_prior_positives`), and "
-        "EM's and CBPE's intervals where dev_b's gold labels show noisy distant labels, are "
-        "refused and counted apart (the table after this one).",
+        "(`evaluate.bootstrap.min_prior_positives`), and the label-shift intervals (EM's, "
+        "ACC's and PACC's prior, CBPE's precision, recall and cost) where dev_b's gold labels "
+        "show, or cannot rule out, noisy distant labels, are refused and counted apart (the "
+        "table after this one).",
         "",
         "| interval | n | covered | coverage | Wilson 95% | median width | median width / truth "
         "| truth above | truth below | zero width | worst cell | cells short |",
@@ -1338,11 +1342,12 @@ def render_page(summary: dict[str, Any], page: Path) -> None:
             "### Refused by the project",
             "",
             f"Evaluate refuses the intervals of a split with fewer than "
-            f"{summary.get('min_positives')} positives, and dev_a's projections at a prior "
+            f"{summary.get('min_positives')} positives, and every interval at a prior "
             f"estimated from fewer than {summary.get('min_prior_positives', 0)} positives (dev_b's "
             "and test's together); evaluate and `score --summary` refuse "
-            "EM's and CBPE's label-shift intervals where dev_b's gold labels show noisy distant "
-            "labels (a missing- or false-label rate's interval wholly above 5%). Their coverage, "
+            "the label-shift intervals where dev_b's gold labels show noisy distant labels (a "
+            "missing- or false-label rate's interval wholly above 5%) or cannot rule them out "
+            "(one reaching above 20%). Their coverage, "
             "had they been printed, is why (`interval_refused`).",
             "",
             "| interval | n | covered | coverage | Wilson 95% | truth above | truth below |",

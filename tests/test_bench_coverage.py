@@ -85,9 +85,10 @@ def test_intervals_evaluate_refuses_are_counted_apart():
     assert bench.evaluate_min_positives() >= 1  # params.yaml's
 
 
-def test_projections_at_a_prior_from_too_few_positives_are_counted_apart():
-    """Below min_prior_positives in the prior's rows, a projection (dev_a's, which records
-    ``prior_positives``) leaves the printed counts; at exactly the minimum it stays."""
+def test_intervals_at_a_prior_from_too_few_positives_are_counted_apart():
+    """Below min_prior_positives in the prior's rows, an interval at that prior (dev_a's and
+    test's record ``prior_positives``) leaves the printed counts; at exactly the minimum it
+    stays."""
     records = [_record("one", [True, False, True])]
     for row, prior_positives in zip(records[0]["intervals"], (29, 29, 30), strict=True):
         row["prior_positives"] = prior_positives
@@ -177,13 +178,13 @@ def test_one_tiny_world_end_to_end():
     assert {e["method"] for e in record["estimates"]} == {"em", "acc", "pacc", "hdy"}
     for i in record["intervals"]:
         assert i["low"] <= i["high"] and i["covered"] == (i["low"] <= i["truth"] <= i["high"])
-    # dev_a's projections carry the positives of the rows the prior came from (dev_b and
-    # test), by their labels; a record without them gets the same counts by redrawing its
-    # world's tables, and a record of another world is refused
-    projected = [i for i in record["intervals"] if "prior_positives" in i]
+    # dev_a's and test's intervals carry the positives of the rows the prior came from
+    # (dev_b and test), by their labels; a record without them gets the same counts by
+    # redrawing its world's tables, and a record of another world is refused
+    at_prior = [i for i in record["intervals"] if "prior_positives" in i]
     distant = record["world"]["dev_b_positives"] + record["world"]["test_positives"]
-    assert projected and all(i["interval"].startswith("dev_a ") for i in projected)
-    assert {i["prior_positives"] for i in projected if "gold" not in i["interval"]} == {distant}
+    assert {i["interval"].split()[0] for i in at_prior} == {"dev_a", "test"}
+    assert {i["prior_positives"] for i in at_prior if "gold" not in i["interval"]} == {distant}
     bare = json.loads(json.dumps(record, default=bench._jsonable))
     for i in bare["intervals"]:
         i.pop("prior_positives", None)

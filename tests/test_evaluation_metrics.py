@@ -153,12 +153,12 @@ def test_a_split_with_too_few_positives_gets_a_reason_not_an_interval():
     assert "No interval on dev_a" not in text
 
 
-def test_a_projection_at_a_prior_from_too_few_positives_gets_a_reason_not_an_interval():
-    """dev_a's projection takes its prior from other splits' rows (dev_b and test): with fewer
-    label-1 examples there than ``bootstrap.min_prior_positives``, its rules carry
-    ``interval_refused`` (the count, the key, why) instead of intervals; at exactly the
-    minimum they keep them. test is among the prior's rows, so its own count judges it; a
-    prior taken as known (no ``prior_rows``) is never refused this way."""
+def test_a_prior_from_too_few_positives_gets_a_reason_not_an_interval():
+    """With fewer label-1 examples than ``bootstrap.min_prior_positives`` in the rows the
+    prior was estimated from (dev_b and test), every split's rules at it (dev_a's projection
+    and test's measurement, the chosen and the shipped one) carry ``interval_refused`` (the
+    count, the key, why) instead of intervals; at exactly the minimum they keep them. A prior
+    taken as known (no ``prior_rows``) is never refused this way."""
     rng = np.random.default_rng(21)
     predictions = pd.concat(
         [
@@ -183,17 +183,17 @@ def test_a_projection_at_a_prior_from_too_few_positives_gets_a_reason_not_an_int
         )
 
     at_minimum, above = run(positives), run(positives + 1)
-    for rule in (at_minimum["dev_a"]["prior"], at_minimum["dev_a"]["shipped"]["prior"]):
-        assert "interval_refused" not in rule and all(k in rule for k in names)
-    for rule in (above["dev_a"]["prior"], above["dev_a"]["shipped"]["prior"]):
-        assert not any(k in rule for k in names)
-        reason = rule["interval_refused"]
-        assert reason.startswith(f"the distant-label prior was estimated from {positives} ")
-        assert f"min_prior_positives = {positives + 1}" in reason
-    assert all(k in above["test"]["prior"] for k in names)  # among the prior's rows
+    for split in ("dev_a", "test"):
+        for rule in (at_minimum[split]["prior"], at_minimum[split]["shipped"]["prior"]):
+            assert "interval_refused" not in rule and all(k in rule for k in names)
+        for rule in (above[split]["prior"], above[split]["shipped"]["prior"]):
+            assert not any(k in rule for k in names)
+            reason = rule["interval_refused"]
+            assert reason.startswith(f"the distant-label prior was estimated from {positives} ")
+            assert f"min_prior_positives = {positives + 1}" in reason
     assert above["bootstrap"]["min_prior_positives"] == positives + 1
     known = run(positives + 1, prior_rows=None)
-    assert all(k in known["dev_a"]["prior"] for k in names)
+    assert all(k in known[split]["prior"] for k in names for split in ("dev_a", "test"))
 
 
 def test_the_prior_refusal_counts_the_views_own_positives():
@@ -212,9 +212,8 @@ def test_the_prior_refusal_counts_the_views_own_positives():
     boot = Bootstrap(10, 0.95, 1, min_prior_positives=3)
     distant = Labels("distant", 0.5, rows)
     gold = Labels("gold", 0.4, rows)
-    assert distant.prior_refusal("dev_a", bootstrap=boot) is None  # 3 distant positives
-    assert gold.prior_refusal("dev_a", bootstrap=boot).startswith(
+    assert distant.prior_refusal(bootstrap=boot) is None  # 3 distant positives
+    assert gold.prior_refusal(bootstrap=boot).startswith(
         "the gold-label prior was estimated from 2 positives"
     )
-    assert gold.prior_refusal("dev_b", bootstrap=boot) is None  # a split among the rows
-    assert Labels("gold", 0.4).prior_refusal("dev_a", bootstrap=boot) is None  # known
+    assert Labels("gold", 0.4).prior_refusal(bootstrap=boot) is None  # known

@@ -188,14 +188,20 @@ def test_clean_distant_labels_keep_every_interval(tmp_path: Path) -> None:
     assert None not in got["estimated_at_threshold"]["precision"]["ci"]
 
 
-def test_the_noise_refusal_rule_reads_the_lower_ends() -> None:
-    from dsprior.noise_shift import NOISE_REFUSAL, noisy_labels_reason
+def test_the_noise_refusal_rule_reads_the_lower_ends_then_the_upper_ends() -> None:
+    """Noisy labels shown (a lower end above NOISE_REFUSAL), or not ruled out (an upper end
+    above NOISE_UNRULED: too few gold labels), refuse; at either edge the intervals stay."""
+    from dsprior.noise_shift import NOISE_REFUSAL, NOISE_UNRULED, noisy_labels_reason
 
-    assert noisy_labels_reason([NOISE_REFUSAL, 0.3], [0.0, 0.1]) is None  # at the edge: kept
+    assert noisy_labels_reason([NOISE_REFUSAL, NOISE_UNRULED], [0.0, 0.1]) is None  # edges
     assert noisy_labels_reason(None, [None, None]) is None
     reason = noisy_labels_reason([0.02, 0.3], [NOISE_REFUSAL + 0.001, 0.2])
     assert reason is not None and "false-label rate's interval starts at 0.051" in reason
-    assert "missing-label" not in reason
+    assert "missing-label" not in reason and "show noisy distant labels" in reason
+    unruled = noisy_labels_reason([0.0, 0.1], [0.01, NOISE_UNRULED + 0.001])
+    assert unruled is not None and "too few to rule out noisy distant labels" in unruled
+    assert "false-label rate's interval reaches 0.201" in unruled
+    assert "missing-label" not in unruled
 
 
 def test_without_gold_the_keys_are_absent_and_the_assumption_is_said(tmp_path: Path) -> None:

@@ -100,27 +100,23 @@ class Labels:
             return self
         return Labels(self.name, self.prior, rows)
 
-    def prior_refusal(self, split: str, *, bootstrap: priors.Bootstrap) -> str | None:
-        """Why ``split``'s intervals at this prior are not printed, or None: the prior was
-        estimated from rows of other splits only (``split`` is a projection, as dev_a's is)
-        and they hold fewer label-1 examples by these labels than
-        ``bootstrap.min_prior_positives``. Then the prior's draws understate how far it can be
-        off (a few positives in a few entity groups), and so do the projection's intervals:
-        the coverage benchmark found them holding far less often (docs/methods.md). A split
-        among the prior's rows is judged by its own positives (``interval_refusal``)."""
+    def prior_refusal(self, *, bootstrap: priors.Bootstrap) -> str | None:
+        """Why intervals at this prior are not printed, or None: it was estimated from rows
+        holding fewer label-1 examples by these labels than ``bootstrap.min_prior_positives``.
+        Then its draws understate how far it can be off (a few positives in a few entity
+        groups), and so does every interval at it: the coverage benchmark found dev_a's
+        projected cost and test's measured cost holding far less often (docs/methods.md).
+        A prior taken as known (no ``prior_rows``) is never refused."""
         if self.prior_rows is None or self.prior is None:
             return None
-        rows = self.rows(self.prior_rows)
-        if "split" in rows.columns and (rows["split"] == split).any():
-            return None
-        positives = int((rows["label"].to_numpy() == 1).sum())
+        positives = int((self.rows(self.prior_rows)["label"].to_numpy() == 1).sum())
         if positives >= bootstrap.min_prior_positives:
             return None
         return (
-            f"the {self.name}-label prior was estimated from {positives} positives in other "
-            f"splits, fewer than evaluate.bootstrap.min_prior_positives = "
-            f"{bootstrap.min_prior_positives}: projected at so uncertain a prior, an interval of "
-            f"precision, recall, F1 or cost does not hold its {bootstrap.level:.0%}"
+            f"the {self.name}-label prior was estimated from {positives} positives, fewer than "
+            f"evaluate.bootstrap.min_prior_positives = {bootstrap.min_prior_positives}: at so "
+            f"uncertain a prior, an interval of precision, recall, F1 or cost does not hold "
+            f"its {bootstrap.level:.0%}"
         )
 
     def prior_draws(self, *, bootstrap: priors.Bootstrap) -> np.ndarray | None:

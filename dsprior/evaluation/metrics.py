@@ -231,7 +231,6 @@ def add_intervals(
     entry: dict[str, Any],
     frame: pd.DataFrame,
     *,
-    split: str,
     labels: tuple[Labels, ...],
     threshold: float,
     prior_draws: dict[str, np.ndarray | None],
@@ -241,17 +240,17 @@ def add_intervals(
     """Add the chosen and the shipped rule's intervals to ``entry``, a split's entry being built,
     against each ``labels`` the entry holds, at their prior and with its ``prior_draws`` (by
     labels name; None: the prior taken as known). A split with too few positives of its own
-    (``interval_refusal``), or projected at a prior estimated from too few
-    (``Labels.prior_refusal``), gets the reason in place of its intervals.
+    (``interval_refusal``), or at a prior estimated from too few (``Labels.prior_refusal``),
+    gets the reason in place of its intervals.
     """
     for view in labels:
         target = labels_entry(entry, view)
         if target is None:
             continue
         rows, draws = view.rows(frame), prior_draws.get(view.name)
-        refused = interval_refusal(rows, labels=view.name, bootstrap=bootstrap) or (
-            view.prior_refusal(split, bootstrap=bootstrap)
-        )
+        refused = interval_refusal(
+            rows, labels=view.name, bootstrap=bootstrap
+        ) or view.prior_refusal(bootstrap=bootstrap)
         for rule, decided in (
             (target["prior"], decisions_at(rows, threshold)),
             (target["shipped"]["prior"], shipped_decisions(rows)),
@@ -329,7 +328,6 @@ def compute_metrics(
         add_intervals(
             metrics[split],
             by_split[split],
-            split=split,
             labels=labels,
             threshold=threshold,
             prior_draws=draws,

@@ -63,8 +63,8 @@ class ViewMetrics(TypedDict):
         Annotated[
             str,
             "in place of the four intervals: why there are none (fewer positives than "
-            "evaluate.bootstrap.min_positives, or a projection at a prior estimated from fewer "
-            "than evaluate.bootstrap.min_prior_positives)",
+            "evaluate.bootstrap.min_positives, or a prior estimated from fewer than "
+            "evaluate.bootstrap.min_prior_positives)",
         ]
     ]
 
@@ -170,7 +170,7 @@ class BootstrapEntry(TypedDict):
         Annotated[
             int,
             "evaluate.bootstrap.min_prior_positives: fewer in the rows an estimated prior came "
-            "from, no interval on the projection (dev_a) at it",
+            "from, no interval at it",
         ]
     ]
     method: NotRequired[

@@ -21,9 +21,9 @@ class Bootstrap:
     ``rate_draws``), intervals at ``level``, drawn from ``seed``. ``min_positives``: a
     split with fewer label-1 examples gets no interval of its rule's precision, recall, F1
     and cost, only the reason (``evaluate.bootstrap.min_positives``; 0: always one).
-    ``min_prior_positives``: the same for a projection (a split measured at a prior estimated
-    from other splits' rows, dev_a's) where those rows hold fewer label-1 examples
-    (``evaluate.bootstrap.min_prior_positives``; 0: always one)."""
+    ``min_prior_positives``: the same for every split where the prior was estimated from rows
+    holding fewer label-1 examples (``evaluate.bootstrap.min_prior_positives``; 0: always
+    one)."""
 
     resamples: int
     level: float
