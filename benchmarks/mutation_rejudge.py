@@ -10,6 +10,8 @@ function changed since the run) is reported as such, not judged.
 
     python benchmarks/mutation_rejudge.py --run /work/wt/mut --names survivors.txt \\
         --out rejudged.json
+    python benchmarks/mutation_rejudge.py --report benchmarks/results/mutation.json \\
+        --names survivors.txt --out rejudged.json   # diffs from the report instead
     python benchmarks/mutation_report.py --mutants /work/wt/mut/mutants --rejudged rejudged.json
 
 ``survivors.txt``: one mutant name a line (``mutmut results`` lines work as they are).
@@ -52,6 +54,12 @@ def mutant_diff(run: Path, name: str) -> str:
         check=True,
     ).stdout
     return shown[shown.index("--- ") :] if "--- " in shown else ""
+
+
+def report_diffs(report: Path) -> dict[str, str]:
+    """Each listed mutant's diff, as mutation_report.py kept it in ``report``."""
+    entries = json.loads(report.read_text()).get("survivors", [])
+    return {e["mutant"]: e["diff"] for e in entries if e.get("diff")}
 
 
 def copy_tracked(work: Path) -> None:
@@ -125,7 +133,13 @@ def judge(work: Path, diff: str, *, timeout: int) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", type=Path, required=True, help="the mutmut run's folder")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", type=Path, help="the mutmut run's folder (mutmut show)")
+    source.add_argument(
+        "--report",
+        type=Path,
+        help="a mutation.json whose survivors carry their diffs (runs whose folder is gone)",
+    )
     parser.add_argument("--names", type=Path, required=True, help="survivors, one a line")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--timeout", type=int, default=900, help="seconds a test session")
@@ -133,12 +147,14 @@ def main(argv: list[str] | None = None) -> None:
     names = [
         line.split(":")[0].strip() for line in args.names.read_text().splitlines() if line.strip()
     ]
+    diffs = report_diffs(args.report) if args.report else {}
     verdicts: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="rejudge-") as tmp:
         work = Path(tmp)
         copy_tracked(work)
         for name in names:
-            verdicts[name] = judge(work, mutant_diff(args.run, name), timeout=args.timeout)
+            diff = diffs.get(name, "") if args.report else mutant_diff(args.run, name)
+            verdicts[name] = judge(work, diff, timeout=args.timeout)
             print(name, verdicts[name], flush=True)
             args.out.write_text(json.dumps(verdicts, indent=1) + "\n")
 

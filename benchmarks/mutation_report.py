@@ -249,10 +249,14 @@ def score(counts: dict[str, int], *, timeouts_kill: bool = True) -> float | None
     return round(killed / considered, 4) if considered else None
 
 
+# a mutant's verdicts, in the report's column order
+STATUSES = (
+    "killed", "timeout", "survived", "no tests", "equivalent", "not checked", "hung", "other",
+)  # fmt: skip
+
+
 def markdown(report: dict[str, Any]) -> str:
-    columns = [
-        "killed", "timeout", "survived", "no tests", "equivalent", "not checked", "hung", "other",
-    ]  # fmt: skip
+    columns = list(STATUSES)
     lines = [
         "# Mutation testing",
         "",
@@ -371,6 +375,10 @@ def main(argv: list[str] | None = None) -> None:
             "each survivor's diff applied to the code of this commit and its module's fast "
             "tests run (benchmarks/mutation_rejudge.py); a failing session kills it",
         )
+    # every status, 0 included: what the docs read stays there when a count falls to 0
+    report["total"] = {status: report["total"].get(status, 0) for status in STATUSES} | {
+        k: v for k, v in report["total"].items() if k not in STATUSES
+    }
     report["score"] = score(report["total"])
     report["score_tests_only"] = score(report["total"], timeouts_kill=False)
     report["module_scores"] = {path: score(c) for path, c in report["modules"].items()}

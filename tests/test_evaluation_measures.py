@@ -416,3 +416,61 @@ def test_probabilities_of_zero_and_one_become_infinite_log_odds_without_a_warnin
         z = log_odds_at_prior(frame)
         sampled = view_log_odds(frame, view="sample")
     assert z[0] == np.inf and z[1] == -np.inf and np.isneginf(sampled).all()
+
+
+def test_an_unknown_view_is_refused_with_the_views_allowed():
+    from dsprior.evaluation.measures import VIEWS, view_log_odds
+
+    with pytest.raises(ValueError, match=r"view must be one of .*'sample'.*, got 'production'"):
+        view_log_odds(tiny_split(), view="production")
+    assert "sample" in VIEWS and "prior" in VIEWS
+
+
+def test_ranking_without_the_models_log_odds_defaults_to_the_prior_view():
+    """A table without ``logit`` (written before it existed) ranks by the prior view's
+    log-odds unless told otherwise: ``logit(probability)``, not the raw score."""
+    from scipy.special import logit
+
+    from dsprior.evaluation.measures import ranking_scores
+
+    frame = tiny_split()  # score and probability rank differently
+    np.testing.assert_array_equal(ranking_scores(frame), logit(frame["probability"].to_numpy()))
+    np.testing.assert_array_equal(
+        ranking_scores(frame, view="sample"), logit(frame["score"].to_numpy())
+    )
+
+
+def test_a_metric_that_raises_value_error_is_nan():
+    from dsprior.evaluation.measures import _safe
+
+    def undefined(*args, **kwargs):
+        raise ValueError("one class only")
+
+    got = _safe(undefined, 1, labels=[0, 1])
+    assert isinstance(got, float) and np.isnan(got)
+    assert _safe(lambda a, b: a + b, 1, 2) == 3.0
+    with pytest.raises(TypeError):  # only ValueError means "undefined"
+        _safe(lambda: None)
+
+
+def test_threshold_free_scores_read_a_float32_probability_as_float64():
+    """A float32 probability column (a table written by other tools) scores the same Brier
+    loss as the same values in float64: the arithmetic is done at full precision."""
+    rng = np.random.default_rng(4)
+    n = 400
+    frame = pd.DataFrame(
+        {
+            "label": (rng.random(n) < 0.3).astype(np.int8),
+            "weight": rng.uniform(1.0, 20.0, n),
+            "score": rng.random(n).astype(np.float32),
+            "probability": rng.random(n).astype(np.float32),
+            "group": [f"g{i}" for i in range(n)],
+        }
+    )
+    wide = frame.astype({"score": np.float64, "probability": np.float64})
+    kw = {"prior": 0.1, "threshold": 0.5, "costs": Costs(1.0, 10.0)}
+    for view in ("sample", "prior"):
+        assert (
+            view_metrics(frame, view=view, **kw)["brier"]
+            == (view_metrics(wide, view=view, **kw)["brier"])
+        )

@@ -57,3 +57,20 @@ def test_a_hunk_is_applied_where_its_old_lines_occur_once():
     assert rejudge.apply_diff(text, diff) == text.replace("return 1", "return 0")
     assert rejudge.apply_diff(text + text, diff) is None  # twice: not known which
     assert rejudge.apply_diff(text.replace("return 1", "return 5"), diff) is None  # changed
+
+
+def test_diffs_come_from_a_report_where_the_run_is_gone(tmp_path):
+    import json
+
+    report = tmp_path / "mutation.json"
+    report.write_text(
+        json.dumps(
+            {
+                "survivors": [
+                    {"mutant": "pkg.mod.x_double__mutmut_1", "diff": "--- pkg/mod.py\n..."},
+                    {"mutant": "pkg.mod.x_name__mutmut_2", "diff": ""},
+                ]
+            }
+        )
+    )
+    assert rejudge.report_diffs(report) == {"pkg.mod.x_double__mutmut_1": "--- pkg/mod.py\n..."}
