@@ -79,21 +79,29 @@ def test_threshold_is_searched_with_weights_at_the_prior(dev_b_kwargs, prior):
     assert metrics["dev_b"]["prior"]["expected_cost"] == pytest.approx(cost_prior)
 
 
+def with_prior_rows(
+    seed: int, *, dev_a: int, production: int, rate: float
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """dev_a at 0.3, dev_b and test at ``rate`` (``production`` examples each), and the
+    dev_b and test rows a prior would be estimated from."""
+    rng = np.random.default_rng(seed)
+    predictions = pd.concat(
+        [
+            split_frame(rng, "dev_a", n=dev_a, positive_rate=0.3),
+            split_frame(rng, "dev_b", n=production, positive_rate=rate),
+            split_frame(rng, "test", n=production, positive_rate=rate),
+        ],
+        ignore_index=True,
+    )
+    return predictions, predictions[predictions["split"].isin(["dev_b", "test"])]
+
+
 def test_an_estimated_prior_widens_the_intervals_at_it():
     """The prior estimated from dev_b and test (given as ``prior_rows``) is uncertain, and so
     is every cost at it: test's cost interval is wider than with the prior taken as known,
     recall's (which does not depend on the prior) the same; metrics.json says which prior
     carried its uncertainty. A configured prior that is not those rows' rate is known."""
-    rng = np.random.default_rng(5)
-    predictions = pd.concat(
-        [
-            split_frame(rng, "dev_a", n=600, positive_rate=0.3),
-            split_frame(rng, "dev_b", n=2000, positive_rate=0.03),
-            split_frame(rng, "test", n=2000, positive_rate=0.03),
-        ],
-        ignore_index=True,
-    )
-    rows = predictions[predictions["split"].isin(["dev_b", "test"])]
+    predictions, rows = with_prior_rows(5, dev_a=600, production=2000, rate=0.03)
     prior = float(rows["label"].mean())
     kw = {"costs": Costs(1.0, 10.0), "bootstrap": Bootstrap(300, 0.95, 1)}
     known = compute_metrics(predictions, prior=prior, **kw)
@@ -159,16 +167,7 @@ def test_a_prior_from_too_few_positives_gets_a_reason_not_an_interval():
     and test's measurement, the chosen and the shipped one) carry ``interval_refused`` (the
     count, the key, why) instead of intervals; at exactly the minimum they keep them. A prior
     taken as known (no ``prior_rows``) is never refused this way."""
-    rng = np.random.default_rng(21)
-    predictions = pd.concat(
-        [
-            split_frame(rng, "dev_a", n=400, positive_rate=0.3),
-            split_frame(rng, "dev_b", n=1500, positive_rate=0.02),
-            split_frame(rng, "test", n=1500, positive_rate=0.02),
-        ],
-        ignore_index=True,
-    )
-    rows = predictions[predictions["split"].isin(["dev_b", "test"])]
+    predictions, rows = with_prior_rows(21, dev_a=400, production=1500, rate=0.02)
     positives = int(rows["label"].sum())
     assert 20 <= positives <= 100
     names = ("precision_ci", "recall_ci", "f1_ci", "expected_cost_ci")
