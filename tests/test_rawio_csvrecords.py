@@ -226,3 +226,13 @@ def test_a_line_of_blanks_around_any_other_byte_is_a_record(block_bytes: int) ->
     """Only spaces, tabs and line endings make a line blank: any letter beside them is a record."""
     got, blank = records(b"h\n X\n\tXX\r\n\t \nX\t\n", block_bytes)
     assert got == [(1, b"h"), (2, b" X"), (3, b"\tXX"), (5, b"X\t")] and blank == 1
+
+
+@pytest.mark.parametrize("block_bytes", [3, 64])
+def test_a_blank_line_and_a_last_record_without_its_newline(block_bytes: int) -> None:
+    """Blank lines before a last record that has no final newline (a quoted newline in it
+    too): each blank line counted, the record's text and first line kept."""
+    got, blank = records(b"a,b\n\n  \nc,d", block_bytes)
+    assert got == [(1, b"a,b"), (4, b"c,d")] and blank == 2
+    got, blank = records(b'\n"x\ny",z', block_bytes)
+    assert got == [(2, b'"x\ny",z')] and blank == 1
