@@ -100,14 +100,16 @@ def test_default_run_is_big_enough_to_show_curves_and_intervals():
 def test_default_run_label_free_estimates_cover_what_test_measured():
     """Issue 16: with test's labels hidden, the label-free intervals hold what test's labels
     measure. The default world's KB misses and invents about 10% each way, and dev_b's gold
-    labels show it (issue 23), so EM's and CBPE's label-shift intervals are refused, saying
-    why; ACC's prior and the true-shift estimates hold test's own values."""
+    labels show it (issue 23), so every label-shift interval (EM's, ACC's and PACC's prior,
+    CBPE's precision, recall and cost) is refused, saying why, its value kept; the true-shift
+    estimates hold test's own values."""
     metrics = json.loads((ROOT / "reports/metrics.json").read_text())
     test = metrics["label_free"]["test"]
-    assert test["estimated_prior"]["ci"] == [None, None]
+    cross = test["estimated_prior"]["cross_check"]
+    for entry in (test["estimated_prior"], cross["acc"], cross["pacc"]):
+        assert entry["ci"] == [None, None] and entry["value"] is not None
+        assert "noisy distant labels" in entry["interval_refused"]
     assert "noisy distant labels" in test["estimated_at_threshold"]["precision"]["interval_refused"]
-    low, high = test["estimated_prior"]["cross_check"]["acc"]["ci"]
-    assert low <= test["measured"]["prior"] <= high
     true = metrics["label_free_true_shift"]["test"]
     low, high = true["estimated_prior_true"]["ci"]
     assert low <= true["measured"]["prior_true"] <= high
