@@ -27,6 +27,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from tools.measure import curve_rows
+
 ROOT = Path(__file__).resolve().parents[1]
 
 _FIELD = r"\s*([^|}]+?)\s*"
@@ -52,18 +54,10 @@ class FigureError(ValueError):
 def _load(path: Path) -> Any:
     """A JSON file's value; a TSV file (DVCLive's curves: a header, then ``step`` and the
     value per row) as a list of rows, each a dict of its numbers."""
-    text = path.read_text(encoding="utf-8")
     if path.suffix != ".tsv":
-        return json.loads(text)
-    header, *rows = [line.split("\t") for line in text.splitlines() if line]
+        return json.loads(path.read_text(encoding="utf-8"))
     try:
-        return [
-            {
-                k: float(v) if "." in v or "e" in v.lower() else int(v)
-                for k, v in zip(header, row, strict=True)
-            }
-            for row in rows
-        ]
+        return curve_rows(path)
     except ValueError as exc:
         raise FigureError(f"{path.name}: not a table of numbers ({exc})") from exc
 

@@ -100,13 +100,27 @@ _SCORED = re.compile(
 )
 
 
+def curve_rows(tsv: Path) -> list[dict[str, Any]]:
+    """A DVCLive curve (a header, then ``step`` and the value per row) as its rows, read as
+    the training code reads them (pandas); ValueError where a cell is not a number."""
+    import pandas as pd
+
+    frame = pd.read_csv(tsv, sep="\t")
+    if frame.empty:  # a header only: its columns are not typed
+        return []
+    for column in frame.columns:
+        if not pd.api.types.is_numeric_dtype(frame[column]):
+            raise ValueError(f"column {column!r} holds a value that is not a number")
+    return frame.to_dict("records")
+
+
 def curve_range(tsv: Path) -> list[float] | None:
     """The lowest and highest value of a DVCLive curve (``step`` and one value a row), or
     None where the file is missing or holds no row."""
     if not tsv.is_file():
         return None
-    values = [float(line.split("\t")[1]) for line in tsv.read_text().splitlines()[1:] if line]
-    return [min(values), max(values)] if values else None
+    values = [row[name] for row in curve_rows(tsv) for name in row if name != "step"]
+    return [float(min(values)), float(max(values))] if values else None
 
 
 def dev_a_scoring_seconds(log_text: str) -> dict[str, float] | None:
