@@ -231,6 +231,22 @@ LABEL_SHIFT = (
 )
 
 
+# the label-free estimates whose interval the project refuses where every resample gave one
+# value (quantify.COLLAPSE_REFUSED, and noise_shift's true prior, also refused where its point
+# is undefined): records made before that rule hold these intervals, so the summary leaves
+# them out as the project now does
+TRUE_PRIOR = "label-free batch true prior (noise-aware)"
+COLLAPSE_REFUSED = (
+    "label-free batch prior (em)",
+    "label-free batch prior (acc)",
+    "label-free batch prior (pacc)",
+    "label-free batch precision (CBPE)",
+    "label-free batch recall (CBPE)",
+    "label-free batch expected_cost (CBPE)",
+    TRUE_PRIOR,
+)
+
+
 def noisy_world(record: dict[str, Any]) -> bool:
     """Whether the project refuses this world's label-shift intervals: dev_b's missing- or
     false-label rate's interval (evaluate's, as metrics.json holds it) wholly above
@@ -250,18 +266,34 @@ def noisy_world(record: dict[str, Any]) -> bool:
     return reason is not None
 
 
-def refused(row: dict[str, Any], min_positives: int, min_prior_positives: int = 0) -> bool:
-    """An interval the project would not print: its split's positives below the minimum, an
-    interval at a prior estimated from fewer positives than its minimum, or a label-shift
-    interval in a world whose dev_b gold labels show (or cannot rule out) noisy distant
-    labels."""
+def refusal(row: dict[str, Any], min_positives: int, min_prior_positives: int = 0) -> str | None:
+    """Why the project would not print this interval, or None (it would):
+
+    - ``positives``: its split's positives below ``min_positives``;
+    - ``prior_positives``: at a prior estimated from fewer positives than its minimum;
+    - ``noisy_labels``: a label-shift interval in a world whose dev_b gold labels show (or
+      cannot rule out) noisy distant labels;
+    - ``one_value``: a label-free interval of one value (``COLLAPSE_REFUSED``; the true
+      prior's also where its point is undefined).
+    """
     positives = row.get("positives")
     if positives is not None and positives < min_positives:
-        return True
+        return "positives"
     prior_positives = row.get("prior_positives")
     if prior_positives is not None and prior_positives < min_prior_positives:
-        return True
-    return bool(row.get("noisy_world")) and row["interval"] in LABEL_SHIFT
+        return "prior_positives"
+    if row.get("noisy_world") and row["interval"] in LABEL_SHIFT:
+        return "noisy_labels"
+    if row["interval"] in COLLAPSE_REFUSED and row["low"] == row["high"]:
+        return "one_value"
+    if row["interval"] == TRUE_PRIOR and row.get("point") is None:
+        return "one_value"
+    return None
+
+
+def refused(row: dict[str, Any], min_positives: int, min_prior_positives: int = 0) -> bool:
+    """An interval the project would not print (``refusal`` says why)."""
+    return refusal(row, min_positives, min_prior_positives) is not None
 
 
 def summarise_coverage(
@@ -271,8 +303,9 @@ def summarise_coverage(
 
     Of what the project prints: intervals of a split with fewer than ``min_positives``
     positives, intervals at a prior estimated from fewer than ``min_prior_positives``, and
-    the label-shift intervals of a world with noisy distant labels (``noisy_world``), are
-    left out of these counts and summarised under ``refused``.
+    the label-shift intervals of a world with noisy distant labels (``noisy_world``), and
+    label-free intervals of one value, are left out of these counts and summarised under
+    ``refused``, and under ``refused_by`` by reason (``refusal``).
     """
     rows = [
         dict(c, cell=r["cell"], noisy_world=noisy_world(r)) for r in records for c in r["intervals"]
@@ -292,6 +325,13 @@ def summarise_coverage(
         gone = [r for r in held_back if r["interval"] == name]
         if gone:
             entry["refused"] = _coverage_entry(gone)
+            reasons = [refusal(r, min_positives, min_prior_positives) for r in gone]
+            entry["refused_by"] = {
+                reason: _coverage_entry(
+                    [r for r, why in zip(gone, reasons, strict=True) if why == reason]
+                )
+                for reason in sorted(set(reasons))
+            }
     return out
 
 
@@ -1316,8 +1356,8 @@ def render_page(summary: dict[str, Any], page: Path) -> None:
         f"{summary.get('min_prior_positives', 0)} positives "
         "(`evaluate.bootstrap.min_prior_positives`), and the label-shift intervals (EM's, "
         "ACC's and PACC's prior, CBPE's precision, recall and cost) where dev_b's gold labels "
-        "show, or cannot rule out, noisy distant labels, are refused and counted apart (the "
-        "table after this one).",
+        "show, or cannot rule out, noisy distant labels, and label-free intervals of one "
+        "value, are refused and counted apart (the table after this one).",
         "",
         "| interval | n | covered | coverage | Wilson 95% | median width | median width / truth "
         "| truth above | truth below | zero width | worst cell | cells short |",
@@ -1347,18 +1387,23 @@ def render_page(summary: dict[str, Any], page: Path) -> None:
             "and test's together); evaluate and `score --summary` refuse "
             "the label-shift intervals where dev_b's gold labels show noisy distant labels (a "
             "missing- or false-label rate's interval wholly above 5%) or cannot rule them out "
-            "(one reaching above 20%). Their coverage, "
-            "had they been printed, is why (`interval_refused`).",
+            "(one reaching above 20%); `score --summary` refuses a label-free interval of one "
+            "value (every resample agreed: a prior, precision, recall or cost at a bound), "
+            "and the true prior's where the adjusted count is undefined. Their coverage, "
+            "had they been printed, is why (`interval_refused`). Reasons: `positives`, "
+            "`prior_positives`, `noisy_labels`, `one_value`.",
             "",
-            "| interval | n | covered | coverage | Wilson 95% | truth above | truth below |",
-            "|---|---|---|---|---|---|---|",
+            "| interval | why | n | covered | coverage | Wilson 95% | truth above | truth below |",
+            "|---|---|---|---|---|---|---|---|",
         ]
-        for name, e in gone.items():
-            lines.append(
-                f"| {name} | {e['n']} | {e['covered']} | {_fmt(e['coverage'])} | "
-                f"{_fmt(e['coverage_ci'][0])}-{_fmt(e['coverage_ci'][1])} | "
-                f"{e['truth_above_interval']} | {e['truth_below_interval']} |"
-            )
+        for name, total in gone.items():
+            by = cov[name].get("refused_by") or {"": total}
+            for why, e in by.items():
+                lines.append(
+                    f"| {name} | {why} | {e['n']} | {e['covered']} | {_fmt(e['coverage'])} | "
+                    f"{_fmt(e['coverage_ci'][0])}-{_fmt(e['coverage_ci'][1])} | "
+                    f"{e['truth_above_interval']} | {e['truth_below_interval']} |"
+                )
     cells = [c.name for c in grid() if any(c.name in e["cells"] for e in cov.values())]
     if cells:
         lines += [

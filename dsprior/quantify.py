@@ -242,7 +242,11 @@ class Estimate(TypedDict):
     value: Annotated[float | None, "the point estimate"]
     ci: Annotated[Interval, "its interval"]
     interval_refused: NotRequired[
-        Annotated[str, "why ci is null: dev_b's gold labels show the distant labels are noisy"]
+        Annotated[
+            str,
+            "why ci is null: dev_b's gold labels show the distant labels are noisy, or every "
+            "resample gave one value",
+        ]
     ]
 
 
@@ -258,7 +262,11 @@ class PriorEstimate(TypedDict):
     value: Annotated[float | None, "the batch's prior by EM"]
     ci: Annotated[Interval, "its interval"]
     interval_refused: NotRequired[
-        Annotated[str, "why ci is null: dev_b's gold labels show the distant labels are noisy"]
+        Annotated[
+            str,
+            "why ci is null: dev_b's gold labels show the distant labels are noisy, or every "
+            "resample gave one value",
+        ]
     ]
     method: Annotated[str, "the estimator"]
     interval: Annotated[str, "how the interval was made"]
@@ -447,6 +455,33 @@ def _interval(values: np.ndarray, level: float) -> list[float | None]:
     return [float(low), float(high)]
 
 
+# the estimates whose interval is refused where every resample gave one value (``_collapsed``):
+# a prior, precision, recall or cost drawn from a finite batch is never known exactly; the
+# coverage benchmark's one-value intervals of these held the truth 0 times in 21. Alerts per
+# 1,000 are the batch's own count, known exactly at the bundle's prior: theirs may be one value
+COLLAPSE_REFUSED = ("em", "acc", "pacc", "precision", "recall", "expected_cost")
+COLLAPSE_NAMES = {"em": "the prior (EM)", "acc": "ACC's prior", "pacc": "PACC's prior"}
+
+
+def collapsed_reason(value: float) -> str:
+    """Why an interval of one value is not printed (``interval_refused``)."""
+    return (
+        f"every resample gave {value:.4g}: the probabilities left nothing to draw (the batch's "
+        "alerts, or its positives by the estimate, all at 0 or 1), which no finite batch "
+        "supports"
+    )
+
+
+def _collapsed(ci: dict[str, list[float | None]]) -> dict[str, float]:
+    """The ``COLLAPSE_REFUSED`` estimates whose interval is one value, by name."""
+    out: dict[str, float] = {}
+    for name in COLLAPSE_REFUSED:
+        low, high = ci.get(name, [None, None])
+        if low is not None and low == high:
+            out[name] = float(low)
+    return out
+
+
 def _undefined_share(values: np.ndarray) -> float:
     return float(np.mean(~np.isfinite(values))) if len(values) else 0.0
 
@@ -587,19 +622,26 @@ def estimate_batch(
         rng = np.random.default_rng(bootstrap.seed)
     kw = {"prior": prior, "threshold": threshold, "costs": costs, "adapt": adapt}
     point, ci, undefined = _bootstrapped(z_raw, calibration, reference, groups, bootstrap, rng, kw)
+    collapsed = _collapsed(ci)
 
     def pair(name: str) -> dict[str, Any]:
+        if name in collapsed:
+            return {
+                "value": point[name],
+                "ci": [None, None],
+                "interval_refused": collapsed_reason(collapsed[name]),
+            }
         return {"value": point[name], "ci": ci[name]}
 
     cross, ks_stat, ks_p = _against_reference(z_raw, reference, pair)
-    low, high = ci["em"]
+    prior_entry = pair("em")
+    low, high = prior_entry["ci"]
     shifted = None if low is None or high is None else not (low <= prior <= high)
     return {
         "examples": n,
         "bundle_prior": prior,
         "estimated_prior": {
-            "value": point["em"],
-            "ci": ci["em"],
+            **prior_entry,
             "method": EM_METHOD,
             "interval": _interval_text(bootstrap, groups, reference),
             "cross_check": cross,
@@ -631,7 +673,12 @@ def estimate_batch(
                 if np.isfinite(point[k])
             },
             bootstrap.level,
-        ),
+        )
+        + [
+            f"no {int(round(bootstrap.level * 100))}% interval for "
+            f"{COLLAPSE_NAMES.get(name, name)}: {collapsed_reason(value)}"
+            for name, value in collapsed.items()
+        ],
     }
 
 

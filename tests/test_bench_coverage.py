@@ -99,6 +99,50 @@ def test_intervals_at_a_prior_from_too_few_positives_are_counted_apart():
     assert bench.evaluate_min_positives("min_prior_positives") >= 1  # params.yaml's
 
 
+def test_label_free_intervals_of_one_value_are_counted_apart():
+    """A label-free estimate's interval of one value (every resample agreed) leaves the printed
+    counts, as the project refuses it; alerts per 1,000 keep theirs (a known count); the
+    true prior is also refused where its point is undefined."""
+
+    def row(name, low, high, point=0.1):
+        return {
+            "interval": name,
+            "low": low,
+            "high": high,
+            "truth": 0.2,
+            "point": point,
+            "covered": low <= 0.2 <= high,
+            "width": high - low,
+        }
+
+    prior, alerts = "label-free batch prior (em)", "label-free batch alerts_per_1000 (CBPE)"
+    true = "label-free batch true prior (noise-aware)"
+    records = [
+        {
+            "cell": "c",
+            "intervals": [
+                row(prior, 0.0, 0.0),
+                row(prior, 0.1, 0.3),
+                row(alerts, 0.2, 0.2),
+                row(true, 0.0, 0.0),
+                row(true, 0.1, 0.3, point=None),
+                row(true, 0.1, 0.3),
+            ],
+        }
+    ]
+    out = bench.summarise_coverage(records)
+    assert (out[prior]["n"], out[prior]["refused"]["n"]) == (1, 1)
+    assert out[alerts]["n"] == 1 and "refused" not in out[alerts]
+    assert (out[true]["n"], out[true]["refused"]["n"]) == (1, 2)
+    assert out[true]["refused_by"]["one_value"]["n"] == 2
+    noisy = [{"interval": "dev_b missing label rate", "low": 0.3, "high": 0.5, "truth": 0.4,
+              "point": 0.4, "covered": True, "width": 0.2}]  # fmt: skip
+    records.append({"cell": "c", "intervals": noisy + [row(prior, 0.0, 0.0)]})
+    by = bench.summarise_coverage(records)[prior]["refused_by"]  # noisy first, as the project
+    assert (by["one_value"]["n"], by["noisy_labels"]["n"]) == (1, 1)
+    assert set(bench.COLLAPSE_REFUSED) <= set(bench.LABEL_SHIFT) | {true}
+
+
 def test_a_cell_is_short_only_when_its_wilson_interval_is_below_the_goal():
     assert not bench.cell_short({"coverage_ci": list(bench.wilson_interval(15, 17))}, 0.9)
     assert bench.cell_short({"coverage_ci": list(bench.wilson_interval(10, 17))}, 0.9)

@@ -243,3 +243,25 @@ def test_a_generator_draws_in_place_of_the_bootstraps_seed():
     drawn = ci(rng=np.random.default_rng(7))
     assert drawn == ci(rng=np.random.default_rng(7))
     assert drawn != ci()
+
+
+def test_a_true_prior_at_one_bound_in_every_resample_or_undefined_gets_no_interval():
+    """A batch the rule flags nowhere: the adjusted count is 0 in every resample, a bound of
+    its clip, not a 95% interval of a prior (the coverage benchmark's such intervals never
+    held the truth); a rule that flags no gold positive of dev_b leaves the count undefined.
+    Both keep what they can and say why the interval is missing."""
+    kw = {"threshold": 0.3, "bootstrap": boot(40), "costs": COSTS}
+    silent = noise_shift.estimate_true_shift(np.zeros(3000, np.int8), _reference(), **kw)
+    prior = silent["estimated_prior_true"]
+    assert prior["value"] == 0.0 and prior["ci"] == [None, None]
+    assert prior["interval_refused"].startswith("every resample put the true prior at 0,")
+    cells = dict(REFERENCE)
+    cells[(1, 0, 1)] += cells.pop((1, 1, 1))
+    cells[(1, 0, 0)] += cells.pop((1, 1, 0))  # no gold positive flagged: tpr 0 < fpr
+    _, decision, _ = _rows(BATCH)
+    blind = noise_shift.estimate_true_shift(decision[:3000], _reference(cells), **kw)
+    prior = blind["estimated_prior_true"]
+    assert prior["value"] is None and prior["ci"] == [None, None]
+    assert "the adjusted count is undefined" in prior["interval_refused"]
+    flagged = noise_shift.estimate_true_shift(decision, _reference(), **kw)["estimated_prior_true"]
+    assert "interval_refused" not in flagged and flagged["ci"][0] < flagged["ci"][1]

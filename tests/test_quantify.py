@@ -105,7 +105,8 @@ def test_adjusted_counts_clip_and_refuse_useless_rates() -> None:
 
 def test_pacc_is_clipped_to_the_unit_interval() -> None:
     """A batch more confident than dev_b's positives (negatives) has PACC exactly 1 (0), never
-    beyond, alone and through estimate_batch's point and interval."""
+    beyond, alone and through estimate_batch's point and resamples (whose one value refuses
+    the interval)."""
     rng = np.random.default_rng(59)
     ref = reference(rng)
     rates = quantify.reference_rates(ref.label, ref.probability, threshold=0.3)
@@ -119,7 +120,9 @@ def test_pacc_is_clipped_to_the_unit_interval() -> None:
             bootstrap=boot(20, seed=1),
         )  # fmt: skip
         pacc = out["estimated_prior"]["cross_check"]["pacc"]
-        assert pacc["value"] == expected and pacc["ci"] == [expected, expected], pacc
+        # every resample clipped to the same bound: one value, so no interval, and why
+        assert pacc["value"] == expected and pacc["ci"] == [None, None], pacc
+        assert pacc["interval_refused"].startswith(f"every resample gave {expected:.4g}:")
 
 
 # ----------------------------------------------------------------------------- CBPE
@@ -482,34 +485,34 @@ def test_reference_rates_of_a_one_class_reference_are_not_available() -> None:
         assert all(np.isnan(v) for v in rates.values()), rates
 
 
-def test_one_example_batch_has_degenerate_intervals_and_a_warning() -> None:
-    """A batch of one example resamples to itself: every interval is its point (up to EM's
-    prior kept 1e-9 inside 1). EM puts its prior at 1 (a positive-looking example) or 0, and
-    the estimates at that prior stay finite."""
+def test_one_example_batch_has_no_interval_and_says_why() -> None:
+    """A batch of one example resamples to itself: every estimate's resamples give its point,
+    one value, so no interval is printed (a known count, alerts per 1,000, keeps its own).
+    EM puts its prior at 1 (a positive-looking example) or 0, and the estimates at that
+    prior stay finite."""
     for p, em in ((0.9, 1.0), (0.01, 0.0)):
         out = quantify.estimate_batch(np.array([p]), **KW)
         assert out["examples"] == 1 and out["bundle_prior"] == 0.1
         est = out["estimated_prior"]
-        assert est["value"] == em and est["ci"] == [em, em]
-        assert out["drift"]["prior_shift"] is True
+        assert est["value"] == em and est["ci"] == [None, None]
+        assert est["interval_refused"] == quantify.collapsed_reason(em)
+        assert out["drift"]["prior_shift"] is None  # no interval, no verdict
         at = out["estimated_at_threshold"]
         assert at["threshold"] == 0.5 and at["decisions"] == "at the bundle's prior"
         for name in ("recall", "alerts_per_1000", "expected_cost"):
             assert np.isfinite(at[name]["value"]), name
-            if em == 0.0 and name == "recall":  # no positive is ever drawn: recall undefined
-                assert at[name]["ci"] == [None, None]
-                continue
-            low, high = at[name]["ci"]  # labels drawn from a sure probability: one value
-            assert low == high == pytest.approx(at[name]["value"], abs=1e-6), name
-        refused = [] if em else [  # no positive is ever drawn: recall's interval refused
-            "no 95% interval for recall: it is undefined in 100% of the resamples (no alerts, "
-            "or no positive among the labels drawn); the batch holds too few positives or "
-            "alerts to bound it",
-        ]  # fmt: skip
-        assert out["warnings"] == [
+        assert at["alerts_per_1000"]["ci"] == [at["alerts_per_1000"]["value"]] * 2
+        assert at["expected_cost"]["ci"] == [None, None]
+        # labels drawn from a sure probability: every resample gives one value; with no
+        # alert (em 0) precision is undefined and recall is never drawn (undefined)
+        names = ["recall"] if not em else []
+        names += ["the prior (EM)"] + (["precision", "recall"] if em else []) + ["expected_cost"]
+        assert out["warnings"][0] == (
             f"the batch holds about {em:.1f} positives by the estimate (fewer than 10): too few "
-            "to estimate its prior or precision well; the intervals are wide",
-            *refused,
+            "to estimate its prior or precision well; the intervals are wide"
+        )
+        assert [w.split(":")[0] for w in out["warnings"][1:]] == [
+            f"no 95% interval for {name}" for name in names
         ]
     # nothing flagged: precision is undefined on every resample, so its interval is absent
     low = quantify.estimate_batch(np.array([0.01]), **KW)["estimated_at_threshold"]["precision"]
@@ -540,8 +543,13 @@ def test_the_warning_starts_below_ten_expected_positives() -> None:
     """Ten sure positives (EM's estimate exactly 1) make 10 expected positives: no warning;
     nine do."""
     sure = 1 - 1e-9
-    assert quantify.estimate_batch(np.full(10, sure), **KW)["warnings"] == []
-    assert "about 9.0 positives" in quantify.estimate_batch(np.full(9, sure), **KW)["warnings"][0]
+
+    def few(n: int) -> list[str]:
+        warnings = quantify.estimate_batch(np.full(n, sure), **KW)["warnings"]
+        return [w for w in warnings if w.startswith("the batch holds about")]
+
+    assert few(10) == []
+    assert "about 9.0 positives" in few(9)[0]
 
 
 def test_the_summary_says_how_its_intervals_and_cross_checks_were_made() -> None:
@@ -590,7 +598,7 @@ def one_group_reference(rng: np.random.Generator, n: int = 300) -> quantify.Refe
 
 def test_intervals_resample_the_batch_by_group_and_the_reference_with_it() -> None:
     """A batch in one group with a reference in one group never varies: every interval of the
-    prior is its point, and precision and cost vary by the labels drawn alone (the realised
+    prior would be its point (one value: refused), and precision and cost vary by the labels drawn alone (the realised
     values of a batch are uncertain even where its prior is known). Resampled by example,
     the batch alone widens every interval, ACC's and PACC's too."""
     rng = np.random.default_rng(71)
@@ -604,8 +612,9 @@ def test_intervals_resample_the_batch_by_group_and_the_reference_with_it() -> No
         drawn = [out["estimated_at_threshold"][k] for k in ("precision", "expected_cost")]
         for pair in pairs + drawn:
             low, high = pair["ci"]
-            if out is fixed and pair in pairs:
-                assert low == high == pytest.approx(pair["value"], abs=1e-12), pair
+            if out is fixed and pair in pairs:  # one value: refused, the point kept
+                assert low is None and high is None, pair
+                assert pair["interval_refused"] == quantify.collapsed_reason(pair["value"])
             else:
                 assert high - low > 0.01 * abs(pair["value"]), pair
 
@@ -639,7 +648,8 @@ def test_a_generator_draws_as_its_integer_seed_does() -> None:
         quantify.estimate_batch(p, **kw)
     )
     one_resample = quantify.estimate_batch(p, **{**kw, "bootstrap": boot(1, seed=4)})
-    assert one_resample["estimated_prior"]["ci"][0] >= 0
+    assert one_resample["estimated_prior"]["ci"] == [None, None]  # one resample: one value
+    assert one_resample["estimated_prior"]["interval_refused"].startswith("every resample gave")
 
 
 def test_adapt_to_prior_decides_at_the_threshold_and_clamps_the_prior() -> None:
@@ -775,3 +785,32 @@ def test_reference_fit_weights_keep_uneven_manifest_weights_within_a_class() -> 
         prior=0.3, training_prior=0.25, calibration=dev_a_fit,
     )  # fmt: skip
     assert ints.weight.dtype == np.float64
+
+
+def test_an_interval_of_one_value_is_refused_but_a_known_count_keeps_its_own() -> None:
+    """Every example at probability 1e-6 and every one an alert: each resample's prior is 0
+    and its drawn labels all 0, so EM's, precision's and cost's intervals would be one
+    value, which no finite batch supports (the coverage benchmark's never held the truth).
+    They are refused with the reason, in the entry and the warnings; alerts per 1,000 are
+    the batch's own count, known exactly, and keep their one-value interval."""
+    b = priors.Bootstrap(resamples=100, level=0.95, seed=3)
+    out = quantify.estimate_batch(
+        np.full(400, 1e-6), prior=0.01, threshold=1e-7, costs=COSTS, bootstrap=b
+    )
+    at = out["estimated_at_threshold"]
+    for entry in (out["estimated_prior"], at["precision"], at["expected_cost"]):
+        assert entry["ci"] == [None, None]
+        assert entry["interval_refused"].startswith("every resample gave ")
+    assert out["estimated_prior"]["value"] == 0.0  # the point estimate stays
+    assert out["drift"]["prior_shift"] is None  # no interval: no verdict
+    assert at["alerts_per_1000"]["ci"] == [1000.0, 1000.0]
+    assert "interval_refused" not in at["alerts_per_1000"]
+    assert any(w.startswith("no 95% interval for the prior (EM): every") for w in out["warnings"])
+    assert quantify._collapsed(
+        {"em": [0.1, 0.1], "alerts_per_1000": [3.0, 3.0], "recall": [None, None],
+         "precision": [0.2, 0.3]}
+    ) == {"em": 0.1}  # fmt: skip
+    normal = quantify.estimate_batch(
+        draw(np.random.default_rng(67), 40, prior=0.1, at=0.1)[1], **KW
+    )
+    assert "interval_refused" not in json.dumps(normal)

@@ -280,6 +280,9 @@ class TruePriorCrossCheck(TypedDict):
 class TruePriorEstimate(TypedDict):
     value: Annotated[float | None, "the batch's true-label prior"]
     ci: Annotated[Interval, "its interval"]
+    interval_refused: NotRequired[
+        Annotated[str, "why ci is null: the adjusted count is undefined, or at one bound"]
+    ]
     method: Annotated[str, "the estimator"]
     interval: Annotated[str, "how the interval was made"]
     cross_check: Annotated[TruePriorCrossCheck, "against the distant-label estimate"]

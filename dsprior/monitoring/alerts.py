@@ -37,8 +37,9 @@ def _ci(node: Any) -> list[float | None]:
 
 def _distant(row: dict[str, Any]) -> tuple[Any, Any]:
     """The distant-label prior and precision a record estimates: the label-shift ones, or,
-    where those are refused (dev_b's gold labels show noisy distant labels), the same
-    quantities under the true-prior shift."""
+    where those are refused (dev_b's gold labels show noisy distant labels, or the interval
+    was one value), the same quantities under the true-prior shift; with neither, the rules
+    that need them are undecided."""
     prior = row.get("estimated_prior")
     precision = (row.get("estimated_at_threshold") or {}).get("precision")
     if (prior or {}).get("interval_refused"):
