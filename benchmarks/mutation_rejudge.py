@@ -41,6 +41,7 @@ TESTS = {
     ],
     "dsprior/rawio/rejects.py": ["tests/test_rawio_rejects.py"],
     "dsprior/bundle/validate.py": ["tests/test_bundle_validate.py"],
+    "dsprior/quantify.py": ["tests/test_quantify.py", "tests/test_evaluation_label_free.py"],
 }  # fmt: skip
 
 

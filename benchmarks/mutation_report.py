@@ -150,6 +150,7 @@ def carry_forward(
     results: dict[str, dict[str, int | None]],
     fresh: dict[str, Any],
     equivalent: dict[tuple[str, str], str],
+    fills_unchecked: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     """Merge a run scoped to some functions (``results``/``fresh``) into the ``previous``
     report: a module the run checked whole takes the run's row; every other module keeps
@@ -157,6 +158,10 @@ def carry_forward(
     change (function and changed lines) or by the equivalent list, and marked
     ``rechecked``. The scoped run's own mutants in functions it checked (new code included)
     are summarised per module under ``rechecked``.
+
+    A module in ``fills_unchecked`` was scoped to the functions the previous report left
+    unchecked there: its row drops the previous ``not checked`` count and adds the run's
+    checked mutants, whose survivors join the report's.
     """
     whole = {path for path, codes in results.items() if None not in codes.values()}
     verdicts: dict[tuple[str, str], str] = {}
@@ -193,11 +198,16 @@ def carry_forward(
             survivors.append(entry)
     for path in whole:
         modules[path] = fresh["modules"][path]
-    survivors += [e for e in fresh["survivors"] if e["module"] in whole]
+    filled = {p for p in fills_unchecked if p not in whole and p in fresh["modules"]}
+    for path in filled:
+        counts = Counter({k: v for k, v in modules.get(path, {}).items() if k != "not checked"})
+        counts.update({k: v for k, v in fresh["modules"][path].items() if k != "not checked"})
+        modules[path] = dict(sorted(counts.items()))
+    survivors += [e for e in fresh["survivors"] if e["module"] in whole | filled]
     rechecked = {
         path: fresh["modules"][path]
         for path in results
-        if path not in whole and path in fresh["modules"]
+        if path not in whole | filled and path in fresh["modules"]
     }
     total: Counter[str] = Counter()
     for counts in modules.values():
@@ -208,7 +218,7 @@ def carry_forward(
         "survivors": survivors,
         "rechecked": {
             "modules": rechecked,
-            "survivors": [e for e in fresh["survivors"] if e["module"] not in whole],
+            "survivors": [e for e in fresh["survivors"] if e["module"] not in whole | filled],
         },
     }
 
@@ -337,6 +347,14 @@ def main(argv: list[str] | None = None) -> None:
         "their survivors judged again (a run scoped to the functions a fix touched)",
     )
     parser.add_argument(
+        "--fills-unchecked",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="with --previous: this run checked the functions the earlier report left "
+        "unchecked in MODULE (dsprior/...py); its mutants there replace that count",
+    )
+    parser.add_argument(
         "--rejudged",
         type=Path,
         default=None,
@@ -363,7 +381,13 @@ def main(argv: list[str] | None = None) -> None:
             **{path: str(run) for path, run in source.items()},
         },
         **(
-            carry_forward(previous, results, summarise(results, equivalent, source), equivalent)
+            carry_forward(
+                previous,
+                results,
+                summarise(results, equivalent, source),
+                equivalent,
+                frozenset(args.fills_unchecked),
+            )
             if previous is not None
             else summarise(results, equivalent, source)
         ),

@@ -55,6 +55,27 @@ def test_a_scoped_run_rejudges_the_survivors_of_the_functions_it_checked():
     assert sum(sum(c.values()) for c in got["modules"].values()) == 15  # 13 + 2: none lost
 
 
+def test_a_run_of_the_functions_left_unchecked_fills_the_modules_count():
+    """The earlier report left some of a.py's mutants unchecked; a run scoped to those
+    functions replaces the count with its own verdicts, and its survivors are listed."""
+    previous = {
+        "modules": {"a.py": {"killed": 10, "equivalent": 1, "not checked": 4}},
+        "survivors": [survivor("a.py", "m.x_g__mutmut_1", "-z = 1\n+z = 2", "equivalent")],
+    }
+    results = {"a.py": {"m.x_f__mutmut_1": 1, "m.x_f__mutmut_2": 0, "m.x_g__mutmut_1": None}}
+    fresh = {
+        "modules": {"a.py": {"killed": 1, "survived": 1, "not checked": 1}},
+        "survivors": [survivor("a.py", "m.x_f__mutmut_2", "-y = 1\n+y = 2")],
+    }
+    got = report.carry_forward(previous, results, fresh, {}, frozenset({"a.py"}))
+    assert got["modules"]["a.py"] == {"equivalent": 1, "killed": 11, "survived": 1}
+    assert [e["mutant"] for e in got["survivors"]] == ["m.x_g__mutmut_1", "m.x_f__mutmut_2"]
+    assert got["rechecked"] == {"modules": {}, "survivors": []}
+    plain = report.carry_forward(previous, results, fresh, {})  # not said: kept apart
+    assert plain["modules"]["a.py"] == previous["modules"]["a.py"]
+    assert plain["rechecked"]["modules"] == {"a.py": fresh["modules"]["a.py"]}
+
+
 def test_survivors_killed_by_later_tests_count_as_killed_and_are_listed():
     merged = {
         "modules": {"a.py": {"killed": 10, "survived": 2, "equivalent": 1}},
