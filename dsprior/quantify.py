@@ -545,9 +545,9 @@ def _one_pass(
     out: dict[str, float] = {"em": em_prior(p, prior=prior, weights=batch_w)}
     flagged = priors.decide_log_odds(calibration.map_log_odds(log_odds), threshold=threshold)
     decision = flagged
-    moved = priors.shift_prior(p, from_prior=prior, to_prior=min(max(out["em"], 1e-9), 1 - 1e-9))
+    moved, adapted = adapt_to_prior(p, from_prior=prior, to_prior=out["em"], threshold=threshold)
     if adapt:  # decisions re-made at the estimated prior
-        decision = (moved >= threshold).astype(np.int8)
+        decision = adapted
     if labels_rng is None:  # the point estimate: CBPE's expected confusion
         perf = expected_performance(moved, decision, costs=costs, weights=batch_w)
     else:  # a resample: the batch as it is, against labels drawn from this resample's
@@ -635,8 +635,7 @@ def estimate_batch(
 
     cross, ks_stat, ks_p = _against_reference(z_raw, reference, pair)
     prior_entry = pair("em")
-    low, high = prior_entry["ci"]
-    shifted = None if low is None or high is None else not (low <= prior <= high)
+    shifted = outside(prior_entry["ci"], prior)
     return {
         "examples": n,
         "bundle_prior": prior,
@@ -711,6 +710,14 @@ def _bootstrapped(
     arrays = {k: np.asarray(v, dtype=np.float64) for k, v in draws.items()}
     ci = {k: _interval(v, bootstrap.level) for k, v in arrays.items()}
     return point, ci, {k: _undefined_share(v) for k, v in arrays.items()}
+
+
+def outside(ci: list[float | None], value: float) -> bool | None:
+    """Whether ``value`` lies outside the interval ``ci`` (its ends inside); None without one."""
+    low, high = ci
+    if low is None or high is None:
+        return None
+    return not (low <= value <= high)
 
 
 def _interval_text(

@@ -395,8 +395,10 @@ def test_the_estimate_takes_log_odds_beyond_where_probabilities_round_to_one() -
     assert at["precision"]["value"] == pytest.approx(expected["precision"], rel=1e-9)
     by_probability = quantify.estimate_batch(1 / (1 + np.exp(-z)), **kw)
     assert by_probability["estimated_prior"]["value"] != pytest.approx(em, rel=1e-3)
-    with pytest.raises(ValueError, match="needs the batch's log_odds or its probability"):
-        quantify.estimate_batch(p, log_odds=z, **kw)
+    for both_or_neither in ({"probability": p, "log_odds": z}, {}):
+        with pytest.raises(ValueError) as error:
+            quantify.estimate_batch(**both_or_neither, **kw)
+        assert str(error.value) == "estimate_batch needs the batch's log_odds or its probability"
     with pytest.raises(ValueError, match="log_odds must be finite"):
         quantify.estimate_batch(log_odds=np.r_[z, np.inf], **kw)
 
@@ -585,6 +587,10 @@ def test_the_summary_says_how_its_intervals_and_cross_checks_were_made() -> None
     )
     assert full["estimated_prior"]["cross_check"]["rates_from"] == "dev_b, as stored in the bundle"
     assert full["estimated_at_threshold"]["decisions"] == "re-made at the estimated prior"
+    assert full["estimated_at_threshold"]["interval"] == (
+        "holds the batch's realised value: each resample measures the whole batch against "
+        "labels drawn from that resample's probabilities"
+    )
     assert full["drift"]["against"] == (
         "dev_b's probabilities (prior-corrected, before recalibration)"
     )
@@ -806,6 +812,10 @@ def test_an_interval_of_one_value_is_refused_but_a_known_count_keeps_its_own() -
     assert at["alerts_per_1000"]["ci"] == [1000.0, 1000.0]
     assert "interval_refused" not in at["alerts_per_1000"]
     assert any(w.startswith("no 95% interval for the prior (EM): every") for w in out["warnings"])
+    assert quantify.collapsed_reason(0.0) == (
+        "every resample gave 0: the probabilities left nothing to draw (the batch's alerts, or "
+        "its positives by the estimate, all at 0 or 1), which no finite batch supports"
+    )
     assert quantify._collapsed(
         {"em": [0.1, 0.1], "alerts_per_1000": [3.0, 3.0], "recall": [None, None],
          "precision": [0.2, 0.3]}
@@ -814,3 +824,37 @@ def test_an_interval_of_one_value_is_refused_but_a_known_count_keeps_its_own() -
         draw(np.random.default_rng(67), 40, prior=0.1, at=0.1)[1], **KW
     )
     assert "interval_refused" not in json.dumps(normal)
+
+
+def test_the_prior_shift_verdict_counts_the_intervals_ends_as_inside() -> None:
+    """``drift.prior_shift``: the bundle's prior outside EM's interval; at either end it is
+    inside, and without an interval there is no verdict."""
+    assert quantify.outside([0.01, 0.02], 0.01) is False
+    assert quantify.outside([0.01, 0.02], 0.02) is False
+    assert quantify.outside([0.01, 0.02], 0.0099) is True
+    assert quantify.outside([0.01, 0.02], 0.0201) is True
+    assert quantify.outside([None, None], 0.01) is None
+    assert quantify.outside([0.01, None], 0.01) is None  # half an interval: none either
+    assert quantify.outside([None, 0.02], 0.01) is None
+
+
+def test_acc_reads_dev_b_decisions_on_log_odds_as_the_batch_does() -> None:
+    """ACC's dev_b rates come from the same rule as the batch's alerts, decided on log-odds:
+    a dev_b positive at log-odds just below the threshold's (its probability rounds to the
+    threshold itself) is not flagged, as it would not be in the batch. Decided on the
+    rounded probability instead, it would count as flagged and move tpr from 1/2 to 1."""
+    just_below = -1e-17  # sigmoid rounds it to exactly 0.5, the threshold
+    assert 1 / (1 + np.exp(-just_below)) == 0.5
+    z_ref = np.r_[np.full(50, just_below), np.full(50, 5.0), np.full(400, -5.0)]
+    label = np.r_[np.ones(100, np.int8), np.zeros(400, np.int8)]
+    ref = quantify.Reference(
+        split=np.full(500, "dev_b"), group=np.arange(500).astype(str), label=label,
+        weight=np.ones(500), fit_weight=np.ones(500), probability=1 / (1 + np.exp(-z_ref)),
+        log_odds=z_ref,
+    )  # fmt: skip
+    batch = np.r_[np.full(30, 5.0), np.full(170, -5.0)]  # 15% flagged
+    out = quantify.estimate_batch(log_odds=batch, **KW, reference=ref)
+    fpr = 1 / (1 + np.exp(5.0)) >= 0.5  # no dev_b negative flagged
+    assert not fpr
+    # tpr 1/2, fpr 0: ACC = 0.15 / 0.5 = 0.3 (tpr 1 would give 0.15)
+    assert out["estimated_prior"]["cross_check"]["acc"]["value"] == pytest.approx(0.3)
