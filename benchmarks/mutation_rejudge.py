@@ -42,6 +42,12 @@ TESTS = {
     "dsprior/rawio/rejects.py": ["tests/test_rawio_rejects.py"],
     "dsprior/bundle/validate.py": ["tests/test_bundle_validate.py"],
     "dsprior/quantify.py": ["tests/test_quantify.py", "tests/test_evaluation_label_free.py"],
+    "dsprior/evaluation/gold.py": [
+        "tests/test_evaluation_gold.py", "tests/test_evaluate.py", "tests/test_evaluation_inputs.py",
+        "tests/test_evaluation_metrics.py", "tests/test_evaluation_pipeline.py",
+        "tests/test_evaluation_label_free.py", "tests/test_evaluation_measures.py",
+        "tests/test_evaluation_config.py",
+    ],
 }  # fmt: skip
 
 

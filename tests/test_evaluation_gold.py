@@ -520,3 +520,30 @@ def test_a_prior_not_from_its_rows_is_refused():
     assert Labels("distant", 0.25).prior_draws(bootstrap=Bootstrap(5, 0.95, 1)) is None
     with pytest.raises(ValueError, match=r"the distant-label prior 0\.1 is not the rate 0\.25"):
         Labels("distant", 0.1, rows).prior_draws(bootstrap=Bootstrap(5, 0.95, 1))
+
+
+def test_a_prior_is_from_its_rows_only_at_their_rate_to_nine_digits():
+    """``estimated_from`` ties a prior to rows only where it is their weighted rate, within a
+    relative 1e-9 and no absolute slack (priors near 1:1000 differ by far less than the
+    usual 1e-8); rows of any positive total weight count, even below 1; and the draws at
+    such a prior are fixed by the bootstrap's seed. A prior the rows do not give is refused
+    with both numbers."""
+    rows = pd.DataFrame(
+        {"label": [1, 0, 0, 0], "weight": [0.05, 0.05, 0.05, 0.05], "group": list("abcd")}
+    )  # total weight 0.2: a sample, still the prior's source
+    assert Labels("distant", 0.25).estimated_from(rows).prior_rows is rows
+    for off in (0.25 * (1 + 1e-7), 0.25 + 5e-9, 0.26):  # within numpy's default tolerances
+        assert Labels("distant", off).estimated_from(rows).prior_rows is None, off
+    assert Labels("distant", 0.25 * (1 + 1e-12)).estimated_from(rows).prior_rows is rows
+    weightless = rows.assign(weight=0.0)
+    assert Labels("distant", 0.25).estimated_from(weightless).prior_rows is None
+    boot = Bootstrap(50, 0.95, 7)
+    labels = Labels("distant", 0.25, rows)
+    assert np.array_equal(labels.prior_draws(bootstrap=boot), labels.prior_draws(bootstrap=boot))
+    for off in (0.25 * (1 + 1e-7), 0.25 + 5e-9):
+        with pytest.raises(ValueError) as error:
+            Labels("distant", off, rows).prior_draws(bootstrap=boot)
+        assert str(error.value) == (
+            f"the distant-label prior {off!r} is not the rate 0.25 of the rows given as its "
+            "source (prior_rows); pass the rows it was estimated from"
+        )
