@@ -1010,6 +1010,28 @@ def read_records(path: Path) -> list[dict[str, Any]]:
     return records
 
 
+def pooled_records(paths: list[Path]) -> list[dict[str, Any]]:
+    """The records of several grids, one list: their worlds must be distinct (each grid its
+    own ``--seed``), or a world would count twice."""
+    records = [r for path in paths for r in read_records(path)]
+    seeds = [r["seed"] for r in records if "intervals" in r]
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        raise SystemExit(
+            f"ERROR: --pool: worlds in more than one file: {len(repeated)} (seeds {repeated[:3]}): "
+            "pool grids run with different --seed, each file once"
+        )
+    return records
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository where it lies inside it."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
 def append_record(path: Path, record: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as f:
@@ -1058,6 +1080,15 @@ def main(argv: list[str] | None = None) -> None:
         "world's tables only), then rewrite the summary; run nothing",
     )
     parser.add_argument(
+        "--pool",
+        type=Path,
+        nargs="+",
+        default=None,
+        metavar="RECORDS",
+        help="summarise the records of several grids (each run with its own --seed) together "
+        "into --out and --page (default coverage_pooled.*); run nothing",
+    )
+    parser.add_argument(
         "--summary-only",
         action="store_true",
         help="rewrite the summary from the records; run nothing",
@@ -1069,6 +1100,16 @@ def main(argv: list[str] | None = None) -> None:
 
     runtime.quiet_tensorflow()
     scale = QUICK if args.quick else Scale()
+    if args.pool:
+        write_summary(
+            pooled_records(args.pool),
+            scale=scale,
+            command="python benchmarks/bench_coverage.py --pool "
+            + " ".join(_shown(path) for path in args.pool),
+            out=args.out or RESULTS / "coverage_pooled.json",
+            page=args.page or RESULTS / "coverage_pooled.md",
+        )
+        return
     replicates = args.replicates or (1 if args.quick else 17)
     stem = "coverage_quick" if args.quick else "coverage"
     records_path = args.records or RESULTS / f"{stem}.jsonl"

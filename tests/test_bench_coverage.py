@@ -143,6 +143,19 @@ def test_label_free_intervals_of_one_value_are_counted_apart():
     assert set(bench.COLLAPSE_REFUSED) <= set(bench.LABEL_SHIFT) | {true}
 
 
+def test_grids_pool_only_when_their_worlds_are_distinct(tmp_path):
+    """--pool reads several grids' records as one; a world in two files (the same seed) would
+    count twice, so it is refused."""
+    one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
+    for path, seeds in ((one, (1, 2)), (two, (3,))):
+        for seed in seeds:
+            bench.append_record(path, {**_record("c", [True]), "seed": seed})
+    assert [r["seed"] for r in bench.pooled_records([one, two])] == [1, 2, 3]
+    with pytest.raises(SystemExit, match=r"worlds in more than one file: 1 \(seeds \[3\]\)"):
+        bench.pooled_records([one, two, two])
+    assert bench.pooled_records([one]) == bench.read_records(one)
+
+
 def test_a_cell_is_short_only_when_its_wilson_interval_is_below_the_goal():
     assert not bench.cell_short({"coverage_ci": list(bench.wilson_interval(15, 17))}, 0.9)
     assert bench.cell_short({"coverage_ci": list(bench.wilson_interval(10, 17))}, 0.9)
