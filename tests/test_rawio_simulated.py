@@ -73,3 +73,64 @@ def test_drawn_examples_equal_the_generated_files(
         )
         np.testing.assert_array_equal(a.rows, b.rows)
     assert {a.file for a in got} == {str(p) for p, _ in parts}
+
+
+def test_each_process_draws_the_tables_once(monkeypatch, simulation: dict) -> None:
+    # Drawing the pool's table costs a generator per entity group: listing the parts and
+    # reading each of them must not draw it again, and a later source's table must be the
+    # one a draw that stops there gives (a source does not depend on those after it).
+    from dsprior import simulator
+
+    monkeypatch.setattr(simulated_source, "_DRAWN", {})
+    calls = []
+    real = simulator.draw_sources
+    monkeypatch.setattr(simulator, "draw_sources", lambda *a, **k: calls.append(k) or real(*a, **k))
+
+    def spec(name: str, simulation: dict) -> SourceSpec:
+        rate = simulation["sources"][name]["negative_rate"]
+        return SourceSpec.from_params(
+            name,
+            {"path": "dsprior/simulator.py", "format": SIMULATED, "negative_rate": rate},
+            simulation=simulation,
+        )
+
+    specs = {name: spec(name, simulation) for name in ("pool", "production")}
+    examples = {name: read(spec, simulated_source.list_parts(spec)) for name, spec in specs.items()}
+    assert len(calls) == 1
+    config = simulator.SimulatorConfig.from_params(simulation)
+    alone = real(
+        config,
+        simulator.sources_from_params(simulation),
+        seed=simulation["seed"],
+        shared_fraction=simulation["shared_groups"],
+        until="pool",
+    )
+    assert [e.example_id for e in examples["pool"]] == alone["pool"].example_id.tolist()
+    changed = {**simulation, "seed": simulation["seed"] + 1}
+    simulated_source.list_parts(spec("pool", changed))
+    assert len(calls) == 2  # other params: drawn again
+
+
+def test_adopted_tables_are_not_drawn_again(monkeypatch, simulation: dict) -> None:
+    # what a parallel ingest worker's initializer does with the parent's tables
+    spec = SourceSpec.from_params(
+        "production",
+        {"path": "dsprior/simulator.py", "format": SIMULATED, "negative_rate": 1.0},
+        simulation=simulation,
+    )
+    monkeypatch.setattr(simulated_source, "_DRAWN", {})
+    parts = simulated_source.list_parts(spec)
+    drawn = simulated_source.drawn_tables()
+    assert len(drawn) == 1
+    expected = read(spec, parts)
+
+    from dsprior import simulator
+
+    monkeypatch.setattr(simulated_source, "_DRAWN", {})
+    monkeypatch.setattr(simulator, "draw_sources", lambda *a, **k: pytest.fail("drawn again"))
+    simulated_source.adopt_tables(drawn)
+    got = read(spec, parts)
+    assert [e.example_id for e in got] == [e.example_id for e in expected]
+    np.testing.assert_array_equal(
+        np.concatenate([e.rows for e in got]), np.concatenate([e.rows for e in expected])
+    )

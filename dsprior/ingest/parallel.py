@@ -195,7 +195,13 @@ def ingest_parallel(
     seen: dict[str, int] = {}
     kept: list[np.ndarray] = []  # per file: spill indices of the examples written
     context = multiprocessing.get_context("spawn")  # no forked pyarrow thread pools
-    with ProcessPoolExecutor(max_workers=config.workers, mp_context=context) as pool:
+    # the simulated sources' tables the parent drew while listing: the workers adopt them
+    with ProcessPoolExecutor(
+        max_workers=config.workers,
+        mp_context=context,
+        initializer=simulated.adopt_tables,
+        initargs=(simulated.drawn_tables(),),
+    ) as pool:
         futures: list[Future[_FileItems] | None] = [
             pool.submit(_read_file_task, task) for task in tasks
         ]

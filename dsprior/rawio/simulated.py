@@ -10,6 +10,7 @@ so parallel ingest reads parts in parallel.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -48,15 +49,39 @@ def _simulation(spec: SourceSpec) -> Mapping[str, Any]:
 
 
 def draw_tables(spec: SourceSpec) -> dict[str, simulator.ExampleTable]:
-    """The drawn tables of the simulator's sources up to this one (cheap: no rows)."""
-    sim = _simulation(spec)
-    return simulator.draw_sources(
-        simulator.SimulatorConfig.from_params(dict(sim)),
-        simulator.sources_from_params(dict(sim)),
-        seed=int(sim["seed"]),
-        shared_fraction=float(sim["shared_groups"]),
-        until=spec.name,
-    )
+    """The drawn tables of all the simulator's sources (no rows; shared: read only).
+
+    Drawing the pool's table costs a seeded generator per entity group (about 15 s at the
+    reference scale), and ingest asks for it when it lists each source's parts, when it
+    probes the dimension and once per part; so a process draws every source's table once
+    and keeps them, keyed by the params, and parallel ingest hands its drawn tables to its
+    workers (``drawn_tables``, ``adopt_tables``). A source's table does not depend on the
+    sources after it.
+    """
+    key = json.dumps(dict(_simulation(spec)), sort_keys=True)
+    if key not in _DRAWN:
+        sim = json.loads(key)
+        _DRAWN.clear()  # one set of params per run: keep only the latest
+        _DRAWN[key] = simulator.draw_sources(
+            simulator.SimulatorConfig.from_params(sim),
+            simulator.sources_from_params(sim),
+            seed=int(sim["seed"]),
+            shared_fraction=float(sim["shared_groups"]),
+        )
+    return _DRAWN[key]
+
+
+_DRAWN: dict[str, dict[str, simulator.ExampleTable]] = {}
+
+
+def drawn_tables() -> dict[str, dict[str, simulator.ExampleTable]]:
+    """The tables this process has drawn, by params: what ``adopt_tables`` takes."""
+    return dict(_DRAWN)
+
+
+def adopt_tables(drawn: dict[str, dict[str, simulator.ExampleTable]]) -> None:
+    """Keep tables another process drew (a worker's initializer), so this one draws none."""
+    _DRAWN.update(drawn)
 
 
 def read_part(reader: RawReader, spec: SourceSpec, path: Path, state: Any) -> Iterator[Any]:
