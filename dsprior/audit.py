@@ -27,6 +27,7 @@ import itertools
 import logging
 import math
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from tqdm import tqdm
 
-from dsprior import contract, sampling, settings
+from dsprior import contract, runtime, sampling, settings
 
 log = logging.getLogger(__name__)
 
@@ -96,24 +97,41 @@ def summarize_features(
     )
 
 
-def feature_summaries(dataset_dir: str | Path, example_ids: Sequence[str]) -> np.ndarray:
-    """Summaries for ``example_ids`` (rows in that order), reading one row group at a time."""
+def feature_summaries(
+    dataset_dir: str | Path, example_ids: Sequence[str], *, workers: int | None = None
+) -> np.ndarray:
+    """Summaries for ``example_ids`` (rows in that order), reading one row group at a time.
+
+    The shards are summarised by ``workers`` threads (default: the cores this process may
+    use; pyarrow's reads and numpy's reductions release the GIL), each shard by one thread
+    with its own file handle; every summary lands in its example's row, so the result does
+    not depend on the number of threads.
+    """
     position = {eid: i for i, eid in enumerate(example_ids)}
     out = np.full((len(example_ids), len(SUMMARIES)), np.nan)
-    files = [pq.ParquetFile(p) for p in contract.shard_paths(dataset_dir)]
     dim, dtype = contract.dataset_dim(dataset_dir), contract.dataset_dtype(dataset_dir)
-    units = [(f, i) for f in files for i in range(f.num_row_groups)]
-    for parquet_file, i in tqdm(units, desc="audit: feature summaries", unit="row group"):
-        table = parquet_file.read_row_group(i, columns=[contract.EXAMPLE_ID, contract.FEATURES])
-        if table.num_rows == 0:
-            continue
-        ids = table.column(contract.EXAMPLE_ID).to_pylist()
-        wanted = [(j, position[e]) for j, e in enumerate(ids) if e in position]
-        if not wanted:
-            continue
-        summary = summarize_features(table.column(contract.FEATURES), dim=dim, dtype=dtype)
-        rows, targets = map(list, zip(*wanted, strict=True))
-        out[targets] = summary[rows]
+
+    def summarize_shard(path: Path) -> int:
+        parquet_file = pq.ParquetFile(path)
+        for i in range(parquet_file.num_row_groups):
+            table = parquet_file.read_row_group(i, columns=[contract.EXAMPLE_ID, contract.FEATURES])
+            ids = table.column(contract.EXAMPLE_ID).to_pylist()
+            wanted = [(j, position[e]) for j, e in enumerate(ids) if e in position]
+            if not wanted:
+                continue
+            summary = summarize_features(table.column(contract.FEATURES), dim=dim, dtype=dtype)
+            rows, targets = map(list, zip(*wanted, strict=True))
+            out[targets] = summary[rows]
+        return parquet_file.num_row_groups
+
+    shards = contract.shard_paths(dataset_dir)
+    workers = runtime.machine_cores() if workers is None else workers
+    with (
+        ThreadPoolExecutor(max_workers=max(1, workers)) as pool,
+        tqdm(total=len(shards), desc="audit: feature summaries", unit="shard") as progress,
+    ):
+        for _ in pool.map(summarize_shard, shards):
+            progress.update(1)
     missing = int(np.isnan(out[:, 0]).sum())
     if missing:
         raise ValueError(f"{missing} manifest example ids are not in the dataset {dataset_dir}")

@@ -146,6 +146,15 @@ def run_main(main: Callable[[], object]) -> None:
         sys.exit(1)
 
 
+def machine_cores() -> int:
+    """The CPU cores this process may run on (its affinity, as a container's CPU set gives
+    it), at least 1: what ``ingest.workers: auto`` and the audit's readers use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def finite_or_none(value: Any) -> Any:
     """Recursively replace NaN/inf with None and numpy scalars with Python ones."""
     if isinstance(value, dict):

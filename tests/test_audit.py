@@ -83,6 +83,30 @@ def test_feature_summaries_stream_and_match_a_direct_computation(clean):
         np.testing.assert_allclose(row, expected, rtol=1e-4, atol=1e-6)
 
 
+def test_feature_summaries_are_the_same_whatever_the_number_of_threads(tmp_path):
+    # several shards, so that threads really summarise different files at once
+    path = tmp_path / "ds"
+    rng = np.random.default_rng(5)
+    with contract.DatasetWriter(path, dim=DIM, row_group_size=4, shard_size=8) as writer:
+        for i in range(60):
+            writer.add(
+                example_id=f"e{i:03d}",
+                group=f"g{i // 3}",
+                label=i % 2,
+                source="pool",
+                negative_rate=1.0,
+                rows=rng.normal(size=(int(rng.integers(1, 9)), DIM)),
+            )
+    assert len(contract.shard_paths(path)) > 3
+    ids = [f"e{i:03d}" for i in rng.permutation(60)]
+    one = audit.feature_summaries(path, ids, workers=1)
+    assert not np.isnan(one).any()
+    for workers in (2, 5):
+        np.testing.assert_array_equal(audit.feature_summaries(path, ids, workers=workers), one)
+    with pytest.raises(ValueError, match="1 manifest example ids are not in the dataset"):
+        audit.feature_summaries(path, [*ids, "missing"], workers=2)
+
+
 def test_summarize_features_respects_sliced_arrays(clean):
     table = contract.read_metadata(clean, [contract.EXAMPLE_ID])  # ensure dataset exists
     import pyarrow.dataset as pads

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from dsprior import contract, settings
+from dsprior import contract, runtime, settings
 from dsprior.rawio import ON_ERROR, SourceSpec, simulated
 
 
@@ -37,7 +36,7 @@ class IngestConfig:
     row_group_size: int
     shard_size: int
     chunk_rows: int
-    workers: int  # resolved: ``auto`` is the cores this process may run on (machine_cores)
+    workers: int  # resolved: ``auto`` is the cores this process may run on (runtime.machine_cores)
 
     @classmethod
     def from_params(
@@ -48,21 +47,12 @@ class IngestConfig:
         sources = params["sources"]
         on_error, dtype = params["on_error"], params["dtype"]
         sizes = {k: params[k] for k in ("row_group_size", "shard_size", "chunk_rows")}
-        workers = machine_cores() if params["workers"] == "auto" else int(params["workers"])
+        workers = runtime.machine_cores() if params["workers"] == "auto" else int(params["workers"])
         specs = [
             SourceSpec.from_params(name, spec, simulation=simulation)
             for name, spec in sources.items()
         ]
         return cls(sources=specs, on_error=on_error, dtype=dtype, workers=workers, **sizes)
-
-
-def machine_cores() -> int:
-    """The CPU cores this process may run on (its affinity, as a container's CPU set gives
-    it), at least 1: what ``ingest.workers: auto`` uses."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def check_inputs(config: IngestConfig) -> None:
