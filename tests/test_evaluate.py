@@ -193,8 +193,9 @@ def write_stage_inputs(root: Path) -> tuple[Path, Path, Path]:
     return dataset, manifest, model_dir
 
 
-def test_stage_main_end_to_end(tmp_path):
+def test_stage_main_end_to_end(tmp_path, caplog):
     pytest.importorskip("tensorflow")
+    from tools.measure import stage_log_seconds
 
     dataset, manifest, model_dir = write_stage_inputs(tmp_path)
     params = tmp_path / "params.yaml"
@@ -204,7 +205,13 @@ def test_stage_main_end_to_end(tmp_path):
         "--params", str(params), "--dataset", str(dataset), "--manifest", str(manifest),
         "--model-dir", str(model_dir), "--reports", str(reports),
     ]  # fmt: skip
-    evaluate.main(argv)
+    with caplog.at_level("INFO", logger="dsprior.evaluation.run"):
+        evaluate.main(argv)
+    # the log says how long scoring and the rest took: what the benchmarks read
+    seconds = stage_log_seconds(caplog.text)
+    assert seconds["evaluate_scoring"]["examples"] == 90
+    assert seconds["evaluate_scoring"]["seconds"] >= 0 and seconds["evaluate_metrics_seconds"] >= 0
+    assert seconds["train_fit"] is None
     metrics = check_metrics_file(reports / "metrics.json")
     table = pd.read_parquet(reports / "predictions.parquet")
     assert len(table) == 90 and set(table["split"]) == set(SPLITS)

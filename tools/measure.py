@@ -123,6 +123,34 @@ def curve_range(tsv: Path) -> list[float] | None:
     return [float(min(values)), float(max(values))] if values else None
 
 
+_EVALUATE_SCORED = re.compile(r"scored (\d+) examples in ([\d.]+) s \(")
+_EVALUATE_MEASURED = re.compile(r"measured and wrote the reports in ([\d.]+) s")
+_TRAINED = re.compile(r"trained (\d+) steps in ([\d.]+) s \(")
+
+
+def stage_log_seconds(log_text: str) -> dict[str, Any]:
+    """What the train and evaluate stages' logs say about their seconds (the last of each
+    line; None where the log has none): train's fit, and evaluate's scoring and the rest."""
+    found = {
+        name: pattern.findall(log_text)
+        for name, pattern in (
+            ("trained", _TRAINED),
+            ("scored", _EVALUATE_SCORED),
+            ("measured", _EVALUATE_MEASURED),
+        )
+    }
+    trained, scored, measured = (found[k][-1] if found[k] else None for k in found)
+    return {
+        "train_fit": None
+        if trained is None
+        else {"steps": int(trained[0]), "seconds": float(trained[1])},
+        "evaluate_scoring": None
+        if scored is None
+        else {"examples": int(scored[0]), "seconds": float(scored[1])},
+        "evaluate_metrics_seconds": None if measured is None else float(measured),
+    }
+
+
 def dev_a_scoring_seconds(log_text: str) -> dict[str, float] | None:
     """The seconds a train stage's log says it spent scoring dev_a, whole and as its sample
     (its last such line; None when it has none)."""

@@ -184,7 +184,7 @@ def _train(
         sample=sample,
     )
     logger.info(
-        "trained %d steps in %.0f s (%.1f examples/s)",
+        "trained %d steps in %.1f s (%.1f examples/s)",
         total_steps - start,
         seconds,
         (total_steps - start) * p.batch_size / max(seconds, 1e-9),
