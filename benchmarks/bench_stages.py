@@ -122,6 +122,58 @@ def child_train_raw(work: Path) -> None:
           "batch_build_seconds": build_seconds})  # fmt: skip
 
 
+def child_train_ceiling(project: Path, steps: int) -> None:
+    """The train stage's ceiling on ``project``'s data and params (``make reference``'s):
+    TensorFlow's start-up, then ``fit`` over the run's first ``steps`` batches built in memory
+    first (the stage's own stream, labels, weights, model and metrics). The steps' seconds
+    are scaled to the whole run by padded rows (what the convolutions cost): every batch's
+    length is known from the plan without reading a feature."""
+    from dsprior import settings
+    from dsprior.training.params import resolve_params
+
+    p = resolve_params(settings.load_params(project / "params.yaml", "train"))
+    hardware.start_tensorflow(precision=p.compute.precision, onednn=p.compute.onednn)
+    import tensorflow as tf
+
+    from dsprior import batches, cnn
+    from dsprior.training import loop
+
+    loop.configure_run(p)
+    index = batches.index_dataset(project / "data" / "dataset")
+    model = loop.compile_model(
+        tf.distribute.get_strategy(), loop.model_architecture(p, dim=index.dim), p
+    )
+    startup = time.perf_counter() - STARTED
+    manifest = pd.read_parquet(project / "data" / "manifest.parquet")
+    rows = loop.training_rows(manifest, p)
+    min_rows = max(p.filter_sizes)
+    stream = loop.training_stream(index, rows, p, min_rows=min_rows, num_shards=1)
+    total = p.epochs * stream.steps_per_epoch
+    steps = min(steps, total)
+
+    def padded(batch: np.ndarray) -> int:
+        return len(batch) * max(int(stream.reader.n_rows[batch].max()), min_rows)
+
+    plans = [b for epoch in range(p.epochs) for b in stream.plan(epoch)][:total]
+    built = time.perf_counter()
+    prebuilt = list(stream.iterate(start_step=0, total_steps=steps))
+    build_seconds = time.perf_counter() - built
+    sampled_rows = sum(int(np.prod(x[cnn.FEATURES_INPUT].shape[:2])) for x, _, _ in prebuilt)
+    assert sampled_rows == sum(
+        padded(b) for b in plans[:steps]
+    )  # the plan's lengths are the batches'
+    spec = stream.dataset(start_step=0, total_steps=1, prefetch=1).element_spec
+    data = tf.data.Dataset.from_generator(lambda: iter(prebuilt), output_signature=spec)
+    t = time.perf_counter()
+    model.fit(data, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
+    steps_seconds = time.perf_counter() - t
+    scale = sum(padded(b) for b in plans) / sampled_rows
+    emit({"startup_seconds": startup, "steps": steps, "steps_seconds": steps_seconds,
+          "total_steps": total, "padded_rows_scale": scale,
+          "all_steps_seconds": steps_seconds * scale, "batch_build_seconds": build_seconds,
+          "ceiling_seconds": startup + steps_seconds * scale})  # fmt: skip
+
+
 def child_train_padded(work: Path) -> None:
     os.environ.pop(hardware.ONEDNN_ENV, None)  # TensorFlow's own default
     from dsprior import runtime
@@ -267,7 +319,18 @@ def main() -> None:
     parser.add_argument("--skip-score", action="store_true")
     parser.add_argument("--child")
     parser.add_argument("--work", type=Path)
+    parser.add_argument(
+        "--project", type=Path, help="a child's project (default: this one), e.g. the reference's"
+    )
+    parser.add_argument("--steps", type=int, default=300, help="train_ceiling: steps to run")
     args = parser.parse_args()
+    if args.project is not None:  # the children read that project's data and model
+        global DATASET, MANIFEST, MODEL
+        DATASET = args.project / "data" / "dataset"
+        MANIFEST = args.project / "data" / "manifest.parquet"
+        MODEL = args.project / "models" / "model.keras"
+    if args.child == "train_ceiling":
+        return child_train_ceiling(args.project, args.steps)
     if args.child == "train_raw":
         return child_train_raw(args.work)
     if args.child == "train_padded":

@@ -32,6 +32,7 @@ from tools.measure import (
     du_bytes,
     provenance,
     run_measured,
+    stage_log_seconds,
 )
 from tools.scratch import tool_env
 
@@ -51,6 +52,46 @@ def make_project(work: Path) -> Path:
     if work.exists():
         shutil.rmtree(work)
     return scratch.make_project(work, yaml.safe_load(OVERRIDES.read_text()))
+
+
+def bench_child(project: Path, *args: str) -> dict[str, Any]:
+    """A child of benchmarks/bench_stages.py on ``project``'s data: its RESULT line."""
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_stages.py"), "--project", str(project),
+         "--child", *args],
+        cwd=ROOT, env=tool_env(), check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    return json.loads(out.stdout.split("RESULT ", 1)[1].splitlines()[0])
+
+
+def measure_ceilings(project: Path, *, steps: int = 300, examples: int = 6000) -> dict[str, Any]:
+    """The train stage's ceiling (TensorFlow's start-up plus the run's steps on batches built
+    in memory, its first ``steps`` timed and scaled by padded rows) and the raw forward pass's
+    speed on ``examples`` of dev_b and test from memory: benchmarks/bench_stages.py's
+    ``train_ceiling`` and ``score_raw``, each in a fresh process."""
+    return {
+        "train": bench_child(project, "train_ceiling", "--steps", str(steps)),
+        "score_raw": bench_child(project, "score_raw", "--score-examples", str(examples)),
+    }
+
+
+def ratios(result: dict[str, Any]) -> dict[str, float | None]:
+    """The targets' ratios, each measured in this run: train's wall over its ceiling, and
+    evaluate's wall over the raw forward pass of its examples plus its metrics."""
+    train = result["ceilings"]["train"]
+    forward = result["ceilings"]["score_raw"]["examples_per_second"]
+    logged = result["log_seconds"]
+    scoring, metrics = logged["evaluate_scoring"], logged["evaluate_metrics_seconds"]
+    raw_forward = None if scoring is None else scoring["examples"] / forward
+    return {
+        "train_ceiling_over_stage": train["ceiling_seconds"] / result["stages"]["train"]["wall_s"],
+        "evaluate_over_raw_forward_plus_metrics": None
+        if raw_forward is None or metrics is None
+        else result["stages"]["evaluate"]["wall_s"] / (raw_forward + metrics),
+        "evaluate_scoring_over_raw_forward": None
+        if raw_forward is None
+        else scoring["seconds"] / raw_forward,
+    }
 
 
 def du_gb(*paths: Path) -> float:
@@ -83,6 +124,7 @@ def main() -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"complete": False, "stages": stages}, indent=2) + "\n")
     relink = run_measured(["dvc", "checkout", "--relink"], project, log=log)
+    ceilings = measure_ceilings(project)
     ingest = json.loads((project / "reports/ingest.json").read_text())
     train = json.loads((project / "models/train.json").read_text())
     audit = json.loads((project / "reports/audit.json").read_text())
@@ -119,6 +161,10 @@ def main() -> None:
             },
         },
         "stages": stages,
+        # what train and evaluate are measured against, in fresh processes after the run
+        "ceilings": ceilings,
+        # train's fit seconds, and evaluate's scoring and metrics seconds, from their logs
+        "log_seconds": stage_log_seconds(log.read_text(errors="replace")),
         "total": {
             "wall_s": round(sum(s["wall_s"] for s in stages.values()), 1),
             "cpu_s": round(sum(s["cpu_s"] for s in stages.values()), 1),
@@ -131,9 +177,10 @@ def main() -> None:
             "workspace_plus_cache": du_gb(project / "data", project / "models", project / ".dvc"),
         },
     }
+    result["ratios"] = ratios(result)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result["total"]), "->", args.out)
+    print(json.dumps(result["total"]), json.dumps(result["ratios"]), "->", args.out)
     if not args.keep:
         shutil.rmtree(project)
 
