@@ -37,7 +37,14 @@ def step_curves(resume_from=None, *, start_step=0, rows_dir=None):
 
 
 def test_the_schedule_takes_the_train_params_and_the_runs_steps():
-    params = {**TINY, "log_every": 3, "eval_every": 6, "checkpoint_every": 12, "patience": 2}
+    params = {
+        **TINY,
+        "log_every": 3,
+        "eval_every": 6,
+        "checkpoint_every": 12,
+        "patience": 2,
+        "eval_whole": 4,
+    }
     got = CurveSchedule.from_config(
         resolve_params(params), steps_per_epoch=24, total_steps=48, start_step=12
     )
@@ -50,6 +57,7 @@ def test_the_schedule_takes_the_train_params_and_the_runs_steps():
         select_metric=TINY["select_metric"],
         patience=2,
         start_step=12,
+        decisions=4,
     )
 
 

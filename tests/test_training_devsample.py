@@ -126,19 +126,23 @@ def test_the_interval_covers_the_whole_score_about_as_often_as_it_says():
 
 
 class ScriptedScores:
-    """dev_a scores of a model at each call, from a script (the same numbers for every view)."""
+    """dev_a scores of a model at each call, from a script (the same numbers for every view):
+    F1 as scripted and the loss 1 - F1, with the model's kernel at each call."""
 
     def __init__(self, values):
         self.values = list(values)
         self.calls = 0
+        self.kernels = []
 
     def __call__(self, model):
         value = self.values[self.calls]
         self.calls += 1
-        return {"sampled": {"f1": value}, "prior": {"f1": value}}
+        self.kernels.append(float(model.layers[0].kernel.numpy()[0, 0]))
+        scores = {"f1": value, "loss": 1 - value}
+        return {"sampled": dict(scores), "prior": dict(scores)}
 
 
-def scripted_run(tmp_path, sample_values, whole_values, *, patience=None, steps=12):
+def scripted_run(tmp_path, sample_values, whole_values, *, patience=None, steps=12, decisions=3):
     """StepCurves on a tiny model, evaluating at steps 2, 4, ... (an epoch of 6 steps)."""
     sample, whole = ScriptedScores(sample_values), ScriptedScores(whole_values)
     curves = StepCurves(
@@ -153,6 +157,7 @@ def scripted_run(tmp_path, sample_values, whole_values, *, patience=None, steps=
             total_steps=steps,
             select_metric="f1",
             patience=patience,
+            decisions=decisions,
         ),
     )
     model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
@@ -169,13 +174,15 @@ def scripted_run(tmp_path, sample_values, whole_values, *, patience=None, steps=
     return curves, sample, whole
 
 
-def test_the_whole_of_dev_a_is_scored_only_where_a_decision_is_made(tmp_path):
-    # evaluations at steps 2, 4, 6 (epoch end), 8, 10, 12 (epoch end, last)
+def test_the_whole_of_dev_a_is_scored_at_the_decisions_only(tmp_path):
+    # evaluations at steps 2, 4, 6 (epoch end), 8, 10, 12 (epoch end, last); four decisions
+    # spread in log(step): targets 2, 3.6, 6.6 and 12, so steps 2, 4, 6 and 12, whatever
+    # the sample says
     sample = [0.5, 0.4, 0.45, 0.6, 0.55, 0.5]
-    whole = [0.52, 0.47, 0.61, 0.58]  # at steps 2 (first), 6 (epoch), 8 (sample 0.6), 12
-    curves, sample_calls, whole_calls = scripted_run(tmp_path, sample, whole)
+    whole = [0.52, 0.61, 0.58, 0.6]
+    curves, sample_calls, whole_calls = scripted_run(tmp_path, sample, whole, decisions=4)
     assert sample_calls.calls == 6 and whole_calls.calls == 4
-    assert curve(tmp_path / "live", "dev_a/prior/f1")["step"].tolist() == [2, 6, 8, 12]
+    assert curve(tmp_path / "live", "dev_a/prior/f1")["step"].tolist() == [2, 4, 6, 12]
     assert curve(tmp_path / "live", "dev_a/prior/sample/f1")["step"].tolist() == [
         2,
         4,
@@ -184,24 +191,52 @@ def test_the_whole_of_dev_a_is_scored_only_where_a_decision_is_made(tmp_path):
         10,
         12,
     ]
-    # chosen on the whole of dev_a; step 4's and step 10's samples were below the best's
-    assert curves.state["best_step"] == 8 and curves.state["best_value"] == 0.61
-    assert curves.state["best_sample_value"] == 0.6
+    # each decision scores the model of its own step (step s trained with kernel s - 1)
+    assert whole_calls.kernels == [1.0, 3.0, 5.0, 11.0]
+    assert curves.state["best_step"] == 4 and curves.state["best_value"] == 0.61
     assert curves.state["evaluations"] == {"sample": 6, "whole": 4}
-    np.testing.assert_array_equal(curves.best_weights[0], [[7.0]])  # step 8's weights
+    np.testing.assert_array_equal(curves.best_weights[0], [[3.0]])
 
 
-def test_a_sample_that_never_beats_the_best_stops_on_patience(tmp_path):
-    sample = [0.5, 0.4, 0.3, 0.3, 0.3, 0.3]
-    whole = [0.5, 0.4, 0.4]
-    curves, _, whole_calls = scripted_run(tmp_path, sample, whole, patience=2)
-    # step 2 best; step 4 ruled out by the sample (1); step 6 (epoch end) whole, no gain (2)
-    assert curves.state["best_step"] == 2 and whole_calls.calls == 2
+def test_the_decisions_are_the_first_the_last_and_log_spaced_between():
+    def schedule(decisions, total=2448, epoch=1224, every=100):
+        return CurveSchedule(
+            log_every=10, eval_every=every, steps_per_epoch=epoch, checkpoint_every=50,
+            total_steps=total, select_metric="average_precision", patience=None,
+            decisions=decisions,
+        )  # fmt: skip
+
+    # the reference run: 26 evaluations (every 100 steps, both epoch ends); targets 100,
+    # 495 and 2448 for three decisions, 100, 290, 843 and 2448 for four
+    steps = schedule(3).evaluation_steps()
+    assert len(steps) == 26 and {1224, 2448} <= set(steps) and steps[-1] == 2448
+    assert schedule(3).decision_steps() == [100, 500, 2448]
+    assert schedule(4).decision_steps() == [100, 300, 800, 2448]
+    assert schedule(1).decision_steps() == [2448]  # one decision: the end
+    # the default run: 514 steps, epochs of 257: targets 100, 227 (nearer 200 than 257) and 514
+    assert schedule(3, total=514, epoch=257).decision_steps() == [100, 200, 514]
+    assert schedule(None).decision_steps() == steps == schedule(26).decision_steps()
+    assert schedule(40).decision_steps() == steps
+    # a run shorter than eval_every evaluates at its epochs' ends only
+    assert schedule(3, total=30, epoch=15).decision_steps() == [15, 30]
+
+
+def test_patience_counts_decisions_without_improvement(tmp_path):
+    sample = [0.9] * 6
+    whole = [0.5, 0.4, 0.45]
+    curves, _, whole_calls = scripted_run(tmp_path, sample, whole, patience=2, decisions=6)
+    # every evaluation decides: step 2 best, steps 4 and 6 no better: stop at step 6
+    assert whole_calls.calls == 3 and curves.state["best_step"] == 2
     assert curve(tmp_path / "live", "train/loss")["step"].max() == 6
 
 
-def test_a_run_with_a_sample_logs_both_curves_and_resumes_to_the_same_bytes(data, tmp_path):
-    full_model, full = run(data, tmp_path, name="full", eval_sample=10)
+def test_a_run_with_a_sample_logs_both_curves_and_resumes_to_the_same_bytes(data, tmp_path, caplog):
+    from tools.measure import stage_log_seconds
+
+    with caplog.at_level("INFO", logger="dsprior.training.loop"):
+        full_model, full = run(data, tmp_path, name="full", eval_sample=10)
+    # the log says how many steps fit ran and how long: what the benchmarks read
+    assert stage_log_seconds(caplog.text)["train_fit"]["steps"] == full["steps"]
     live = tmp_path / "full" / "live"
     evaluations = full["dev_a_evaluations"]
     assert evaluations["sample_examples"] == 10 and evaluations["examples"] > 10

@@ -11,13 +11,16 @@ metric at the production prior (``select_metric``); ``patience`` evaluations wit
 improvement stop training.
 
 With an evaluation sample (``train.eval_sample``, ``devsample``), every evaluation scores
-the sample (curves ``dev_a/<view>/sample/...``, each production-prior score with its 95% interval
-as ``<score>_low`` and ``<score>_high``), and the whole of dev_a (curves ``dev_a/...``) is
-scored only where a decision is made: where the sample's ``select_metric`` beats the
-current best model's on the same sample (a paired comparison: the model may be a new best),
-at the end of each epoch, and at the last step. The best model is chosen on the whole of
-dev_a, as without a sample; an evaluation the sample rules out counts as one without
-improvement.
+the sample (curves ``dev_a/<view>/sample/...``, each production-prior score with its 95%
+interval as ``<score>_low`` and ``<score>_high``), and the whole of dev_a (curves
+``dev_a/...``) is scored only at ``train.eval_whole`` of the evaluations, the first and the
+last among them and the rest spread evenly in log(step) (``CurveSchedule.decision_steps``):
+the decisions. The
+best model is chosen among them on the whole of dev_a, and ``patience`` counts decisions
+without improvement. The sample does not decide: none of its scores ranked the models as
+all of dev_a did at the production prior (the reference run's figures are in
+docs/scale.md), since average precision there rests on the few negatives that score highest,
+of which a sample holds few.
 """
 
 from __future__ import annotations
@@ -53,7 +56,8 @@ class CurveSchedule:
     """When ``StepCurves`` logs, evaluates, selects and stops, in global steps.
 
     ``log_every``, ``eval_every``, ``checkpoint_every`` (steps a Keras epoch),
-    ``select_metric`` and ``patience`` are the ``train`` params; ``steps_per_epoch`` is a
+    ``select_metric``, ``patience`` and ``decisions`` (``eval_whole``) are the ``train``
+    params; ``steps_per_epoch`` is a
     pass over the training rows (an evaluation at each end), ``total_steps`` the run's
     length, and ``start_step`` where a resumed run picks up (0: a fresh run).
     """
@@ -66,6 +70,7 @@ class CurveSchedule:
     select_metric: str
     patience: int | None
     start_step: int = 0
+    decisions: int | None = None  # with a sample: evaluations scoring all of dev_a (eval_whole)
 
     @classmethod
     def from_config(
@@ -81,7 +86,33 @@ class CurveSchedule:
             select_metric=config.select_metric,
             patience=config.patience,
             start_step=start_step,
+            decisions=config.eval_whole,
         )
+
+    def evaluation_steps(self) -> list[int]:
+        """Every step that evaluates dev_a: each ``eval_every``-th, each epoch's end, the last."""
+        total = self.total_steps
+        steps = set(range(self.eval_every, total + 1, self.eval_every))
+        steps |= set(range(self.steps_per_epoch, total + 1, self.steps_per_epoch))
+        return sorted(steps | {total})
+
+    def decision_steps(self) -> list[int]:
+        """The evaluations that score all of dev_a under an evaluation sample: ``decisions`` of
+        them, the first and the last evaluation among them (one decision: the last), the rest
+        spread evenly in the
+        logarithm of the step (denser early, where the model changes fastest: the default
+        run's best model was at step 100 of 514); each is the evaluation nearest its target,
+        so two targets on one evaluation make one decision. All of them when ``decisions``
+        is None or not smaller."""
+        steps = self.evaluation_steps()
+        if self.decisions is None or self.decisions >= len(steps):
+            return steps
+        logs = np.log(steps)
+        targets = (
+            np.linspace(logs[0], logs[-1], self.decisions) if self.decisions > 1 else logs[-1:]
+        )
+        nearest = {int(np.argmin(np.abs(logs - target))) for target in targets}
+        return [steps[i] for i in sorted(nearest)]
 
 
 class StepCurves(keras.callbacks.Callback):
@@ -119,7 +150,6 @@ class StepCurves(keras.callbacks.Callback):
             "best_step": None,
             "best_scores": None,
             "evals_since_best": 0,
-            "best_sample_value": None,  # the best model's select_metric on the sample
             "evaluations": {"sample": 0, "whole": 0},
         }
         # wall seconds spent scoring (this process only: not saved, so outputs stay the same
@@ -133,6 +163,7 @@ class StepCurves(keras.callbacks.Callback):
                     self.best_weights = [saved[f"w{i}"] for i in range(len(saved.files))]
         self._epoch = 0
         self._progress: Any = None  # a tqdm bar while training runs
+        self._decisions = set(schedule.decision_steps())
 
     @property
     def step(self) -> int:
@@ -180,7 +211,7 @@ class StepCurves(keras.callbacks.Callback):
         epoch_end = step % schedule.steps_per_epoch == 0
         if self.evaluate_dev is not None and (step % schedule.eval_every == 0 or epoch_end or last):
             # None on non-chief workers: only the chief evaluates
-            self._evaluate(step, decision=epoch_end or last)
+            self._evaluate(step)
         if last:
             self.model.stop_training = True
 
@@ -204,31 +235,17 @@ class StepCurves(keras.callbacks.Callback):
                 self._log(step, f"dev_a/{view}/{inner}{name}", value)
         return scores
 
-    def _evaluate(self, step: int, *, decision: bool) -> None:
+    def _evaluate(self, step: int) -> None:
         metric = self.schedule.select_metric
-        sample_value = None
         if self.evaluate_sample is not None:
-            sample_value = self._score("sample", step)["prior"][metric]
-            best_on_sample = self.state.get("best_sample_value")
-            if not decision and not is_better(sample_value, best_on_sample, metric=metric):
-                logger.info(
-                    "step %d dev_a sample prior %s = %.4f: not above the best's %.4f",
-                    step,
-                    metric,
-                    sample_value,
-                    best_on_sample,
-                )
-                self._no_improvement(step)
+            self._score("sample", step)
+            if step not in self._decisions:
                 return
         scores = self._score("whole", step)
         value = scores["prior"][metric]
         if is_better(value, self.state["best_value"], metric=metric):
             self.state.update(
-                best_value=value,
-                best_step=step,
-                best_scores=scores,
-                evals_since_best=0,
-                best_sample_value=sample_value,
+                best_value=value, best_step=step, best_scores=scores, evals_since_best=0
             )
             self.best_weights = [np.array(w) for w in self.model.get_weights()]
         else:

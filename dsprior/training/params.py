@@ -32,6 +32,7 @@ PARAMS_SCHEMA: dict[str, settings.Spec] = {
     "eval_every": _POSITIVE,
     "eval_batch_size": _POSITIVE,
     "eval_sample": settings.Integer(minimum=1, none=True),
+    "eval_whole": _POSITIVE,
     "balance": settings.Choice(*BALANCE_MODES),
     "loss_weight": settings.Choice(*LOSS_WEIGHTS),
     "select_metric": settings.Choice(*SCORE_NAMES),
@@ -71,6 +72,7 @@ class TrainConfig:
     eval_every: int
     eval_batch_size: int
     eval_sample: int | None  # dev_a examples scored at every evaluation (None: all of dev_a)
+    eval_whole: int  # with a sample: evaluations that score all of dev_a (log-spaced)
     balance: str
     loss_weight: str
     select_metric: str
