@@ -31,6 +31,10 @@ Scoring, ``--score-examples`` production-ratio rows (dev_b and test), model
 
 Writes ``benchmarks/results/stages.json`` and prints the ratios.
 
+``--child train_ceiling --project P`` (what ``make reference`` runs after its pipeline, with
+``--child score_raw --project P``): the train stage's ceiling on another project's data and
+params, its first ``--steps`` batches fit from memory and scaled to the run by padded rows.
+
     python benchmarks/bench_stages.py [--rounds 2] [--score-examples 6000] [--skip-train]
 """
 
