@@ -89,10 +89,18 @@ def test_default_run_is_big_enough_to_show_curves_and_intervals():
         int(line.split()[0]) for line in (curves / "train/loss.tsv").read_text().splitlines()[1:]
     ]
     assert loss_steps[-1] >= 500 and len(loss_steps) >= 50
-    # every evaluation scores dev_a's sample; all of dev_a where a decision is made
-    sample_steps = (curves / "dev_a/prior/sample/precision.tsv").read_text().splitlines()[1:]
-    whole_steps = (curves / "dev_a/prior/precision.tsv").read_text().splitlines()[1:]
-    assert len(sample_steps) >= 5 and len(whole_steps) >= 3
+    # every evaluation scores dev_a's sample; all of dev_a at the eval_whole decisions, the
+    # first evaluation and the last among them
+    sample_steps = [
+        int(line.split()[0])
+        for line in (curves / "dev_a/prior/sample/precision.tsv").read_text().splitlines()[1:]
+    ]
+    whole_steps = [
+        int(line.split()[0])
+        for line in (curves / "dev_a/prior/precision.tsv").read_text().splitlines()[1:]
+    ]
+    assert len(sample_steps) >= 5 and len(whole_steps) == params["eval_whole"] >= 2
+    assert whole_steps[0] == sample_steps[0] and whole_steps[-1] == sample_steps[-1]
     audit = json.loads((ROOT / "reports/audit.json").read_text())
     assert min(audit["test_size"]["positives"].values()) >= 100
 
