@@ -15,9 +15,8 @@ the sample (curves ``dev_a/<view>/sample/...``, each production-prior score with
 interval as ``<score>_low`` and ``<score>_high``), and the whole of dev_a (curves
 ``dev_a/...``) is scored only at ``train.eval_whole`` of the evaluations, the first and the
 last among them and the rest spread evenly in log(step) (``CurveSchedule.decision_steps``):
-the decisions. The
-best model is chosen among them on the whole of dev_a, and ``patience`` counts decisions
-without improvement. The sample does not decide: none of its scores ranked the models as
+the decisions. The best model is chosen among them on the whole of dev_a, and ``patience``
+counts decisions without improvement. The sample does not decide: none of its scores ranked the models as
 all of dev_a did at the production prior (the reference run's figures are in
 docs/scale.md), since average precision there rests on the few negatives that score highest,
 of which a sample holds few.
@@ -57,9 +56,8 @@ class CurveSchedule:
 
     ``log_every``, ``eval_every``, ``checkpoint_every`` (steps a Keras epoch),
     ``select_metric``, ``patience`` and ``decisions`` (``eval_whole``) are the ``train``
-    params; ``steps_per_epoch`` is a
-    pass over the training rows (an evaluation at each end), ``total_steps`` the run's
-    length, and ``start_step`` where a resumed run picks up (0: a fresh run).
+    params; ``steps_per_epoch`` is a pass over the training rows (an evaluation at each end),
+    ``total_steps`` the run's length, and ``start_step`` where a resumed run picks up (0: a fresh run).
     """
 
     log_every: int
@@ -99,10 +97,9 @@ class CurveSchedule:
     def decision_steps(self) -> list[int]:
         """The evaluations that score all of dev_a under an evaluation sample: ``decisions`` of
         them, the first and the last evaluation among them (one decision: the last), the rest
-        spread evenly in the
-        logarithm of the step (denser early, where the model changes fastest: the default
-        run's best model was at step 100 of 514); each is the evaluation nearest its target,
-        so two targets on one evaluation make one decision. All of them when ``decisions``
+        spread evenly in the logarithm of the step (denser early, where the model changes
+        fastest: the default run's best model was at step 100 of 514); each is the evaluation
+        nearest its target, so two targets on one evaluation make one decision. All of them when ``decisions``
         is None or not smaller."""
         steps = self.evaluation_steps()
         if self.decisions is None or self.decisions >= len(steps):
@@ -163,6 +160,7 @@ class StepCurves(keras.callbacks.Callback):
                     self.best_weights = [saved[f"w{i}"] for i in range(len(saved.files))]
         self._epoch = 0
         self._progress: Any = None  # a tqdm bar while training runs
+        self._evaluations = set(schedule.evaluation_steps())
         self._decisions = set(schedule.decision_steps())
 
     @property
@@ -208,8 +206,7 @@ class StepCurves(keras.callbacks.Callback):
             for name, value in window_scores(logs).items():
                 self._log(step, f"train/{name}", value)
             self.model.reset_metrics()
-        epoch_end = step % schedule.steps_per_epoch == 0
-        if self.evaluate_dev is not None and (step % schedule.eval_every == 0 or epoch_end or last):
+        if self.evaluate_dev is not None and step in self._evaluations:
             # None on non-chief workers: only the chief evaluates
             self._evaluate(step)
         if last:
