@@ -460,6 +460,21 @@ class CompactSet:
             rows.flush()
             del rows
         self._rows = np.load(self.path, mmap_mode="r") if total else np.zeros((0, self.dim))
+        self._owns_file = True
+
+    def subset(self, members: np.ndarray) -> CompactSet:
+        """The examples at ``members`` (positions in this set, in the order given), sharing
+        this set's file: nothing is read or copied. Its ``close()`` leaves the file to this
+        set; it must not be used after this set's ``close()``."""
+        members = np.asarray(members, dtype=np.int64)
+        if len(members) and (members.min() < 0 or members.max() >= len(self)):
+            raise ValueError(f"subset positions must lie in [0, {len(self)}), got {members!r}")
+        part = object.__new__(CompactSet)
+        part.path, part.dim, part.min_rows = self.path, self.dim, self.min_rows
+        part.n_rows, part.row_group = self.n_rows[members], self.row_group[members]
+        part.starts = self.starts[members]
+        part._rows, part._owns_file = self._rows, False
+        return part
 
     def __len__(self) -> int:
         return len(self.n_rows)
@@ -477,6 +492,7 @@ class CompactSet:
             yield batch, features, lengths
 
     def close(self) -> None:
-        """Drop the memory map and delete the file."""
+        """Drop the memory map and delete the file (a ``subset`` leaves it to its set)."""
         self._rows = None
-        self.path.unlink(missing_ok=True)
+        if self._owns_file:
+            self.path.unlink(missing_ok=True)

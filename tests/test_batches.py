@@ -188,6 +188,42 @@ def test_compact_set_scores_equal_streamed_scores(dataset, lengths, tmp_path):
     assert not (tmp_path / "dev.npy").exists()
 
 
+def test_a_subset_of_a_compact_set_is_the_copy_of_its_examples(dataset, tmp_path):
+    """dev_a's sample takes its rows from dev_a's copy: the same batches and scores as a copy
+    read from Parquet for the sample alone, and closing it leaves dev_a's file."""
+    index = batches.index_dataset(dataset)
+    ids = [f"ex{i:03d}" for i in (30, 2, 17, 5, 36, 0, 11, 12, 13)]
+    whole = batches.CompactSet(
+        batches.BatchReader(index, index.positions(ids), min_rows=3), tmp_path / "dev.npy"
+    )
+    members = np.array([4, 0, 7, 2])
+    sample_ids = [ids[i] for i in members]
+    reader = batches.BatchReader(index, index.positions(sample_ids), min_rows=3)
+    alone = batches.CompactSet(reader, tmp_path / "alone.npy")
+    part = whole.subset(members)
+    assert len(part) == 4
+    np.testing.assert_array_equal(part.n_rows, alone.n_rows)
+    np.testing.assert_array_equal(part.row_group, alone.row_group)
+    plan = batches.plan_batches(part.row_group, part.n_rows, batch_size=3, pool_size=6)
+    for (b1, f1, n1), (b2, f2, n2) in zip(
+        alone.iter_batches(plan), part.iter_batches(plan), strict=True
+    ):
+        np.testing.assert_array_equal(b1, b2)
+        np.testing.assert_array_equal(f1, f2)
+        np.testing.assert_array_equal(n1, n2)
+    model = mean_model()
+    np.testing.assert_array_equal(
+        batches.predict_scores(model, dataset, sample_ids, batch_size=3, compact=part),
+        batches.predict_scores(model, dataset, sample_ids, batch_size=3, compact=alone),
+    )
+    part.close()
+    assert (tmp_path / "dev.npy").exists()  # the subset's close leaves dev_a's copy
+    with pytest.raises(ValueError, match=r"subset positions must lie in \[0, 9\)"):
+        whole.subset(np.array([0, 9]))
+    whole.close()
+    assert not (tmp_path / "dev.npy").exists()
+
+
 def test_forward_is_traced_once_for_every_batch_shape(dataset):
     """No batch or row count retraces the scoring function."""
     model = mean_model()

@@ -262,6 +262,31 @@ def test_a_run_with_a_sample_logs_both_curves_and_resumes_to_the_same_bytes(data
     assert curve_files(tmp_path / "killed" / "live") == curve_files(live)
 
 
+def test_dev_a_is_read_from_parquet_once_for_the_whole_and_its_sample(
+    data, tmp_path, caplog, monkeypatch
+):
+    """The sample's rows are taken from dev_a's copy: one copy from Parquet, of all of dev_a,
+    and the log says how long it took."""
+    from dsprior import batches
+    from tools.measure import dev_a_scoring_seconds
+
+    copied: list[int] = []
+    make = batches.CompactSet.__init__
+
+    def counted(self, reader, path):
+        copied.append(len(reader.positions))
+        make(self, reader, path)
+
+    monkeypatch.setattr(batches.CompactSet, "__init__", counted)
+    with caplog.at_level("INFO", logger="dsprior.training.callback"):
+        _, record = run(data, tmp_path, name="once", eval_sample=10)
+    assert copied == [record["dev_a_evaluations"]["examples"]]
+    seconds = dev_a_scoring_seconds(caplog.text)
+    # the copy's seconds are within the scoring's (a tiny copy logs 0.0)
+    assert seconds is not None and "copy" in seconds
+    assert seconds["copy"] <= seconds["whole"] + seconds["sample"] + 0.1
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     from tests.factories import make_data
@@ -275,9 +300,13 @@ def test_the_benchmarks_read_the_scoring_seconds_from_the_stage_log(tmp_path, ca
     with caplog.at_level("INFO", logger="dsprior.training.callback"):
         curves, _, _ = scripted_run(tmp_path, [0.5, 0.4, 0.45, 0.6, 0.55, 0.5], [0.5] * 6)
     seconds = dev_a_scoring_seconds(caplog.text)
-    assert seconds is not None and set(seconds) == {"whole", "sample"}
+    assert seconds is not None and set(seconds) == {"whole", "sample", "copy"}
     assert seconds["sample"] == pytest.approx(curves.seconds["sample"], abs=0.06)
+    assert seconds["copy"] == 0.0  # the scripted scorers copy nothing
     assert dev_a_scoring_seconds("no such line") is None
+    # a log from before the copy's seconds were written
+    old = "dev_a scored 2 times whole (49.8 s) and 26 times as its sample (36.1 s)"
+    assert dev_a_scoring_seconds(old) == {"whole": 49.8, "sample": 36.1}
 
 
 def test_a_curves_range_is_read_from_its_tsv(tmp_path):

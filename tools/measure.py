@@ -97,6 +97,7 @@ def provenance(argv: list[str] | None = None) -> dict[str, Any]:
 # the train stage's last log line (dsprior.training.callback.StepCurves.on_train_end)
 _SCORED = re.compile(
     r"dev_a scored (\d+) times whole \(([\d.]+) s\) and (\d+) times as its sample \(([\d.]+) s\)"
+    r"(?:; its rows copied from Parquet once, in the first of these \(([\d.]+) s\))?"
 )
 
 
@@ -152,10 +153,12 @@ def stage_log_seconds(log_text: str) -> dict[str, Any]:
 
 
 def dev_a_scoring_seconds(log_text: str) -> dict[str, float] | None:
-    """The seconds a train stage's log says it spent scoring dev_a, whole and as its sample
-    (its last such line; None when it has none)."""
+    """The seconds a train stage's log says it spent scoring dev_a, whole and as its sample,
+    and (where the line says) copying its rows, within those (its last such line; None when
+    it has none)."""
     found = _SCORED.findall(log_text)
     if not found:
         return None
-    _, whole, _, sample = found[-1]
-    return {"whole": float(whole), "sample": float(sample)}
+    _, whole, _, sample, copy = found[-1]
+    seconds = {"whole": float(whole), "sample": float(sample)}
+    return {**seconds, "copy": float(copy)} if copy else seconds

@@ -277,11 +277,13 @@ class StepCurves(keras.callbacks.Callback):
         self._progress.close()
         counts = self.state.get("evaluations", {})
         logger.info(
-            "dev_a scored %d times whole (%.1f s) and %d times as its sample (%.1f s)",
+            "dev_a scored %d times whole (%.1f s) and %d times as its sample (%.1f s); "
+            "its rows copied from Parquet once, in the first of these (%.1f s)",
             counts.get("whole", 0),
             self.seconds["whole"],
             counts.get("sample", 0),
             self.seconds["sample"],
+            getattr(self.evaluate_dev, "copy_seconds", 0.0),
         )
 
 

@@ -118,7 +118,9 @@ def _train(
     # Under a distribution strategy, dev_a is scored by a plain copy of the model.
     scorer = model if p.strategy == "default" else cnn.build_cnn(**architecture)
 
-    def dev_scorer(name: str, sample: DevSample | None = None) -> DevScorer:
+    def dev_scorer(
+        name: str, sample: DevSample | None = None, within: DevScorer | None = None
+    ) -> DevScorer:
         return DevScorer(
             rows.dev if sample is None else sample.rows,
             index=index,
@@ -130,13 +132,15 @@ def _train(
             copy_path=backup_dir / f"{name}.npy",
             sample=sample,
             seed=p.seed,
+            within=within,
         )
 
     dev = dev_scorer("dev_a")
     sample = (
         None if p.eval_sample is None else draw_dev_sample(rows.dev, p.eval_sample, seed=p.seed)
     )
-    dev_sample = None if sample is None else dev_scorer("dev_a_sample", sample)
+    # the sample's rows are taken from dev_a's copy: dev_a is read from Parquet once
+    dev_sample = None if sample is None else dev_scorer("dev_a_sample", sample, within=dev)
     live = curves.open_live(live_dir, replay)
     step_curves = StepCurves(
         live=live,

@@ -5,6 +5,7 @@ being trained, as sampled and weighted to the production prior, from its log-odd
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +87,8 @@ class DevScorer:
 
     ``dev_a`` shares row groups with train: its rows are copied once, at the first
     evaluation, into ``copy_path`` (a ``batches.CompactSet``), so each evaluation reads only
-    them. Under a distribution strategy ``scorer`` is a plain copy of the model being
+    them; a sample's scorer takes its rows from that copy (``within``, the scorer of all of
+    dev_a), so Parquet is read once. Under a distribution strategy ``scorer`` is a plain copy of the model being
     trained: its predict() runs on this process alone, with no collective op the other
     workers would have to join. ``close()`` removes the copy.
     """
@@ -104,8 +106,21 @@ class DevScorer:
         copy_path: Path,
         sample: DevSample | None = None,
         seed: int = 0,
+        within: DevScorer | None = None,
     ) -> None:
         self.ids = rows["example_id"].tolist()
+        # a sample's rows come from the copy of all of dev_a (``within``): read once
+        self.within = within
+        self._members: np.ndarray | None = None
+        if within is not None:
+            where = {example_id: i for i, example_id in enumerate(within.ids)}
+            missing = [example_id for example_id in self.ids if example_id not in where]
+            if missing:
+                raise ValueError(
+                    f"{len(missing)} of the {len(self.ids)} examples are not among the "
+                    f"{len(within.ids)} they were drawn from, e.g. {missing[0]!r}"
+                )
+            self._members = np.array([where[example_id] for example_id in self.ids], np.int64)
         self.labels = rows["label"].to_numpy().astype(int)
         self.weight = rows["weight"].to_numpy(dtype=np.float64)
         # A sample of dev_a (``devsample``): each example weighed by what it stands for, and
@@ -124,15 +139,12 @@ class DevScorer:
         self.threshold = threshold
         self.copy_path = copy_path
         self._compact: batches.CompactSet | None = None
+        self.copy_seconds = 0.0  # reading the rows from Parquet into the copy (in the log)
 
     def __call__(self, model: Any) -> dict[str, dict[str, float]]:
         """``{"sampled": scores, "prior": scores}`` of ``model``'s current weights on dev_a,
         from its log-odds (``batches.predict_scores``)."""
-        if self._compact is None:
-            reader = batches.BatchReader(
-                self.index, self.index.positions(self.ids), min_rows=self.min_rows
-            )
-            self._compact = batches.CompactSet(reader, self.copy_path)
+        compact = self.compact()
         if self.scorer is not model:
             self.scorer.set_weights(model.get_weights())
         scores = batches.predict_scores(
@@ -140,7 +152,7 @@ class DevScorer:
             self.dataset_dir,
             self.ids,
             batch_size=self.batch_size,
-            compact=self._compact,
+            compact=compact,
         )
         prior = classification_scores(self.labels, scores, self.weight, threshold=self.threshold)
         if self.counts is not None:
@@ -155,6 +167,22 @@ class DevScorer:
             ),
             "prior": prior,
         }
+
+    def compact(self) -> batches.CompactSet:
+        """The examples' rows, copied from Parquet at the first call (a sample's: taken from
+        its ``within``'s copy, which this makes if it is not made yet)."""
+        if self._compact is None:
+            if self.within is not None:
+                assert self._members is not None  # set with within
+                self._compact = self.within.compact().subset(self._members)
+            else:
+                started = time.perf_counter()
+                reader = batches.BatchReader(
+                    self.index, self.index.positions(self.ids), min_rows=self.min_rows
+                )
+                self._compact = batches.CompactSet(reader, self.copy_path)
+                self.copy_seconds = time.perf_counter() - started
+        return self._compact
 
     def close(self) -> None:
         """Release the local copy of dev_a, if an evaluation made one."""
