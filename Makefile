@@ -11,6 +11,9 @@ export TF_CPP_MIN_LOG_LEVEL := 3
 .PHONY: setup repro select baseline test test-fast lint format docs lock bench reference gpu mutation coverage clean-venv
 
 setup: $(STAMP)
+	@# where this clone's filesystem has no reflinks, DVC links outputs into its cache instead
+	@# of copying them (.dvc/config.local; tools/cache_links.py)
+	$(BIN)/python -m tools.cache_links
 
 # Stale = requirements.lock or pyproject.toml changed since the venv was built: rebuild from
 # scratch so that the venv holds exactly what the lock pins, nothing left over.
@@ -24,8 +27,10 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $@
 
 repro: $(STAMP)
+	$(BIN)/python -m tools.cache_links
 	$(BIN)/dvc repro
-	@# DVC copies new outputs into the cache; relinking halves the disk they take.
+	@# Outputs DVC copied into the cache (a cache.type set by hand that does not link first)
+	@# become links: half the disk. Nothing to do where tools.cache_links chose hardlinks.
 	$(BIN)/dvc checkout --relink --quiet
 
 # Model selection on dev_b (tools/select_model.py): the experiments derived from HEAD ranked by

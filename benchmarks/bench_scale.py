@@ -137,8 +137,9 @@ def measure(scale: float, work: Path) -> dict[str, Any]:
         "workspace_plus_cache": du_bytes(project / "data", project / "models", project / ".dvc"),
         "workspace": du_bytes(project / "data", project / "models"),
     }
-    # `dvc repro`/`dvc commit` copy outputs into the cache even with cache.type hardlink
-    # (the workspace file keeps link count 1); `dvc checkout --relink` swaps in links.
+    # under reflink,hardlink,copy where reflinks fail, `dvc repro`/`dvc commit` copy outputs
+    # into the cache (the workspace file keeps link count 1; DVC links on commit only when
+    # hardlink comes first, tools/cache_links.py); `dvc checkout --relink` swaps in links.
     relink = run_measured(f"{tool[0]} checkout --relink {' '.join(STAGES)}", project, shell=True)
     disk["workspace_plus_cache_relinked"] = du_bytes(
         project / "data", project / "models", project / ".dvc"

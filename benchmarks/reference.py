@@ -19,12 +19,13 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from tools import scratch
+from tools import cache_links, scratch
 from tools.measure import (
     cpu_info,
     curve_range,
@@ -51,7 +52,11 @@ def make_project(work: Path) -> Path:
     """A fresh git + DVC repository holding the code and the reference params."""
     if work.exists():
         shutil.rmtree(work)
-    return scratch.make_project(work, yaml.safe_load(OVERRIDES.read_text()))
+    project = scratch.make_project(work, yaml.safe_load(OVERRIDES.read_text()))
+    # the repository's cache.type, then what `make setup` chooses for this filesystem
+    scratch.run(["dvc", "config", "cache.type", cache_links.REFLINK_FIRST], project)
+    cache_links.configure(project)
+    return project
 
 
 def bench_child(project: Path, *args: str) -> dict[str, Any]:
@@ -148,6 +153,8 @@ def main() -> None:
         print(f"{name} ...", flush=True)
         stages[name] = run_measured(["dvc", "repro", "--single-item", name], project, log=log)
         print(f"  {stages[name]}", flush=True)
+        with log.open("a") as out:  # the stages' own log lines carry times: DVC's share shows
+            out.write(f"[reference] {name} ended {time.strftime('%H:%M:%S')}: {stages[name]}\n")
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"complete": False, "stages": stages}, indent=2) + "\n")
     relink = run_measured(["dvc", "checkout", "--relink"], project, log=log)
@@ -160,6 +167,8 @@ def main() -> None:
         **provenance(),
         "complete": True,
         "cpu": cpu_info(),
+        # how DVC put the outputs into its cache (tools.cache_links, as `make setup` sets it)
+        "dvc_cache_type": scratch.run(["dvc", "config", "cache.type"], project).stdout.strip(),
         "params_overrides": yaml.safe_load(OVERRIDES.read_text()),
         "sizes": {
             "examples": ingest["examples_written"],
