@@ -157,6 +157,16 @@ def test_predict_scores_follow_requested_order(dataset, lengths):
     np.testing.assert_allclose(scores, expected, rtol=1e-5)
 
 
+def assert_same_batches(first, second, plan) -> None:
+    """Both sources give the plan's batches alike: indices, padded rows and lengths."""
+    for (b1, f1, n1), (b2, f2, n2) in zip(
+        first.iter_batches(plan), second.iter_batches(plan), strict=True
+    ):
+        np.testing.assert_array_equal(b1, b2)
+        np.testing.assert_array_equal(f1, f2)
+        np.testing.assert_array_equal(n1, n2)
+
+
 def test_compact_set_scores_equal_streamed_scores(dataset, lengths, tmp_path):
     """dev_a's local copy gives the scores of the streamed Parquet read, in the order asked for."""
     index = batches.index_dataset(dataset)
@@ -176,12 +186,7 @@ def test_compact_set_scores_equal_streamed_scores(dataset, lengths, tmp_path):
     np.testing.assert_allclose(local, expected, rtol=1e-5)
     # the same batches from both: the copy holds each example's exact rows
     plan = batches.plan_batches(reader.row_group, reader.n_rows, batch_size=4, pool_size=8)
-    for (b1, f1, n1), (b2, f2, n2) in zip(
-        reader.iter_batches(plan), compact.iter_batches(plan), strict=True
-    ):
-        np.testing.assert_array_equal(b1, b2)
-        np.testing.assert_array_equal(f1, f2)
-        np.testing.assert_array_equal(n1, n2)
+    assert_same_batches(reader, compact, plan)
     with pytest.raises(ValueError, match="holds 9 examples"):
         batches.predict_scores(model, dataset, ids[:3], batch_size=4, compact=compact)
     compact.close()
@@ -205,12 +210,7 @@ def test_a_subset_of_a_compact_set_is_the_copy_of_its_examples(dataset, tmp_path
     np.testing.assert_array_equal(part.n_rows, alone.n_rows)
     np.testing.assert_array_equal(part.row_group, alone.row_group)
     plan = batches.plan_batches(part.row_group, part.n_rows, batch_size=3, pool_size=6)
-    for (b1, f1, n1), (b2, f2, n2) in zip(
-        alone.iter_batches(plan), part.iter_batches(plan), strict=True
-    ):
-        np.testing.assert_array_equal(b1, b2)
-        np.testing.assert_array_equal(f1, f2)
-        np.testing.assert_array_equal(n1, n2)
+    assert_same_batches(alone, part, plan)
     model = mean_model()
     np.testing.assert_array_equal(
         batches.predict_scores(model, dataset, sample_ids, batch_size=3, compact=part),
