@@ -166,10 +166,10 @@ def test_concurrent_writers_lose_and_tear_no_row(tmp_path: Path) -> None:
 def test_a_years_history_reads_and_appends_quickly(tmp_path: Path) -> None:
     path = tmp_path / "h.jsonl"
     path.write_bytes(b"".join(hist._line(record(f"day-{d:03d}", f"f{d}")) for d in range(365)))
-    began = time.perf_counter()
+    began = time.process_time()  # CPU seconds: a stall of the shared machine is not ours
     hist.append_record(path, record("day-365", "f365"))
     rows = hist.read_history(path)
-    assert len(rows) == 366 and time.perf_counter() - began < 2.0
+    assert len(rows) == 366 and time.process_time() - began < 2.0
     assert path.stat().st_size < 365 * 1500  # about a kilobyte a batch
 
 

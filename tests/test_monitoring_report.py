@@ -93,7 +93,9 @@ def test_a_years_history_is_read_in_linear_time() -> None:
     import time
 
     rows = drifting([0.01] * 365)
-    began = time.perf_counter()
+    # this process's CPU seconds, not the wall clock: a CI run once saw 47 s of wall time
+    # here (the shared machine stalled) for work that takes 0.01 s
+    began = time.process_time()
     metrics, plots, _ = monitor_history(rows, rules=RULES, shipped=SHIPPED)
-    assert time.perf_counter() - began < 2.0
+    assert time.process_time() - began < 2.0
     assert metrics["batches"] == 365 and len(plots["prior"]) == 365 * 4
