@@ -18,10 +18,10 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
+
+from tools import scratch
 
 REFLINK_FIRST = "reflink,hardlink,copy"  # the repository's .dvc/config
 HARDLINK_FIRST = "hardlink,copy"
@@ -42,23 +42,19 @@ def reflinks_work(directory: Path) -> bool:
     return True
 
 
-def _dvc(repo: Path, *args: str) -> subprocess.CompletedProcess:
-    dvc = Path(sys.executable).parent / "dvc"
-    return subprocess.run(
-        [str(dvc), "config", *args], cwd=repo, capture_output=True, text=True, check=False
-    )
+def _config(repo: Path, *args: str, check: bool = False) -> str:
+    """``dvc config <args>`` in ``repo`` with this venv's DVC: what it prints."""
+    return scratch.run(["dvc", "config", *args], repo, check=check).stdout.strip()
 
 
 def configure(repo: Path) -> tuple[str, bool]:
     """The cache type this clone uses, and whether this call set it in ``.dvc/config.local``."""
-    local = _dvc(repo, "--local", "cache.type")
-    if local.returncode == 0 and local.stdout.strip():
-        return local.stdout.strip(), False
+    local = _config(repo, "--local", "cache.type")
+    if local:
+        return local, False
     if reflinks_work(repo / ".dvc" / "tmp"):  # the repository's own setting serves
-        return _dvc(repo, "cache.type").stdout.strip() or "DVC's default", False
-    done = _dvc(repo, "--local", "cache.type", HARDLINK_FIRST)
-    if done.returncode != 0:
-        raise RuntimeError(f"dvc config --local cache.type {HARDLINK_FIRST} failed: {done.stderr}")
+        return _config(repo, "cache.type") or "DVC's default", False
+    _config(repo, "--local", "cache.type", HARDLINK_FIRST, check=True)
     return HARDLINK_FIRST, True
 
 
