@@ -11,9 +11,10 @@ export TF_CPP_MIN_LOG_LEVEL := 3
 .PHONY: setup repro select baseline test test-fast lint format docs lock bench reference gpu mutation coverage clean-venv
 
 setup: $(STAMP)
-	@# where this clone's filesystem has no reflinks, DVC links outputs into its cache instead
-	@# of copying them (.dvc/config.local; tools/cache_links.py)
-	$(BIN)/python -m tools.cache_links
+	@# DVC settings for this clone's machine (.dvc/config.local; tools/dvc_local.py): where the
+	@# filesystem has no reflinks, outputs are linked into the cache instead of copied; new
+	@# outputs are hashed on every core
+	$(BIN)/python -m tools.dvc_local
 
 # Stale = requirements.lock or pyproject.toml changed since the venv was built: rebuild from
 # scratch so that the venv holds exactly what the lock pins, nothing left over.
@@ -27,10 +28,10 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $@
 
 repro: $(STAMP)
-	$(BIN)/python -m tools.cache_links
+	$(BIN)/python -m tools.dvc_local
 	$(BIN)/dvc repro
 	@# Outputs DVC copied into the cache (a cache.type set by hand that does not link first)
-	@# become links: half the disk. Nothing to do where tools.cache_links chose hardlinks.
+	@# become links: half the disk. Nothing to do where tools.dvc_local chose hardlinks.
 	$(BIN)/dvc checkout --relink --quiet
 
 # Model selection on dev_b (tools/select_model.py): the experiments derived from HEAD ranked by

@@ -139,7 +139,7 @@ def measure(scale: float, work: Path) -> dict[str, Any]:
     }
     # under reflink,hardlink,copy where reflinks fail, `dvc repro`/`dvc commit` copy outputs
     # into the cache (the workspace file keeps link count 1; DVC links on commit only when
-    # hardlink comes first, tools/cache_links.py); `dvc checkout --relink` swaps in links.
+    # hardlink comes first, tools/dvc_local.py); `dvc checkout --relink` swaps in links.
     relink = run_measured(f"{tool[0]} checkout --relink {' '.join(STAGES)}", project, shell=True)
     disk["workspace_plus_cache_relinked"] = du_bytes(
         project / "data", project / "models", project / ".dvc"

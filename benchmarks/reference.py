@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from tools import cache_links, scratch
+from tools import dvc_local, scratch
 from tools.measure import (
     cpu_info,
     curve_range,
@@ -53,9 +53,9 @@ def make_project(work: Path) -> Path:
     if work.exists():
         shutil.rmtree(work)
     project = scratch.make_project(work, yaml.safe_load(OVERRIDES.read_text()))
-    # the repository's cache.type, then what `make setup` chooses for this filesystem
-    scratch.run(["dvc", "config", "cache.type", cache_links.REFLINK_FIRST], project)
-    cache_links.configure(project)
+    # the repository's cache.type, then what `make setup` chooses for this disk and CPU
+    scratch.run(["dvc", "config", "cache.type", dvc_local.REFLINK_FIRST], project)
+    dvc_local.configure(project)
     return project
 
 
@@ -167,8 +167,12 @@ def main() -> None:
         **provenance(),
         "complete": True,
         "cpu": cpu_info(),
-        # how DVC put the outputs into its cache (tools.cache_links, as `make setup` sets it)
+        # how DVC put the outputs into its cache and hashed them (tools.dvc_local, as
+        # `make setup` sets them)
         "dvc_cache_type": scratch.run(["dvc", "config", "cache.type"], project).stdout.strip(),
+        "dvc_checksum_jobs": int(
+            scratch.run(["dvc", "config", "core.checksum_jobs"], project).stdout.strip()
+        ),
         "params_overrides": yaml.safe_load(OVERRIDES.read_text()),
         "sizes": {
             "examples": ingest["examples_written"],
