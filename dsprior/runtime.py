@@ -16,7 +16,7 @@ import stat
 import sys
 import tempfile
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +153,29 @@ def machine_cores() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
         return max(1, os.cpu_count() or 1)
+
+
+def map_in_processes(
+    function: Callable[[Any], Any], items: Sequence[Any], *, workers: int
+) -> list[Any]:
+    """``[function(item) for item in items]``, in up to ``workers`` fresh processes when there
+    are ``workers > 1`` and several items; in this process otherwise. The results come back in
+    ``items``' order and are the same as in this process: a function whose randomness is its
+    own (each item seeds its own generator) gives the same bytes at every ``workers``.
+
+    The processes are spawned, not forked: a fork would copy TensorFlow's and pyarrow's
+    thread pools half-held. ``function`` must be importable (module level), and each worker
+    pays for importing it, about a second: worth it for items of several seconds each.
+    """
+    if workers <= 1 or len(items) <= 1:
+        return [function(item) for item in items]
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    with ProcessPoolExecutor(
+        max_workers=min(workers, len(items)), mp_context=get_context("spawn")
+    ) as pool:
+        return list(pool.map(function, items))
 
 
 def finite_or_none(value: Any) -> Any:

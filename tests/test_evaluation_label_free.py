@@ -4,11 +4,17 @@ exactly calibrated at the prior, so that the estimates must find the measured nu
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from dsprior import runtime
+from dsprior.calibration import IDENTITY
+from dsprior.evaluation import label_free
 from dsprior.evaluation.config import check_params
+from dsprior.evaluation.label_free import label_free_metrics
 from dsprior.evaluation.metrics import PRIOR_FACTORS
 from dsprior.evaluation.pipeline import evaluate_predictions
 from dsprior.priors import Bootstrap, Costs
@@ -19,9 +25,9 @@ from tests.factories import make_split, with_log_odds
 
 
 @pytest.fixture(scope="module")
-def calibrated():
-    """Like ``predictions``, but with probabilities exactly calibrated at PRIOR (two Gaussian
-    log-odds classes), so that the label-free estimates must find the measured numbers."""
+def calibrated_frame():
+    """Predictions with probabilities exactly calibrated at PRIOR (two Gaussian log-odds
+    classes), so that the label-free estimates must find the measured numbers."""
     rng = np.random.default_rng(43)
     frame = pd.concat(
         [make_split(rng, s, n, keep) for s, n, keep in
@@ -30,10 +36,58 @@ def calibrated():
     )  # fmt: skip
     x = np.where(frame["label"] == 1, 2.0, -2.0) + rng.normal(size=len(frame))
     frame = with_log_odds(frame, 4.0 * x + np.log(PRIOR / (1 - PRIOR)), beta=BETA)
-    frame = frame.reset_index(drop=True)
+    return frame.reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def calibrated(calibrated_frame):
+    """``evaluate_predictions`` on ``calibrated_frame``."""
     return evaluate_predictions(
-        frame, config=check_params(PARAMS), prior=PRIOR, prior_source="fixture", beta=BETA
+        calibrated_frame,
+        config=check_params(PARAMS),
+        prior=PRIOR,
+        prior_source="fixture",
+        beta=BETA,
     )
+
+
+LABEL_FREE_ARGS = {
+    "prior": PRIOR,
+    "threshold": 0.3,
+    "costs": Costs(false_positive=1, false_negative=10),
+    "calibration": IDENTITY,
+    "training_prior": BETA * PRIOR / (BETA * PRIOR + 1 - PRIOR),
+    "bootstrap": Bootstrap(resamples=40, level=0.9, seed=5),
+}
+
+
+def test_batches_estimated_side_by_side_in_processes_give_the_same_bytes(calibrated_frame):
+    alone = label_free_metrics(calibrated_frame, workers=1, **LABEL_FREE_ARGS)
+    side_by_side = label_free_metrics(calibrated_frame, workers=2, **LABEL_FREE_ARGS)
+    assert list(side_by_side) == list(alone) == [
+        "dev_b", "test", "test_at_1_30", "test_at_1_100", "test_at_1_250"
+    ]  # fmt: skip
+    assert json.dumps(side_by_side) == json.dumps(alone)
+    # each batch draws its own resamples: not one shared stream cut into pieces
+    assert alone["dev_b"]["estimated_prior"]["ci"] != alone["test"]["estimated_prior"]["ci"]
+
+
+@pytest.mark.parametrize(("processes_from", "expected"), [(None, 1), (1, "cores")])
+def test_processes_are_started_only_for_work_that_pays_for_them(
+    calibrated_frame, monkeypatch, processes_from, expected
+):
+    asked: list[int] = []
+
+    def in_this_process(function, items, *, workers):
+        asked.append(workers)
+        return [function(item) for item in items]
+
+    monkeypatch.setattr(runtime, "map_in_processes", in_this_process)
+    if processes_from is not None:
+        monkeypatch.setattr(label_free, "PROCESSES_FROM", processes_from)
+    label_free_metrics(calibrated_frame, **LABEL_FREE_ARGS)
+    # the fixture's 5 batches of up to 2,400 examples and 40 resamples: about 1e6
+    assert asked == [runtime.machine_cores() if expected == "cores" else expected]
 
 
 def test_evaluate_reports_calibration_and_the_label_free_estimates(calibrated):

@@ -152,3 +152,30 @@ def test_git_ignores_the_temporaries_of_interrupted_runs(tmp_path: Path) -> None
         check=True,
     ).stdout.splitlines()
     assert sorted(status) == ["?? .gitignore", "?? data/new.csv", "?? out/scores.tmp"]
+
+
+def _pid_after(seconds: float) -> tuple[float, int]:
+    """A worker's task: wait, then say which process ran it."""
+    import time
+
+    time.sleep(seconds)
+    return seconds, os.getpid()
+
+
+def test_map_in_processes_runs_in_other_processes_and_keeps_the_order():
+    waits = [0.4, 0.0, 0.2, 0.0]  # the first finishes last
+    done = runtime.map_in_processes(_pid_after, waits, workers=2)
+    assert [seconds for seconds, _ in done] == waits
+    pids = {pid for _, pid in done}
+    assert os.getpid() not in pids and 1 <= len(pids) <= 2
+
+
+@pytest.mark.parametrize(("workers", "items"), [(1, [0.0, 0.0]), (4, [0.0])])
+def test_map_in_processes_stays_in_this_process_for_one_worker_or_one_item(workers, items):
+    done = runtime.map_in_processes(_pid_after, items, workers=workers)
+    assert done == [(0.0, os.getpid())] * len(items)
+
+
+def test_a_workers_error_reaches_the_caller():
+    with pytest.raises(ValueError, match="sleep length must be non-negative"):
+        runtime.map_in_processes(_pid_after, [0.0, -1.0], workers=2)
