@@ -172,9 +172,11 @@ def load_model(path: str | Path) -> Any:
         from dsprior import pooled_logistic
 
         return pooled_logistic.load_model(path)
-    from dsprior import cnn, runtime
+    from dsprior import runtime
 
-    runtime.quiet_tensorflow()
+    runtime.quiet_tensorflow()  # before dsprior.cnn, which imports TensorFlow
+    from dsprior import cnn
+
     return cnn.load_model(path)
 
 

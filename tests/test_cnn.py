@@ -125,3 +125,26 @@ def test_load_model_is_uncompiled_and_refuses_unsafe_layers(tmp_path):
     unsafe.save(tmp_path / "unsafe.keras")
     with pytest.raises(ValueError, match="safe_mode"):
         cnn.load_model(tmp_path / "unsafe.keras")
+
+
+def test_loading_a_model_in_a_fresh_process_keeps_tensorflow_quiet(tmp_path):
+    """``modeldir.load_model`` is how bundle, evaluate and score bring TensorFlow in: with
+    oneDNN on, TensorFlow's C++ start-up lines must not reach stderr (the bundle stage printed
+    them while dsprior.cnn was imported before ``runtime.quiet_tensorflow``)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.factories import save_model
+
+    save_model(tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TF_CPP")}
+    env["TF_ENABLE_ONEDNN_OPTS"] = "1"  # the oneDNN line is the one TF prints at any log level
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys; from dsprior import modeldir; "
+         "print(modeldir.model_dim(modeldir.load_model(sys.argv[1])))",
+         str(tmp_path / "model.keras")],
+        capture_output=True, text=True, env=env, check=True,
+    )  # fmt: skip
+    assert loaded.stdout.strip() != ""
+    assert loaded.stderr == ""
