@@ -27,7 +27,7 @@ LABEL_FREE_SPLITS = ("dev_b", "test")
 LABEL_FREE_RATIOS = (30, 100, 250)  # test resampled to 1:N (N negatives a positive), labels hidden
 # From this many examples times resamples (each batch's examples plus the reference's, summed
 # over the batches) the batches are estimated in a process per core. Measured on 2 cores, in
-# evaluate without its scoring: the reference scale (2.3e8) took 21.5 s against 31.2 s in one
+# evaluate without its scoring: the reference scale (3.3e8) took 21.5 s against 31.2 s in one
 # process, the default run (1.3e8) 17 s against 23 s; starting a worker costs about a second,
 # so the tests' small batches stay in the evaluating process.
 PROCESSES_FROM = 50_000_000
