@@ -287,6 +287,21 @@ def test_dev_a_is_read_from_parquet_once_for_the_whole_and_its_sample(
     assert seconds["copy"] <= seconds["whole"] + seconds["sample"] + 0.1
 
 
+@pytest.mark.parametrize("own_copy", [True, False])
+def test_a_scorer_makes_its_own_copy_or_takes_another_scorers_never_both(tmp_path, own_copy):
+    from dsprior.training.scores import DevScorer
+
+    def scorer(**where):
+        rows = pd.DataFrame({"example_id": ["a"], "label": [1], "weight": [1.0]})
+        kw = dict(index=None, dataset_dir=tmp_path, scorer=None, min_rows=1, batch_size=1)
+        return DevScorer(rows, threshold=0.5, **kw, **where)
+
+    whole = scorer(copy_path=tmp_path / "dev_a.npy")
+    where = {"copy_path": tmp_path / "x.npy", "within": whole} if own_copy else {}
+    with pytest.raises(ValueError, match="a copy_path for its own copy or a within, not both"):
+        scorer(**where)
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     from tests.factories import make_data

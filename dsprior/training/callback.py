@@ -16,8 +16,8 @@ interval as ``<score>_low`` and ``<score>_high``), and the whole of dev_a (curve
 ``dev_a/...``) is scored only at ``train.eval_whole`` of the evaluations, the first and the
 last among them and the rest spread evenly in log(step) (``CurveSchedule.decision_steps``):
 the decisions. The best model is chosen among them on the whole of dev_a, and ``patience``
-counts decisions without improvement. The sample does not decide: none of its scores ranked the models as
-all of dev_a did at the production prior (the reference run's figures are in
+counts decisions without improvement. The sample does not decide: none of its scores ranked
+the models as all of dev_a did at the production prior (the reference run's figures are in
 docs/scale.md), since average precision there rests on the few negatives that score highest,
 of which a sample holds few.
 """
@@ -57,7 +57,8 @@ class CurveSchedule:
     ``log_every``, ``eval_every``, ``checkpoint_every`` (steps a Keras epoch),
     ``select_metric``, ``patience`` and ``decisions`` (``eval_whole``) are the ``train``
     params; ``steps_per_epoch`` is a pass over the training rows (an evaluation at each end),
-    ``total_steps`` the run's length, and ``start_step`` where a resumed run picks up (0: a fresh run).
+    ``total_steps`` the run's length, and ``start_step`` where a resumed run picks up (0: a
+    fresh run).
     """
 
     log_every: int
@@ -99,8 +100,8 @@ class CurveSchedule:
         them, the first and the last evaluation among them (one decision: the last), the rest
         spread evenly in the logarithm of the step (denser early, where the model changes
         fastest: the default run's best model was at step 100 of 514); each is the evaluation
-        nearest its target, so two targets on one evaluation make one decision. All of them when ``decisions``
-        is None or not smaller."""
+        nearest its target, so two targets on one evaluation make one decision. All of them
+        when ``decisions`` is None or not smaller."""
         steps = self.evaluation_steps()
         if self.decisions is None or self.decisions >= len(steps):
             return steps

@@ -118,9 +118,7 @@ def _train(
     # Under a distribution strategy, dev_a is scored by a plain copy of the model.
     scorer = model if p.strategy == "default" else cnn.build_cnn(**architecture)
 
-    def dev_scorer(
-        name: str, sample: DevSample | None = None, within: DevScorer | None = None
-    ) -> DevScorer:
+    def dev_scorer(sample: DevSample | None = None, within: DevScorer | None = None) -> DevScorer:
         return DevScorer(
             rows.dev if sample is None else sample.rows,
             index=index,
@@ -129,18 +127,18 @@ def _train(
             min_rows=min_rows,
             batch_size=p.eval_batch_size,
             threshold=p.threshold,
-            copy_path=backup_dir / f"{name}.npy",
+            copy_path=None if within is not None else backup_dir / "dev_a.npy",
             sample=sample,
             seed=p.seed,
             within=within,
         )
 
-    dev = dev_scorer("dev_a")
+    dev = dev_scorer()
     sample = (
         None if p.eval_sample is None else draw_dev_sample(rows.dev, p.eval_sample, seed=p.seed)
     )
     # the sample's rows are taken from dev_a's copy: dev_a is read from Parquet once
-    dev_sample = None if sample is None else dev_scorer("dev_a_sample", sample, within=dev)
+    dev_sample = None if sample is None else dev_scorer(sample, within=dev)
     live = curves.open_live(live_dir, replay)
     step_curves = StepCurves(
         live=live,

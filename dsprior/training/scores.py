@@ -87,10 +87,11 @@ class DevScorer:
 
     ``dev_a`` shares row groups with train: its rows are copied once, at the first
     evaluation, into ``copy_path`` (a ``batches.CompactSet``), so each evaluation reads only
-    them; a sample's scorer takes its rows from that copy (``within``, the scorer of all of
-    dev_a), so Parquet is read once. Under a distribution strategy ``scorer`` is a plain copy of the model being
-    trained: its predict() runs on this process alone, with no collective op the other
-    workers would have to join. ``close()`` removes the copy.
+    them; a sample's scorer takes its rows from that copy instead (``within``, the scorer of
+    all of dev_a; no ``copy_path`` of its own), so Parquet is read once. Under a distribution
+    strategy ``scorer`` is a plain copy of the model being trained: its predict() runs on
+    this process alone, with no collective op the other workers would have to join.
+    ``close()`` removes the copy.
     """
 
     def __init__(
@@ -103,11 +104,13 @@ class DevScorer:
         min_rows: int,
         batch_size: int,
         threshold: float,
-        copy_path: Path,
+        copy_path: Path | None = None,
         sample: DevSample | None = None,
         seed: int = 0,
         within: DevScorer | None = None,
     ) -> None:
+        if (copy_path is None) == (within is None):
+            raise ValueError("DevScorer takes a copy_path for its own copy or a within, not both")
         self.ids = rows["example_id"].tolist()
         # a sample's rows come from the copy of all of dev_a (``within``): read once
         self.within = within
@@ -176,6 +179,7 @@ class DevScorer:
                 assert self._members is not None  # set with within
                 self._compact = self.within.compact().subset(self._members)
             else:
+                assert self.copy_path is not None  # set without within
                 started = time.perf_counter()
                 reader = batches.BatchReader(
                     self.index, self.index.positions(self.ids), min_rows=self.min_rows
